@@ -1,0 +1,54 @@
+# cython: language_level=3
+"""What this build can run: its instruction-set variants (isa.h), whether OpenMP was compiled
+in, and how it was compiled. Read once at import by cconv._isa and cconv.show_config()."""
+
+cdef extern from "isa.h" nogil:
+    int CC_NUM_ISAS
+    int cc_isa_supported(int isa)
+    const char *cc_isa_name(int isa)
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define CC_OPENMP 1
+    static int cc_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    #define CC_OPENMP 0
+    static int cc_omp_max_threads(void) { return 1; }
+    #endif
+    #ifndef CC_BUILD_FLAGS
+    #define CC_BUILD_FLAGS "unknown"
+    #endif
+    #if defined(__clang__)
+    #define CC_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define CC_COMPILER "gcc " __VERSION__
+    #else
+    #define CC_COMPILER "unknown"
+    #endif
+    """
+    int CC_OPENMP
+    const char *CC_COMPILER
+    const char *CC_BUILD_FLAGS
+    int cc_omp_max_threads()
+
+
+def isa_names():
+    """Names of the variants compiled into this build, lowest (the baseline) first."""
+    return tuple(cc_isa_name(i).decode() for i in range(CC_NUM_ISAS))
+
+
+def isa_supported():
+    """For each compiled variant, whether this CPU runs it."""
+    return tuple(bool(cc_isa_supported(i)) for i in range(CC_NUM_ISAS))
+
+
+openmp = bool(CC_OPENMP)
+compiler = CC_COMPILER.decode()
+build_flags = CC_BUILD_FLAGS.decode()
+
+
+def omp_max_threads():
+    """OpenMP's own default team size (1 without OpenMP)."""
+    return cc_omp_max_threads()

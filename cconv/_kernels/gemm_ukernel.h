@@ -1,0 +1,78 @@
+/*
+ * gemm_ukernel_<MR>x<NR>: the register tile of the implicit GEMM (one body, included by
+ * gemm_dispatch.h once per instruction-set variant, dtype and row count MR).
+ *
+ *     C[MR x NR] = (accumulate ? C : bias) + A[MR x kc] * B[kc x NR]      NR = 2 vectors
+ *
+ *   A  packed weights, k-major: a[k * MR + i]         (broadcast, one scalar per row)
+ *   B  pixels, k-major:         b[k * ldb + j]        (two vector loads per k; ldb = NR for a
+ *                                                      packed panel, H*W for a 1x1 input read
+ *                                                      in place)
+ *   C  output rows:             c[i * ldc + j], j < nr (nr < NR only for the last tile of a row
+ *                                                      of pixels; it goes through a stack tile)
+ *
+ * The accumulators are MR x 2 named vectors (CC_ROWS x-macros), which GCC and Clang keep in
+ * registers; an array of accumulators is not reliably register-allocated.
+ *
+ * Template parameters (macros): CC_T scalar, CC_V / CC_VU aligned / unaligned vector type,
+ * CC_VL lanes, CC_MR rows, CC_TARGET function attribute, CC_UK function name.
+ */
+
+#define CC_NR (2 * CC_VL)
+#define CC_LOADU(p) (*(const CC_VU *)(p))
+#define CC_STOREU(p, v) (*(CC_VU *)(p) = (v))
+
+#define CC_DECL(i) CC_V c##i##a, c##i##b;
+#define CC_INIT(i) c##i##a = c##i##b = zero + (bias ? bias[i] : (CC_T)0);
+#define CC_LOAD(i) c##i##a = CC_LOADU(cs + (i) * cs_ld); c##i##b = CC_LOADU(cs + (i) * cs_ld + CC_VL);
+#define CC_FMA(i) { const CC_T ai = a[i]; c##i##a += b0 * ai; c##i##b += b1 * ai; }
+#define CC_STORE(i) CC_STOREU(cs + (i) * cs_ld, c##i##a); CC_STOREU(cs + (i) * cs_ld + CC_VL, c##i##b);
+
+CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a, const CC_T *restrict b,
+                            Py_ssize_t ldb, CC_T *restrict c, Py_ssize_t ldc, Py_ssize_t nr,
+                            const CC_T *restrict bias, int accumulate)
+{
+    const CC_V zero = {0};
+    CC_T tile[CC_MR * CC_NR];
+    /* A partial tile is read and written through `tile`, so the vector code never touches
+       memory past column nr. */
+    CC_T *cs = c;
+    Py_ssize_t cs_ld = ldc;
+    if (nr < CC_NR) {
+        cs = tile;
+        cs_ld = CC_NR;
+        if (accumulate) {
+            for (Py_ssize_t i = 0; i < CC_MR; i++)
+                for (Py_ssize_t j = 0; j < CC_NR; j++)
+                    tile[i * CC_NR + j] = j < nr ? c[i * ldc + j] : (CC_T)0;
+        }
+    }
+    CC_CAT(CC_ROWS_, CC_MR)(CC_DECL)
+    if (accumulate) {
+        CC_CAT(CC_ROWS_, CC_MR)(CC_LOAD)
+    } else {
+        CC_CAT(CC_ROWS_, CC_MR)(CC_INIT)
+    }
+    for (Py_ssize_t k = 0; k < kc; k++) {
+        const CC_V b0 = CC_LOADU(b);
+        const CC_V b1 = CC_LOADU(b + CC_VL);
+        CC_CAT(CC_ROWS_, CC_MR)(CC_FMA)
+        a += CC_MR;
+        b += ldb;
+    }
+    CC_CAT(CC_ROWS_, CC_MR)(CC_STORE)
+    if (nr < CC_NR) {
+        for (Py_ssize_t i = 0; i < CC_MR; i++)
+            for (Py_ssize_t j = 0; j < nr; j++)
+                c[i * ldc + j] = tile[i * CC_NR + j];
+    }
+}
+
+#undef CC_NR
+#undef CC_LOADU
+#undef CC_STOREU
+#undef CC_DECL
+#undef CC_INIT
+#undef CC_LOAD
+#undef CC_FMA
+#undef CC_STORE

@@ -1,0 +1,268 @@
+"""Argument checking and normalisation: every user-facing error of cconv is raised here.
+
+PyTorch's semantics and, where it has them, its words. The result of checking a call is one
+frozen `ConvParams`, which the planner and the kernels take as the whole truth about sizes.
+Sizes are Python ints checked against the platform's Py_ssize_t before anything is
+allocated, so the kernels' index arithmetic (including intermediate values such as
+`oh*stride + kh*dilation`) cannot overflow, on 32-bit platforms too.
+"""
+import operator
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+# Every extent the kernels compute with (padded sizes, offsets, element counts, byte counts)
+# stays below this, leaving headroom for the sums of a few of them.
+SIZE_LIMIT = sys.maxsize // 16
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """The complete, checked geometry of one convolution call.
+
+    For conv2d, (H_out, W_out) follow from the input, kernel, stride, padding and dilation;
+    for conv_transpose2d (transposed=True) the roles of input and output swap and
+    output_padding adds to the bottom/right. `padding` is (top, bottom, left, right).
+    """
+    N: int
+    C_in: int
+    H: int
+    W: int
+    C_out: int
+    KH: int
+    KW: int
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+    H_out: int
+    W_out: int
+    transposed: bool = False
+    output_padding: tuple = (0, 0)
+
+    @property
+    def Cg(self):
+        """Input channels per group."""
+        return self.C_in // self.groups
+
+    @property
+    def Mg(self):
+        """Output channels per group."""
+        return self.C_out // self.groups
+
+    @property
+    def flops(self):
+        """Floating-point operations (2 per multiply-add) over the whole batch."""
+        if self.transposed:
+            return 2 * self.N * self.C_in * self.H * self.W * self.Mg * self.KH * self.KW
+        return 2 * self.N * self.C_out * self.H_out * self.W_out * self.Cg * self.KH * self.KW
+
+    @property
+    def input_shape(self):
+        return (self.N, self.C_in, self.H, self.W)
+
+    @property
+    def output_shape(self):
+        return (self.N, self.C_out, self.H_out, self.W_out)
+
+
+def int_pair(fn, name, value, minimum):
+    """`value` as a pair of ints >= minimum: an int, or a sequence of one or two ints."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+        if len(items) == 1:
+            items = items * 2
+        if len(items) != 2:
+            raise ValueError(f"{fn}(): expected {name} to be a single integer value or a "
+                             f"list of 2 values to match the convolution dimensions, but got "
+                             f"{name}={list(value)}")
+    else:
+        items = [value, value]
+    pair = []
+    for v in items:
+        if isinstance(v, bool) or not _is_int(v):
+            raise TypeError(f"{fn}(): {name} must be an int or a pair of ints, got "
+                            f"{value!r}")
+        pair.append(operator.index(v))
+    if min(pair) < minimum:
+        what = {0: "negative {} is not supported", 1: "non-positive {} is not supported"}
+        raise ValueError(f"{fn}(): " + what[minimum].format(name) + f", got {name}={value!r}")
+    if max(pair) > SIZE_LIMIT:
+        raise ValueError(f"{fn}(): {name}={value!r} is too large (at most {SIZE_LIMIT})")
+    return tuple(pair)
+
+
+def positive_int(fn, name, value):
+    if isinstance(value, bool) or not _is_int(value):
+        raise TypeError(f"{fn}(): {name} must be an int, got {type(value).__name__} "
+                        f"{value!r}")
+    value = operator.index(value)
+    if value < 1:
+        raise ValueError(f"{fn}(): non-positive {name} is not supported, got {name}={value}")
+    if value > SIZE_LIMIT:
+        raise ValueError(f"{fn}(): {name}={value} is too large (at most {SIZE_LIMIT})")
+    return value
+
+
+def _is_int(v):
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return True
+
+
+def conv_padding(fn, padding, kernel, dilation, stride):
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same'.
+
+    'same' keeps the input size (stride 1 only); when the total padding
+    dilation*(k-1) is odd, the extra row/column goes to the bottom/right, as in PyTorch.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{fn}(): padding='same' is not supported for strided "
+                                 f"convolutions, got stride={stride}")
+            th = dilation[0] * (kernel[0] - 1)
+            tw = dilation[1] * (kernel[1] - 1)
+            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        raise ValueError(f"{fn}(): invalid padding string {padding!r}, expected 'valid', "
+                         f"'same', an int or a pair of ints")
+    ph, pw = int_pair(fn, "padding", padding, 0)
+    return (ph, ph, pw, pw)
+
+
+def as_float_array(fn, name, value):
+    """`value` as an ndarray of float32 or float64, any layout (no copy when it is one)."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        if value is None:
+            raise TypeError(f"{fn}(): {name} must be an array, got None")
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # any array-like that numpy cannot read
+            raise TypeError(f"{fn}(): {name} must be an array of float32 or float64, got "
+                            f"{type(value).__name__} ({exc})") from None
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+        raise TypeError(f"{fn}(): {name} must have dtype float32 or float64, got "
+                        f"{arr.dtype} (cast with .astype(numpy.float32))")
+    return arr
+
+
+def contiguous(arr, dtype):
+    """C-contiguous, native-byte-order copy of arr in dtype, or arr itself if it already is."""
+    if arr.dtype == dtype and arr.flags.c_contiguous and arr.dtype.isnative:
+        return arr
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_same_dtype(fn, input, weight, bias):
+    """The dtype of the call: input, weight and bias must agree (PyTorch refuses mixtures)."""
+    dtype = input.dtype.newbyteorder("=")
+    for name, arr in (("weight", weight), ("bias", bias)):
+        if arr is not None and arr.dtype.newbyteorder("=") != dtype:
+            raise TypeError(f"{fn}(): input has dtype {dtype} but {name} has dtype "
+                            f"{arr.dtype.newbyteorder('=')}; they must be the same (cast one "
+                            f"with .astype(...))")
+    return np.dtype(dtype.name)
+
+
+def batched(fn, input):
+    """(input as 4-D, whether it was unbatched)."""
+    if input.ndim == 4:
+        return input, False
+    if input.ndim == 3:
+        return input[None], True
+    raise ValueError(f"{fn}(): expected 3D (unbatched) or 4D (batched) input, but got "
+                     f"input of size: {list(input.shape)}")
+
+
+def check_weight(fn, weight, name="weight"):
+    if weight.ndim != 4:
+        raise ValueError(f"{fn}(): expected {name} to be 4-dimensional, but got {name} of "
+                         f"size {list(weight.shape)}")
+    if weight.shape[2] < 1 or weight.shape[3] < 1:
+        raise ValueError(f"{fn}(): kernel size should be greater than zero, but got "
+                         f"kernel_height: {weight.shape[2]} kernel_width: {weight.shape[3]}")
+
+
+def check_bias(fn, bias, weight, channels):
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != channels):
+        raise ValueError(f"{fn}(): given weight of size {list(weight.shape)}, expected bias "
+                         f"to be 1-dimensional with {channels} elements, but got bias of size "
+                         f"{list(bias.shape)} instead")
+
+
+def check_sizes(fn, *shapes, itemsize=8):
+    """Every shape's element count (and byte count) must stay far from overflow."""
+    for shape in shapes:
+        count = 1
+        for s in shape:
+            count *= s
+        if count * itemsize > SIZE_LIMIT:
+            raise MemoryError(f"{fn}(): an array of shape {tuple(shape)} would need "
+                              f"{count * itemsize} bytes, more than this platform can "
+                              f"address")
+
+
+def conv2d_params(fn, x_shape, w_shape, stride, padding, dilation, groups):
+    """ConvParams of conv2d(input of x_shape (4-D), weight of w_shape), all checked.
+
+    stride, dilation: pairs; padding: (top, bottom, left, right); groups: positive int.
+    """
+    N, C_in, H, W = x_shape
+    C_out, Cg, KH, KW = w_shape
+    if C_out % groups:
+        raise ValueError(f"{fn}(): given groups={groups}, expected weight to be divisible by "
+                         f"{groups} at dimension 0, but got weight of size {list(w_shape)} "
+                         f"instead")
+    if C_out < 1:
+        raise ValueError(f"{fn}(): given groups={groups}, expected weight to be at least 1 at "
+                         f"dimension 0, but got weight of size {list(w_shape)} instead")
+    if C_in != Cg * groups:
+        raise ValueError(f"{fn}(): given groups={groups}, weight of size {list(w_shape)}, "
+                         f"expected input{list(x_shape)} to have {Cg * groups} channels, but "
+                         f"got {C_in} channels instead")
+    pt, pb, pl, pr = padding
+    Hp, Wp = H + pt + pb, W + pl + pr
+    eh, ew = dilation[0] * (KH - 1) + 1, dilation[1] * (KW - 1) + 1
+    if Hp < eh or Wp < ew:
+        raise ValueError(f"{fn}(): calculated padded input size per channel: ({Hp} x {Wp}). "
+                         f"Kernel size: ({eh} x {ew}). Kernel size can't be greater than "
+                         f"actual input size")
+    if max(Hp, Wp, eh, ew) > SIZE_LIMIT:
+        raise ValueError(f"{fn}(): padded input ({Hp} x {Wp}) or dilated kernel ({eh} x {ew}) "
+                         f"is too large (at most {SIZE_LIMIT})")
+    H_out = (Hp - eh) // stride[0] + 1
+    W_out = (Wp - ew) // stride[1] + 1
+    params = ConvParams(N, C_in, H, W, C_out, KH, KW, tuple(stride), tuple(padding),
+                        tuple(dilation), groups, H_out, W_out)
+    check_sizes(fn, params.output_shape)
+    return params
+
+
+def check_out(fn, out, shape, dtype, *inputs):
+    """`out=` must be a writeable, C-contiguous ndarray of exactly the result's shape and
+    dtype, not overlapping any input."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{fn}(): out must be a numpy.ndarray, got {type(out).__name__}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{fn}(): out has shape {tuple(out.shape)}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise ValueError(f"{fn}(): out has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{fn}(): out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{fn}(): out is read-only")
+    for arr in inputs:
+        if arr is not None and np.may_share_memory(out, arr):
+            raise ValueError(f"{fn}(): out overlaps an input array; pass a separate array")
+    return out

@@ -1,0 +1,92 @@
+"""The one source of truth for how many threads a cconv call uses.
+
+The count is `set_num_threads(n)` if called, else `OMP_NUM_THREADS`, else the CPUs this process
+may run on. A call then uses `threads_for(work_items, flops)` of them: one for small problems
+(a parallel region costs more than it saves), never more than there are work items.
+
+Fork safety: GNU libgomp hangs in a forked child whose parent had started its thread pool, as
+soon as the child asks for more than one thread. After a fork, a child whose parent ran a
+multi-threaded call is held to one thread (os.register_at_fork), whatever it asks for.
+"""
+import operator
+import os
+
+# Below this many floating-point operations a call runs on one thread. Measured with
+# benchmarks/test_threads.py: under ~2 MFLOP the second thread's start-up eats the gain.
+MIN_FLOPS_PARALLEL = 2_000_000
+
+_requested = None           # set_num_threads(n), or None for the environment's default
+_pool_started = False       # this process ran a call with more than one thread
+_forked_after_pool = False  # we are a forked child of a process whose pool had started
+
+
+def _cpus_available():
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return max(os.cpu_count() or 1, 1)
+
+
+def _from_environment():
+    """OMP_NUM_THREADS (its first entry, as OpenMP reads it), else the available CPUs."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not raw:
+        return _cpus_available()
+    first = raw.split(",")[0].strip()
+    try:
+        n = int(first)
+    except ValueError:
+        raise ValueError(f"OMP_NUM_THREADS={raw!r} is not a positive integer; unset it or "
+                         f"call cconv.set_num_threads(n)") from None
+    if n < 1:
+        raise ValueError(f"OMP_NUM_THREADS={raw!r} must be at least 1; unset it or call "
+                         f"cconv.set_num_threads(n)")
+    return n
+
+
+def get_num_threads():
+    """The number of threads cconv may use per call (before small problems use fewer)."""
+    if _forked_after_pool:
+        return 1
+    requested = _requested
+    return requested if requested is not None else _from_environment()
+
+
+def set_num_threads(n):
+    """Use at most n threads per call from now on (n >= 1); None restores the default."""
+    global _requested
+    if n is None:
+        _requested = None
+        return
+    if isinstance(n, bool):
+        raise TypeError(f"set_num_threads(): n must be an int >= 1, got {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads(): n must be an int >= 1, got "
+                        f"{type(n).__name__} {n!r}") from None
+    if n < 1:
+        raise ValueError(f"set_num_threads(): n must be >= 1, got {n}")
+    _requested = n
+
+
+def threads_for(work_items, flops, available):
+    """Threads for one call with `work_items` independent items and `flops` operations, when
+    `available` (get_num_threads()) may be used."""
+    global _pool_started
+    if flops < MIN_FLOPS_PARALLEL or work_items < 2:
+        return 1
+    n = min(available, work_items)
+    if n > 1:
+        _pool_started = True
+    return n
+
+
+def _after_fork_in_child():
+    global _forked_after_pool
+    if _pool_started:
+        _forked_after_pool = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,275 @@
+"""Conv2d, as torch.nn.Conv2d: owns numpy weights, packs them once, loads a torch state_dict.
+
+The weights live in one immutable snapshot (weight, bias, packed forms). Assigning `.weight`
+or `.bias` or calling `load_state_dict` builds a new snapshot and swaps it in with a single
+assignment; a call reads the snapshot once at its start. So new weights always take effect,
+packed weights are never stale, and a call running while another thread loads new weights
+computes entirely with the old or entirely with the new ones, never a mixture. The arrays
+`.weight` and `.bias` are read-only: change them by assignment, not in place.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from . import _isa, _params, _planner, _threads
+
+__all__ = ["Conv2d"]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class _Snapshot:
+    """Weights and their packed forms, replaced whole, never modified (but `packed`, a cache
+    filled on first use per layout; concurrent fills compute the same value)."""
+    __slots__ = ("weight", "bias", "packed")
+
+    def __init__(self, weight, bias):
+        self.weight = weight
+        self.bias = bias
+        self.packed = {}
+
+
+def _readonly(arr):
+    arr.flags.writeable = False
+    return arr
+
+
+def _as_rng(rng):
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+class _ConvNd:
+    """What Conv2d and ConvTranspose2d share: weights, state_dict, repr, padding modes."""
+
+    _fn = "Conv2d"
+    transposed = False
+
+    def _init_common(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                     groups, bias, padding_mode, dtype, output_padding=0):
+        fn = type(self).__name__
+        self.in_channels = _params.positive_int(fn, "in_channels", in_channels)
+        self.out_channels = _params.positive_int(fn, "out_channels", out_channels)
+        self.groups = _params.positive_int(fn, "groups", groups)
+        if self.in_channels % self.groups:
+            raise ValueError(f"{fn}: in_channels must be divisible by groups, got "
+                             f"in_channels={in_channels}, groups={groups}")
+        if self.out_channels % self.groups:
+            raise ValueError(f"{fn}: out_channels must be divisible by groups, got "
+                             f"out_channels={out_channels}, groups={groups}")
+        self.kernel_size = _params.int_pair(fn, "kernel_size", kernel_size, 1)
+        self.stride = _params.int_pair(fn, "stride", stride, 1)
+        self.dilation = _params.int_pair(fn, "dilation", dilation, 1)
+        self.output_padding = _params.int_pair(fn, "output_padding", output_padding, 0)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{fn}: padding_mode must be one of {PADDING_MODES}, but got "
+                             f"padding_mode={padding_mode!r}")
+        self.padding_mode = padding_mode
+        if isinstance(padding, str):
+            # Checks the string (and 'same' with strides) exactly as a call would.
+            self._pads = _params.conv_padding(fn, padding, self.kernel_size, self.dilation,
+                                              self.stride)
+            self.padding = padding
+        else:
+            self.padding = _params.int_pair(fn, "padding", padding, 0)
+            self._pads = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
+        dtype = np.dtype(dtype)
+        if dtype not in _params.DTYPES:
+            raise TypeError(f"{fn}: dtype must be float32 or float64, got {dtype}")
+        self.dtype = dtype
+        self._has_bias = bool(bias)
+        self._plans = {}
+
+    # ---- weights --------------------------------------------------------------------------
+    def _weight_shape(self):
+        kh, kw = self.kernel_size
+        if self.transposed:
+            return (self.in_channels, self.out_channels // self.groups, kh, kw)
+        return (self.out_channels, self.in_channels // self.groups, kh, kw)
+
+    def _fan_in(self):
+        shape = self._weight_shape()
+        return shape[1] * shape[2] * shape[3]
+
+    def reset_parameters(self, rng=None):
+        """PyTorch's initialisation: weight and bias uniform in +-1/sqrt(fan_in), where
+        fan_in = weight.shape[1] * kh * kw. rng: a seed or numpy Generator."""
+        rng = _as_rng(rng)
+        fan_in = self._fan_in()
+        bound = 1.0 / np.sqrt(fan_in) if fan_in else 0.0
+        weight = rng.uniform(-bound, bound, self._weight_shape()).astype(self.dtype)
+        bias = None
+        if self._has_bias:
+            bias = rng.uniform(-bound, bound, (self.out_channels,)).astype(self.dtype)
+        self._snapshot = _Snapshot(_readonly(weight), None if bias is None else _readonly(bias))
+
+    def _checked(self, name, value, shape):
+        fn = type(self).__name__
+        arr = _params.as_float_array(f"{fn}.{name}", name, value)
+        if tuple(arr.shape) != shape:
+            raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(arr.shape)}")
+        return _readonly(np.array(arr, dtype=self.dtype, order="C", copy=True))
+
+    @property
+    def weight(self):
+        return self._snapshot.weight
+
+    @weight.setter
+    def weight(self, value):
+        current = self._snapshot
+        self._snapshot = _Snapshot(self._checked("weight", value, self._weight_shape()),
+                                   current.bias)
+
+    @property
+    def bias(self):
+        return self._snapshot.bias
+
+    @bias.setter
+    def bias(self, value):
+        current = self._snapshot
+        bias = None if value is None else self._checked("bias", value, (self.out_channels,))
+        self._has_bias = bias is not None
+        self._snapshot = _Snapshot(current.weight, bias)
+
+    def state_dict(self):
+        """{'weight': ..., 'bias': ...} as numpy copies (no 'bias' when bias=False)."""
+        snap = self._snapshot
+        state = {"weight": snap.weight.copy()}
+        if snap.bias is not None:
+            state["bias"] = snap.bias.copy()
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Load 'weight' (and 'bias') from a mapping of arrays: numpy arrays, torch tensors
+        (a torch module's state_dict() as it is), or anything numpy can read. Values are
+        cast to the module's dtype; shapes must match. With strict, missing and unexpected
+        keys are errors. Returns (missing_keys, unexpected_keys), as torch does."""
+        fn = type(self).__name__
+        expected = ["weight"] + (["bias"] if self._has_bias else [])
+        keys = list(state_dict.keys())
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in keys if k not in expected]
+        if strict and (missing or unexpected):
+            raise ValueError(f"Error(s) in loading state_dict for {fn}: missing keys "
+                             f"{missing}, unexpected keys {unexpected}")
+        current = self._snapshot
+        weight, bias = current.weight, current.bias
+        if "weight" in state_dict:
+            weight = self._checked("weight", _to_numpy(state_dict["weight"]),
+                                   self._weight_shape())
+        if self._has_bias and "bias" in state_dict:
+            bias = self._checked("bias", _to_numpy(state_dict["bias"]), (self.out_channels,))
+        self._snapshot = _Snapshot(weight, bias)
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---- calls ----------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _input(self, input):
+        fn = type(self).__name__
+        x = input if isinstance(input, np.ndarray) else _params.as_float_array(fn, "input",
+                                                                              input)
+        if x.dtype.kind != "f":
+            raise TypeError(f"{fn}: input must be a floating-point array, got dtype "
+                            f"{x.dtype}")
+        x4, unbatched = _params.batched(fn, x)
+        return _params.contiguous(x4, self.dtype), unbatched
+
+    def _pad_input(self, x):
+        """Explicit padding for padding_mode != 'zeros', with PyTorch's limits."""
+        fn = type(self).__name__
+        pt, pb, pl, pr = self._pads
+        H, W = x.shape[2], x.shape[3]
+        for size, before, after, dim in ((H, pt, pb, 2), (W, pl, pr, 3)):
+            if self.padding_mode == "reflect" and max(before, after) >= size:
+                raise ValueError(f"{fn}: padding_mode='reflect' needs padding smaller than "
+                                 f"the input, got padding ({before}, {after}) at dimension "
+                                 f"{dim} of input {list(x.shape)}")
+            if self.padding_mode == "circular" and max(before, after) > size:
+                raise ValueError(f"{fn}: padding_mode='circular' needs padding at most the "
+                                 f"input size, got padding ({before}, {after}) at dimension "
+                                 f"{dim} of input {list(x.shape)}")
+        return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)),
+                      mode=_NUMPY_PAD_MODE[self.padding_mode])
+
+    def _run(self, params, x, out_shape, algorithm=None):
+        snap = self._snapshot
+        key = (params, _isa.current(), _threads.get_num_threads(), algorithm)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = _planner.plan(params, self.dtype, algorithm)
+            if len(self._plans) > 64:
+                self._plans.clear()
+            self._plans[key] = plan
+        packed = snap.packed.get(plan.weight_key)
+        if packed is None:
+            packed = _planner.prepare_weight(plan, params, snap.weight)
+            snap.packed[plan.weight_key] = packed
+        out = np.empty(out_shape, dtype=self.dtype)
+        _planner.execute(plan, params, x, packed, snap.bias, out.reshape(params.output_shape))
+        return out
+
+    # ---- repr -----------------------------------------------------------------------------
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if not self._has_bias:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _to_numpy(value):
+    """A torch tensor (which may require grad) or any array-like, as a numpy array."""
+    detach = getattr(value, "detach", None)
+    if callable(detach) and hasattr(value, "numpy"):
+        value = detach().cpu().numpy()
+    return value
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer with PyTorch's semantics (torch.nn.Conv2d).
+
+    Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+           groups=1, bias=True, padding_mode='zeros', dtype=numpy.float32, *, rng=None)
+
+    rng: a seed or numpy Generator for the initial weights (PyTorch's init:
+    uniform in +-1/sqrt(in_channels/groups * kh * kw)).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=np.float32, *,
+                 rng=None):
+        self._init_common(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                          groups, bias, padding_mode, dtype)
+        self.reset_parameters(rng)
+
+    def forward(self, input):
+        """Convolve input (N, C_in, H, W) or (C_in, H, W); the result has the module's
+        dtype (a floating input of another dtype is cast to it)."""
+        fn = type(self).__name__
+        x, unbatched = self._input(input)
+        pads = self._pads
+        if self.padding_mode != "zeros":
+            x, pads = self._pad_input(x), (0, 0, 0, 0)
+        params = _params.conv2d_params(fn, x.shape, self._weight_shape(), self.stride, pads,
+                                       self.dilation, self.groups)
+        shape = params.output_shape[1:] if unbatched else params.output_shape
+        return self._run(params, x, shape)
