@@ -208,3 +208,18 @@ def execute(plan, params, x, packed, bias, out):
         _igemm.igemm(x, packed, bias, out, p.groups, problems, taps, plan.kc, plan.nc,
                      plan.ppb, plan.isa, ws, plan.threads)
     return out
+
+
+def plan_for_conv2d(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+                    dtype=np.float32, algorithm=None):
+    """The plan conv2d would run for these shapes and arguments (for benchmarks and tests:
+    plan.algorithm, plan.threads, plan.workspace_bytes)."""
+    from . import _params
+    fn = "conv2d"
+    stride = _params.int_pair(fn, "stride", stride, 1)
+    dilation = _params.int_pair(fn, "dilation", dilation, 1)
+    pads = _params.conv_padding(fn, padding, tuple(weight_shape[2:]), dilation, stride)
+    x_shape = tuple(input_shape) if len(input_shape) == 4 else (1, *input_shape)
+    params = _params.conv2d_params(fn, x_shape, tuple(weight_shape), stride, pads, dilation,
+                                   _params.positive_int(fn, "groups", groups))
+    return plan(params, dtype, algorithm)
