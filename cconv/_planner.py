@@ -133,20 +133,19 @@ def _igemm_blocks(work, Mg, K, P, mr, nr, kc, itemsize, threads, packs):
 
 
 def _plan_igemm(params, dtype, isa, threads):
-    if params.transposed:
-        raise NotImplementedError("conv_transpose2d is planned by plan_transposed")
     mr, nr = _igemm.tile(isa, dtype.itemsize)
-    K = params.Cg * params.KH * params.KW
-    P = params.H_out * params.W_out
+    tables = igemm_tables(params)
+    K = max(params.Cg * len(th) * len(tw) for th, tw in tables.taps_of_problem)
+    P = max(hp * wp for hp, wp in tables.grid_of_problem)
     kc = min(KC_MAX, K)
-    packs = not (params.KH == params.KW == 1 and params.stride == (1, 1)
-                 and params.padding == (0, 0, 0, 0))
-    tpb, ppb = _igemm_blocks(params.N * params.groups, params.Mg, K, P, mr, nr, kc,
-                             dtype.itemsize, threads, packs)
+    packs = not tables.reads_input_in_place
+    work = params.N * params.groups * len(tables.problems)
+    tpb, ppb = _igemm_blocks(work, params.Mg, K, P, mr, nr, kc, dtype.itemsize, threads, packs)
     nc = tpb * nr
-    items = params.N * params.groups * _cdiv(P, nc) * _cdiv(_cdiv(params.Mg, mr), ppb)
+    items = work * _cdiv(P, nc) * _cdiv(_cdiv(params.Mg, mr), ppb)
     n = _threads.threads_for(items, params.flops, threads)
-    ws = _igemm.workspace_elems(kc, nc, nr, 0)
+    c_rows = 0 if tables.writes_output_in_place else min(ppb * mr, params.Mg)
+    ws = _igemm.workspace_elems(kc, nc, nr, c_rows)
     return Plan("igemm", isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize),
                 kc=kc, nc=nc, ppb=ppb, mr=mr)
 
@@ -169,44 +168,121 @@ def _plan_depthwise(params, dtype, isa, threads):
                 rows=rows)
 
 
-def igemm_problem(params):
-    """The (problems, taps) tables of conv2d for _igemm.igemm: one problem, the whole output."""
+@dataclass(frozen=True)
+class IGemmTables:
+    """The implicit GEMMs of one convolution, as _igemm.igemm takes them.
+
+    problems: one row of _igemm.PROBLEM_FIELDS per GEMM; taps: their offh/offw tables;
+    taps_of_problem: per GEMM, the weight's (kh list, kw list) it uses, in tap order;
+    grid_of_problem: per GEMM, its pixel grid (Hp, Wp); bias_only: the output phases
+    (rh, rw) of a transposed convolution that no tap reaches (their outputs are the bias).
+    """
+    problems: np.ndarray
+    taps: np.ndarray
+    taps_of_problem: tuple
+    grid_of_problem: tuple
+    bias_only: tuple
+    reads_input_in_place: bool
+    writes_output_in_place: bool
+
+
+def _transposed_taps(r, size_out, stride, pad, dilation, kernel):
+    """Taps of output phase r (outputs r, r + stride, ...) of a transposed convolution along
+    one axis: [(k, input offset)], with input index = i + offset for the phase's i-th output.
+
+    Output o receives x[ih] * w[k] where ih*stride - pad + k*dilation == o: for o = r +
+    stride*i that needs (r + pad - k*dilation) divisible by stride, then ih = i + that / stride.
+    """
+    taps = [(k, (r + pad - k * dilation) // stride) for k in range(kernel)
+            if (r + pad - k * dilation) % stride == 0]
+    return taps, _cdiv(size_out - r, stride) if r < size_out else 0
+
+
+@functools.lru_cache(maxsize=512)
+def igemm_tables(params):
     p = params
-    problems = np.array([[p.KH, p.KW, p.stride[0], p.stride[1], p.H_out, p.W_out, 0, 1, 0, 1,
-                          0, 0]], dtype=np.intp)
-    offh = [kh * p.dilation[0] - p.padding[0] for kh in range(p.KH)]
-    offw = [kw * p.dilation[1] - p.padding[2] for kw in range(p.KW)]
-    return problems, np.array(offh + offw, dtype=np.intp)
+    if not p.transposed:
+        # conv2d: one GEMM over the whole output; input index = i*stride + k*dilation - pad.
+        phases = [((0, p.stride[0], [(kh, kh * p.dilation[0] - p.padding[0])
+                                      for kh in range(p.KH)], p.H_out),
+                   (0, p.stride[1], [(kw, kw * p.dilation[1] - p.padding[2])
+                                      for kw in range(p.KW)], p.W_out))]
+    else:
+        rows = [(r, 1, *_transposed_taps(r, p.H_out, p.stride[0], p.padding[0],
+                                          p.dilation[0], p.KH)) for r in range(p.stride[0])]
+        cols = [(r, 1, *_transposed_taps(r, p.W_out, p.stride[1], p.padding[2],
+                                          p.dilation[1], p.KW)) for r in range(p.stride[1])]
+        phases = [(rh, rw) for rh in rows for rw in cols]
+    problems, taps, used, grids, bias_only = [], [], [], [], []
+    a_offset = 0
+    for (rh, sh, th, hp), (rw, sw, tw, wp) in phases:
+        if hp == 0 or wp == 0:
+            continue
+        if not th or not tw:
+            bias_only.append((rh, rw))
+            continue
+        oys, oxs = (1, 1) if not p.transposed else p.stride
+        problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, a_offset,
+                         len(taps)])
+        taps += [off for _, off in th] + [off for _, off in tw]
+        used.append((tuple(k for k, _ in th), tuple(k for k, _ in tw)))
+        grids.append((hp, wp))
+        a_offset += p.groups * p.Mg * p.Cg * len(th) * len(tw)
+    problems = np.array(problems, dtype=np.intp).reshape(-1, len(_igemm.PROBLEM_FIELDS))
+    taps = np.array(taps, dtype=np.intp)
+    problems.flags.writeable = taps.flags.writeable = False
+    in_place_b = all(r[0] == r[1] == r[2] == r[3] == 1 and r[4] == p.H and r[5] == p.W
+                     and taps[r[11]] == taps[r[11] + 1] == 0 for r in problems)
+    in_place_c = len(problems) == 1 and tuple(problems[0, 4:10]) == (p.H_out, p.W_out,
+                                                                     0, 1, 0, 1)
+    return IGemmTables(problems, taps, tuple(used), tuple(grids), tuple(bias_only),
+                       in_place_b, in_place_c)
 
 
 def prepare_weight(plan, params, weight):
     """Weights in the layout the plan's kernel reads (C-contiguous, plan.dtype)."""
+    p = params
     if plan.algorithm == "depthwise":
-        return np.ascontiguousarray(weight.reshape(params.C_out, params.KH * params.KW))
-    a = weight.reshape(params.groups, params.Mg, params.Cg * params.KH * params.KW)
-    packed = np.empty(a.size, dtype=plan.dtype)
-    _igemm.pack_weights(a, packed, plan.kc, plan.mr)
-    return packed
+        return np.ascontiguousarray(weight.reshape(p.C_out, p.KH * p.KW))
+    tables = igemm_tables(params)
+    if not p.transposed:
+        a = weight.reshape(p.groups, p.Mg, p.Cg * p.KH * p.KW)
+        packed = np.empty(a.size, dtype=plan.dtype)
+        _igemm.pack_weights(a, packed, plan.kc, plan.mr)
+        return packed
+    # Transposed: weight (C_in, C_out/groups, kh, kw). Phase GEMM: A[g, m, (c, th, tw)] =
+    # weight[g*Cg + c, m, kh[th], kw[tw]], packed one phase after another.
+    w = weight.reshape(p.groups, p.Cg, p.Mg, p.KH, p.KW)
+    parts = []
+    for kh, kw in tables.taps_of_problem:
+        a = w[:, :, :, list(kh)][:, :, :, :, list(kw)].transpose(0, 2, 1, 3, 4)
+        a = np.ascontiguousarray(a).reshape(p.groups, p.Mg, -1)
+        part = np.empty(a.size, dtype=plan.dtype)
+        _igemm.pack_weights(a, part, plan.kc, plan.mr)
+        parts.append(part)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=plan.dtype)
 
 
 def execute(plan, params, x, packed, bias, out):
     """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous."""
+    p = params
     if out.size == 0:
         return out
-    if params.Cg == 0:
+    if p.Cg == 0:
         # No input channels: every output is its bias (an empty sum).
         out[...] = 0 if bias is None else bias[:, None, None]
         return out
     ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
-    p = params
     if plan.algorithm == "depthwise":
         _depthwise.depthwise(x, packed, bias, out, p.KH, p.KW, p.stride[0], p.stride[1],
                              p.padding[0], p.padding[2], p.dilation[0], p.dilation[1],
                              plan.rows, plan.isa, ws, plan.threads)
-    else:
-        problems, taps = igemm_problem(params)
-        _igemm.igemm(x, packed, bias, out, p.groups, problems, taps, plan.kc, plan.nc,
-                     plan.ppb, plan.isa, ws, plan.threads)
+        return out
+    tables = igemm_tables(params)
+    _igemm.igemm(x, packed, bias, out, p.groups, tables.problems, tables.taps, plan.kc,
+                 plan.nc, plan.ppb, plan.isa, ws, plan.threads)
+    for rh, rw in tables.bias_only:
+        out[:, :, rh::p.stride[0], rw::p.stride[1]] = 0 if bias is None else bias[:, None, None]
     return out
 
 
@@ -214,12 +290,17 @@ def plan_for_conv2d(input_shape, weight_shape, stride=1, padding=0, dilation=1, 
                     dtype=np.float32, algorithm=None):
     """The plan conv2d would run for these shapes and arguments (for benchmarks and tests:
     plan.algorithm, plan.threads, plan.workspace_bytes)."""
-    from . import _params
-    fn = "conv2d"
-    stride = _params.int_pair(fn, "stride", stride, 1)
-    dilation = _params.int_pair(fn, "dilation", dilation, 1)
-    pads = _params.conv_padding(fn, padding, tuple(weight_shape[2:]), dilation, stride)
+    from ._params import conv2d_geometry
     x_shape = tuple(input_shape) if len(input_shape) == 4 else (1, *input_shape)
-    params = _params.conv2d_params(fn, x_shape, tuple(weight_shape), stride, pads, dilation,
-                                   _params.positive_int(fn, "groups", groups))
+    params = conv2d_geometry("conv2d", x_shape, weight_shape, stride, padding, dilation, groups)
+    return plan(params, dtype, algorithm)
+
+
+def plan_for_conv_transpose2d(input_shape, weight_shape, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, dtype=np.float32, algorithm=None):
+    """The plan conv_transpose2d would run for these shapes and arguments."""
+    from ._params import conv_transpose2d_geometry
+    x_shape = tuple(input_shape) if len(input_shape) == 4 else (1, *input_shape)
+    params = conv_transpose2d_geometry("conv_transpose2d", x_shape, weight_shape, stride,
+                                       padding, output_padding, groups, dilation)
     return plan(params, dtype, algorithm)
