@@ -6,7 +6,7 @@
         "define_macros": [
             [
                 "CC_BUILD_FLAGS",
-                "\"-std=c11 -ffp-contract=fast -fno-strict-aliasing -Wno-unused-function -Wno-unreachable-code -O3 -fopenmp\""
+                "\"-std=c11 -ffp-contract=fast -Wno-unused-function -Wno-unreachable-code -O3 -g0 -fopenmp\""
             ],
             [
                 "NPY_NO_DEPRECATED_API",
@@ -19,10 +19,10 @@
         "extra_compile_args": [
             "-std=c11",
             "-ffp-contract=fast",
-            "-fno-strict-aliasing",
             "-Wno-unused-function",
             "-Wno-unreachable-code",
             "-O3",
+            "-g0",
             "-fopenmp"
         ],
         "extra_link_args": [
@@ -1779,7 +1779,7 @@ struct __pyx_memoryview_obj;
 struct __pyx_memoryviewslice_obj;
 struct __pyx_t_5cconv_8_kernels_5_band_Band;
 
-/* "_band.pxd":25
+/* "_band.pxd":26
  * 
  * 
  * cdef struct Band:             # <<<<<<<<<<<<<<
@@ -1798,6 +1798,8 @@ struct __pyx_t_5cconv_8_kernels_5_band_Band {
   Py_ssize_t Wp;
   Py_ssize_t Wsub;
   Py_ssize_t slack;
+  Py_ssize_t nph;
+  Py_ssize_t npw;
   Py_ssize_t sub_size;
   Py_ssize_t chan_stride;
 };
@@ -19457,7 +19459,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "_band.pxd":38
+/* "_band.pxd":40
  * 
  * 
  * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19470,7 +19472,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   Py_ssize_t __pyx_r;
   int __pyx_t_1;
 
-  /* "_band.pxd":41
+  /* "_band.pxd":43
  *     """Floor of a / b for any sign of a (the build uses C division, which truncates).
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b             # <<<<<<<<<<<<<<
@@ -19479,7 +19481,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 */
   __pyx_v_q = (__pyx_v_a / __pyx_v_b);
 
-  /* "_band.pxd":42
+  /* "_band.pxd":44
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:             # <<<<<<<<<<<<<<
@@ -19491,7 +19493,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   if (__pyx_t_1) {
 
 
-    /* "_band.pxd":43
+    /* "_band.pxd":45
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:
  *         q -= 1             # <<<<<<<<<<<<<<
@@ -19500,7 +19502,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 */
     __pyx_v_q = (__pyx_v_q - 1);
 
-    /* "_band.pxd":42
+    /* "_band.pxd":44
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:             # <<<<<<<<<<<<<<
@@ -19509,7 +19511,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 */
   }
 
-  /* "_band.pxd":44
+  /* "_band.pxd":46
  *     if q * b > a:
  *         q -= 1
  *     return q             # <<<<<<<<<<<<<<
@@ -19522,7 +19524,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   }
   goto __pyx_L0;
 
-  /* "_band.pxd":38
+  /* "_band.pxd":40
  * 
  * 
  * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19536,7 +19538,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   return __pyx_r;
 }
 
-/* "_band.pxd":47
+/* "_band.pxd":49
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19547,7 +19549,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
   Py_ssize_t __pyx_r;
 
-  /* "_band.pxd":49
+  /* "_band.pxd":51
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
  *     """Ceiling of a / b for any sign of a. Assumes: b > 0."""
  *     return -fdiv(-a, b)             # <<<<<<<<<<<<<<
@@ -19560,7 +19562,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t 
   }
   goto __pyx_L0;
 
-  /* "_band.pxd":47
+  /* "_band.pxd":49
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19573,7 +19575,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t 
   return __pyx_r;
 }
 
-/* "_band.pxd":52
+/* "_band.pxd":54
  * 
  * 
  * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
@@ -19588,7 +19590,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_s
   Py_ssize_t __pyx_t_3;
   int __pyx_t_4;
 
-  /* "_band.pxd":57
+  /* "_band.pxd":59
  *     at most one (the larger first). Written without i * total, which could overflow.
  *     Assumes: 0 <= i <= parts, parts > 0."""
  *     return i * (total // parts) + min(i, total % parts)             # <<<<<<<<<<<<<<
@@ -19616,7 +19618,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_s
 
   goto __pyx_L0;
 
-  /* "_band.pxd":52
+  /* "_band.pxd":54
  * 
  * 
  * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
@@ -19629,7 +19631,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_s
   return __pyx_r;
 }
 
-/* "_band.pxd":60
+/* "_band.pxd":62
  * 
  * 
  * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
@@ -19650,7 +19652,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   Py_ssize_t __pyx_t_7;
   int __pyx_t_8;
 
-  /* "_band.pxd":66
+  /* "_band.pxd":68
  *     """The geometry of bands of `rows` grid rows for these taps.
  *     Assumes: KH, KW >= 1; rows >= 1."""
  *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]             # <<<<<<<<<<<<<<
@@ -19660,7 +19662,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   __pyx_v_ohmax = (__pyx_v_offh[0]);
   __pyx_v_owmax = (__pyx_v_offw[0]);
 
-  /* "_band.pxd":67
+  /* "_band.pxd":69
  *     Assumes: KH, KW >= 1; rows >= 1."""
  *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
  *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack             # <<<<<<<<<<<<<<
@@ -19689,7 +19691,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   __pyx_v_b->rows = __pyx_t_6;
   __pyx_v_b->slack = __pyx_t_7;
 
-  /* "_band.pxd":68
+  /* "_band.pxd":70
  *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
  *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
  *     b.ohmin = offh[0]             # <<<<<<<<<<<<<<
@@ -19698,7 +19700,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
 */
   __pyx_v_b->ohmin = (__pyx_v_offh[0]);
 
-  /* "_band.pxd":69
+  /* "_band.pxd":71
  *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
  *     b.ohmin = offh[0]
  *     b.owmin = offw[0]             # <<<<<<<<<<<<<<
@@ -19707,7 +19709,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
 */
   __pyx_v_b->owmin = (__pyx_v_offw[0]);
 
-  /* "_band.pxd":70
+  /* "_band.pxd":72
  *     b.ohmin = offh[0]
  *     b.owmin = offw[0]
  *     for i in range(KH):             # <<<<<<<<<<<<<<
@@ -19721,7 +19723,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "_band.pxd":71
+    /* "_band.pxd":73
  *     b.owmin = offw[0]
  *     for i in range(KH):
  *         b.ohmin = min(b.ohmin, offh[i])             # <<<<<<<<<<<<<<
@@ -19745,7 +19747,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
     __pyx_v_b->ohmin = __pyx_t_2;
 
 
-    /* "_band.pxd":72
+    /* "_band.pxd":74
  *     for i in range(KH):
  *         b.ohmin = min(b.ohmin, offh[i])
  *         ohmax = max(ohmax, offh[i])             # <<<<<<<<<<<<<<
@@ -19771,7 +19773,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   }
 
 
-  /* "_band.pxd":73
+  /* "_band.pxd":75
  *         b.ohmin = min(b.ohmin, offh[i])
  *         ohmax = max(ohmax, offh[i])
  *     for i in range(KW):             # <<<<<<<<<<<<<<
@@ -19785,7 +19787,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "_band.pxd":74
+    /* "_band.pxd":76
  *         ohmax = max(ohmax, offh[i])
  *     for i in range(KW):
  *         b.owmin = min(b.owmin, offw[i])             # <<<<<<<<<<<<<<
@@ -19809,7 +19811,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
     __pyx_v_b->owmin = __pyx_t_4;
 
 
-    /* "_band.pxd":75
+    /* "_band.pxd":77
  *     for i in range(KW):
  *         b.owmin = min(b.owmin, offw[i])
  *         owmax = max(owmax, offw[i])             # <<<<<<<<<<<<<<
@@ -19835,43 +19837,91 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   }
 
 
-  /* "_band.pxd":76
+  /* "_band.pxd":78
  *         b.owmin = min(b.owmin, offw[i])
  *         owmax = max(owmax, offw[i])
  *     b.extra = (ohmax - b.ohmin) // sh             # <<<<<<<<<<<<<<
  *     b.Wsub = Wp + (owmax - b.owmin) // sw
- *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
 */
   __pyx_v_b->extra = ((__pyx_v_ohmax - __pyx_v_b->ohmin) / __pyx_v_sh);
 
-  /* "_band.pxd":77
+  /* "_band.pxd":79
  *         owmax = max(owmax, offw[i])
  *     b.extra = (ohmax - b.ohmin) // sh
  *     b.Wsub = Wp + (owmax - b.owmin) // sw             # <<<<<<<<<<<<<<
- *     b.sub_size = (rows + b.extra) * b.Wsub + slack
- *     b.chan_stride = sh * sw * b.sub_size
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)
 */
   __pyx_v_b->Wsub = (__pyx_v_Wp + ((__pyx_v_owmax - __pyx_v_b->owmin) / __pyx_v_sw));
 
-  /* "_band.pxd":78
- *     b.extra = (ohmax - b.ohmin) // sh
+  /* "_band.pxd":81
  *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)             # <<<<<<<<<<<<<<
+ *     b.npw = min(sw, owmax - b.owmin + 1)
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+*/
+
+  __pyx_t_7 = ((__pyx_v_ohmax - __pyx_v_b->ohmin) + 1);
+
+  __pyx_t_6 = __pyx_v_sh;
+  __pyx_t_8 = (__pyx_t_7 < __pyx_t_6);
+
+  if (__pyx_t_8) {
+
+    __pyx_t_5 = __pyx_t_7;
+  } else {
+
+    __pyx_t_5 = __pyx_t_6;
+  }
+
+  __pyx_v_b->nph = __pyx_t_5;
+
+
+  /* "_band.pxd":82
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)
+ *     b.npw = min(sw, owmax - b.owmin + 1)             # <<<<<<<<<<<<<<
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     b.chan_stride = b.nph * b.npw * b.sub_size
+*/
+
+  __pyx_t_5 = ((__pyx_v_owmax - __pyx_v_b->owmin) + 1);
+
+  __pyx_t_7 = __pyx_v_sw;
+  __pyx_t_8 = (__pyx_t_5 < __pyx_t_7);
+
+  if (__pyx_t_8) {
+
+    __pyx_t_6 = __pyx_t_5;
+  } else {
+
+    __pyx_t_6 = __pyx_t_7;
+  }
+
+  __pyx_v_b->npw = __pyx_t_6;
+
+
+  /* "_band.pxd":83
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)
+ *     b.npw = min(sw, owmax - b.owmin + 1)
  *     b.sub_size = (rows + b.extra) * b.Wsub + slack             # <<<<<<<<<<<<<<
- *     b.chan_stride = sh * sw * b.sub_size
+ *     b.chan_stride = b.nph * b.npw * b.sub_size
  * 
 */
   __pyx_v_b->sub_size = (((__pyx_v_rows + __pyx_v_b->extra) * __pyx_v_b->Wsub) + __pyx_v_slack);
 
-  /* "_band.pxd":79
- *     b.Wsub = Wp + (owmax - b.owmin) // sw
+  /* "_band.pxd":84
+ *     b.npw = min(sw, owmax - b.owmin + 1)
  *     b.sub_size = (rows + b.extra) * b.Wsub + slack
- *     b.chan_stride = sh * sw * b.sub_size             # <<<<<<<<<<<<<<
+ *     b.chan_stride = b.nph * b.npw * b.sub_size             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_v_b->chan_stride = ((__pyx_v_sh * __pyx_v_sw) * __pyx_v_b->sub_size);
+  __pyx_v_b->chan_stride = ((__pyx_v_b->nph * __pyx_v_b->npw) * __pyx_v_b->sub_size);
 
-  /* "_band.pxd":60
+  /* "_band.pxd":62
  * 
  * 
  * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
@@ -19885,7 +19935,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
 
 }
 
-/* "_band.pxd":82
+/* "_band.pxd":87
  * 
  * 
  * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
@@ -19898,30 +19948,30 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struc
   Py_ssize_t __pyx_v_rw;
   Py_ssize_t __pyx_r;
 
-  /* "_band.pxd":85
+  /* "_band.pxd":90
  *                                   Py_ssize_t offw) noexcept nogil:
  *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
  *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin             # <<<<<<<<<<<<<<
- *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *     return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
  *             + rw // b.sw)
 */
   __pyx_v_rh = (__pyx_v_offh - __pyx_v_b->ohmin);
   __pyx_v_rw = (__pyx_v_offw - __pyx_v_b->owmin);
 
-  /* "_band.pxd":87
+  /* "_band.pxd":92
  *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
- *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *     return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
  *             + rw // b.sw)             # <<<<<<<<<<<<<<
  * 
  * 
 */
   {
 
-    __pyx_r = ((((((__pyx_v_rh % __pyx_v_b->sh) * __pyx_v_b->sw) + (__pyx_v_rw % __pyx_v_b->sw)) * __pyx_v_b->sub_size) + ((__pyx_v_rh / __pyx_v_b->sh) * __pyx_v_b->Wsub)) + (__pyx_v_rw / __pyx_v_b->sw));
+    __pyx_r = ((((((__pyx_v_rh % __pyx_v_b->sh) * __pyx_v_b->npw) + (__pyx_v_rw % __pyx_v_b->sw)) * __pyx_v_b->sub_size) + ((__pyx_v_rh / __pyx_v_b->sh) * __pyx_v_b->Wsub)) + (__pyx_v_rw / __pyx_v_b->sw));
   }
   goto __pyx_L0;
 
-  /* "_band.pxd":82
+  /* "_band.pxd":87
  * 
  * 
  * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
@@ -19936,7 +19986,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struc
   return __pyx_r;
 }
 
-/* "_band.pxd":90
+/* "_band.pxd":95
  * 
  * 
  * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
@@ -19955,9 +20005,9 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
   Py_ssize_t __pyx_v_nrow;
-  float const *__pyx_v_xc;
+  Py_ssize_t __pyx_v_Wsub;
+  Py_ssize_t __pyx_v_sw;
   float const *__pyx_v_row;
-  float *__pyx_v_d0;
   float *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -19969,30 +20019,45 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
-  long __pyx_t_11;
+  Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
-  Py_ssize_t __pyx_t_13;
+  int __pyx_t_13;
   int __pyx_t_14;
   Py_ssize_t __pyx_t_15;
-  int __pyx_t_16;
+  Py_ssize_t __pyx_t_16;
   Py_ssize_t __pyx_t_17;
-  Py_ssize_t __pyx_t_18;
+  long __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
 
-  /* "_band.pxd":97
+  /* "_band.pxd":102
  *     channels * b.chan_stride elements."""
  *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
  *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
- *     cdef const floating *xc
- *     cdef const floating *row
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
 */
   __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
 
-  /* "_band.pxd":102
- *     cdef floating *d0
+  /* "_band.pxd":104
+ *     cdef Py_ssize_t nrow = R + b.extra
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw             # <<<<<<<<<<<<<<
+ *     cdef const floating *row
+ *     cdef floating *d
+*/
+  __pyx_t_1 = __pyx_v_b->Wsub;
+
+  __pyx_v_Wsub = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_b->sw;
+
+  __pyx_v_sw = __pyx_t_1;
+
+  /* "_band.pxd":107
+ *     cdef const floating *row
  *     cdef floating *d
  *     for c in range(channels):             # <<<<<<<<<<<<<<
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
 */
 
   __pyx_t_1 = __pyx_v_channels;
@@ -20001,369 +20066,383 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_c = __pyx_t_3;
 
-    /* "_band.pxd":103
+    /* "_band.pxd":108
  *     cdef floating *d
  *     for c in range(channels):
- *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
-*/
-    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
-
-    /* "_band.pxd":104
- *     for c in range(channels):
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
 */
 
-    __pyx_t_4 = __pyx_v_b->sh;
+    __pyx_t_4 = __pyx_v_b->nph;
     __pyx_t_5 = __pyx_t_4;
 
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_ph = __pyx_t_6;
 
-      /* "_band.pxd":105
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw
+      /* "_band.pxd":109
+ *     for c in range(channels):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
 */
 
-      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_7 = __pyx_v_nrow;
       __pyx_t_8 = __pyx_t_7;
 
       for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-        __pyx_v_pw = __pyx_t_9;
-
-        /* "_band.pxd":106
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
-*/
-        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
-
-        /* "_band.pxd":107
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
-*/
-        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
-
-        /* "_band.pxd":109
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
-*/
-
-        __pyx_t_10 = __pyx_v_b->Wsub;
-
-        __pyx_t_11 = 0;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_11;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-
-        __pyx_t_12 = __pyx_t_13;
-
-        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_10;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-        __pyx_v_lo = __pyx_t_13;
-
+        __pyx_v_u = __pyx_t_9;
 
         /* "_band.pxd":110
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
 */
-
-        __pyx_t_13 = __pyx_v_b->Wsub;
-
-        __pyx_t_10 = __pyx_v_lo;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_10;
-        } else {
-
-          __pyx_t_15 = __pyx_t_12;
-        }
-
-
-        __pyx_t_10 = __pyx_t_15;
-
-        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_13;
-        } else {
-
-          __pyx_t_15 = __pyx_t_10;
-        }
-
-        __pyx_v_hi = __pyx_t_15;
-
+        __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
 
         /* "_band.pxd":111
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):             # <<<<<<<<<<<<<<
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
 */
 
-        __pyx_t_15 = __pyx_v_nrow;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->npw;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_u = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_pw = __pyx_t_12;
 
           /* "_band.pxd":112
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
- *                     d = d0 + u * b.Wsub
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub             # <<<<<<<<<<<<<<
  *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(Wsub):
 */
-          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+          __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_u * __pyx_v_b->Wsub));
 
           /* "_band.pxd":113
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
- *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
-*/
-          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
-
-          /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
-          __pyx_t_16 = (__pyx_v_ih < 0);
+          __pyx_t_14 = (__pyx_v_ih < 0);
 
-          if (!__pyx_t_16) {
+          if (!__pyx_t_14) {
 
           } else {
 
-            __pyx_t_14 = __pyx_t_16;
+            __pyx_t_13 = __pyx_t_14;
 
             goto __pyx_L12_bool_binop_done;
           }
-          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+          __pyx_t_14 = (__pyx_v_ih >= __pyx_v_b->H);
 
 
-          __pyx_t_14 = __pyx_t_16;
+          __pyx_t_13 = __pyx_t_14;
 
           __pyx_L12_bool_binop_done:;
-          if (__pyx_t_14) {
+          if (__pyx_t_13) {
 
 
-            /* "_band.pxd":115
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":114
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                         for t in range(Wsub):             # <<<<<<<<<<<<<<
  *                             d[t] = 0
  *                         continue
 */
 
-            __pyx_t_12 = __pyx_v_b->Wsub;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_15 = __pyx_v_Wsub;
+            __pyx_t_16 = __pyx_t_15;
 
-            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+              __pyx_v_t = __pyx_t_17;
 
-              /* "_band.pxd":116
+              /* "_band.pxd":115
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0             # <<<<<<<<<<<<<<
  *                         continue
- *                     row = xc + ih * b.W
+ *                     row = x + (c * b.H + ih) * b.W
 */
               (__pyx_v_d[__pyx_v_t]) = 0.0;
             }
 
 
-            /* "_band.pxd":117
- *                         for t in range(b.Wsub):
+            /* "_band.pxd":116
+ *                         for t in range(Wsub):
  *                             d[t] = 0
  *                         continue             # <<<<<<<<<<<<<<
- *                     row = xc + ih * b.W
- *                     for t in range(lo):
+ *                     row = x + (c * b.H + ih) * b.W
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
 */
             goto __pyx_L9_continue;
 
-            /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":113
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
           }
 
-          /* "_band.pxd":118
+          /* "_band.pxd":117
  *                             d[t] = 0
  *                         continue
- *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     row = x + (c * b.H + ih) * b.W             # <<<<<<<<<<<<<<
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+*/
+          __pyx_v_row = (__pyx_v_x + (((__pyx_v_c * __pyx_v_b->H) + __pyx_v_ih) * __pyx_v_b->W));
+
+          /* "_band.pxd":120
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+*/
+          __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
+
+          /* "_band.pxd":121
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)             # <<<<<<<<<<<<<<
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+ *                     for t in range(lo):
+*/
+
+          __pyx_t_15 = __pyx_v_Wsub;
+
+          __pyx_t_18 = 0;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_18 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_18;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+
+          __pyx_t_16 = __pyx_t_17;
+
+          __pyx_t_13 = (__pyx_t_15 < __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_15;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+          __pyx_v_lo = __pyx_t_17;
+
+
+          /* "_band.pxd":122
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)             # <<<<<<<<<<<<<<
  *                     for t in range(lo):
  *                         d[t] = 0
 */
-          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
 
-          /* "_band.pxd":119
- *                         continue
- *                     row = xc + ih * b.W
+          __pyx_t_17 = __pyx_v_Wsub;
+
+          __pyx_t_15 = __pyx_v_lo;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_15 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_15;
+          } else {
+
+            __pyx_t_19 = __pyx_t_16;
+          }
+
+
+          __pyx_t_15 = __pyx_t_19;
+
+          __pyx_t_13 = (__pyx_t_17 < __pyx_t_15);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_17;
+          } else {
+
+            __pyx_t_19 = __pyx_t_15;
+          }
+
+          __pyx_v_hi = __pyx_t_19;
+
+
+          /* "_band.pxd":123
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):             # <<<<<<<<<<<<<<
  *                         d[t] = 0
- *                     if b.sw == 1:
+ *                     # Constant strides, so that the compiler vectorises the copies.
 */
 
-          __pyx_t_12 = __pyx_v_lo;
-          __pyx_t_17 = __pyx_t_12;
+          __pyx_t_19 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+          for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":120
- *                     row = xc + ih * b.W
+            /* "_band.pxd":124
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                     if b.sw == 1:
- *                         for t in range(lo, hi):
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
 
 
-          /* "_band.pxd":121
- *                     for t in range(lo):
+          /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-          __pyx_t_14 = (__pyx_v_b->sw == 1);
+          switch (__pyx_v_sw) {
+            case 1:
 
-          if (__pyx_t_14) {
-
-
-            /* "_band.pxd":122
- *                         d[t] = 0
- *                     if b.sw == 1:
+            /* "_band.pxd":127
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
 */
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":123
- *                     if b.sw == 1:
+              /* "_band.pxd":128
+ *                     if sw == 1:
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):
 */
               (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
             }
 
 
-            /* "_band.pxd":121
- *                     for t in range(lo):
+            /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-            goto __pyx_L18;
-          }
+            break;
+            case 2:
 
-          /* "_band.pxd":125
+            /* "_band.pxd":130
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
 */
-          /*else*/ {
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":126
+              /* "_band.pxd":131
+ *                     elif sw == 2:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]             # <<<<<<<<<<<<<<
  *                     else:
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
- *                     for t in range(hi, b.Wsub):
- *                         d[t] = 0
 */
-              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((2 * __pyx_v_t) + __pyx_v_col0)]);
             }
 
-          }
-          __pyx_L18:;
 
-          /* "_band.pxd":127
+            /* "_band.pxd":129
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+ *                             d[t] = row[t + col0]
+ *                     elif sw == 2:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]
+*/
+            break;
+            default:
+
+            /* "_band.pxd":133
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
 */
 
-          __pyx_t_12 = __pyx_v_b->Wsub;
-          __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":128
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+              /* "_band.pxd":134
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_sw) + __pyx_v_col0)]);
+            }
+
+            break;
+          }
+
+          /* "_band.pxd":135
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+*/
+
+          __pyx_t_19 = __pyx_v_Wsub;
+          __pyx_t_17 = __pyx_t_19;
+
+          for (__pyx_t_15 = __pyx_v_hi; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
+
+            /* "_band.pxd":136
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                 d = d0 + nrow * b.Wsub
- *                 for t in range(b.slack):
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
@@ -20371,31 +20450,63 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
           __pyx_L9_continue:;
         }
 
+      }
 
-        /* "_band.pxd":129
- *                     for t in range(hi, b.Wsub):
+    }
+
+
+    /* "_band.pxd":137
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+*/
+
+    __pyx_t_4 = __pyx_v_b->nph;
+    __pyx_t_5 = __pyx_t_4;
+
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_ph = __pyx_t_6;
+
+      /* "_band.pxd":138
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+
+      __pyx_t_7 = __pyx_v_b->npw;
+      __pyx_t_8 = __pyx_t_7;
+
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
+
+        /* "_band.pxd":139
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub             # <<<<<<<<<<<<<<
  *                 for t in range(b.slack):
  *                     d[t] = 0
 */
-        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
+        __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_nrow * __pyx_v_b->Wsub));
 
-        /* "_band.pxd":130
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+        /* "_band.pxd":140
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
  *                     d[t] = 0
 */
 
-        __pyx_t_15 = __pyx_v_b->slack;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->slack;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_t = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
 
-          /* "_band.pxd":131
- *                 d = d0 + nrow * b.Wsub
+          /* "_band.pxd":141
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):
  *                     d[t] = 0             # <<<<<<<<<<<<<<
 */
@@ -20409,7 +20520,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   }
 
 
-  /* "_band.pxd":90
+  /* "_band.pxd":95
  * 
  * 
  * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
@@ -20445,9 +20556,9 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
   Py_ssize_t __pyx_v_nrow;
-  double const *__pyx_v_xc;
+  Py_ssize_t __pyx_v_Wsub;
+  Py_ssize_t __pyx_v_sw;
   double const *__pyx_v_row;
-  double *__pyx_v_d0;
   double *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -20459,30 +20570,45 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
-  long __pyx_t_11;
+  Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
-  Py_ssize_t __pyx_t_13;
+  int __pyx_t_13;
   int __pyx_t_14;
   Py_ssize_t __pyx_t_15;
-  int __pyx_t_16;
+  Py_ssize_t __pyx_t_16;
   Py_ssize_t __pyx_t_17;
-  Py_ssize_t __pyx_t_18;
+  long __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
 
-  /* "_band.pxd":97
+  /* "_band.pxd":102
  *     channels * b.chan_stride elements."""
  *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
  *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
- *     cdef const floating *xc
- *     cdef const floating *row
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
 */
   __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
 
-  /* "_band.pxd":102
- *     cdef floating *d0
+  /* "_band.pxd":104
+ *     cdef Py_ssize_t nrow = R + b.extra
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw             # <<<<<<<<<<<<<<
+ *     cdef const floating *row
+ *     cdef floating *d
+*/
+  __pyx_t_1 = __pyx_v_b->Wsub;
+
+  __pyx_v_Wsub = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_b->sw;
+
+  __pyx_v_sw = __pyx_t_1;
+
+  /* "_band.pxd":107
+ *     cdef const floating *row
  *     cdef floating *d
  *     for c in range(channels):             # <<<<<<<<<<<<<<
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
 */
 
   __pyx_t_1 = __pyx_v_channels;
@@ -20491,369 +20617,383 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_c = __pyx_t_3;
 
-    /* "_band.pxd":103
+    /* "_band.pxd":108
  *     cdef floating *d
  *     for c in range(channels):
- *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
-*/
-    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
-
-    /* "_band.pxd":104
- *     for c in range(channels):
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
 */
 
-    __pyx_t_4 = __pyx_v_b->sh;
+    __pyx_t_4 = __pyx_v_b->nph;
     __pyx_t_5 = __pyx_t_4;
 
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_ph = __pyx_t_6;
 
-      /* "_band.pxd":105
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw
+      /* "_band.pxd":109
+ *     for c in range(channels):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
 */
 
-      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_7 = __pyx_v_nrow;
       __pyx_t_8 = __pyx_t_7;
 
       for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-        __pyx_v_pw = __pyx_t_9;
-
-        /* "_band.pxd":106
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
-*/
-        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
-
-        /* "_band.pxd":107
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
-*/
-        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
-
-        /* "_band.pxd":109
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
-*/
-
-        __pyx_t_10 = __pyx_v_b->Wsub;
-
-        __pyx_t_11 = 0;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_11;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-
-        __pyx_t_12 = __pyx_t_13;
-
-        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_10;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-        __pyx_v_lo = __pyx_t_13;
-
+        __pyx_v_u = __pyx_t_9;
 
         /* "_band.pxd":110
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
 */
-
-        __pyx_t_13 = __pyx_v_b->Wsub;
-
-        __pyx_t_10 = __pyx_v_lo;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_10;
-        } else {
-
-          __pyx_t_15 = __pyx_t_12;
-        }
-
-
-        __pyx_t_10 = __pyx_t_15;
-
-        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_13;
-        } else {
-
-          __pyx_t_15 = __pyx_t_10;
-        }
-
-        __pyx_v_hi = __pyx_t_15;
-
+        __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
 
         /* "_band.pxd":111
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):             # <<<<<<<<<<<<<<
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
 */
 
-        __pyx_t_15 = __pyx_v_nrow;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->npw;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_u = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_pw = __pyx_t_12;
 
           /* "_band.pxd":112
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
- *                     d = d0 + u * b.Wsub
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub             # <<<<<<<<<<<<<<
  *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(Wsub):
 */
-          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+          __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_u * __pyx_v_b->Wsub));
 
           /* "_band.pxd":113
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
- *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
-*/
-          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
-
-          /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
-          __pyx_t_16 = (__pyx_v_ih < 0);
+          __pyx_t_14 = (__pyx_v_ih < 0);
 
-          if (!__pyx_t_16) {
+          if (!__pyx_t_14) {
 
           } else {
 
-            __pyx_t_14 = __pyx_t_16;
+            __pyx_t_13 = __pyx_t_14;
 
             goto __pyx_L12_bool_binop_done;
           }
-          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+          __pyx_t_14 = (__pyx_v_ih >= __pyx_v_b->H);
 
 
-          __pyx_t_14 = __pyx_t_16;
+          __pyx_t_13 = __pyx_t_14;
 
           __pyx_L12_bool_binop_done:;
-          if (__pyx_t_14) {
+          if (__pyx_t_13) {
 
 
-            /* "_band.pxd":115
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":114
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                         for t in range(Wsub):             # <<<<<<<<<<<<<<
  *                             d[t] = 0
  *                         continue
 */
 
-            __pyx_t_12 = __pyx_v_b->Wsub;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_15 = __pyx_v_Wsub;
+            __pyx_t_16 = __pyx_t_15;
 
-            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+              __pyx_v_t = __pyx_t_17;
 
-              /* "_band.pxd":116
+              /* "_band.pxd":115
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0             # <<<<<<<<<<<<<<
  *                         continue
- *                     row = xc + ih * b.W
+ *                     row = x + (c * b.H + ih) * b.W
 */
               (__pyx_v_d[__pyx_v_t]) = 0.0;
             }
 
 
-            /* "_band.pxd":117
- *                         for t in range(b.Wsub):
+            /* "_band.pxd":116
+ *                         for t in range(Wsub):
  *                             d[t] = 0
  *                         continue             # <<<<<<<<<<<<<<
- *                     row = xc + ih * b.W
- *                     for t in range(lo):
+ *                     row = x + (c * b.H + ih) * b.W
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
 */
             goto __pyx_L9_continue;
 
-            /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":113
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
           }
 
-          /* "_band.pxd":118
+          /* "_band.pxd":117
  *                             d[t] = 0
  *                         continue
- *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     row = x + (c * b.H + ih) * b.W             # <<<<<<<<<<<<<<
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+*/
+          __pyx_v_row = (__pyx_v_x + (((__pyx_v_c * __pyx_v_b->H) + __pyx_v_ih) * __pyx_v_b->W));
+
+          /* "_band.pxd":120
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+*/
+          __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
+
+          /* "_band.pxd":121
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)             # <<<<<<<<<<<<<<
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+ *                     for t in range(lo):
+*/
+
+          __pyx_t_15 = __pyx_v_Wsub;
+
+          __pyx_t_18 = 0;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_18 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_18;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+
+          __pyx_t_16 = __pyx_t_17;
+
+          __pyx_t_13 = (__pyx_t_15 < __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_15;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+          __pyx_v_lo = __pyx_t_17;
+
+
+          /* "_band.pxd":122
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)             # <<<<<<<<<<<<<<
  *                     for t in range(lo):
  *                         d[t] = 0
 */
-          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
 
-          /* "_band.pxd":119
- *                         continue
- *                     row = xc + ih * b.W
+          __pyx_t_17 = __pyx_v_Wsub;
+
+          __pyx_t_15 = __pyx_v_lo;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_15 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_15;
+          } else {
+
+            __pyx_t_19 = __pyx_t_16;
+          }
+
+
+          __pyx_t_15 = __pyx_t_19;
+
+          __pyx_t_13 = (__pyx_t_17 < __pyx_t_15);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_17;
+          } else {
+
+            __pyx_t_19 = __pyx_t_15;
+          }
+
+          __pyx_v_hi = __pyx_t_19;
+
+
+          /* "_band.pxd":123
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):             # <<<<<<<<<<<<<<
  *                         d[t] = 0
- *                     if b.sw == 1:
+ *                     # Constant strides, so that the compiler vectorises the copies.
 */
 
-          __pyx_t_12 = __pyx_v_lo;
-          __pyx_t_17 = __pyx_t_12;
+          __pyx_t_19 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+          for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":120
- *                     row = xc + ih * b.W
+            /* "_band.pxd":124
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                     if b.sw == 1:
- *                         for t in range(lo, hi):
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
 
 
-          /* "_band.pxd":121
- *                     for t in range(lo):
+          /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-          __pyx_t_14 = (__pyx_v_b->sw == 1);
+          switch (__pyx_v_sw) {
+            case 1:
 
-          if (__pyx_t_14) {
-
-
-            /* "_band.pxd":122
- *                         d[t] = 0
- *                     if b.sw == 1:
+            /* "_band.pxd":127
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
 */
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":123
- *                     if b.sw == 1:
+              /* "_band.pxd":128
+ *                     if sw == 1:
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):
 */
               (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
             }
 
 
-            /* "_band.pxd":121
- *                     for t in range(lo):
+            /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-            goto __pyx_L18;
-          }
+            break;
+            case 2:
 
-          /* "_band.pxd":125
+            /* "_band.pxd":130
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
 */
-          /*else*/ {
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":126
+              /* "_band.pxd":131
+ *                     elif sw == 2:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]             # <<<<<<<<<<<<<<
  *                     else:
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
- *                     for t in range(hi, b.Wsub):
- *                         d[t] = 0
 */
-              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((2 * __pyx_v_t) + __pyx_v_col0)]);
             }
 
-          }
-          __pyx_L18:;
 
-          /* "_band.pxd":127
+            /* "_band.pxd":129
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+ *                             d[t] = row[t + col0]
+ *                     elif sw == 2:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]
+*/
+            break;
+            default:
+
+            /* "_band.pxd":133
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
 */
 
-          __pyx_t_12 = __pyx_v_b->Wsub;
-          __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":128
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+              /* "_band.pxd":134
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_sw) + __pyx_v_col0)]);
+            }
+
+            break;
+          }
+
+          /* "_band.pxd":135
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+*/
+
+          __pyx_t_19 = __pyx_v_Wsub;
+          __pyx_t_17 = __pyx_t_19;
+
+          for (__pyx_t_15 = __pyx_v_hi; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
+
+            /* "_band.pxd":136
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                 d = d0 + nrow * b.Wsub
- *                 for t in range(b.slack):
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
@@ -20861,31 +21001,63 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
           __pyx_L9_continue:;
         }
 
+      }
 
-        /* "_band.pxd":129
- *                     for t in range(hi, b.Wsub):
+    }
+
+
+    /* "_band.pxd":137
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+*/
+
+    __pyx_t_4 = __pyx_v_b->nph;
+    __pyx_t_5 = __pyx_t_4;
+
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_ph = __pyx_t_6;
+
+      /* "_band.pxd":138
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+
+      __pyx_t_7 = __pyx_v_b->npw;
+      __pyx_t_8 = __pyx_t_7;
+
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
+
+        /* "_band.pxd":139
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub             # <<<<<<<<<<<<<<
  *                 for t in range(b.slack):
  *                     d[t] = 0
 */
-        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
+        __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_nrow * __pyx_v_b->Wsub));
 
-        /* "_band.pxd":130
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+        /* "_band.pxd":140
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
  *                     d[t] = 0
 */
 
-        __pyx_t_15 = __pyx_v_b->slack;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->slack;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_t = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
 
-          /* "_band.pxd":131
- *                 d = d0 + nrow * b.Wsub
+          /* "_band.pxd":141
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):
  *                     d[t] = 0             # <<<<<<<<<<<<<<
 */
@@ -20899,7 +21071,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   }
 
 
-  /* "_band.pxd":90
+  /* "_band.pxd":95
  * 
  * 
  * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
@@ -21201,6 +21373,8 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_co;
   Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_v_W_out;
+  Py_ssize_t __pyx_v_Wsub;
   float __pyx_v_bj;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -21297,12 +21471,26 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
  *     cdef floating *tmp = ws + L.ws_band             # <<<<<<<<<<<<<<
  *     cdef floating *o
- *     cdef Py_ssize_t u, j, co, t
+ *     cdef Py_ssize_t u, j, co, t, W_out = L.W_out, Wsub = bd.Wsub
 */
   __pyx_v_tmp = (__pyx_v_ws + __pyx_v_L->ws_band);
 
+  /* "cconv/_kernels/_depthwise.pyx":96
+ *     cdef floating *tmp = ws + L.ws_band
+ *     cdef floating *o
+ *     cdef Py_ssize_t u, j, co, t, W_out = L.W_out, Wsub = bd.Wsub             # <<<<<<<<<<<<<<
+ *     cdef floating bj
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)
+*/
+  __pyx_t_3 = __pyx_v_L->W_out;
+
+  __pyx_v_W_out = __pyx_t_3;
+  __pyx_t_3 = __pyx_v_bd->Wsub;
+
+  __pyx_v_Wsub = __pyx_t_3;
+
   /* "cconv/_kernels/_depthwise.pyx":98
- *     cdef Py_ssize_t u, j, co, t
+ *     cdef Py_ssize_t u, j, co, t, W_out = L.W_out, Wsub = bd.Wsub
  *     cdef floating bj
  *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)             # <<<<<<<<<<<<<<
  *     for j in range(L.m):
@@ -21378,7 +21566,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
  *         if L.flat:
  *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)             # <<<<<<<<<<<<<<
  *             for u in range(R):
- *                 for t in range(L.W_out):
+ *                 for t in range(W_out):
 */
       __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(__pyx_v_L->isa, __pyx_v_L->taps, __pyx_v_ws, __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_L->taps)), __pyx_v_bj, __pyx_v_tmp, __pyx_v_flat);
 
@@ -21386,8 +21574,8 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
  *         if L.flat:
  *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
  *             for u in range(R):             # <<<<<<<<<<<<<<
- *                 for t in range(L.W_out):
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *                 for t in range(W_out):
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]
 */
 
       __pyx_t_6 = __pyx_v_R;
@@ -21399,12 +21587,12 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
         /* "cconv/_kernels/_depthwise.pyx":106
  *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
  *             for u in range(R):
- *                 for t in range(L.W_out):             # <<<<<<<<<<<<<<
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *                 for t in range(W_out):             # <<<<<<<<<<<<<<
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]
  *         else:
 */
 
-        __pyx_t_9 = __pyx_v_L->W_out;
+        __pyx_t_9 = __pyx_v_W_out;
         __pyx_t_10 = __pyx_t_9;
 
         for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
@@ -21412,12 +21600,12 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
           /* "cconv/_kernels/_depthwise.pyx":107
  *             for u in range(R):
- *                 for t in range(L.W_out):
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]             # <<<<<<<<<<<<<<
+ *                 for t in range(W_out):
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]             # <<<<<<<<<<<<<<
  *         else:
  *             for u in range(R):
 */
-          (__pyx_v_o[((__pyx_v_u * __pyx_v_L->W_out) + __pyx_v_t)]) = (__pyx_v_tmp[((__pyx_v_u * __pyx_v_bd->Wsub) + __pyx_v_t)]);
+          (__pyx_v_o[((__pyx_v_u * __pyx_v_W_out) + __pyx_v_t)]) = (__pyx_v_tmp[((__pyx_v_u * __pyx_v_Wsub) + __pyx_v_t)]);
         }
 
       }
@@ -21434,7 +21622,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
     }
 
     /* "cconv/_kernels/_depthwise.pyx":109
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]
  *         else:
  *             for u in range(R):             # <<<<<<<<<<<<<<
  *                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,
@@ -21486,6 +21674,8 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
 
 
+
+
 }
 
 static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer const *__pyx_v_L, Py_ssize_t __pyx_v_item, double const *__pyx_v_x, double const *__pyx_v_w, double const *__pyx_v_bias, double *__pyx_v_out, Py_ssize_t const *__pyx_v_toff, double *__pyx_v_ws) {
@@ -21502,6 +21692,8 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_co;
   Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_v_W_out;
+  Py_ssize_t __pyx_v_Wsub;
   double __pyx_v_bj;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -21598,12 +21790,26 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
  *     cdef floating *tmp = ws + L.ws_band             # <<<<<<<<<<<<<<
  *     cdef floating *o
- *     cdef Py_ssize_t u, j, co, t
+ *     cdef Py_ssize_t u, j, co, t, W_out = L.W_out, Wsub = bd.Wsub
 */
   __pyx_v_tmp = (__pyx_v_ws + __pyx_v_L->ws_band);
 
+  /* "cconv/_kernels/_depthwise.pyx":96
+ *     cdef floating *tmp = ws + L.ws_band
+ *     cdef floating *o
+ *     cdef Py_ssize_t u, j, co, t, W_out = L.W_out, Wsub = bd.Wsub             # <<<<<<<<<<<<<<
+ *     cdef floating bj
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)
+*/
+  __pyx_t_3 = __pyx_v_L->W_out;
+
+  __pyx_v_W_out = __pyx_t_3;
+  __pyx_t_3 = __pyx_v_bd->Wsub;
+
+  __pyx_v_Wsub = __pyx_t_3;
+
   /* "cconv/_kernels/_depthwise.pyx":98
- *     cdef Py_ssize_t u, j, co, t
+ *     cdef Py_ssize_t u, j, co, t, W_out = L.W_out, Wsub = bd.Wsub
  *     cdef floating bj
  *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)             # <<<<<<<<<<<<<<
  *     for j in range(L.m):
@@ -21679,7 +21885,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
  *         if L.flat:
  *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)             # <<<<<<<<<<<<<<
  *             for u in range(R):
- *                 for t in range(L.W_out):
+ *                 for t in range(W_out):
 */
       __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(__pyx_v_L->isa, __pyx_v_L->taps, __pyx_v_ws, __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_L->taps)), __pyx_v_bj, __pyx_v_tmp, __pyx_v_flat);
 
@@ -21687,8 +21893,8 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
  *         if L.flat:
  *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
  *             for u in range(R):             # <<<<<<<<<<<<<<
- *                 for t in range(L.W_out):
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *                 for t in range(W_out):
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]
 */
 
       __pyx_t_6 = __pyx_v_R;
@@ -21700,12 +21906,12 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
         /* "cconv/_kernels/_depthwise.pyx":106
  *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
  *             for u in range(R):
- *                 for t in range(L.W_out):             # <<<<<<<<<<<<<<
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *                 for t in range(W_out):             # <<<<<<<<<<<<<<
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]
  *         else:
 */
 
-        __pyx_t_9 = __pyx_v_L->W_out;
+        __pyx_t_9 = __pyx_v_W_out;
         __pyx_t_10 = __pyx_t_9;
 
         for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
@@ -21713,12 +21919,12 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
           /* "cconv/_kernels/_depthwise.pyx":107
  *             for u in range(R):
- *                 for t in range(L.W_out):
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]             # <<<<<<<<<<<<<<
+ *                 for t in range(W_out):
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]             # <<<<<<<<<<<<<<
  *         else:
  *             for u in range(R):
 */
-          (__pyx_v_o[((__pyx_v_u * __pyx_v_L->W_out) + __pyx_v_t)]) = (__pyx_v_tmp[((__pyx_v_u * __pyx_v_bd->Wsub) + __pyx_v_t)]);
+          (__pyx_v_o[((__pyx_v_u * __pyx_v_W_out) + __pyx_v_t)]) = (__pyx_v_tmp[((__pyx_v_u * __pyx_v_Wsub) + __pyx_v_t)]);
         }
 
       }
@@ -21735,7 +21941,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
     }
 
     /* "cconv/_kernels/_depthwise.pyx":109
- *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *                     o[u * W_out + t] = tmp[u * Wsub + t]
  *         else:
  *             for u in range(R):             # <<<<<<<<<<<<<<
  *                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,
@@ -21773,6 +21979,8 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 */
 
   /* function exit code */
+
+
 
 
 

@@ -6,7 +6,7 @@
         "define_macros": [
             [
                 "CC_BUILD_FLAGS",
-                "\"-std=c11 -ffp-contract=fast -fno-strict-aliasing -Wno-unused-function -Wno-unreachable-code -O3 -fopenmp\""
+                "\"-std=c11 -ffp-contract=fast -Wno-unused-function -Wno-unreachable-code -O3 -g0 -fopenmp\""
             ],
             [
                 "NPY_NO_DEPRECATED_API",
@@ -19,10 +19,10 @@
         "extra_compile_args": [
             "-std=c11",
             "-ffp-contract=fast",
-            "-fno-strict-aliasing",
             "-Wno-unused-function",
             "-Wno-unreachable-code",
             "-O3",
+            "-g0",
             "-fopenmp"
         ],
         "extra_link_args": [
@@ -1779,7 +1779,7 @@ struct __pyx_memoryview_obj;
 struct __pyx_memoryviewslice_obj;
 struct __pyx_t_5cconv_8_kernels_5_band_Band;
 
-/* "_band.pxd":25
+/* "_band.pxd":26
  * 
  * 
  * cdef struct Band:             # <<<<<<<<<<<<<<
@@ -1798,6 +1798,8 @@ struct __pyx_t_5cconv_8_kernels_5_band_Band {
   Py_ssize_t Wp;
   Py_ssize_t Wsub;
   Py_ssize_t slack;
+  Py_ssize_t nph;
+  Py_ssize_t npw;
   Py_ssize_t sub_size;
   Py_ssize_t chan_stride;
 };
@@ -1882,7 +1884,7 @@ struct __pyx_t_5cconv_8_kernels_6_igemm_Layer {
   Py_ssize_t *ktab;
 };
 
-/* "cconv/_kernels/_igemm.pyx":379
+/* "cconv/_kernels/_igemm.pyx":392
  * 
  * 
  * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
@@ -3525,6 +3527,8 @@ static void __pyx_f_5cconv_8_kernels_6_igemm_free_tables(struct __pyx_t_5cconv_8
 static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_igemm_layer_of(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, int, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
 static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int, Py_ssize_t, Py_ssize_t, float const *, Py_ssize_t const *, float const *, Py_ssize_t const *, float *, Py_ssize_t, Py_ssize_t, float const *, int); /*proto*/
 static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int, Py_ssize_t, Py_ssize_t, double const *, Py_ssize_t const *, double const *, Py_ssize_t const *, double *, Py_ssize_t, Py_ssize_t, double const *, int); /*proto*/
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_block(float const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, float const *); /*proto*/
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_block(double const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, double const *); /*proto*/
 static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, float const *, float const *, float const *, float *, float *); /*proto*/
 static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, double const *, double const *, double const *, double *, double *); /*proto*/
 static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, float const *, float const *, float const *, float *, float *); /*proto*/
@@ -20193,7 +20197,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "_band.pxd":38
+/* "_band.pxd":40
  * 
  * 
  * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20206,7 +20210,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   Py_ssize_t __pyx_r;
   int __pyx_t_1;
 
-  /* "_band.pxd":41
+  /* "_band.pxd":43
  *     """Floor of a / b for any sign of a (the build uses C division, which truncates).
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b             # <<<<<<<<<<<<<<
@@ -20215,7 +20219,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 */
   __pyx_v_q = (__pyx_v_a / __pyx_v_b);
 
-  /* "_band.pxd":42
+  /* "_band.pxd":44
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:             # <<<<<<<<<<<<<<
@@ -20227,7 +20231,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   if (__pyx_t_1) {
 
 
-    /* "_band.pxd":43
+    /* "_band.pxd":45
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:
  *         q -= 1             # <<<<<<<<<<<<<<
@@ -20236,7 +20240,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 */
     __pyx_v_q = (__pyx_v_q - 1);
 
-    /* "_band.pxd":42
+    /* "_band.pxd":44
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:             # <<<<<<<<<<<<<<
@@ -20245,7 +20249,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 */
   }
 
-  /* "_band.pxd":44
+  /* "_band.pxd":46
  *     if q * b > a:
  *         q -= 1
  *     return q             # <<<<<<<<<<<<<<
@@ -20258,7 +20262,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   }
   goto __pyx_L0;
 
-  /* "_band.pxd":38
+  /* "_band.pxd":40
  * 
  * 
  * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20272,7 +20276,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
   return __pyx_r;
 }
 
-/* "_band.pxd":47
+/* "_band.pxd":49
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20283,7 +20287,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t 
 static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
   Py_ssize_t __pyx_r;
 
-  /* "_band.pxd":49
+  /* "_band.pxd":51
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
  *     """Ceiling of a / b for any sign of a. Assumes: b > 0."""
  *     return -fdiv(-a, b)             # <<<<<<<<<<<<<<
@@ -20296,7 +20300,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t 
   }
   goto __pyx_L0;
 
-  /* "_band.pxd":47
+  /* "_band.pxd":49
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20309,7 +20313,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t 
   return __pyx_r;
 }
 
-/* "_band.pxd":52
+/* "_band.pxd":54
  * 
  * 
  * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
@@ -20324,7 +20328,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_s
   Py_ssize_t __pyx_t_3;
   int __pyx_t_4;
 
-  /* "_band.pxd":57
+  /* "_band.pxd":59
  *     at most one (the larger first). Written without i * total, which could overflow.
  *     Assumes: 0 <= i <= parts, parts > 0."""
  *     return i * (total // parts) + min(i, total % parts)             # <<<<<<<<<<<<<<
@@ -20352,7 +20356,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_s
 
   goto __pyx_L0;
 
-  /* "_band.pxd":52
+  /* "_band.pxd":54
  * 
  * 
  * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
@@ -20365,7 +20369,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_s
   return __pyx_r;
 }
 
-/* "_band.pxd":60
+/* "_band.pxd":62
  * 
  * 
  * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
@@ -20386,7 +20390,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   Py_ssize_t __pyx_t_7;
   int __pyx_t_8;
 
-  /* "_band.pxd":66
+  /* "_band.pxd":68
  *     """The geometry of bands of `rows` grid rows for these taps.
  *     Assumes: KH, KW >= 1; rows >= 1."""
  *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]             # <<<<<<<<<<<<<<
@@ -20396,7 +20400,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   __pyx_v_ohmax = (__pyx_v_offh[0]);
   __pyx_v_owmax = (__pyx_v_offw[0]);
 
-  /* "_band.pxd":67
+  /* "_band.pxd":69
  *     Assumes: KH, KW >= 1; rows >= 1."""
  *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
  *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack             # <<<<<<<<<<<<<<
@@ -20425,7 +20429,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   __pyx_v_b->rows = __pyx_t_6;
   __pyx_v_b->slack = __pyx_t_7;
 
-  /* "_band.pxd":68
+  /* "_band.pxd":70
  *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
  *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
  *     b.ohmin = offh[0]             # <<<<<<<<<<<<<<
@@ -20434,7 +20438,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
 */
   __pyx_v_b->ohmin = (__pyx_v_offh[0]);
 
-  /* "_band.pxd":69
+  /* "_band.pxd":71
  *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
  *     b.ohmin = offh[0]
  *     b.owmin = offw[0]             # <<<<<<<<<<<<<<
@@ -20443,7 +20447,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
 */
   __pyx_v_b->owmin = (__pyx_v_offw[0]);
 
-  /* "_band.pxd":70
+  /* "_band.pxd":72
  *     b.ohmin = offh[0]
  *     b.owmin = offw[0]
  *     for i in range(KH):             # <<<<<<<<<<<<<<
@@ -20457,7 +20461,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "_band.pxd":71
+    /* "_band.pxd":73
  *     b.owmin = offw[0]
  *     for i in range(KH):
  *         b.ohmin = min(b.ohmin, offh[i])             # <<<<<<<<<<<<<<
@@ -20481,7 +20485,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
     __pyx_v_b->ohmin = __pyx_t_2;
 
 
-    /* "_band.pxd":72
+    /* "_band.pxd":74
  *     for i in range(KH):
  *         b.ohmin = min(b.ohmin, offh[i])
  *         ohmax = max(ohmax, offh[i])             # <<<<<<<<<<<<<<
@@ -20507,7 +20511,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   }
 
 
-  /* "_band.pxd":73
+  /* "_band.pxd":75
  *         b.ohmin = min(b.ohmin, offh[i])
  *         ohmax = max(ohmax, offh[i])
  *     for i in range(KW):             # <<<<<<<<<<<<<<
@@ -20521,7 +20525,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
     __pyx_v_i = __pyx_t_5;
 
-    /* "_band.pxd":74
+    /* "_band.pxd":76
  *         ohmax = max(ohmax, offh[i])
  *     for i in range(KW):
  *         b.owmin = min(b.owmin, offw[i])             # <<<<<<<<<<<<<<
@@ -20545,7 +20549,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
     __pyx_v_b->owmin = __pyx_t_4;
 
 
-    /* "_band.pxd":75
+    /* "_band.pxd":77
  *     for i in range(KW):
  *         b.owmin = min(b.owmin, offw[i])
  *         owmax = max(owmax, offw[i])             # <<<<<<<<<<<<<<
@@ -20571,43 +20575,91 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
   }
 
 
-  /* "_band.pxd":76
+  /* "_band.pxd":78
  *         b.owmin = min(b.owmin, offw[i])
  *         owmax = max(owmax, offw[i])
  *     b.extra = (ohmax - b.ohmin) // sh             # <<<<<<<<<<<<<<
  *     b.Wsub = Wp + (owmax - b.owmin) // sw
- *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
 */
   __pyx_v_b->extra = ((__pyx_v_ohmax - __pyx_v_b->ohmin) / __pyx_v_sh);
 
-  /* "_band.pxd":77
+  /* "_band.pxd":79
  *         owmax = max(owmax, offw[i])
  *     b.extra = (ohmax - b.ohmin) // sh
  *     b.Wsub = Wp + (owmax - b.owmin) // sw             # <<<<<<<<<<<<<<
- *     b.sub_size = (rows + b.extra) * b.Wsub + slack
- *     b.chan_stride = sh * sw * b.sub_size
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)
 */
   __pyx_v_b->Wsub = (__pyx_v_Wp + ((__pyx_v_owmax - __pyx_v_b->owmin) / __pyx_v_sw));
 
-  /* "_band.pxd":78
- *     b.extra = (ohmax - b.ohmin) // sh
+  /* "_band.pxd":81
  *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)             # <<<<<<<<<<<<<<
+ *     b.npw = min(sw, owmax - b.owmin + 1)
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+*/
+
+  __pyx_t_7 = ((__pyx_v_ohmax - __pyx_v_b->ohmin) + 1);
+
+  __pyx_t_6 = __pyx_v_sh;
+  __pyx_t_8 = (__pyx_t_7 < __pyx_t_6);
+
+  if (__pyx_t_8) {
+
+    __pyx_t_5 = __pyx_t_7;
+  } else {
+
+    __pyx_t_5 = __pyx_t_6;
+  }
+
+  __pyx_v_b->nph = __pyx_t_5;
+
+
+  /* "_band.pxd":82
+ *     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)
+ *     b.npw = min(sw, owmax - b.owmin + 1)             # <<<<<<<<<<<<<<
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     b.chan_stride = b.nph * b.npw * b.sub_size
+*/
+
+  __pyx_t_5 = ((__pyx_v_owmax - __pyx_v_b->owmin) + 1);
+
+  __pyx_t_7 = __pyx_v_sw;
+  __pyx_t_8 = (__pyx_t_5 < __pyx_t_7);
+
+  if (__pyx_t_8) {
+
+    __pyx_t_6 = __pyx_t_5;
+  } else {
+
+    __pyx_t_6 = __pyx_t_7;
+  }
+
+  __pyx_v_b->npw = __pyx_t_6;
+
+
+  /* "_band.pxd":83
+ *     b.nph = min(sh, ohmax - b.ohmin + 1)
+ *     b.npw = min(sw, owmax - b.owmin + 1)
  *     b.sub_size = (rows + b.extra) * b.Wsub + slack             # <<<<<<<<<<<<<<
- *     b.chan_stride = sh * sw * b.sub_size
+ *     b.chan_stride = b.nph * b.npw * b.sub_size
  * 
 */
   __pyx_v_b->sub_size = (((__pyx_v_rows + __pyx_v_b->extra) * __pyx_v_b->Wsub) + __pyx_v_slack);
 
-  /* "_band.pxd":79
- *     b.Wsub = Wp + (owmax - b.owmin) // sw
+  /* "_band.pxd":84
+ *     b.npw = min(sw, owmax - b.owmin + 1)
  *     b.sub_size = (rows + b.extra) * b.Wsub + slack
- *     b.chan_stride = sh * sw * b.sub_size             # <<<<<<<<<<<<<<
+ *     b.chan_stride = b.nph * b.npw * b.sub_size             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_v_b->chan_stride = ((__pyx_v_sh * __pyx_v_sw) * __pyx_v_b->sub_size);
+  __pyx_v_b->chan_stride = ((__pyx_v_b->nph * __pyx_v_b->npw) * __pyx_v_b->sub_size);
 
-  /* "_band.pxd":60
+  /* "_band.pxd":62
  * 
  * 
  * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
@@ -20621,7 +20673,7 @@ static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx
 
 }
 
-/* "_band.pxd":82
+/* "_band.pxd":87
  * 
  * 
  * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
@@ -20634,30 +20686,30 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struc
   Py_ssize_t __pyx_v_rw;
   Py_ssize_t __pyx_r;
 
-  /* "_band.pxd":85
+  /* "_band.pxd":90
  *                                   Py_ssize_t offw) noexcept nogil:
  *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
  *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin             # <<<<<<<<<<<<<<
- *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *     return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
  *             + rw // b.sw)
 */
   __pyx_v_rh = (__pyx_v_offh - __pyx_v_b->ohmin);
   __pyx_v_rw = (__pyx_v_offw - __pyx_v_b->owmin);
 
-  /* "_band.pxd":87
+  /* "_band.pxd":92
  *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
- *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *     return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
  *             + rw // b.sw)             # <<<<<<<<<<<<<<
  * 
  * 
 */
   {
 
-    __pyx_r = ((((((__pyx_v_rh % __pyx_v_b->sh) * __pyx_v_b->sw) + (__pyx_v_rw % __pyx_v_b->sw)) * __pyx_v_b->sub_size) + ((__pyx_v_rh / __pyx_v_b->sh) * __pyx_v_b->Wsub)) + (__pyx_v_rw / __pyx_v_b->sw));
+    __pyx_r = ((((((__pyx_v_rh % __pyx_v_b->sh) * __pyx_v_b->npw) + (__pyx_v_rw % __pyx_v_b->sw)) * __pyx_v_b->sub_size) + ((__pyx_v_rh / __pyx_v_b->sh) * __pyx_v_b->Wsub)) + (__pyx_v_rw / __pyx_v_b->sw));
   }
   goto __pyx_L0;
 
-  /* "_band.pxd":82
+  /* "_band.pxd":87
  * 
  * 
  * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
@@ -20672,7 +20724,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struc
   return __pyx_r;
 }
 
-/* "_band.pxd":90
+/* "_band.pxd":95
  * 
  * 
  * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
@@ -20691,9 +20743,9 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
   Py_ssize_t __pyx_v_nrow;
-  float const *__pyx_v_xc;
+  Py_ssize_t __pyx_v_Wsub;
+  Py_ssize_t __pyx_v_sw;
   float const *__pyx_v_row;
-  float *__pyx_v_d0;
   float *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -20705,30 +20757,45 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
-  long __pyx_t_11;
+  Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
-  Py_ssize_t __pyx_t_13;
+  int __pyx_t_13;
   int __pyx_t_14;
   Py_ssize_t __pyx_t_15;
-  int __pyx_t_16;
+  Py_ssize_t __pyx_t_16;
   Py_ssize_t __pyx_t_17;
-  Py_ssize_t __pyx_t_18;
+  long __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
 
-  /* "_band.pxd":97
+  /* "_band.pxd":102
  *     channels * b.chan_stride elements."""
  *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
  *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
- *     cdef const floating *xc
- *     cdef const floating *row
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
 */
   __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
 
-  /* "_band.pxd":102
- *     cdef floating *d0
+  /* "_band.pxd":104
+ *     cdef Py_ssize_t nrow = R + b.extra
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw             # <<<<<<<<<<<<<<
+ *     cdef const floating *row
+ *     cdef floating *d
+*/
+  __pyx_t_1 = __pyx_v_b->Wsub;
+
+  __pyx_v_Wsub = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_b->sw;
+
+  __pyx_v_sw = __pyx_t_1;
+
+  /* "_band.pxd":107
+ *     cdef const floating *row
  *     cdef floating *d
  *     for c in range(channels):             # <<<<<<<<<<<<<<
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
 */
 
   __pyx_t_1 = __pyx_v_channels;
@@ -20737,369 +20804,383 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_c = __pyx_t_3;
 
-    /* "_band.pxd":103
+    /* "_band.pxd":108
  *     cdef floating *d
  *     for c in range(channels):
- *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
-*/
-    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
-
-    /* "_band.pxd":104
- *     for c in range(channels):
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
 */
 
-    __pyx_t_4 = __pyx_v_b->sh;
+    __pyx_t_4 = __pyx_v_b->nph;
     __pyx_t_5 = __pyx_t_4;
 
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_ph = __pyx_t_6;
 
-      /* "_band.pxd":105
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw
+      /* "_band.pxd":109
+ *     for c in range(channels):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
 */
 
-      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_7 = __pyx_v_nrow;
       __pyx_t_8 = __pyx_t_7;
 
       for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-        __pyx_v_pw = __pyx_t_9;
-
-        /* "_band.pxd":106
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
-*/
-        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
-
-        /* "_band.pxd":107
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
-*/
-        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
-
-        /* "_band.pxd":109
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
-*/
-
-        __pyx_t_10 = __pyx_v_b->Wsub;
-
-        __pyx_t_11 = 0;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_11;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-
-        __pyx_t_12 = __pyx_t_13;
-
-        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_10;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-        __pyx_v_lo = __pyx_t_13;
-
+        __pyx_v_u = __pyx_t_9;
 
         /* "_band.pxd":110
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
 */
-
-        __pyx_t_13 = __pyx_v_b->Wsub;
-
-        __pyx_t_10 = __pyx_v_lo;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_10;
-        } else {
-
-          __pyx_t_15 = __pyx_t_12;
-        }
-
-
-        __pyx_t_10 = __pyx_t_15;
-
-        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_13;
-        } else {
-
-          __pyx_t_15 = __pyx_t_10;
-        }
-
-        __pyx_v_hi = __pyx_t_15;
-
+        __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
 
         /* "_band.pxd":111
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):             # <<<<<<<<<<<<<<
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
 */
 
-        __pyx_t_15 = __pyx_v_nrow;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->npw;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_u = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_pw = __pyx_t_12;
 
           /* "_band.pxd":112
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
- *                     d = d0 + u * b.Wsub
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub             # <<<<<<<<<<<<<<
  *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(Wsub):
 */
-          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+          __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_u * __pyx_v_b->Wsub));
 
           /* "_band.pxd":113
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
- *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
-*/
-          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
-
-          /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
-          __pyx_t_16 = (__pyx_v_ih < 0);
+          __pyx_t_14 = (__pyx_v_ih < 0);
 
-          if (!__pyx_t_16) {
+          if (!__pyx_t_14) {
 
           } else {
 
-            __pyx_t_14 = __pyx_t_16;
+            __pyx_t_13 = __pyx_t_14;
 
             goto __pyx_L12_bool_binop_done;
           }
-          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+          __pyx_t_14 = (__pyx_v_ih >= __pyx_v_b->H);
 
 
-          __pyx_t_14 = __pyx_t_16;
+          __pyx_t_13 = __pyx_t_14;
 
           __pyx_L12_bool_binop_done:;
-          if (__pyx_t_14) {
+          if (__pyx_t_13) {
 
 
-            /* "_band.pxd":115
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":114
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                         for t in range(Wsub):             # <<<<<<<<<<<<<<
  *                             d[t] = 0
  *                         continue
 */
 
-            __pyx_t_12 = __pyx_v_b->Wsub;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_15 = __pyx_v_Wsub;
+            __pyx_t_16 = __pyx_t_15;
 
-            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+              __pyx_v_t = __pyx_t_17;
 
-              /* "_band.pxd":116
+              /* "_band.pxd":115
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0             # <<<<<<<<<<<<<<
  *                         continue
- *                     row = xc + ih * b.W
+ *                     row = x + (c * b.H + ih) * b.W
 */
               (__pyx_v_d[__pyx_v_t]) = 0.0;
             }
 
 
-            /* "_band.pxd":117
- *                         for t in range(b.Wsub):
+            /* "_band.pxd":116
+ *                         for t in range(Wsub):
  *                             d[t] = 0
  *                         continue             # <<<<<<<<<<<<<<
- *                     row = xc + ih * b.W
- *                     for t in range(lo):
+ *                     row = x + (c * b.H + ih) * b.W
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
 */
             goto __pyx_L9_continue;
 
-            /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":113
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
           }
 
-          /* "_band.pxd":118
+          /* "_band.pxd":117
  *                             d[t] = 0
  *                         continue
- *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     row = x + (c * b.H + ih) * b.W             # <<<<<<<<<<<<<<
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+*/
+          __pyx_v_row = (__pyx_v_x + (((__pyx_v_c * __pyx_v_b->H) + __pyx_v_ih) * __pyx_v_b->W));
+
+          /* "_band.pxd":120
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+*/
+          __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
+
+          /* "_band.pxd":121
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)             # <<<<<<<<<<<<<<
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+ *                     for t in range(lo):
+*/
+
+          __pyx_t_15 = __pyx_v_Wsub;
+
+          __pyx_t_18 = 0;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_18 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_18;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+
+          __pyx_t_16 = __pyx_t_17;
+
+          __pyx_t_13 = (__pyx_t_15 < __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_15;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+          __pyx_v_lo = __pyx_t_17;
+
+
+          /* "_band.pxd":122
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)             # <<<<<<<<<<<<<<
  *                     for t in range(lo):
  *                         d[t] = 0
 */
-          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
 
-          /* "_band.pxd":119
- *                         continue
- *                     row = xc + ih * b.W
+          __pyx_t_17 = __pyx_v_Wsub;
+
+          __pyx_t_15 = __pyx_v_lo;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_15 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_15;
+          } else {
+
+            __pyx_t_19 = __pyx_t_16;
+          }
+
+
+          __pyx_t_15 = __pyx_t_19;
+
+          __pyx_t_13 = (__pyx_t_17 < __pyx_t_15);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_17;
+          } else {
+
+            __pyx_t_19 = __pyx_t_15;
+          }
+
+          __pyx_v_hi = __pyx_t_19;
+
+
+          /* "_band.pxd":123
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):             # <<<<<<<<<<<<<<
  *                         d[t] = 0
- *                     if b.sw == 1:
+ *                     # Constant strides, so that the compiler vectorises the copies.
 */
 
-          __pyx_t_12 = __pyx_v_lo;
-          __pyx_t_17 = __pyx_t_12;
+          __pyx_t_19 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+          for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":120
- *                     row = xc + ih * b.W
+            /* "_band.pxd":124
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                     if b.sw == 1:
- *                         for t in range(lo, hi):
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
 
 
-          /* "_band.pxd":121
- *                     for t in range(lo):
+          /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-          __pyx_t_14 = (__pyx_v_b->sw == 1);
+          switch (__pyx_v_sw) {
+            case 1:
 
-          if (__pyx_t_14) {
-
-
-            /* "_band.pxd":122
- *                         d[t] = 0
- *                     if b.sw == 1:
+            /* "_band.pxd":127
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
 */
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":123
- *                     if b.sw == 1:
+              /* "_band.pxd":128
+ *                     if sw == 1:
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):
 */
               (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
             }
 
 
-            /* "_band.pxd":121
- *                     for t in range(lo):
+            /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-            goto __pyx_L18;
-          }
+            break;
+            case 2:
 
-          /* "_band.pxd":125
+            /* "_band.pxd":130
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
 */
-          /*else*/ {
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":126
+              /* "_band.pxd":131
+ *                     elif sw == 2:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]             # <<<<<<<<<<<<<<
  *                     else:
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
- *                     for t in range(hi, b.Wsub):
- *                         d[t] = 0
 */
-              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((2 * __pyx_v_t) + __pyx_v_col0)]);
             }
 
-          }
-          __pyx_L18:;
 
-          /* "_band.pxd":127
+            /* "_band.pxd":129
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+ *                             d[t] = row[t + col0]
+ *                     elif sw == 2:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]
+*/
+            break;
+            default:
+
+            /* "_band.pxd":133
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
 */
 
-          __pyx_t_12 = __pyx_v_b->Wsub;
-          __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":128
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+              /* "_band.pxd":134
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_sw) + __pyx_v_col0)]);
+            }
+
+            break;
+          }
+
+          /* "_band.pxd":135
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+*/
+
+          __pyx_t_19 = __pyx_v_Wsub;
+          __pyx_t_17 = __pyx_t_19;
+
+          for (__pyx_t_15 = __pyx_v_hi; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
+
+            /* "_band.pxd":136
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                 d = d0 + nrow * b.Wsub
- *                 for t in range(b.slack):
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
@@ -21107,31 +21188,63 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
           __pyx_L9_continue:;
         }
 
+      }
 
-        /* "_band.pxd":129
- *                     for t in range(hi, b.Wsub):
+    }
+
+
+    /* "_band.pxd":137
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+*/
+
+    __pyx_t_4 = __pyx_v_b->nph;
+    __pyx_t_5 = __pyx_t_4;
+
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_ph = __pyx_t_6;
+
+      /* "_band.pxd":138
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+
+      __pyx_t_7 = __pyx_v_b->npw;
+      __pyx_t_8 = __pyx_t_7;
+
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
+
+        /* "_band.pxd":139
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub             # <<<<<<<<<<<<<<
  *                 for t in range(b.slack):
  *                     d[t] = 0
 */
-        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
+        __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_nrow * __pyx_v_b->Wsub));
 
-        /* "_band.pxd":130
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+        /* "_band.pxd":140
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
  *                     d[t] = 0
 */
 
-        __pyx_t_15 = __pyx_v_b->slack;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->slack;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_t = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
 
-          /* "_band.pxd":131
- *                 d = d0 + nrow * b.Wsub
+          /* "_band.pxd":141
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):
  *                     d[t] = 0             # <<<<<<<<<<<<<<
 */
@@ -21145,7 +21258,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(
   }
 
 
-  /* "_band.pxd":90
+  /* "_band.pxd":95
  * 
  * 
  * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
@@ -21181,9 +21294,9 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
   Py_ssize_t __pyx_v_nrow;
-  double const *__pyx_v_xc;
+  Py_ssize_t __pyx_v_Wsub;
+  Py_ssize_t __pyx_v_sw;
   double const *__pyx_v_row;
-  double *__pyx_v_d0;
   double *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -21195,30 +21308,45 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
-  long __pyx_t_11;
+  Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
-  Py_ssize_t __pyx_t_13;
+  int __pyx_t_13;
   int __pyx_t_14;
   Py_ssize_t __pyx_t_15;
-  int __pyx_t_16;
+  Py_ssize_t __pyx_t_16;
   Py_ssize_t __pyx_t_17;
-  Py_ssize_t __pyx_t_18;
+  long __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
 
-  /* "_band.pxd":97
+  /* "_band.pxd":102
  *     channels * b.chan_stride elements."""
  *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
  *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
- *     cdef const floating *xc
- *     cdef const floating *row
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
 */
   __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
 
-  /* "_band.pxd":102
- *     cdef floating *d0
+  /* "_band.pxd":104
+ *     cdef Py_ssize_t nrow = R + b.extra
+ *     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+ *     cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw             # <<<<<<<<<<<<<<
+ *     cdef const floating *row
+ *     cdef floating *d
+*/
+  __pyx_t_1 = __pyx_v_b->Wsub;
+
+  __pyx_v_Wsub = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_b->sw;
+
+  __pyx_v_sw = __pyx_t_1;
+
+  /* "_band.pxd":107
+ *     cdef const floating *row
  *     cdef floating *d
  *     for c in range(channels):             # <<<<<<<<<<<<<<
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
 */
 
   __pyx_t_1 = __pyx_v_channels;
@@ -21227,369 +21355,383 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_c = __pyx_t_3;
 
-    /* "_band.pxd":103
+    /* "_band.pxd":108
  *     cdef floating *d
  *     for c in range(channels):
- *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
-*/
-    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
-
-    /* "_band.pxd":104
- *     for c in range(channels):
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
 */
 
-    __pyx_t_4 = __pyx_v_b->sh;
+    __pyx_t_4 = __pyx_v_b->nph;
     __pyx_t_5 = __pyx_t_4;
 
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_ph = __pyx_t_6;
 
-      /* "_band.pxd":105
- *         xc = x + c * b.H * b.W
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw
+      /* "_band.pxd":109
+ *     for c in range(channels):
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
 */
 
-      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_7 = __pyx_v_nrow;
       __pyx_t_8 = __pyx_t_7;
 
       for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-        __pyx_v_pw = __pyx_t_9;
-
-        /* "_band.pxd":106
- *         for ph in range(b.sh):
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
-*/
-        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
-
-        /* "_band.pxd":107
- *             for pw in range(b.sw):
- *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
- *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
-*/
-        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
-
-        /* "_band.pxd":109
- *                 col0 = b.owmin + pw
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
-*/
-
-        __pyx_t_10 = __pyx_v_b->Wsub;
-
-        __pyx_t_11 = 0;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_11;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-
-        __pyx_t_12 = __pyx_t_13;
-
-        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_13 = __pyx_t_10;
-        } else {
-
-          __pyx_t_13 = __pyx_t_12;
-        }
-
-        __pyx_v_lo = __pyx_t_13;
-
+        __pyx_v_u = __pyx_t_9;
 
         /* "_band.pxd":110
- *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *         for ph in range(b.nph):
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
 */
-
-        __pyx_t_13 = __pyx_v_b->Wsub;
-
-        __pyx_t_10 = __pyx_v_lo;
-
-        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
-        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_10;
-        } else {
-
-          __pyx_t_15 = __pyx_t_12;
-        }
-
-
-        __pyx_t_10 = __pyx_t_15;
-
-        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
-
-        if (__pyx_t_14) {
-
-          __pyx_t_15 = __pyx_t_13;
-        } else {
-
-          __pyx_t_15 = __pyx_t_10;
-        }
-
-        __pyx_v_hi = __pyx_t_15;
-
+        __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
 
         /* "_band.pxd":111
- *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):             # <<<<<<<<<<<<<<
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *             for u in range(nrow):
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
 */
 
-        __pyx_t_15 = __pyx_v_nrow;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->npw;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_u = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_pw = __pyx_t_12;
 
           /* "_band.pxd":112
- *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
- *                     d = d0 + u * b.Wsub
+ *                 ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub             # <<<<<<<<<<<<<<
  *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(Wsub):
 */
-          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+          __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_u * __pyx_v_b->Wsub));
 
           /* "_band.pxd":113
- *                 for u in range(nrow):
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
- *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
-*/
-          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
-
-          /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
-          __pyx_t_16 = (__pyx_v_ih < 0);
+          __pyx_t_14 = (__pyx_v_ih < 0);
 
-          if (!__pyx_t_16) {
+          if (!__pyx_t_14) {
 
           } else {
 
-            __pyx_t_14 = __pyx_t_16;
+            __pyx_t_13 = __pyx_t_14;
 
             goto __pyx_L12_bool_binop_done;
           }
-          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+          __pyx_t_14 = (__pyx_v_ih >= __pyx_v_b->H);
 
 
-          __pyx_t_14 = __pyx_t_16;
+          __pyx_t_13 = __pyx_t_14;
 
           __pyx_L12_bool_binop_done:;
-          if (__pyx_t_14) {
+          if (__pyx_t_13) {
 
 
-            /* "_band.pxd":115
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":114
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                         for t in range(Wsub):             # <<<<<<<<<<<<<<
  *                             d[t] = 0
  *                         continue
 */
 
-            __pyx_t_12 = __pyx_v_b->Wsub;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_15 = __pyx_v_Wsub;
+            __pyx_t_16 = __pyx_t_15;
 
-            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+              __pyx_v_t = __pyx_t_17;
 
-              /* "_band.pxd":116
+              /* "_band.pxd":115
  *                     if ih < 0 or ih >= b.H:
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0             # <<<<<<<<<<<<<<
  *                         continue
- *                     row = xc + ih * b.W
+ *                     row = x + (c * b.H + ih) * b.W
 */
               (__pyx_v_d[__pyx_v_t]) = 0.0;
             }
 
 
-            /* "_band.pxd":117
- *                         for t in range(b.Wsub):
+            /* "_band.pxd":116
+ *                         for t in range(Wsub):
  *                             d[t] = 0
  *                         continue             # <<<<<<<<<<<<<<
- *                     row = xc + ih * b.W
- *                     for t in range(lo):
+ *                     row = x + (c * b.H + ih) * b.W
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
 */
             goto __pyx_L9_continue;
 
-            /* "_band.pxd":114
- *                     ih = (i0 + u) * b.sh + b.ohmin + ph
- *                     d = d0 + u * b.Wsub
+            /* "_band.pxd":113
+ *                 for pw in range(b.npw):
+ *                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
  *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                         for t in range(b.Wsub):
+ *                         for t in range(Wsub):
  *                             d[t] = 0
 */
           }
 
-          /* "_band.pxd":118
+          /* "_band.pxd":117
  *                             d[t] = 0
  *                         continue
- *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     row = x + (c * b.H + ih) * b.W             # <<<<<<<<<<<<<<
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+*/
+          __pyx_v_row = (__pyx_v_x + (((__pyx_v_c * __pyx_v_b->H) + __pyx_v_ih) * __pyx_v_b->W));
+
+          /* "_band.pxd":120
+ *                     # Sub-image column t holds input column t*sw + col0: inside for t in
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+*/
+          __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
+
+          /* "_band.pxd":121
+ *                     # [lo, hi).
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)             # <<<<<<<<<<<<<<
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+ *                     for t in range(lo):
+*/
+
+          __pyx_t_15 = __pyx_v_Wsub;
+
+          __pyx_t_18 = 0;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_18 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_18;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+
+          __pyx_t_16 = __pyx_t_17;
+
+          __pyx_t_13 = (__pyx_t_15 < __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_17 = __pyx_t_15;
+          } else {
+
+            __pyx_t_17 = __pyx_t_16;
+          }
+
+          __pyx_v_lo = __pyx_t_17;
+
+
+          /* "_band.pxd":122
+ *                     col0 = b.owmin + pw
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)             # <<<<<<<<<<<<<<
  *                     for t in range(lo):
  *                         d[t] = 0
 */
-          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
 
-          /* "_band.pxd":119
- *                         continue
- *                     row = xc + ih * b.W
+          __pyx_t_17 = __pyx_v_Wsub;
+
+          __pyx_t_15 = __pyx_v_lo;
+
+          __pyx_t_16 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_sw);
+          __pyx_t_13 = (__pyx_t_15 > __pyx_t_16);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_15;
+          } else {
+
+            __pyx_t_19 = __pyx_t_16;
+          }
+
+
+          __pyx_t_15 = __pyx_t_19;
+
+          __pyx_t_13 = (__pyx_t_17 < __pyx_t_15);
+
+          if (__pyx_t_13) {
+
+            __pyx_t_19 = __pyx_t_17;
+          } else {
+
+            __pyx_t_19 = __pyx_t_15;
+          }
+
+          __pyx_v_hi = __pyx_t_19;
+
+
+          /* "_band.pxd":123
+ *                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):             # <<<<<<<<<<<<<<
  *                         d[t] = 0
- *                     if b.sw == 1:
+ *                     # Constant strides, so that the compiler vectorises the copies.
 */
 
-          __pyx_t_12 = __pyx_v_lo;
-          __pyx_t_17 = __pyx_t_12;
+          __pyx_t_19 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+          for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":120
- *                     row = xc + ih * b.W
+            /* "_band.pxd":124
+ *                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
  *                     for t in range(lo):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                     if b.sw == 1:
- *                         for t in range(lo, hi):
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
 
 
-          /* "_band.pxd":121
- *                     for t in range(lo):
+          /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-          __pyx_t_14 = (__pyx_v_b->sw == 1);
+          switch (__pyx_v_sw) {
+            case 1:
 
-          if (__pyx_t_14) {
-
-
-            /* "_band.pxd":122
- *                         d[t] = 0
- *                     if b.sw == 1:
+            /* "_band.pxd":127
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
 */
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":123
- *                     if b.sw == 1:
+              /* "_band.pxd":128
+ *                     if sw == 1:
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):
 */
               (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
             }
 
 
-            /* "_band.pxd":121
- *                     for t in range(lo):
+            /* "_band.pxd":126
  *                         d[t] = 0
- *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                     # Constant strides, so that the compiler vectorises the copies.
+ *                     if sw == 1:             # <<<<<<<<<<<<<<
  *                         for t in range(lo, hi):
  *                             d[t] = row[t + col0]
 */
-            goto __pyx_L18;
-          }
+            break;
+            case 2:
 
-          /* "_band.pxd":125
+            /* "_band.pxd":130
  *                             d[t] = row[t + col0]
- *                     else:
+ *                     elif sw == 2:
  *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
 */
-          /*else*/ {
 
-            __pyx_t_12 = __pyx_v_hi;
-            __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-              __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-              /* "_band.pxd":126
+              /* "_band.pxd":131
+ *                     elif sw == 2:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]             # <<<<<<<<<<<<<<
  *                     else:
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
- *                     for t in range(hi, b.Wsub):
- *                         d[t] = 0
 */
-              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((2 * __pyx_v_t) + __pyx_v_col0)]);
             }
 
-          }
-          __pyx_L18:;
 
-          /* "_band.pxd":127
+            /* "_band.pxd":129
  *                         for t in range(lo, hi):
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+ *                             d[t] = row[t + col0]
+ *                     elif sw == 2:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[2 * t + col0]
+*/
+            break;
+            default:
+
+            /* "_band.pxd":133
+ *                             d[t] = row[2 * t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
 */
 
-          __pyx_t_12 = __pyx_v_b->Wsub;
-          __pyx_t_17 = __pyx_t_12;
+            __pyx_t_19 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_19;
 
-          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
-            __pyx_v_t = __pyx_t_18;
+            for (__pyx_t_15 = __pyx_v_lo; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+              __pyx_v_t = __pyx_t_15;
 
-            /* "_band.pxd":128
- *                             d[t] = row[t * b.sw + col0]
- *                     for t in range(hi, b.Wsub):
+              /* "_band.pxd":134
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_sw) + __pyx_v_col0)]);
+            }
+
+            break;
+          }
+
+          /* "_band.pxd":135
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+*/
+
+          __pyx_t_19 = __pyx_v_Wsub;
+          __pyx_t_17 = __pyx_t_19;
+
+          for (__pyx_t_15 = __pyx_v_hi; __pyx_t_15 < __pyx_t_17; __pyx_t_15+=1) {
+            __pyx_v_t = __pyx_t_15;
+
+            /* "_band.pxd":136
+ *                             d[t] = row[t * sw + col0]
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0             # <<<<<<<<<<<<<<
- *                 d = d0 + nrow * b.Wsub
- *                 for t in range(b.slack):
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
 */
             (__pyx_v_d[__pyx_v_t]) = 0.0;
           }
@@ -21597,31 +21739,63 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
           __pyx_L9_continue:;
         }
 
+      }
 
-        /* "_band.pxd":129
- *                     for t in range(hi, b.Wsub):
+    }
+
+
+    /* "_band.pxd":137
+ *                     for t in range(hi, Wsub):
  *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *         for ph in range(b.nph):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+*/
+
+    __pyx_t_4 = __pyx_v_b->nph;
+    __pyx_t_5 = __pyx_t_4;
+
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_ph = __pyx_t_6;
+
+      /* "_band.pxd":138
+ *                         d[t] = 0
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):             # <<<<<<<<<<<<<<
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+
+      __pyx_t_7 = __pyx_v_b->npw;
+      __pyx_t_8 = __pyx_t_7;
+
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
+
+        /* "_band.pxd":139
+ *         for ph in range(b.nph):
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub             # <<<<<<<<<<<<<<
  *                 for t in range(b.slack):
  *                     d[t] = 0
 */
-        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
+        __pyx_v_d = (((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->npw) + __pyx_v_pw) * __pyx_v_b->sub_size)) + (__pyx_v_nrow * __pyx_v_b->Wsub));
 
-        /* "_band.pxd":130
- *                         d[t] = 0
- *                 d = d0 + nrow * b.Wsub
+        /* "_band.pxd":140
+ *             for pw in range(b.npw):
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
  *                     d[t] = 0
 */
 
-        __pyx_t_15 = __pyx_v_b->slack;
-        __pyx_t_13 = __pyx_t_15;
+        __pyx_t_10 = __pyx_v_b->slack;
+        __pyx_t_11 = __pyx_t_10;
 
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
-          __pyx_v_t = __pyx_t_10;
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
 
-          /* "_band.pxd":131
- *                 d = d0 + nrow * b.Wsub
+          /* "_band.pxd":141
+ *                 d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
  *                 for t in range(b.slack):
  *                     d[t] = 0             # <<<<<<<<<<<<<<
 */
@@ -21635,7 +21809,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(
   }
 
 
-  /* "_band.pxd":90
+  /* "_band.pxd":95
  * 
  * 
  * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
@@ -23014,6 +23188,404 @@ static void __pyx_f_5cconv_8_kernels_6_igemm_free_tables(struct __pyx_t_5cconv_8
 /* "cconv/_kernels/_igemm.pyx":205
  * 
  * 
+ * cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,             # <<<<<<<<<<<<<<
+ *                      floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
+ *                      Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t,
+*/
+
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_block(float const *__pyx_v_c, Py_ssize_t __pyx_v_cs_m, Py_ssize_t __pyx_v_cs_u, Py_ssize_t __pyx_v_cs_t, float *__pyx_v_o, Py_ssize_t __pyx_v_os_m, Py_ssize_t __pyx_v_M, Py_ssize_t __pyx_v_R, Py_ssize_t __pyx_v_Wp, Py_ssize_t __pyx_v_o0, Py_ssize_t __pyx_v_os_u, Py_ssize_t __pyx_v_os_t, float const *__pyx_v_bias) {
+  Py_ssize_t __pyx_v_m;
+  Py_ssize_t __pyx_v_u;
+  Py_ssize_t __pyx_v_t;
+  float __pyx_v_bv;
+  float *__pyx_v_om;
+  float const *__pyx_v_cm;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  float __pyx_t_4;
+  int __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  int __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+
+  /* "cconv/_kernels/_igemm.pyx":215
+ *     cdef floating *om
+ *     cdef const floating *cm
+ *     for m in range(M):             # <<<<<<<<<<<<<<
+ *         bv = bias[m] if bias != NULL else 0
+ *         for u in range(R):
+*/
+
+  __pyx_t_1 = __pyx_v_M;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_m = __pyx_t_3;
+
+    /* "cconv/_kernels/_igemm.pyx":216
+ *     cdef const floating *cm
+ *     for m in range(M):
+ *         bv = bias[m] if bias != NULL else 0             # <<<<<<<<<<<<<<
+ *         for u in range(R):
+ *             om = o + m * os_m + o0 + u * os_u
+*/
+    __pyx_t_5 = (__pyx_v_bias != NULL);
+
+    if (__pyx_t_5) {
+
+      __pyx_t_4 = (__pyx_v_bias[__pyx_v_m]);
+    } else {
+
+      __pyx_t_4 = 0.0;
+    }
+
+    __pyx_v_bv = __pyx_t_4;
+
+    /* "cconv/_kernels/_igemm.pyx":217
+ *     for m in range(M):
+ *         bv = bias[m] if bias != NULL else 0
+ *         for u in range(R):             # <<<<<<<<<<<<<<
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u
+*/
+
+    __pyx_t_6 = __pyx_v_R;
+    __pyx_t_7 = __pyx_t_6;
+
+    for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+      __pyx_v_u = __pyx_t_8;
+
+      /* "cconv/_kernels/_igemm.pyx":218
+ *         bv = bias[m] if bias != NULL else 0
+ *         for u in range(R):
+ *             om = o + m * os_m + o0 + u * os_u             # <<<<<<<<<<<<<<
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:
+*/
+      __pyx_v_om = (((__pyx_v_o + (__pyx_v_m * __pyx_v_os_m)) + __pyx_v_o0) + (__pyx_v_u * __pyx_v_os_u));
+
+      /* "cconv/_kernels/_igemm.pyx":219
+ *         for u in range(R):
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u             # <<<<<<<<<<<<<<
+ *             if os_t == 1 and cs_t == 1:
+ *                 for t in range(Wp):
+*/
+      __pyx_v_cm = ((__pyx_v_c + (__pyx_v_m * __pyx_v_cs_m)) + (__pyx_v_u * __pyx_v_cs_u));
+
+      /* "cconv/_kernels/_igemm.pyx":220
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:             # <<<<<<<<<<<<<<
+ *                 for t in range(Wp):
+ *                     om[t] = cm[t] + bv
+*/
+      __pyx_t_9 = (__pyx_v_os_t == 1);
+
+      if (__pyx_t_9) {
+
+      } else {
+
+        __pyx_t_5 = __pyx_t_9;
+
+        goto __pyx_L8_bool_binop_done;
+      }
+      __pyx_t_9 = (__pyx_v_cs_t == 1);
+
+
+      __pyx_t_5 = __pyx_t_9;
+
+      __pyx_L8_bool_binop_done:;
+      if (__pyx_t_5) {
+
+
+        /* "cconv/_kernels/_igemm.pyx":221
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:
+ *                 for t in range(Wp):             # <<<<<<<<<<<<<<
+ *                     om[t] = cm[t] + bv
+ *             else:
+*/
+
+        __pyx_t_10 = __pyx_v_Wp;
+        __pyx_t_11 = __pyx_t_10;
+
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
+
+          /* "cconv/_kernels/_igemm.pyx":222
+ *             if os_t == 1 and cs_t == 1:
+ *                 for t in range(Wp):
+ *                     om[t] = cm[t] + bv             # <<<<<<<<<<<<<<
+ *             else:
+ *                 for t in range(Wp):
+*/
+          (__pyx_v_om[__pyx_v_t]) = ((__pyx_v_cm[__pyx_v_t]) + __pyx_v_bv);
+        }
+
+
+        /* "cconv/_kernels/_igemm.pyx":220
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:             # <<<<<<<<<<<<<<
+ *                 for t in range(Wp):
+ *                     om[t] = cm[t] + bv
+*/
+        goto __pyx_L7;
+      }
+
+      /* "cconv/_kernels/_igemm.pyx":224
+ *                     om[t] = cm[t] + bv
+ *             else:
+ *                 for t in range(Wp):             # <<<<<<<<<<<<<<
+ *                     om[t * os_t] = cm[t * cs_t] + bv
+ * 
+*/
+      /*else*/ {
+
+        __pyx_t_10 = __pyx_v_Wp;
+        __pyx_t_11 = __pyx_t_10;
+
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
+
+          /* "cconv/_kernels/_igemm.pyx":225
+ *             else:
+ *                 for t in range(Wp):
+ *                     om[t * os_t] = cm[t * cs_t] + bv             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+          (__pyx_v_om[(__pyx_v_t * __pyx_v_os_t)]) = ((__pyx_v_cm[(__pyx_v_t * __pyx_v_cs_t)]) + __pyx_v_bv);
+        }
+
+      }
+      __pyx_L7:;
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":205
+ * 
+ * 
+ * cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,             # <<<<<<<<<<<<<<
+ *                      floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
+ *                      Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t,
+*/
+
+  /* function exit code */
+
+
+
+
+
+
+}
+
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_block(double const *__pyx_v_c, Py_ssize_t __pyx_v_cs_m, Py_ssize_t __pyx_v_cs_u, Py_ssize_t __pyx_v_cs_t, double *__pyx_v_o, Py_ssize_t __pyx_v_os_m, Py_ssize_t __pyx_v_M, Py_ssize_t __pyx_v_R, Py_ssize_t __pyx_v_Wp, Py_ssize_t __pyx_v_o0, Py_ssize_t __pyx_v_os_u, Py_ssize_t __pyx_v_os_t, double const *__pyx_v_bias) {
+  Py_ssize_t __pyx_v_m;
+  Py_ssize_t __pyx_v_u;
+  Py_ssize_t __pyx_v_t;
+  double __pyx_v_bv;
+  double *__pyx_v_om;
+  double const *__pyx_v_cm;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  double __pyx_t_4;
+  int __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  int __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+
+  /* "cconv/_kernels/_igemm.pyx":215
+ *     cdef floating *om
+ *     cdef const floating *cm
+ *     for m in range(M):             # <<<<<<<<<<<<<<
+ *         bv = bias[m] if bias != NULL else 0
+ *         for u in range(R):
+*/
+
+  __pyx_t_1 = __pyx_v_M;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_m = __pyx_t_3;
+
+    /* "cconv/_kernels/_igemm.pyx":216
+ *     cdef const floating *cm
+ *     for m in range(M):
+ *         bv = bias[m] if bias != NULL else 0             # <<<<<<<<<<<<<<
+ *         for u in range(R):
+ *             om = o + m * os_m + o0 + u * os_u
+*/
+    __pyx_t_5 = (__pyx_v_bias != NULL);
+
+    if (__pyx_t_5) {
+
+      __pyx_t_4 = (__pyx_v_bias[__pyx_v_m]);
+    } else {
+
+      __pyx_t_4 = 0.0;
+    }
+
+    __pyx_v_bv = __pyx_t_4;
+
+    /* "cconv/_kernels/_igemm.pyx":217
+ *     for m in range(M):
+ *         bv = bias[m] if bias != NULL else 0
+ *         for u in range(R):             # <<<<<<<<<<<<<<
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u
+*/
+
+    __pyx_t_6 = __pyx_v_R;
+    __pyx_t_7 = __pyx_t_6;
+
+    for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+      __pyx_v_u = __pyx_t_8;
+
+      /* "cconv/_kernels/_igemm.pyx":218
+ *         bv = bias[m] if bias != NULL else 0
+ *         for u in range(R):
+ *             om = o + m * os_m + o0 + u * os_u             # <<<<<<<<<<<<<<
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:
+*/
+      __pyx_v_om = (((__pyx_v_o + (__pyx_v_m * __pyx_v_os_m)) + __pyx_v_o0) + (__pyx_v_u * __pyx_v_os_u));
+
+      /* "cconv/_kernels/_igemm.pyx":219
+ *         for u in range(R):
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u             # <<<<<<<<<<<<<<
+ *             if os_t == 1 and cs_t == 1:
+ *                 for t in range(Wp):
+*/
+      __pyx_v_cm = ((__pyx_v_c + (__pyx_v_m * __pyx_v_cs_m)) + (__pyx_v_u * __pyx_v_cs_u));
+
+      /* "cconv/_kernels/_igemm.pyx":220
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:             # <<<<<<<<<<<<<<
+ *                 for t in range(Wp):
+ *                     om[t] = cm[t] + bv
+*/
+      __pyx_t_9 = (__pyx_v_os_t == 1);
+
+      if (__pyx_t_9) {
+
+      } else {
+
+        __pyx_t_5 = __pyx_t_9;
+
+        goto __pyx_L8_bool_binop_done;
+      }
+      __pyx_t_9 = (__pyx_v_cs_t == 1);
+
+
+      __pyx_t_5 = __pyx_t_9;
+
+      __pyx_L8_bool_binop_done:;
+      if (__pyx_t_5) {
+
+
+        /* "cconv/_kernels/_igemm.pyx":221
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:
+ *                 for t in range(Wp):             # <<<<<<<<<<<<<<
+ *                     om[t] = cm[t] + bv
+ *             else:
+*/
+
+        __pyx_t_10 = __pyx_v_Wp;
+        __pyx_t_11 = __pyx_t_10;
+
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
+
+          /* "cconv/_kernels/_igemm.pyx":222
+ *             if os_t == 1 and cs_t == 1:
+ *                 for t in range(Wp):
+ *                     om[t] = cm[t] + bv             # <<<<<<<<<<<<<<
+ *             else:
+ *                 for t in range(Wp):
+*/
+          (__pyx_v_om[__pyx_v_t]) = ((__pyx_v_cm[__pyx_v_t]) + __pyx_v_bv);
+        }
+
+
+        /* "cconv/_kernels/_igemm.pyx":220
+ *             om = o + m * os_m + o0 + u * os_u
+ *             cm = c + m * cs_m + u * cs_u
+ *             if os_t == 1 and cs_t == 1:             # <<<<<<<<<<<<<<
+ *                 for t in range(Wp):
+ *                     om[t] = cm[t] + bv
+*/
+        goto __pyx_L7;
+      }
+
+      /* "cconv/_kernels/_igemm.pyx":224
+ *                     om[t] = cm[t] + bv
+ *             else:
+ *                 for t in range(Wp):             # <<<<<<<<<<<<<<
+ *                     om[t * os_t] = cm[t * cs_t] + bv
+ * 
+*/
+      /*else*/ {
+
+        __pyx_t_10 = __pyx_v_Wp;
+        __pyx_t_11 = __pyx_t_10;
+
+        for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+          __pyx_v_t = __pyx_t_12;
+
+          /* "cconv/_kernels/_igemm.pyx":225
+ *             else:
+ *                 for t in range(Wp):
+ *                     om[t * os_t] = cm[t * cs_t] + bv             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+          (__pyx_v_om[(__pyx_v_t * __pyx_v_os_t)]) = ((__pyx_v_cm[(__pyx_v_t * __pyx_v_cs_t)]) + __pyx_v_bv);
+        }
+
+      }
+      __pyx_L7:;
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":205
+ * 
+ * 
+ * cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,             # <<<<<<<<<<<<<<
+ *                      floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
+ *                      Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t,
+*/
+
+  /* function exit code */
+
+
+
+
+
+
+}
+
+/* "cconv/_kernels/_igemm.pyx":228
+ * 
+ * 
  * cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
  *                       Py_ssize_t mb, Py_ssize_t band, const floating *x,
  *                       const floating *wpack, const floating *bias, floating *out,
@@ -23054,8 +23626,6 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   Py_ssize_t __pyx_v_r0;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_ldc;
-  Py_ssize_t __pyx_v_m;
-  Py_ssize_t __pyx_v_u;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_kk;
   Py_ssize_t __pyx_t_1;
@@ -23077,7 +23647,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   float __pyx_t_17;
   float const *__pyx_t_18;
 
-  /* "cconv/_kernels/_igemm.pyx":210
+  /* "cconv/_kernels/_igemm.pyx":233
  *                       floating *ws) noexcept nogil:
  *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
  *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
@@ -23086,7 +23656,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_bd = (&__pyx_v_pr->band);
 
-  /* "cconv/_kernels/_igemm.pyx":211
+  /* "cconv/_kernels/_igemm.pyx":234
  *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
@@ -23096,7 +23666,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
   __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_igemm.pyx":212
+  /* "cconv/_kernels/_igemm.pyx":235
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
@@ -23105,7 +23675,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
 
-  /* "cconv/_kernels/_igemm.pyx":213
+  /* "cconv/_kernels/_igemm.pyx":236
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
@@ -23129,7 +23699,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_igemm.pyx":214
+  /* "cconv/_kernels/_igemm.pyx":237
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp             # <<<<<<<<<<<<<<
@@ -23138,7 +23708,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_flat = (((__pyx_v_R - 1) * __pyx_v_bd->Wsub) + __pyx_v_pr->Wp);
 
-  /* "cconv/_kernels/_igemm.pyx":215
+  /* "cconv/_kernels/_igemm.pyx":238
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
  *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)             # <<<<<<<<<<<<<<
@@ -23147,7 +23717,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_ntiles = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_flat, __pyx_v_L->nr);
 
-  /* "cconv/_kernels/_igemm.pyx":216
+  /* "cconv/_kernels/_igemm.pyx":239
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
  *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
  *     cdef Py_ssize_t pan0 = mb * L.ppb             # <<<<<<<<<<<<<<
@@ -23156,7 +23726,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_pan0 = (__pyx_v_mb * __pyx_v_L->ppb);
 
-  /* "cconv/_kernels/_igemm.pyx":217
+  /* "cconv/_kernels/_igemm.pyx":240
  *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
  *     cdef Py_ssize_t pan0 = mb * L.ppb
  *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
@@ -23180,7 +23750,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   __pyx_v_pan1 = __pyx_t_2;
 
 
-  /* "cconv/_kernels/_igemm.pyx":218
+  /* "cconv/_kernels/_igemm.pyx":241
  *     cdef Py_ssize_t pan0 = mb * L.ppb
  *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
@@ -23189,7 +23759,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_row0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan0, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-  /* "cconv/_kernels/_igemm.pyx":219
+  /* "cconv/_kernels/_igemm.pyx":242
  *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
  *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
@@ -23198,7 +23768,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_row1 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan1, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-  /* "cconv/_kernels/_igemm.pyx":220
+  /* "cconv/_kernels/_igemm.pyx":243
  *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
  *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
  *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub             # <<<<<<<<<<<<<<
@@ -23207,7 +23777,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_cpitch = (__pyx_v_L->rows * __pyx_v_bd->Wsub);
 
-  /* "cconv/_kernels/_igemm.pyx":221
+  /* "cconv/_kernels/_igemm.pyx":244
  *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
  *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
@@ -23216,7 +23786,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
 
-  /* "cconv/_kernels/_igemm.pyx":222
+  /* "cconv/_kernels/_igemm.pyx":245
  *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K             # <<<<<<<<<<<<<<
@@ -23225,7 +23795,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_a_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + ((__pyx_v_gi * __pyx_v_L->Mg) * __pyx_v_pr->K));
 
-  /* "cconv/_kernels/_igemm.pyx":223
+  /* "cconv/_kernels/_igemm.pyx":246
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
  *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL             # <<<<<<<<<<<<<<
@@ -23244,7 +23814,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 
   __pyx_v_bias_g = __pyx_t_5;
 
-  /* "cconv/_kernels/_igemm.pyx":224
+  /* "cconv/_kernels/_igemm.pyx":247
  *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
  *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
@@ -23253,7 +23823,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
 
-  /* "cconv/_kernels/_igemm.pyx":225
+  /* "cconv/_kernels/_igemm.pyx":248
  *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
@@ -23262,7 +23832,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_bbuf = __pyx_v_ws;
 
-  /* "cconv/_kernels/_igemm.pyx":226
+  /* "cconv/_kernels/_igemm.pyx":249
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws
  *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
@@ -23271,9 +23841,9 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
 
-  /* "cconv/_kernels/_igemm.pyx":232
+  /* "cconv/_kernels/_igemm.pyx":255
  *     cdef floating *cp
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
  *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -23285,8 +23855,8 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_kb = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":233
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
+    /* "cconv/_kernels/_igemm.pyx":256
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -23294,7 +23864,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":234
+    /* "cconv/_kernels/_igemm.pyx":257
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
@@ -23303,7 +23873,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":235
+    /* "cconv/_kernels/_igemm.pyx":258
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
@@ -23312,7 +23882,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":236
+    /* "cconv/_kernels/_igemm.pyx":259
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
@@ -23321,7 +23891,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":237
+    /* "cconv/_kernels/_igemm.pyx":260
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -23333,7 +23903,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     if (__pyx_t_4) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":238
+      /* "cconv/_kernels/_igemm.pyx":261
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:
  *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
@@ -23342,7 +23912,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
 
-      /* "cconv/_kernels/_igemm.pyx":237
+      /* "cconv/_kernels/_igemm.pyx":260
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -23352,7 +23922,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       goto __pyx_L5;
     }
 
-    /* "cconv/_kernels/_igemm.pyx":240
+    /* "cconv/_kernels/_igemm.pyx":263
  *             src = x_ng + c0 * HW + i0 * L.W
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
@@ -23362,7 +23932,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     /*else*/ {
       __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
 
-      /* "cconv/_kernels/_igemm.pyx":241
+      /* "cconv/_kernels/_igemm.pyx":264
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf             # <<<<<<<<<<<<<<
@@ -23373,7 +23943,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     }
     __pyx_L5:;
 
-    /* "cconv/_kernels/_igemm.pyx":242
+    /* "cconv/_kernels/_igemm.pyx":265
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf
  *         for jt in range(ntiles):             # <<<<<<<<<<<<<<
@@ -23387,7 +23957,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
       __pyx_v_jt = __pyx_t_8;
 
-      /* "cconv/_kernels/_igemm.pyx":243
+      /* "cconv/_kernels/_igemm.pyx":266
  *             src = bbuf
  *         for jt in range(ntiles):
  *             j0 = jt * L.nr             # <<<<<<<<<<<<<<
@@ -23396,7 +23966,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       __pyx_v_j0 = (__pyx_v_jt * __pyx_v_L->nr);
 
-      /* "cconv/_kernels/_igemm.pyx":244
+      /* "cconv/_kernels/_igemm.pyx":267
  *         for jt in range(ntiles):
  *             j0 = jt * L.nr
  *             jn = min(L.nr, flat - j0)             # <<<<<<<<<<<<<<
@@ -23420,7 +23990,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       __pyx_v_jn = __pyx_t_11;
 
 
-      /* "cconv/_kernels/_igemm.pyx":245
+      /* "cconv/_kernels/_igemm.pyx":268
  *             j0 = jt * L.nr
  *             jn = min(L.nr, flat - j0)
  *             bp = src + j0             # <<<<<<<<<<<<<<
@@ -23429,7 +23999,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       __pyx_v_bp = (__pyx_v_src + __pyx_v_j0);
 
-      /* "cconv/_kernels/_igemm.pyx":246
+      /* "cconv/_kernels/_igemm.pyx":269
  *             jn = min(L.nr, flat - j0)
  *             bp = src + j0
  *             boff = pr.koff             # <<<<<<<<<<<<<<
@@ -23440,7 +24010,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 
       __pyx_v_boff = __pyx_t_12;
 
-      /* "cconv/_kernels/_igemm.pyx":247
+      /* "cconv/_kernels/_igemm.pyx":270
  *             bp = src + j0
  *             boff = pr.koff
  *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
@@ -23466,7 +24036,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       if (__pyx_t_4) {
 
 
-        /* "cconv/_kernels/_igemm.pyx":249
+        /* "cconv/_kernels/_igemm.pyx":272
  *             if pr.in_place_b and jn < L.nr:
  *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
  *                 for kk in range(kcb):             # <<<<<<<<<<<<<<
@@ -23480,7 +24050,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_kk = __pyx_t_10;
 
-          /* "cconv/_kernels/_igemm.pyx":250
+          /* "cconv/_kernels/_igemm.pyx":273
  *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
  *                 for kk in range(kcb):
  *                     for t in range(L.nr):             # <<<<<<<<<<<<<<
@@ -23494,7 +24064,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
           for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_15; __pyx_t_16+=1) {
             __pyx_v_t = __pyx_t_16;
 
-            /* "cconv/_kernels/_igemm.pyx":251
+            /* "cconv/_kernels/_igemm.pyx":274
  *                 for kk in range(kcb):
  *                     for t in range(L.nr):
  *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0             # <<<<<<<<<<<<<<
@@ -23518,7 +24088,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         }
 
 
-        /* "cconv/_kernels/_igemm.pyx":252
+        /* "cconv/_kernels/_igemm.pyx":275
  *                     for t in range(L.nr):
  *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf             # <<<<<<<<<<<<<<
@@ -23527,7 +24097,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_bp = __pyx_v_bbuf;
 
-        /* "cconv/_kernels/_igemm.pyx":253
+        /* "cconv/_kernels/_igemm.pyx":276
  *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf
  *                 boff = L.ktab + L.nr * L.kmax             # <<<<<<<<<<<<<<
@@ -23536,7 +24106,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_boff = (__pyx_v_L->ktab + (__pyx_v_L->nr * __pyx_v_L->kmax));
 
-        /* "cconv/_kernels/_igemm.pyx":247
+        /* "cconv/_kernels/_igemm.pyx":270
  *             bp = src + j0
  *             boff = pr.koff
  *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
@@ -23545,7 +24115,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       }
 
-      /* "cconv/_kernels/_igemm.pyx":254
+      /* "cconv/_kernels/_igemm.pyx":277
  *                 bp = bbuf
  *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):             # <<<<<<<<<<<<<<
@@ -23559,7 +24129,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       for (__pyx_t_10 = __pyx_v_pan0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
         __pyx_v_pan = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":255
+        /* "cconv/_kernels/_igemm.pyx":278
  *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):
  *                 r0 = split_start(pan, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
@@ -23568,7 +24138,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-        /* "cconv/_kernels/_igemm.pyx":256
+        /* "cconv/_kernels/_igemm.pyx":279
  *             for pan in range(pan0, pan1):
  *                 r0 = split_start(pan, L.Mg, L.npanels)
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0             # <<<<<<<<<<<<<<
@@ -23577,7 +24147,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_L->Mg, __pyx_v_L->npanels) - __pyx_v_r0);
 
-        /* "cconv/_kernels/_igemm.pyx":257
+        /* "cconv/_kernels/_igemm.pyx":280
  *                 r0 = split_start(pan, L.Mg, L.npanels)
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
@@ -23589,7 +24159,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         if (__pyx_t_4) {
 
 
-          /* "cconv/_kernels/_igemm.pyx":258
+          /* "cconv/_kernels/_igemm.pyx":281
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:
  *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0             # <<<<<<<<<<<<<<
@@ -23598,7 +24168,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
           __pyx_v_cp = (((__pyx_v_out_ng + (__pyx_v_r0 * __pyx_v_HWo)) + (__pyx_v_i0 * __pyx_v_L->W_out)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":259
+          /* "cconv/_kernels/_igemm.pyx":282
  *                 if pr.in_place_c:
  *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo             # <<<<<<<<<<<<<<
@@ -23607,7 +24177,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
           __pyx_v_ldc = __pyx_v_HWo;
 
-          /* "cconv/_kernels/_igemm.pyx":257
+          /* "cconv/_kernels/_igemm.pyx":280
  *                 r0 = split_start(pan, L.Mg, L.npanels)
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
@@ -23617,7 +24187,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
           goto __pyx_L17;
         }
 
-        /* "cconv/_kernels/_igemm.pyx":261
+        /* "cconv/_kernels/_igemm.pyx":284
  *                     ldc = HWo
  *                 else:
  *                     cp = cbuf + (r0 - row0) * cpitch + j0             # <<<<<<<<<<<<<<
@@ -23627,7 +24197,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         /*else*/ {
           __pyx_v_cp = ((__pyx_v_cbuf + ((__pyx_v_r0 - __pyx_v_row0) * __pyx_v_cpitch)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":262
+          /* "cconv/_kernels/_igemm.pyx":285
  *                 else:
  *                     cp = cbuf + (r0 - row0) * cpitch + j0
  *                     ldc = cpitch             # <<<<<<<<<<<<<<
@@ -23638,12 +24208,12 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         }
         __pyx_L17:;
 
-        /* "cconv/_kernels/_igemm.pyx":264
+        /* "cconv/_kernels/_igemm.pyx":287
  *                     ldc = cpitch
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)             # <<<<<<<<<<<<<<
  *     if not pr.in_place_c:
- *         for m in range(row1 - row0):
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
 */
         __pyx_t_4 = (__pyx_v_bias_g != NULL);
 
@@ -23656,7 +24226,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         }
 
 
-        /* "cconv/_kernels/_igemm.pyx":263
+        /* "cconv/_kernels/_igemm.pyx":286
  *                     cp = cbuf + (r0 - row0) * cpitch + j0
  *                     ldc = cpitch
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,             # <<<<<<<<<<<<<<
@@ -23672,94 +24242,37 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":265
+  /* "cconv/_kernels/_igemm.pyx":288
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         for m in range(row1 - row0):
- *             for u in range(R):
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
 */
   __pyx_t_4 = (!(__pyx_v_pr->in_place_c != 0));
 
   if (__pyx_t_4) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":266
+    /* "cconv/_kernels/_igemm.pyx":289
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:
- *         for m in range(row1 - row0):             # <<<<<<<<<<<<<<
- *             for u in range(R):
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
-*/
-
-    __pyx_t_2 = (__pyx_v_row1 - __pyx_v_row0);
-    __pyx_t_3 = __pyx_t_2;
-
-    for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
-      __pyx_v_m = __pyx_t_1;
-
-      /* "cconv/_kernels/_igemm.pyx":267
- *     if not pr.in_place_c:
- *         for m in range(row1 - row0):
- *             for u in range(R):             # <<<<<<<<<<<<<<
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
-*/
-
-      __pyx_t_6 = __pyx_v_R;
-      __pyx_t_7 = __pyx_t_6;
-
-      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
-        __pyx_v_u = __pyx_t_8;
-
-        /* "cconv/_kernels/_igemm.pyx":268
- *         for m in range(row1 - row0):
- *             for u in range(R):
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
- *                 for t in range(pr.Wp):
- *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
-*/
-        __pyx_v_cp = (((__pyx_v_out_ng + ((__pyx_v_row0 + __pyx_v_m) * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
-
-        /* "cconv/_kernels/_igemm.pyx":269
- *             for u in range(R):
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
- *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,             # <<<<<<<<<<<<<<
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
  * 
 */
+    __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_block(__pyx_v_cbuf, __pyx_v_cpitch, __pyx_v_bd->Wsub, 1, (__pyx_v_out_ng + (__pyx_v_row0 * __pyx_v_HWo)), __pyx_v_HWo, (__pyx_v_row1 - __pyx_v_row0), __pyx_v_R, __pyx_v_pr->Wp, (((__pyx_v_pr->oy0 + (__pyx_v_i0 * __pyx_v_pr->oys)) * __pyx_v_L->W_out) + __pyx_v_pr->ox0), (__pyx_v_pr->oys * __pyx_v_L->W_out), __pyx_v_pr->oxs, NULL);
 
-        __pyx_t_11 = __pyx_v_pr->Wp;
-        __pyx_t_9 = __pyx_t_11;
-
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
-          __pyx_v_t = __pyx_t_10;
-
-          /* "cconv/_kernels/_igemm.pyx":270
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
- *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-          (__pyx_v_cp[(__pyx_v_t * __pyx_v_pr->oxs)]) = (__pyx_v_cbuf[(((__pyx_v_m * __pyx_v_cpitch) + (__pyx_v_u * __pyx_v_bd->Wsub)) + __pyx_v_t)]);
-        }
-
-      }
-
-    }
-
-
-    /* "cconv/_kernels/_igemm.pyx":265
+    /* "cconv/_kernels/_igemm.pyx":288
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         for m in range(row1 - row0):
- *             for u in range(R):
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":205
+  /* "cconv/_kernels/_igemm.pyx":228
  * 
  * 
  * cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
@@ -23768,8 +24281,6 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
 
   /* function exit code */
-
-
 
 
 
@@ -23843,8 +24354,6 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   Py_ssize_t __pyx_v_r0;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_ldc;
-  Py_ssize_t __pyx_v_m;
-  Py_ssize_t __pyx_v_u;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_kk;
   Py_ssize_t __pyx_t_1;
@@ -23866,7 +24375,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   double __pyx_t_17;
   double const *__pyx_t_18;
 
-  /* "cconv/_kernels/_igemm.pyx":210
+  /* "cconv/_kernels/_igemm.pyx":233
  *                       floating *ws) noexcept nogil:
  *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
  *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
@@ -23875,7 +24384,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_bd = (&__pyx_v_pr->band);
 
-  /* "cconv/_kernels/_igemm.pyx":211
+  /* "cconv/_kernels/_igemm.pyx":234
  *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
@@ -23885,7 +24394,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
   __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_igemm.pyx":212
+  /* "cconv/_kernels/_igemm.pyx":235
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
@@ -23894,7 +24403,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
 
-  /* "cconv/_kernels/_igemm.pyx":213
+  /* "cconv/_kernels/_igemm.pyx":236
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
@@ -23918,7 +24427,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_igemm.pyx":214
+  /* "cconv/_kernels/_igemm.pyx":237
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp             # <<<<<<<<<<<<<<
@@ -23927,7 +24436,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_flat = (((__pyx_v_R - 1) * __pyx_v_bd->Wsub) + __pyx_v_pr->Wp);
 
-  /* "cconv/_kernels/_igemm.pyx":215
+  /* "cconv/_kernels/_igemm.pyx":238
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
  *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)             # <<<<<<<<<<<<<<
@@ -23936,7 +24445,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_ntiles = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_flat, __pyx_v_L->nr);
 
-  /* "cconv/_kernels/_igemm.pyx":216
+  /* "cconv/_kernels/_igemm.pyx":239
  *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
  *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
  *     cdef Py_ssize_t pan0 = mb * L.ppb             # <<<<<<<<<<<<<<
@@ -23945,7 +24454,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_pan0 = (__pyx_v_mb * __pyx_v_L->ppb);
 
-  /* "cconv/_kernels/_igemm.pyx":217
+  /* "cconv/_kernels/_igemm.pyx":240
  *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
  *     cdef Py_ssize_t pan0 = mb * L.ppb
  *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
@@ -23969,7 +24478,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   __pyx_v_pan1 = __pyx_t_2;
 
 
-  /* "cconv/_kernels/_igemm.pyx":218
+  /* "cconv/_kernels/_igemm.pyx":241
  *     cdef Py_ssize_t pan0 = mb * L.ppb
  *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
@@ -23978,7 +24487,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_row0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan0, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-  /* "cconv/_kernels/_igemm.pyx":219
+  /* "cconv/_kernels/_igemm.pyx":242
  *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
  *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
@@ -23987,7 +24496,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_row1 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan1, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-  /* "cconv/_kernels/_igemm.pyx":220
+  /* "cconv/_kernels/_igemm.pyx":243
  *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
  *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
  *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub             # <<<<<<<<<<<<<<
@@ -23996,7 +24505,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_cpitch = (__pyx_v_L->rows * __pyx_v_bd->Wsub);
 
-  /* "cconv/_kernels/_igemm.pyx":221
+  /* "cconv/_kernels/_igemm.pyx":244
  *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
  *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
@@ -24005,7 +24514,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
 
-  /* "cconv/_kernels/_igemm.pyx":222
+  /* "cconv/_kernels/_igemm.pyx":245
  *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K             # <<<<<<<<<<<<<<
@@ -24014,7 +24523,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_a_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + ((__pyx_v_gi * __pyx_v_L->Mg) * __pyx_v_pr->K));
 
-  /* "cconv/_kernels/_igemm.pyx":223
+  /* "cconv/_kernels/_igemm.pyx":246
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
  *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL             # <<<<<<<<<<<<<<
@@ -24033,7 +24542,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 
   __pyx_v_bias_g = __pyx_t_5;
 
-  /* "cconv/_kernels/_igemm.pyx":224
+  /* "cconv/_kernels/_igemm.pyx":247
  *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
  *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
@@ -24042,7 +24551,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
 
-  /* "cconv/_kernels/_igemm.pyx":225
+  /* "cconv/_kernels/_igemm.pyx":248
  *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
@@ -24051,7 +24560,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_bbuf = __pyx_v_ws;
 
-  /* "cconv/_kernels/_igemm.pyx":226
+  /* "cconv/_kernels/_igemm.pyx":249
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws
  *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
@@ -24060,9 +24569,9 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
   __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
 
-  /* "cconv/_kernels/_igemm.pyx":232
+  /* "cconv/_kernels/_igemm.pyx":255
  *     cdef floating *cp
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
  *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -24074,8 +24583,8 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_kb = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":233
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
+    /* "cconv/_kernels/_igemm.pyx":256
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -24083,7 +24592,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":234
+    /* "cconv/_kernels/_igemm.pyx":257
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
@@ -24092,7 +24601,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":235
+    /* "cconv/_kernels/_igemm.pyx":258
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
@@ -24101,7 +24610,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":236
+    /* "cconv/_kernels/_igemm.pyx":259
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
@@ -24110,7 +24619,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
     __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":237
+    /* "cconv/_kernels/_igemm.pyx":260
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -24122,7 +24631,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     if (__pyx_t_4) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":238
+      /* "cconv/_kernels/_igemm.pyx":261
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:
  *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
@@ -24131,7 +24640,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
 
-      /* "cconv/_kernels/_igemm.pyx":237
+      /* "cconv/_kernels/_igemm.pyx":260
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -24141,7 +24650,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       goto __pyx_L5;
     }
 
-    /* "cconv/_kernels/_igemm.pyx":240
+    /* "cconv/_kernels/_igemm.pyx":263
  *             src = x_ng + c0 * HW + i0 * L.W
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
@@ -24151,7 +24660,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     /*else*/ {
       __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
 
-      /* "cconv/_kernels/_igemm.pyx":241
+      /* "cconv/_kernels/_igemm.pyx":264
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf             # <<<<<<<<<<<<<<
@@ -24162,7 +24671,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     }
     __pyx_L5:;
 
-    /* "cconv/_kernels/_igemm.pyx":242
+    /* "cconv/_kernels/_igemm.pyx":265
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf
  *         for jt in range(ntiles):             # <<<<<<<<<<<<<<
@@ -24176,7 +24685,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
     for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
       __pyx_v_jt = __pyx_t_8;
 
-      /* "cconv/_kernels/_igemm.pyx":243
+      /* "cconv/_kernels/_igemm.pyx":266
  *             src = bbuf
  *         for jt in range(ntiles):
  *             j0 = jt * L.nr             # <<<<<<<<<<<<<<
@@ -24185,7 +24694,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       __pyx_v_j0 = (__pyx_v_jt * __pyx_v_L->nr);
 
-      /* "cconv/_kernels/_igemm.pyx":244
+      /* "cconv/_kernels/_igemm.pyx":267
  *         for jt in range(ntiles):
  *             j0 = jt * L.nr
  *             jn = min(L.nr, flat - j0)             # <<<<<<<<<<<<<<
@@ -24209,7 +24718,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       __pyx_v_jn = __pyx_t_11;
 
 
-      /* "cconv/_kernels/_igemm.pyx":245
+      /* "cconv/_kernels/_igemm.pyx":268
  *             j0 = jt * L.nr
  *             jn = min(L.nr, flat - j0)
  *             bp = src + j0             # <<<<<<<<<<<<<<
@@ -24218,7 +24727,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       __pyx_v_bp = (__pyx_v_src + __pyx_v_j0);
 
-      /* "cconv/_kernels/_igemm.pyx":246
+      /* "cconv/_kernels/_igemm.pyx":269
  *             jn = min(L.nr, flat - j0)
  *             bp = src + j0
  *             boff = pr.koff             # <<<<<<<<<<<<<<
@@ -24229,7 +24738,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 
       __pyx_v_boff = __pyx_t_12;
 
-      /* "cconv/_kernels/_igemm.pyx":247
+      /* "cconv/_kernels/_igemm.pyx":270
  *             bp = src + j0
  *             boff = pr.koff
  *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
@@ -24255,7 +24764,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       if (__pyx_t_4) {
 
 
-        /* "cconv/_kernels/_igemm.pyx":249
+        /* "cconv/_kernels/_igemm.pyx":272
  *             if pr.in_place_b and jn < L.nr:
  *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
  *                 for kk in range(kcb):             # <<<<<<<<<<<<<<
@@ -24269,7 +24778,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_kk = __pyx_t_10;
 
-          /* "cconv/_kernels/_igemm.pyx":250
+          /* "cconv/_kernels/_igemm.pyx":273
  *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
  *                 for kk in range(kcb):
  *                     for t in range(L.nr):             # <<<<<<<<<<<<<<
@@ -24283,7 +24792,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
           for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_15; __pyx_t_16+=1) {
             __pyx_v_t = __pyx_t_16;
 
-            /* "cconv/_kernels/_igemm.pyx":251
+            /* "cconv/_kernels/_igemm.pyx":274
  *                 for kk in range(kcb):
  *                     for t in range(L.nr):
  *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0             # <<<<<<<<<<<<<<
@@ -24307,7 +24816,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         }
 
 
-        /* "cconv/_kernels/_igemm.pyx":252
+        /* "cconv/_kernels/_igemm.pyx":275
  *                     for t in range(L.nr):
  *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf             # <<<<<<<<<<<<<<
@@ -24316,7 +24825,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_bp = __pyx_v_bbuf;
 
-        /* "cconv/_kernels/_igemm.pyx":253
+        /* "cconv/_kernels/_igemm.pyx":276
  *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf
  *                 boff = L.ktab + L.nr * L.kmax             # <<<<<<<<<<<<<<
@@ -24325,7 +24834,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_boff = (__pyx_v_L->ktab + (__pyx_v_L->nr * __pyx_v_L->kmax));
 
-        /* "cconv/_kernels/_igemm.pyx":247
+        /* "cconv/_kernels/_igemm.pyx":270
  *             bp = src + j0
  *             boff = pr.koff
  *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
@@ -24334,7 +24843,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
       }
 
-      /* "cconv/_kernels/_igemm.pyx":254
+      /* "cconv/_kernels/_igemm.pyx":277
  *                 bp = bbuf
  *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):             # <<<<<<<<<<<<<<
@@ -24348,7 +24857,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
       for (__pyx_t_10 = __pyx_v_pan0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
         __pyx_v_pan = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":255
+        /* "cconv/_kernels/_igemm.pyx":278
  *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):
  *                 r0 = split_start(pan, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
@@ -24357,7 +24866,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-        /* "cconv/_kernels/_igemm.pyx":256
+        /* "cconv/_kernels/_igemm.pyx":279
  *             for pan in range(pan0, pan1):
  *                 r0 = split_start(pan, L.Mg, L.npanels)
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0             # <<<<<<<<<<<<<<
@@ -24366,7 +24875,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
         __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_L->Mg, __pyx_v_L->npanels) - __pyx_v_r0);
 
-        /* "cconv/_kernels/_igemm.pyx":257
+        /* "cconv/_kernels/_igemm.pyx":280
  *                 r0 = split_start(pan, L.Mg, L.npanels)
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
@@ -24378,7 +24887,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         if (__pyx_t_4) {
 
 
-          /* "cconv/_kernels/_igemm.pyx":258
+          /* "cconv/_kernels/_igemm.pyx":281
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:
  *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0             # <<<<<<<<<<<<<<
@@ -24387,7 +24896,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
           __pyx_v_cp = (((__pyx_v_out_ng + (__pyx_v_r0 * __pyx_v_HWo)) + (__pyx_v_i0 * __pyx_v_L->W_out)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":259
+          /* "cconv/_kernels/_igemm.pyx":282
  *                 if pr.in_place_c:
  *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo             # <<<<<<<<<<<<<<
@@ -24396,7 +24905,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 */
           __pyx_v_ldc = __pyx_v_HWo;
 
-          /* "cconv/_kernels/_igemm.pyx":257
+          /* "cconv/_kernels/_igemm.pyx":280
  *                 r0 = split_start(pan, L.Mg, L.npanels)
  *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
@@ -24406,7 +24915,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
           goto __pyx_L17;
         }
 
-        /* "cconv/_kernels/_igemm.pyx":261
+        /* "cconv/_kernels/_igemm.pyx":284
  *                     ldc = HWo
  *                 else:
  *                     cp = cbuf + (r0 - row0) * cpitch + j0             # <<<<<<<<<<<<<<
@@ -24416,7 +24925,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         /*else*/ {
           __pyx_v_cp = ((__pyx_v_cbuf + ((__pyx_v_r0 - __pyx_v_row0) * __pyx_v_cpitch)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":262
+          /* "cconv/_kernels/_igemm.pyx":285
  *                 else:
  *                     cp = cbuf + (r0 - row0) * cpitch + j0
  *                     ldc = cpitch             # <<<<<<<<<<<<<<
@@ -24427,12 +24936,12 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         }
         __pyx_L17:;
 
-        /* "cconv/_kernels/_igemm.pyx":264
+        /* "cconv/_kernels/_igemm.pyx":287
  *                     ldc = cpitch
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)             # <<<<<<<<<<<<<<
  *     if not pr.in_place_c:
- *         for m in range(row1 - row0):
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
 */
         __pyx_t_4 = (__pyx_v_bias_g != NULL);
 
@@ -24445,7 +24954,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
         }
 
 
-        /* "cconv/_kernels/_igemm.pyx":263
+        /* "cconv/_kernels/_igemm.pyx":286
  *                     cp = cbuf + (r0 - row0) * cpitch + j0
  *                     ldc = cpitch
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,             # <<<<<<<<<<<<<<
@@ -24461,94 +24970,37 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":265
+  /* "cconv/_kernels/_igemm.pyx":288
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         for m in range(row1 - row0):
- *             for u in range(R):
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
 */
   __pyx_t_4 = (!(__pyx_v_pr->in_place_c != 0));
 
   if (__pyx_t_4) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":266
+    /* "cconv/_kernels/_igemm.pyx":289
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:
- *         for m in range(row1 - row0):             # <<<<<<<<<<<<<<
- *             for u in range(R):
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
-*/
-
-    __pyx_t_2 = (__pyx_v_row1 - __pyx_v_row0);
-    __pyx_t_3 = __pyx_t_2;
-
-    for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
-      __pyx_v_m = __pyx_t_1;
-
-      /* "cconv/_kernels/_igemm.pyx":267
- *     if not pr.in_place_c:
- *         for m in range(row1 - row0):
- *             for u in range(R):             # <<<<<<<<<<<<<<
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
-*/
-
-      __pyx_t_6 = __pyx_v_R;
-      __pyx_t_7 = __pyx_t_6;
-
-      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
-        __pyx_v_u = __pyx_t_8;
-
-        /* "cconv/_kernels/_igemm.pyx":268
- *         for m in range(row1 - row0):
- *             for u in range(R):
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
- *                 for t in range(pr.Wp):
- *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
-*/
-        __pyx_v_cp = (((__pyx_v_out_ng + ((__pyx_v_row0 + __pyx_v_m) * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
-
-        /* "cconv/_kernels/_igemm.pyx":269
- *             for u in range(R):
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
- *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,             # <<<<<<<<<<<<<<
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
  * 
 */
+    __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_block(__pyx_v_cbuf, __pyx_v_cpitch, __pyx_v_bd->Wsub, 1, (__pyx_v_out_ng + (__pyx_v_row0 * __pyx_v_HWo)), __pyx_v_HWo, (__pyx_v_row1 - __pyx_v_row0), __pyx_v_R, __pyx_v_pr->Wp, (((__pyx_v_pr->oy0 + (__pyx_v_i0 * __pyx_v_pr->oys)) * __pyx_v_L->W_out) + __pyx_v_pr->ox0), (__pyx_v_pr->oys * __pyx_v_L->W_out), __pyx_v_pr->oxs, NULL);
 
-        __pyx_t_11 = __pyx_v_pr->Wp;
-        __pyx_t_9 = __pyx_t_11;
-
-        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
-          __pyx_v_t = __pyx_t_10;
-
-          /* "cconv/_kernels/_igemm.pyx":270
- *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
- *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-          (__pyx_v_cp[(__pyx_v_t * __pyx_v_pr->oxs)]) = (__pyx_v_cbuf[(((__pyx_v_m * __pyx_v_cpitch) + (__pyx_v_u * __pyx_v_bd->Wsub)) + __pyx_v_t)]);
-        }
-
-      }
-
-    }
-
-
-    /* "cconv/_kernels/_igemm.pyx":265
+    /* "cconv/_kernels/_igemm.pyx":288
  *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
  *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         for m in range(row1 - row0):
- *             for u in range(R):
+ *         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":205
+  /* "cconv/_kernels/_igemm.pyx":228
  * 
  * 
  * cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
@@ -24593,11 +25045,9 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __py
 
 
 
-
-
 }
 
-/* "cconv/_kernels/_igemm.pyx":273
+/* "cconv/_kernels/_igemm.pyx":293
  * 
  * 
  * cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
@@ -24622,9 +25072,6 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   float *__pyx_v_bbuf;
   float *__pyx_v_cbuf;
   float const *__pyx_v_src;
-  float *__pyx_v_cq;
-  float *__pyx_v_o;
-  float __pyx_v_bv;
   Py_ssize_t __pyx_v_kb;
   Py_ssize_t __pyx_v_c0;
   Py_ssize_t __pyx_v_c1;
@@ -24636,9 +25083,6 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_cpn;
   Py_ssize_t __pyx_v_co;
-  Py_ssize_t __pyx_v_lane;
-  Py_ssize_t __pyx_v_nvalid;
-  Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
@@ -24652,9 +25096,9 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
   Py_ssize_t __pyx_t_13;
-  float __pyx_t_14;
+  float const *__pyx_t_14;
 
-  /* "cconv/_kernels/_igemm.pyx":278
+  /* "cconv/_kernels/_igemm.pyx":298
  *                         floating *ws) noexcept nogil:
  *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
  *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
@@ -24663,7 +25107,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_bd = (&__pyx_v_pr->band);
 
-  /* "cconv/_kernels/_igemm.pyx":279
+  /* "cconv/_kernels/_igemm.pyx":299
  *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
@@ -24673,7 +25117,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
   __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_igemm.pyx":280
+  /* "cconv/_kernels/_igemm.pyx":300
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
@@ -24682,7 +25126,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
 
-  /* "cconv/_kernels/_igemm.pyx":281
+  /* "cconv/_kernels/_igemm.pyx":301
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
@@ -24706,7 +25150,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_igemm.pyx":282
+  /* "cconv/_kernels/_igemm.pyx":302
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t pix = L.rows * pr.Wp             # <<<<<<<<<<<<<<
@@ -24715,7 +25159,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_pix = (__pyx_v_L->rows * __pyx_v_pr->Wp);
 
-  /* "cconv/_kernels/_igemm.pyx":283
+  /* "cconv/_kernels/_igemm.pyx":303
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t pix = L.rows * pr.Wp
  *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)             # <<<<<<<<<<<<<<
@@ -24724,7 +25168,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_npp = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_pr->Wp, __pyx_v_L->mr);
 
-  /* "cconv/_kernels/_igemm.pyx":284
+  /* "cconv/_kernels/_igemm.pyx":304
  *     cdef Py_ssize_t pix = L.rows * pr.Wp
  *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
  *     cdef Py_ssize_t cp0 = mb * L.ppb             # <<<<<<<<<<<<<<
@@ -24733,7 +25177,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_cp0 = (__pyx_v_mb * __pyx_v_L->ppb);
 
-  /* "cconv/_kernels/_igemm.pyx":285
+  /* "cconv/_kernels/_igemm.pyx":305
  *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
  *     cdef Py_ssize_t cp0 = mb * L.ppb
  *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
@@ -24757,7 +25201,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   __pyx_v_cp1 = __pyx_t_2;
 
 
-  /* "cconv/_kernels/_igemm.pyx":286
+  /* "cconv/_kernels/_igemm.pyx":306
  *     cdef Py_ssize_t cp0 = mb * L.ppb
  *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t ncp = L.npanels             # <<<<<<<<<<<<<<
@@ -24768,7 +25212,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 
   __pyx_v_ncp = __pyx_t_2;
 
-  /* "cconv/_kernels/_igemm.pyx":287
+  /* "cconv/_kernels/_igemm.pyx":307
  *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t ncp = L.npanels
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
@@ -24777,7 +25221,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
 
-  /* "cconv/_kernels/_igemm.pyx":288
+  /* "cconv/_kernels/_igemm.pyx":308
  *     cdef Py_ssize_t ncp = L.npanels
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K             # <<<<<<<<<<<<<<
@@ -24786,7 +25230,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_b_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + (((__pyx_v_gi * __pyx_v_ncp) * __pyx_v_L->nr) * __pyx_v_pr->K));
 
-  /* "cconv/_kernels/_igemm.pyx":289
+  /* "cconv/_kernels/_igemm.pyx":309
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
@@ -24795,7 +25239,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
 
-  /* "cconv/_kernels/_igemm.pyx":290
+  /* "cconv/_kernels/_igemm.pyx":310
  *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
@@ -24804,18 +25248,18 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_bbuf = __pyx_v_ws;
 
-  /* "cconv/_kernels/_igemm.pyx":291
+  /* "cconv/_kernels/_igemm.pyx":311
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws
  *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
  *     cdef const floating *src
- *     cdef floating *cq
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
 */
   __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
 
-  /* "cconv/_kernels/_igemm.pyx":297
- *     cdef floating bv
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+  /* "cconv/_kernels/_igemm.pyx":314
+ *     cdef const floating *src
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
  *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -24827,8 +25271,8 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_kb = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":298
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+    /* "cconv/_kernels/_igemm.pyx":315
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -24836,7 +25280,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":299
+    /* "cconv/_kernels/_igemm.pyx":316
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
@@ -24845,7 +25289,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":300
+    /* "cconv/_kernels/_igemm.pyx":317
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
@@ -24854,7 +25298,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":301
+    /* "cconv/_kernels/_igemm.pyx":318
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
@@ -24863,7 +25307,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":302
+    /* "cconv/_kernels/_igemm.pyx":319
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -24875,7 +25319,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     if (__pyx_t_4) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":303
+      /* "cconv/_kernels/_igemm.pyx":320
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:
  *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
@@ -24884,7 +25328,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
       __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
 
-      /* "cconv/_kernels/_igemm.pyx":302
+      /* "cconv/_kernels/_igemm.pyx":319
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -24894,7 +25338,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
       goto __pyx_L5;
     }
 
-    /* "cconv/_kernels/_igemm.pyx":305
+    /* "cconv/_kernels/_igemm.pyx":322
  *             src = x_ng + c0 * HW + i0 * L.W
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
@@ -24904,7 +25348,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     /*else*/ {
       __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
 
-      /* "cconv/_kernels/_igemm.pyx":306
+      /* "cconv/_kernels/_igemm.pyx":323
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf             # <<<<<<<<<<<<<<
@@ -24915,7 +25359,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     }
     __pyx_L5:;
 
-    /* "cconv/_kernels/_igemm.pyx":307
+    /* "cconv/_kernels/_igemm.pyx":324
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf
  *         for u in range(R):             # <<<<<<<<<<<<<<
@@ -24929,7 +25373,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_u = __pyx_t_7;
 
-      /* "cconv/_kernels/_igemm.pyx":308
+      /* "cconv/_kernels/_igemm.pyx":325
  *             src = bbuf
  *         for u in range(R):
  *             for pp in range(npp):             # <<<<<<<<<<<<<<
@@ -24943,7 +25387,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
       for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
         __pyx_v_pp = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":309
+        /* "cconv/_kernels/_igemm.pyx":326
  *         for u in range(R):
  *             for pp in range(npp):
  *                 t0 = split_start(pp, pr.Wp, npp)             # <<<<<<<<<<<<<<
@@ -24952,7 +25396,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
         __pyx_v_t0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pp, __pyx_v_pr->Wp, __pyx_v_npp);
 
-        /* "cconv/_kernels/_igemm.pyx":310
+        /* "cconv/_kernels/_igemm.pyx":327
  *             for pp in range(npp):
  *                 t0 = split_start(pp, pr.Wp, npp)
  *                 r = split_start(pp + 1, pr.Wp, npp) - t0             # <<<<<<<<<<<<<<
@@ -24961,7 +25405,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
         __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pp + 1), __pyx_v_pr->Wp, __pyx_v_npp) - __pyx_v_t0);
 
-        /* "cconv/_kernels/_igemm.pyx":311
+        /* "cconv/_kernels/_igemm.pyx":328
  *                 t0 = split_start(pp, pr.Wp, npp)
  *                 r = split_start(pp + 1, pr.Wp, npp) - t0
  *                 for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
@@ -24975,7 +25419,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
         for (__pyx_t_13 = __pyx_v_cp0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
           __pyx_v_cpn = __pyx_t_13;
 
-          /* "cconv/_kernels/_igemm.pyx":312
+          /* "cconv/_kernels/_igemm.pyx":329
  *                 r = split_start(pp + 1, pr.Wp, npp) - t0
  *                 for cpn in range(cp0, cp1):
  *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,             # <<<<<<<<<<<<<<
@@ -24992,12 +25436,12 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":316
+  /* "cconv/_kernels/_igemm.pyx":333
  *                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
  *                             NULL, kb > 0)
  *     for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
- *         for lane in range(nvalid):
+ *         co = cpn * L.nr
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
 */
 
   __pyx_t_2 = __pyx_v_cp1;
@@ -25006,15 +25450,24 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   for (__pyx_t_1 = __pyx_v_cp0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_cpn = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":317
+    /* "cconv/_kernels/_igemm.pyx":334
  *                             NULL, kb > 0)
  *     for cpn in range(cp0, cp1):
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)             # <<<<<<<<<<<<<<
- *         for lane in range(nvalid):
- *             co = cpn * L.nr + lane
+ *         co = cpn * L.nr             # <<<<<<<<<<<<<<
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+*/
+    __pyx_v_co = (__pyx_v_cpn * __pyx_v_L->nr);
+
+    /* "cconv/_kernels/_igemm.pyx":336
+ *         co = cpn * L.nr
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,             # <<<<<<<<<<<<<<
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+ *                    (bias + gi * L.Mg + co) if bias != NULL else NULL)
 */
 
-    __pyx_t_5 = (__pyx_v_L->Mg - (__pyx_v_cpn * __pyx_v_L->nr));
+    __pyx_t_5 = (__pyx_v_L->Mg - __pyx_v_co);
 
     __pyx_t_6 = __pyx_v_L->nr;
     __pyx_t_4 = (__pyx_t_5 < __pyx_t_6);
@@ -25027,115 +25480,39 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
       __pyx_t_7 = __pyx_t_6;
     }
 
-    __pyx_v_nvalid = __pyx_t_7;
 
-
-    /* "cconv/_kernels/_igemm.pyx":318
- *     for cpn in range(cp0, cp1):
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
- *         for lane in range(nvalid):             # <<<<<<<<<<<<<<
- *             co = cpn * L.nr + lane
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
-*/
-
-    __pyx_t_7 = __pyx_v_nvalid;
-    __pyx_t_5 = __pyx_t_7;
-
-    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_lane = __pyx_t_6;
-
-      /* "cconv/_kernels/_igemm.pyx":319
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
- *         for lane in range(nvalid):
- *             co = cpn * L.nr + lane             # <<<<<<<<<<<<<<
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
-*/
-      __pyx_v_co = ((__pyx_v_cpn * __pyx_v_L->nr) + __pyx_v_lane);
-
-      /* "cconv/_kernels/_igemm.pyx":320
- *         for lane in range(nvalid):
- *             co = cpn * L.nr + lane
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0             # <<<<<<<<<<<<<<
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
- *             for u in range(R):
-*/
-      __pyx_t_4 = (__pyx_v_bias != NULL);
-
-      if (__pyx_t_4) {
-
-        __pyx_t_14 = (__pyx_v_bias[((__pyx_v_gi * __pyx_v_L->Mg) + __pyx_v_co)]);
-      } else {
-
-        __pyx_t_14 = 0.0;
-      }
-
-      __pyx_v_bv = __pyx_t_14;
-
-      /* "cconv/_kernels/_igemm.pyx":321
- *             co = cpn * L.nr + lane
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane             # <<<<<<<<<<<<<<
- *             for u in range(R):
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
-*/
-      __pyx_v_cq = ((__pyx_v_cbuf + (((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) * __pyx_v_L->nr)) + __pyx_v_lane);
-
-      /* "cconv/_kernels/_igemm.pyx":322
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
- *             for u in range(R):             # <<<<<<<<<<<<<<
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
-*/
-
-      __pyx_t_8 = __pyx_v_R;
-      __pyx_t_9 = __pyx_t_8;
-
-      for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
-        __pyx_v_u = __pyx_t_10;
-
-        /* "cconv/_kernels/_igemm.pyx":323
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
- *             for u in range(R):
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
- *                 for t in range(pr.Wp):
- *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
-*/
-        __pyx_v_o = (((__pyx_v_out_ng + (__pyx_v_co * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
-
-        /* "cconv/_kernels/_igemm.pyx":324
- *             for u in range(R):
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
- *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
- * 
-*/
-
-        __pyx_t_11 = __pyx_v_pr->Wp;
-        __pyx_t_12 = __pyx_t_11;
-
-        for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
-          __pyx_v_t = __pyx_t_13;
-
-          /* "cconv/_kernels/_igemm.pyx":325
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
- *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv             # <<<<<<<<<<<<<<
+    /* "cconv/_kernels/_igemm.pyx":338
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+ *                    (bias + gi * L.Mg + co) if bias != NULL else NULL)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-          (__pyx_v_o[(__pyx_v_t * __pyx_v_pr->oxs)]) = ((__pyx_v_cq[(((__pyx_v_u * __pyx_v_pr->Wp) + __pyx_v_t) * __pyx_v_L->nr)]) + __pyx_v_bv);
-        }
+    __pyx_t_4 = (__pyx_v_bias != NULL);
 
-      }
+    if (__pyx_t_4) {
 
+      __pyx_t_14 = ((__pyx_v_bias + (__pyx_v_gi * __pyx_v_L->Mg)) + __pyx_v_co);
+    } else {
+
+      __pyx_t_14 = NULL;
     }
+
+
+    /* "cconv/_kernels/_igemm.pyx":335
+ *     for cpn in range(cp0, cp1):
+ *         co = cpn * L.nr
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,             # <<<<<<<<<<<<<<
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+*/
+    __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_block((__pyx_v_cbuf + (((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) * __pyx_v_L->nr)), 1, (__pyx_v_pr->Wp * __pyx_v_L->nr), __pyx_v_L->nr, (__pyx_v_out_ng + (__pyx_v_co * __pyx_v_HWo)), __pyx_v_HWo, __pyx_t_7, __pyx_v_R, __pyx_v_pr->Wp, (((__pyx_v_pr->oy0 + (__pyx_v_i0 * __pyx_v_pr->oys)) * __pyx_v_L->W_out) + __pyx_v_pr->ox0), (__pyx_v_pr->oys * __pyx_v_L->W_out), __pyx_v_pr->oxs, __pyx_t_14);
+
 
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":273
+  /* "cconv/_kernels/_igemm.pyx":293
  * 
  * 
  * cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
@@ -25144,12 +25521,6 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
 
   /* function exit code */
-
-
-
-
-
-
 
 
 
@@ -25196,9 +25567,6 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   double *__pyx_v_bbuf;
   double *__pyx_v_cbuf;
   double const *__pyx_v_src;
-  double *__pyx_v_cq;
-  double *__pyx_v_o;
-  double __pyx_v_bv;
   Py_ssize_t __pyx_v_kb;
   Py_ssize_t __pyx_v_c0;
   Py_ssize_t __pyx_v_c1;
@@ -25210,9 +25578,6 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_cpn;
   Py_ssize_t __pyx_v_co;
-  Py_ssize_t __pyx_v_lane;
-  Py_ssize_t __pyx_v_nvalid;
-  Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
@@ -25226,9 +25591,9 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
   Py_ssize_t __pyx_t_13;
-  double __pyx_t_14;
+  double const *__pyx_t_14;
 
-  /* "cconv/_kernels/_igemm.pyx":278
+  /* "cconv/_kernels/_igemm.pyx":298
  *                         floating *ws) noexcept nogil:
  *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
  *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
@@ -25237,7 +25602,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_bd = (&__pyx_v_pr->band);
 
-  /* "cconv/_kernels/_igemm.pyx":279
+  /* "cconv/_kernels/_igemm.pyx":299
  *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
@@ -25247,7 +25612,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
   __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_igemm.pyx":280
+  /* "cconv/_kernels/_igemm.pyx":300
  *     cdef const Band *bd = &pr.band
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
@@ -25256,7 +25621,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
 
-  /* "cconv/_kernels/_igemm.pyx":281
+  /* "cconv/_kernels/_igemm.pyx":301
  *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
@@ -25280,7 +25645,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_igemm.pyx":282
+  /* "cconv/_kernels/_igemm.pyx":302
  *     cdef Py_ssize_t i0 = band * L.rows
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t pix = L.rows * pr.Wp             # <<<<<<<<<<<<<<
@@ -25289,7 +25654,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_pix = (__pyx_v_L->rows * __pyx_v_pr->Wp);
 
-  /* "cconv/_kernels/_igemm.pyx":283
+  /* "cconv/_kernels/_igemm.pyx":303
  *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
  *     cdef Py_ssize_t pix = L.rows * pr.Wp
  *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)             # <<<<<<<<<<<<<<
@@ -25298,7 +25663,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_npp = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_pr->Wp, __pyx_v_L->mr);
 
-  /* "cconv/_kernels/_igemm.pyx":284
+  /* "cconv/_kernels/_igemm.pyx":304
  *     cdef Py_ssize_t pix = L.rows * pr.Wp
  *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
  *     cdef Py_ssize_t cp0 = mb * L.ppb             # <<<<<<<<<<<<<<
@@ -25307,7 +25672,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_cp0 = (__pyx_v_mb * __pyx_v_L->ppb);
 
-  /* "cconv/_kernels/_igemm.pyx":285
+  /* "cconv/_kernels/_igemm.pyx":305
  *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
  *     cdef Py_ssize_t cp0 = mb * L.ppb
  *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
@@ -25331,7 +25696,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   __pyx_v_cp1 = __pyx_t_2;
 
 
-  /* "cconv/_kernels/_igemm.pyx":286
+  /* "cconv/_kernels/_igemm.pyx":306
  *     cdef Py_ssize_t cp0 = mb * L.ppb
  *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t ncp = L.npanels             # <<<<<<<<<<<<<<
@@ -25342,7 +25707,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 
   __pyx_v_ncp = __pyx_t_2;
 
-  /* "cconv/_kernels/_igemm.pyx":287
+  /* "cconv/_kernels/_igemm.pyx":307
  *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
  *     cdef Py_ssize_t ncp = L.npanels
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
@@ -25351,7 +25716,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
 
-  /* "cconv/_kernels/_igemm.pyx":288
+  /* "cconv/_kernels/_igemm.pyx":308
  *     cdef Py_ssize_t ncp = L.npanels
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K             # <<<<<<<<<<<<<<
@@ -25360,7 +25725,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_b_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + (((__pyx_v_gi * __pyx_v_ncp) * __pyx_v_L->nr) * __pyx_v_pr->K));
 
-  /* "cconv/_kernels/_igemm.pyx":289
+  /* "cconv/_kernels/_igemm.pyx":309
  *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
  *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
@@ -25369,7 +25734,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
 
-  /* "cconv/_kernels/_igemm.pyx":290
+  /* "cconv/_kernels/_igemm.pyx":310
  *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
@@ -25378,18 +25743,18 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
   __pyx_v_bbuf = __pyx_v_ws;
 
-  /* "cconv/_kernels/_igemm.pyx":291
+  /* "cconv/_kernels/_igemm.pyx":311
  *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
  *     cdef floating *bbuf = ws
  *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
  *     cdef const floating *src
- *     cdef floating *cq
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
 */
   __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
 
-  /* "cconv/_kernels/_igemm.pyx":297
- *     cdef floating bv
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+  /* "cconv/_kernels/_igemm.pyx":314
+ *     cdef const floating *src
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
  *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -25401,8 +25766,8 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_kb = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":298
- *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+    /* "cconv/_kernels/_igemm.pyx":315
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -25410,7 +25775,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":299
+    /* "cconv/_kernels/_igemm.pyx":316
  *     for kb in range(pr.nkb):
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
@@ -25419,7 +25784,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":300
+    /* "cconv/_kernels/_igemm.pyx":317
  *         c0 = split_start(kb, L.Cg, pr.nkb)
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
@@ -25428,7 +25793,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":301
+    /* "cconv/_kernels/_igemm.pyx":318
  *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
@@ -25437,7 +25802,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
     __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
 
-    /* "cconv/_kernels/_igemm.pyx":302
+    /* "cconv/_kernels/_igemm.pyx":319
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -25449,7 +25814,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     if (__pyx_t_4) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":303
+      /* "cconv/_kernels/_igemm.pyx":320
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:
  *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
@@ -25458,7 +25823,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
       __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
 
-      /* "cconv/_kernels/_igemm.pyx":302
+      /* "cconv/_kernels/_igemm.pyx":319
  *         k0 = c0 * pr.T
  *         kcb = (c1 - c0) * pr.T
  *         if pr.in_place_b:             # <<<<<<<<<<<<<<
@@ -25468,7 +25833,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
       goto __pyx_L5;
     }
 
-    /* "cconv/_kernels/_igemm.pyx":305
+    /* "cconv/_kernels/_igemm.pyx":322
  *             src = x_ng + c0 * HW + i0 * L.W
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
@@ -25478,7 +25843,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     /*else*/ {
       __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
 
-      /* "cconv/_kernels/_igemm.pyx":306
+      /* "cconv/_kernels/_igemm.pyx":323
  *         else:
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf             # <<<<<<<<<<<<<<
@@ -25489,7 +25854,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     }
     __pyx_L5:;
 
-    /* "cconv/_kernels/_igemm.pyx":307
+    /* "cconv/_kernels/_igemm.pyx":324
  *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
  *             src = bbuf
  *         for u in range(R):             # <<<<<<<<<<<<<<
@@ -25503,7 +25868,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_u = __pyx_t_7;
 
-      /* "cconv/_kernels/_igemm.pyx":308
+      /* "cconv/_kernels/_igemm.pyx":325
  *             src = bbuf
  *         for u in range(R):
  *             for pp in range(npp):             # <<<<<<<<<<<<<<
@@ -25517,7 +25882,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
       for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
         __pyx_v_pp = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":309
+        /* "cconv/_kernels/_igemm.pyx":326
  *         for u in range(R):
  *             for pp in range(npp):
  *                 t0 = split_start(pp, pr.Wp, npp)             # <<<<<<<<<<<<<<
@@ -25526,7 +25891,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
         __pyx_v_t0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pp, __pyx_v_pr->Wp, __pyx_v_npp);
 
-        /* "cconv/_kernels/_igemm.pyx":310
+        /* "cconv/_kernels/_igemm.pyx":327
  *             for pp in range(npp):
  *                 t0 = split_start(pp, pr.Wp, npp)
  *                 r = split_start(pp + 1, pr.Wp, npp) - t0             # <<<<<<<<<<<<<<
@@ -25535,7 +25900,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 */
         __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pp + 1), __pyx_v_pr->Wp, __pyx_v_npp) - __pyx_v_t0);
 
-        /* "cconv/_kernels/_igemm.pyx":311
+        /* "cconv/_kernels/_igemm.pyx":328
  *                 t0 = split_start(pp, pr.Wp, npp)
  *                 r = split_start(pp + 1, pr.Wp, npp) - t0
  *                 for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
@@ -25549,7 +25914,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
         for (__pyx_t_13 = __pyx_v_cp0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
           __pyx_v_cpn = __pyx_t_13;
 
-          /* "cconv/_kernels/_igemm.pyx":312
+          /* "cconv/_kernels/_igemm.pyx":329
  *                 r = split_start(pp + 1, pr.Wp, npp) - t0
  *                 for cpn in range(cp0, cp1):
  *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,             # <<<<<<<<<<<<<<
@@ -25566,12 +25931,12 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":316
+  /* "cconv/_kernels/_igemm.pyx":333
  *                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
  *                             NULL, kb > 0)
  *     for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
- *         for lane in range(nvalid):
+ *         co = cpn * L.nr
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
 */
 
   __pyx_t_2 = __pyx_v_cp1;
@@ -25580,15 +25945,24 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
   for (__pyx_t_1 = __pyx_v_cp0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_cpn = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":317
+    /* "cconv/_kernels/_igemm.pyx":334
  *                             NULL, kb > 0)
  *     for cpn in range(cp0, cp1):
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)             # <<<<<<<<<<<<<<
- *         for lane in range(nvalid):
- *             co = cpn * L.nr + lane
+ *         co = cpn * L.nr             # <<<<<<<<<<<<<<
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+*/
+    __pyx_v_co = (__pyx_v_cpn * __pyx_v_L->nr);
+
+    /* "cconv/_kernels/_igemm.pyx":336
+ *         co = cpn * L.nr
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,             # <<<<<<<<<<<<<<
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+ *                    (bias + gi * L.Mg + co) if bias != NULL else NULL)
 */
 
-    __pyx_t_5 = (__pyx_v_L->Mg - (__pyx_v_cpn * __pyx_v_L->nr));
+    __pyx_t_5 = (__pyx_v_L->Mg - __pyx_v_co);
 
     __pyx_t_6 = __pyx_v_L->nr;
     __pyx_t_4 = (__pyx_t_5 < __pyx_t_6);
@@ -25601,115 +25975,39 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
       __pyx_t_7 = __pyx_t_6;
     }
 
-    __pyx_v_nvalid = __pyx_t_7;
 
-
-    /* "cconv/_kernels/_igemm.pyx":318
- *     for cpn in range(cp0, cp1):
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
- *         for lane in range(nvalid):             # <<<<<<<<<<<<<<
- *             co = cpn * L.nr + lane
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
-*/
-
-    __pyx_t_7 = __pyx_v_nvalid;
-    __pyx_t_5 = __pyx_t_7;
-
-    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_lane = __pyx_t_6;
-
-      /* "cconv/_kernels/_igemm.pyx":319
- *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
- *         for lane in range(nvalid):
- *             co = cpn * L.nr + lane             # <<<<<<<<<<<<<<
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
-*/
-      __pyx_v_co = ((__pyx_v_cpn * __pyx_v_L->nr) + __pyx_v_lane);
-
-      /* "cconv/_kernels/_igemm.pyx":320
- *         for lane in range(nvalid):
- *             co = cpn * L.nr + lane
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0             # <<<<<<<<<<<<<<
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
- *             for u in range(R):
-*/
-      __pyx_t_4 = (__pyx_v_bias != NULL);
-
-      if (__pyx_t_4) {
-
-        __pyx_t_14 = (__pyx_v_bias[((__pyx_v_gi * __pyx_v_L->Mg) + __pyx_v_co)]);
-      } else {
-
-        __pyx_t_14 = 0.0;
-      }
-
-      __pyx_v_bv = __pyx_t_14;
-
-      /* "cconv/_kernels/_igemm.pyx":321
- *             co = cpn * L.nr + lane
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane             # <<<<<<<<<<<<<<
- *             for u in range(R):
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
-*/
-      __pyx_v_cq = ((__pyx_v_cbuf + (((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) * __pyx_v_L->nr)) + __pyx_v_lane);
-
-      /* "cconv/_kernels/_igemm.pyx":322
- *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
- *             for u in range(R):             # <<<<<<<<<<<<<<
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
-*/
-
-      __pyx_t_8 = __pyx_v_R;
-      __pyx_t_9 = __pyx_t_8;
-
-      for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
-        __pyx_v_u = __pyx_t_10;
-
-        /* "cconv/_kernels/_igemm.pyx":323
- *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
- *             for u in range(R):
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
- *                 for t in range(pr.Wp):
- *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
-*/
-        __pyx_v_o = (((__pyx_v_out_ng + (__pyx_v_co * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
-
-        /* "cconv/_kernels/_igemm.pyx":324
- *             for u in range(R):
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
- *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
- * 
-*/
-
-        __pyx_t_11 = __pyx_v_pr->Wp;
-        __pyx_t_12 = __pyx_t_11;
-
-        for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
-          __pyx_v_t = __pyx_t_13;
-
-          /* "cconv/_kernels/_igemm.pyx":325
- *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
- *                 for t in range(pr.Wp):
- *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv             # <<<<<<<<<<<<<<
+    /* "cconv/_kernels/_igemm.pyx":338
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+ *                    (bias + gi * L.Mg + co) if bias != NULL else NULL)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-          (__pyx_v_o[(__pyx_v_t * __pyx_v_pr->oxs)]) = ((__pyx_v_cq[(((__pyx_v_u * __pyx_v_pr->Wp) + __pyx_v_t) * __pyx_v_L->nr)]) + __pyx_v_bv);
-        }
+    __pyx_t_4 = (__pyx_v_bias != NULL);
 
-      }
+    if (__pyx_t_4) {
 
+      __pyx_t_14 = ((__pyx_v_bias + (__pyx_v_gi * __pyx_v_L->Mg)) + __pyx_v_co);
+    } else {
+
+      __pyx_t_14 = NULL;
     }
+
+
+    /* "cconv/_kernels/_igemm.pyx":335
+ *     for cpn in range(cp0, cp1):
+ *         co = cpn * L.nr
+ *         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,             # <<<<<<<<<<<<<<
+ *                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+ *                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+*/
+    __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_block((__pyx_v_cbuf + (((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) * __pyx_v_L->nr)), 1, (__pyx_v_pr->Wp * __pyx_v_L->nr), __pyx_v_L->nr, (__pyx_v_out_ng + (__pyx_v_co * __pyx_v_HWo)), __pyx_v_HWo, __pyx_t_7, __pyx_v_R, __pyx_v_pr->Wp, (((__pyx_v_pr->oy0 + (__pyx_v_i0 * __pyx_v_pr->oys)) * __pyx_v_L->W_out) + __pyx_v_pr->ox0), (__pyx_v_pr->oys * __pyx_v_L->W_out), __pyx_v_pr->oxs, __pyx_t_14);
+
 
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":273
+  /* "cconv/_kernels/_igemm.pyx":293
  * 
  * 
  * cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
@@ -25745,15 +26043,9 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __
 
 
 
-
-
-
-
-
-
 }
 
-/* "cconv/_kernels/_igemm.pyx":328
+/* "cconv/_kernels/_igemm.pyx":341
  * 
  * 
  * cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,             # <<<<<<<<<<<<<<
@@ -25768,7 +26060,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   Py_ssize_t __pyx_v_n;
   int __pyx_t_1;
 
-  /* "cconv/_kernels/_igemm.pyx":332
+  /* "cconv/_kernels/_igemm.pyx":345
  *                    floating *ws) noexcept nogil:
  *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
  *     cdef Py_ssize_t band = item % pr.nbands             # <<<<<<<<<<<<<<
@@ -25777,7 +26069,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_band = (__pyx_v_item % __pyx_v_pr->nbands);
 
-  /* "cconv/_kernels/_igemm.pyx":333
+  /* "cconv/_kernels/_igemm.pyx":346
  *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
  *     cdef Py_ssize_t band = item % pr.nbands
  *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb             # <<<<<<<<<<<<<<
@@ -25786,7 +26078,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_mb = ((__pyx_v_item / __pyx_v_pr->nbands) % __pyx_v_L->nmb);
 
-  /* "cconv/_kernels/_igemm.pyx":334
+  /* "cconv/_kernels/_igemm.pyx":347
  *     cdef Py_ssize_t band = item % pr.nbands
  *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups             # <<<<<<<<<<<<<<
@@ -25795,7 +26087,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_gi = ((__pyx_v_item / (__pyx_v_pr->nbands * __pyx_v_L->nmb)) % __pyx_v_L->groups);
 
-  /* "cconv/_kernels/_igemm.pyx":335
+  /* "cconv/_kernels/_igemm.pyx":348
  *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)             # <<<<<<<<<<<<<<
@@ -25804,7 +26096,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_n = (__pyx_v_item / ((__pyx_v_pr->nbands * __pyx_v_L->nmb) * __pyx_v_L->groups));
 
-  /* "cconv/_kernels/_igemm.pyx":336
+  /* "cconv/_kernels/_igemm.pyx":349
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
  *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -25816,7 +26108,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   if (__pyx_t_1) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":337
+    /* "cconv/_kernels/_igemm.pyx":350
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
  *     if L.mode == PIXELS:
  *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
@@ -25825,7 +26117,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
     __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(__pyx_v_L, __pyx_v_pr, __pyx_v_n, __pyx_v_gi, __pyx_v_mb, __pyx_v_band, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_ws);
 
-    /* "cconv/_kernels/_igemm.pyx":336
+    /* "cconv/_kernels/_igemm.pyx":349
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
  *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -25835,7 +26127,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
     goto __pyx_L3;
   }
 
-  /* "cconv/_kernels/_igemm.pyx":339
+  /* "cconv/_kernels/_igemm.pyx":352
  *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
  *     else:
  *         channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
@@ -25847,7 +26139,7 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   }
   __pyx_L3:;
 
-  /* "cconv/_kernels/_igemm.pyx":328
+  /* "cconv/_kernels/_igemm.pyx":341
  * 
  * 
  * cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,             # <<<<<<<<<<<<<<
@@ -25869,7 +26161,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   Py_ssize_t __pyx_v_n;
   int __pyx_t_1;
 
-  /* "cconv/_kernels/_igemm.pyx":332
+  /* "cconv/_kernels/_igemm.pyx":345
  *                    floating *ws) noexcept nogil:
  *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
  *     cdef Py_ssize_t band = item % pr.nbands             # <<<<<<<<<<<<<<
@@ -25878,7 +26170,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_band = (__pyx_v_item % __pyx_v_pr->nbands);
 
-  /* "cconv/_kernels/_igemm.pyx":333
+  /* "cconv/_kernels/_igemm.pyx":346
  *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
  *     cdef Py_ssize_t band = item % pr.nbands
  *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb             # <<<<<<<<<<<<<<
@@ -25887,7 +26179,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_mb = ((__pyx_v_item / __pyx_v_pr->nbands) % __pyx_v_L->nmb);
 
-  /* "cconv/_kernels/_igemm.pyx":334
+  /* "cconv/_kernels/_igemm.pyx":347
  *     cdef Py_ssize_t band = item % pr.nbands
  *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups             # <<<<<<<<<<<<<<
@@ -25896,7 +26188,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_gi = ((__pyx_v_item / (__pyx_v_pr->nbands * __pyx_v_L->nmb)) % __pyx_v_L->groups);
 
-  /* "cconv/_kernels/_igemm.pyx":335
+  /* "cconv/_kernels/_igemm.pyx":348
  *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)             # <<<<<<<<<<<<<<
@@ -25905,7 +26197,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
   __pyx_v_n = (__pyx_v_item / ((__pyx_v_pr->nbands * __pyx_v_L->nmb) * __pyx_v_L->groups));
 
-  /* "cconv/_kernels/_igemm.pyx":336
+  /* "cconv/_kernels/_igemm.pyx":349
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
  *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -25917,7 +26209,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   if (__pyx_t_1) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":337
+    /* "cconv/_kernels/_igemm.pyx":350
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
  *     if L.mode == PIXELS:
  *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
@@ -25926,7 +26218,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 */
     __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(__pyx_v_L, __pyx_v_pr, __pyx_v_n, __pyx_v_gi, __pyx_v_mb, __pyx_v_band, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_ws);
 
-    /* "cconv/_kernels/_igemm.pyx":336
+    /* "cconv/_kernels/_igemm.pyx":349
  *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
  *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
  *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -25936,7 +26228,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
     goto __pyx_L3;
   }
 
-  /* "cconv/_kernels/_igemm.pyx":339
+  /* "cconv/_kernels/_igemm.pyx":352
  *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
  *     else:
  *         channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
@@ -25948,7 +26240,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   }
   __pyx_L3:;
 
-  /* "cconv/_kernels/_igemm.pyx":328
+  /* "cconv/_kernels/_igemm.pyx":341
  * 
  * 
  * cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,             # <<<<<<<<<<<<<<
@@ -25963,7 +26255,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 
 }
 
-/* "cconv/_kernels/_igemm.pyx":342
+/* "cconv/_kernels/_igemm.pyx":355
  * 
  * 
  * cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,             # <<<<<<<<<<<<<<
@@ -25981,7 +26273,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   int __pyx_t_5;
   int __pyx_t_6;
 
-  /* "cconv/_kernels/_igemm.pyx":347
+  /* "cconv/_kernels/_igemm.pyx":360
  *                     Py_ssize_t ppb):
  *     cdef Layer L
  *     L.N, L.C_in, L.H, L.W = N, C_in, H, W             # <<<<<<<<<<<<<<
@@ -26001,7 +26293,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   __pyx_v_L.H = __pyx_t_3;
   __pyx_v_L.W = __pyx_t_4;
 
-  /* "cconv/_kernels/_igemm.pyx":348
+  /* "cconv/_kernels/_igemm.pyx":361
  *     cdef Layer L
  *     L.N, L.C_in, L.H, L.W = N, C_in, H, W
  *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out             # <<<<<<<<<<<<<<
@@ -26018,7 +26310,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   __pyx_v_L.H_out = __pyx_t_3;
   __pyx_v_L.W_out = __pyx_t_2;
 
-  /* "cconv/_kernels/_igemm.pyx":349
+  /* "cconv/_kernels/_igemm.pyx":362
  *     L.N, L.C_in, L.H, L.W = N, C_in, H, W
  *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
  *     L.groups, L.mode, L.isa = groups, mode, isa             # <<<<<<<<<<<<<<
@@ -26035,7 +26327,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   __pyx_v_L.mode = __pyx_t_5;
   __pyx_v_L.isa = __pyx_t_6;
 
-  /* "cconv/_kernels/_igemm.pyx":350
+  /* "cconv/_kernels/_igemm.pyx":363
  *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
  *     L.groups, L.mode, L.isa = groups, mode, isa
  *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)             # <<<<<<<<<<<<<<
@@ -26049,7 +26341,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   __pyx_v_L.mr = __pyx_t_6;
   __pyx_v_L.nr = __pyx_t_2;
 
-  /* "cconv/_kernels/_igemm.pyx":351
+  /* "cconv/_kernels/_igemm.pyx":364
  *     L.groups, L.mode, L.isa = groups, mode, isa
  *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
  *     L.cpb, L.rows, L.ppb = cpb, rows, ppb             # <<<<<<<<<<<<<<
@@ -26066,7 +26358,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   __pyx_v_L.rows = __pyx_t_3;
   __pyx_v_L.ppb = __pyx_t_4;
 
-  /* "cconv/_kernels/_igemm.pyx":352
+  /* "cconv/_kernels/_igemm.pyx":365
  *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
  *     L.cpb, L.rows, L.ppb = cpb, rows, ppb
  *     L.ktab = NULL             # <<<<<<<<<<<<<<
@@ -26075,7 +26367,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
 */
   __pyx_v_L.ktab = NULL;
 
-  /* "cconv/_kernels/_igemm.pyx":353
+  /* "cconv/_kernels/_igemm.pyx":366
  *     L.cpb, L.rows, L.ppb = cpb, rows, ppb
  *     L.ktab = NULL
  *     return L             # <<<<<<<<<<<<<<
@@ -26088,7 +26380,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   }
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":342
+  /* "cconv/_kernels/_igemm.pyx":355
  * 
  * 
  * cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,             # <<<<<<<<<<<<<<
@@ -26103,7 +26395,7 @@ static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":356
+/* "cconv/_kernels/_igemm.pyx":369
  * 
  * 
  * def tile(int isa, Py_ssize_t itemsize):             # <<<<<<<<<<<<<<
@@ -26152,39 +26444,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_itemsize,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 356, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 369, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 356, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 369, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 356, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 369, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "tile", 0) < (0)) __PYX_ERR(0, 356, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "tile", 0) < (0)) __PYX_ERR(0, 369, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, i); __PYX_ERR(0, 356, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, i); __PYX_ERR(0, 369, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 356, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 369, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 356, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 369, __pyx_L3_error)
     }
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 356, __pyx_L3_error)
-    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 356, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 369, __pyx_L3_error)
+    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 369, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 356, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 369, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26218,23 +26510,23 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_tile(CYTHON_UNUSED PyObject *
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("tile", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":358
+  /* "cconv/_kernels/_igemm.pyx":371
  * def tile(int isa, Py_ssize_t itemsize):
  *     """(MR, NR): most rows and the columns of variant isa's micro-kernel for this dtype size."""
  *     return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(cc_isa_mr_max(__pyx_v_isa)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(cc_isa_mr_max(__pyx_v_isa)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 371, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = PyLong_FromSsize_t(cc_gemm_nr(__pyx_v_isa, __pyx_v_itemsize)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 358, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(cc_gemm_nr(__pyx_v_isa, __pyx_v_itemsize)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 371, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 358, __pyx_L1_error)
+  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 371, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 358, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 371, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 358, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 371, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_2 = 0;
   {
@@ -26248,7 +26540,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_tile(CYTHON_UNUSED PyObject *
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":356
+  /* "cconv/_kernels/_igemm.pyx":369
  * 
  * 
  * def tile(int isa, Py_ssize_t itemsize):             # <<<<<<<<<<<<<<
@@ -26269,7 +26561,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_tile(CYTHON_UNUSED PyObject *
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":361
+/* "cconv/_kernels/_igemm.pyx":374
  * 
  * 
  * def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,             # <<<<<<<<<<<<<<
@@ -26325,88 +26617,88 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_shape,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_itemsize,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_ppb,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 361, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 374, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 361, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 374, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "workspace_elems", 0) < (0)) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "workspace_elems", 0) < (0)) __PYX_ERR(0, 374, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 9; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 9, 9, i); __PYX_ERR(0, 361, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 9, 9, i); __PYX_ERR(0, 374, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 9)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 374, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 361, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 374, __pyx_L3_error)
     }
-    __pyx_v_shape = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(values[0], PyBUF_WRITABLE); if (unlikely(!__pyx_v_shape.memview)) __PYX_ERR(0, 361, __pyx_L3_error)
-    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[1], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 361, __pyx_L3_error)
-    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[2], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 362, __pyx_L3_error)
-    __pyx_v_mode = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 362, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 362, __pyx_L3_error)
-    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 362, __pyx_L3_error)
-    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 363, __pyx_L3_error)
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 363, __pyx_L3_error)
-    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 363, __pyx_L3_error)
+    __pyx_v_shape = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(values[0], PyBUF_WRITABLE); if (unlikely(!__pyx_v_shape.memview)) __PYX_ERR(0, 374, __pyx_L3_error)
+    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[1], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 374, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[2], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 375, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 375, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 375, __pyx_L3_error)
+    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 375, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 376, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 376, __pyx_L3_error)
+    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 376, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 9, 9, __pyx_nargs); __PYX_ERR(0, 361, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 9, 9, __pyx_nargs); __PYX_ERR(0, 374, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26476,7 +26768,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("workspace_elems", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":366
+  /* "cconv/_kernels/_igemm.pyx":379
  *     """Per-thread workspace (elements) and work items of igemm() with these arguments.
  *     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
  *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],             # <<<<<<<<<<<<<<
@@ -26490,7 +26782,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
   __pyx_t_5 = 4;
   __pyx_t_6 = 5;
 
-  /* "cconv/_kernels/_igemm.pyx":367
+  /* "cconv/_kernels/_igemm.pyx":380
  *     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
  *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
  *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)             # <<<<<<<<<<<<<<
@@ -26500,17 +26792,17 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
   __pyx_t_7 = 6;
   __pyx_t_8 = 7;
 
-  /* "cconv/_kernels/_igemm.pyx":366
+  /* "cconv/_kernels/_igemm.pyx":379
  *     """Per-thread workspace (elements) and work items of igemm() with these arguments.
  *     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
  *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],             # <<<<<<<<<<<<<<
  *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
  *     cdef Py_ssize_t nprob = problems.shape[0], items
 */
-  __pyx_t_9 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_1)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_2)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_3)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_4)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_5)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_6)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_7)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_8)) ))), __pyx_v_mode, __pyx_v_isa, __pyx_v_itemsize, __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 366, __pyx_L1_error)
+  __pyx_t_9 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_1)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_2)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_3)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_4)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_5)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_6)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_7)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_8)) ))), __pyx_v_mode, __pyx_v_isa, __pyx_v_itemsize, __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L1_error)
   __pyx_v_L = __pyx_t_9;
 
-  /* "cconv/_kernels/_igemm.pyx":368
+  /* "cconv/_kernels/_igemm.pyx":381
  *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
  *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
  *     cdef Py_ssize_t nprob = problems.shape[0], items             # <<<<<<<<<<<<<<
@@ -26519,7 +26811,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
 */
   __pyx_v_nprob = (__pyx_v_problems.shape[0]);
 
-  /* "cconv/_kernels/_igemm.pyx":369
+  /* "cconv/_kernels/_igemm.pyx":382
  *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
  *     cdef Py_ssize_t nprob = problems.shape[0], items
  *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))             # <<<<<<<<<<<<<<
@@ -26543,7 +26835,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
   __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_t_12 * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
 
 
-  /* "cconv/_kernels/_igemm.pyx":370
+  /* "cconv/_kernels/_igemm.pyx":383
  *     cdef Py_ssize_t nprob = problems.shape[0], items
  *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
@@ -26555,16 +26847,16 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
   if (unlikely(__pyx_t_13)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":371
+    /* "cconv/_kernels/_igemm.pyx":384
  *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
  *     try:
  *         items = setup(&L, probs, nprob, problems, taps, itemsize)
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 371, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 384, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":370
+    /* "cconv/_kernels/_igemm.pyx":383
  *     cdef Py_ssize_t nprob = problems.shape[0], items
  *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
@@ -26573,7 +26865,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":372
+  /* "cconv/_kernels/_igemm.pyx":385
  *     if probs == NULL:
  *         raise MemoryError()
  *     try:             # <<<<<<<<<<<<<<
@@ -26582,7 +26874,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
 */
   /*try:*/ {
 
-    /* "cconv/_kernels/_igemm.pyx":373
+    /* "cconv/_kernels/_igemm.pyx":386
  *         raise MemoryError()
  *     try:
  *         items = setup(&L, probs, nprob, problems, taps, itemsize)             # <<<<<<<<<<<<<<
@@ -26591,23 +26883,23 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
 */
     __pyx_v_items = __pyx_f_5cconv_8_kernels_6_igemm_setup((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob, __pyx_v_problems, __pyx_v_taps, __pyx_v_itemsize);
 
-    /* "cconv/_kernels/_igemm.pyx":374
+    /* "cconv/_kernels/_igemm.pyx":387
  *     try:
  *         items = setup(&L, probs, nprob, problems, taps, itemsize)
  *         return L.ws, items             # <<<<<<<<<<<<<<
  *     finally:
  *         PyMem_Free(probs)
 */
-    __pyx_t_14 = PyLong_FromSsize_t(__pyx_v_L.ws); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 374, __pyx_L5_error)
+    __pyx_t_14 = PyLong_FromSsize_t(__pyx_v_L.ws); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 387, __pyx_L5_error)
     __Pyx_GOTREF(__pyx_t_14);
-    __pyx_t_15 = PyLong_FromSsize_t(__pyx_v_items); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 374, __pyx_L5_error)
+    __pyx_t_15 = PyLong_FromSsize_t(__pyx_v_items); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 387, __pyx_L5_error)
     __Pyx_GOTREF(__pyx_t_15);
-    __pyx_t_16 = PyTuple_New(2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 374, __pyx_L5_error)
+    __pyx_t_16 = PyTuple_New(2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 387, __pyx_L5_error)
     __Pyx_GOTREF(__pyx_t_16);
     __Pyx_GIVEREF(__pyx_t_14);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 0, __pyx_t_14) != (0)) __PYX_ERR(0, 374, __pyx_L5_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 0, __pyx_t_14) != (0)) __PYX_ERR(0, 387, __pyx_L5_error);
     __Pyx_GIVEREF(__pyx_t_15);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 1, __pyx_t_15) != (0)) __PYX_ERR(0, 374, __pyx_L5_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 1, __pyx_t_15) != (0)) __PYX_ERR(0, 387, __pyx_L5_error);
     __pyx_t_14 = 0;
     __pyx_t_15 = 0;
     {
@@ -26622,7 +26914,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
     goto __pyx_L4_return;
   }
 
-  /* "cconv/_kernels/_igemm.pyx":376
+  /* "cconv/_kernels/_igemm.pyx":389
  *         return L.ws, items
  *     finally:
  *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
@@ -26672,7 +26964,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
     }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":361
+  /* "cconv/_kernels/_igemm.pyx":374
  * 
  * 
  * def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,             # <<<<<<<<<<<<<<
@@ -26697,7 +26989,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSE
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":379
+/* "cconv/_kernels/_igemm.pyx":392
  * 
  * 
  * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
@@ -26734,53 +27026,53 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_5pack_weights(PyObject *__pyx
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 379, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 392, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 392, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 379, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 392, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -26794,7 +27086,7 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_5pack_weights(PyObject *__pyx
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 379, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 392, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26846,7 +27138,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 379, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 392, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -26864,11 +27156,11 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 379, __pyx_L1_error)
+    __PYX_ERR(0, 392, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 392, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -26878,7 +27170,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 379, __pyx_L1_error)
+      __PYX_ERR(0, 392, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -26897,9 +27189,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 379, __pyx_L1_error)
+    __PYX_ERR(0, 392, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_a, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_a, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 392, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -26908,25 +27200,25 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 379, __pyx_L1_error)
+      __PYX_ERR(0, 392, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_a); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_a); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 392, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_a, 0, 6, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_a, 0, 6, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 392, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 379, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_02b6e3_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 392, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_02b6e3_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -26983,67 +27275,67 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_9pack_weights(PyO
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_a,&__pyx_mstate_global->__pyx_n_u_dst,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_width,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 379, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 392, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 392, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, i); __PYX_ERR(0, 379, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, i); __PYX_ERR(0, 392, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 392, __pyx_L3_error)
     }
-    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
-    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
-    __pyx_v_taps = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_taps == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L3_error)
-    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
-    __pyx_v_mode = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
-    __pyx_v_width = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_width == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
+    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 392, __pyx_L3_error)
+    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 392, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_taps == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 392, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 393, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 393, __pyx_L3_error)
+    __pyx_v_width = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_width == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 393, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 379, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 392, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27126,7 +27418,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0pack_weights", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":390
+  /* "cconv/_kernels/_igemm.pyx":403
  *     cdiv(Mg, NR)*NR. Returns the number of elements written (dst may be larger).
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]             # <<<<<<<<<<<<<<
@@ -27137,7 +27429,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
   __pyx_v_Mg = (__pyx_v_a.shape[1]);
   __pyx_v_K = (__pyx_v_a.shape[2]);
 
-  /* "cconv/_kernels/_igemm.pyx":391
+  /* "cconv/_kernels/_igemm.pyx":404
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
  *     cdef Py_ssize_t channels = K // taps             # <<<<<<<<<<<<<<
@@ -27146,7 +27438,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
   __pyx_v_channels = (__pyx_v_K / __pyx_v_taps);
 
-  /* "cconv/_kernels/_igemm.pyx":392
+  /* "cconv/_kernels/_igemm.pyx":405
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
  *     cdef Py_ssize_t channels = K // taps
  *     cdef Py_ssize_t nkb = cdiv(channels, cpb)             # <<<<<<<<<<<<<<
@@ -27155,7 +27447,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
   __pyx_v_nkb = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_channels, __pyx_v_cpb);
 
-  /* "cconv/_kernels/_igemm.pyx":393
+  /* "cconv/_kernels/_igemm.pyx":406
  *     cdef Py_ssize_t channels = K // taps
  *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
  *     cdef Py_ssize_t npanels = cdiv(Mg, width)             # <<<<<<<<<<<<<<
@@ -27164,7 +27456,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
   __pyx_v_npanels = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_Mg, __pyx_v_width);
 
-  /* "cconv/_kernels/_igemm.pyx":394
+  /* "cconv/_kernels/_igemm.pyx":407
  *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
  *     cdef Py_ssize_t npanels = cdiv(Mg, width)
  *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width             # <<<<<<<<<<<<<<
@@ -27183,7 +27475,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 
   __pyx_v_rows_p = __pyx_t_1;
 
-  /* "cconv/_kernels/_igemm.pyx":397
+  /* "cconv/_kernels/_igemm.pyx":410
  *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
  *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
@@ -27195,7 +27487,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":398
+    /* "cconv/_kernels/_igemm.pyx":411
  *     cdef floating *d
  *     if dst.shape[0] < G * rows_p * K:
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")             # <<<<<<<<<<<<<<
@@ -27203,9 +27495,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
  *         for gi in range(G):
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 398, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 411, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 398, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 411, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_dst_has;
     __pyx_t_7[1] = __pyx_t_5;
@@ -27217,7 +27509,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 4, __pyx_t_1, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 398, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 411, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -27227,14 +27519,14 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 398, __pyx_L1_error)
+    __PYX_ERR(0, 411, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":397
+    /* "cconv/_kernels/_igemm.pyx":410
  *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
  *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
@@ -27243,7 +27535,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":399
+  /* "cconv/_kernels/_igemm.pyx":412
  *     if dst.shape[0] < G * rows_p * K:
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -27256,7 +27548,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "cconv/_kernels/_igemm.pyx":400
+        /* "cconv/_kernels/_igemm.pyx":413
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
  *         for gi in range(G):             # <<<<<<<<<<<<<<
@@ -27270,7 +27562,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
         for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
           __pyx_v_gi = __pyx_t_12;
 
-          /* "cconv/_kernels/_igemm.pyx":401
+          /* "cconv/_kernels/_igemm.pyx":414
  *     with nogil:
  *         for gi in range(G):
  *             for kb in range(nkb):             # <<<<<<<<<<<<<<
@@ -27284,7 +27576,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
           for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
             __pyx_v_kb = __pyx_t_15;
 
-            /* "cconv/_kernels/_igemm.pyx":402
+            /* "cconv/_kernels/_igemm.pyx":415
  *         for gi in range(G):
  *             for kb in range(nkb):
  *                 k0 = split_start(kb, channels, nkb) * taps             # <<<<<<<<<<<<<<
@@ -27293,7 +27585,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
             __pyx_v_k0 = (__pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps);
 
-            /* "cconv/_kernels/_igemm.pyx":403
+            /* "cconv/_kernels/_igemm.pyx":416
  *             for kb in range(nkb):
  *                 k0 = split_start(kb, channels, nkb) * taps
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0             # <<<<<<<<<<<<<<
@@ -27302,7 +27594,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
             __pyx_v_kcb = ((__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps) - __pyx_v_k0);
 
-            /* "cconv/_kernels/_igemm.pyx":404
+            /* "cconv/_kernels/_igemm.pyx":417
  *                 k0 = split_start(kb, channels, nkb) * taps
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):             # <<<<<<<<<<<<<<
@@ -27316,7 +27608,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
             for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
               __pyx_v_pan = __pyx_t_18;
 
-              /* "cconv/_kernels/_igemm.pyx":405
+              /* "cconv/_kernels/_igemm.pyx":418
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
  *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -27328,7 +27620,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
               if (__pyx_t_2) {
 
 
-                /* "cconv/_kernels/_igemm.pyx":406
+                /* "cconv/_kernels/_igemm.pyx":419
  *                 for pan in range(npanels):
  *                     if mode == PIXELS:
  *                         r0 = split_start(pan, Mg, npanels)             # <<<<<<<<<<<<<<
@@ -27337,7 +27629,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
                 __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_Mg, __pyx_v_npanels);
 
-                /* "cconv/_kernels/_igemm.pyx":407
+                /* "cconv/_kernels/_igemm.pyx":420
  *                     if mode == PIXELS:
  *                         r0 = split_start(pan, Mg, npanels)
  *                         r = split_start(pan + 1, Mg, npanels) - r0             # <<<<<<<<<<<<<<
@@ -27346,7 +27638,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
                 __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_Mg, __pyx_v_npanels) - __pyx_v_r0);
 
-                /* "cconv/_kernels/_igemm.pyx":405
+                /* "cconv/_kernels/_igemm.pyx":418
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
  *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -27356,7 +27648,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
                 goto __pyx_L13;
               }
 
-              /* "cconv/_kernels/_igemm.pyx":409
+              /* "cconv/_kernels/_igemm.pyx":422
  *                         r = split_start(pan + 1, Mg, npanels) - r0
  *                     else:
  *                         r0 = pan * width             # <<<<<<<<<<<<<<
@@ -27366,7 +27658,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
               /*else*/ {
                 __pyx_v_r0 = (__pyx_v_pan * __pyx_v_width);
 
-                /* "cconv/_kernels/_igemm.pyx":410
+                /* "cconv/_kernels/_igemm.pyx":423
  *                     else:
  *                         r0 = pan * width
  *                         r = width             # <<<<<<<<<<<<<<
@@ -27377,7 +27669,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
               }
               __pyx_L13:;
 
-              /* "cconv/_kernels/_igemm.pyx":411
+              /* "cconv/_kernels/_igemm.pyx":424
  *                         r0 = pan * width
  *                         r = width
  *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]             # <<<<<<<<<<<<<<
@@ -27387,7 +27679,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
               __pyx_t_19 = ((((__pyx_v_gi * __pyx_v_rows_p) * __pyx_v_K) + (__pyx_v_k0 * __pyx_v_rows_p)) + (__pyx_v_r0 * __pyx_v_kcb));
               __pyx_v_d = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_dst.data) + __pyx_t_19)) ))));
 
-              /* "cconv/_kernels/_igemm.pyx":412
+              /* "cconv/_kernels/_igemm.pyx":425
  *                         r = width
  *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):             # <<<<<<<<<<<<<<
@@ -27401,7 +27693,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
               for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                 __pyx_v_kk = __pyx_t_22;
 
-                /* "cconv/_kernels/_igemm.pyx":413
+                /* "cconv/_kernels/_igemm.pyx":426
  *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):
  *                         for i in range(r):             # <<<<<<<<<<<<<<
@@ -27415,7 +27707,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
                 for (__pyx_t_25 = 0; __pyx_t_25 < __pyx_t_24; __pyx_t_25+=1) {
                   __pyx_v_i = __pyx_t_25;
 
-                  /* "cconv/_kernels/_igemm.pyx":414
+                  /* "cconv/_kernels/_igemm.pyx":427
  *                     for kk in range(kcb):
  *                         for i in range(r):
  *                             m = r0 + i             # <<<<<<<<<<<<<<
@@ -27424,7 +27716,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 */
                   __pyx_v_m = (__pyx_v_r0 + __pyx_v_i);
 
-                  /* "cconv/_kernels/_igemm.pyx":415
+                  /* "cconv/_kernels/_igemm.pyx":428
  *                         for i in range(r):
  *                             m = r0 + i
  *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0             # <<<<<<<<<<<<<<
@@ -27458,7 +27750,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 
       }
 
-      /* "cconv/_kernels/_igemm.pyx":399
+      /* "cconv/_kernels/_igemm.pyx":412
  *     if dst.shape[0] < G * rows_p * K:
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -27475,14 +27767,14 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
       }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":416
+  /* "cconv/_kernels/_igemm.pyx":429
  *                             m = r0 + i
  *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
  *     return G * rows_p * K             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = PyLong_FromSsize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 429, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -27495,7 +27787,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":379
+  /* "cconv/_kernels/_igemm.pyx":392
  * 
  * 
  * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
@@ -27564,67 +27856,67 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_11pack_weights(Py
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_a,&__pyx_mstate_global->__pyx_n_u_dst,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_width,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 379, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 392, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 392, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, i); __PYX_ERR(0, 379, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, i); __PYX_ERR(0, 392, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 392, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 392, __pyx_L3_error)
     }
-    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
-    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
-    __pyx_v_taps = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_taps == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L3_error)
-    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
-    __pyx_v_mode = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
-    __pyx_v_width = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_width == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
+    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 392, __pyx_L3_error)
+    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 392, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_taps == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 392, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 393, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 393, __pyx_L3_error)
+    __pyx_v_width = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_width == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 393, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 379, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 392, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27707,7 +27999,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1pack_weights", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":390
+  /* "cconv/_kernels/_igemm.pyx":403
  *     cdiv(Mg, NR)*NR. Returns the number of elements written (dst may be larger).
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]             # <<<<<<<<<<<<<<
@@ -27718,7 +28010,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   __pyx_v_Mg = (__pyx_v_a.shape[1]);
   __pyx_v_K = (__pyx_v_a.shape[2]);
 
-  /* "cconv/_kernels/_igemm.pyx":391
+  /* "cconv/_kernels/_igemm.pyx":404
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
  *     cdef Py_ssize_t channels = K // taps             # <<<<<<<<<<<<<<
@@ -27727,7 +28019,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
   __pyx_v_channels = (__pyx_v_K / __pyx_v_taps);
 
-  /* "cconv/_kernels/_igemm.pyx":392
+  /* "cconv/_kernels/_igemm.pyx":405
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
  *     cdef Py_ssize_t channels = K // taps
  *     cdef Py_ssize_t nkb = cdiv(channels, cpb)             # <<<<<<<<<<<<<<
@@ -27736,7 +28028,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
   __pyx_v_nkb = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_channels, __pyx_v_cpb);
 
-  /* "cconv/_kernels/_igemm.pyx":393
+  /* "cconv/_kernels/_igemm.pyx":406
  *     cdef Py_ssize_t channels = K // taps
  *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
  *     cdef Py_ssize_t npanels = cdiv(Mg, width)             # <<<<<<<<<<<<<<
@@ -27745,7 +28037,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
   __pyx_v_npanels = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_Mg, __pyx_v_width);
 
-  /* "cconv/_kernels/_igemm.pyx":394
+  /* "cconv/_kernels/_igemm.pyx":407
  *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
  *     cdef Py_ssize_t npanels = cdiv(Mg, width)
  *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width             # <<<<<<<<<<<<<<
@@ -27764,7 +28056,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 
   __pyx_v_rows_p = __pyx_t_1;
 
-  /* "cconv/_kernels/_igemm.pyx":397
+  /* "cconv/_kernels/_igemm.pyx":410
  *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
  *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
@@ -27776,7 +28068,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":398
+    /* "cconv/_kernels/_igemm.pyx":411
  *     cdef floating *d
  *     if dst.shape[0] < G * rows_p * K:
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")             # <<<<<<<<<<<<<<
@@ -27784,9 +28076,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
  *         for gi in range(G):
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 398, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 411, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 398, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 411, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_dst_has;
     __pyx_t_7[1] = __pyx_t_5;
@@ -27798,7 +28090,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 4, __pyx_t_1, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 398, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 411, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -27808,14 +28100,14 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 398, __pyx_L1_error)
+    __PYX_ERR(0, 411, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":397
+    /* "cconv/_kernels/_igemm.pyx":410
  *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
  *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
@@ -27824,7 +28116,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":399
+  /* "cconv/_kernels/_igemm.pyx":412
  *     if dst.shape[0] < G * rows_p * K:
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -27837,7 +28129,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "cconv/_kernels/_igemm.pyx":400
+        /* "cconv/_kernels/_igemm.pyx":413
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
  *         for gi in range(G):             # <<<<<<<<<<<<<<
@@ -27851,7 +28143,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
         for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
           __pyx_v_gi = __pyx_t_12;
 
-          /* "cconv/_kernels/_igemm.pyx":401
+          /* "cconv/_kernels/_igemm.pyx":414
  *     with nogil:
  *         for gi in range(G):
  *             for kb in range(nkb):             # <<<<<<<<<<<<<<
@@ -27865,7 +28157,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
           for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
             __pyx_v_kb = __pyx_t_15;
 
-            /* "cconv/_kernels/_igemm.pyx":402
+            /* "cconv/_kernels/_igemm.pyx":415
  *         for gi in range(G):
  *             for kb in range(nkb):
  *                 k0 = split_start(kb, channels, nkb) * taps             # <<<<<<<<<<<<<<
@@ -27874,7 +28166,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
             __pyx_v_k0 = (__pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps);
 
-            /* "cconv/_kernels/_igemm.pyx":403
+            /* "cconv/_kernels/_igemm.pyx":416
  *             for kb in range(nkb):
  *                 k0 = split_start(kb, channels, nkb) * taps
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0             # <<<<<<<<<<<<<<
@@ -27883,7 +28175,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
             __pyx_v_kcb = ((__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps) - __pyx_v_k0);
 
-            /* "cconv/_kernels/_igemm.pyx":404
+            /* "cconv/_kernels/_igemm.pyx":417
  *                 k0 = split_start(kb, channels, nkb) * taps
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):             # <<<<<<<<<<<<<<
@@ -27897,7 +28189,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
             for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
               __pyx_v_pan = __pyx_t_18;
 
-              /* "cconv/_kernels/_igemm.pyx":405
+              /* "cconv/_kernels/_igemm.pyx":418
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
  *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -27909,7 +28201,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
               if (__pyx_t_2) {
 
 
-                /* "cconv/_kernels/_igemm.pyx":406
+                /* "cconv/_kernels/_igemm.pyx":419
  *                 for pan in range(npanels):
  *                     if mode == PIXELS:
  *                         r0 = split_start(pan, Mg, npanels)             # <<<<<<<<<<<<<<
@@ -27918,7 +28210,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
                 __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_Mg, __pyx_v_npanels);
 
-                /* "cconv/_kernels/_igemm.pyx":407
+                /* "cconv/_kernels/_igemm.pyx":420
  *                     if mode == PIXELS:
  *                         r0 = split_start(pan, Mg, npanels)
  *                         r = split_start(pan + 1, Mg, npanels) - r0             # <<<<<<<<<<<<<<
@@ -27927,7 +28219,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
                 __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_Mg, __pyx_v_npanels) - __pyx_v_r0);
 
-                /* "cconv/_kernels/_igemm.pyx":405
+                /* "cconv/_kernels/_igemm.pyx":418
  *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
  *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
@@ -27937,7 +28229,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
                 goto __pyx_L13;
               }
 
-              /* "cconv/_kernels/_igemm.pyx":409
+              /* "cconv/_kernels/_igemm.pyx":422
  *                         r = split_start(pan + 1, Mg, npanels) - r0
  *                     else:
  *                         r0 = pan * width             # <<<<<<<<<<<<<<
@@ -27947,7 +28239,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
               /*else*/ {
                 __pyx_v_r0 = (__pyx_v_pan * __pyx_v_width);
 
-                /* "cconv/_kernels/_igemm.pyx":410
+                /* "cconv/_kernels/_igemm.pyx":423
  *                     else:
  *                         r0 = pan * width
  *                         r = width             # <<<<<<<<<<<<<<
@@ -27958,7 +28250,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
               }
               __pyx_L13:;
 
-              /* "cconv/_kernels/_igemm.pyx":411
+              /* "cconv/_kernels/_igemm.pyx":424
  *                         r0 = pan * width
  *                         r = width
  *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]             # <<<<<<<<<<<<<<
@@ -27968,7 +28260,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
               __pyx_t_19 = ((((__pyx_v_gi * __pyx_v_rows_p) * __pyx_v_K) + (__pyx_v_k0 * __pyx_v_rows_p)) + (__pyx_v_r0 * __pyx_v_kcb));
               __pyx_v_d = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_dst.data) + __pyx_t_19)) ))));
 
-              /* "cconv/_kernels/_igemm.pyx":412
+              /* "cconv/_kernels/_igemm.pyx":425
  *                         r = width
  *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):             # <<<<<<<<<<<<<<
@@ -27982,7 +28274,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
               for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                 __pyx_v_kk = __pyx_t_22;
 
-                /* "cconv/_kernels/_igemm.pyx":413
+                /* "cconv/_kernels/_igemm.pyx":426
  *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):
  *                         for i in range(r):             # <<<<<<<<<<<<<<
@@ -27996,7 +28288,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
                 for (__pyx_t_25 = 0; __pyx_t_25 < __pyx_t_24; __pyx_t_25+=1) {
                   __pyx_v_i = __pyx_t_25;
 
-                  /* "cconv/_kernels/_igemm.pyx":414
+                  /* "cconv/_kernels/_igemm.pyx":427
  *                     for kk in range(kcb):
  *                         for i in range(r):
  *                             m = r0 + i             # <<<<<<<<<<<<<<
@@ -28005,7 +28297,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 */
                   __pyx_v_m = (__pyx_v_r0 + __pyx_v_i);
 
-                  /* "cconv/_kernels/_igemm.pyx":415
+                  /* "cconv/_kernels/_igemm.pyx":428
  *                         for i in range(r):
  *                             m = r0 + i
  *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0             # <<<<<<<<<<<<<<
@@ -28039,7 +28331,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 
       }
 
-      /* "cconv/_kernels/_igemm.pyx":399
+      /* "cconv/_kernels/_igemm.pyx":412
  *     if dst.shape[0] < G * rows_p * K:
  *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -28056,14 +28348,14 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
       }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":416
+  /* "cconv/_kernels/_igemm.pyx":429
  *                             m = r0 + i
  *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
  *     return G * rows_p * K             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = PyLong_FromSsize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 429, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -28076,7 +28368,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":379
+  /* "cconv/_kernels/_igemm.pyx":392
  * 
  * 
  * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
@@ -28117,7 +28409,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":419
+/* "cconv/_kernels/_igemm.pyx":432
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
@@ -28154,53 +28446,53 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_7igemm(PyObject *__pyx_self, 
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 432, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 432, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 419, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 432, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -28214,7 +28506,7 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_7igemm(PyObject *__pyx_self, 
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 432, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28266,7 +28558,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 419, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -28284,11 +28576,11 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 419, __pyx_L1_error)
+    __PYX_ERR(0, 432, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 432, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -28298,7 +28590,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 419, __pyx_L1_error)
+      __PYX_ERR(0, 432, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -28317,9 +28609,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 419, __pyx_L1_error)
+    __PYX_ERR(0, 432, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 432, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -28328,25 +28620,25 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 419, __pyx_L1_error)
+      __PYX_ERR(0, 432, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 14, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 419, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 14, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 432, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 419, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_a47751_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 432, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_a47751_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -28411,123 +28703,123 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_15igemm(PyObject 
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_wpack,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_ppb,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 432, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 432, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 14; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, i); __PYX_ERR(0, 419, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, i); __PYX_ERR(0, 432, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 14)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 432, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
-    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
-    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
-    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 420, __pyx_L3_error)
-    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
-    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_mode = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
-    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 422, __pyx_L3_error)
-    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 435, __pyx_L3_error)
+    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 435, __pyx_L3_error)
+    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 435, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, __pyx_nargs); __PYX_ERR(0, 432, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28618,17 +28910,17 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0igemm", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":432
+  /* "cconv/_kernels/_igemm.pyx":445
  *     Assumes (the planner's tables): the problems cover the output exactly once.
  *     """
  *     cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],             # <<<<<<<<<<<<<<
  *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
  *                             cpb, rows, ppb)
 */
-  __pyx_t_1 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_groups, __pyx_v_mode, __pyx_v_isa, (sizeof(float)), __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_groups, __pyx_v_mode, __pyx_v_isa, (sizeof(float)), __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 445, __pyx_L1_error)
   __pyx_v_L = __pyx_t_1;
 
-  /* "cconv/_kernels/_igemm.pyx":435
+  /* "cconv/_kernels/_igemm.pyx":448
  *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
  *                             cpb, rows, ppb)
  *     cdef Py_ssize_t nprob = problems.shape[0], p, total, item, local             # <<<<<<<<<<<<<<
@@ -28637,7 +28929,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
   __pyx_v_nprob = (__pyx_v_problems.shape[0]);
 
-  /* "cconv/_kernels/_igemm.pyx":438
+  /* "cconv/_kernels/_igemm.pyx":451
  *     cdef Problem *probs
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL             # <<<<<<<<<<<<<<
@@ -28646,7 +28938,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
   __pyx_v_bias_p = NULL;
 
-  /* "cconv/_kernels/_igemm.pyx":439
+  /* "cconv/_kernels/_igemm.pyx":452
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL
  *     if bias is not None:             # <<<<<<<<<<<<<<
@@ -28658,7 +28950,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
   if (__pyx_t_2) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":440
+    /* "cconv/_kernels/_igemm.pyx":453
  *     cdef const floating *bias_p = NULL
  *     if bias is not None:
  *         bias_p = &bias[0]             # <<<<<<<<<<<<<<
@@ -28668,7 +28960,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     __pyx_t_3 = 0;
     __pyx_v_bias_p = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_bias.data) + __pyx_t_3)) ))));
 
-    /* "cconv/_kernels/_igemm.pyx":439
+    /* "cconv/_kernels/_igemm.pyx":452
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL
  *     if bias is not None:             # <<<<<<<<<<<<<<
@@ -28677,7 +28969,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":441
+  /* "cconv/_kernels/_igemm.pyx":454
  *     if bias is not None:
  *         bias_p = &bias[0]
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))             # <<<<<<<<<<<<<<
@@ -28701,7 +28993,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
   __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_t_6 * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
 
 
-  /* "cconv/_kernels/_igemm.pyx":442
+  /* "cconv/_kernels/_igemm.pyx":455
  *         bias_p = &bias[0]
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
@@ -28713,16 +29005,16 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":443
+    /* "cconv/_kernels/_igemm.pyx":456
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
  *     for p in range(nprob):
  *         probs[p].koff = NULL
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 443, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 456, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":442
+    /* "cconv/_kernels/_igemm.pyx":455
  *         bias_p = &bias[0]
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
@@ -28731,7 +29023,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":444
+  /* "cconv/_kernels/_igemm.pyx":457
  *     if probs == NULL:
  *         raise MemoryError()
  *     for p in range(nprob):             # <<<<<<<<<<<<<<
@@ -28745,7 +29037,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_5; __pyx_t_7+=1) {
     __pyx_v_p = __pyx_t_7;
 
-    /* "cconv/_kernels/_igemm.pyx":445
+    /* "cconv/_kernels/_igemm.pyx":458
  *         raise MemoryError()
  *     for p in range(nprob):
  *         probs[p].koff = NULL             # <<<<<<<<<<<<<<
@@ -28756,7 +29048,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":446
+  /* "cconv/_kernels/_igemm.pyx":459
  *     for p in range(nprob):
  *         probs[p].koff = NULL
  *     L.ktab = NULL             # <<<<<<<<<<<<<<
@@ -28765,7 +29057,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
   __pyx_v_L.ktab = NULL;
 
-  /* "cconv/_kernels/_igemm.pyx":447
+  /* "cconv/_kernels/_igemm.pyx":460
  *         probs[p].koff = NULL
  *     L.ktab = NULL
  *     try:             # <<<<<<<<<<<<<<
@@ -28774,7 +29066,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
   /*try:*/ {
 
-    /* "cconv/_kernels/_igemm.pyx":448
+    /* "cconv/_kernels/_igemm.pyx":461
  *     L.ktab = NULL
  *     try:
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))             # <<<<<<<<<<<<<<
@@ -28783,7 +29075,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
     __pyx_v_total = __pyx_f_5cconv_8_kernels_6_igemm_setup((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob, __pyx_v_problems, __pyx_v_taps, (sizeof(float)));
 
-    /* "cconv/_kernels/_igemm.pyx":449
+    /* "cconv/_kernels/_igemm.pyx":462
  *     try:
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
  *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
@@ -28795,7 +29087,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":450
+      /* "cconv/_kernels/_igemm.pyx":463
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
  *         if ws.shape[0] < nthreads * L.ws:
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")             # <<<<<<<<<<<<<<
@@ -28803,9 +29095,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
  *             return
 */
       __pyx_t_9 = NULL;
-      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 463, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 463, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
       __pyx_t_12[1] = __pyx_t_10;
@@ -28817,7 +29109,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
       #endif
       __pyx_t_13 = 0;
       __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_6, __pyx_t_13);
-      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 450, __pyx_L8_error)
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 463, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_14);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -28827,14 +29119,14 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_15, (2-__pyx_t_15) | (__pyx_t_15*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 450, __pyx_L8_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 463, __pyx_L8_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 450, __pyx_L8_error)
+      __PYX_ERR(0, 463, __pyx_L8_error)
 
-      /* "cconv/_kernels/_igemm.pyx":449
+      /* "cconv/_kernels/_igemm.pyx":462
  *     try:
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
  *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
@@ -28843,7 +29135,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":451
+    /* "cconv/_kernels/_igemm.pyx":464
  *         if ws.shape[0] < nthreads * L.ws:
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
@@ -28855,7 +29147,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     if (__pyx_t_2) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":452
+      /* "cconv/_kernels/_igemm.pyx":465
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
  *             return             # <<<<<<<<<<<<<<
@@ -28872,7 +29164,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
       }
       goto __pyx_L7_return;
 
-      /* "cconv/_kernels/_igemm.pyx":451
+      /* "cconv/_kernels/_igemm.pyx":464
  *         if ws.shape[0] < nthreads * L.ws:
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
@@ -28881,7 +29173,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":453
+    /* "cconv/_kernels/_igemm.pyx":466
  *         if total == 0:
  *             return
  *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
@@ -28893,16 +29185,16 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":454
+      /* "cconv/_kernels/_igemm.pyx":467
  *             return
  *         if alloc_tables(&L, probs, nprob) != 0:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         with nogil, parallel(num_threads=nthreads):
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
 */
-      PyErr_NoMemory(); __PYX_ERR(0, 454, __pyx_L8_error)
+      PyErr_NoMemory(); __PYX_ERR(0, 467, __pyx_L8_error)
 
-      /* "cconv/_kernels/_igemm.pyx":453
+      /* "cconv/_kernels/_igemm.pyx":466
  *         if total == 0:
  *             return
  *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
@@ -28911,7 +29203,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":455
+    /* "cconv/_kernels/_igemm.pyx":468
  *         if alloc_tables(&L, probs, nprob) != 0:
  *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
@@ -28935,7 +29227,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
               #endif /* _OPENMP */
               {
 
-                  /* "cconv/_kernels/_igemm.pyx":456
+                  /* "cconv/_kernels/_igemm.pyx":469
  *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL             # <<<<<<<<<<<<<<
@@ -28961,7 +29253,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 
                   __pyx_v_wsp = __pyx_t_16;
 
-                  /* "cconv/_kernels/_igemm.pyx":457
+                  /* "cconv/_kernels/_igemm.pyx":470
  *         with nogil, parallel(num_threads=nthreads):
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):             # <<<<<<<<<<<<<<
@@ -28981,7 +29273,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
                               {
                                   __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                  /* "cconv/_kernels/_igemm.pyx":458
+                                  /* "cconv/_kernels/_igemm.pyx":471
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):
  *                 local = item             # <<<<<<<<<<<<<<
@@ -28990,7 +29282,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_local = __pyx_v_item;
 
-                                  /* "cconv/_kernels/_igemm.pyx":459
+                                  /* "cconv/_kernels/_igemm.pyx":472
  *             for item in prange(total, schedule="static"):
  *                 local = item
  *                 p = 0             # <<<<<<<<<<<<<<
@@ -28999,7 +29291,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_p = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":460
+                                  /* "cconv/_kernels/_igemm.pyx":473
  *                 local = item
  *                 p = 0
  *                 while local >= probs[p].items:             # <<<<<<<<<<<<<<
@@ -29012,7 +29304,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 
                                     if (!__pyx_t_2) break;
 
-                                    /* "cconv/_kernels/_igemm.pyx":461
+                                    /* "cconv/_kernels/_igemm.pyx":474
  *                 p = 0
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items             # <<<<<<<<<<<<<<
@@ -29021,7 +29313,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
                                     __pyx_v_local = (__pyx_v_local - (__pyx_v_probs[__pyx_v_p]).items);
 
-                                    /* "cconv/_kernels/_igemm.pyx":462
+                                    /* "cconv/_kernels/_igemm.pyx":475
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items
  *                     p = p + 1             # <<<<<<<<<<<<<<
@@ -29031,7 +29323,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
                                     __pyx_v_p = (__pyx_v_p + 1);
                                   }
 
-                                  /* "cconv/_kernels/_igemm.pyx":463
+                                  /* "cconv/_kernels/_igemm.pyx":476
  *                     local = local - probs[p].items
  *                     p = p + 1
  *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
@@ -29044,7 +29336,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
                                   __pyx_t_19 = 0;
                                   __pyx_t_20 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":464
+                                  /* "cconv/_kernels/_igemm.pyx":477
  *                     p = p + 1
  *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
  *                          &out[0, 0, 0, 0], wsp)             # <<<<<<<<<<<<<<
@@ -29056,7 +29348,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
                                   __pyx_t_23 = 0;
                                   __pyx_t_24 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":463
+                                  /* "cconv/_kernels/_igemm.pyx":476
  *                     local = local - probs[p].items
  *                     p = p + 1
  *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
@@ -29079,7 +29371,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
           #endif
         }
 
-        /* "cconv/_kernels/_igemm.pyx":455
+        /* "cconv/_kernels/_igemm.pyx":468
  *         if alloc_tables(&L, probs, nprob) != 0:
  *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
@@ -29097,7 +29389,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":466
+  /* "cconv/_kernels/_igemm.pyx":479
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
  *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
@@ -29107,7 +29399,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     /*normal exit:*/{
       __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
 
-      /* "cconv/_kernels/_igemm.pyx":467
+      /* "cconv/_kernels/_igemm.pyx":480
  *     finally:
  *         free_tables(&L, probs, nprob)
  *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
@@ -29136,7 +29428,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
       __pyx_t_13 = __pyx_lineno; __pyx_t_25 = __pyx_clineno; __pyx_t_26 = __pyx_filename;
       {
 
-        /* "cconv/_kernels/_igemm.pyx":466
+        /* "cconv/_kernels/_igemm.pyx":479
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
  *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
@@ -29144,7 +29436,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
         __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
 
-        /* "cconv/_kernels/_igemm.pyx":467
+        /* "cconv/_kernels/_igemm.pyx":480
  *     finally:
  *         free_tables(&L, probs, nprob)
  *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
@@ -29167,7 +29459,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
       __pyx_t_32 = __pyx_r;
       __pyx_r = 0;
 
-      /* "cconv/_kernels/_igemm.pyx":466
+      /* "cconv/_kernels/_igemm.pyx":479
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
  *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
@@ -29175,7 +29467,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
       __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
 
-      /* "cconv/_kernels/_igemm.pyx":467
+      /* "cconv/_kernels/_igemm.pyx":480
  *     finally:
  *         free_tables(&L, probs, nprob)
  *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
@@ -29188,7 +29480,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     __pyx_L9:;
   }
 
-  /* "cconv/_kernels/_igemm.pyx":419
+  /* "cconv/_kernels/_igemm.pyx":432
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
@@ -29258,123 +29550,123 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_17igemm(PyObject 
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_wpack,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_ppb,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 432, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 432, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 14; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, i); __PYX_ERR(0, 419, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, i); __PYX_ERR(0, 432, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 14)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 432, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
-    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
-    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
-    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 420, __pyx_L3_error)
-    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
-    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_mode = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
-    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
-    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 422, __pyx_L3_error)
-    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L3_error)
+    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 435, __pyx_L3_error)
+    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 435, __pyx_L3_error)
+    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 435, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, __pyx_nargs); __PYX_ERR(0, 432, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29465,17 +29757,17 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1igemm", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":432
+  /* "cconv/_kernels/_igemm.pyx":445
  *     Assumes (the planner's tables): the problems cover the output exactly once.
  *     """
  *     cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],             # <<<<<<<<<<<<<<
  *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
  *                             cpb, rows, ppb)
 */
-  __pyx_t_1 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_groups, __pyx_v_mode, __pyx_v_isa, (sizeof(double)), __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_groups, __pyx_v_mode, __pyx_v_isa, (sizeof(double)), __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 445, __pyx_L1_error)
   __pyx_v_L = __pyx_t_1;
 
-  /* "cconv/_kernels/_igemm.pyx":435
+  /* "cconv/_kernels/_igemm.pyx":448
  *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
  *                             cpb, rows, ppb)
  *     cdef Py_ssize_t nprob = problems.shape[0], p, total, item, local             # <<<<<<<<<<<<<<
@@ -29484,7 +29776,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
   __pyx_v_nprob = (__pyx_v_problems.shape[0]);
 
-  /* "cconv/_kernels/_igemm.pyx":438
+  /* "cconv/_kernels/_igemm.pyx":451
  *     cdef Problem *probs
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL             # <<<<<<<<<<<<<<
@@ -29493,7 +29785,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
   __pyx_v_bias_p = NULL;
 
-  /* "cconv/_kernels/_igemm.pyx":439
+  /* "cconv/_kernels/_igemm.pyx":452
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL
  *     if bias is not None:             # <<<<<<<<<<<<<<
@@ -29505,7 +29797,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
   if (__pyx_t_2) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":440
+    /* "cconv/_kernels/_igemm.pyx":453
  *     cdef const floating *bias_p = NULL
  *     if bias is not None:
  *         bias_p = &bias[0]             # <<<<<<<<<<<<<<
@@ -29515,7 +29807,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     __pyx_t_3 = 0;
     __pyx_v_bias_p = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_bias.data) + __pyx_t_3)) ))));
 
-    /* "cconv/_kernels/_igemm.pyx":439
+    /* "cconv/_kernels/_igemm.pyx":452
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL
  *     if bias is not None:             # <<<<<<<<<<<<<<
@@ -29524,7 +29816,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":441
+  /* "cconv/_kernels/_igemm.pyx":454
  *     if bias is not None:
  *         bias_p = &bias[0]
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))             # <<<<<<<<<<<<<<
@@ -29548,7 +29840,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
   __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_t_6 * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
 
 
-  /* "cconv/_kernels/_igemm.pyx":442
+  /* "cconv/_kernels/_igemm.pyx":455
  *         bias_p = &bias[0]
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
@@ -29560,16 +29852,16 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":443
+    /* "cconv/_kernels/_igemm.pyx":456
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
  *     for p in range(nprob):
  *         probs[p].koff = NULL
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 443, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 456, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":442
+    /* "cconv/_kernels/_igemm.pyx":455
  *         bias_p = &bias[0]
  *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
@@ -29578,7 +29870,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":444
+  /* "cconv/_kernels/_igemm.pyx":457
  *     if probs == NULL:
  *         raise MemoryError()
  *     for p in range(nprob):             # <<<<<<<<<<<<<<
@@ -29592,7 +29884,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_5; __pyx_t_7+=1) {
     __pyx_v_p = __pyx_t_7;
 
-    /* "cconv/_kernels/_igemm.pyx":445
+    /* "cconv/_kernels/_igemm.pyx":458
  *         raise MemoryError()
  *     for p in range(nprob):
  *         probs[p].koff = NULL             # <<<<<<<<<<<<<<
@@ -29603,7 +29895,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":446
+  /* "cconv/_kernels/_igemm.pyx":459
  *     for p in range(nprob):
  *         probs[p].koff = NULL
  *     L.ktab = NULL             # <<<<<<<<<<<<<<
@@ -29612,7 +29904,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
   __pyx_v_L.ktab = NULL;
 
-  /* "cconv/_kernels/_igemm.pyx":447
+  /* "cconv/_kernels/_igemm.pyx":460
  *         probs[p].koff = NULL
  *     L.ktab = NULL
  *     try:             # <<<<<<<<<<<<<<
@@ -29621,7 +29913,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
   /*try:*/ {
 
-    /* "cconv/_kernels/_igemm.pyx":448
+    /* "cconv/_kernels/_igemm.pyx":461
  *     L.ktab = NULL
  *     try:
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))             # <<<<<<<<<<<<<<
@@ -29630,7 +29922,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
     __pyx_v_total = __pyx_f_5cconv_8_kernels_6_igemm_setup((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob, __pyx_v_problems, __pyx_v_taps, (sizeof(double)));
 
-    /* "cconv/_kernels/_igemm.pyx":449
+    /* "cconv/_kernels/_igemm.pyx":462
  *     try:
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
  *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
@@ -29642,7 +29934,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":450
+      /* "cconv/_kernels/_igemm.pyx":463
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
  *         if ws.shape[0] < nthreads * L.ws:
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")             # <<<<<<<<<<<<<<
@@ -29650,9 +29942,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
  *             return
 */
       __pyx_t_9 = NULL;
-      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 463, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 463, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
       __pyx_t_12[1] = __pyx_t_10;
@@ -29664,7 +29956,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
       #endif
       __pyx_t_13 = 0;
       __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_6, __pyx_t_13);
-      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 450, __pyx_L8_error)
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 463, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_14);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -29674,14 +29966,14 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_15, (2-__pyx_t_15) | (__pyx_t_15*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 450, __pyx_L8_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 463, __pyx_L8_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 450, __pyx_L8_error)
+      __PYX_ERR(0, 463, __pyx_L8_error)
 
-      /* "cconv/_kernels/_igemm.pyx":449
+      /* "cconv/_kernels/_igemm.pyx":462
  *     try:
  *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
  *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
@@ -29690,7 +29982,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":451
+    /* "cconv/_kernels/_igemm.pyx":464
  *         if ws.shape[0] < nthreads * L.ws:
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
@@ -29702,7 +29994,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     if (__pyx_t_2) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":452
+      /* "cconv/_kernels/_igemm.pyx":465
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
  *             return             # <<<<<<<<<<<<<<
@@ -29719,7 +30011,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
       }
       goto __pyx_L7_return;
 
-      /* "cconv/_kernels/_igemm.pyx":451
+      /* "cconv/_kernels/_igemm.pyx":464
  *         if ws.shape[0] < nthreads * L.ws:
  *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
@@ -29728,7 +30020,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":453
+    /* "cconv/_kernels/_igemm.pyx":466
  *         if total == 0:
  *             return
  *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
@@ -29740,16 +30032,16 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":454
+      /* "cconv/_kernels/_igemm.pyx":467
  *             return
  *         if alloc_tables(&L, probs, nprob) != 0:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         with nogil, parallel(num_threads=nthreads):
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
 */
-      PyErr_NoMemory(); __PYX_ERR(0, 454, __pyx_L8_error)
+      PyErr_NoMemory(); __PYX_ERR(0, 467, __pyx_L8_error)
 
-      /* "cconv/_kernels/_igemm.pyx":453
+      /* "cconv/_kernels/_igemm.pyx":466
  *         if total == 0:
  *             return
  *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
@@ -29758,7 +30050,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":455
+    /* "cconv/_kernels/_igemm.pyx":468
  *         if alloc_tables(&L, probs, nprob) != 0:
  *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
@@ -29782,7 +30074,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
               #endif /* _OPENMP */
               {
 
-                  /* "cconv/_kernels/_igemm.pyx":456
+                  /* "cconv/_kernels/_igemm.pyx":469
  *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL             # <<<<<<<<<<<<<<
@@ -29808,7 +30100,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 
                   __pyx_v_wsp = __pyx_t_16;
 
-                  /* "cconv/_kernels/_igemm.pyx":457
+                  /* "cconv/_kernels/_igemm.pyx":470
  *         with nogil, parallel(num_threads=nthreads):
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):             # <<<<<<<<<<<<<<
@@ -29828,7 +30120,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
                               {
                                   __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                  /* "cconv/_kernels/_igemm.pyx":458
+                                  /* "cconv/_kernels/_igemm.pyx":471
  *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):
  *                 local = item             # <<<<<<<<<<<<<<
@@ -29837,7 +30129,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_local = __pyx_v_item;
 
-                                  /* "cconv/_kernels/_igemm.pyx":459
+                                  /* "cconv/_kernels/_igemm.pyx":472
  *             for item in prange(total, schedule="static"):
  *                 local = item
  *                 p = 0             # <<<<<<<<<<<<<<
@@ -29846,7 +30138,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_p = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":460
+                                  /* "cconv/_kernels/_igemm.pyx":473
  *                 local = item
  *                 p = 0
  *                 while local >= probs[p].items:             # <<<<<<<<<<<<<<
@@ -29859,7 +30151,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 
                                     if (!__pyx_t_2) break;
 
-                                    /* "cconv/_kernels/_igemm.pyx":461
+                                    /* "cconv/_kernels/_igemm.pyx":474
  *                 p = 0
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items             # <<<<<<<<<<<<<<
@@ -29868,7 +30160,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
                                     __pyx_v_local = (__pyx_v_local - (__pyx_v_probs[__pyx_v_p]).items);
 
-                                    /* "cconv/_kernels/_igemm.pyx":462
+                                    /* "cconv/_kernels/_igemm.pyx":475
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items
  *                     p = p + 1             # <<<<<<<<<<<<<<
@@ -29878,7 +30170,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
                                     __pyx_v_p = (__pyx_v_p + 1);
                                   }
 
-                                  /* "cconv/_kernels/_igemm.pyx":463
+                                  /* "cconv/_kernels/_igemm.pyx":476
  *                     local = local - probs[p].items
  *                     p = p + 1
  *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
@@ -29891,7 +30183,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
                                   __pyx_t_19 = 0;
                                   __pyx_t_20 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":464
+                                  /* "cconv/_kernels/_igemm.pyx":477
  *                     p = p + 1
  *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
  *                          &out[0, 0, 0, 0], wsp)             # <<<<<<<<<<<<<<
@@ -29903,7 +30195,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
                                   __pyx_t_23 = 0;
                                   __pyx_t_24 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":463
+                                  /* "cconv/_kernels/_igemm.pyx":476
  *                     local = local - probs[p].items
  *                     p = p + 1
  *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
@@ -29926,7 +30218,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
           #endif
         }
 
-        /* "cconv/_kernels/_igemm.pyx":455
+        /* "cconv/_kernels/_igemm.pyx":468
  *         if alloc_tables(&L, probs, nprob) != 0:
  *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
@@ -29944,7 +30236,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":466
+  /* "cconv/_kernels/_igemm.pyx":479
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
  *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
@@ -29954,7 +30246,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     /*normal exit:*/{
       __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
 
-      /* "cconv/_kernels/_igemm.pyx":467
+      /* "cconv/_kernels/_igemm.pyx":480
  *     finally:
  *         free_tables(&L, probs, nprob)
  *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
@@ -29983,7 +30275,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
       __pyx_t_13 = __pyx_lineno; __pyx_t_25 = __pyx_clineno; __pyx_t_26 = __pyx_filename;
       {
 
-        /* "cconv/_kernels/_igemm.pyx":466
+        /* "cconv/_kernels/_igemm.pyx":479
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
  *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
@@ -29991,7 +30283,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
         __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
 
-        /* "cconv/_kernels/_igemm.pyx":467
+        /* "cconv/_kernels/_igemm.pyx":480
  *     finally:
  *         free_tables(&L, probs, nprob)
  *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
@@ -30014,7 +30306,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
       __pyx_t_32 = __pyx_r;
       __pyx_r = 0;
 
-      /* "cconv/_kernels/_igemm.pyx":466
+      /* "cconv/_kernels/_igemm.pyx":479
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
  *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
@@ -30022,7 +30314,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
       __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
 
-      /* "cconv/_kernels/_igemm.pyx":467
+      /* "cconv/_kernels/_igemm.pyx":480
  *     finally:
  *         free_tables(&L, probs, nprob)
  *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
@@ -30035,7 +30327,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     __pyx_L9:;
   }
 
-  /* "cconv/_kernels/_igemm.pyx":419
+  /* "cconv/_kernels/_igemm.pyx":432
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
@@ -31424,14 +31716,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5cconv_8_kernels_6_igemm___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5cconv_8_kernels_6_igemm___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 392, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults = &__pyx_type_5cconv_8_kernels_6_igemm___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults) < (0)) __PYX_ERR(0, 392, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults);
@@ -32476,68 +32768,68 @@ __Pyx_RefNannySetupContext("PyInit__igemm", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_MODE_CHANNELS, __pyx_t_4) < (0)) __PYX_ERR(0, 73, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":356
+  /* "cconv/_kernels/_igemm.pyx":369
  * 
  * 
  * def tile(int isa, Py_ssize_t itemsize):             # <<<<<<<<<<<<<<
  *     """(MR, NR): most rows and the columns of variant isa's micro-kernel for this dtype size."""
  *     return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_1tile, 0, __pyx_mstate_global->__pyx_n_u_tile, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 356, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_1tile, 0, __pyx_mstate_global->__pyx_n_u_tile, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 369, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tile, __pyx_t_4) < (0)) __PYX_ERR(0, 356, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tile, __pyx_t_4) < (0)) __PYX_ERR(0, 369, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":361
+  /* "cconv/_kernels/_igemm.pyx":374
  * 
  * 
  * def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,             # <<<<<<<<<<<<<<
  *                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
  *                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_3workspace_elems, 0, __pyx_mstate_global->__pyx_n_u_workspace_elems, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 361, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_3workspace_elems, 0, __pyx_mstate_global->__pyx_n_u_workspace_elems, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 374, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_workspace_elems, __pyx_t_4) < (0)) __PYX_ERR(0, 361, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_workspace_elems, __pyx_t_4) < (0)) __PYX_ERR(0, 374, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":379
+  /* "cconv/_kernels/_igemm.pyx":392
  * 
  * 
  * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
  *                  Py_ssize_t cpb, int mode, Py_ssize_t width):
  *     """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_9pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_float_1_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_9pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_float_1_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_11pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_double_1_doub, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_11pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_double_1_doub, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_5pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_5pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 379, __pyx_L1_error)
-  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 379, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
   __Pyx_GIVEREF(__pyx_t_9);
@@ -32548,42 +32840,42 @@ __Pyx_RefNannySetupContext("PyInit__igemm", 0);
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_5;
   __Pyx_INCREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pack_weights, __pyx_t_4) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pack_weights, __pyx_t_4) < (0)) __PYX_ERR(0, 392, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":419
+  /* "cconv/_kernels/_igemm.pyx":432
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
  *           floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
  *           const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
 */
-  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_15igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_float_1_const_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_15igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_float_1_const_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_17igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_double_1_const_doubl, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_17igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_double_1_const_doubl, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_7igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_7igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 419, __pyx_L1_error)
-  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_4)->arg0 = __pyx_t_9;
   __Pyx_GIVEREF(__pyx_t_9);
@@ -32594,7 +32886,7 @@ __Pyx_RefNannySetupContext("PyInit__igemm", 0);
   __pyx_t_5 = 0;
   __pyx_t_5 = __pyx_t_4;
   __Pyx_INCREF(__pyx_t_5);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_igemm, __pyx_t_5) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_igemm, __pyx_t_5) < (0)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
@@ -32937,42 +33229,42 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 356};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 369};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_itemsize};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_tile, __pyx_mstate->__pyx_kp_b_iso88591_z_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 361};
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 374};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_shape, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_itemsize, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_nprob, __pyx_mstate->__pyx_n_u_items, __pyx_mstate->__pyx_n_u_probs};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_workspace_elems, __pyx_mstate->__pyx_kp_b_iso88591_81E_e1D_Qd_q_E_eSTTU_e1D_e_U_PQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 379};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 392};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_width};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_float_1_float, __pyx_mstate->__pyx_kp_b_iso88591_q_r_A_az_d_4q_V5_xr_s_Bb_1_j_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 379};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 392};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_width};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_double_1_doub, __pyx_mstate->__pyx_kp_b_iso88591_q_r_A_az_d_4q_V5_xr_s_Bb_1_j_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 24, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 379};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 24, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 392};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_Mg, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_channels, __pyx_mstate->__pyx_n_u_nkb, __pyx_mstate->__pyx_n_u_npanels, __pyx_mstate->__pyx_n_u_rows_p, __pyx_mstate->__pyx_n_u_gi, __pyx_mstate->__pyx_n_u_kb, __pyx_mstate->__pyx_n_u_k0, __pyx_mstate->__pyx_n_u_kcb, __pyx_mstate->__pyx_n_u_pan, __pyx_mstate->__pyx_n_u_r0, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_kk, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_m, __pyx_mstate->__pyx_n_u_d};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_float_1_float, __pyx_mstate->__pyx_kp_b_iso88591_q_r_A_az_d_4q_V5_xr_s_Bb_1_j_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
+    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 432};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
+    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 432};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_double_1_const_doubl, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
+    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 432};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_nprob, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_local, __pyx_mstate->__pyx_n_u_probs, __pyx_mstate->__pyx_n_u_wsp, __pyx_mstate->__pyx_n_u_bias_p};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
