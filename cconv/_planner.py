@@ -15,7 +15,7 @@ available; it is cached. The reduction blocking (input channels per K block) nev
 the thread count, so results are bitwise identical for any thread count.
 """
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,16 +50,18 @@ class Plan:
     cpb: int = 0         # igemm: input channels per K block
     ppb: int = 0         # igemm: weight panels per channel block
     width: int = 0       # igemm: weight panel width (MR in pixel mode, NR in channel mode)
+    kernel: object = field(default=None, compare=False, repr=False)  # prepared, runs it
+    bias_only: tuple = ()  # transposed: output phases (rh, rw) no tap reaches
+
+    def __post_init__(self):
+        # Identifies the packed-weight layout this plan reads (modules cache by it).
+        object.__setattr__(self, "weight_key",
+                           (self.algorithm, self.dtype.str, self.cpb, self.width))
 
     @property
     def workspace_bytes(self):
         """Extra memory of the call beyond input, output and packed weights."""
         return self.threads * self.workspace_elems * self.dtype.itemsize
-
-    @property
-    def weight_key(self):
-        """Identifies the packed-weight layout this plan reads (modules cache by it)."""
-        return (self.algorithm, self.dtype.str, self.cpb, self.width)
 
 
 def _cdiv(a, b):
@@ -149,7 +151,7 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
         mode = _MODES[name]
         width = mr if mode == _igemm.MODE_PIXELS else nr
         npanels = _cdiv(p.Mg, width)
-        tables = igemm_tables(params, npanels * width if mode == _igemm.MODE_CHANNELS else 0)
+        tables = igemm_tables(params, npanels_padded(p.Mg, name, width))
         band_counts = sorted({_cdiv(hp_max, r) for r in range(1, hp_max + 1)})
         for nb in band_counts:
             rows = _cdiv(hp_max, nb)
@@ -164,18 +166,21 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
                     best = (cost, name, rows, ppb, ws, items, width)
     _, name, rows, ppb, ws, items, width = best
     n = _threads.threads_for(items, p.flops, threads)
+    tables = igemm_tables(params, npanels_padded(p.Mg, name, width))
+    kernel = _igemm.IGemm(_shape(p), tables.problems, tables.taps, _MODES[name], isa,
+                          dtype.itemsize, cpb, rows, ppb)
     return Plan(name, isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize), rows=rows,
-                cpb=cpb, ppb=ppb, width=width)
+                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=tables.bias_only)
 
 
 def _plan_depthwise(params, dtype, isa, threads):
     p = params
     shape = _shape(p)[:7]
+    geometry = (p.KH, p.KW, p.stride[0], p.stride[1], p.padding[0], p.padding[2],
+                p.dilation[0], p.dilation[1])
 
     def workspace(rows):
-        return _depthwise.workspace_elems(shape, p.KH, p.KW, p.stride[0], p.stride[1],
-                                          p.padding[0], p.padding[2], p.dilation[0],
-                                          p.dilation[1], rows, isa, dtype.itemsize)
+        return _depthwise.workspace_elems(shape, *geometry, rows, isa, dtype.itemsize)
 
     rows = p.H_out
     channels = p.N * p.C_in
@@ -185,8 +190,9 @@ def _plan_depthwise(params, dtype, isa, threads):
         rows = _cdiv(rows, 2)
     ws, items = workspace(rows)
     n = _threads.threads_for(items, p.flops, threads)
+    kernel = _depthwise.Depthwise(shape, *geometry, rows, isa, dtype.itemsize)
     return Plan("depthwise", isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize),
-                rows=rows)
+                rows=rows, kernel=kernel)
 
 
 @dataclass(frozen=True)
@@ -264,10 +270,14 @@ def igemm_tables(params, padded_rows):
                        tuple(bias_only), in_place_b)
 
 
+def npanels_padded(Mg, algorithm, width):
+    """Rows of a group's packed weights when they are padded (channel mode: to whole
+    NR-wide panels), else 0 (meaning Mg)."""
+    return _round_up(Mg, width) if algorithm == "igemm_cl" else 0
+
+
 def _padded_rows(plan, params):
-    if plan.algorithm == "igemm_cl":
-        return _round_up(params.Mg, plan.width)
-    return 0
+    return npanels_padded(params.Mg, plan.algorithm, plan.width)
 
 
 def prepare_weight(plan, params, weight):
@@ -306,16 +316,8 @@ def execute(plan, params, x, packed, bias, out):
         out[...] = 0 if bias is None else bias[:, None, None]
         return out
     ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
-    if plan.algorithm == "depthwise":
-        _depthwise.depthwise(x, packed, bias, out, p.KH, p.KW, p.stride[0], p.stride[1],
-                             p.padding[0], p.padding[2], p.dilation[0], p.dilation[1],
-                             plan.rows, plan.isa, ws, plan.threads)
-        return out
-    tables = igemm_tables(params, _padded_rows(plan, params))
-    _igemm.igemm(x, packed, bias, out, p.groups, tables.problems, tables.taps,
-                 _MODES[plan.algorithm], plan.isa, plan.cpb, plan.rows, plan.ppb, ws,
-                 plan.threads)
-    for rh, rw in tables.bias_only:
+    plan.kernel.run(x, packed, bias, out, ws, plan.threads)
+    for rh, rw in plan.bias_only:
         out[:, :, rh::p.stride[0], rw::p.stride[1]] = 0 if bias is None else bias[:, None, None]
     return out
 

@@ -132,42 +132,60 @@ def workspace_elems(Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssiz
     return L.ws, L.N * L.C_in * L.nbands
 
 
-def depthwise(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
-              const floating[::1] bias, floating[:, :, :, ::1] out, Py_ssize_t KH,
-              Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
-              Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t rows, int isa, floating[::1] ws,
-              int nthreads):
-    """Depthwise conv2d (module docstring) on nthreads threads, bands of `rows` output rows.
-
-    x (N, C_in, H, W); w (C_out, KH*KW) with C_out a multiple of C_in; bias (C_out,) or None;
-    out (N, C_out, H_out, W_out), every element written once; ws: nthreads times the
-    per-thread elements of workspace_elems(...). pt, pl: top and left padding (the bottom and
-    right padding follow from the output size)."""
-    cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],
-                            out.shape[2], out.shape[3], isa)
-    cdef Py_ssize_t item, total
+cdef class Depthwise:
+    """One depthwise layer, prepared once (band geometry, tap offsets) and run many times.
+    shape: N, C_in, H, W, C_out, H_out, W_out; the rest as for workspace_elems()."""
+    cdef Layer L
     cdef Py_ssize_t *toff
-    cdef const floating *bias_p = NULL
-    cdef floating *wsp
-    if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
-        raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
-    toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
-    if toff == NULL:
-        raise MemoryError()
-    try:
-        band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
-                   cc_dwconv_lanes(isa, sizeof(floating)), toff)
+    cdef Py_ssize_t itemsize
+    cdef readonly Py_ssize_t workspace_elems
+
+    def __cinit__(self, Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
+                  Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                  Py_ssize_t rows, int isa, Py_ssize_t itemsize):
+        self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+                          shape[6], isa)
+        self.toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
+        if self.toff == NULL:
+            raise MemoryError()
+        band_setup(&self.L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
+                   cc_dwconv_lanes(isa, itemsize), self.toff)
+        self.workspace_elems = self.L.ws
+        self.itemsize = itemsize
+
+    def __dealloc__(self):
+        free(self.toff)
+
+    def run(self, const floating[:, :, :, ::1] x, const floating[:, ::1] w,
+            const floating[::1] bias, floating[:, :, :, ::1] out, floating[::1] ws,
+            int nthreads):
+        """Compute out from x (module docstring) on nthreads threads. w (C_out, KH*KW); bias
+        (C_out,) or None; ws: nthreads * workspace_elems elements."""
+        cdef Layer *L = &self.L
+        cdef const Py_ssize_t *toff = self.toff
+        cdef Py_ssize_t item, total = L.N * L.C_in * L.nbands
+        cdef const floating *bias_p = NULL
+        cdef floating *wsp
+        if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
+                or x.shape[3] != L.W or out.shape[0] != L.N or out.shape[1] != L.C_out
+                or out.shape[2] != L.H_out or out.shape[3] != L.W_out
+                or w.shape[0] != L.C_out or w.shape[1] != L.taps
+                or sizeof(floating) != self.itemsize):
+            raise ValueError("Depthwise.run: arrays do not match the prepared geometry")
         if ws.shape[0] < nthreads * L.ws:
             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
-        total = L.N * L.C_in * L.nbands
         if total == 0:
             return
         if bias is not None:
             bias_p = &bias[0]
+        if nthreads == 1:
+            # No parallel region for one thread: it would cost more than a tiny layer.
+            with nogil:
+                for item in range(total):
+                    run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+                             &ws[0])
+            return
         with nogil, parallel(num_threads=nthreads):
             wsp = &ws[threadid() * L.ws]
             for item in prange(total, schedule="static"):
-                run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
-                         wsp)
-    finally:
-        free(toff)
+                run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff, wsp)

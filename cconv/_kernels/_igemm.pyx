@@ -352,6 +352,17 @@ cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const flo
         channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
 
 
+cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t item,
+                            const floating *x, const floating *wpack, const floating *bias,
+                            floating *out, floating *ws) noexcept nogil:
+    """Work item `item` of the whole call: find its problem, then run it."""
+    cdef Py_ssize_t p = 0
+    while item >= probs[p].items:
+        item -= probs[p].items
+        p += 1
+    run_item(L, &probs[p], item, x, wpack, bias, out, ws)
+
+
 cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
                     Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, Py_ssize_t groups,
                     int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows,
@@ -429,52 +440,72 @@ def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps
     return G * rows_p * K
 
 
-def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,
-          floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
-          const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
-          Py_ssize_t ppb, floating[::1] ws, int nthreads):
-    """Run the problems of one convolution (module docstring) on nthreads threads.
-
-    x (N, C_in, H, W); wpack: pack_weights of every problem at its a_offset; bias (C_out,)
-    or None; out (N, C_out, H_out, W_out), every element written exactly once; problems: one
-    row of PROBLEM_FIELDS each, taps holding offh then offw at taps_offset; mode:
-    MODE_PIXELS or MODE_CHANNELS; cpb: input channels per K block; rows: grid rows per band;
-    ppb: panels per channel block; ws: nthreads * workspace_elems(...)[0] elements.
-    Assumes (the planner's tables): the problems cover the output exactly once.
-    """
-    cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],
-                            out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
-                            cpb, rows, ppb)
-    cdef Py_ssize_t nprob = problems.shape[0], p, total, item, local
+cdef class IGemm:
+    """One convolution's GEMM problems, prepared once (geometry, offset tables) and run many
+    times. shape: N, C_in, H, W, C_out, H_out, W_out, groups; problems and taps as for
+    workspace_elems(). Planned once per layer geometry by cconv._planner."""
+    cdef Layer L
     cdef Problem *probs
-    cdef floating *wsp
-    cdef const floating *bias_p = NULL
-    if bias is not None:
-        bias_p = &bias[0]
-    probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
-    if probs == NULL:
-        raise MemoryError()
-    for p in range(nprob):
-        probs[p].koff = NULL
-    L.ktab = NULL
-    try:
-        total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+    cdef Py_ssize_t nprob, total
+    cdef object keep               # the tables the problems point into
+    cdef readonly Py_ssize_t workspace_elems
+
+    def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
+                  const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
+                  Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
+        cdef Py_ssize_t p
+        self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+                          shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+        self.nprob = problems.shape[0]
+        self.keep = (problems, taps)
+        self.probs = <Problem *> PyMem_Malloc(max(self.nprob, 1) * sizeof(Problem))
+        if self.probs == NULL:
+            raise MemoryError()
+        for p in range(self.nprob):
+            self.probs[p].koff = NULL
+        self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize)
+        self.workspace_elems = self.L.ws
+        if self.total > 0 and alloc_tables(&self.L, self.probs, self.nprob) != 0:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self.probs != NULL:
+            free_tables(&self.L, self.probs, self.nprob)
+            PyMem_Free(self.probs)
+
+    def run(self, const floating[:, :, :, ::1] x, const floating[::1] wpack,
+            const floating[::1] bias, floating[:, :, :, ::1] out, floating[::1] ws,
+            int nthreads):
+        """Compute out from x (module docstring) on nthreads threads.
+
+        x (N, C_in, H, W) and out (N, C_out, H_out, W_out) as prepared; wpack: pack_weights
+        of every problem at its a_offset; bias (C_out,) or None; ws: nthreads *
+        workspace_elems elements. Every element of out is written exactly once."""
+        cdef Layer *L = &self.L
+        cdef Problem *probs = self.probs
+        cdef Py_ssize_t item
+        cdef floating *wsp
+        cdef const floating *bias_p = NULL
+        if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
+                or x.shape[3] != L.W or out.shape[0] != L.N or out.shape[1] != L.C_out
+                or out.shape[2] != L.H_out or out.shape[3] != L.W_out
+                or L.nr != cc_gemm_nr(L.isa, sizeof(floating))):
+            raise ValueError("IGemm.run: arrays do not match the prepared geometry")
         if ws.shape[0] < nthreads * L.ws:
             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
-        if total == 0:
+        if self.total == 0:
             return
-        if alloc_tables(&L, probs, nprob) != 0:
-            raise MemoryError()
+        if bias is not None:
+            bias_p = &bias[0]
+        if nthreads == 1:
+            # No parallel region for one thread: it would cost more than a tiny layer.
+            with nogil:
+                for item in range(self.total):
+                    run_global(L, probs, item, &x[0, 0, 0, 0], &wpack[0], bias_p,
+                               &out[0, 0, 0, 0], &ws[0] if L.ws > 0 else NULL)
+            return
         with nogil, parallel(num_threads=nthreads):
             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
-            for item in prange(total, schedule="static"):
-                local = item
-                p = 0
-                while local >= probs[p].items:
-                    local = local - probs[p].items
-                    p = p + 1
-                run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
-                         &out[0, 0, 0, 0], wsp)
-    finally:
-        free_tables(&L, probs, nprob)
-        PyMem_Free(probs)
+            for item in prange(self.total, schedule="static"):
+                run_global(L, probs, item, &x[0, 0, 0, 0], &wpack[0], bias_p,
+                           &out[0, 0, 0, 0], wsp)
