@@ -1,0 +1,162 @@
+"""Shared test machinery: the tolerance table, comparison with the float64 reference, random
+data, and fixtures for every instruction-set variant, both dtypes and (optional) torch.
+
+Tests import the helpers with `from conftest import ...` (pytest puts tests/ on sys.path).
+"""
+import zlib
+
+import numpy as np
+import pytest
+from reference import conv2d_abs, conv2d_ref, conv_transpose2d_abs, conv_transpose2d_ref
+
+import cconv
+from cconv import _isa, _planner
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# THE tolerance table: (algorithm, dtype) -> factor. A result y of a convolution with
+# reduction length K (input channels per group * kh * kw) must satisfy, elementwise,
+#     |y - ref| <= factor * eps(dtype) * sqrt(K) * (|x| conv |w| + |b|) + TINY[dtype]
+# against the float64 reference. Rounding errors of a sum of K terms grow like sqrt(K) times
+# the sum of the terms' magnitudes when they are not systematic, and the kernels block the
+# reduction, so the factor is small; it covers the reference's own rounding in float64 too.
+# Every algorithm of cconv._planner.ALGORITHMS needs an entry (test_tolerance_table checks).
+TOLERANCE = {
+    ("igemm", np.dtype(np.float32)): 2.0,
+    ("igemm", np.dtype(np.float64)): 2.0,
+    ("depthwise", np.dtype(np.float32)): 2.0,
+    ("depthwise", np.dtype(np.float64)): 2.0,
+}
+# Absolute slack for results whose exact value is (near) zero.
+TINY = {dt: 16 * np.finfo(dt).tiny for dt in DTYPES}
+
+# Which algorithms apply to a conv2d, by rule (test_tolerance_table checks every algorithm
+# of cconv._planner.ALGORITHMS has one): params are the conv2d's (C_in, groups, ...).
+APPLIES = {
+    "igemm": lambda C_in, groups: True,
+    "depthwise": lambda C_in, groups: C_in == groups,
+}
+
+
+def tolerance_factor(algorithm, dtype):
+    """The table's factor; algorithm None (the planner's choice) gets the largest factor
+    of any algorithm for that dtype."""
+    dtype = np.dtype(dtype)
+    if algorithm is None:
+        return max(f for (_, dt), f in TOLERANCE.items() if dt == dtype)
+    return TOLERANCE[algorithm, dtype]
+
+
+def error_bound(scale, K, dtype, algorithm=None):
+    """Elementwise bound on |y - ref| for a result of magnitude scale (|x| conv |w| + |b|)."""
+    dtype = np.dtype(dtype)
+    factor = tolerance_factor(algorithm, dtype)
+    return factor * np.finfo(dtype).eps * np.sqrt(max(K, 1)) * scale + TINY[dtype]
+
+
+def assert_within(y, ref, bound, what=""):
+    """|y - ref| <= bound elementwise; NaN exactly where ref is NaN, the same infinities."""
+    y = np.asarray(y)
+    assert y.shape == ref.shape, f"{what}: shape {y.shape}, expected {ref.shape}"
+    y64 = y.astype(np.float64)
+    nan_y, nan_ref = np.isnan(y64), np.isnan(ref)
+    assert np.array_equal(nan_y, nan_ref), (
+        f"{what}: NaN at {np.argwhere(nan_y != nan_ref)[:5].tolist()} "
+        f"({int(nan_y.sum())} NaN in result, {int(nan_ref.sum())} in reference)")
+    inf = np.isinf(ref) | np.isinf(y64)
+    assert np.array_equal(y64[inf], ref[inf]), f"{what}: infinities differ"
+    finite = np.isfinite(ref)
+    err = np.where(finite, np.abs(y64 - np.where(finite, ref, 0)), 0)
+    bad = err > bound
+    if bad.any():
+        ratio = np.where(finite, err / bound, 0)
+        worst = np.unravel_index(np.argmax(ratio), ratio.shape)
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {y.size} elements outside the bound; worst at "
+            f"{tuple(int(i) for i in worst)}: got {y64[worst]!r}, expected {ref[worst]!r}, "
+            f"error {err[worst]:.3g} = {ratio[worst]:.3g} x bound {bound[worst]:.3g}")
+
+
+def conv2d_reduction(w, groups=1):
+    """K of conv2d: input channels per group * kh * kw."""
+    w = np.shape(w)
+    return w[1] * w[2] * w[3]
+
+
+def conv_transpose2d_reduction(w, groups=1):
+    """K of conv_transpose2d (at most): input channels per group * kh * kw."""
+    w = np.shape(w)
+    return w[0] // groups * w[2] * w[3]
+
+
+def check_conv2d(y, x, w, b=None, *, algorithm=None, dtype=None, slack=1.0, what="conv2d",
+                 **kwargs):
+    """Assert y is conv2d(x, w, b, **kwargs) within the table's bound for its algorithm
+    and dtype (dtype: the expected result dtype, by default w's)."""
+    dtype = np.dtype(dtype or np.asarray(w).dtype)
+    assert np.asarray(y).dtype == dtype, f"{what}: dtype {np.asarray(y).dtype}, expected {dtype}"
+    ref = conv2d_ref(x, w, b, **kwargs)
+    bound = slack * error_bound(conv2d_abs(x, w, b, **kwargs),
+                                conv2d_reduction(w), dtype, algorithm)
+    assert_within(y, ref, bound, what)
+
+
+def check_conv_transpose2d(y, x, w, b=None, *, algorithm=None, dtype=None, slack=1.0,
+                           what="conv_transpose2d", **kwargs):
+    """Assert y is conv_transpose2d(x, w, b, **kwargs) within the table's bound."""
+    dtype = np.dtype(dtype or np.asarray(w).dtype)
+    assert np.asarray(y).dtype == dtype, f"{what}: dtype {np.asarray(y).dtype}, expected {dtype}"
+    ref = conv_transpose2d_ref(x, w, b, **kwargs)
+    K = conv_transpose2d_reduction(w, kwargs.get("groups", 1))
+    bound = slack * error_bound(conv_transpose2d_abs(x, w, b, **kwargs), K, dtype, algorithm)
+    assert_within(y, ref, bound, what)
+
+
+def seed_of(*parts):
+    """A stable seed from any printable parts (a test case's id)."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def random_arrays(seed, x_shape, w_shape, bias, dtype):
+    """Standard-normal x, w and (if bias) b of length w_shape[0], in dtype."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    return x, w, b
+
+
+def applicable_algorithms(C_in, groups):
+    return [a for a in _planner.ALGORITHMS if APPLIES[a](C_in, groups)]
+
+
+@pytest.fixture(params=_isa.SUPPORTED)
+def isa(request):
+    """Run the test on one instruction-set variant (every one this CPU supports)."""
+    with _isa.forced(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=DTYPES, ids=str)
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """torch, or skip: torch comparisons are optional."""
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _default_threads():
+    """Every test starts and ends with the default thread count."""
+    cconv.set_num_threads(None)
+    yield
+    cconv.set_num_threads(None)
+
+
+def pytest_configure(config):
+    # torch's note that 'same' padding with even kernels copies the input: expected here.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:Using padding='same' with even kernel:UserWarning")
