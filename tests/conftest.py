@@ -21,11 +21,14 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # the sum of the terms' magnitudes when they are not systematic, and the kernels block the
 # reduction, so the factor is small; it covers the reference's own rounding in float64 too.
 # Every algorithm of cconv._planner.ALGORITHMS needs an entry (test_tolerance_table checks).
+# Measured worst case over tests/test_conv2d.py's sweep (all ISAs): 0.75 (float32) and 0.93
+# (float64, where the reference's own rounding is of the same size); for K <= factor**2 the
+# factor also covers the deterministic worst case, about K * eps.
 TOLERANCE = {
-    ("igemm", np.dtype(np.float32)): 2.0,
-    ("igemm", np.dtype(np.float64)): 2.0,
-    ("depthwise", np.dtype(np.float32)): 2.0,
-    ("depthwise", np.dtype(np.float64)): 2.0,
+    ("igemm", np.dtype(np.float32)): 3.0,
+    ("igemm", np.dtype(np.float64)): 4.0,
+    ("depthwise", np.dtype(np.float32)): 3.0,
+    ("depthwise", np.dtype(np.float64)): 4.0,
 }
 # Absolute slack for results whose exact value is (near) zero.
 TINY = {dt: 16 * np.finfo(dt).tiny for dt in DTYPES}
@@ -77,16 +80,15 @@ def assert_within(y, ref, bound, what=""):
             f"error {err[worst]:.3g} = {ratio[worst]:.3g} x bound {bound[worst]:.3g}")
 
 
-def conv2d_reduction(w, groups=1):
-    """K of conv2d: input channels per group * kh * kw."""
-    w = np.shape(w)
-    return w[1] * w[2] * w[3]
+def conv2d_reduction(w_shape):
+    """K of conv2d from the weight's shape: input channels per group * kh * kw."""
+    return w_shape[1] * w_shape[2] * w_shape[3]
 
 
-def conv_transpose2d_reduction(w, groups=1):
-    """K of conv_transpose2d (at most): input channels per group * kh * kw."""
-    w = np.shape(w)
-    return w[0] // groups * w[2] * w[3]
+def conv_transpose2d_reduction(w_shape, groups=1):
+    """K of conv_transpose2d (at most) from the weight's shape: input channels per group *
+    kh * kw."""
+    return w_shape[0] // groups * w_shape[2] * w_shape[3]
 
 
 def check_conv2d(y, x, w, b=None, *, algorithm=None, dtype=None, slack=1.0, what="conv2d",
@@ -97,7 +99,7 @@ def check_conv2d(y, x, w, b=None, *, algorithm=None, dtype=None, slack=1.0, what
     assert np.asarray(y).dtype == dtype, f"{what}: dtype {np.asarray(y).dtype}, expected {dtype}"
     ref = conv2d_ref(x, w, b, **kwargs)
     bound = slack * error_bound(conv2d_abs(x, w, b, **kwargs),
-                                conv2d_reduction(w), dtype, algorithm)
+                                conv2d_reduction(np.shape(w)), dtype, algorithm)
     assert_within(y, ref, bound, what)
 
 
@@ -107,7 +109,7 @@ def check_conv_transpose2d(y, x, w, b=None, *, algorithm=None, dtype=None, slack
     dtype = np.dtype(dtype or np.asarray(w).dtype)
     assert np.asarray(y).dtype == dtype, f"{what}: dtype {np.asarray(y).dtype}, expected {dtype}"
     ref = conv_transpose2d_ref(x, w, b, **kwargs)
-    K = conv_transpose2d_reduction(w, kwargs.get("groups", 1))
+    K = conv_transpose2d_reduction(np.shape(w), kwargs.get("groups", 1))
     bound = slack * error_bound(conv_transpose2d_abs(x, w, b, **kwargs), K, dtype, algorithm)
     assert_within(y, ref, bound, what)
 
