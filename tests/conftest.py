@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
-from reference import conv2d_abs, conv2d_ref, conv_transpose2d_abs, conv_transpose2d_ref
+from reference import absolute, conv2d_module_ref, conv2d_ref, conv_transpose2d_ref
 
 import cconv
 from cconv import _isa, _planner
@@ -91,27 +91,32 @@ def conv_transpose2d_reduction(w_shape, groups=1):
     return w_shape[0] // groups * w_shape[2] * w_shape[3]
 
 
-def check_conv2d(y, x, w, b=None, *, algorithm=None, dtype=None, slack=1.0, what="conv2d",
-                 **kwargs):
-    """Assert y is conv2d(x, w, b, **kwargs) within the table's bound for its algorithm
-    and dtype (dtype: the expected result dtype, by default w's)."""
+def check_reference(y, ref, x, w, b=None, *, K, algorithm=None, dtype=None, slack=1.0,
+                    what="", **kwargs):
+    """Assert y is ref(x, w, b, **kwargs) within slack times the table's bound for the
+    algorithm and dtype (dtype: the expected result dtype, by default w's), with K the
+    reduction length."""
     dtype = np.dtype(dtype or np.asarray(w).dtype)
+    what = what or ref.__name__
     assert np.asarray(y).dtype == dtype, f"{what}: dtype {np.asarray(y).dtype}, expected {dtype}"
-    ref = conv2d_ref(x, w, b, **kwargs)
-    bound = slack * error_bound(conv2d_abs(x, w, b, **kwargs),
-                                conv2d_reduction(np.shape(w)), dtype, algorithm)
-    assert_within(y, ref, bound, what)
+    bound = slack * error_bound(absolute(ref)(x, w, b, **kwargs), K, dtype, algorithm)
+    assert_within(y, ref(x, w, b, **kwargs), bound, what)
 
 
-def check_conv_transpose2d(y, x, w, b=None, *, algorithm=None, dtype=None, slack=1.0,
-                           what="conv_transpose2d", **kwargs):
-    """Assert y is conv_transpose2d(x, w, b, **kwargs) within the table's bound."""
-    dtype = np.dtype(dtype or np.asarray(w).dtype)
-    assert np.asarray(y).dtype == dtype, f"{what}: dtype {np.asarray(y).dtype}, expected {dtype}"
-    ref = conv_transpose2d_ref(x, w, b, **kwargs)
+def check_conv2d(y, x, w, b=None, **kwargs):
+    """Assert y is conv2d(x, w, b, **kwargs) within the bound (see check_reference)."""
+    check_reference(y, conv2d_ref, x, w, b, K=conv2d_reduction(np.shape(w)), **kwargs)
+
+
+def check_conv2d_module(y, x, w, b=None, **kwargs):
+    """Assert y is torch.nn.Conv2d's forward (padding_mode included) within the bound."""
+    check_reference(y, conv2d_module_ref, x, w, b, K=conv2d_reduction(np.shape(w)), **kwargs)
+
+
+def check_conv_transpose2d(y, x, w, b=None, **kwargs):
+    """Assert y is conv_transpose2d(x, w, b, **kwargs) within the bound."""
     K = conv_transpose2d_reduction(np.shape(w), kwargs.get("groups", 1))
-    bound = slack * error_bound(conv_transpose2d_abs(x, w, b, **kwargs), K, dtype, algorithm)
-    assert_within(y, ref, bound, what)
+    check_reference(y, conv_transpose2d_ref, x, w, b, K=K, **kwargs)
 
 
 def seed_of(*parts):

@@ -17,8 +17,8 @@ floating-point evaluation of the same sums, used for error bounds.
 import numpy as np
 
 __all__ = ["pair", "conv2d_padding", "conv2d_output_size", "pad_input", "conv2d_ref",
-           "conv2d_abs", "conv_transpose2d_output_size", "conv_transpose2d_ref",
-           "conv_transpose2d_abs"]
+           "conv2d_module_ref", "conv_transpose2d_output_size", "conv_transpose2d_ref",
+           "absolute", "conv2d_abs", "conv_transpose2d_abs"]
 
 # numpy's names for PyTorch's padding modes.
 NUMPY_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
@@ -108,14 +108,13 @@ def conv2d_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return out[0] if unbatched else out
 
 
-def _abs(b):
-    return None if b is None else np.abs(np.asarray(b, dtype=np.float64))
-
-
-def conv2d_abs(x, w, b=None, **kwargs):
-    """|x| conv |w| + |b|: the magnitude every rounding error of conv2d scales with."""
-    return conv2d_ref(np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(w, np.float64)),
-                      _abs(b), **kwargs)
+def conv2d_module_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+                      padding_mode="zeros"):
+    """torch.nn.Conv2d's forward: the input padded in padding_mode, then an unpadded conv2d."""
+    x, unbatched = _batched(x)
+    pads = conv2d_padding(padding, np.shape(w)[2:], dilation)
+    y = conv2d_ref(pad_input(x, pads, padding_mode), w, b, stride, 0, dilation, groups)
+    return y[0] if unbatched else y
 
 
 def conv_transpose2d_output_size(size, kernel, stride, padding, output_padding, dilation):
@@ -159,7 +158,15 @@ def conv_transpose2d_ref(x, w, b=None, stride=1, padding=0, output_padding=0, gr
     return out[0] if unbatched else out
 
 
-def conv_transpose2d_abs(x, w, b=None, **kwargs):
-    """|x| conv_transpose |w| + |b|, for error bounds of conv_transpose2d."""
-    return conv_transpose2d_ref(np.abs(np.asarray(x, np.float64)),
-                                np.abs(np.asarray(w, np.float64)), _abs(b), **kwargs)
+def absolute(ref):
+    """The convolution `ref` of magnitudes: (x, w, b, ...) -> ref(|x|, |w|, |b|, ...), the
+    scale every rounding error of an evaluation of ref(x, w, b, ...) is proportional to."""
+    def magnitudes(x, w, b=None, *args, **kwargs):
+        return ref(np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(w, np.float64)),
+                   None if b is None else np.abs(np.asarray(b, np.float64)), *args, **kwargs)
+    magnitudes.__name__ = f"{ref.__name__}_abs"
+    return magnitudes
+
+
+conv2d_abs = absolute(conv2d_ref)
+conv_transpose2d_abs = absolute(conv_transpose2d_ref)
