@@ -3,6 +3,7 @@ data, and fixtures for every instruction-set variant, both dtypes and (optional)
 
 Tests import the helpers with `from conftest import ...` (pytest puts tests/ on sys.path).
 """
+import functools
 import zlib
 
 import numpy as np
@@ -33,12 +34,21 @@ TOLERANCE = {
 # Absolute slack for results whose exact value is (near) zero.
 TINY = {dt: 16 * np.finfo(dt).tiny for dt in DTYPES}
 
-# Which algorithms apply to a conv2d, by rule (test_tolerance_table checks every algorithm
-# of cconv._planner.ALGORITHMS has one): params are the conv2d's (C_in, groups, ...).
+# Which algorithms apply to a convolution, by rule (test_tables checks every algorithm of
+# cconv._planner.ALGORITHMS has one): (C_in, groups, transposed) -> bool.
 APPLIES = {
-    "igemm": lambda C_in, groups: True,
-    "depthwise": lambda C_in, groups: C_in == groups,
+    "igemm": lambda C_in, groups, transposed: True,
+    "depthwise": lambda C_in, groups, transposed: C_in == groups and not transposed,
 }
+
+HAS_TRANSPOSED = hasattr(cconv, "conv_transpose2d") and hasattr(cconv, "ConvTranspose2d")
+requires_transposed = pytest.mark.skipif(not HAS_TRANSPOSED,
+                                         reason="cconv has no conv_transpose2d yet")
+
+
+def operation(name):
+    """cconv's conv2d or conv_transpose2d by name (None while it does not exist)."""
+    return getattr(cconv, name, None)
 
 
 def tolerance_factor(algorithm, dtype):
@@ -91,32 +101,35 @@ def conv_transpose2d_reduction(w_shape, groups=1):
     return w_shape[0] // groups * w_shape[2] * w_shape[3]
 
 
-def check_reference(y, ref, x, w, b=None, *, K, algorithm=None, dtype=None, slack=1.0,
-                    what="", **kwargs):
-    """Assert y is ref(x, w, b, **kwargs) within slack times the table's bound for the
-    algorithm and dtype (dtype: the expected result dtype, by default w's), with K the
-    reduction length."""
+# The operations the tests check: name -> (float64 reference, K from (weight shape, groups)).
+REFERENCES = {
+    "conv2d": (conv2d_ref, lambda w_shape, groups: conv2d_reduction(w_shape)),
+    "conv2d_module": (conv2d_module_ref, lambda w_shape, groups: conv2d_reduction(w_shape)),
+    "conv_transpose2d": (conv_transpose2d_ref, conv_transpose2d_reduction),
+}
+
+
+def reference_bound(op, x, w, b=None, *, dtype, algorithm=None, **kwargs):
+    """The table's elementwise error bound for operation op (a REFERENCES key)."""
+    ref, reduction = REFERENCES[op]
+    K = reduction(np.shape(w), kwargs.get("groups", 1))
+    return error_bound(absolute(ref)(x, w, b, **kwargs), K, dtype, algorithm)
+
+
+def check(op, y, x, w, b=None, *, algorithm=None, dtype=None, slack=1.0, what="", **kwargs):
+    """Assert y is op(x, w, b, **kwargs) (op: a REFERENCES key; kwargs in torch's words)
+    within slack times the table's bound for the algorithm and dtype (dtype: the expected
+    result dtype, by default w's)."""
     dtype = np.dtype(dtype or np.asarray(w).dtype)
-    what = what or ref.__name__
+    what = what or op
     assert np.asarray(y).dtype == dtype, f"{what}: dtype {np.asarray(y).dtype}, expected {dtype}"
-    bound = slack * error_bound(absolute(ref)(x, w, b, **kwargs), K, dtype, algorithm)
-    assert_within(y, ref(x, w, b, **kwargs), bound, what)
+    bound = reference_bound(op, x, w, b, dtype=dtype, algorithm=algorithm, **kwargs)
+    assert_within(y, REFERENCES[op][0](x, w, b, **kwargs), slack * bound, what)
 
 
-def check_conv2d(y, x, w, b=None, **kwargs):
-    """Assert y is conv2d(x, w, b, **kwargs) within the bound (see check_reference)."""
-    check_reference(y, conv2d_ref, x, w, b, K=conv2d_reduction(np.shape(w)), **kwargs)
-
-
-def check_conv2d_module(y, x, w, b=None, **kwargs):
-    """Assert y is torch.nn.Conv2d's forward (padding_mode included) within the bound."""
-    check_reference(y, conv2d_module_ref, x, w, b, K=conv2d_reduction(np.shape(w)), **kwargs)
-
-
-def check_conv_transpose2d(y, x, w, b=None, **kwargs):
-    """Assert y is conv_transpose2d(x, w, b, **kwargs) within the bound."""
-    K = conv_transpose2d_reduction(np.shape(w), kwargs.get("groups", 1))
-    check_reference(y, conv_transpose2d_ref, x, w, b, K=K, **kwargs)
+check_conv2d = functools.partial(check, "conv2d")
+check_conv2d_module = functools.partial(check, "conv2d_module")
+check_conv_transpose2d = functools.partial(check, "conv_transpose2d")
 
 
 def seed_of(*parts):
@@ -124,17 +137,18 @@ def seed_of(*parts):
     return zlib.crc32(repr(parts).encode())
 
 
-def random_arrays(seed, x_shape, w_shape, bias, dtype):
-    """Standard-normal x, w and (if bias) b of length w_shape[0], in dtype."""
+def random_arrays(seed, x_shape, w_shape, bias, dtype, channels=None):
+    """Standard-normal x, w and (if bias) b of length channels (default w_shape[0], the
+    output channels of conv2d), in dtype."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
-    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    b = rng.standard_normal(channels or w_shape[0]).astype(dtype) if bias else None
     return x, w, b
 
 
-def applicable_algorithms(C_in, groups):
-    return [a for a in _planner.ALGORITHMS if APPLIES[a](C_in, groups)]
+def applicable_algorithms(C_in, groups, transposed=False):
+    return [a for a in _planner.ALGORITHMS if APPLIES[a](C_in, groups, transposed)]
 
 
 @pytest.fixture(params=_isa.SUPPORTED)

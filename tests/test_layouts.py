@@ -10,7 +10,10 @@ from conftest import (
     assert_within,
     conv2d_reduction,
     error_bound,
+    operation,
     random_arrays,
+    reference_bound,
+    requires_transposed,
 )
 from reference import conv2d_abs
 
@@ -64,21 +67,27 @@ def memmap(arr, tmp_path):
 LAYOUTS = {f.__name__: f for f in (readonly, fortran, negative_strides, every_other,
                                    broadcast, swapped_bytes, big_endian, memmap)}
 
-# (x shape, w shape, kwargs): a dense 3x3, a 1x1 (whose input the kernel reads in place),
-# and a depthwise layer with a channel multiplier.
+# (operation, x shape, w shape, kwargs): a dense 3x3, a 1x1 (whose input the kernel reads in
+# place), a depthwise layer with a channel multiplier, and a strided transposed convolution.
 GEOMETRIES = {
-    "dense": ((2, 5, 9, 11), (7, 5, 3, 3), dict(padding=1)),
-    "1x1": ((2, 8, 5, 7), (6, 8, 1, 1), {}),
-    "depthwise": ((2, 4, 9, 11), (8, 1, 3, 2), dict(stride=(1, 2), groups=4)),
+    "dense": ("conv2d", (2, 5, 9, 11), (7, 5, 3, 3), dict(padding=1)),
+    "1x1": ("conv2d", (2, 8, 5, 7), (6, 8, 1, 1), {}),
+    "depthwise": ("conv2d", (2, 4, 9, 11), (8, 1, 3, 2), dict(stride=(1, 2), groups=4)),
+    "transposed": ("conv_transpose2d", (2, 6, 5, 7), (6, 4, 3, 3),
+                   dict(stride=2, padding=1, output_padding=1, groups=2)),
 }
-GEOMETRY_ALGORITHMS = [pytest.param(g, a, id=f"{g}-{a}") for g, (x, w, kw) in GEOMETRIES.items()
-                       for a in applicable_algorithms(x[1], kw.get("groups", 1))]
+GEOMETRY_ALGORITHMS = [
+    pytest.param(g, a, id=f"{g}-{a}", marks=requires_transposed if op != "conv2d" else ())
+    for g, (op, x, w, kw) in GEOMETRIES.items()
+    for a in applicable_algorithms(x[1], kw.get("groups", 1), op == "conv_transpose2d")]
 
 
 def geometry_arrays(geometry, dtype):
-    x_shape, w_shape, kwargs = GEOMETRIES[geometry]
-    x, w, b = random_arrays(len(geometry), x_shape, w_shape, True, dtype)
-    return {"input": x, "weight": w, "bias": b}, kwargs
+    """({input, weight, bias}, kwargs, the cconv function) of a geometry."""
+    op, x_shape, w_shape, kwargs = GEOMETRIES[geometry]
+    channels = w_shape[1] * kwargs.get("groups", 1) if op == "conv_transpose2d" else None
+    x, w, b = random_arrays(len(geometry), x_shape, w_shape, True, dtype, channels)
+    return {"input": x, "weight": w, "bias": b}, kwargs, operation(op)
 
 
 @pytest.mark.parametrize(("geometry", "algorithm"), GEOMETRY_ALGORITHMS)
@@ -86,14 +95,14 @@ def geometry_arrays(geometry, dtype):
 @pytest.mark.parametrize("argument", ["input", "weight", "bias", "all"])
 def test_any_layout_gives_the_contiguous_result(geometry, algorithm, layout, argument, dtype,
                                                 tmp_path):
-    arrays, kwargs = geometry_arrays(geometry, dtype)
+    arrays, kwargs, conv = geometry_arrays(geometry, dtype)
     names = list(arrays) if argument == "all" else [argument]
     given = dict(arrays)
     for name in names:
         given[name] = LAYOUTS[layout](arrays[name], tmp_path)
     plain = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in given.items()}
-    expected = cconv.conv2d(**plain, **kwargs, algorithm=algorithm)
-    y = cconv.conv2d(**given, **kwargs, algorithm=algorithm)
+    expected = conv(**plain, **kwargs, algorithm=algorithm)
+    y = conv(**given, **kwargs, algorithm=algorithm)
     assert y.dtype == dtype and y.dtype.isnative and y.flags.c_contiguous
     np.testing.assert_array_equal(y, expected)
     for name in names:              # the inputs are untouched
@@ -103,7 +112,7 @@ def test_any_layout_gives_the_contiguous_result(geometry, algorithm, layout, arg
 @pytest.mark.parametrize("argument", ["input", "weight", "bias", "all"])
 def test_nested_lists(argument):
     """Lists of Python floats are float64 arrays."""
-    arrays, kwargs = geometry_arrays("dense", np.float64)
+    arrays, kwargs, _ = geometry_arrays("dense", np.float64)
     expected = cconv.conv2d(**arrays, **kwargs)
     names = list(arrays) if argument == "all" else [argument]
     given = {k: v.tolist() if k in names else v for k, v in arrays.items()}
@@ -113,7 +122,7 @@ def test_nested_lists(argument):
 @pytest.mark.parametrize("layout", ["readonly", "fortran", "negative_strides", "memmap"])
 def test_any_layout_in_the_module(layout, dtype, tmp_path):
     conv = cconv.Conv2d(5, 7, 3, padding=1, dtype=dtype, rng=0)
-    arrays, _ = geometry_arrays("dense", dtype)
+    arrays, _, _ = geometry_arrays("dense", dtype)
     x = arrays["input"]
     expected = conv(x)
     np.testing.assert_array_equal(conv(LAYOUTS[layout](x, tmp_path)), expected)
@@ -122,7 +131,7 @@ def test_any_layout_in_the_module(layout, dtype, tmp_path):
 
 
 def test_torch_tensors_are_read(torch):
-    arrays, kwargs = geometry_arrays("dense", np.float32)
+    arrays, kwargs, _ = geometry_arrays("dense", np.float32)
     expected = cconv.conv2d(**arrays, **kwargs)
     tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
     np.testing.assert_array_equal(cconv.conv2d(**tensors, **kwargs), expected)
@@ -131,12 +140,12 @@ def test_torch_tensors_are_read(torch):
 @pytest.mark.parametrize(("geometry", "algorithm"), GEOMETRY_ALGORITHMS)
 @pytest.mark.parametrize("unbatched", [False, True], ids=["batched", "unbatched"])
 def test_out_is_filled_and_returned(geometry, algorithm, unbatched, dtype, isa):
-    arrays, kwargs = geometry_arrays(geometry, dtype)
+    arrays, kwargs, conv = geometry_arrays(geometry, dtype)
     if unbatched:
         arrays["input"] = arrays["input"][1]
-    expected = cconv.conv2d(**arrays, **kwargs, algorithm=algorithm)
+    expected = conv(**arrays, **kwargs, algorithm=algorithm)
     out = np.full(expected.shape, np.nan, dtype)      # every element must be written
-    y = cconv.conv2d(**arrays, **kwargs, out=out, algorithm=algorithm)
+    y = conv(**arrays, **kwargs, out=out, algorithm=algorithm)
     assert y is out
     np.testing.assert_array_equal(out, expected)
 
@@ -167,14 +176,13 @@ def test_every_algorithm_agrees(dtype):
 
 @pytest.mark.parametrize(("geometry", "algorithm"), GEOMETRY_ALGORITHMS)
 def test_every_isa_agrees(geometry, algorithm, dtype):
-    arrays, kwargs = geometry_arrays(geometry, dtype)
+    arrays, kwargs, conv = geometry_arrays(geometry, dtype)
     results = {}
     for name in _isa.SUPPORTED:
         with _isa.forced(name):
-            results[name] = cconv.conv2d(**arrays, **kwargs, algorithm=algorithm)
-    bound = 2 * error_bound(conv2d_abs(arrays["input"], arrays["weight"], arrays["bias"],
-                                       **kwargs),
-                            conv2d_reduction(arrays["weight"].shape), dtype, algorithm)
+            results[name] = conv(**arrays, **kwargs, algorithm=algorithm)
+    bound = 2 * reference_bound(GEOMETRIES[geometry][0], *arrays.values(), dtype=dtype,
+                                algorithm=algorithm, **kwargs)
     base = _isa.SUPPORTED[0]
     for name in _isa.SUPPORTED[1:]:
         assert_within(results[name], results[base].astype(np.float64), bound,

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import check_conv2d, random_arrays
+from conftest import check, operation, random_arrays, requires_transposed
 
 import cconv
 from cconv import _isa, _planner
@@ -19,38 +19,50 @@ from cconv._kernels import _runtime
 THREAD_COUNTS = (1, 2, 3, 4)
 
 # Problems large enough to be split (well above the planner's serial threshold), for each
-# algorithm: (algorithm, x shape, w shape, kwargs).
+# algorithm: (operation, algorithm, x shape, w shape, kwargs).
 SPLIT_PROBLEMS = {
-    "igemm-3x3": ("igemm", (2, 32, 30, 30), (48, 32, 3, 3), dict(padding=1)),
-    "igemm-K576-strided": ("igemm", (1, 64, 33, 35), (40, 64, 3, 3), dict(stride=2)),
-    "igemm-1x1": ("igemm", (2, 96, 20, 20), (80, 96, 1, 1), {}),
-    "igemm-many-channels-few-pixels": ("igemm", (1, 256, 6, 6), (256, 256, 3, 3),
+    "igemm-3x3": ("conv2d", "igemm", (2, 32, 30, 30), (48, 32, 3, 3), dict(padding=1)),
+    "igemm-K576-strided": ("conv2d", "igemm", (1, 64, 33, 35), (40, 64, 3, 3), dict(stride=2)),
+    "igemm-1x1": ("conv2d", "igemm", (2, 96, 20, 20), (80, 96, 1, 1), {}),
+    "igemm-many-channels-few-pixels": ("conv2d", "igemm", (1, 256, 6, 6), (256, 256, 3, 3),
                                        dict(padding=1)),
-    "igemm-grouped": ("igemm", (3, 24, 25, 27), (36, 6, 3, 5), dict(groups=4, padding=(1, 2))),
-    "igemm-on-depthwise": ("igemm", (2, 16, 40, 40), (32, 1, 5, 5), dict(groups=16)),
-    "depthwise": ("depthwise", (2, 32, 40, 40), (64, 1, 3, 3), dict(padding=1, groups=32)),
-    "depthwise-row-bands": ("depthwise", (1, 2, 200, 200), (2, 1, 5, 5), dict(groups=2)),
-    "depthwise-strided": ("depthwise", (1, 32, 61, 67), (32, 1, 7, 7),
+    "igemm-grouped": ("conv2d", "igemm", (3, 24, 25, 27), (36, 6, 3, 5),
+                      dict(groups=4, padding=(1, 2))),
+    "igemm-on-depthwise": ("conv2d", "igemm", (2, 16, 40, 40), (32, 1, 5, 5), dict(groups=16)),
+    "depthwise": ("conv2d", "depthwise", (2, 32, 40, 40), (64, 1, 3, 3),
+                  dict(padding=1, groups=32)),
+    "depthwise-row-bands": ("conv2d", "depthwise", (1, 2, 200, 200), (2, 1, 5, 5),
+                            dict(groups=2)),
+    "depthwise-strided": ("conv2d", "depthwise", (1, 32, 61, 67), (32, 1, 7, 7),
                           dict(stride=2, dilation=(1, 2), groups=32)),
+    "transposed-stride2": ("conv_transpose2d", "igemm", (2, 32, 20, 20), (32, 24, 4, 4),
+                           dict(stride=2, padding=1)),
+    "transposed-stride3-dilated": ("conv_transpose2d", "igemm", (1, 48, 17, 19),
+                                   (48, 16, 3, 3),
+                                   dict(stride=3, dilation=2, output_padding=1, groups=2)),
 }
+PLANNERS = {"conv2d": "plan_for_conv2d", "conv_transpose2d": "plan_for_conv_transpose2d"}
 
 
 def test_every_algorithm_is_exercised():
-    assert {p[0] for p in SPLIT_PROBLEMS.values()} == set(_planner.ALGORITHMS)
+    assert {p[1] for p in SPLIT_PROBLEMS.values()} == set(_planner.ALGORITHMS)
 
 
-@pytest.mark.parametrize("problem", SPLIT_PROBLEMS)
+@pytest.mark.parametrize("problem", [
+    pytest.param(k, marks=requires_transposed if v[0] != "conv2d" else ())
+    for k, v in SPLIT_PROBLEMS.items()])
 def test_bitwise_identical_for_any_thread_count(problem, dtype, isa):
-    algorithm, x_shape, w_shape, kwargs = SPLIT_PROBLEMS[problem]
-    x, w, b = random_arrays(11, x_shape, w_shape, True, dtype)
+    op, algorithm, x_shape, w_shape, kwargs = SPLIT_PROBLEMS[problem]
+    channels = w_shape[1] * kwargs.get("groups", 1) if op == "conv_transpose2d" else None
+    x, w, b = random_arrays(11, x_shape, w_shape, True, dtype, channels)
     results = {}
     for n in THREAD_COUNTS:
         cconv.set_num_threads(n)
-        plan = _planner.plan_for_conv2d(x_shape, w_shape, **kwargs, dtype=dtype,
-                                        algorithm=algorithm)
+        plan = getattr(_planner, PLANNERS[op])(x_shape, w_shape, **kwargs, dtype=dtype,
+                                               algorithm=algorithm)
         assert plan.threads == 1 if n == 1 else plan.threads > 1, (n, plan)
-        results[n] = cconv.conv2d(x, w, b, **kwargs, algorithm=algorithm)
-    check_conv2d(results[1], x, w, b, algorithm=algorithm, **kwargs)
+        results[n] = operation(op)(x, w, b, **kwargs, algorithm=algorithm)
+    check(op, results[1], x, w, b, algorithm=algorithm, **kwargs)
     for n in THREAD_COUNTS[1:]:
         assert np.array_equal(results[n], results[1]), f"{n} threads differ from 1"
 
