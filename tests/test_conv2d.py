@@ -312,3 +312,11 @@ def test_dtypes_are_computed_natively():
     # float32 rounding is visible: the float64 result is far more accurate.
     ref = conv2d_ref(x, w, b)
     assert np.abs(y64 - ref).max() < 1e-3 * np.abs(y32 - ref).max()
+
+
+def test_numpy_integer_arguments(dtype):
+    x, w, b = random_arrays(9, (1, 4, 9, 8), (6, 2, 3, 2), True, dtype)
+    kwargs = dict(stride=(np.int64(2), np.int32(1)), padding=np.uint8(1),
+                  dilation=[np.int16(1), 2], groups=np.int64(2))
+    y = cconv.conv2d(x, w, b, **kwargs)
+    check_conv2d(y, x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=2)

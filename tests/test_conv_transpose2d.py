@@ -294,3 +294,26 @@ def test_module_rejects_bad_output_size(output_size, exc, match):
     conv = cconv.ConvTranspose2d(4, 6, 3, stride=2, padding=0)
     with pytest.raises(exc, match=match):
         conv(np.zeros((1, 4, 5, 5), np.float32), output_size=output_size)
+
+
+@pytest.mark.parametrize(("args", "kwargs"), [
+    ((2, 3, 3), dict(stride=3, padding=1)),
+    ((4, 6, (4, 2)), dict(stride=(2, 3), padding=(1, 0), groups=2)),
+    ((3, 2, 5), dict(stride=4, padding=2, dilation=2, output_padding=1)),
+])
+def test_module_calls_with_varying_input_sizes(args, kwargs, isa):
+    """One module, inputs of changing sizes (which change the stride phases that exist):
+    every call is right, whatever the previous calls were."""
+    conv = cconv.ConvTranspose2d(*args, **kwargs, rng=0)
+    call_kwargs = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                       groups=conv.groups)
+    rng = np.random.default_rng(1)
+    for h, w in [(1, 1), (2, 2), (5, 3), (1, 1), (3, 7), (2, 2)]:
+        x = rng.standard_normal((2, args[0], h, w)).astype(np.float32)
+        check_conv_transpose2d(conv(x), x, conv.weight, conv.bias,
+                               output_padding=conv.output_padding, **call_kwargs,
+                               what=f"input {h}x{w}")
+        size = [s + e for s, e in zip(conv(x).shape[2:], (-conv.output_padding[0], 0))]
+        check_conv_transpose2d(conv(x, output_size=size), x, conv.weight, conv.bias,
+                               output_padding=(0, conv.output_padding[1]), **call_kwargs,
+                               what=f"input {h}x{w}, output_size {size}")

@@ -334,3 +334,11 @@ def test_invalid_omp_num_threads(value, monkeypatch):
 def test_valid_omp_num_threads(value, expected, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", value)
     assert cconv.get_num_threads() == expected
+
+
+@pytest.mark.parametrize("shape", [(2**40, 1, 1, 1), (1, 1, 2**29, 2**29)], ids=str)
+def test_conv2d_huge_broadcast_input_fails_cleanly(shape):
+    """A zero-stride view can claim an enormous shape: the output cannot exist."""
+    x = np.broadcast_to(np.zeros((1, 1, 1, 1), F32), shape)
+    with pytest.raises(MemoryError, match=r"shape \(" + str(shape[0])):
+        cconv.conv2d(x, np.ones((1, 1, 1, 1), F32))

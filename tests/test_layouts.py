@@ -187,3 +187,13 @@ def test_every_isa_agrees(geometry, algorithm, dtype):
     for name in _isa.SUPPORTED[1:]:
         assert_within(results[name], results[base].astype(np.float64), bound,
                       f"{name} vs {base}")
+
+
+def test_out_may_be_a_writeable_memmap(tmp_path, dtype):
+    arrays, kwargs, conv = geometry_arrays("dense", dtype)
+    expected = conv(**arrays, **kwargs)
+    out = np.memmap(tmp_path / "out.bin", dtype=dtype, mode="w+", shape=expected.shape)
+    assert conv(**arrays, **kwargs, out=out) is out
+    out.flush()
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out.bin", dtype).reshape(out.shape),
+                                  expected)

@@ -234,3 +234,15 @@ def test_module_equals_functional_call(args, kwargs, shape, dtype):
                             conv.dilation, conv.groups)
     np.testing.assert_array_equal(y, expected)
     assert conv.forward(x).shape == y.shape
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_module_calls_with_varying_input_sizes(layer, isa):
+    """One module, inputs of changing sizes, batches and dtypes: every call is right."""
+    args, kwargs = LAYERS[layer]
+    conv = cconv.Conv2d(*args, **kwargs, rng=0)
+    rng = np.random.default_rng(1)
+    for n, h, w in [(1, 3, 3), (2, 17, 5), (1, 3, 3), (3, 9, 40), (1, 30, 30), (0, 4, 4)]:
+        x = rng.standard_normal((n, args[0], h, w)).astype(np.float32)
+        check_conv2d_module(conv(x), x, conv.weight, conv.bias, **module_kwargs(conv),
+                            what=f"input {x.shape}")

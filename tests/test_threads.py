@@ -264,3 +264,41 @@ def test_no_memory_growth():
     gc.collect()
     growth = _rss_bytes() - before
     assert growth < 4 << 20, f"RSS grew by {growth / 2**20:.1f} MiB over 2000 rounds"
+
+
+def test_weight_swaps_during_calls_are_atomic():
+    """While one thread swaps a module's weights back and forth, calls in other threads
+    compute entirely with the old or entirely with the new weights."""
+    cconv.set_num_threads(2)
+    conv = cconv.Conv2d(16, 32, 3, padding=1, rng=0)
+    x, _, _ = random_arrays(5, (2, 16, 20, 20), (1, 1, 1, 1), False, np.float32)
+    states = [conv.state_dict(), cconv.Conv2d(16, 32, 3, padding=1, rng=1).state_dict()]
+    states[1]["bias"] = states[0]["bias"]        # so a weight assignment alone swaps too
+    expected = []
+    for state in states:
+        conv.load_state_dict(state)
+        expected.append(conv(x))
+    stop = threading.Event()
+
+    def swap():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            if i % 4 < 2:
+                conv.load_state_dict(states[i % 2])
+            else:
+                conv.weight = states[i % 2]["weight"]
+
+    def call(_):
+        y = conv(x)
+        return any(np.array_equal(y, e) for e in expected)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            ok = list(pool.map(call, range(200)))
+    finally:
+        stop.set()
+        swapper.join()
+    assert all(ok), f"{ok.count(False)} of {len(ok)} calls mixed old and new weights"
