@@ -132,6 +132,27 @@ check_conv2d_module = functools.partial(check, "conv2d_module")
 check_conv_transpose2d = functools.partial(check, "conv_transpose2d")
 
 
+def sample_cases(draw, count, seed, budget):
+    """count cases draw(rng) whose .macs (multiply-adds) fit the budget: a seeded,
+    reproducible sample of a parameter grid."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        case = draw(rng)
+        if case.macs <= budget:
+            cases.append(case)
+    return cases
+
+
+def case_id(name, bias, **fields):
+    """A readable test id: name:n2-c3-... with pairs written 1x2."""
+    def text(value):
+        return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    body = "-".join(f"{key}{text(value)}" for key, value in fields.items())
+    body += "" if bias else "-nobias"
+    return f"{name}:{body}" if name else body
+
+
 def seed_of(*parts):
     """A stable seed from any printable parts (a test case's id)."""
     return zlib.crc32(repr(parts).encode())

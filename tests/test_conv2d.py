@@ -9,10 +9,12 @@ from conftest import (
     DTYPES,
     applicable_algorithms,
     assert_within,
+    case_id,
     check_conv2d,
     conv2d_reduction,
     error_bound,
     random_arrays,
+    sample_cases,
     seed_of,
 )
 from reference import conv2d_abs, conv2d_output_size, conv2d_padding, conv2d_ref
@@ -72,12 +74,9 @@ class Case:
         return self.N * self.C_out * ho * wo * int(np.prod(self.w_shape[1:]))
 
     def __str__(self):
-        def pr(p):
-            return "x".join(map(str, p)) if isinstance(p, tuple) else str(p)
-        text = (f"n{self.N}-c{self.C_in}-{self.H}x{self.W}-o{self.C_out}-k{pr(self.kernel)}"
-                f"-s{pr(self.stride)}-p{pr(self.padding)}-d{pr(self.dilation)}-g{self.groups}"
-                f"{'' if self.bias else '-nobias'}")
-        return f"{self.name}:{text}" if self.name else text
+        return case_id(self.name, self.bias, n=self.N, c=self.C_in, i=(self.H, self.W),
+                       o=self.C_out, k=self.kernel, s=self.stride, p=self.padding,
+                       d=self.dilation, g=self.groups)
 
 
 NAMED = [
@@ -152,18 +151,7 @@ def _random_case(rng):
                 dilation, groups, bias=bool(rng.random() < 0.8))
 
 
-def sampled_cases(count, seed):
-    """count random cases within MAC_BUDGET (a seeded, reproducible sample of the grid)."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    while len(cases) < count:
-        case = _random_case(rng)
-        if case.macs <= MAC_BUDGET:
-            cases.append(case)
-    return cases
-
-
-CASES = NAMED + sampled_cases(60, seed=20240531)
+CASES = NAMED + sample_cases(_random_case, 60, seed=20240531, budget=MAC_BUDGET)
 # (case, algorithm) for every algorithm that applies to the case.
 CASE_ALGORITHMS = [pytest.param(c, a, id=f"{c}-{a}") for c in CASES
                    for a in applicable_algorithms(c.C_in, c.groups)]

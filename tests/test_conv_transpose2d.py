@@ -10,10 +10,12 @@ from conftest import (
     HAS_TRANSPOSED,
     applicable_algorithms,
     assert_within,
+    case_id,
     check_conv_transpose2d,
     conv_transpose2d_reduction,
     error_bound,
     random_arrays,
+    sample_cases,
     seed_of,
 )
 from reference import conv_transpose2d_abs, conv_transpose2d_output_size, conv_transpose2d_ref
@@ -63,13 +65,16 @@ class TCase:
                                                   self.output_padding[a], self.dilation[a])
                      for a in range(2))
 
+    @property
+    def macs(self):
+        ho, wo = self.output_hw
+        return self.N * self.C_out * ho * wo * conv_transpose2d_reduction(self.w_shape,
+                                                                          self.groups)
+
     def __str__(self):
-        def pr(p):
-            return "x".join(map(str, p))
-        text = (f"n{self.N}-c{self.C_in}-{self.H}x{self.W}-o{self.C_out}-k{pr(self.kernel)}"
-                f"-s{pr(self.stride)}-p{pr(self.padding)}-op{pr(self.output_padding)}"
-                f"-d{pr(self.dilation)}-g{self.groups}{'' if self.bias else '-nobias'}")
-        return f"{self.name}:{text}" if self.name else text
+        return case_id(self.name, self.bias, n=self.N, c=self.C_in, i=(self.H, self.W),
+                       o=self.C_out, k=self.kernel, s=self.stride, p=self.padding,
+                       op=self.output_padding, d=self.dilation, g=self.groups)
 
 
 NAMED = [
@@ -105,19 +110,7 @@ def _random_case(rng):
                  bias=bool(rng.random() < 0.8))
 
 
-def sampled_cases(count, seed):
-    rng = np.random.default_rng(seed)
-    cases = []
-    while len(cases) < count:
-        case = _random_case(rng)
-        ho, wo = case.output_hw
-        if case.N * case.C_out * ho * wo * conv_transpose2d_reduction(case.w_shape,
-                                                                      case.groups) <= MAC_BUDGET:
-            cases.append(case)
-    return cases
-
-
-CASES = NAMED + sampled_cases(40, seed=7)
+CASES = NAMED + sample_cases(_random_case, 40, seed=7, budget=MAC_BUDGET)
 CASE_ALGORITHMS = [pytest.param(c, a, id=f"{c}-{a}") for c in CASES
                    for a in applicable_algorithms(c.C_in, c.groups, transposed=True)]
 
