@@ -1777,16 +1777,40 @@ struct __pyx_array_obj;
 struct __pyx_MemviewEnum_obj;
 struct __pyx_memoryview_obj;
 struct __pyx_memoryviewslice_obj;
-struct __pyx_t_5cconv_8_kernels_10_depthwise_Band;
+struct __pyx_t_5cconv_8_kernels_5_band_Band;
 
-/* "cconv/_kernels/_depthwise.pyx":39
+/* "_band.pxd":25
  * 
  * 
  * cdef struct Band:             # <<<<<<<<<<<<<<
- *     Py_ssize_t N, C_in, H, W, C_out, H_out, W_out, m
- *     Py_ssize_t KH, KW, sh, sw, pt, pl, dh, dw
+ *     Py_ssize_t H, W              # input plane
+ *     Py_ssize_t sh, sw            # input step per grid row / column
 */
-struct __pyx_t_5cconv_8_kernels_10_depthwise_Band {
+struct __pyx_t_5cconv_8_kernels_5_band_Band {
+  Py_ssize_t H;
+  Py_ssize_t W;
+  Py_ssize_t sh;
+  Py_ssize_t sw;
+  Py_ssize_t ohmin;
+  Py_ssize_t owmin;
+  Py_ssize_t rows;
+  Py_ssize_t extra;
+  Py_ssize_t Wp;
+  Py_ssize_t Wsub;
+  Py_ssize_t slack;
+  Py_ssize_t sub_size;
+  Py_ssize_t chan_stride;
+};
+struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer;
+
+/* "cconv/_kernels/_depthwise.pyx":41
+ * 
+ * 
+ * cdef struct Layer:             # <<<<<<<<<<<<<<
+ *     Py_ssize_t N, C_in, H, W, C_out, H_out, W_out, m
+ *     Py_ssize_t taps, rows, nbands
+*/
+struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer {
   Py_ssize_t N;
   Py_ssize_t C_in;
   Py_ssize_t H;
@@ -1795,23 +1819,17 @@ struct __pyx_t_5cconv_8_kernels_10_depthwise_Band {
   Py_ssize_t H_out;
   Py_ssize_t W_out;
   Py_ssize_t m;
-  Py_ssize_t KH;
-  Py_ssize_t KW;
-  Py_ssize_t sh;
-  Py_ssize_t sw;
-  Py_ssize_t pt;
-  Py_ssize_t pl;
-  Py_ssize_t dh;
-  Py_ssize_t dw;
+  Py_ssize_t taps;
   Py_ssize_t rows;
   Py_ssize_t nbands;
-  Py_ssize_t lp;
-  Py_ssize_t row_stride;
+  int flat;
+  Py_ssize_t ws_band;
   Py_ssize_t ws;
   int isa;
+  struct __pyx_t_5cconv_8_kernels_5_band_Band band;
 };
 
-/* "cconv/_kernels/_depthwise.pyx":126
+/* "cconv/_kernels/_depthwise.pyx":135
  * 
  * 
  * def depthwise(const floating[:, :, :, ::1] x, const floating[:, ::1] w,             # <<<<<<<<<<<<<<
@@ -3238,6 +3256,9 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
@@ -3429,6 +3450,14 @@ static PyObject *__pyx_memoryviewslice__get_base(struct __pyx_memoryviewslice_ob
 
 /* Module declarations from "libc.stdlib" */
 
+/* Module declarations from "cconv._kernels._band" */
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx_t_5cconv_8_kernels_5_band_Band *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struct __pyx_t_5cconv_8_kernels_5_band_Band const *, Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *, float const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *, double const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *); /*proto*/
+
 /* Module declarations from "cconv._kernels._depthwise" */
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
@@ -3438,14 +3467,12 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(Py_ssize_t, Py_ssize_t); /*proto*/
-static PyObject *__pyx_f_5cconv_8_kernels_10_depthwise_band_geometry(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, Py_ssize_t, int __pyx_skip_dispatch); /*proto*/
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *, float const *, Py_ssize_t, Py_ssize_t, float *); /*proto*/
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *, double const *, Py_ssize_t, Py_ssize_t, double *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_row(int, Py_ssize_t, float const *, Py_ssize_t const *, float const *, float, float *, Py_ssize_t); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_row(int, Py_ssize_t, double const *, Py_ssize_t const *, double const *, double, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *, Py_ssize_t, float const *, float const *, float const *, float *, Py_ssize_t const *, float *); /*proto*/
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *, Py_ssize_t, double const *, double const *, double const *, double *, Py_ssize_t const *, double *); /*proto*/
+static void __pyx_f_5cconv_8_kernels_10_depthwise_band_setup(struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t *); /*proto*/
+static struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_f_5cconv_8_kernels_10_depthwise_layer_of(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, int); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(int, Py_ssize_t, float const *, Py_ssize_t const *, float const *, float, float *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(int, Py_ssize_t, double const *, Py_ssize_t const *, double const *, double, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer const *, Py_ssize_t, float const *, float const *, float const *, float *, Py_ssize_t const *, float *); /*proto*/
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer const *, Py_ssize_t, double const *, double const *, double const *, double *, Py_ssize_t const *, double *); /*proto*/
 static PyObject *__pyx_ff_map_fused_a47751_2_2_float__and_double(PyObject *, PyTypeObject *); /*proto*/
 static PyObject *__pyx_ff_match_signatures_single(PyObject *, PyObject *); /*proto*/
 static CYTHON_INLINE PyObject *__Pyx_carray_to_py_Py_ssize_t(Py_ssize_t *, Py_ssize_t); /*proto*/
@@ -3490,6 +3517,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *, 
 /* #### Code section: typeinfo ### */
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float__const__ = { "const float", NULL, sizeof(float const ), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double__const__ = { "const double", NULL, sizeof(double const ), { 0 }, 0, 'R', 0, 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t = { "Py_ssize_t", NULL, sizeof(Py_ssize_t), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float = { "float", NULL, sizeof(float), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double = { "double", NULL, sizeof(double), { 0 }, 0, 'R', 0, 0 };
 /* #### Code section: before_global_var ### */
@@ -3510,7 +3538,7 @@ static const char __pyx_k_fortran[] = "fortran";
 static const char __pyx_k_Dimension_d_is_not_direct[] = "Dimension %d is not direct";
 static const char __pyx_k_Cannot_index_with_type_200U[] = "Cannot index with type \047%.200U\047";
 static const char __pyx_k_itemsize_0_for_cython_array[] = "itemsize <= 0 for cython.array";
-static const char __pyx_k_Depthwise_convolution_groups_in[] = "Depthwise convolution: groups == in_channels, one input channel per group.\n\n    out[n, c*m + j, oh, ow] = bias[c*m + j]\n        + sum_{kh, kw} w[c*m + j, kh, kw] * xpad[n, c, oh*sh + kh*dh, ow*sw + kw*dw]\n\nfor a channel multiplier m = C_out / C_in (m = 1 for MobileNet\047s depthwise layers; C_in = 1\nmakes any single-input-channel layer, e.g. MNIST\047s first, a depthwise one). Layouts: x, out\nNCHW (C-contiguous); w (C_out, KH*KW). The planner picks this whenever each group has one\ninput channel: a GEMM per group would have K = KH*KW and waste the tile.\n\nEach work item is a band of output rows of one (image, input channel). The band\047s input rows\nare copied once, zero-padded and split into sw phases, into a per-thread buffer:\n\n    buffer row r, phase f, element t  =  xpad[oh0*sh + r, f + t*sw]\n\nso that tap (kh, kw) of output row oh reads one contiguous run, at row (oh-oh0)*sh + kh*dh,\nphase (kw*dw) % sw, offset (kw*dw) // sw. dwconv_ukernel then computes a whole output row with\nthe columns across the SIMD lanes and the taps in registers, for each of the m outputs.\nEach output element is computed by one thread in a fixed order: bitwise identical results for\nany thread count.\n";
+static const char __pyx_k_Depthwise_convolution_groups_in[] = "Depthwise convolution: groups == in_channels, one input channel per group.\n\n    out[n, c*m + j, oh, ow] = bias[c*m + j]\n        + sum_{kh, kw} w[c*m + j, kh, kw] * x[n, c, oh*sh + kh*dh - pt, ow*sw + kw*dw - pl]\n\n(x zero outside the image) for a channel multiplier m = C_out / C_in (m = 1 for MobileNet\047s\ndepthwise layers; C_in = 1 makes any single-input-channel layer, e.g. MNIST\047s first, a\ndepthwise one). Layouts: x, out NCHW (C-contiguous); w (C_out, KH*KW). The planner picks this\nwhenever each group has one input channel: a GEMM per group would have K = KH*KW and waste\nits register tile.\n\nEach work item is a band of output rows of one (image, input channel). The band\047s input is\ncopied once into the band buffer (_band.pxd: zero-padded, split into stride phases), where\nevery tap of every output pixel is at a fixed offset. dwconv_ukernel then computes outputs\nwith the columns across the SIMD lanes and the taps in registers, for each of the m outputs:\nrow by row, written in place, when rows are wide; over the band\047s flat index (rows joined,\npadding columns computed and dropped) when rows are narrower than a few vectors, as on\nMobileNet\047s 14x14 and 7x7 layers.\nEach output element is computed by one thread in a fixed order: bitwise identical results for\nany thread count.\n";
 static const char __pyx_k_Buffer_view_does_not_expose_stri[] = "Buffer view does not expose strides";
 static const char __pyx_k_Can_only_create_a_buffer_that_is[] = "Can only create a buffer that is contiguous in memory.";
 static const char __pyx_k_Cannot_create_writable_memory_vi[] = "Cannot create writable memory view from read-only memoryview";
@@ -3562,7 +3590,7 @@ static void __pyx_memoryviewslice___pyx_pf_15View_dot_MemoryView_16_memoryviewsl
 static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_band_geometry(CYTHON_UNUSED PyObject *__pyx_self, Py_ssize_t __pyx_v_W_out, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize); /* proto */
+static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_workspace_elems(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_shape, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_pt, Py_ssize_t __pyx_v_pl, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize); /* proto */
 static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_2depthwise(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
 static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_4depthwise(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_pt, Py_ssize_t __pyx_v_pl, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads); /* proto */
 static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_6depthwise(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_pt, Py_ssize_t __pyx_v_pl, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads); /* proto */
@@ -3727,7 +3755,7 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[2];
     PyObject *__pyx_codeobj_tab[4];
-    PyObject *__pyx_string_tab[145];
+    PyObject *__pyx_string_tab[141];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3825,9 +3853,9 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_Ellipsis __pyx_string_tab[35]
 #define __pyx_n_u_KH __pyx_string_tab[36]
 #define __pyx_n_u_KW __pyx_string_tab[37]
-#define __pyx_n_u_Sequence __pyx_string_tab[38]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[39]
-#define __pyx_n_u_W_out __pyx_string_tab[40]
+#define __pyx_n_u_L __pyx_string_tab[38]
+#define __pyx_n_u_Sequence __pyx_string_tab[39]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[40]
 #define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[41]
 #define __pyx_n_u_annotate __pyx_string_tab[42]
 #define __pyx_n_u_class __pyx_string_tab[43]
@@ -3859,79 +3887,75 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_allocate_buffer __pyx_string_tab[69]
 #define __pyx_n_u_args __pyx_string_tab[70]
 #define __pyx_n_u_asyncio_coroutines __pyx_string_tab[71]
-#define __pyx_n_u_b __pyx_string_tab[72]
-#define __pyx_n_u_band_geometry __pyx_string_tab[73]
-#define __pyx_n_u_base __pyx_string_tab[74]
-#define __pyx_n_u_bias __pyx_string_tab[75]
-#define __pyx_n_u_bias_p __pyx_string_tab[76]
-#define __pyx_n_u_buf __pyx_string_tab[77]
-#define __pyx_n_u_c __pyx_string_tab[78]
-#define __pyx_n_u_cconv__kernels__depthwise __pyx_string_tab[79]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[80]
-#define __pyx_n_u_count __pyx_string_tab[81]
-#define __pyx_n_u_defaults __pyx_string_tab[82]
-#define __pyx_n_u_depthwise __pyx_string_tab[83]
-#define __pyx_n_u_depthwise_const_double_1_const_d __pyx_string_tab[84]
-#define __pyx_n_u_depthwise_const_float_1_const_fl __pyx_string_tab[85]
-#define __pyx_n_u_dh __pyx_string_tab[86]
-#define __pyx_n_u_double __pyx_string_tab[87]
-#define __pyx_n_u_dtype __pyx_string_tab[88]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[89]
-#define __pyx_n_u_dw __pyx_string_tab[90]
-#define __pyx_n_u_encode __pyx_string_tab[91]
-#define __pyx_n_u_enumerate __pyx_string_tab[92]
-#define __pyx_n_u_error __pyx_string_tab[93]
-#define __pyx_n_u_flags __pyx_string_tab[94]
-#define __pyx_n_u_float __pyx_string_tab[95]
-#define __pyx_n_u_format __pyx_string_tab[96]
-#define __pyx_n_u_fortran __pyx_string_tab[97]
-#define __pyx_n_u_get __pyx_string_tab[98]
-#define __pyx_n_u_id __pyx_string_tab[99]
-#define __pyx_n_u_index __pyx_string_tab[100]
-#define __pyx_n_u_isa __pyx_string_tab[101]
-#define __pyx_n_u_item __pyx_string_tab[102]
-#define __pyx_n_u_items __pyx_string_tab[103]
-#define __pyx_n_u_itemsize __pyx_string_tab[104]
-#define __pyx_n_u_kh __pyx_string_tab[105]
-#define __pyx_n_u_kind __pyx_string_tab[106]
-#define __pyx_n_u_kw __pyx_string_tab[107]
-#define __pyx_n_u_kwargs __pyx_string_tab[108]
-#define __pyx_n_u_memview __pyx_string_tab[109]
-#define __pyx_n_u_mode __pyx_string_tab[110]
-#define __pyx_n_u_name __pyx_string_tab[111]
-#define __pyx_n_u_ndim __pyx_string_tab[112]
-#define __pyx_n_u_nthreads __pyx_string_tab[113]
-#define __pyx_n_u_numpy __pyx_string_tab[114]
-#define __pyx_n_u_obj __pyx_string_tab[115]
-#define __pyx_n_u_out __pyx_string_tab[116]
-#define __pyx_n_u_pack __pyx_string_tab[117]
-#define __pyx_n_u_pl __pyx_string_tab[118]
-#define __pyx_n_u_pop __pyx_string_tab[119]
-#define __pyx_n_u_pt __pyx_string_tab[120]
-#define __pyx_n_u_register __pyx_string_tab[121]
-#define __pyx_n_u_rows __pyx_string_tab[122]
-#define __pyx_n_u_setdefault __pyx_string_tab[123]
-#define __pyx_n_u_sh __pyx_string_tab[124]
-#define __pyx_n_u_shape __pyx_string_tab[125]
-#define __pyx_n_u_signatures __pyx_string_tab[126]
-#define __pyx_n_u_size __pyx_string_tab[127]
-#define __pyx_n_u_start __pyx_string_tab[128]
-#define __pyx_n_u_step __pyx_string_tab[129]
-#define __pyx_n_u_stop __pyx_string_tab[130]
-#define __pyx_n_u_struct __pyx_string_tab[131]
-#define __pyx_n_u_sw __pyx_string_tab[132]
-#define __pyx_n_u_t __pyx_string_tab[133]
-#define __pyx_n_u_toff __pyx_string_tab[134]
-#define __pyx_n_u_total __pyx_string_tab[135]
-#define __pyx_n_u_unpack __pyx_string_tab[136]
-#define __pyx_n_u_update __pyx_string_tab[137]
-#define __pyx_n_u_values __pyx_string_tab[138]
-#define __pyx_n_u_w __pyx_string_tab[139]
-#define __pyx_n_u_ws __pyx_string_tab[140]
-#define __pyx_n_u_x __pyx_string_tab[141]
-#define __pyx_n_b_O __pyx_string_tab[142]
-#define __pyx_kp_b_iso88591_RvRs_Cs_Rs_Cr_D_q_Q_uBc_3c_Bc_3 __pyx_string_tab[143]
-#define __pyx_kp_b_iso88591_T_auAV1D_q_AV1D_q_XQhay_6_c_q_C __pyx_string_tab[144]
+#define __pyx_n_u_base __pyx_string_tab[72]
+#define __pyx_n_u_bias __pyx_string_tab[73]
+#define __pyx_n_u_bias_p __pyx_string_tab[74]
+#define __pyx_n_u_c __pyx_string_tab[75]
+#define __pyx_n_u_cconv__kernels__depthwise __pyx_string_tab[76]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[77]
+#define __pyx_n_u_count __pyx_string_tab[78]
+#define __pyx_n_u_defaults __pyx_string_tab[79]
+#define __pyx_n_u_depthwise __pyx_string_tab[80]
+#define __pyx_n_u_depthwise_const_double_1_const_d __pyx_string_tab[81]
+#define __pyx_n_u_depthwise_const_float_1_const_fl __pyx_string_tab[82]
+#define __pyx_n_u_dh __pyx_string_tab[83]
+#define __pyx_n_u_double __pyx_string_tab[84]
+#define __pyx_n_u_dtype __pyx_string_tab[85]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[86]
+#define __pyx_n_u_dw __pyx_string_tab[87]
+#define __pyx_n_u_encode __pyx_string_tab[88]
+#define __pyx_n_u_enumerate __pyx_string_tab[89]
+#define __pyx_n_u_error __pyx_string_tab[90]
+#define __pyx_n_u_flags __pyx_string_tab[91]
+#define __pyx_n_u_float __pyx_string_tab[92]
+#define __pyx_n_u_format __pyx_string_tab[93]
+#define __pyx_n_u_fortran __pyx_string_tab[94]
+#define __pyx_n_u_get __pyx_string_tab[95]
+#define __pyx_n_u_id __pyx_string_tab[96]
+#define __pyx_n_u_index __pyx_string_tab[97]
+#define __pyx_n_u_isa __pyx_string_tab[98]
+#define __pyx_n_u_item __pyx_string_tab[99]
+#define __pyx_n_u_items __pyx_string_tab[100]
+#define __pyx_n_u_itemsize __pyx_string_tab[101]
+#define __pyx_n_u_kind __pyx_string_tab[102]
+#define __pyx_n_u_kwargs __pyx_string_tab[103]
+#define __pyx_n_u_memview __pyx_string_tab[104]
+#define __pyx_n_u_mode __pyx_string_tab[105]
+#define __pyx_n_u_name __pyx_string_tab[106]
+#define __pyx_n_u_ndim __pyx_string_tab[107]
+#define __pyx_n_u_nthreads __pyx_string_tab[108]
+#define __pyx_n_u_numpy __pyx_string_tab[109]
+#define __pyx_n_u_obj __pyx_string_tab[110]
+#define __pyx_n_u_out __pyx_string_tab[111]
+#define __pyx_n_u_pack __pyx_string_tab[112]
+#define __pyx_n_u_pl __pyx_string_tab[113]
+#define __pyx_n_u_pop __pyx_string_tab[114]
+#define __pyx_n_u_pt __pyx_string_tab[115]
+#define __pyx_n_u_register __pyx_string_tab[116]
+#define __pyx_n_u_rows __pyx_string_tab[117]
+#define __pyx_n_u_setdefault __pyx_string_tab[118]
+#define __pyx_n_u_sh __pyx_string_tab[119]
+#define __pyx_n_u_shape __pyx_string_tab[120]
+#define __pyx_n_u_signatures __pyx_string_tab[121]
+#define __pyx_n_u_size __pyx_string_tab[122]
+#define __pyx_n_u_start __pyx_string_tab[123]
+#define __pyx_n_u_step __pyx_string_tab[124]
+#define __pyx_n_u_stop __pyx_string_tab[125]
+#define __pyx_n_u_struct __pyx_string_tab[126]
+#define __pyx_n_u_sw __pyx_string_tab[127]
+#define __pyx_n_u_toff __pyx_string_tab[128]
+#define __pyx_n_u_total __pyx_string_tab[129]
+#define __pyx_n_u_unpack __pyx_string_tab[130]
+#define __pyx_n_u_update __pyx_string_tab[131]
+#define __pyx_n_u_values __pyx_string_tab[132]
+#define __pyx_n_u_w __pyx_string_tab[133]
+#define __pyx_n_u_workspace_elems __pyx_string_tab[134]
+#define __pyx_n_u_ws __pyx_string_tab[135]
+#define __pyx_n_u_wsp __pyx_string_tab[136]
+#define __pyx_n_u_x __pyx_string_tab[137]
+#define __pyx_n_b_O __pyx_string_tab[138]
+#define __pyx_kp_b_iso88591_81E_e1D_Qd_q_E_eSTTU_a_aq_4t4t4 __pyx_string_tab[139]
+#define __pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D __pyx_string_tab[140]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_136983863 __pyx_number_tab[2]
@@ -3966,7 +3990,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<145; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<141; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4010,7 +4034,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<145; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<141; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -19433,36 +19457,115 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_depthwise.pyx":48
+/* "_band.pxd":38
+ * 
+ * 
+ * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """Floor of a / b for any sign of a (the build uses C division, which truncates).
+ *     Assumes: b > 0."""
+*/
+
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
+  Py_ssize_t __pyx_v_q;
+  Py_ssize_t __pyx_r;
+  int __pyx_t_1;
+
+  /* "_band.pxd":41
+ *     """Floor of a / b for any sign of a (the build uses C division, which truncates).
+ *     Assumes: b > 0."""
+ *     cdef Py_ssize_t q = a // b             # <<<<<<<<<<<<<<
+ *     if q * b > a:
+ *         q -= 1
+*/
+  __pyx_v_q = (__pyx_v_a / __pyx_v_b);
+
+  /* "_band.pxd":42
+ *     Assumes: b > 0."""
+ *     cdef Py_ssize_t q = a // b
+ *     if q * b > a:             # <<<<<<<<<<<<<<
+ *         q -= 1
+ *     return q
+*/
+  __pyx_t_1 = ((__pyx_v_q * __pyx_v_b) > __pyx_v_a);
+
+  if (__pyx_t_1) {
+
+
+    /* "_band.pxd":43
+ *     cdef Py_ssize_t q = a // b
+ *     if q * b > a:
+ *         q -= 1             # <<<<<<<<<<<<<<
+ *     return q
+ * 
+*/
+    __pyx_v_q = (__pyx_v_q - 1);
+
+    /* "_band.pxd":42
+ *     Assumes: b > 0."""
+ *     cdef Py_ssize_t q = a // b
+ *     if q * b > a:             # <<<<<<<<<<<<<<
+ *         q -= 1
+ *     return q
+*/
+  }
+
+  /* "_band.pxd":44
+ *     if q * b > a:
+ *         q -= 1
+ *     return q             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_q;
+  }
+  goto __pyx_L0;
+
+  /* "_band.pxd":38
+ * 
+ * 
+ * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """Floor of a / b for any sign of a (the build uses C division, which truncates).
+ *     Assumes: b > 0."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "_band.pxd":47
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """Ceiling of a / b. Assumes: a >= 0, b > 0."""
- *     return (a + b - 1) // b
+ *     """Ceiling of a / b for any sign of a. Assumes: b > 0."""
+ *     return -fdiv(-a, b)
 */
 
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
   Py_ssize_t __pyx_r;
 
-  /* "cconv/_kernels/_depthwise.pyx":50
+  /* "_band.pxd":49
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
- *     """Ceiling of a / b. Assumes: a >= 0, b > 0."""
- *     return (a + b - 1) // b             # <<<<<<<<<<<<<<
+ *     """Ceiling of a / b for any sign of a. Assumes: b > 0."""
+ *     return -fdiv(-a, b)             # <<<<<<<<<<<<<<
  * 
  * 
 */
   {
 
-    __pyx_r = (((__pyx_v_a + __pyx_v_b) - 1) / __pyx_v_b);
+    __pyx_r = (-__pyx_f_5cconv_8_kernels_5_band_fdiv((-__pyx_v_a), __pyx_v_b));
   }
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_depthwise.pyx":48
+  /* "_band.pxd":47
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """Ceiling of a / b. Assumes: a >= 0, b > 0."""
- *     return (a + b - 1) // b
+ *     """Ceiling of a / b for any sign of a. Assumes: b > 0."""
+ *     return -fdiv(-a, b)
 */
 
   /* function exit code */
@@ -19470,639 +19573,848 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(Py_ss
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_depthwise.pyx":53
+/* "_band.pxd":52
  * 
  * 
- * cpdef tuple band_geometry(Py_ssize_t W_out, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,             # <<<<<<<<<<<<<<
- *                           Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t rows,
- *                           int isa, Py_ssize_t itemsize):
+ * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
+ *                                    Py_ssize_t parts) noexcept nogil:
+ *     """Start of part i when `total` items are split into `parts` parts whose sizes differ by
 */
 
-static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_1band_geometry(PyObject *__pyx_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-static PyObject *__pyx_f_5cconv_8_kernels_10_depthwise_band_geometry(Py_ssize_t __pyx_v_W_out, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize, CYTHON_UNUSED int __pyx_skip_dispatch) {
-  Py_ssize_t __pyx_v_lp;
-  Py_ssize_t __pyx_v_rows_in;
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("band_geometry", 0);
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_ssize_t __pyx_v_i, Py_ssize_t __pyx_v_total, Py_ssize_t __pyx_v_parts) {
+  Py_ssize_t __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
 
-  /* "cconv/_kernels/_depthwise.pyx":60
- *     lp covers the padded columns a row reads, (W_out-1)*sw + (KW-1)*dw + 1, per phase, plus
- *     one vector of slack for the micro-kernel's last vector load."""
- *     cdef Py_ssize_t lp = cdiv((W_out - 1) * sw + (KW - 1) * dw + 1, sw) + \             # <<<<<<<<<<<<<<
- *         cc_dwconv_lanes(isa, itemsize)
- *     cdef Py_ssize_t rows_in = (rows - 1) * sh + (KH - 1) * dh + 1
-*/
-  __pyx_v_lp = (__pyx_f_5cconv_8_kernels_10_depthwise_cdiv(((((__pyx_v_W_out - 1) * __pyx_v_sw) + ((__pyx_v_KW - 1) * __pyx_v_dw)) + 1), __pyx_v_sw) + cc_dwconv_lanes(__pyx_v_isa, __pyx_v_itemsize));
-
-  /* "cconv/_kernels/_depthwise.pyx":62
- *     cdef Py_ssize_t lp = cdiv((W_out - 1) * sw + (KW - 1) * dw + 1, sw) + \
- *         cc_dwconv_lanes(isa, itemsize)
- *     cdef Py_ssize_t rows_in = (rows - 1) * sh + (KH - 1) * dh + 1             # <<<<<<<<<<<<<<
- *     return lp, rows_in * sw * lp
- * 
-*/
-  __pyx_v_rows_in = ((((__pyx_v_rows - 1) * __pyx_v_sh) + ((__pyx_v_KH - 1) * __pyx_v_dh)) + 1);
-
-  /* "cconv/_kernels/_depthwise.pyx":63
- *         cc_dwconv_lanes(isa, itemsize)
- *     cdef Py_ssize_t rows_in = (rows - 1) * sh + (KH - 1) * dh + 1
- *     return lp, rows_in * sw * lp             # <<<<<<<<<<<<<<
+  /* "_band.pxd":57
+ *     at most one (the larger first). Written without i * total, which could overflow.
+ *     Assumes: 0 <= i <= parts, parts > 0."""
+ *     return i * (total // parts) + min(i, total % parts)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_lp); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 63, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = PyLong_FromSsize_t(((__pyx_v_rows_in * __pyx_v_sw) * __pyx_v_lp)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 63, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 63, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 63, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 63, __pyx_L1_error);
-  __pyx_t_1 = 0;
-  __pyx_t_2 = 0;
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = ((PyObject*)__pyx_t_3);
-    }
-    __Pyx_XDECREF(__pyx_temp);
+
+  __pyx_t_1 = (__pyx_v_total % __pyx_v_parts);
+
+  __pyx_t_2 = __pyx_v_i;
+  __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_3 = __pyx_t_1;
+  } else {
+
+    __pyx_t_3 = __pyx_t_2;
   }
-  __pyx_t_3 = 0;
+
+  {
+
+    __pyx_r = ((__pyx_v_i * (__pyx_v_total / __pyx_v_parts)) + __pyx_t_3);
+  }
+
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_depthwise.pyx":53
+  /* "_band.pxd":52
  * 
  * 
- * cpdef tuple band_geometry(Py_ssize_t W_out, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,             # <<<<<<<<<<<<<<
- *                           Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t rows,
- *                           int isa, Py_ssize_t itemsize):
+ * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
+ *                                    Py_ssize_t parts) noexcept nogil:
+ *     """Start of part i when `total` items are split into `parts` parts whose sizes differ by
 */
 
   /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_AddTraceback("cconv._kernels._depthwise.band_geometry", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = 0;
   __pyx_L0:;
-
-
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* Python wrapper */
-static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_1band_geometry(PyObject *__pyx_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_10_depthwise_band_geometry, "band_geometry(Py_ssize_t W_out, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t rows, int isa, Py_ssize_t itemsize) -> tuple\n\n(lp, per-thread buffer elements) of a band of `rows` output rows.\n\nlp covers the padded columns a row reads, (W_out-1)*sw + (KW-1)*dw + 1, per phase, plus\none vector of slack for the micro-kernel\047s last vector load.");
-static PyMethodDef __pyx_mdef_5cconv_8_kernels_10_depthwise_1band_geometry = {"band_geometry", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5cconv_8_kernels_10_depthwise_1band_geometry, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5cconv_8_kernels_10_depthwise_band_geometry};
-static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_1band_geometry(PyObject *__pyx_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  Py_ssize_t __pyx_v_W_out;
-  Py_ssize_t __pyx_v_KH;
-  Py_ssize_t __pyx_v_KW;
-  Py_ssize_t __pyx_v_sh;
-  Py_ssize_t __pyx_v_sw;
-  Py_ssize_t __pyx_v_dh;
-  Py_ssize_t __pyx_v_dw;
-  Py_ssize_t __pyx_v_rows;
-  int __pyx_v_isa;
-  Py_ssize_t __pyx_v_itemsize;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[10] = {0,0,0,0,0,0,0,0,0,0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("band_geometry (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_W_out,&__pyx_mstate_global->__pyx_n_u_KH,&__pyx_mstate_global->__pyx_n_u_KW,&__pyx_mstate_global->__pyx_n_u_sh,&__pyx_mstate_global->__pyx_n_u_sw,&__pyx_mstate_global->__pyx_n_u_dh,&__pyx_mstate_global->__pyx_n_u_dw,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_itemsize,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 53, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case 10:
-        values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  9:
-        values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  8:
-        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  7:
-        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  6:
-        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  5:
-        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  4:
-        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  3:
-        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  2:
-        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 53, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "band_geometry", 0) < (0)) __PYX_ERR(0, 53, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 10; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("band_geometry", 1, 10, 10, i); __PYX_ERR(0, 53, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 10)) {
-      goto __pyx_L5_argtuple_error;
+/* "_band.pxd":60
+ * 
+ * 
+ * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
+ *                            const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
+ *                            Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
+*/
+
+static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx_t_5cconv_8_kernels_5_band_Band *__pyx_v_b, Py_ssize_t __pyx_v_H, Py_ssize_t __pyx_v_W, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t const *__pyx_v_offh, Py_ssize_t __pyx_v_KH, Py_ssize_t const *__pyx_v_offw, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_Wp, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_slack) {
+  Py_ssize_t __pyx_v_i;
+  Py_ssize_t __pyx_v_ohmax;
+  Py_ssize_t __pyx_v_owmax;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  int __pyx_t_8;
+
+  /* "_band.pxd":66
+ *     """The geometry of bands of `rows` grid rows for these taps.
+ *     Assumes: KH, KW >= 1; rows >= 1."""
+ *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]             # <<<<<<<<<<<<<<
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
+ *     b.ohmin = offh[0]
+*/
+  __pyx_v_ohmax = (__pyx_v_offh[0]);
+  __pyx_v_owmax = (__pyx_v_offw[0]);
+
+  /* "_band.pxd":67
+ *     Assumes: KH, KW >= 1; rows >= 1."""
+ *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack             # <<<<<<<<<<<<<<
+ *     b.ohmin = offh[0]
+ *     b.owmin = offw[0]
+*/
+  __pyx_t_1 = __pyx_v_H;
+
+  __pyx_t_2 = __pyx_v_W;
+
+  __pyx_t_3 = __pyx_v_sh;
+
+  __pyx_t_4 = __pyx_v_sw;
+
+  __pyx_t_5 = __pyx_v_Wp;
+
+  __pyx_t_6 = __pyx_v_rows;
+
+  __pyx_t_7 = __pyx_v_slack;
+
+  __pyx_v_b->H = __pyx_t_1;
+  __pyx_v_b->W = __pyx_t_2;
+  __pyx_v_b->sh = __pyx_t_3;
+  __pyx_v_b->sw = __pyx_t_4;
+  __pyx_v_b->Wp = __pyx_t_5;
+  __pyx_v_b->rows = __pyx_t_6;
+  __pyx_v_b->slack = __pyx_t_7;
+
+  /* "_band.pxd":68
+ *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
+ *     b.ohmin = offh[0]             # <<<<<<<<<<<<<<
+ *     b.owmin = offw[0]
+ *     for i in range(KH):
+*/
+  __pyx_v_b->ohmin = (__pyx_v_offh[0]);
+
+  /* "_band.pxd":69
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
+ *     b.ohmin = offh[0]
+ *     b.owmin = offw[0]             # <<<<<<<<<<<<<<
+ *     for i in range(KH):
+ *         b.ohmin = min(b.ohmin, offh[i])
+*/
+  __pyx_v_b->owmin = (__pyx_v_offw[0]);
+
+  /* "_band.pxd":70
+ *     b.ohmin = offh[0]
+ *     b.owmin = offw[0]
+ *     for i in range(KH):             # <<<<<<<<<<<<<<
+ *         b.ohmin = min(b.ohmin, offh[i])
+ *         ohmax = max(ohmax, offh[i])
+*/
+
+  __pyx_t_7 = __pyx_v_KH;
+  __pyx_t_6 = __pyx_t_7;
+
+  for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
+    __pyx_v_i = __pyx_t_5;
+
+    /* "_band.pxd":71
+ *     b.owmin = offw[0]
+ *     for i in range(KH):
+ *         b.ohmin = min(b.ohmin, offh[i])             # <<<<<<<<<<<<<<
+ *         ohmax = max(ohmax, offh[i])
+ *     for i in range(KW):
+*/
+
+    __pyx_t_4 = (__pyx_v_offh[__pyx_v_i]);
+
+    __pyx_t_3 = __pyx_v_b->ohmin;
+    __pyx_t_8 = (__pyx_t_4 < __pyx_t_3);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_2 = __pyx_t_4;
     } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 53, __pyx_L3_error)
-      values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 53, __pyx_L3_error)
+
+      __pyx_t_2 = __pyx_t_3;
     }
-    __pyx_v_W_out = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_W_out == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_KH = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_KH == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_KW = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_KW == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_sh = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_sh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_sw = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_sw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 54, __pyx_L3_error)
-    __pyx_v_dh = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_dh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 54, __pyx_L3_error)
-    __pyx_v_dw = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_dw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 54, __pyx_L3_error)
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 54, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 55, __pyx_L3_error)
-    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 55, __pyx_L3_error)
+
+    __pyx_v_b->ohmin = __pyx_t_2;
+
+
+    /* "_band.pxd":72
+ *     for i in range(KH):
+ *         b.ohmin = min(b.ohmin, offh[i])
+ *         ohmax = max(ohmax, offh[i])             # <<<<<<<<<<<<<<
+ *     for i in range(KW):
+ *         b.owmin = min(b.owmin, offw[i])
+*/
+
+    __pyx_t_2 = (__pyx_v_offh[__pyx_v_i]);
+
+    __pyx_t_4 = __pyx_v_ohmax;
+    __pyx_t_8 = (__pyx_t_2 > __pyx_t_4);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_3 = __pyx_t_2;
+    } else {
+
+      __pyx_t_3 = __pyx_t_4;
+    }
+
+    __pyx_v_ohmax = __pyx_t_3;
+
   }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("band_geometry", 1, 10, 10, __pyx_nargs); __PYX_ERR(0, 53, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
+
+
+  /* "_band.pxd":73
+ *         b.ohmin = min(b.ohmin, offh[i])
+ *         ohmax = max(ohmax, offh[i])
+ *     for i in range(KW):             # <<<<<<<<<<<<<<
+ *         b.owmin = min(b.owmin, offw[i])
+ *         owmax = max(owmax, offw[i])
+*/
+
+  __pyx_t_7 = __pyx_v_KW;
+  __pyx_t_6 = __pyx_t_7;
+
+  for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
+    __pyx_v_i = __pyx_t_5;
+
+    /* "_band.pxd":74
+ *         ohmax = max(ohmax, offh[i])
+ *     for i in range(KW):
+ *         b.owmin = min(b.owmin, offw[i])             # <<<<<<<<<<<<<<
+ *         owmax = max(owmax, offw[i])
+ *     b.extra = (ohmax - b.ohmin) // sh
+*/
+
+    __pyx_t_3 = (__pyx_v_offw[__pyx_v_i]);
+
+    __pyx_t_2 = __pyx_v_b->owmin;
+    __pyx_t_8 = (__pyx_t_3 < __pyx_t_2);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_4 = __pyx_t_3;
+    } else {
+
+      __pyx_t_4 = __pyx_t_2;
+    }
+
+    __pyx_v_b->owmin = __pyx_t_4;
+
+
+    /* "_band.pxd":75
+ *     for i in range(KW):
+ *         b.owmin = min(b.owmin, offw[i])
+ *         owmax = max(owmax, offw[i])             # <<<<<<<<<<<<<<
+ *     b.extra = (ohmax - b.ohmin) // sh
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+*/
+
+    __pyx_t_4 = (__pyx_v_offw[__pyx_v_i]);
+
+    __pyx_t_3 = __pyx_v_owmax;
+    __pyx_t_8 = (__pyx_t_4 > __pyx_t_3);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_2 = __pyx_t_4;
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+    }
+
+    __pyx_v_owmax = __pyx_t_2;
+
   }
-  __Pyx_AddTraceback("cconv._kernels._depthwise.band_geometry", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5cconv_8_kernels_10_depthwise_band_geometry(__pyx_self, __pyx_v_W_out, __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, __pyx_v_isa, __pyx_v_itemsize);
+
+
+  /* "_band.pxd":76
+ *         b.owmin = min(b.owmin, offw[i])
+ *         owmax = max(owmax, offw[i])
+ *     b.extra = (ohmax - b.ohmin) // sh             # <<<<<<<<<<<<<<
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+*/
+  __pyx_v_b->extra = ((__pyx_v_ohmax - __pyx_v_b->ohmin) / __pyx_v_sh);
+
+  /* "_band.pxd":77
+ *         owmax = max(owmax, offw[i])
+ *     b.extra = (ohmax - b.ohmin) // sh
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw             # <<<<<<<<<<<<<<
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     b.chan_stride = sh * sw * b.sub_size
+*/
+  __pyx_v_b->Wsub = (__pyx_v_Wp + ((__pyx_v_owmax - __pyx_v_b->owmin) / __pyx_v_sw));
+
+  /* "_band.pxd":78
+ *     b.extra = (ohmax - b.ohmin) // sh
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack             # <<<<<<<<<<<<<<
+ *     b.chan_stride = sh * sw * b.sub_size
+ * 
+*/
+  __pyx_v_b->sub_size = (((__pyx_v_rows + __pyx_v_b->extra) * __pyx_v_b->Wsub) + __pyx_v_slack);
+
+  /* "_band.pxd":79
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     b.chan_stride = sh * sw * b.sub_size             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_v_b->chan_stride = ((__pyx_v_sh * __pyx_v_sw) * __pyx_v_b->sub_size);
+
+  /* "_band.pxd":60
+ * 
+ * 
+ * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
+ *                            const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
+ *                            Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
+*/
 
   /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
 
 
 
-
-
-
-
-
-
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_band_geometry(CYTHON_UNUSED PyObject *__pyx_self, Py_ssize_t __pyx_v_W_out, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("band_geometry", 0);
-  __pyx_t_1 = __pyx_f_5cconv_8_kernels_10_depthwise_band_geometry(__pyx_v_W_out, __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, __pyx_v_isa, __pyx_v_itemsize, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 53, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
+/* "_band.pxd":82
+ * 
+ * 
+ * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
+ *                                   Py_ssize_t offw) noexcept nogil:
+ *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
+*/
+
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_b, Py_ssize_t __pyx_v_offh, Py_ssize_t __pyx_v_offw) {
+  Py_ssize_t __pyx_v_rh;
+  Py_ssize_t __pyx_v_rw;
+  Py_ssize_t __pyx_r;
+
+  /* "_band.pxd":85
+ *                                   Py_ssize_t offw) noexcept nogil:
+ *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
+ *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin             # <<<<<<<<<<<<<<
+ *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *             + rw // b.sw)
+*/
+  __pyx_v_rh = (__pyx_v_offh - __pyx_v_b->ohmin);
+  __pyx_v_rw = (__pyx_v_offw - __pyx_v_b->owmin);
+
+  /* "_band.pxd":87
+ *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
+ *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *             + rw // b.sw)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
   {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_1;
-    }
-    __Pyx_XDECREF(__pyx_temp);
+
+    __pyx_r = ((((((__pyx_v_rh % __pyx_v_b->sh) * __pyx_v_b->sw) + (__pyx_v_rw % __pyx_v_b->sw)) * __pyx_v_b->sub_size) + ((__pyx_v_rh / __pyx_v_b->sh) * __pyx_v_b->Wsub)) + (__pyx_v_rw / __pyx_v_b->sw));
   }
-  __pyx_t_1 = 0;
   goto __pyx_L0;
 
+  /* "_band.pxd":82
+ * 
+ * 
+ * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
+ *                                   Py_ssize_t offw) noexcept nogil:
+ *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
+*/
+
   /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_AddTraceback("cconv._kernels._depthwise.band_geometry", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
   __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
+
+
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_depthwise.pyx":66
+/* "_band.pxd":90
  * 
  * 
- * cdef void fill_band(const Band *b, const floating *xc, Py_ssize_t oh0, Py_ssize_t rows_in,             # <<<<<<<<<<<<<<
- *                     floating *buf) noexcept nogil:
- *     """Copy padded input rows oh0*sh .. oh0*sh + rows_in - 1 of one channel into buf, split
+ * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
+ *                            Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
+ *     """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
 */
 
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *__pyx_v_b, float const *__pyx_v_xc, Py_ssize_t __pyx_v_oh0, Py_ssize_t __pyx_v_rows_in, float *__pyx_v_buf) {
-  Py_ssize_t __pyx_v_r;
-  Py_ssize_t __pyx_v_f;
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_b, float const *__pyx_v_x, Py_ssize_t __pyx_v_channels, Py_ssize_t __pyx_v_i0, Py_ssize_t __pyx_v_R, float *__pyx_v_dst) {
+  Py_ssize_t __pyx_v_c;
+  Py_ssize_t __pyx_v_ph;
+  Py_ssize_t __pyx_v_pw;
+  Py_ssize_t __pyx_v_u;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_ih;
+  Py_ssize_t __pyx_v_col0;
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
-  float *__pyx_v_d;
+  Py_ssize_t __pyx_v_nrow;
+  float const *__pyx_v_xc;
   float const *__pyx_v_row;
+  float *__pyx_v_d0;
+  float *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  int __pyx_t_7;
-  int __pyx_t_8;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
-  Py_ssize_t __pyx_t_11;
-  long __pyx_t_12;
+  long __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
   Py_ssize_t __pyx_t_13;
+  int __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  int __pyx_t_16;
+  Py_ssize_t __pyx_t_17;
+  Py_ssize_t __pyx_t_18;
 
-  /* "cconv/_kernels/_depthwise.pyx":73
- *     cdef floating *d
+  /* "_band.pxd":97
+ *     channels * b.chan_stride elements."""
+ *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
+ *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
+ *     cdef const floating *xc
  *     cdef const floating *row
- *     for r in range(rows_in):             # <<<<<<<<<<<<<<
- *         ih = oh0 * b.sh + r - b.pt
- *         for f in range(b.sw):
+*/
+  __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
+
+  /* "_band.pxd":102
+ *     cdef floating *d0
+ *     cdef floating *d
+ *     for c in range(channels):             # <<<<<<<<<<<<<<
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
 */
 
-  __pyx_t_1 = __pyx_v_rows_in;
+  __pyx_t_1 = __pyx_v_channels;
   __pyx_t_2 = __pyx_t_1;
 
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_r = __pyx_t_3;
+    __pyx_v_c = __pyx_t_3;
 
-    /* "cconv/_kernels/_depthwise.pyx":74
- *     cdef const floating *row
- *     for r in range(rows_in):
- *         ih = oh0 * b.sh + r - b.pt             # <<<<<<<<<<<<<<
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp
+    /* "_band.pxd":103
+ *     cdef floating *d
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
 */
-    __pyx_v_ih = (((__pyx_v_oh0 * __pyx_v_b->sh) + __pyx_v_r) - __pyx_v_b->pt);
+    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
 
-    /* "cconv/_kernels/_depthwise.pyx":75
- *     for r in range(rows_in):
- *         ih = oh0 * b.sh + r - b.pt
- *         for f in range(b.sw):             # <<<<<<<<<<<<<<
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:
+    /* "_band.pxd":104
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
 */
 
-    __pyx_t_4 = __pyx_v_b->sw;
+    __pyx_t_4 = __pyx_v_b->sh;
     __pyx_t_5 = __pyx_t_4;
 
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_f = __pyx_t_6;
+      __pyx_v_ph = __pyx_t_6;
 
-      /* "cconv/_kernels/_depthwise.pyx":76
- *         ih = oh0 * b.sh + r - b.pt
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp             # <<<<<<<<<<<<<<
- *             if ih < 0 or ih >= b.H:
- *                 for t in range(b.lp):
+      /* "_band.pxd":105
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw
 */
-      __pyx_v_d = ((__pyx_v_buf + (__pyx_v_r * __pyx_v_b->row_stride)) + (__pyx_v_f * __pyx_v_b->lp));
 
-      /* "cconv/_kernels/_depthwise.pyx":77
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                 for t in range(b.lp):
+      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_8 = __pyx_t_7;
+
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
+
+        /* "_band.pxd":106
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+*/
+        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
+
+        /* "_band.pxd":107
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+*/
+        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
+
+        /* "_band.pxd":109
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
+*/
+
+        __pyx_t_10 = __pyx_v_b->Wsub;
+
+        __pyx_t_11 = 0;
+
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_13 = __pyx_t_11;
+        } else {
+
+          __pyx_t_13 = __pyx_t_12;
+        }
+
+
+        __pyx_t_12 = __pyx_t_13;
+
+        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_13 = __pyx_t_10;
+        } else {
+
+          __pyx_t_13 = __pyx_t_12;
+        }
+
+        __pyx_v_lo = __pyx_t_13;
+
+
+        /* "_band.pxd":110
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+*/
+
+        __pyx_t_13 = __pyx_v_b->Wsub;
+
+        __pyx_t_10 = __pyx_v_lo;
+
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_10;
+        } else {
+
+          __pyx_t_15 = __pyx_t_12;
+        }
+
+
+        __pyx_t_10 = __pyx_t_15;
+
+        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_13;
+        } else {
+
+          __pyx_t_15 = __pyx_t_10;
+        }
+
+        __pyx_v_hi = __pyx_t_15;
+
+
+        /* "_band.pxd":111
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+*/
+
+        __pyx_t_15 = __pyx_v_nrow;
+        __pyx_t_13 = __pyx_t_15;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_u = __pyx_t_10;
+
+          /* "_band.pxd":112
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+*/
+          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+
+          /* "_band.pxd":113
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+*/
+          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
+
+          /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          __pyx_t_16 = (__pyx_v_ih < 0);
+
+          if (!__pyx_t_16) {
+
+          } else {
+
+            __pyx_t_14 = __pyx_t_16;
+
+            goto __pyx_L12_bool_binop_done;
+          }
+          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+
+
+          __pyx_t_14 = __pyx_t_16;
+
+          __pyx_L12_bool_binop_done:;
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":115
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                             d[t] = 0
+ *                         continue
+*/
+
+            __pyx_t_12 = __pyx_v_b->Wsub;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":116
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     row = xc + ih * b.W
+*/
+              (__pyx_v_d[__pyx_v_t]) = 0.0;
+            }
+
+
+            /* "_band.pxd":117
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+ *                         continue             # <<<<<<<<<<<<<<
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+*/
+            goto __pyx_L9_continue;
+
+            /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          }
+
+          /* "_band.pxd":118
+ *                             d[t] = 0
+ *                         continue
+ *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     for t in range(lo):
+ *                         d[t] = 0
+*/
+          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
+
+          /* "_band.pxd":119
+ *                         continue
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+*/
+
+          __pyx_t_12 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":120
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+
+          /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+          __pyx_t_14 = (__pyx_v_b->sw == 1);
+
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":122
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t + col0]
+ *                     else:
+*/
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":123
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
+ *                     else:
+ *                         for t in range(lo, hi):
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
+            }
+
+
+            /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+            goto __pyx_L18;
+          }
+
+          /* "_band.pxd":125
+ *                             d[t] = row[t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+*/
+          /*else*/ {
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":126
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+            }
+
+          }
+          __pyx_L18:;
+
+          /* "_band.pxd":127
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+*/
+
+          __pyx_t_12 = __pyx_v_b->Wsub;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":128
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+          __pyx_L9_continue:;
+        }
+
+
+        /* "_band.pxd":129
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *                 for t in range(b.slack):
  *                     d[t] = 0
 */
-      __pyx_t_8 = (__pyx_v_ih < 0);
+        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
 
-      if (!__pyx_t_8) {
-
-      } else {
-
-        __pyx_t_7 = __pyx_t_8;
-
-        goto __pyx_L8_bool_binop_done;
-      }
-      __pyx_t_8 = (__pyx_v_ih >= __pyx_v_b->H);
-
-
-      __pyx_t_7 = __pyx_t_8;
-
-      __pyx_L8_bool_binop_done:;
-      if (__pyx_t_7) {
-
-
-        /* "cconv/_kernels/_depthwise.pyx":78
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:
- *                 for t in range(b.lp):             # <<<<<<<<<<<<<<
+        /* "_band.pxd":130
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
  *                     d[t] = 0
- *                 continue
 */
 
-        __pyx_t_9 = __pyx_v_b->lp;
-        __pyx_t_10 = __pyx_t_9;
+        __pyx_t_15 = __pyx_v_b->slack;
+        __pyx_t_13 = __pyx_t_15;
 
-        for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-          __pyx_v_t = __pyx_t_11;
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_t = __pyx_t_10;
 
-          /* "cconv/_kernels/_depthwise.pyx":79
- *             if ih < 0 or ih >= b.H:
- *                 for t in range(b.lp):
+          /* "_band.pxd":131
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
  *                     d[t] = 0             # <<<<<<<<<<<<<<
- *                 continue
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
 */
           (__pyx_v_d[__pyx_v_t]) = 0.0;
         }
 
-
-        /* "cconv/_kernels/_depthwise.pyx":80
- *                 for t in range(b.lp):
- *                     d[t] = 0
- *                 continue             # <<<<<<<<<<<<<<
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)
-*/
-        goto __pyx_L5_continue;
-
-        /* "cconv/_kernels/_depthwise.pyx":77
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                 for t in range(b.lp):
- *                     d[t] = 0
-*/
       }
 
-      /* "cconv/_kernels/_depthwise.pyx":82
- *                 continue
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)             # <<<<<<<<<<<<<<
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)
- *             for t in range(lo):
-*/
-
-      __pyx_t_9 = __pyx_v_b->lp;
-
-      __pyx_t_12 = 0;
-
-      __pyx_t_10 = (__pyx_v_b->pl - __pyx_v_f);
-      __pyx_t_7 = (__pyx_t_12 > __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_11 = __pyx_t_12;
-      } else {
-
-        __pyx_t_11 = __pyx_t_10;
-      }
-
-
-      __pyx_t_10 = __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(__pyx_t_11, __pyx_v_b->sw);
-
-      __pyx_t_7 = (__pyx_t_9 < __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_11 = __pyx_t_9;
-      } else {
-
-        __pyx_t_11 = __pyx_t_10;
-      }
-
-      __pyx_v_lo = __pyx_t_11;
-
-
-      /* "cconv/_kernels/_depthwise.pyx":83
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)             # <<<<<<<<<<<<<<
- *             for t in range(lo):
- *                 d[t] = 0
-*/
-
-      __pyx_t_11 = __pyx_v_lo;
-
-      __pyx_t_9 = __pyx_v_b->lp;
-
-      __pyx_t_12 = 0;
-
-      __pyx_t_10 = ((__pyx_v_b->W + __pyx_v_b->pl) - __pyx_v_f);
-      __pyx_t_7 = (__pyx_t_12 > __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_13 = __pyx_t_12;
-      } else {
-
-        __pyx_t_13 = __pyx_t_10;
-      }
-
-
-      __pyx_t_10 = __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(__pyx_t_13, __pyx_v_b->sw);
-
-      __pyx_t_7 = (__pyx_t_9 < __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_13 = __pyx_t_9;
-      } else {
-
-        __pyx_t_13 = __pyx_t_10;
-      }
-
-
-      __pyx_t_9 = __pyx_t_13;
-
-      __pyx_t_7 = (__pyx_t_11 > __pyx_t_9);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_13 = __pyx_t_11;
-      } else {
-
-        __pyx_t_13 = __pyx_t_9;
-      }
-
-      __pyx_v_hi = __pyx_t_13;
-
-
-      /* "cconv/_kernels/_depthwise.pyx":84
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)
- *             for t in range(lo):             # <<<<<<<<<<<<<<
- *                 d[t] = 0
- *             row = xc + ih * b.W
-*/
-
-      __pyx_t_13 = __pyx_v_lo;
-      __pyx_t_11 = __pyx_t_13;
-
-      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_11; __pyx_t_9+=1) {
-        __pyx_v_t = __pyx_t_9;
-
-        /* "cconv/_kernels/_depthwise.pyx":85
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)
- *             for t in range(lo):
- *                 d[t] = 0             # <<<<<<<<<<<<<<
- *             row = xc + ih * b.W
- *             for t in range(lo, hi):
-*/
-        (__pyx_v_d[__pyx_v_t]) = 0.0;
-      }
-
-
-      /* "cconv/_kernels/_depthwise.pyx":86
- *             for t in range(lo):
- *                 d[t] = 0
- *             row = xc + ih * b.W             # <<<<<<<<<<<<<<
- *             for t in range(lo, hi):
- *                 d[t] = row[t * b.sw + f - b.pl]
-*/
-      __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
-
-      /* "cconv/_kernels/_depthwise.pyx":87
- *                 d[t] = 0
- *             row = xc + ih * b.W
- *             for t in range(lo, hi):             # <<<<<<<<<<<<<<
- *                 d[t] = row[t * b.sw + f - b.pl]
- *             for t in range(hi, b.lp):
-*/
-
-      __pyx_t_13 = __pyx_v_hi;
-      __pyx_t_11 = __pyx_t_13;
-
-      for (__pyx_t_9 = __pyx_v_lo; __pyx_t_9 < __pyx_t_11; __pyx_t_9+=1) {
-        __pyx_v_t = __pyx_t_9;
-
-        /* "cconv/_kernels/_depthwise.pyx":88
- *             row = xc + ih * b.W
- *             for t in range(lo, hi):
- *                 d[t] = row[t * b.sw + f - b.pl]             # <<<<<<<<<<<<<<
- *             for t in range(hi, b.lp):
- *                 d[t] = 0
-*/
-        (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_f) - __pyx_v_b->pl)]);
-      }
-
-
-      /* "cconv/_kernels/_depthwise.pyx":89
- *             for t in range(lo, hi):
- *                 d[t] = row[t * b.sw + f - b.pl]
- *             for t in range(hi, b.lp):             # <<<<<<<<<<<<<<
- *                 d[t] = 0
- * 
-*/
-
-      __pyx_t_13 = __pyx_v_b->lp;
-      __pyx_t_11 = __pyx_t_13;
-
-      for (__pyx_t_9 = __pyx_v_hi; __pyx_t_9 < __pyx_t_11; __pyx_t_9+=1) {
-        __pyx_v_t = __pyx_t_9;
-
-        /* "cconv/_kernels/_depthwise.pyx":90
- *                 d[t] = row[t * b.sw + f - b.pl]
- *             for t in range(hi, b.lp):
- *                 d[t] = 0             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-        (__pyx_v_d[__pyx_v_t]) = 0.0;
-      }
-
-      __pyx_L5_continue:;
     }
 
   }
 
 
-  /* "cconv/_kernels/_depthwise.pyx":66
+  /* "_band.pxd":90
  * 
  * 
- * cdef void fill_band(const Band *b, const floating *xc, Py_ssize_t oh0, Py_ssize_t rows_in,             # <<<<<<<<<<<<<<
- *                     floating *buf) noexcept nogil:
- *     """Copy padded input rows oh0*sh .. oh0*sh + rows_in - 1 of one channel into buf, split
+ * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
+ *                            Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
+ *     """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
 */
 
   /* function exit code */
@@ -20114,334 +20426,485 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(struct _
 
 
 
+
+
+
+
+
+
 }
 
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *__pyx_v_b, double const *__pyx_v_xc, Py_ssize_t __pyx_v_oh0, Py_ssize_t __pyx_v_rows_in, double *__pyx_v_buf) {
-  Py_ssize_t __pyx_v_r;
-  Py_ssize_t __pyx_v_f;
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_b, double const *__pyx_v_x, Py_ssize_t __pyx_v_channels, Py_ssize_t __pyx_v_i0, Py_ssize_t __pyx_v_R, double *__pyx_v_dst) {
+  Py_ssize_t __pyx_v_c;
+  Py_ssize_t __pyx_v_ph;
+  Py_ssize_t __pyx_v_pw;
+  Py_ssize_t __pyx_v_u;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_ih;
+  Py_ssize_t __pyx_v_col0;
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
-  double *__pyx_v_d;
+  Py_ssize_t __pyx_v_nrow;
+  double const *__pyx_v_xc;
   double const *__pyx_v_row;
+  double *__pyx_v_d0;
+  double *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  int __pyx_t_7;
-  int __pyx_t_8;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
-  Py_ssize_t __pyx_t_11;
-  long __pyx_t_12;
+  long __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
   Py_ssize_t __pyx_t_13;
+  int __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  int __pyx_t_16;
+  Py_ssize_t __pyx_t_17;
+  Py_ssize_t __pyx_t_18;
 
-  /* "cconv/_kernels/_depthwise.pyx":73
- *     cdef floating *d
+  /* "_band.pxd":97
+ *     channels * b.chan_stride elements."""
+ *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
+ *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
+ *     cdef const floating *xc
  *     cdef const floating *row
- *     for r in range(rows_in):             # <<<<<<<<<<<<<<
- *         ih = oh0 * b.sh + r - b.pt
- *         for f in range(b.sw):
+*/
+  __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
+
+  /* "_band.pxd":102
+ *     cdef floating *d0
+ *     cdef floating *d
+ *     for c in range(channels):             # <<<<<<<<<<<<<<
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
 */
 
-  __pyx_t_1 = __pyx_v_rows_in;
+  __pyx_t_1 = __pyx_v_channels;
   __pyx_t_2 = __pyx_t_1;
 
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_r = __pyx_t_3;
+    __pyx_v_c = __pyx_t_3;
 
-    /* "cconv/_kernels/_depthwise.pyx":74
- *     cdef const floating *row
- *     for r in range(rows_in):
- *         ih = oh0 * b.sh + r - b.pt             # <<<<<<<<<<<<<<
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp
+    /* "_band.pxd":103
+ *     cdef floating *d
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
 */
-    __pyx_v_ih = (((__pyx_v_oh0 * __pyx_v_b->sh) + __pyx_v_r) - __pyx_v_b->pt);
+    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
 
-    /* "cconv/_kernels/_depthwise.pyx":75
- *     for r in range(rows_in):
- *         ih = oh0 * b.sh + r - b.pt
- *         for f in range(b.sw):             # <<<<<<<<<<<<<<
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:
+    /* "_band.pxd":104
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
 */
 
-    __pyx_t_4 = __pyx_v_b->sw;
+    __pyx_t_4 = __pyx_v_b->sh;
     __pyx_t_5 = __pyx_t_4;
 
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_f = __pyx_t_6;
+      __pyx_v_ph = __pyx_t_6;
 
-      /* "cconv/_kernels/_depthwise.pyx":76
- *         ih = oh0 * b.sh + r - b.pt
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp             # <<<<<<<<<<<<<<
- *             if ih < 0 or ih >= b.H:
- *                 for t in range(b.lp):
+      /* "_band.pxd":105
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw
 */
-      __pyx_v_d = ((__pyx_v_buf + (__pyx_v_r * __pyx_v_b->row_stride)) + (__pyx_v_f * __pyx_v_b->lp));
 
-      /* "cconv/_kernels/_depthwise.pyx":77
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                 for t in range(b.lp):
+      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_8 = __pyx_t_7;
+
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
+
+        /* "_band.pxd":106
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+*/
+        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
+
+        /* "_band.pxd":107
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+*/
+        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
+
+        /* "_band.pxd":109
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
+*/
+
+        __pyx_t_10 = __pyx_v_b->Wsub;
+
+        __pyx_t_11 = 0;
+
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_13 = __pyx_t_11;
+        } else {
+
+          __pyx_t_13 = __pyx_t_12;
+        }
+
+
+        __pyx_t_12 = __pyx_t_13;
+
+        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_13 = __pyx_t_10;
+        } else {
+
+          __pyx_t_13 = __pyx_t_12;
+        }
+
+        __pyx_v_lo = __pyx_t_13;
+
+
+        /* "_band.pxd":110
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+*/
+
+        __pyx_t_13 = __pyx_v_b->Wsub;
+
+        __pyx_t_10 = __pyx_v_lo;
+
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_10;
+        } else {
+
+          __pyx_t_15 = __pyx_t_12;
+        }
+
+
+        __pyx_t_10 = __pyx_t_15;
+
+        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_13;
+        } else {
+
+          __pyx_t_15 = __pyx_t_10;
+        }
+
+        __pyx_v_hi = __pyx_t_15;
+
+
+        /* "_band.pxd":111
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+*/
+
+        __pyx_t_15 = __pyx_v_nrow;
+        __pyx_t_13 = __pyx_t_15;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_u = __pyx_t_10;
+
+          /* "_band.pxd":112
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+*/
+          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+
+          /* "_band.pxd":113
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+*/
+          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
+
+          /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          __pyx_t_16 = (__pyx_v_ih < 0);
+
+          if (!__pyx_t_16) {
+
+          } else {
+
+            __pyx_t_14 = __pyx_t_16;
+
+            goto __pyx_L12_bool_binop_done;
+          }
+          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+
+
+          __pyx_t_14 = __pyx_t_16;
+
+          __pyx_L12_bool_binop_done:;
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":115
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                             d[t] = 0
+ *                         continue
+*/
+
+            __pyx_t_12 = __pyx_v_b->Wsub;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":116
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     row = xc + ih * b.W
+*/
+              (__pyx_v_d[__pyx_v_t]) = 0.0;
+            }
+
+
+            /* "_band.pxd":117
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+ *                         continue             # <<<<<<<<<<<<<<
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+*/
+            goto __pyx_L9_continue;
+
+            /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          }
+
+          /* "_band.pxd":118
+ *                             d[t] = 0
+ *                         continue
+ *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     for t in range(lo):
+ *                         d[t] = 0
+*/
+          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
+
+          /* "_band.pxd":119
+ *                         continue
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+*/
+
+          __pyx_t_12 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":120
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+
+          /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+          __pyx_t_14 = (__pyx_v_b->sw == 1);
+
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":122
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t + col0]
+ *                     else:
+*/
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":123
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
+ *                     else:
+ *                         for t in range(lo, hi):
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
+            }
+
+
+            /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+            goto __pyx_L18;
+          }
+
+          /* "_band.pxd":125
+ *                             d[t] = row[t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+*/
+          /*else*/ {
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":126
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+            }
+
+          }
+          __pyx_L18:;
+
+          /* "_band.pxd":127
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+*/
+
+          __pyx_t_12 = __pyx_v_b->Wsub;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":128
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+          __pyx_L9_continue:;
+        }
+
+
+        /* "_band.pxd":129
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *                 for t in range(b.slack):
  *                     d[t] = 0
 */
-      __pyx_t_8 = (__pyx_v_ih < 0);
+        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
 
-      if (!__pyx_t_8) {
-
-      } else {
-
-        __pyx_t_7 = __pyx_t_8;
-
-        goto __pyx_L8_bool_binop_done;
-      }
-      __pyx_t_8 = (__pyx_v_ih >= __pyx_v_b->H);
-
-
-      __pyx_t_7 = __pyx_t_8;
-
-      __pyx_L8_bool_binop_done:;
-      if (__pyx_t_7) {
-
-
-        /* "cconv/_kernels/_depthwise.pyx":78
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:
- *                 for t in range(b.lp):             # <<<<<<<<<<<<<<
+        /* "_band.pxd":130
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
  *                     d[t] = 0
- *                 continue
 */
 
-        __pyx_t_9 = __pyx_v_b->lp;
-        __pyx_t_10 = __pyx_t_9;
+        __pyx_t_15 = __pyx_v_b->slack;
+        __pyx_t_13 = __pyx_t_15;
 
-        for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-          __pyx_v_t = __pyx_t_11;
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_t = __pyx_t_10;
 
-          /* "cconv/_kernels/_depthwise.pyx":79
- *             if ih < 0 or ih >= b.H:
- *                 for t in range(b.lp):
+          /* "_band.pxd":131
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
  *                     d[t] = 0             # <<<<<<<<<<<<<<
- *                 continue
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
 */
           (__pyx_v_d[__pyx_v_t]) = 0.0;
         }
 
-
-        /* "cconv/_kernels/_depthwise.pyx":80
- *                 for t in range(b.lp):
- *                     d[t] = 0
- *                 continue             # <<<<<<<<<<<<<<
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)
-*/
-        goto __pyx_L5_continue;
-
-        /* "cconv/_kernels/_depthwise.pyx":77
- *         for f in range(b.sw):
- *             d = buf + r * b.row_stride + f * b.lp
- *             if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
- *                 for t in range(b.lp):
- *                     d[t] = 0
-*/
       }
 
-      /* "cconv/_kernels/_depthwise.pyx":82
- *                 continue
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)             # <<<<<<<<<<<<<<
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)
- *             for t in range(lo):
-*/
-
-      __pyx_t_9 = __pyx_v_b->lp;
-
-      __pyx_t_12 = 0;
-
-      __pyx_t_10 = (__pyx_v_b->pl - __pyx_v_f);
-      __pyx_t_7 = (__pyx_t_12 > __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_11 = __pyx_t_12;
-      } else {
-
-        __pyx_t_11 = __pyx_t_10;
-      }
-
-
-      __pyx_t_10 = __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(__pyx_t_11, __pyx_v_b->sw);
-
-      __pyx_t_7 = (__pyx_t_9 < __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_11 = __pyx_t_9;
-      } else {
-
-        __pyx_t_11 = __pyx_t_10;
-      }
-
-      __pyx_v_lo = __pyx_t_11;
-
-
-      /* "cconv/_kernels/_depthwise.pyx":83
- *             # Element t holds input column f + t*sw - pl: inside the row for t in [lo, hi).
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)             # <<<<<<<<<<<<<<
- *             for t in range(lo):
- *                 d[t] = 0
-*/
-
-      __pyx_t_11 = __pyx_v_lo;
-
-      __pyx_t_9 = __pyx_v_b->lp;
-
-      __pyx_t_12 = 0;
-
-      __pyx_t_10 = ((__pyx_v_b->W + __pyx_v_b->pl) - __pyx_v_f);
-      __pyx_t_7 = (__pyx_t_12 > __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_13 = __pyx_t_12;
-      } else {
-
-        __pyx_t_13 = __pyx_t_10;
-      }
-
-
-      __pyx_t_10 = __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(__pyx_t_13, __pyx_v_b->sw);
-
-      __pyx_t_7 = (__pyx_t_9 < __pyx_t_10);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_13 = __pyx_t_9;
-      } else {
-
-        __pyx_t_13 = __pyx_t_10;
-      }
-
-
-      __pyx_t_9 = __pyx_t_13;
-
-      __pyx_t_7 = (__pyx_t_11 > __pyx_t_9);
-
-      if (__pyx_t_7) {
-
-        __pyx_t_13 = __pyx_t_11;
-      } else {
-
-        __pyx_t_13 = __pyx_t_9;
-      }
-
-      __pyx_v_hi = __pyx_t_13;
-
-
-      /* "cconv/_kernels/_depthwise.pyx":84
- *             lo = min(cdiv(max(b.pl - f, 0), b.sw), b.lp)
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)
- *             for t in range(lo):             # <<<<<<<<<<<<<<
- *                 d[t] = 0
- *             row = xc + ih * b.W
-*/
-
-      __pyx_t_13 = __pyx_v_lo;
-      __pyx_t_11 = __pyx_t_13;
-
-      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_11; __pyx_t_9+=1) {
-        __pyx_v_t = __pyx_t_9;
-
-        /* "cconv/_kernels/_depthwise.pyx":85
- *             hi = max(min(cdiv(max(b.W + b.pl - f, 0), b.sw), b.lp), lo)
- *             for t in range(lo):
- *                 d[t] = 0             # <<<<<<<<<<<<<<
- *             row = xc + ih * b.W
- *             for t in range(lo, hi):
-*/
-        (__pyx_v_d[__pyx_v_t]) = 0.0;
-      }
-
-
-      /* "cconv/_kernels/_depthwise.pyx":86
- *             for t in range(lo):
- *                 d[t] = 0
- *             row = xc + ih * b.W             # <<<<<<<<<<<<<<
- *             for t in range(lo, hi):
- *                 d[t] = row[t * b.sw + f - b.pl]
-*/
-      __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
-
-      /* "cconv/_kernels/_depthwise.pyx":87
- *                 d[t] = 0
- *             row = xc + ih * b.W
- *             for t in range(lo, hi):             # <<<<<<<<<<<<<<
- *                 d[t] = row[t * b.sw + f - b.pl]
- *             for t in range(hi, b.lp):
-*/
-
-      __pyx_t_13 = __pyx_v_hi;
-      __pyx_t_11 = __pyx_t_13;
-
-      for (__pyx_t_9 = __pyx_v_lo; __pyx_t_9 < __pyx_t_11; __pyx_t_9+=1) {
-        __pyx_v_t = __pyx_t_9;
-
-        /* "cconv/_kernels/_depthwise.pyx":88
- *             row = xc + ih * b.W
- *             for t in range(lo, hi):
- *                 d[t] = row[t * b.sw + f - b.pl]             # <<<<<<<<<<<<<<
- *             for t in range(hi, b.lp):
- *                 d[t] = 0
-*/
-        (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_f) - __pyx_v_b->pl)]);
-      }
-
-
-      /* "cconv/_kernels/_depthwise.pyx":89
- *             for t in range(lo, hi):
- *                 d[t] = row[t * b.sw + f - b.pl]
- *             for t in range(hi, b.lp):             # <<<<<<<<<<<<<<
- *                 d[t] = 0
- * 
-*/
-
-      __pyx_t_13 = __pyx_v_b->lp;
-      __pyx_t_11 = __pyx_t_13;
-
-      for (__pyx_t_9 = __pyx_v_hi; __pyx_t_9 < __pyx_t_11; __pyx_t_9+=1) {
-        __pyx_v_t = __pyx_t_9;
-
-        /* "cconv/_kernels/_depthwise.pyx":90
- *                 d[t] = row[t * b.sw + f - b.pl]
- *             for t in range(hi, b.lp):
- *                 d[t] = 0             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-        (__pyx_v_d[__pyx_v_t]) = 0.0;
-      }
-
-      __pyx_L5_continue:;
     }
 
   }
 
 
-  /* "cconv/_kernels/_depthwise.pyx":66
+  /* "_band.pxd":90
  * 
  * 
- * cdef void fill_band(const Band *b, const floating *xc, Py_ssize_t oh0, Py_ssize_t rows_in,             # <<<<<<<<<<<<<<
- *                     floating *buf) noexcept nogil:
- *     """Copy padded input rows oh0*sh .. oh0*sh + rows_in - 1 of one channel into buf, split
+ * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
+ *                            Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
+ *     """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
 */
 
   /* function exit code */
@@ -20453,20 +20916,26 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(struct _
 
 
 
+
+
+
+
+
+
 }
 
-/* "cconv/_kernels/_depthwise.pyx":93
+/* "cconv/_kernels/_depthwise.pyx":50
  * 
  * 
- * cdef inline void dw_row(int isa, Py_ssize_t taps, const floating *base, const Py_ssize_t *toff,             # <<<<<<<<<<<<<<
+ * cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py_ssize_t *toff,             # <<<<<<<<<<<<<<
  *                         const floating *w, floating bias, floating *out,
  *                         Py_ssize_t n) noexcept nogil:
 */
 
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_row(int __pyx_v_isa, Py_ssize_t __pyx_v_taps, float const *__pyx_v_base, Py_ssize_t const *__pyx_v_toff, float const *__pyx_v_w, float __pyx_v_bias, float *__pyx_v_out, Py_ssize_t __pyx_v_n) {
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(int __pyx_v_isa, Py_ssize_t __pyx_v_taps, float const *__pyx_v_base, Py_ssize_t const *__pyx_v_toff, float const *__pyx_v_w, float __pyx_v_bias, float *__pyx_v_out, Py_ssize_t __pyx_v_n) {
 
-  /* "cconv/_kernels/_depthwise.pyx":98
- *     """One output row by variant isa's micro-kernel (the one place the dtype picks a symbol)."""
+  /* "cconv/_kernels/_depthwise.pyx":56
+ *     (the one place the dtype picks a symbol)."""
  *     if floating is float:
  *         cc_dwconv_ukernel_f32(isa)(taps, base, toff, w, bias, out, n)             # <<<<<<<<<<<<<<
  *     else:
@@ -20474,10 +20943,10 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_r
 */
   cc_dwconv_ukernel_f32(__pyx_v_isa)(__pyx_v_taps, __pyx_v_base, __pyx_v_toff, __pyx_v_w, __pyx_v_bias, __pyx_v_out, __pyx_v_n);
 
-  /* "cconv/_kernels/_depthwise.pyx":93
+  /* "cconv/_kernels/_depthwise.pyx":50
  * 
  * 
- * cdef inline void dw_row(int isa, Py_ssize_t taps, const floating *base, const Py_ssize_t *toff,             # <<<<<<<<<<<<<<
+ * cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py_ssize_t *toff,             # <<<<<<<<<<<<<<
  *                         const floating *w, floating bias, floating *out,
  *                         Py_ssize_t n) noexcept nogil:
 */
@@ -20485,9 +20954,9 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_r
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_row(int __pyx_v_isa, Py_ssize_t __pyx_v_taps, double const *__pyx_v_base, Py_ssize_t const *__pyx_v_toff, double const *__pyx_v_w, double __pyx_v_bias, double *__pyx_v_out, Py_ssize_t __pyx_v_n) {
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(int __pyx_v_isa, Py_ssize_t __pyx_v_taps, double const *__pyx_v_base, Py_ssize_t const *__pyx_v_toff, double const *__pyx_v_w, double __pyx_v_bias, double *__pyx_v_out, Py_ssize_t __pyx_v_n) {
 
-  /* "cconv/_kernels/_depthwise.pyx":100
+  /* "cconv/_kernels/_depthwise.pyx":58
  *         cc_dwconv_ukernel_f32(isa)(taps, base, toff, w, bias, out, n)
  *     else:
  *         cc_dwconv_ukernel_f64(isa)(taps, base, toff, w, bias, out, n)             # <<<<<<<<<<<<<<
@@ -20496,10 +20965,10 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_r
 */
   cc_dwconv_ukernel_f64(__pyx_v_isa)(__pyx_v_taps, __pyx_v_base, __pyx_v_toff, __pyx_v_w, __pyx_v_bias, __pyx_v_out, __pyx_v_n);
 
-  /* "cconv/_kernels/_depthwise.pyx":93
+  /* "cconv/_kernels/_depthwise.pyx":50
  * 
  * 
- * cdef inline void dw_row(int isa, Py_ssize_t taps, const floating *base, const Py_ssize_t *toff,             # <<<<<<<<<<<<<<
+ * cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py_ssize_t *toff,             # <<<<<<<<<<<<<<
  *                         const floating *w, floating bias, floating *out,
  *                         Py_ssize_t n) noexcept nogil:
 */
@@ -20507,24 +20976,231 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_r
   /* function exit code */
 }
 
-/* "cconv/_kernels/_depthwise.pyx":103
+/* "cconv/_kernels/_depthwise.pyx":61
  * 
  * 
- * cdef void run_band(const Band *b, Py_ssize_t item, const floating *x, const floating *w,             # <<<<<<<<<<<<<<
- *                    const floating *bias, floating *out, const Py_ssize_t *toff,
- *                    floating *buf) noexcept nogil:
+ * cdef void band_setup(Layer *L, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
+ *                      Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+ *                      Py_ssize_t rows, Py_ssize_t lanes, Py_ssize_t *toff) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *__pyx_v_b, Py_ssize_t __pyx_v_item, float const *__pyx_v_x, float const *__pyx_v_w, float const *__pyx_v_bias, float *__pyx_v_out, Py_ssize_t const *__pyx_v_toff, float *__pyx_v_buf) {
+static void __pyx_f_5cconv_8_kernels_10_depthwise_band_setup(struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer *__pyx_v_L, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_pt, Py_ssize_t __pyx_v_pl, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_lanes, Py_ssize_t *__pyx_v_toff) {
+  Py_ssize_t __pyx_v_offh[2];
+  Py_ssize_t __pyx_v_offw[2];
+  Py_ssize_t __pyx_v_kh;
+  Py_ssize_t __pyx_v_kw;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  int __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+
+  /* "cconv/_kernels/_depthwise.pyx":67
+ *     cdef Py_ssize_t offh[2], offw[2], kh, kw
+ *     # The band depends only on the extreme taps; the others lie between them.
+ *     offh[0], offh[1] = -pt, (KH - 1) * dh - pt             # <<<<<<<<<<<<<<
+ *     offw[0], offw[1] = -pl, (KW - 1) * dw - pl
+ *     band_init(&L.band, L.H, L.W, sh, sw, offh, 2, offw, 2, L.W_out, rows, 4 * lanes)
+*/
+  __pyx_t_1 = (-__pyx_v_pt);
+
+  __pyx_t_2 = (((__pyx_v_KH - 1) * __pyx_v_dh) - __pyx_v_pt);
+
+  (__pyx_v_offh[0]) = __pyx_t_1;
+
+  (__pyx_v_offh[1]) = __pyx_t_2;
+
+
+  /* "cconv/_kernels/_depthwise.pyx":68
+ *     # The band depends only on the extreme taps; the others lie between them.
+ *     offh[0], offh[1] = -pt, (KH - 1) * dh - pt
+ *     offw[0], offw[1] = -pl, (KW - 1) * dw - pl             # <<<<<<<<<<<<<<
+ *     band_init(&L.band, L.H, L.W, sh, sw, offh, 2, offw, 2, L.W_out, rows, 4 * lanes)
+ *     L.taps = KH * KW
+*/
+  __pyx_t_2 = (-__pyx_v_pl);
+
+  __pyx_t_1 = (((__pyx_v_KW - 1) * __pyx_v_dw) - __pyx_v_pl);
+
+  (__pyx_v_offw[0]) = __pyx_t_2;
+
+  (__pyx_v_offw[1]) = __pyx_t_1;
+
+
+  /* "cconv/_kernels/_depthwise.pyx":69
+ *     offh[0], offh[1] = -pt, (KH - 1) * dh - pt
+ *     offw[0], offw[1] = -pl, (KW - 1) * dw - pl
+ *     band_init(&L.band, L.H, L.W, sh, sw, offh, 2, offw, 2, L.W_out, rows, 4 * lanes)             # <<<<<<<<<<<<<<
+ *     L.taps = KH * KW
+ *     L.rows = rows
+*/
+  __pyx_f_5cconv_8_kernels_5_band_band_init((&__pyx_v_L->band), __pyx_v_L->H, __pyx_v_L->W, __pyx_v_sh, __pyx_v_sw, __pyx_v_offh, 2, __pyx_v_offw, 2, __pyx_v_L->W_out, __pyx_v_rows, (4 * __pyx_v_lanes));
+
+  /* "cconv/_kernels/_depthwise.pyx":70
+ *     offw[0], offw[1] = -pl, (KW - 1) * dw - pl
+ *     band_init(&L.band, L.H, L.W, sh, sw, offh, 2, offw, 2, L.W_out, rows, 4 * lanes)
+ *     L.taps = KH * KW             # <<<<<<<<<<<<<<
+ *     L.rows = rows
+ *     L.nbands = cdiv(L.H_out, rows)
+*/
+  __pyx_v_L->taps = (__pyx_v_KH * __pyx_v_KW);
+
+  /* "cconv/_kernels/_depthwise.pyx":71
+ *     band_init(&L.band, L.H, L.W, sh, sw, offh, 2, offw, 2, L.W_out, rows, 4 * lanes)
+ *     L.taps = KH * KW
+ *     L.rows = rows             # <<<<<<<<<<<<<<
+ *     L.nbands = cdiv(L.H_out, rows)
+ *     L.flat = L.W_out < 4 * lanes
+*/
+  __pyx_v_L->rows = __pyx_v_rows;
+
+  /* "cconv/_kernels/_depthwise.pyx":72
+ *     L.taps = KH * KW
+ *     L.rows = rows
+ *     L.nbands = cdiv(L.H_out, rows)             # <<<<<<<<<<<<<<
+ *     L.flat = L.W_out < 4 * lanes
+ *     L.ws_band = L.band.chan_stride
+*/
+  __pyx_v_L->nbands = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_L->H_out, __pyx_v_rows);
+
+  /* "cconv/_kernels/_depthwise.pyx":73
+ *     L.rows = rows
+ *     L.nbands = cdiv(L.H_out, rows)
+ *     L.flat = L.W_out < 4 * lanes             # <<<<<<<<<<<<<<
+ *     L.ws_band = L.band.chan_stride
+ *     L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)
+*/
+  __pyx_v_L->flat = (__pyx_v_L->W_out < (4 * __pyx_v_lanes));
+
+  /* "cconv/_kernels/_depthwise.pyx":74
+ *     L.nbands = cdiv(L.H_out, rows)
+ *     L.flat = L.W_out < 4 * lanes
+ *     L.ws_band = L.band.chan_stride             # <<<<<<<<<<<<<<
+ *     L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)
+ *     if toff != NULL:
+*/
+  __pyx_t_1 = __pyx_v_L->band.chan_stride;
+
+  __pyx_v_L->ws_band = __pyx_t_1;
+
+  /* "cconv/_kernels/_depthwise.pyx":75
+ *     L.flat = L.W_out < 4 * lanes
+ *     L.ws_band = L.band.chan_stride
+ *     L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)             # <<<<<<<<<<<<<<
+ *     if toff != NULL:
+ *         for kh in range(KH):
+*/
+  if (__pyx_v_L->flat) {
+
+    __pyx_t_1 = ((__pyx_v_rows * __pyx_v_L->band.Wsub) + (4 * __pyx_v_lanes));
+  } else {
+
+    __pyx_t_1 = 0;
+  }
+  __pyx_v_L->ws = (__pyx_v_L->ws_band + __pyx_t_1);
+
+
+  /* "cconv/_kernels/_depthwise.pyx":76
+ *     L.ws_band = L.band.chan_stride
+ *     L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)
+ *     if toff != NULL:             # <<<<<<<<<<<<<<
+ *         for kh in range(KH):
+ *             for kw in range(KW):
+*/
+  __pyx_t_3 = (__pyx_v_toff != NULL);
+
+  if (__pyx_t_3) {
+
+
+    /* "cconv/_kernels/_depthwise.pyx":77
+ *     L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)
+ *     if toff != NULL:
+ *         for kh in range(KH):             # <<<<<<<<<<<<<<
+ *             for kw in range(KW):
+ *                 toff[kh * KW + kw] = tap_offset(&L.band, kh * dh - pt, kw * dw - pl)
+*/
+
+    __pyx_t_1 = __pyx_v_KH;
+    __pyx_t_2 = __pyx_t_1;
+
+    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_2; __pyx_t_4+=1) {
+      __pyx_v_kh = __pyx_t_4;
+
+      /* "cconv/_kernels/_depthwise.pyx":78
+ *     if toff != NULL:
+ *         for kh in range(KH):
+ *             for kw in range(KW):             # <<<<<<<<<<<<<<
+ *                 toff[kh * KW + kw] = tap_offset(&L.band, kh * dh - pt, kw * dw - pl)
+ * 
+*/
+
+      __pyx_t_5 = __pyx_v_KW;
+      __pyx_t_6 = __pyx_t_5;
+
+      for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+        __pyx_v_kw = __pyx_t_7;
+
+        /* "cconv/_kernels/_depthwise.pyx":79
+ *         for kh in range(KH):
+ *             for kw in range(KW):
+ *                 toff[kh * KW + kw] = tap_offset(&L.band, kh * dh - pt, kw * dw - pl)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+        (__pyx_v_toff[((__pyx_v_kh * __pyx_v_KW) + __pyx_v_kw)]) = __pyx_f_5cconv_8_kernels_5_band_tap_offset((&__pyx_v_L->band), ((__pyx_v_kh * __pyx_v_dh) - __pyx_v_pt), ((__pyx_v_kw * __pyx_v_dw) - __pyx_v_pl));
+      }
+
+    }
+
+
+    /* "cconv/_kernels/_depthwise.pyx":76
+ *     L.ws_band = L.band.chan_stride
+ *     L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)
+ *     if toff != NULL:             # <<<<<<<<<<<<<<
+ *         for kh in range(KH):
+ *             for kw in range(KW):
+*/
+  }
+
+  /* "cconv/_kernels/_depthwise.pyx":61
+ * 
+ * 
+ * cdef void band_setup(Layer *L, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
+ *                      Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+ *                      Py_ssize_t rows, Py_ssize_t lanes, Py_ssize_t *toff) noexcept nogil:
+*/
+
+  /* function exit code */
+
+
+
+
+}
+
+/* "cconv/_kernels/_depthwise.pyx":82
+ * 
+ * 
+ * cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,             # <<<<<<<<<<<<<<
+ *                    const floating *bias, floating *out, const Py_ssize_t *toff,
+ *                    floating *ws) noexcept nogil:
+*/
+
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer const *__pyx_v_L, Py_ssize_t __pyx_v_item, float const *__pyx_v_x, float const *__pyx_v_w, float const *__pyx_v_bias, float *__pyx_v_out, Py_ssize_t const *__pyx_v_toff, float *__pyx_v_ws) {
+  struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_bd;
   Py_ssize_t __pyx_v_band;
   Py_ssize_t __pyx_v_c;
   Py_ssize_t __pyx_v_n;
   Py_ssize_t __pyx_v_oh0;
-  Py_ssize_t __pyx_v_rows;
-  Py_ssize_t __pyx_v_taps;
-  Py_ssize_t __pyx_v_oh;
+  Py_ssize_t __pyx_v_R;
+  Py_ssize_t __pyx_v_flat;
+  float *__pyx_v_tmp;
+  float *__pyx_v_o;
+  Py_ssize_t __pyx_v_u;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_co;
+  Py_ssize_t __pyx_v_t;
   float __pyx_v_bj;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -20534,54 +21210,66 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
 
-  /* "cconv/_kernels/_depthwise.pyx":108
+  /* "cconv/_kernels/_depthwise.pyx":87
  *     """Work item `item`: one band of output rows of one (image, input channel), all m outputs.
- *     Assumes: buf holds b.ws elements owned by this thread."""
- *     cdef Py_ssize_t band = item % b.nbands             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
+ *     Assumes: ws holds L.ws elements owned by this thread."""
+ *     cdef const Band *bd = &L.band             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t band = item % L.nbands
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
 */
-  __pyx_v_band = (__pyx_v_item % __pyx_v_b->nbands);
+  __pyx_v_bd = (&__pyx_v_L->band);
 
-  /* "cconv/_kernels/_depthwise.pyx":109
- *     Assumes: buf holds b.ws elements owned by this thread."""
- *     cdef Py_ssize_t band = item % b.nbands
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
- *     cdef Py_ssize_t oh0 = band * b.rows
+  /* "cconv/_kernels/_depthwise.pyx":88
+ *     Assumes: ws holds L.ws elements owned by this thread."""
+ *     cdef const Band *bd = &L.band
+ *     cdef Py_ssize_t band = item % L.nbands             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
 */
-  __pyx_v_c = ((__pyx_v_item / __pyx_v_b->nbands) % __pyx_v_b->C_in);
+  __pyx_v_band = (__pyx_v_item % __pyx_v_L->nbands);
 
-  /* "cconv/_kernels/_depthwise.pyx":110
- *     cdef Py_ssize_t band = item % b.nbands
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t oh0 = band * b.rows
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)
+  /* "cconv/_kernels/_depthwise.pyx":89
+ *     cdef const Band *bd = &L.band
+ *     cdef Py_ssize_t band = item % L.nbands
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
+ *     cdef Py_ssize_t oh0 = band * L.rows
 */
-  __pyx_v_n = (__pyx_v_item / (__pyx_v_b->nbands * __pyx_v_b->C_in));
+  __pyx_v_c = ((__pyx_v_item / __pyx_v_L->nbands) % __pyx_v_L->C_in);
 
-  /* "cconv/_kernels/_depthwise.pyx":111
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
- *     cdef Py_ssize_t oh0 = band * b.rows             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)
- *     cdef Py_ssize_t taps = b.KH * b.KW
+  /* "cconv/_kernels/_depthwise.pyx":90
+ *     cdef Py_ssize_t band = item % L.nbands
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t oh0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
 */
-  __pyx_v_oh0 = (__pyx_v_band * __pyx_v_b->rows);
+  __pyx_v_n = (__pyx_v_item / (__pyx_v_L->nbands * __pyx_v_L->C_in));
 
-  /* "cconv/_kernels/_depthwise.pyx":112
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
- *     cdef Py_ssize_t oh0 = band * b.rows
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t taps = b.KH * b.KW
- *     cdef Py_ssize_t oh, j, co
+  /* "cconv/_kernels/_depthwise.pyx":91
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
+ *     cdef Py_ssize_t oh0 = band * L.rows             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
+*/
+  __pyx_v_oh0 = (__pyx_v_band * __pyx_v_L->rows);
+
+  /* "cconv/_kernels/_depthwise.pyx":92
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
+ *     cdef Py_ssize_t oh0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
+ *     cdef floating *tmp = ws + L.ws_band
 */
 
-  __pyx_t_1 = (__pyx_v_b->H_out - __pyx_v_oh0);
+  __pyx_t_1 = (__pyx_v_L->H_out - __pyx_v_oh0);
 
-  __pyx_t_2 = __pyx_v_b->rows;
+  __pyx_t_2 = __pyx_v_L->rows;
   __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
 
   if (__pyx_t_4) {
@@ -20592,56 +21280,65 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
     __pyx_t_3 = __pyx_t_2;
   }
 
-  __pyx_v_rows = __pyx_t_3;
+  __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_depthwise.pyx":113
- *     cdef Py_ssize_t oh0 = band * b.rows
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)
- *     cdef Py_ssize_t taps = b.KH * b.KW             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t oh, j, co
- *     cdef floating bj
+  /* "cconv/_kernels/_depthwise.pyx":93
+ *     cdef Py_ssize_t oh0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out             # <<<<<<<<<<<<<<
+ *     cdef floating *tmp = ws + L.ws_band
+ *     cdef floating *o
 */
-  __pyx_v_taps = (__pyx_v_b->KH * __pyx_v_b->KW);
+  __pyx_v_flat = (((__pyx_v_R - 1) * __pyx_v_bd->Wsub) + __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_depthwise.pyx":116
- *     cdef Py_ssize_t oh, j, co
- *     cdef floating bj
- *     fill_band(b, x + (n * b.C_in + c) * b.H * b.W, oh0, (rows - 1) * b.sh + (b.KH - 1) * b.dh + 1,             # <<<<<<<<<<<<<<
- *               buf)
- *     for j in range(b.m):
+  /* "cconv/_kernels/_depthwise.pyx":94
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
+ *     cdef floating *tmp = ws + L.ws_band             # <<<<<<<<<<<<<<
+ *     cdef floating *o
+ *     cdef Py_ssize_t u, j, co, t
 */
-  __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(__pyx_v_b, (__pyx_v_x + ((((__pyx_v_n * __pyx_v_b->C_in) + __pyx_v_c) * __pyx_v_b->H) * __pyx_v_b->W)), __pyx_v_oh0, ((((__pyx_v_rows - 1) * __pyx_v_b->sh) + ((__pyx_v_b->KH - 1) * __pyx_v_b->dh)) + 1), __pyx_v_buf);
+  __pyx_v_tmp = (__pyx_v_ws + __pyx_v_L->ws_band);
 
-  /* "cconv/_kernels/_depthwise.pyx":118
- *     fill_band(b, x + (n * b.C_in + c) * b.H * b.W, oh0, (rows - 1) * b.sh + (b.KH - 1) * b.dh + 1,
- *               buf)
- *     for j in range(b.m):             # <<<<<<<<<<<<<<
- *         co = c * b.m + j
+  /* "cconv/_kernels/_depthwise.pyx":98
+ *     cdef Py_ssize_t u, j, co, t
+ *     cdef floating bj
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)             # <<<<<<<<<<<<<<
+ *     for j in range(L.m):
+ *         co = c * L.m + j
+*/
+  __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x + ((((__pyx_v_n * __pyx_v_L->C_in) + __pyx_v_c) * __pyx_v_L->H) * __pyx_v_L->W)), 1, __pyx_v_oh0, __pyx_v_R, __pyx_v_ws);
+
+  /* "cconv/_kernels/_depthwise.pyx":99
+ *     cdef floating bj
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)
+ *     for j in range(L.m):             # <<<<<<<<<<<<<<
+ *         co = c * L.m + j
  *         bj = bias[co] if bias != NULL else 0
 */
 
-  __pyx_t_3 = __pyx_v_b->m;
+  __pyx_t_3 = __pyx_v_L->m;
   __pyx_t_1 = __pyx_t_3;
 
   for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_1; __pyx_t_2+=1) {
     __pyx_v_j = __pyx_t_2;
 
-    /* "cconv/_kernels/_depthwise.pyx":119
- *               buf)
- *     for j in range(b.m):
- *         co = c * b.m + j             # <<<<<<<<<<<<<<
+    /* "cconv/_kernels/_depthwise.pyx":100
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)
+ *     for j in range(L.m):
+ *         co = c * L.m + j             # <<<<<<<<<<<<<<
  *         bj = bias[co] if bias != NULL else 0
- *         for oh in range(rows):
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
 */
-    __pyx_v_co = ((__pyx_v_c * __pyx_v_b->m) + __pyx_v_j);
+    __pyx_v_co = ((__pyx_v_c * __pyx_v_L->m) + __pyx_v_j);
 
-    /* "cconv/_kernels/_depthwise.pyx":120
- *     for j in range(b.m):
- *         co = c * b.m + j
+    /* "cconv/_kernels/_depthwise.pyx":101
+ *     for j in range(L.m):
+ *         co = c * L.m + j
  *         bj = bias[co] if bias != NULL else 0             # <<<<<<<<<<<<<<
- *         for oh in range(rows):
- *             dw_row(b.isa, taps, buf + oh * b.sh * b.row_stride, toff, w + co * taps, bj,
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:
 */
     __pyx_t_4 = (__pyx_v_bias != NULL);
 
@@ -20655,39 +21352,123 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
     __pyx_v_bj = __pyx_t_5;
 
-    /* "cconv/_kernels/_depthwise.pyx":121
- *         co = c * b.m + j
+    /* "cconv/_kernels/_depthwise.pyx":102
+ *         co = c * L.m + j
  *         bj = bias[co] if bias != NULL else 0
- *         for oh in range(rows):             # <<<<<<<<<<<<<<
- *             dw_row(b.isa, taps, buf + oh * b.sh * b.row_stride, toff, w + co * taps, bj,
- *                    out + ((n * b.C_out + co) * b.H_out + oh0 + oh) * b.W_out, b.W_out)
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out             # <<<<<<<<<<<<<<
+ *         if L.flat:
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+*/
+    __pyx_v_o = (__pyx_v_out + (((((__pyx_v_n * __pyx_v_L->C_out) + __pyx_v_co) * __pyx_v_L->H_out) + __pyx_v_oh0) * __pyx_v_L->W_out));
+
+    /* "cconv/_kernels/_depthwise.pyx":103
+ *         bj = bias[co] if bias != NULL else 0
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:             # <<<<<<<<<<<<<<
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):
+*/
+    __pyx_t_4 = (__pyx_v_L->flat != 0);
+
+    if (__pyx_t_4) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":104
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)             # <<<<<<<<<<<<<<
+ *             for u in range(R):
+ *                 for t in range(L.W_out):
+*/
+      __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(__pyx_v_L->isa, __pyx_v_L->taps, __pyx_v_ws, __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_L->taps)), __pyx_v_bj, __pyx_v_tmp, __pyx_v_flat);
+
+      /* "cconv/_kernels/_depthwise.pyx":105
+ *         if L.flat:
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 for t in range(L.W_out):
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
 */
 
-    __pyx_t_6 = __pyx_v_rows;
-    __pyx_t_7 = __pyx_t_6;
+      __pyx_t_6 = __pyx_v_R;
+      __pyx_t_7 = __pyx_t_6;
 
-    for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
-      __pyx_v_oh = __pyx_t_8;
+      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+        __pyx_v_u = __pyx_t_8;
 
-      /* "cconv/_kernels/_depthwise.pyx":122
- *         bj = bias[co] if bias != NULL else 0
- *         for oh in range(rows):
- *             dw_row(b.isa, taps, buf + oh * b.sh * b.row_stride, toff, w + co * taps, bj,             # <<<<<<<<<<<<<<
- *                    out + ((n * b.C_out + co) * b.H_out + oh0 + oh) * b.W_out, b.W_out)
- * 
+        /* "cconv/_kernels/_depthwise.pyx":106
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):
+ *                 for t in range(L.W_out):             # <<<<<<<<<<<<<<
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *         else:
 */
-      __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_row(__pyx_v_b->isa, __pyx_v_taps, (__pyx_v_buf + ((__pyx_v_oh * __pyx_v_b->sh) * __pyx_v_b->row_stride)), __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_taps)), __pyx_v_bj, (__pyx_v_out + ((((((__pyx_v_n * __pyx_v_b->C_out) + __pyx_v_co) * __pyx_v_b->H_out) + __pyx_v_oh0) + __pyx_v_oh) * __pyx_v_b->W_out)), __pyx_v_b->W_out);
+
+        __pyx_t_9 = __pyx_v_L->W_out;
+        __pyx_t_10 = __pyx_t_9;
+
+        for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
+          __pyx_v_t = __pyx_t_11;
+
+          /* "cconv/_kernels/_depthwise.pyx":107
+ *             for u in range(R):
+ *                 for t in range(L.W_out):
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]             # <<<<<<<<<<<<<<
+ *         else:
+ *             for u in range(R):
+*/
+          (__pyx_v_o[((__pyx_v_u * __pyx_v_L->W_out) + __pyx_v_t)]) = (__pyx_v_tmp[((__pyx_v_u * __pyx_v_bd->Wsub) + __pyx_v_t)]);
+        }
+
+      }
+
+
+      /* "cconv/_kernels/_depthwise.pyx":103
+ *         bj = bias[co] if bias != NULL else 0
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:             # <<<<<<<<<<<<<<
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):
+*/
+      goto __pyx_L5;
     }
 
+    /* "cconv/_kernels/_depthwise.pyx":109
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *         else:
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,
+ *                        o + u * L.W_out, L.W_out)
+*/
+    /*else*/ {
+
+      __pyx_t_6 = __pyx_v_R;
+      __pyx_t_7 = __pyx_t_6;
+
+      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+        __pyx_v_u = __pyx_t_8;
+
+        /* "cconv/_kernels/_depthwise.pyx":110
+ *         else:
+ *             for u in range(R):
+ *                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,             # <<<<<<<<<<<<<<
+ *                        o + u * L.W_out, L.W_out)
+ * 
+*/
+        __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(__pyx_v_L->isa, __pyx_v_L->taps, (__pyx_v_ws + (__pyx_v_u * __pyx_v_bd->Wsub)), __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_L->taps)), __pyx_v_bj, (__pyx_v_o + (__pyx_v_u * __pyx_v_L->W_out)), __pyx_v_L->W_out);
+      }
+
+    }
+    __pyx_L5:;
   }
 
 
-  /* "cconv/_kernels/_depthwise.pyx":103
+  /* "cconv/_kernels/_depthwise.pyx":82
  * 
  * 
- * cdef void run_band(const Band *b, Py_ssize_t item, const floating *x, const floating *w,             # <<<<<<<<<<<<<<
+ * cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,             # <<<<<<<<<<<<<<
  *                    const floating *bias, floating *out, const Py_ssize_t *toff,
- *                    floating *buf) noexcept nogil:
+ *                    floating *ws) noexcept nogil:
 */
 
   /* function exit code */
@@ -20701,18 +21482,26 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
 
 
+
+
+
+
 }
 
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Band const *__pyx_v_b, Py_ssize_t __pyx_v_item, double const *__pyx_v_x, double const *__pyx_v_w, double const *__pyx_v_bias, double *__pyx_v_out, Py_ssize_t const *__pyx_v_toff, double *__pyx_v_buf) {
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer const *__pyx_v_L, Py_ssize_t __pyx_v_item, double const *__pyx_v_x, double const *__pyx_v_w, double const *__pyx_v_bias, double *__pyx_v_out, Py_ssize_t const *__pyx_v_toff, double *__pyx_v_ws) {
+  struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_bd;
   Py_ssize_t __pyx_v_band;
   Py_ssize_t __pyx_v_c;
   Py_ssize_t __pyx_v_n;
   Py_ssize_t __pyx_v_oh0;
-  Py_ssize_t __pyx_v_rows;
-  Py_ssize_t __pyx_v_taps;
-  Py_ssize_t __pyx_v_oh;
+  Py_ssize_t __pyx_v_R;
+  Py_ssize_t __pyx_v_flat;
+  double *__pyx_v_tmp;
+  double *__pyx_v_o;
+  Py_ssize_t __pyx_v_u;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_co;
+  Py_ssize_t __pyx_v_t;
   double __pyx_v_bj;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -20722,54 +21511,66 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
 
-  /* "cconv/_kernels/_depthwise.pyx":108
+  /* "cconv/_kernels/_depthwise.pyx":87
  *     """Work item `item`: one band of output rows of one (image, input channel), all m outputs.
- *     Assumes: buf holds b.ws elements owned by this thread."""
- *     cdef Py_ssize_t band = item % b.nbands             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
+ *     Assumes: ws holds L.ws elements owned by this thread."""
+ *     cdef const Band *bd = &L.band             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t band = item % L.nbands
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
 */
-  __pyx_v_band = (__pyx_v_item % __pyx_v_b->nbands);
+  __pyx_v_bd = (&__pyx_v_L->band);
 
-  /* "cconv/_kernels/_depthwise.pyx":109
- *     Assumes: buf holds b.ws elements owned by this thread."""
- *     cdef Py_ssize_t band = item % b.nbands
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
- *     cdef Py_ssize_t oh0 = band * b.rows
+  /* "cconv/_kernels/_depthwise.pyx":88
+ *     Assumes: ws holds L.ws elements owned by this thread."""
+ *     cdef const Band *bd = &L.band
+ *     cdef Py_ssize_t band = item % L.nbands             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
 */
-  __pyx_v_c = ((__pyx_v_item / __pyx_v_b->nbands) % __pyx_v_b->C_in);
+  __pyx_v_band = (__pyx_v_item % __pyx_v_L->nbands);
 
-  /* "cconv/_kernels/_depthwise.pyx":110
- *     cdef Py_ssize_t band = item % b.nbands
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t oh0 = band * b.rows
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)
+  /* "cconv/_kernels/_depthwise.pyx":89
+ *     cdef const Band *bd = &L.band
+ *     cdef Py_ssize_t band = item % L.nbands
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
+ *     cdef Py_ssize_t oh0 = band * L.rows
 */
-  __pyx_v_n = (__pyx_v_item / (__pyx_v_b->nbands * __pyx_v_b->C_in));
+  __pyx_v_c = ((__pyx_v_item / __pyx_v_L->nbands) % __pyx_v_L->C_in);
 
-  /* "cconv/_kernels/_depthwise.pyx":111
- *     cdef Py_ssize_t c = (item // b.nbands) % b.C_in
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
- *     cdef Py_ssize_t oh0 = band * b.rows             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)
- *     cdef Py_ssize_t taps = b.KH * b.KW
+  /* "cconv/_kernels/_depthwise.pyx":90
+ *     cdef Py_ssize_t band = item % L.nbands
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t oh0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
 */
-  __pyx_v_oh0 = (__pyx_v_band * __pyx_v_b->rows);
+  __pyx_v_n = (__pyx_v_item / (__pyx_v_L->nbands * __pyx_v_L->C_in));
 
-  /* "cconv/_kernels/_depthwise.pyx":112
- *     cdef Py_ssize_t n = item // (b.nbands * b.C_in)
- *     cdef Py_ssize_t oh0 = band * b.rows
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t taps = b.KH * b.KW
- *     cdef Py_ssize_t oh, j, co
+  /* "cconv/_kernels/_depthwise.pyx":91
+ *     cdef Py_ssize_t c = (item // L.nbands) % L.C_in
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
+ *     cdef Py_ssize_t oh0 = band * L.rows             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
+*/
+  __pyx_v_oh0 = (__pyx_v_band * __pyx_v_L->rows);
+
+  /* "cconv/_kernels/_depthwise.pyx":92
+ *     cdef Py_ssize_t n = item // (L.nbands * L.C_in)
+ *     cdef Py_ssize_t oh0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
+ *     cdef floating *tmp = ws + L.ws_band
 */
 
-  __pyx_t_1 = (__pyx_v_b->H_out - __pyx_v_oh0);
+  __pyx_t_1 = (__pyx_v_L->H_out - __pyx_v_oh0);
 
-  __pyx_t_2 = __pyx_v_b->rows;
+  __pyx_t_2 = __pyx_v_L->rows;
   __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
 
   if (__pyx_t_4) {
@@ -20780,56 +21581,65 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
     __pyx_t_3 = __pyx_t_2;
   }
 
-  __pyx_v_rows = __pyx_t_3;
+  __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_depthwise.pyx":113
- *     cdef Py_ssize_t oh0 = band * b.rows
- *     cdef Py_ssize_t rows = min(b.rows, b.H_out - oh0)
- *     cdef Py_ssize_t taps = b.KH * b.KW             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t oh, j, co
- *     cdef floating bj
+  /* "cconv/_kernels/_depthwise.pyx":93
+ *     cdef Py_ssize_t oh0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out             # <<<<<<<<<<<<<<
+ *     cdef floating *tmp = ws + L.ws_band
+ *     cdef floating *o
 */
-  __pyx_v_taps = (__pyx_v_b->KH * __pyx_v_b->KW);
+  __pyx_v_flat = (((__pyx_v_R - 1) * __pyx_v_bd->Wsub) + __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_depthwise.pyx":116
- *     cdef Py_ssize_t oh, j, co
- *     cdef floating bj
- *     fill_band(b, x + (n * b.C_in + c) * b.H * b.W, oh0, (rows - 1) * b.sh + (b.KH - 1) * b.dh + 1,             # <<<<<<<<<<<<<<
- *               buf)
- *     for j in range(b.m):
+  /* "cconv/_kernels/_depthwise.pyx":94
+ *     cdef Py_ssize_t R = min(L.rows, L.H_out - oh0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
+ *     cdef floating *tmp = ws + L.ws_band             # <<<<<<<<<<<<<<
+ *     cdef floating *o
+ *     cdef Py_ssize_t u, j, co, t
 */
-  __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_fill_band(__pyx_v_b, (__pyx_v_x + ((((__pyx_v_n * __pyx_v_b->C_in) + __pyx_v_c) * __pyx_v_b->H) * __pyx_v_b->W)), __pyx_v_oh0, ((((__pyx_v_rows - 1) * __pyx_v_b->sh) + ((__pyx_v_b->KH - 1) * __pyx_v_b->dh)) + 1), __pyx_v_buf);
+  __pyx_v_tmp = (__pyx_v_ws + __pyx_v_L->ws_band);
 
-  /* "cconv/_kernels/_depthwise.pyx":118
- *     fill_band(b, x + (n * b.C_in + c) * b.H * b.W, oh0, (rows - 1) * b.sh + (b.KH - 1) * b.dh + 1,
- *               buf)
- *     for j in range(b.m):             # <<<<<<<<<<<<<<
- *         co = c * b.m + j
+  /* "cconv/_kernels/_depthwise.pyx":98
+ *     cdef Py_ssize_t u, j, co, t
+ *     cdef floating bj
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)             # <<<<<<<<<<<<<<
+ *     for j in range(L.m):
+ *         co = c * L.m + j
+*/
+  __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x + ((((__pyx_v_n * __pyx_v_L->C_in) + __pyx_v_c) * __pyx_v_L->H) * __pyx_v_L->W)), 1, __pyx_v_oh0, __pyx_v_R, __pyx_v_ws);
+
+  /* "cconv/_kernels/_depthwise.pyx":99
+ *     cdef floating bj
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)
+ *     for j in range(L.m):             # <<<<<<<<<<<<<<
+ *         co = c * L.m + j
  *         bj = bias[co] if bias != NULL else 0
 */
 
-  __pyx_t_3 = __pyx_v_b->m;
+  __pyx_t_3 = __pyx_v_L->m;
   __pyx_t_1 = __pyx_t_3;
 
   for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_1; __pyx_t_2+=1) {
     __pyx_v_j = __pyx_t_2;
 
-    /* "cconv/_kernels/_depthwise.pyx":119
- *               buf)
- *     for j in range(b.m):
- *         co = c * b.m + j             # <<<<<<<<<<<<<<
+    /* "cconv/_kernels/_depthwise.pyx":100
+ *     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)
+ *     for j in range(L.m):
+ *         co = c * L.m + j             # <<<<<<<<<<<<<<
  *         bj = bias[co] if bias != NULL else 0
- *         for oh in range(rows):
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
 */
-    __pyx_v_co = ((__pyx_v_c * __pyx_v_b->m) + __pyx_v_j);
+    __pyx_v_co = ((__pyx_v_c * __pyx_v_L->m) + __pyx_v_j);
 
-    /* "cconv/_kernels/_depthwise.pyx":120
- *     for j in range(b.m):
- *         co = c * b.m + j
+    /* "cconv/_kernels/_depthwise.pyx":101
+ *     for j in range(L.m):
+ *         co = c * L.m + j
  *         bj = bias[co] if bias != NULL else 0             # <<<<<<<<<<<<<<
- *         for oh in range(rows):
- *             dw_row(b.isa, taps, buf + oh * b.sh * b.row_stride, toff, w + co * taps, bj,
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:
 */
     __pyx_t_4 = (__pyx_v_bias != NULL);
 
@@ -20843,39 +21653,123 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
     __pyx_v_bj = __pyx_t_5;
 
-    /* "cconv/_kernels/_depthwise.pyx":121
- *         co = c * b.m + j
+    /* "cconv/_kernels/_depthwise.pyx":102
+ *         co = c * L.m + j
  *         bj = bias[co] if bias != NULL else 0
- *         for oh in range(rows):             # <<<<<<<<<<<<<<
- *             dw_row(b.isa, taps, buf + oh * b.sh * b.row_stride, toff, w + co * taps, bj,
- *                    out + ((n * b.C_out + co) * b.H_out + oh0 + oh) * b.W_out, b.W_out)
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out             # <<<<<<<<<<<<<<
+ *         if L.flat:
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+*/
+    __pyx_v_o = (__pyx_v_out + (((((__pyx_v_n * __pyx_v_L->C_out) + __pyx_v_co) * __pyx_v_L->H_out) + __pyx_v_oh0) * __pyx_v_L->W_out));
+
+    /* "cconv/_kernels/_depthwise.pyx":103
+ *         bj = bias[co] if bias != NULL else 0
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:             # <<<<<<<<<<<<<<
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):
+*/
+    __pyx_t_4 = (__pyx_v_L->flat != 0);
+
+    if (__pyx_t_4) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":104
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)             # <<<<<<<<<<<<<<
+ *             for u in range(R):
+ *                 for t in range(L.W_out):
+*/
+      __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(__pyx_v_L->isa, __pyx_v_L->taps, __pyx_v_ws, __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_L->taps)), __pyx_v_bj, __pyx_v_tmp, __pyx_v_flat);
+
+      /* "cconv/_kernels/_depthwise.pyx":105
+ *         if L.flat:
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 for t in range(L.W_out):
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
 */
 
-    __pyx_t_6 = __pyx_v_rows;
-    __pyx_t_7 = __pyx_t_6;
+      __pyx_t_6 = __pyx_v_R;
+      __pyx_t_7 = __pyx_t_6;
 
-    for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
-      __pyx_v_oh = __pyx_t_8;
+      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+        __pyx_v_u = __pyx_t_8;
 
-      /* "cconv/_kernels/_depthwise.pyx":122
- *         bj = bias[co] if bias != NULL else 0
- *         for oh in range(rows):
- *             dw_row(b.isa, taps, buf + oh * b.sh * b.row_stride, toff, w + co * taps, bj,             # <<<<<<<<<<<<<<
- *                    out + ((n * b.C_out + co) * b.H_out + oh0 + oh) * b.W_out, b.W_out)
- * 
+        /* "cconv/_kernels/_depthwise.pyx":106
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):
+ *                 for t in range(L.W_out):             # <<<<<<<<<<<<<<
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *         else:
 */
-      __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_row(__pyx_v_b->isa, __pyx_v_taps, (__pyx_v_buf + ((__pyx_v_oh * __pyx_v_b->sh) * __pyx_v_b->row_stride)), __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_taps)), __pyx_v_bj, (__pyx_v_out + ((((((__pyx_v_n * __pyx_v_b->C_out) + __pyx_v_co) * __pyx_v_b->H_out) + __pyx_v_oh0) + __pyx_v_oh) * __pyx_v_b->W_out)), __pyx_v_b->W_out);
+
+        __pyx_t_9 = __pyx_v_L->W_out;
+        __pyx_t_10 = __pyx_t_9;
+
+        for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
+          __pyx_v_t = __pyx_t_11;
+
+          /* "cconv/_kernels/_depthwise.pyx":107
+ *             for u in range(R):
+ *                 for t in range(L.W_out):
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]             # <<<<<<<<<<<<<<
+ *         else:
+ *             for u in range(R):
+*/
+          (__pyx_v_o[((__pyx_v_u * __pyx_v_L->W_out) + __pyx_v_t)]) = (__pyx_v_tmp[((__pyx_v_u * __pyx_v_bd->Wsub) + __pyx_v_t)]);
+        }
+
+      }
+
+
+      /* "cconv/_kernels/_depthwise.pyx":103
+ *         bj = bias[co] if bias != NULL else 0
+ *         o = out + ((n * L.C_out + co) * L.H_out + oh0) * L.W_out
+ *         if L.flat:             # <<<<<<<<<<<<<<
+ *             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
+ *             for u in range(R):
+*/
+      goto __pyx_L5;
     }
 
+    /* "cconv/_kernels/_depthwise.pyx":109
+ *                     o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+ *         else:
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,
+ *                        o + u * L.W_out, L.W_out)
+*/
+    /*else*/ {
+
+      __pyx_t_6 = __pyx_v_R;
+      __pyx_t_7 = __pyx_t_6;
+
+      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+        __pyx_v_u = __pyx_t_8;
+
+        /* "cconv/_kernels/_depthwise.pyx":110
+ *         else:
+ *             for u in range(R):
+ *                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,             # <<<<<<<<<<<<<<
+ *                        o + u * L.W_out, L.W_out)
+ * 
+*/
+        __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_dw_run(__pyx_v_L->isa, __pyx_v_L->taps, (__pyx_v_ws + (__pyx_v_u * __pyx_v_bd->Wsub)), __pyx_v_toff, (__pyx_v_w + (__pyx_v_co * __pyx_v_L->taps)), __pyx_v_bj, (__pyx_v_o + (__pyx_v_u * __pyx_v_L->W_out)), __pyx_v_L->W_out);
+      }
+
+    }
+    __pyx_L5:;
   }
 
 
-  /* "cconv/_kernels/_depthwise.pyx":103
+  /* "cconv/_kernels/_depthwise.pyx":82
  * 
  * 
- * cdef void run_band(const Band *b, Py_ssize_t item, const floating *x, const floating *w,             # <<<<<<<<<<<<<<
+ * cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,             # <<<<<<<<<<<<<<
  *                    const floating *bias, floating *out, const Py_ssize_t *toff,
- *                    floating *buf) noexcept nogil:
+ *                    floating *ws) noexcept nogil:
 */
 
   /* function exit code */
@@ -20889,9 +21783,421 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
 
 
+
+
+
+
 }
 
-/* "cconv/_kernels/_depthwise.pyx":126
+/* "cconv/_kernels/_depthwise.pyx":114
+ * 
+ * 
+ * cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,             # <<<<<<<<<<<<<<
+ *                     Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, int isa):
+ *     cdef Layer L
+*/
+
+static struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_f_5cconv_8_kernels_10_depthwise_layer_of(Py_ssize_t __pyx_v_N, Py_ssize_t __pyx_v_C_in, Py_ssize_t __pyx_v_H, Py_ssize_t __pyx_v_W, Py_ssize_t __pyx_v_C_out, Py_ssize_t __pyx_v_H_out, Py_ssize_t __pyx_v_W_out, int __pyx_v_isa) {
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_v_L;
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+
+  /* "cconv/_kernels/_depthwise.pyx":117
+ *                     Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, int isa):
+ *     cdef Layer L
+ *     L.N, L.C_in, L.H, L.W = N, C_in, H, W             # <<<<<<<<<<<<<<
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
+ *     L.m = C_out // C_in
+*/
+  __pyx_t_1 = __pyx_v_N;
+
+  __pyx_t_2 = __pyx_v_C_in;
+
+  __pyx_t_3 = __pyx_v_H;
+
+  __pyx_t_4 = __pyx_v_W;
+
+  __pyx_v_L.N = __pyx_t_1;
+  __pyx_v_L.C_in = __pyx_t_2;
+  __pyx_v_L.H = __pyx_t_3;
+  __pyx_v_L.W = __pyx_t_4;
+
+  /* "cconv/_kernels/_depthwise.pyx":118
+ *     cdef Layer L
+ *     L.N, L.C_in, L.H, L.W = N, C_in, H, W
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out             # <<<<<<<<<<<<<<
+ *     L.m = C_out // C_in
+ *     L.isa = isa
+*/
+  __pyx_t_4 = __pyx_v_C_out;
+
+  __pyx_t_3 = __pyx_v_H_out;
+
+  __pyx_t_2 = __pyx_v_W_out;
+
+  __pyx_v_L.C_out = __pyx_t_4;
+  __pyx_v_L.H_out = __pyx_t_3;
+  __pyx_v_L.W_out = __pyx_t_2;
+
+  /* "cconv/_kernels/_depthwise.pyx":119
+ *     L.N, L.C_in, L.H, L.W = N, C_in, H, W
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
+ *     L.m = C_out // C_in             # <<<<<<<<<<<<<<
+ *     L.isa = isa
+ *     return L
+*/
+  __pyx_v_L.m = (__pyx_v_C_out / __pyx_v_C_in);
+
+  /* "cconv/_kernels/_depthwise.pyx":120
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
+ *     L.m = C_out // C_in
+ *     L.isa = isa             # <<<<<<<<<<<<<<
+ *     return L
+ * 
+*/
+  __pyx_v_L.isa = __pyx_v_isa;
+
+  /* "cconv/_kernels/_depthwise.pyx":121
+ *     L.m = C_out // C_in
+ *     L.isa = isa
+ *     return L             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_L;
+  }
+  goto __pyx_L0;
+
+  /* "cconv/_kernels/_depthwise.pyx":114
+ * 
+ * 
+ * cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,             # <<<<<<<<<<<<<<
+ *                     Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, int isa):
+ *     cdef Layer L
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "cconv/_kernels/_depthwise.pyx":124
+ * 
+ * 
+ * def workspace_elems(Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,             # <<<<<<<<<<<<<<
+ *                     Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+ *                     Py_ssize_t rows, int isa, Py_ssize_t itemsize):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_1workspace_elems(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_10_depthwise_workspace_elems, "workspace_elems(Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t rows, int isa, Py_ssize_t itemsize)\n\nPer-thread workspace (elements) and work items of depthwise() with these arguments.\nshape: N, C_in, H, W, C_out, H_out, W_out.");
+static PyMethodDef __pyx_mdef_5cconv_8_kernels_10_depthwise_1workspace_elems = {"workspace_elems", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5cconv_8_kernels_10_depthwise_1workspace_elems, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5cconv_8_kernels_10_depthwise_workspace_elems};
+static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_1workspace_elems(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  __Pyx_memviewslice __pyx_v_shape = { 0, 0, { 0 }, { 0 }, { 0 } };
+  Py_ssize_t __pyx_v_KH;
+  Py_ssize_t __pyx_v_KW;
+  Py_ssize_t __pyx_v_sh;
+  Py_ssize_t __pyx_v_sw;
+  Py_ssize_t __pyx_v_pt;
+  Py_ssize_t __pyx_v_pl;
+  Py_ssize_t __pyx_v_dh;
+  Py_ssize_t __pyx_v_dw;
+  Py_ssize_t __pyx_v_rows;
+  int __pyx_v_isa;
+  Py_ssize_t __pyx_v_itemsize;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[12] = {0,0,0,0,0,0,0,0,0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("workspace_elems (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_shape,&__pyx_mstate_global->__pyx_n_u_KH,&__pyx_mstate_global->__pyx_n_u_KW,&__pyx_mstate_global->__pyx_n_u_sh,&__pyx_mstate_global->__pyx_n_u_sw,&__pyx_mstate_global->__pyx_n_u_pt,&__pyx_mstate_global->__pyx_n_u_pl,&__pyx_mstate_global->__pyx_n_u_dh,&__pyx_mstate_global->__pyx_n_u_dw,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_itemsize,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 124, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case 12:
+        values[11] = __Pyx_ArgRef_FASTCALL(__pyx_args, 11);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case 11:
+        values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case 10:
+        values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  9:
+        values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  8:
+        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  6:
+        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  4:
+        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 124, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "workspace_elems", 0) < (0)) __PYX_ERR(0, 124, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 12; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 12, 12, i); __PYX_ERR(0, 124, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 12)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 124, __pyx_L3_error)
+      values[11] = __Pyx_ArgRef_FASTCALL(__pyx_args, 11);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 124, __pyx_L3_error)
+    }
+    __pyx_v_shape = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(values[0], PyBUF_WRITABLE); if (unlikely(!__pyx_v_shape.memview)) __PYX_ERR(0, 124, __pyx_L3_error)
+    __pyx_v_KH = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_KH == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 124, __pyx_L3_error)
+    __pyx_v_KW = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_KW == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 124, __pyx_L3_error)
+    __pyx_v_sh = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_sh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 124, __pyx_L3_error)
+    __pyx_v_sw = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_sw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 125, __pyx_L3_error)
+    __pyx_v_pt = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_pt == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 125, __pyx_L3_error)
+    __pyx_v_pl = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_pl == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 125, __pyx_L3_error)
+    __pyx_v_dh = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_dh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 125, __pyx_L3_error)
+    __pyx_v_dw = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_dw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 125, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 126, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[10]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 126, __pyx_L3_error)
+    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 126, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 12, 12, __pyx_nargs); __PYX_ERR(0, 124, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_shape, 1);
+  __Pyx_AddTraceback("cconv._kernels._depthwise.workspace_elems", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_5cconv_8_kernels_10_depthwise_workspace_elems(__pyx_self, __pyx_v_shape, __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_pt, __pyx_v_pl, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, __pyx_v_isa, __pyx_v_itemsize);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_shape, 1);
+
+
+
+
+
+
+
+
+
+
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_workspace_elems(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_shape, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_pt, Py_ssize_t __pyx_v_pl, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize) {
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_v_L;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_t_8;
+  PyObject *__pyx_t_9 = NULL;
+  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_11 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("workspace_elems", 0);
+
+  /* "cconv/_kernels/_depthwise.pyx":129
+ *     """Per-thread workspace (elements) and work items of depthwise() with these arguments.
+ *     shape: N, C_in, H, W, C_out, H_out, W_out."""
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],             # <<<<<<<<<<<<<<
+ *                             shape[6], isa)
+ *     band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
+*/
+  __pyx_t_1 = 0;
+  __pyx_t_2 = 1;
+  __pyx_t_3 = 2;
+  __pyx_t_4 = 3;
+  __pyx_t_5 = 4;
+  __pyx_t_6 = 5;
+
+  /* "cconv/_kernels/_depthwise.pyx":130
+ *     shape: N, C_in, H, W, C_out, H_out, W_out."""
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+ *                             shape[6], isa)             # <<<<<<<<<<<<<<
+ *     band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
+ *     return L.ws, L.N * L.C_in * L.nbands
+*/
+  __pyx_t_7 = 6;
+
+  /* "cconv/_kernels/_depthwise.pyx":129
+ *     """Per-thread workspace (elements) and work items of depthwise() with these arguments.
+ *     shape: N, C_in, H, W, C_out, H_out, W_out."""
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],             # <<<<<<<<<<<<<<
+ *                             shape[6], isa)
+ *     band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
+*/
+  __pyx_t_8 = __pyx_f_5cconv_8_kernels_10_depthwise_layer_of((*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_1)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_2)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_3)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_4)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_5)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_6)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_7)) ))), __pyx_v_isa); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_v_L = __pyx_t_8;
+
+  /* "cconv/_kernels/_depthwise.pyx":131
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+ *                             shape[6], isa)
+ *     band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows, cc_dwconv_lanes(isa, itemsize), NULL)             # <<<<<<<<<<<<<<
+ *     return L.ws, L.N * L.C_in * L.nbands
+ * 
+*/
+  __pyx_f_5cconv_8_kernels_10_depthwise_band_setup((&__pyx_v_L), __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_pt, __pyx_v_pl, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, cc_dwconv_lanes(__pyx_v_isa, __pyx_v_itemsize), NULL);
+
+  /* "cconv/_kernels/_depthwise.pyx":132
+ *                             shape[6], isa)
+ *     band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
+ *     return L.ws, L.N * L.C_in * L.nbands             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_L.ws); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 132, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_9);
+  __pyx_t_10 = PyLong_FromSsize_t(((__pyx_v_L.N * __pyx_v_L.C_in) * __pyx_v_L.nbands)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 132, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_11 = PyTuple_New(2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 132, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_11);
+  __Pyx_GIVEREF(__pyx_t_9);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 0, __pyx_t_9) != (0)) __PYX_ERR(0, 132, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_10);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 132, __pyx_L1_error);
+  __pyx_t_9 = 0;
+  __pyx_t_10 = 0;
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_11;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_11 = 0;
+  goto __pyx_L0;
+
+  /* "cconv/_kernels/_depthwise.pyx":124
+ * 
+ * 
+ * def workspace_elems(Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,             # <<<<<<<<<<<<<<
+ *                     Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+ *                     Py_ssize_t rows, int isa, Py_ssize_t itemsize):
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_AddTraceback("cconv._kernels._depthwise.workspace_elems", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "cconv/_kernels/_depthwise.pyx":135
  * 
  * 
  * def depthwise(const floating[:, :, :, ::1] x, const floating[:, ::1] w,             # <<<<<<<<<<<<<<
@@ -20901,7 +22207,7 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band(struct __
 
 /* Python wrapper */
 static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_3depthwise(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_10_depthwise_2depthwise, "depthwise(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nDepthwise conv2d (module docstring) on nthreads threads, bands of `rows` output rows.\n\nx (N, C_in, H, W); w (C_out, KH*KW) with C_out a multiple of C_in; bias (C_out,) or None;\nout (N, C_out, H_out, W_out), every element written once; ws: nthreads times the\nper-thread elements of band_geometry(...). pt, pl: top and left padding (the bottom and\nright padding follow from the output size).");
+PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_10_depthwise_2depthwise, "depthwise(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nDepthwise conv2d (module docstring) on nthreads threads, bands of `rows` output rows.\n\nx (N, C_in, H, W); w (C_out, KH*KW) with C_out a multiple of C_in; bias (C_out,) or None;\nout (N, C_out, H_out, W_out), every element written once; ws: nthreads times the\nper-thread elements of workspace_elems(...). pt, pl: top and left padding (the bottom and\nright padding follow from the output size).");
 static PyMethodDef __pyx_mdef_5cconv_8_kernels_10_depthwise_3depthwise = {"depthwise", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5cconv_8_kernels_10_depthwise_3depthwise, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5cconv_8_kernels_10_depthwise_2depthwise};
 static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_3depthwise(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_signatures = 0;
@@ -20928,53 +22234,53 @@ static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_3depthwise(PyObject *__p
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 126, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 135, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 135, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 126, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 135, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 135, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 135, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 135, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 135, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -20988,7 +22294,7 @@ static PyObject *__pyx_pw_5cconv_8_kernels_10_depthwise_3depthwise(PyObject *__p
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 126, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 135, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -21040,7 +22346,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_2depthwise(CYTHON_UNUSED
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 126, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -21058,11 +22364,11 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_2depthwise(CYTHON_UNUSED
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 126, __pyx_L1_error)
+    __PYX_ERR(0, 135, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 135, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -21072,7 +22378,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_2depthwise(CYTHON_UNUSED
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 126, __pyx_L1_error)
+      __PYX_ERR(0, 135, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -21091,9 +22397,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_2depthwise(CYTHON_UNUSED
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 126, __pyx_L1_error)
+    __PYX_ERR(0, 135, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -21102,25 +22408,25 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_2depthwise(CYTHON_UNUSED
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 126, __pyx_L1_error)
+      __PYX_ERR(0, 135, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 16, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 126, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 16, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 135, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 126, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_a47751_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 135, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_a47751_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -21187,137 +22493,137 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_10_depthwise_5depthwise(P
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_w,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_KH,&__pyx_mstate_global->__pyx_n_u_KW,&__pyx_mstate_global->__pyx_n_u_sh,&__pyx_mstate_global->__pyx_n_u_sw,&__pyx_mstate_global->__pyx_n_u_pt,&__pyx_mstate_global->__pyx_n_u_pl,&__pyx_mstate_global->__pyx_n_u_dh,&__pyx_mstate_global->__pyx_n_u_dw,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 126, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 135, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depthwise", 0) < (0)) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depthwise", 0) < (0)) __PYX_ERR(0, 135, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 16; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, i); __PYX_ERR(0, 126, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, i); __PYX_ERR(0, 135, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 16)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 135, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 126, __pyx_L3_error)
-    __pyx_v_w = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_w.memview)) __PYX_ERR(0, 126, __pyx_L3_error)
-    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 127, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 127, __pyx_L3_error)
-    __pyx_v_KH = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_KH == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 127, __pyx_L3_error)
-    __pyx_v_KW = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_KW == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_sh = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_sh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_sw = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_sw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_pt = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_pt == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_pl = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_pl == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_dh = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_dh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_dw = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_dw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[12]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[15]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 130, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 135, __pyx_L3_error)
+    __pyx_v_w = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_w.memview)) __PYX_ERR(0, 135, __pyx_L3_error)
+    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 136, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 136, __pyx_L3_error)
+    __pyx_v_KH = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_KH == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 136, __pyx_L3_error)
+    __pyx_v_KW = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_KW == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_sh = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_sh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_sw = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_sw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_pt = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_pt == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_pl = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_pl == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_dh = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_dh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_dw = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_dw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[12]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[15]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 139, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, __pyx_nargs); __PYX_ERR(0, 126, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, __pyx_nargs); __PYX_ERR(0, 135, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -21360,547 +22666,364 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_10_depthwise_5depthwise(P
 }
 
 static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_4depthwise(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_pt, Py_ssize_t __pyx_v_pl, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads) {
-  struct __pyx_t_5cconv_8_kernels_10_depthwise_Band __pyx_v_b;
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_v_L;
   Py_ssize_t __pyx_v_item;
   Py_ssize_t __pyx_v_total;
-  Py_ssize_t __pyx_v_kh;
-  Py_ssize_t __pyx_v_kw;
-  Py_ssize_t __pyx_v_t;
   Py_ssize_t *__pyx_v_toff;
   float const *__pyx_v_bias_p;
-  float *__pyx_v_buf;
+  float *__pyx_v_wsp;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
-  Py_ssize_t __pyx_t_6;
-  Py_ssize_t __pyx_t_7;
-  Py_ssize_t __pyx_t_8;
-  PyObject *__pyx_t_9 = NULL;
-  PyObject *__pyx_t_10 = NULL;
-  PyObject *__pyx_t_11 = NULL;
-  int __pyx_t_12;
-  PyObject *__pyx_t_13 = NULL;
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_t_1;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9[7];
+  Py_ssize_t __pyx_t_10;
+  int __pyx_t_11;
+  PyObject *__pyx_t_12 = NULL;
+  size_t __pyx_t_13;
   PyObject *__pyx_t_14[4];
-  int __pyx_t_15;
-  PyObject *__pyx_t_16 = NULL;
-  size_t __pyx_t_17;
-  int __pyx_t_18;
-  PyObject *__pyx_t_19[7];
-  PyObject *__pyx_t_20 = NULL;
+  Py_ssize_t __pyx_t_15;
+  Py_ssize_t __pyx_t_16;
+  Py_ssize_t __pyx_t_17;
+  Py_ssize_t __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
+  Py_ssize_t __pyx_t_20;
   Py_ssize_t __pyx_t_21;
   Py_ssize_t __pyx_t_22;
   Py_ssize_t __pyx_t_23;
   Py_ssize_t __pyx_t_24;
   Py_ssize_t __pyx_t_25;
   Py_ssize_t __pyx_t_26;
-  Py_ssize_t __pyx_t_27;
-  Py_ssize_t __pyx_t_28;
-  Py_ssize_t __pyx_t_29;
-  Py_ssize_t __pyx_t_30;
+  int __pyx_t_27;
+  char const *__pyx_t_28;
+  PyObject *__pyx_t_29 = NULL;
+  PyObject *__pyx_t_30 = NULL;
+  PyObject *__pyx_t_31 = NULL;
+  PyObject *__pyx_t_32 = NULL;
+  PyObject *__pyx_t_33 = NULL;
+  PyObject *__pyx_t_34 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0depthwise", 0);
 
-  /* "cconv/_kernels/_depthwise.pyx":140
- *     cdef Py_ssize_t item, total, kh, kw, t
+  /* "cconv/_kernels/_depthwise.pyx":146
+ *     per-thread elements of workspace_elems(...). pt, pl: top and left padding (the bottom and
+ *     right padding follow from the output size)."""
+ *     cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],             # <<<<<<<<<<<<<<
+ *                             out.shape[2], out.shape[3], isa)
+ *     cdef Py_ssize_t item, total
+*/
+  __pyx_t_1 = __pyx_f_5cconv_8_kernels_10_depthwise_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_isa); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 146, __pyx_L1_error)
+  __pyx_v_L = __pyx_t_1;
+
+  /* "cconv/_kernels/_depthwise.pyx":150
+ *     cdef Py_ssize_t item, total
  *     cdef Py_ssize_t *toff
  *     cdef const floating *bias_p = NULL             # <<<<<<<<<<<<<<
- *     cdef floating *buf
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
 */
   __pyx_v_bias_p = NULL;
 
-  /* "cconv/_kernels/_depthwise.pyx":142
+  /* "cconv/_kernels/_depthwise.pyx":152
  *     cdef const floating *bias_p = NULL
- *     cdef floating *buf
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]             # <<<<<<<<<<<<<<
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     b.m = b.C_out // b.C_in
-*/
-  __pyx_t_1 = (__pyx_v_x.shape[0]);
-
-  __pyx_t_2 = (__pyx_v_x.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_x.shape[2]);
-
-  __pyx_t_4 = (__pyx_v_x.shape[3]);
-
-  __pyx_v_b.N = __pyx_t_1;
-  __pyx_v_b.C_in = __pyx_t_2;
-  __pyx_v_b.H = __pyx_t_3;
-  __pyx_v_b.W = __pyx_t_4;
-
-  /* "cconv/_kernels/_depthwise.pyx":143
- *     cdef floating *buf
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]             # <<<<<<<<<<<<<<
- *     b.m = b.C_out // b.C_in
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
-*/
-  __pyx_t_4 = (__pyx_v_out.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_out.shape[2]);
-
-  __pyx_t_2 = (__pyx_v_out.shape[3]);
-
-  __pyx_v_b.C_out = __pyx_t_4;
-  __pyx_v_b.H_out = __pyx_t_3;
-  __pyx_v_b.W_out = __pyx_t_2;
-
-  /* "cconv/_kernels/_depthwise.pyx":144
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     b.m = b.C_out // b.C_in             # <<<<<<<<<<<<<<
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
- *     b.rows = rows
-*/
-  __pyx_v_b.m = (__pyx_v_b.C_out / __pyx_v_b.C_in);
-
-  /* "cconv/_kernels/_depthwise.pyx":145
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     b.m = b.C_out // b.C_in
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw             # <<<<<<<<<<<<<<
- *     b.rows = rows
- *     b.nbands = cdiv(b.H_out, rows)
-*/
-  __pyx_t_2 = __pyx_v_KH;
-
-  __pyx_t_3 = __pyx_v_KW;
-
-  __pyx_t_4 = __pyx_v_sh;
-
-  __pyx_t_1 = __pyx_v_sw;
-
-  __pyx_t_5 = __pyx_v_pt;
-
-  __pyx_t_6 = __pyx_v_pl;
-
-  __pyx_t_7 = __pyx_v_dh;
-
-  __pyx_t_8 = __pyx_v_dw;
-
-  __pyx_v_b.KH = __pyx_t_2;
-  __pyx_v_b.KW = __pyx_t_3;
-  __pyx_v_b.sh = __pyx_t_4;
-  __pyx_v_b.sw = __pyx_t_1;
-  __pyx_v_b.pt = __pyx_t_5;
-  __pyx_v_b.pl = __pyx_t_6;
-  __pyx_v_b.dh = __pyx_t_7;
-  __pyx_v_b.dw = __pyx_t_8;
-
-  /* "cconv/_kernels/_depthwise.pyx":146
- *     b.m = b.C_out // b.C_in
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
- *     b.rows = rows             # <<<<<<<<<<<<<<
- *     b.nbands = cdiv(b.H_out, rows)
- *     b.isa = isa
-*/
-  __pyx_v_b.rows = __pyx_v_rows;
-
-  /* "cconv/_kernels/_depthwise.pyx":147
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
- *     b.rows = rows
- *     b.nbands = cdiv(b.H_out, rows)             # <<<<<<<<<<<<<<
- *     b.isa = isa
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
-*/
-  __pyx_v_b.nbands = __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(__pyx_v_b.H_out, __pyx_v_rows);
-
-  /* "cconv/_kernels/_depthwise.pyx":148
- *     b.rows = rows
- *     b.nbands = cdiv(b.H_out, rows)
- *     b.isa = isa             # <<<<<<<<<<<<<<
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp
-*/
-  __pyx_v_b.isa = __pyx_v_isa;
-
-  /* "cconv/_kernels/_depthwise.pyx":149
- *     b.nbands = cdiv(b.H_out, rows)
- *     b.isa = isa
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))             # <<<<<<<<<<<<<<
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:
-*/
-  __pyx_t_9 = __pyx_f_5cconv_8_kernels_10_depthwise_band_geometry(__pyx_v_b.W_out, __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, __pyx_v_isa, (sizeof(float)), 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 149, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_9);
-  if (likely(__pyx_t_9 != Py_None)) {
-    PyObject* sequence = __pyx_t_9;
-    Py_ssize_t size = __Pyx_PyTuple_GET_SIZE(sequence);
-    if (unlikely(size != 2)) {
-      if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-      else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(0, 149, __pyx_L1_error)
-    }
-    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-    __pyx_t_10 = PyTuple_GET_ITEM(sequence, 0);
-    __Pyx_INCREF(__pyx_t_10);
-    __pyx_t_11 = PyTuple_GET_ITEM(sequence, 1);
-    __Pyx_INCREF(__pyx_t_11);
-    #else
-    __pyx_t_10 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 149, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_11 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 149, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    #endif
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-  } else {
-    __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(0, 149, __pyx_L1_error)
-  }
-  __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_10); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_7 = __Pyx_PyIndex_AsSsize_t(__pyx_t_11); if (unlikely((__pyx_t_7 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  __pyx_v_b.lp = __pyx_t_8;
-  __pyx_v_b.ws = __pyx_t_7;
-
-  /* "cconv/_kernels/_depthwise.pyx":150
- *     b.isa = isa
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp             # <<<<<<<<<<<<<<
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
-*/
-  __pyx_v_b.row_stride = (__pyx_v_sw * __pyx_v_b.lp);
-
-  /* "cconv/_kernels/_depthwise.pyx":151
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
-*/
-  __pyx_t_12 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_b.ws));
-
-  if (unlikely(__pyx_t_12)) {
-
-
-    /* "cconv/_kernels/_depthwise.pyx":152
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")             # <<<<<<<<<<<<<<
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
-*/
-    __pyx_t_11 = NULL;
-    __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 152, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_13 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_b.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 152, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_13);
-    __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
-    __pyx_t_14[1] = __pyx_t_10;
-    __pyx_t_14[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
-    __pyx_t_14[3] = __pyx_t_13;
-    __pyx_t_7 = 27;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_7 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[3]);
-    #endif
-    __pyx_t_15 = 0;
-    __pyx_t_16 = __Pyx_PyUnicode_Join(__pyx_t_14, 4, __pyx_t_7, __pyx_t_15);
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 152, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_16);
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __pyx_t_17 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_t_16};
-      __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (__pyx_t_17*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 152, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_9);
-    }
-    __Pyx_Raise(__pyx_t_9, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(0, 152, __pyx_L1_error)
-
-    /* "cconv/_kernels/_depthwise.pyx":151
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
-*/
-  }
-
-  /* "cconv/_kernels/_depthwise.pyx":153
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
-*/
-  __pyx_t_18 = ((__pyx_v_w.shape[0]) != __pyx_v_b.C_out);
-
-  if (!__pyx_t_18) {
-
-  } else {
-
-    __pyx_t_12 = __pyx_t_18;
-
-    goto __pyx_L5_bool_binop_done;
-  }
-  __pyx_t_18 = ((__pyx_v_w.shape[1]) != (__pyx_v_KH * __pyx_v_KW));
-
-
-  __pyx_t_12 = __pyx_t_18;
-
-  __pyx_L5_bool_binop_done:;
-  if (unlikely(__pyx_t_12)) {
-
-
-    /* "cconv/_kernels/_depthwise.pyx":154
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")             # <<<<<<<<<<<<<<
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:
-*/
-    __pyx_t_16 = NULL;
-    __pyx_t_11 = __Pyx_carray_to_py_Py_ssize_t(__pyx_v_w.shape, 8); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_13 = __Pyx_PySequence_Tuple(__pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_13);
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyTuple_GetSlice(__pyx_t_13, 0, 2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __pyx_t_13 = __Pyx_PyObject_FormatSimple(__pyx_t_11, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_13);
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_b.C_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_KH * __pyx_v_KW), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_19[0] = __pyx_mstate_global->__pyx_kp_u_w_has_shape;
-    __pyx_t_19[1] = __pyx_t_13;
-    __pyx_t_19[2] = __pyx_mstate_global->__pyx_kp_u_expected;
-    __pyx_t_19[3] = __pyx_t_11;
-    __pyx_t_19[4] = __pyx_mstate_global->__pyx_kp_u__5;
-    __pyx_t_19[5] = __pyx_t_10;
-    __pyx_t_19[6] = __pyx_mstate_global->__pyx_kp_u__6;
-    __pyx_t_7 = 27;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_7 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_19[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_19[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_19[5]);
-    #endif
-    __pyx_t_15 = 0;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_15 |= __Pyx_PyUnicode_KIND_04(__pyx_t_19[1]);
-    #endif
-    __pyx_t_20 = __Pyx_PyUnicode_Join(__pyx_t_19, 7, __pyx_t_7, __pyx_t_15);
-    if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_20);
-    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_17 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_16, __pyx_t_20};
-      __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (__pyx_t_17*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
-      __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 154, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_9);
-    }
-    __Pyx_Raise(__pyx_t_9, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(0, 154, __pyx_L1_error)
-
-    /* "cconv/_kernels/_depthwise.pyx":153
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
-*/
-  }
-
-  /* "cconv/_kernels/_depthwise.pyx":155
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands             # <<<<<<<<<<<<<<
- *     if total == 0:
- *         return
-*/
-  __pyx_v_total = ((__pyx_v_b.N * __pyx_v_b.C_in) * __pyx_v_b.nbands);
-
-  /* "cconv/_kernels/_depthwise.pyx":156
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:             # <<<<<<<<<<<<<<
- *         return
- *     if bias is not None:
-*/
-  __pyx_t_12 = (__pyx_v_total == 0);
-
-  if (__pyx_t_12) {
-
-
-    /* "cconv/_kernels/_depthwise.pyx":157
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:
- *         return             # <<<<<<<<<<<<<<
- *     if bias is not None:
- *         bias_p = &bias[0]
-*/
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    goto __pyx_L0;
-
-    /* "cconv/_kernels/_depthwise.pyx":156
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:             # <<<<<<<<<<<<<<
- *         return
- *     if bias is not None:
-*/
-  }
-
-  /* "cconv/_kernels/_depthwise.pyx":158
- *     if total == 0:
- *         return
- *     if bias is not None:             # <<<<<<<<<<<<<<
- *         bias_p = &bias[0]
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
 */
-  __pyx_t_12 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
+  __pyx_t_3 = ((__pyx_v_w.shape[0]) != __pyx_v_L.C_out);
 
-  if (__pyx_t_12) {
+  if (!__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_3;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_3 = ((__pyx_v_w.shape[1]) != (__pyx_v_KH * __pyx_v_KW));
 
 
-    /* "cconv/_kernels/_depthwise.pyx":159
- *         return
- *     if bias is not None:
- *         bias_p = &bias[0]             # <<<<<<<<<<<<<<
+  __pyx_t_2 = __pyx_t_3;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "cconv/_kernels/_depthwise.pyx":153
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")             # <<<<<<<<<<<<<<
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:
 */
-    __pyx_t_21 = 0;
-    __pyx_v_bias_p = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_bias.data) + __pyx_t_21)) ))));
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = __Pyx_carray_to_py_Py_ssize_t(__pyx_v_w.shape, 8); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_7 = __Pyx_PySequence_Tuple(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_6 = __Pyx_PyTuple_GetSlice(__pyx_t_7, 0, 2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_L.C_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_KH * __pyx_v_KW), 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_w_has_shape;
+    __pyx_t_9[1] = __pyx_t_7;
+    __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_expected;
+    __pyx_t_9[3] = __pyx_t_6;
+    __pyx_t_9[4] = __pyx_mstate_global->__pyx_kp_u__5;
+    __pyx_t_9[5] = __pyx_t_8;
+    __pyx_t_9[6] = __pyx_mstate_global->__pyx_kp_u__6;
+    __pyx_t_10 = 27;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_10 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[5]);
+    #endif
+    __pyx_t_11 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
+    #endif
+    __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_9, 7, __pyx_t_10, __pyx_t_11);
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_12);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_13 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_12};
+      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 153, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+    }
+    __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __PYX_ERR(0, 153, __pyx_L1_error)
 
-    /* "cconv/_kernels/_depthwise.pyx":158
- *     if total == 0:
- *         return
- *     if bias is not None:             # <<<<<<<<<<<<<<
- *         bias_p = &bias[0]
+    /* "cconv/_kernels/_depthwise.pyx":152
+ *     cdef const floating *bias_p = NULL
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
 */
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":160
- *     if bias is not None:
- *         bias_p = &bias[0]
+  /* "cconv/_kernels/_depthwise.pyx":154
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))             # <<<<<<<<<<<<<<
  *     if toff == NULL:
  *         raise MemoryError()
 */
   __pyx_v_toff = ((Py_ssize_t *)malloc(((__pyx_v_KH * __pyx_v_KW) * (sizeof(Py_ssize_t)))));
 
-  /* "cconv/_kernels/_depthwise.pyx":161
- *         bias_p = &bias[0]
+  /* "cconv/_kernels/_depthwise.pyx":155
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     for kh in range(KH):
+ *     try:
 */
-  __pyx_t_12 = (__pyx_v_toff == NULL);
+  __pyx_t_2 = (__pyx_v_toff == NULL);
 
-  if (unlikely(__pyx_t_12)) {
+  if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_depthwise.pyx":162
+    /* "cconv/_kernels/_depthwise.pyx":156
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
- *     for kh in range(KH):
- *         for kw in range(KW):
+ *     try:
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 162, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 156, __pyx_L1_error)
 
-    /* "cconv/_kernels/_depthwise.pyx":161
- *         bias_p = &bias[0]
+    /* "cconv/_kernels/_depthwise.pyx":155
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     for kh in range(KH):
+ *     try:
 */
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":163
+  /* "cconv/_kernels/_depthwise.pyx":157
  *     if toff == NULL:
  *         raise MemoryError()
- *     for kh in range(KH):             # <<<<<<<<<<<<<<
- *         for kw in range(KW):
- *             t = kw * dw
-*/
-
-  __pyx_t_7 = __pyx_v_KH;
-  __pyx_t_8 = __pyx_t_7;
-
-  for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_8; __pyx_t_6+=1) {
-    __pyx_v_kh = __pyx_t_6;
-
-    /* "cconv/_kernels/_depthwise.pyx":164
- *         raise MemoryError()
- *     for kh in range(KH):
- *         for kw in range(KW):             # <<<<<<<<<<<<<<
- *             t = kw * dw
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
-*/
-
-    __pyx_t_5 = __pyx_v_KW;
-    __pyx_t_1 = __pyx_t_5;
-
-    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_1; __pyx_t_4+=1) {
-      __pyx_v_kw = __pyx_t_4;
-
-      /* "cconv/_kernels/_depthwise.pyx":165
- *     for kh in range(KH):
- *         for kw in range(KW):
- *             t = kw * dw             # <<<<<<<<<<<<<<
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
- *     try:
-*/
-      __pyx_v_t = (__pyx_v_kw * __pyx_v_dw);
-
-      /* "cconv/_kernels/_depthwise.pyx":166
- *         for kw in range(KW):
- *             t = kw * dw
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw             # <<<<<<<<<<<<<<
- *     try:
- *         with nogil, parallel(num_threads=nthreads):
-*/
-      (__pyx_v_toff[((__pyx_v_kh * __pyx_v_KW) + __pyx_v_kw)]) = ((((__pyx_v_kh * __pyx_v_dh) * __pyx_v_b.row_stride) + ((__pyx_v_t % __pyx_v_sw) * __pyx_v_b.lp)) + (__pyx_v_t / __pyx_v_sw));
-    }
-
-  }
-
-
-  /* "cconv/_kernels/_depthwise.pyx":167
- *             t = kw * dw
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
  *     try:             # <<<<<<<<<<<<<<
- *         with nogil, parallel(num_threads=nthreads):
- *             buf = &ws[threadid() * b.ws]
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
 */
   /*try:*/ {
 
-    /* "cconv/_kernels/_depthwise.pyx":168
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
+    /* "cconv/_kernels/_depthwise.pyx":158
+ *         raise MemoryError()
  *     try:
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,             # <<<<<<<<<<<<<<
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:
+*/
+    __pyx_f_5cconv_8_kernels_10_depthwise_band_setup((&__pyx_v_L), __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_pt, __pyx_v_pl, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, cc_dwconv_lanes(__pyx_v_isa, (sizeof(float))), __pyx_v_toff);
+
+    /* "cconv/_kernels/_depthwise.pyx":160
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+*/
+    __pyx_t_2 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_L.ws));
+
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":161
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")             # <<<<<<<<<<<<<<
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:
+*/
+      __pyx_t_12 = NULL;
+      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 161, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 161, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_8);
+      __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
+      __pyx_t_14[1] = __pyx_t_5;
+      __pyx_t_14[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
+      __pyx_t_14[3] = __pyx_t_8;
+      __pyx_t_10 = 27;
+      #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+      __pyx_t_10 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[3]);
+      #endif
+      __pyx_t_11 = 0;
+      __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_14, 4, __pyx_t_10, __pyx_t_11);
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 161, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_6);
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __pyx_t_13 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_t_6};
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 161, __pyx_L8_error)
+        __Pyx_GOTREF(__pyx_t_4);
+      }
+      __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __PYX_ERR(0, 161, __pyx_L8_error)
+
+      /* "cconv/_kernels/_depthwise.pyx":160
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+*/
+    }
+
+    /* "cconv/_kernels/_depthwise.pyx":162
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands             # <<<<<<<<<<<<<<
+ *         if total == 0:
+ *             return
+*/
+    __pyx_v_total = ((__pyx_v_L.N * __pyx_v_L.C_in) * __pyx_v_L.nbands);
+
+    /* "cconv/_kernels/_depthwise.pyx":163
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:             # <<<<<<<<<<<<<<
+ *             return
+ *         if bias is not None:
+*/
+    __pyx_t_2 = (__pyx_v_total == 0);
+
+    if (__pyx_t_2) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":164
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:
+ *             return             # <<<<<<<<<<<<<<
+ *         if bias is not None:
+ *             bias_p = &bias[0]
+*/
+      {
+        PyObject *__pyx_temp;
+        {
+          __pyx_temp = __pyx_r;
+          __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+        }
+        __Pyx_XDECREF(__pyx_temp);
+      }
+      goto __pyx_L7_return;
+
+      /* "cconv/_kernels/_depthwise.pyx":163
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:             # <<<<<<<<<<<<<<
+ *             return
+ *         if bias is not None:
+*/
+    }
+
+    /* "cconv/_kernels/_depthwise.pyx":165
+ *         if total == 0:
+ *             return
+ *         if bias is not None:             # <<<<<<<<<<<<<<
+ *             bias_p = &bias[0]
+ *         with nogil, parallel(num_threads=nthreads):
+*/
+    __pyx_t_2 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
+
+    if (__pyx_t_2) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":166
+ *             return
+ *         if bias is not None:
+ *             bias_p = &bias[0]             # <<<<<<<<<<<<<<
+ *         with nogil, parallel(num_threads=nthreads):
+ *             wsp = &ws[threadid() * L.ws]
+*/
+      __pyx_t_15 = 0;
+      __pyx_v_bias_p = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_bias.data) + __pyx_t_15)) ))));
+
+      /* "cconv/_kernels/_depthwise.pyx":165
+ *         if total == 0:
+ *             return
+ *         if bias is not None:             # <<<<<<<<<<<<<<
+ *             bias_p = &bias[0]
+ *         with nogil, parallel(num_threads=nthreads):
+*/
+    }
+
+    /* "cconv/_kernels/_depthwise.pyx":167
+ *         if bias is not None:
+ *             bias_p = &bias[0]
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             buf = &ws[threadid() * b.ws]
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):
 */
     {
@@ -21916,72 +23039,72 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_4depthwise(CYTHON_UNUSED
                   #define unlikely(x) (x)
               #endif
               #ifdef _OPENMP
-              #pragma omp parallel firstprivate(__pyx_v_buf) private(__pyx_t_15, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26, __pyx_t_27, __pyx_t_28, __pyx_t_29, __pyx_t_30, __pyx_t_6, __pyx_t_7, __pyx_t_8) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
+              #pragma omp parallel firstprivate(__pyx_v_wsp) private(__pyx_t_10, __pyx_t_11, __pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
               #endif /* _OPENMP */
               {
 
-                  /* "cconv/_kernels/_depthwise.pyx":169
- *     try:
+                  /* "cconv/_kernels/_depthwise.pyx":168
+ *             bias_p = &bias[0]
  *         with nogil, parallel(num_threads=nthreads):
- *             buf = &ws[threadid() * b.ws]             # <<<<<<<<<<<<<<
+ *             wsp = &ws[threadid() * L.ws]             # <<<<<<<<<<<<<<
  *             for item in prange(total, schedule="static"):
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
 */
                   #ifdef _OPENMP
-                  __pyx_t_15 = omp_get_thread_num();
+                  __pyx_t_11 = omp_get_thread_num();
                   #else
-                  __pyx_t_15 = 0;
+                  __pyx_t_11 = 0;
                   #endif
-                  __pyx_t_21 = (__pyx_t_15 * __pyx_v_b.ws);
-                  __pyx_v_buf = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_ws.data) + __pyx_t_21)) ))));
+                  __pyx_t_15 = (__pyx_t_11 * __pyx_v_L.ws);
+                  __pyx_v_wsp = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_ws.data) + __pyx_t_15)) ))));
 
 
-                  /* "cconv/_kernels/_depthwise.pyx":170
+                  /* "cconv/_kernels/_depthwise.pyx":169
  *         with nogil, parallel(num_threads=nthreads):
- *             buf = &ws[threadid() * b.ws]
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):             # <<<<<<<<<<<<<<
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
- *                          buf)
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+ *                          wsp)
 */
-                  __pyx_t_7 = __pyx_v_total;
+                  __pyx_t_10 = __pyx_v_total;
 
                   {
-                      __pyx_t_6 = (__pyx_t_7 - 0 + 1 - 1/abs(1)) / 1;
-                      if (__pyx_t_6 > 0)
+                      __pyx_t_17 = (__pyx_t_10 - 0 + 1 - 1/abs(1)) / 1;
+                      if (__pyx_t_17 > 0)
                       {
                           #ifdef _OPENMP
                           #pragma omp for nowait firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) schedule(static)
                           #endif /* _OPENMP */
-                          for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_6; __pyx_t_8++){
+                          for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_17; __pyx_t_16++){
                               {
-                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_8);
+                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_16);
 
-                                  /* "cconv/_kernels/_depthwise.pyx":171
- *             buf = &ws[threadid() * b.ws]
+                                  /* "cconv/_kernels/_depthwise.pyx":170
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,             # <<<<<<<<<<<<<<
- *                          buf)
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,             # <<<<<<<<<<<<<<
+ *                          wsp)
  *     finally:
 */
+                                  __pyx_t_15 = 0;
+                                  __pyx_t_18 = 0;
+                                  __pyx_t_19 = 0;
+                                  __pyx_t_20 = 0;
                                   __pyx_t_21 = 0;
                                   __pyx_t_22 = 0;
                                   __pyx_t_23 = 0;
                                   __pyx_t_24 = 0;
                                   __pyx_t_25 = 0;
                                   __pyx_t_26 = 0;
-                                  __pyx_t_27 = 0;
-                                  __pyx_t_28 = 0;
-                                  __pyx_t_29 = 0;
-                                  __pyx_t_30 = 0;
 
-                                  /* "cconv/_kernels/_depthwise.pyx":172
+                                  /* "cconv/_kernels/_depthwise.pyx":171
  *             for item in prange(total, schedule="static"):
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
- *                          buf)             # <<<<<<<<<<<<<<
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+ *                          wsp)             # <<<<<<<<<<<<<<
  *     finally:
  *         free(toff)
 */
-                                  __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band((&__pyx_v_b), __pyx_v_item, (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_21 * __pyx_v_x.strides[0]) ) + __pyx_t_22 * __pyx_v_x.strides[1]) ) + __pyx_t_23 * __pyx_v_x.strides[2]) )) + __pyx_t_24)) )))), (&(*((float const  *) ( /* dim=1 */ ((char *) (((float const  *) ( /* dim=0 */ (__pyx_v_w.data + __pyx_t_25 * __pyx_v_w.strides[0]) )) + __pyx_t_26)) )))), __pyx_v_bias_p, (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_27 * __pyx_v_out.strides[0]) ) + __pyx_t_28 * __pyx_v_out.strides[1]) ) + __pyx_t_29 * __pyx_v_out.strides[2]) )) + __pyx_t_30)) )))), __pyx_v_toff, __pyx_v_buf);
+                                  __pyx_fuse_0__pyx_f_5cconv_8_kernels_10_depthwise_run_band((&__pyx_v_L), __pyx_v_item, (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_15 * __pyx_v_x.strides[0]) ) + __pyx_t_18 * __pyx_v_x.strides[1]) ) + __pyx_t_19 * __pyx_v_x.strides[2]) )) + __pyx_t_20)) )))), (&(*((float const  *) ( /* dim=1 */ ((char *) (((float const  *) ( /* dim=0 */ (__pyx_v_w.data + __pyx_t_21 * __pyx_v_w.strides[0]) )) + __pyx_t_22)) )))), __pyx_v_bias_p, (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_23 * __pyx_v_out.strides[0]) ) + __pyx_t_24 * __pyx_v_out.strides[1]) ) + __pyx_t_25 * __pyx_v_out.strides[2]) )) + __pyx_t_26)) )))), __pyx_v_toff, __pyx_v_wsp);
                               }
                           }
                       }
@@ -21997,38 +23120,81 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_4depthwise(CYTHON_UNUSED
           #endif
         }
 
-        /* "cconv/_kernels/_depthwise.pyx":168
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
- *     try:
+        /* "cconv/_kernels/_depthwise.pyx":167
+ *         if bias is not None:
+ *             bias_p = &bias[0]
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             buf = &ws[threadid() * b.ws]
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):
 */
         /*finally:*/ {
           /*normal exit:*/{
             __Pyx_FastGIL_Forget();
             PyEval_RestoreThread(_save);
-            goto __pyx_L19;
+            goto __pyx_L15;
           }
-          __pyx_L19:;
+          __pyx_L15:;
         }
     }
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":174
- *                          buf)
+  /* "cconv/_kernels/_depthwise.pyx":173
+ *                          wsp)
  *     finally:
  *         free(toff)             # <<<<<<<<<<<<<<
 */
   /*finally:*/ {
     /*normal exit:*/{
       free(__pyx_v_toff);
-      goto __pyx_L16;
+      goto __pyx_L9;
     }
-    __pyx_L16:;
+    __pyx_L8_error:;
+    /*exception exit:*/{
+      __Pyx_PyThreadState_declare
+      __Pyx_PyThreadState_assign
+      __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0;
+      __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+       __Pyx_ExceptionSwap(&__pyx_t_32, &__pyx_t_33, &__pyx_t_34);
+      if ( unlikely(__Pyx_GetException(&__pyx_t_29, &__pyx_t_30, &__pyx_t_31) < 0)) __Pyx_ErrFetch(&__pyx_t_29, &__pyx_t_30, &__pyx_t_31);
+      __Pyx_XGOTREF(__pyx_t_29);
+      __Pyx_XGOTREF(__pyx_t_30);
+      __Pyx_XGOTREF(__pyx_t_31);
+      __Pyx_XGOTREF(__pyx_t_32);
+      __Pyx_XGOTREF(__pyx_t_33);
+      __Pyx_XGOTREF(__pyx_t_34);
+      __pyx_t_11 = __pyx_lineno; __pyx_t_27 = __pyx_clineno; __pyx_t_28 = __pyx_filename;
+      {
+        free(__pyx_v_toff);
+      }
+      __Pyx_XGIVEREF(__pyx_t_32);
+      __Pyx_XGIVEREF(__pyx_t_33);
+      __Pyx_XGIVEREF(__pyx_t_34);
+      __Pyx_ExceptionReset(__pyx_t_32, __pyx_t_33, __pyx_t_34);
+      __Pyx_XGIVEREF(__pyx_t_29);
+      __Pyx_XGIVEREF(__pyx_t_30);
+      __Pyx_XGIVEREF(__pyx_t_31);
+      __Pyx_ErrRestore(__pyx_t_29, __pyx_t_30, __pyx_t_31);
+      __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0;
+      __pyx_lineno = __pyx_t_11; __pyx_clineno = __pyx_t_27; __pyx_filename = __pyx_t_28;
+      goto __pyx_L1_error;
+    }
+    __pyx_L7_return: {
+      __pyx_t_34 = __pyx_r;
+      __pyx_r = 0;
+      free(__pyx_v_toff);
+      __pyx_r = __pyx_t_34;
+      __pyx_t_34 = 0;
+      goto __pyx_L0;
+    }
+    __pyx_L9:;
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":126
+  /* "cconv/_kernels/_depthwise.pyx":135
  * 
  * 
  * def depthwise(const floating[:, :, :, ::1] x, const floating[:, ::1] w,             # <<<<<<<<<<<<<<
@@ -22040,18 +23206,15 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_4depthwise(CYTHON_UNUSED
   __pyx_r = Py_None; __Pyx_INCREF(Py_None);
   goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_9);
-  __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_XDECREF(__pyx_t_11);
-  __Pyx_XDECREF(__pyx_t_13);
-  __Pyx_XDECREF(__pyx_t_16);
-  __Pyx_XDECREF(__pyx_t_20);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_12);
   __Pyx_AddTraceback("cconv._kernels._depthwise.depthwise", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
 
 
 
@@ -22101,137 +23264,137 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_10_depthwise_7depthwise(P
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_w,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_KH,&__pyx_mstate_global->__pyx_n_u_KW,&__pyx_mstate_global->__pyx_n_u_sh,&__pyx_mstate_global->__pyx_n_u_sw,&__pyx_mstate_global->__pyx_n_u_pt,&__pyx_mstate_global->__pyx_n_u_pl,&__pyx_mstate_global->__pyx_n_u_dh,&__pyx_mstate_global->__pyx_n_u_dw,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 126, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 135, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 135, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depthwise", 0) < (0)) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "depthwise", 0) < (0)) __PYX_ERR(0, 135, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 16; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, i); __PYX_ERR(0, 126, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, i); __PYX_ERR(0, 135, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 16)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 135, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 135, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 126, __pyx_L3_error)
-    __pyx_v_w = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_w.memview)) __PYX_ERR(0, 126, __pyx_L3_error)
-    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 127, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 127, __pyx_L3_error)
-    __pyx_v_KH = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_KH == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 127, __pyx_L3_error)
-    __pyx_v_KW = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_KW == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_sh = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_sh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_sw = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_sw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_pt = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_pt == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_pl = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_pl == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
-    __pyx_v_dh = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_dh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_dw = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_dw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[12]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 129, __pyx_L3_error)
-    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[15]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 130, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 135, __pyx_L3_error)
+    __pyx_v_w = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_w.memview)) __PYX_ERR(0, 135, __pyx_L3_error)
+    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 136, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 136, __pyx_L3_error)
+    __pyx_v_KH = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_KH == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 136, __pyx_L3_error)
+    __pyx_v_KW = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_KW == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_sh = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_sh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_sw = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_sw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_pt = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_pt == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_pl = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_pl == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 137, __pyx_L3_error)
+    __pyx_v_dh = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_dh == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_dw = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_dw == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[12]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 138, __pyx_L3_error)
+    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[15]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 139, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, __pyx_nargs); __PYX_ERR(0, 126, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("depthwise", 1, 16, 16, __pyx_nargs); __PYX_ERR(0, 135, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -22274,547 +23437,364 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_10_depthwise_7depthwise(P
 }
 
 static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_6depthwise(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_KH, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_pt, Py_ssize_t __pyx_v_pl, Py_ssize_t __pyx_v_dh, Py_ssize_t __pyx_v_dw, Py_ssize_t __pyx_v_rows, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads) {
-  struct __pyx_t_5cconv_8_kernels_10_depthwise_Band __pyx_v_b;
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_v_L;
   Py_ssize_t __pyx_v_item;
   Py_ssize_t __pyx_v_total;
-  Py_ssize_t __pyx_v_kh;
-  Py_ssize_t __pyx_v_kw;
-  Py_ssize_t __pyx_v_t;
   Py_ssize_t *__pyx_v_toff;
   double const *__pyx_v_bias_p;
-  double *__pyx_v_buf;
+  double *__pyx_v_wsp;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
-  Py_ssize_t __pyx_t_6;
-  Py_ssize_t __pyx_t_7;
-  Py_ssize_t __pyx_t_8;
-  PyObject *__pyx_t_9 = NULL;
-  PyObject *__pyx_t_10 = NULL;
-  PyObject *__pyx_t_11 = NULL;
-  int __pyx_t_12;
-  PyObject *__pyx_t_13 = NULL;
+  struct __pyx_t_5cconv_8_kernels_10_depthwise_Layer __pyx_t_1;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9[7];
+  Py_ssize_t __pyx_t_10;
+  int __pyx_t_11;
+  PyObject *__pyx_t_12 = NULL;
+  size_t __pyx_t_13;
   PyObject *__pyx_t_14[4];
-  int __pyx_t_15;
-  PyObject *__pyx_t_16 = NULL;
-  size_t __pyx_t_17;
-  int __pyx_t_18;
-  PyObject *__pyx_t_19[7];
-  PyObject *__pyx_t_20 = NULL;
+  Py_ssize_t __pyx_t_15;
+  Py_ssize_t __pyx_t_16;
+  Py_ssize_t __pyx_t_17;
+  Py_ssize_t __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
+  Py_ssize_t __pyx_t_20;
   Py_ssize_t __pyx_t_21;
   Py_ssize_t __pyx_t_22;
   Py_ssize_t __pyx_t_23;
   Py_ssize_t __pyx_t_24;
   Py_ssize_t __pyx_t_25;
   Py_ssize_t __pyx_t_26;
-  Py_ssize_t __pyx_t_27;
-  Py_ssize_t __pyx_t_28;
-  Py_ssize_t __pyx_t_29;
-  Py_ssize_t __pyx_t_30;
+  int __pyx_t_27;
+  char const *__pyx_t_28;
+  PyObject *__pyx_t_29 = NULL;
+  PyObject *__pyx_t_30 = NULL;
+  PyObject *__pyx_t_31 = NULL;
+  PyObject *__pyx_t_32 = NULL;
+  PyObject *__pyx_t_33 = NULL;
+  PyObject *__pyx_t_34 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1depthwise", 0);
 
-  /* "cconv/_kernels/_depthwise.pyx":140
- *     cdef Py_ssize_t item, total, kh, kw, t
+  /* "cconv/_kernels/_depthwise.pyx":146
+ *     per-thread elements of workspace_elems(...). pt, pl: top and left padding (the bottom and
+ *     right padding follow from the output size)."""
+ *     cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],             # <<<<<<<<<<<<<<
+ *                             out.shape[2], out.shape[3], isa)
+ *     cdef Py_ssize_t item, total
+*/
+  __pyx_t_1 = __pyx_f_5cconv_8_kernels_10_depthwise_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_isa); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 146, __pyx_L1_error)
+  __pyx_v_L = __pyx_t_1;
+
+  /* "cconv/_kernels/_depthwise.pyx":150
+ *     cdef Py_ssize_t item, total
  *     cdef Py_ssize_t *toff
  *     cdef const floating *bias_p = NULL             # <<<<<<<<<<<<<<
- *     cdef floating *buf
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
 */
   __pyx_v_bias_p = NULL;
 
-  /* "cconv/_kernels/_depthwise.pyx":142
+  /* "cconv/_kernels/_depthwise.pyx":152
  *     cdef const floating *bias_p = NULL
- *     cdef floating *buf
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]             # <<<<<<<<<<<<<<
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     b.m = b.C_out // b.C_in
-*/
-  __pyx_t_1 = (__pyx_v_x.shape[0]);
-
-  __pyx_t_2 = (__pyx_v_x.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_x.shape[2]);
-
-  __pyx_t_4 = (__pyx_v_x.shape[3]);
-
-  __pyx_v_b.N = __pyx_t_1;
-  __pyx_v_b.C_in = __pyx_t_2;
-  __pyx_v_b.H = __pyx_t_3;
-  __pyx_v_b.W = __pyx_t_4;
-
-  /* "cconv/_kernels/_depthwise.pyx":143
- *     cdef floating *buf
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]             # <<<<<<<<<<<<<<
- *     b.m = b.C_out // b.C_in
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
-*/
-  __pyx_t_4 = (__pyx_v_out.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_out.shape[2]);
-
-  __pyx_t_2 = (__pyx_v_out.shape[3]);
-
-  __pyx_v_b.C_out = __pyx_t_4;
-  __pyx_v_b.H_out = __pyx_t_3;
-  __pyx_v_b.W_out = __pyx_t_2;
-
-  /* "cconv/_kernels/_depthwise.pyx":144
- *     b.N, b.C_in, b.H, b.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     b.m = b.C_out // b.C_in             # <<<<<<<<<<<<<<
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
- *     b.rows = rows
-*/
-  __pyx_v_b.m = (__pyx_v_b.C_out / __pyx_v_b.C_in);
-
-  /* "cconv/_kernels/_depthwise.pyx":145
- *     b.C_out, b.H_out, b.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     b.m = b.C_out // b.C_in
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw             # <<<<<<<<<<<<<<
- *     b.rows = rows
- *     b.nbands = cdiv(b.H_out, rows)
-*/
-  __pyx_t_2 = __pyx_v_KH;
-
-  __pyx_t_3 = __pyx_v_KW;
-
-  __pyx_t_4 = __pyx_v_sh;
-
-  __pyx_t_1 = __pyx_v_sw;
-
-  __pyx_t_5 = __pyx_v_pt;
-
-  __pyx_t_6 = __pyx_v_pl;
-
-  __pyx_t_7 = __pyx_v_dh;
-
-  __pyx_t_8 = __pyx_v_dw;
-
-  __pyx_v_b.KH = __pyx_t_2;
-  __pyx_v_b.KW = __pyx_t_3;
-  __pyx_v_b.sh = __pyx_t_4;
-  __pyx_v_b.sw = __pyx_t_1;
-  __pyx_v_b.pt = __pyx_t_5;
-  __pyx_v_b.pl = __pyx_t_6;
-  __pyx_v_b.dh = __pyx_t_7;
-  __pyx_v_b.dw = __pyx_t_8;
-
-  /* "cconv/_kernels/_depthwise.pyx":146
- *     b.m = b.C_out // b.C_in
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
- *     b.rows = rows             # <<<<<<<<<<<<<<
- *     b.nbands = cdiv(b.H_out, rows)
- *     b.isa = isa
-*/
-  __pyx_v_b.rows = __pyx_v_rows;
-
-  /* "cconv/_kernels/_depthwise.pyx":147
- *     b.KH, b.KW, b.sh, b.sw, b.pt, b.pl, b.dh, b.dw = KH, KW, sh, sw, pt, pl, dh, dw
- *     b.rows = rows
- *     b.nbands = cdiv(b.H_out, rows)             # <<<<<<<<<<<<<<
- *     b.isa = isa
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
-*/
-  __pyx_v_b.nbands = __pyx_f_5cconv_8_kernels_10_depthwise_cdiv(__pyx_v_b.H_out, __pyx_v_rows);
-
-  /* "cconv/_kernels/_depthwise.pyx":148
- *     b.rows = rows
- *     b.nbands = cdiv(b.H_out, rows)
- *     b.isa = isa             # <<<<<<<<<<<<<<
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp
-*/
-  __pyx_v_b.isa = __pyx_v_isa;
-
-  /* "cconv/_kernels/_depthwise.pyx":149
- *     b.nbands = cdiv(b.H_out, rows)
- *     b.isa = isa
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))             # <<<<<<<<<<<<<<
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:
-*/
-  __pyx_t_9 = __pyx_f_5cconv_8_kernels_10_depthwise_band_geometry(__pyx_v_b.W_out, __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, __pyx_v_isa, (sizeof(double)), 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 149, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_9);
-  if (likely(__pyx_t_9 != Py_None)) {
-    PyObject* sequence = __pyx_t_9;
-    Py_ssize_t size = __Pyx_PyTuple_GET_SIZE(sequence);
-    if (unlikely(size != 2)) {
-      if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-      else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(0, 149, __pyx_L1_error)
-    }
-    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-    __pyx_t_10 = PyTuple_GET_ITEM(sequence, 0);
-    __Pyx_INCREF(__pyx_t_10);
-    __pyx_t_11 = PyTuple_GET_ITEM(sequence, 1);
-    __Pyx_INCREF(__pyx_t_11);
-    #else
-    __pyx_t_10 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 149, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_11 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 149, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    #endif
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-  } else {
-    __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(0, 149, __pyx_L1_error)
-  }
-  __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_10); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_7 = __Pyx_PyIndex_AsSsize_t(__pyx_t_11); if (unlikely((__pyx_t_7 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  __pyx_v_b.lp = __pyx_t_8;
-  __pyx_v_b.ws = __pyx_t_7;
-
-  /* "cconv/_kernels/_depthwise.pyx":150
- *     b.isa = isa
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp             # <<<<<<<<<<<<<<
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
-*/
-  __pyx_v_b.row_stride = (__pyx_v_sw * __pyx_v_b.lp);
-
-  /* "cconv/_kernels/_depthwise.pyx":151
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
-*/
-  __pyx_t_12 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_b.ws));
-
-  if (unlikely(__pyx_t_12)) {
-
-
-    /* "cconv/_kernels/_depthwise.pyx":152
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")             # <<<<<<<<<<<<<<
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
-*/
-    __pyx_t_11 = NULL;
-    __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 152, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_13 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_b.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 152, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_13);
-    __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
-    __pyx_t_14[1] = __pyx_t_10;
-    __pyx_t_14[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
-    __pyx_t_14[3] = __pyx_t_13;
-    __pyx_t_7 = 27;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_7 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[3]);
-    #endif
-    __pyx_t_15 = 0;
-    __pyx_t_16 = __Pyx_PyUnicode_Join(__pyx_t_14, 4, __pyx_t_7, __pyx_t_15);
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 152, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_16);
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __pyx_t_17 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_t_16};
-      __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (__pyx_t_17*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 152, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_9);
-    }
-    __Pyx_Raise(__pyx_t_9, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(0, 152, __pyx_L1_error)
-
-    /* "cconv/_kernels/_depthwise.pyx":151
- *     b.lp, b.ws = band_geometry(b.W_out, KH, KW, sh, sw, dh, dw, rows, isa, sizeof(floating))
- *     b.row_stride = sw * b.lp
- *     if ws.shape[0] < nthreads * b.ws:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
-*/
-  }
-
-  /* "cconv/_kernels/_depthwise.pyx":153
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
-*/
-  __pyx_t_18 = ((__pyx_v_w.shape[0]) != __pyx_v_b.C_out);
-
-  if (!__pyx_t_18) {
-
-  } else {
-
-    __pyx_t_12 = __pyx_t_18;
-
-    goto __pyx_L5_bool_binop_done;
-  }
-  __pyx_t_18 = ((__pyx_v_w.shape[1]) != (__pyx_v_KH * __pyx_v_KW));
-
-
-  __pyx_t_12 = __pyx_t_18;
-
-  __pyx_L5_bool_binop_done:;
-  if (unlikely(__pyx_t_12)) {
-
-
-    /* "cconv/_kernels/_depthwise.pyx":154
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")             # <<<<<<<<<<<<<<
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:
-*/
-    __pyx_t_16 = NULL;
-    __pyx_t_11 = __Pyx_carray_to_py_Py_ssize_t(__pyx_v_w.shape, 8); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_13 = __Pyx_PySequence_Tuple(__pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_13);
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyTuple_GetSlice(__pyx_t_13, 0, 2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __pyx_t_13 = __Pyx_PyObject_FormatSimple(__pyx_t_11, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_13);
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_b.C_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_KH * __pyx_v_KW), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_19[0] = __pyx_mstate_global->__pyx_kp_u_w_has_shape;
-    __pyx_t_19[1] = __pyx_t_13;
-    __pyx_t_19[2] = __pyx_mstate_global->__pyx_kp_u_expected;
-    __pyx_t_19[3] = __pyx_t_11;
-    __pyx_t_19[4] = __pyx_mstate_global->__pyx_kp_u__5;
-    __pyx_t_19[5] = __pyx_t_10;
-    __pyx_t_19[6] = __pyx_mstate_global->__pyx_kp_u__6;
-    __pyx_t_7 = 27;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_7 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_19[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_19[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_19[5]);
-    #endif
-    __pyx_t_15 = 0;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_15 |= __Pyx_PyUnicode_KIND_04(__pyx_t_19[1]);
-    #endif
-    __pyx_t_20 = __Pyx_PyUnicode_Join(__pyx_t_19, 7, __pyx_t_7, __pyx_t_15);
-    if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 154, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_20);
-    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_17 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_16, __pyx_t_20};
-      __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (__pyx_t_17*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
-      __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 154, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_9);
-    }
-    __Pyx_Raise(__pyx_t_9, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(0, 154, __pyx_L1_error)
-
-    /* "cconv/_kernels/_depthwise.pyx":153
- *     if ws.shape[0] < nthreads * b.ws:
- *         raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * b.ws}")
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
-*/
-  }
-
-  /* "cconv/_kernels/_depthwise.pyx":155
- *     if w.shape[0] != b.C_out or w.shape[1] != KH * KW:
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands             # <<<<<<<<<<<<<<
- *     if total == 0:
- *         return
-*/
-  __pyx_v_total = ((__pyx_v_b.N * __pyx_v_b.C_in) * __pyx_v_b.nbands);
-
-  /* "cconv/_kernels/_depthwise.pyx":156
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:             # <<<<<<<<<<<<<<
- *         return
- *     if bias is not None:
-*/
-  __pyx_t_12 = (__pyx_v_total == 0);
-
-  if (__pyx_t_12) {
-
-
-    /* "cconv/_kernels/_depthwise.pyx":157
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:
- *         return             # <<<<<<<<<<<<<<
- *     if bias is not None:
- *         bias_p = &bias[0]
-*/
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    goto __pyx_L0;
-
-    /* "cconv/_kernels/_depthwise.pyx":156
- *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({b.C_out}, {KH * KW})")
- *     total = b.N * b.C_in * b.nbands
- *     if total == 0:             # <<<<<<<<<<<<<<
- *         return
- *     if bias is not None:
-*/
-  }
-
-  /* "cconv/_kernels/_depthwise.pyx":158
- *     if total == 0:
- *         return
- *     if bias is not None:             # <<<<<<<<<<<<<<
- *         bias_p = &bias[0]
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
 */
-  __pyx_t_12 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
+  __pyx_t_3 = ((__pyx_v_w.shape[0]) != __pyx_v_L.C_out);
 
-  if (__pyx_t_12) {
+  if (!__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_3;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_3 = ((__pyx_v_w.shape[1]) != (__pyx_v_KH * __pyx_v_KW));
 
 
-    /* "cconv/_kernels/_depthwise.pyx":159
- *         return
- *     if bias is not None:
- *         bias_p = &bias[0]             # <<<<<<<<<<<<<<
+  __pyx_t_2 = __pyx_t_3;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "cconv/_kernels/_depthwise.pyx":153
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")             # <<<<<<<<<<<<<<
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:
 */
-    __pyx_t_21 = 0;
-    __pyx_v_bias_p = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_bias.data) + __pyx_t_21)) ))));
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = __Pyx_carray_to_py_Py_ssize_t(__pyx_v_w.shape, 8); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_7 = __Pyx_PySequence_Tuple(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_6 = __Pyx_PyTuple_GetSlice(__pyx_t_7, 0, 2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_L.C_out, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_KH * __pyx_v_KW), 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_w_has_shape;
+    __pyx_t_9[1] = __pyx_t_7;
+    __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_expected;
+    __pyx_t_9[3] = __pyx_t_6;
+    __pyx_t_9[4] = __pyx_mstate_global->__pyx_kp_u__5;
+    __pyx_t_9[5] = __pyx_t_8;
+    __pyx_t_9[6] = __pyx_mstate_global->__pyx_kp_u__6;
+    __pyx_t_10 = 27;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_10 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[5]);
+    #endif
+    __pyx_t_11 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
+    #endif
+    __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_9, 7, __pyx_t_10, __pyx_t_11);
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_12);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_13 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_12};
+      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 153, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+    }
+    __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __PYX_ERR(0, 153, __pyx_L1_error)
 
-    /* "cconv/_kernels/_depthwise.pyx":158
- *     if total == 0:
- *         return
- *     if bias is not None:             # <<<<<<<<<<<<<<
- *         bias_p = &bias[0]
+    /* "cconv/_kernels/_depthwise.pyx":152
+ *     cdef const floating *bias_p = NULL
+ *     cdef floating *wsp
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
 */
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":160
- *     if bias is not None:
- *         bias_p = &bias[0]
+  /* "cconv/_kernels/_depthwise.pyx":154
+ *     if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))             # <<<<<<<<<<<<<<
  *     if toff == NULL:
  *         raise MemoryError()
 */
   __pyx_v_toff = ((Py_ssize_t *)malloc(((__pyx_v_KH * __pyx_v_KW) * (sizeof(Py_ssize_t)))));
 
-  /* "cconv/_kernels/_depthwise.pyx":161
- *         bias_p = &bias[0]
+  /* "cconv/_kernels/_depthwise.pyx":155
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     for kh in range(KH):
+ *     try:
 */
-  __pyx_t_12 = (__pyx_v_toff == NULL);
+  __pyx_t_2 = (__pyx_v_toff == NULL);
 
-  if (unlikely(__pyx_t_12)) {
+  if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_depthwise.pyx":162
+    /* "cconv/_kernels/_depthwise.pyx":156
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
- *     for kh in range(KH):
- *         for kw in range(KW):
+ *     try:
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 162, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 156, __pyx_L1_error)
 
-    /* "cconv/_kernels/_depthwise.pyx":161
- *         bias_p = &bias[0]
+    /* "cconv/_kernels/_depthwise.pyx":155
+ *         raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
  *     toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
  *     if toff == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     for kh in range(KH):
+ *     try:
 */
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":163
+  /* "cconv/_kernels/_depthwise.pyx":157
  *     if toff == NULL:
  *         raise MemoryError()
- *     for kh in range(KH):             # <<<<<<<<<<<<<<
- *         for kw in range(KW):
- *             t = kw * dw
-*/
-
-  __pyx_t_7 = __pyx_v_KH;
-  __pyx_t_8 = __pyx_t_7;
-
-  for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_8; __pyx_t_6+=1) {
-    __pyx_v_kh = __pyx_t_6;
-
-    /* "cconv/_kernels/_depthwise.pyx":164
- *         raise MemoryError()
- *     for kh in range(KH):
- *         for kw in range(KW):             # <<<<<<<<<<<<<<
- *             t = kw * dw
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
-*/
-
-    __pyx_t_5 = __pyx_v_KW;
-    __pyx_t_1 = __pyx_t_5;
-
-    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_1; __pyx_t_4+=1) {
-      __pyx_v_kw = __pyx_t_4;
-
-      /* "cconv/_kernels/_depthwise.pyx":165
- *     for kh in range(KH):
- *         for kw in range(KW):
- *             t = kw * dw             # <<<<<<<<<<<<<<
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
- *     try:
-*/
-      __pyx_v_t = (__pyx_v_kw * __pyx_v_dw);
-
-      /* "cconv/_kernels/_depthwise.pyx":166
- *         for kw in range(KW):
- *             t = kw * dw
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw             # <<<<<<<<<<<<<<
- *     try:
- *         with nogil, parallel(num_threads=nthreads):
-*/
-      (__pyx_v_toff[((__pyx_v_kh * __pyx_v_KW) + __pyx_v_kw)]) = ((((__pyx_v_kh * __pyx_v_dh) * __pyx_v_b.row_stride) + ((__pyx_v_t % __pyx_v_sw) * __pyx_v_b.lp)) + (__pyx_v_t / __pyx_v_sw));
-    }
-
-  }
-
-
-  /* "cconv/_kernels/_depthwise.pyx":167
- *             t = kw * dw
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
  *     try:             # <<<<<<<<<<<<<<
- *         with nogil, parallel(num_threads=nthreads):
- *             buf = &ws[threadid() * b.ws]
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
 */
   /*try:*/ {
 
-    /* "cconv/_kernels/_depthwise.pyx":168
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
+    /* "cconv/_kernels/_depthwise.pyx":158
+ *         raise MemoryError()
  *     try:
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,             # <<<<<<<<<<<<<<
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:
+*/
+    __pyx_f_5cconv_8_kernels_10_depthwise_band_setup((&__pyx_v_L), __pyx_v_KH, __pyx_v_KW, __pyx_v_sh, __pyx_v_sw, __pyx_v_pt, __pyx_v_pl, __pyx_v_dh, __pyx_v_dw, __pyx_v_rows, cc_dwconv_lanes(__pyx_v_isa, (sizeof(double))), __pyx_v_toff);
+
+    /* "cconv/_kernels/_depthwise.pyx":160
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+*/
+    __pyx_t_2 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_L.ws));
+
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":161
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")             # <<<<<<<<<<<<<<
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:
+*/
+      __pyx_t_12 = NULL;
+      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 161, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 161, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_8);
+      __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
+      __pyx_t_14[1] = __pyx_t_5;
+      __pyx_t_14[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
+      __pyx_t_14[3] = __pyx_t_8;
+      __pyx_t_10 = 27;
+      #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+      __pyx_t_10 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[3]);
+      #endif
+      __pyx_t_11 = 0;
+      __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_14, 4, __pyx_t_10, __pyx_t_11);
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 161, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_6);
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __pyx_t_13 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_t_6};
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 161, __pyx_L8_error)
+        __Pyx_GOTREF(__pyx_t_4);
+      }
+      __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __PYX_ERR(0, 161, __pyx_L8_error)
+
+      /* "cconv/_kernels/_depthwise.pyx":160
+ *         band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
+ *                    cc_dwconv_lanes(isa, sizeof(floating)), toff)
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+*/
+    }
+
+    /* "cconv/_kernels/_depthwise.pyx":162
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands             # <<<<<<<<<<<<<<
+ *         if total == 0:
+ *             return
+*/
+    __pyx_v_total = ((__pyx_v_L.N * __pyx_v_L.C_in) * __pyx_v_L.nbands);
+
+    /* "cconv/_kernels/_depthwise.pyx":163
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:             # <<<<<<<<<<<<<<
+ *             return
+ *         if bias is not None:
+*/
+    __pyx_t_2 = (__pyx_v_total == 0);
+
+    if (__pyx_t_2) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":164
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:
+ *             return             # <<<<<<<<<<<<<<
+ *         if bias is not None:
+ *             bias_p = &bias[0]
+*/
+      {
+        PyObject *__pyx_temp;
+        {
+          __pyx_temp = __pyx_r;
+          __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+        }
+        __Pyx_XDECREF(__pyx_temp);
+      }
+      goto __pyx_L7_return;
+
+      /* "cconv/_kernels/_depthwise.pyx":163
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+ *         total = L.N * L.C_in * L.nbands
+ *         if total == 0:             # <<<<<<<<<<<<<<
+ *             return
+ *         if bias is not None:
+*/
+    }
+
+    /* "cconv/_kernels/_depthwise.pyx":165
+ *         if total == 0:
+ *             return
+ *         if bias is not None:             # <<<<<<<<<<<<<<
+ *             bias_p = &bias[0]
+ *         with nogil, parallel(num_threads=nthreads):
+*/
+    __pyx_t_2 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
+
+    if (__pyx_t_2) {
+
+
+      /* "cconv/_kernels/_depthwise.pyx":166
+ *             return
+ *         if bias is not None:
+ *             bias_p = &bias[0]             # <<<<<<<<<<<<<<
+ *         with nogil, parallel(num_threads=nthreads):
+ *             wsp = &ws[threadid() * L.ws]
+*/
+      __pyx_t_15 = 0;
+      __pyx_v_bias_p = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_bias.data) + __pyx_t_15)) ))));
+
+      /* "cconv/_kernels/_depthwise.pyx":165
+ *         if total == 0:
+ *             return
+ *         if bias is not None:             # <<<<<<<<<<<<<<
+ *             bias_p = &bias[0]
+ *         with nogil, parallel(num_threads=nthreads):
+*/
+    }
+
+    /* "cconv/_kernels/_depthwise.pyx":167
+ *         if bias is not None:
+ *             bias_p = &bias[0]
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             buf = &ws[threadid() * b.ws]
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):
 */
     {
@@ -22830,72 +23810,72 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_6depthwise(CYTHON_UNUSED
                   #define unlikely(x) (x)
               #endif
               #ifdef _OPENMP
-              #pragma omp parallel firstprivate(__pyx_v_buf) private(__pyx_t_15, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26, __pyx_t_27, __pyx_t_28, __pyx_t_29, __pyx_t_30, __pyx_t_6, __pyx_t_7, __pyx_t_8) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
+              #pragma omp parallel firstprivate(__pyx_v_wsp) private(__pyx_t_10, __pyx_t_11, __pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
               #endif /* _OPENMP */
               {
 
-                  /* "cconv/_kernels/_depthwise.pyx":169
- *     try:
+                  /* "cconv/_kernels/_depthwise.pyx":168
+ *             bias_p = &bias[0]
  *         with nogil, parallel(num_threads=nthreads):
- *             buf = &ws[threadid() * b.ws]             # <<<<<<<<<<<<<<
+ *             wsp = &ws[threadid() * L.ws]             # <<<<<<<<<<<<<<
  *             for item in prange(total, schedule="static"):
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
 */
                   #ifdef _OPENMP
-                  __pyx_t_15 = omp_get_thread_num();
+                  __pyx_t_11 = omp_get_thread_num();
                   #else
-                  __pyx_t_15 = 0;
+                  __pyx_t_11 = 0;
                   #endif
-                  __pyx_t_21 = (__pyx_t_15 * __pyx_v_b.ws);
-                  __pyx_v_buf = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ws.data) + __pyx_t_21)) ))));
+                  __pyx_t_15 = (__pyx_t_11 * __pyx_v_L.ws);
+                  __pyx_v_wsp = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ws.data) + __pyx_t_15)) ))));
 
 
-                  /* "cconv/_kernels/_depthwise.pyx":170
+                  /* "cconv/_kernels/_depthwise.pyx":169
  *         with nogil, parallel(num_threads=nthreads):
- *             buf = &ws[threadid() * b.ws]
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):             # <<<<<<<<<<<<<<
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
- *                          buf)
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+ *                          wsp)
 */
-                  __pyx_t_7 = __pyx_v_total;
+                  __pyx_t_10 = __pyx_v_total;
 
                   {
-                      __pyx_t_6 = (__pyx_t_7 - 0 + 1 - 1/abs(1)) / 1;
-                      if (__pyx_t_6 > 0)
+                      __pyx_t_17 = (__pyx_t_10 - 0 + 1 - 1/abs(1)) / 1;
+                      if (__pyx_t_17 > 0)
                       {
                           #ifdef _OPENMP
                           #pragma omp for nowait firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) schedule(static)
                           #endif /* _OPENMP */
-                          for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_6; __pyx_t_8++){
+                          for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_17; __pyx_t_16++){
                               {
-                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_8);
+                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_16);
 
-                                  /* "cconv/_kernels/_depthwise.pyx":171
- *             buf = &ws[threadid() * b.ws]
+                                  /* "cconv/_kernels/_depthwise.pyx":170
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,             # <<<<<<<<<<<<<<
- *                          buf)
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,             # <<<<<<<<<<<<<<
+ *                          wsp)
  *     finally:
 */
+                                  __pyx_t_15 = 0;
+                                  __pyx_t_18 = 0;
+                                  __pyx_t_19 = 0;
+                                  __pyx_t_20 = 0;
                                   __pyx_t_21 = 0;
                                   __pyx_t_22 = 0;
                                   __pyx_t_23 = 0;
                                   __pyx_t_24 = 0;
                                   __pyx_t_25 = 0;
                                   __pyx_t_26 = 0;
-                                  __pyx_t_27 = 0;
-                                  __pyx_t_28 = 0;
-                                  __pyx_t_29 = 0;
-                                  __pyx_t_30 = 0;
 
-                                  /* "cconv/_kernels/_depthwise.pyx":172
+                                  /* "cconv/_kernels/_depthwise.pyx":171
  *             for item in prange(total, schedule="static"):
- *                 run_band(&b, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
- *                          buf)             # <<<<<<<<<<<<<<
+ *                 run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+ *                          wsp)             # <<<<<<<<<<<<<<
  *     finally:
  *         free(toff)
 */
-                                  __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band((&__pyx_v_b), __pyx_v_item, (&(*((double const  *) ( /* dim=3 */ ((char *) (((double const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_21 * __pyx_v_x.strides[0]) ) + __pyx_t_22 * __pyx_v_x.strides[1]) ) + __pyx_t_23 * __pyx_v_x.strides[2]) )) + __pyx_t_24)) )))), (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_w.data + __pyx_t_25 * __pyx_v_w.strides[0]) )) + __pyx_t_26)) )))), __pyx_v_bias_p, (&(*((double *) ( /* dim=3 */ ((char *) (((double *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_27 * __pyx_v_out.strides[0]) ) + __pyx_t_28 * __pyx_v_out.strides[1]) ) + __pyx_t_29 * __pyx_v_out.strides[2]) )) + __pyx_t_30)) )))), __pyx_v_toff, __pyx_v_buf);
+                                  __pyx_fuse_1__pyx_f_5cconv_8_kernels_10_depthwise_run_band((&__pyx_v_L), __pyx_v_item, (&(*((double const  *) ( /* dim=3 */ ((char *) (((double const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_15 * __pyx_v_x.strides[0]) ) + __pyx_t_18 * __pyx_v_x.strides[1]) ) + __pyx_t_19 * __pyx_v_x.strides[2]) )) + __pyx_t_20)) )))), (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_w.data + __pyx_t_21 * __pyx_v_w.strides[0]) )) + __pyx_t_22)) )))), __pyx_v_bias_p, (&(*((double *) ( /* dim=3 */ ((char *) (((double *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_23 * __pyx_v_out.strides[0]) ) + __pyx_t_24 * __pyx_v_out.strides[1]) ) + __pyx_t_25 * __pyx_v_out.strides[2]) )) + __pyx_t_26)) )))), __pyx_v_toff, __pyx_v_wsp);
                               }
                           }
                       }
@@ -22911,38 +23891,81 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_6depthwise(CYTHON_UNUSED
           #endif
         }
 
-        /* "cconv/_kernels/_depthwise.pyx":168
- *             toff[kh * KW + kw] = kh * dh * b.row_stride + (t % sw) * b.lp + t // sw
- *     try:
+        /* "cconv/_kernels/_depthwise.pyx":167
+ *         if bias is not None:
+ *             bias_p = &bias[0]
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             buf = &ws[threadid() * b.ws]
+ *             wsp = &ws[threadid() * L.ws]
  *             for item in prange(total, schedule="static"):
 */
         /*finally:*/ {
           /*normal exit:*/{
             __Pyx_FastGIL_Forget();
             PyEval_RestoreThread(_save);
-            goto __pyx_L19;
+            goto __pyx_L15;
           }
-          __pyx_L19:;
+          __pyx_L15:;
         }
     }
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":174
- *                          buf)
+  /* "cconv/_kernels/_depthwise.pyx":173
+ *                          wsp)
  *     finally:
  *         free(toff)             # <<<<<<<<<<<<<<
 */
   /*finally:*/ {
     /*normal exit:*/{
       free(__pyx_v_toff);
-      goto __pyx_L16;
+      goto __pyx_L9;
     }
-    __pyx_L16:;
+    __pyx_L8_error:;
+    /*exception exit:*/{
+      __Pyx_PyThreadState_declare
+      __Pyx_PyThreadState_assign
+      __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0;
+      __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+       __Pyx_ExceptionSwap(&__pyx_t_32, &__pyx_t_33, &__pyx_t_34);
+      if ( unlikely(__Pyx_GetException(&__pyx_t_29, &__pyx_t_30, &__pyx_t_31) < 0)) __Pyx_ErrFetch(&__pyx_t_29, &__pyx_t_30, &__pyx_t_31);
+      __Pyx_XGOTREF(__pyx_t_29);
+      __Pyx_XGOTREF(__pyx_t_30);
+      __Pyx_XGOTREF(__pyx_t_31);
+      __Pyx_XGOTREF(__pyx_t_32);
+      __Pyx_XGOTREF(__pyx_t_33);
+      __Pyx_XGOTREF(__pyx_t_34);
+      __pyx_t_11 = __pyx_lineno; __pyx_t_27 = __pyx_clineno; __pyx_t_28 = __pyx_filename;
+      {
+        free(__pyx_v_toff);
+      }
+      __Pyx_XGIVEREF(__pyx_t_32);
+      __Pyx_XGIVEREF(__pyx_t_33);
+      __Pyx_XGIVEREF(__pyx_t_34);
+      __Pyx_ExceptionReset(__pyx_t_32, __pyx_t_33, __pyx_t_34);
+      __Pyx_XGIVEREF(__pyx_t_29);
+      __Pyx_XGIVEREF(__pyx_t_30);
+      __Pyx_XGIVEREF(__pyx_t_31);
+      __Pyx_ErrRestore(__pyx_t_29, __pyx_t_30, __pyx_t_31);
+      __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0;
+      __pyx_lineno = __pyx_t_11; __pyx_clineno = __pyx_t_27; __pyx_filename = __pyx_t_28;
+      goto __pyx_L1_error;
+    }
+    __pyx_L7_return: {
+      __pyx_t_34 = __pyx_r;
+      __pyx_r = 0;
+      free(__pyx_v_toff);
+      __pyx_r = __pyx_t_34;
+      __pyx_t_34 = 0;
+      goto __pyx_L0;
+    }
+    __pyx_L9:;
   }
 
-  /* "cconv/_kernels/_depthwise.pyx":126
+  /* "cconv/_kernels/_depthwise.pyx":135
  * 
  * 
  * def depthwise(const floating[:, :, :, ::1] x, const floating[:, ::1] w,             # <<<<<<<<<<<<<<
@@ -22954,18 +23977,15 @@ static PyObject *__pyx_pf_5cconv_8_kernels_10_depthwise_6depthwise(CYTHON_UNUSED
   __pyx_r = Py_None; __Pyx_INCREF(Py_None);
   goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_9);
-  __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_XDECREF(__pyx_t_11);
-  __Pyx_XDECREF(__pyx_t_13);
-  __Pyx_XDECREF(__pyx_t_16);
-  __Pyx_XDECREF(__pyx_t_20);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_12);
   __Pyx_AddTraceback("cconv._kernels._depthwise.depthwise", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
 
 
 
@@ -24332,14 +25352,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5cconv_8_kernels_10_depthwise___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5cconv_8_kernels_10_depthwise___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults)) __PYX_ERR(0, 135, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults = &__pyx_type_5cconv_8_kernels_10_depthwise___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults) < (0)) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults) < (0)) __PYX_ERR(0, 135, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults);
@@ -25351,53 +26371,53 @@ __Pyx_RefNannySetupContext("PyInit__depthwise", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum, __pyx_t_4) < (0)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_depthwise.pyx":53
+  /* "cconv/_kernels/_depthwise.pyx":124
  * 
  * 
- * cpdef tuple band_geometry(Py_ssize_t W_out, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,             # <<<<<<<<<<<<<<
- *                           Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t rows,
- *                           int isa, Py_ssize_t itemsize):
+ * def workspace_elems(Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,             # <<<<<<<<<<<<<<
+ *                     Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+ *                     Py_ssize_t rows, int isa, Py_ssize_t itemsize):
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_10_depthwise_1band_geometry, 0, __pyx_mstate_global->__pyx_n_u_band_geometry, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 53, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_10_depthwise_1workspace_elems, 0, __pyx_mstate_global->__pyx_n_u_workspace_elems, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 124, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_band_geometry, __pyx_t_4) < (0)) __PYX_ERR(0, 53, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_workspace_elems, __pyx_t_4) < (0)) __PYX_ERR(0, 124, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_depthwise.pyx":126
+  /* "cconv/_kernels/_depthwise.pyx":135
  * 
  * 
  * def depthwise(const floating[:, :, :, ::1] x, const floating[:, ::1] w,             # <<<<<<<<<<<<<<
  *               const floating[::1] bias, floating[:, :, :, ::1] out, Py_ssize_t KH,
  *               Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_10_depthwise_5depthwise, 0, __pyx_mstate_global->__pyx_n_u_depthwise_const_float_1_const_fl, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_10_depthwise_5depthwise, 0, __pyx_mstate_global->__pyx_n_u_depthwise_const_float_1_const_fl, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_10_depthwise_7depthwise, 0, __pyx_mstate_global->__pyx_n_u_depthwise_const_double_1_const_d, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_10_depthwise_7depthwise, 0, __pyx_mstate_global->__pyx_n_u_depthwise_const_double_1_const_d, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_10_depthwise_3depthwise, 0, __pyx_mstate_global->__pyx_n_u_depthwise, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_10_depthwise_3depthwise, 0, __pyx_mstate_global->__pyx_n_u_depthwise, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__depthwise, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults)) __PYX_ERR(0, 126, __pyx_L1_error)
-  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_10_depthwise___pyx_defaults)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
   __Pyx_GIVEREF(__pyx_t_9);
@@ -25408,7 +26428,7 @@ __Pyx_RefNannySetupContext("PyInit__depthwise", 0);
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_5;
   __Pyx_INCREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_depthwise, __pyx_t_4) < (0)) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_depthwise, __pyx_t_4) < (0)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
@@ -25589,38 +26609,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{20},{8},{1},{2},{12},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{29},{15},{7},{6},{2},{9},{50},{30},{37},{12},{7},{1},{5},{8},{2},{2},{8},{15},{5},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{15},{4},{18},{1},{13},{4},{4},{6},{3},{1},{25},{18},{5},{8},{9},{109},{104},{2},{6},{5},{15},{2},{6},{9},{5},{5},{5},{6},{7},{3},{2},{5},{3},{4},{5},{8},{2},{4},{2},{6},{7},{4},{4},{4},{8},{5},{3},{3},{4},{2},{3},{2},{8},{4},{10},{2},{5},{10},{4},{5},{4},{4},{6},{2},{1},{4},{5},{6},{6},{6},{1},{2},{1}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{94},{628}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{20},{8},{1},{2},{12},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{29},{15},{7},{6},{2},{9},{50},{30},{37},{12},{7},{1},{5},{8},{2},{2},{1},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{15},{4},{18},{4},{4},{6},{1},{25},{18},{5},{8},{9},{109},{104},{2},{6},{5},{15},{2},{6},{9},{5},{5},{5},{6},{7},{3},{2},{5},{3},{4},{5},{8},{4},{6},{7},{4},{4},{4},{8},{5},{3},{3},{4},{2},{3},{2},{8},{4},{10},{2},{5},{10},{4},{5},{4},{4},{6},{2},{4},{5},{6},{6},{6},{1},{15},{2},{3},{1}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{1},{119},{430}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1453 bytes) */
-static const char cstring[] = "x\332}T\315s\323F\024\307\215\323\246\323\224\342$\244\205\241tCh\323\316\004S\007H;\014\003\343$\320f(4vB\022\312P\315j\265\266\205\345]Y\273\362G\247\007\216:\352\250\243\216:\372\250\243\216>\372\350#\177B\377\204\276\225\277R\310\324cI\253\367\375~\357\247\207\260D?v\020\265h\2032)6\021\355\330\224Hj \304\3657pz\370\303&:#\375>\177\037=xF\033\334\351\036\233\264\215x\005= \234I\263\352rW \314\014d\230\216\362{_l\262\211BH\3074 \326\314\030q\347\177\365\377\225M-\037>\332\305\214q\211\260\020f\225!\311\221C\261q\2133\253\213\032i\221-(r\237\265\260e\032\250\301\rz\246\225\r\262\241\362nT\270#\035\31466Q\025BM\214E\r\333\024R!\3341\005z\316Q\003KR3Y\025\251TX\272\016E\025\3562\3439\227\024\311\032\340\270\333\2255\316\020\230\033\3242u\352`I\241\020U:$t\224\021C\007\217\017n\335\375\371n\332\210C\025\302\002\tW\047\026\364@\205\302SwMKBb\331\265\251\310\243\375\n\352r\0271\n%C\2036\330\235u\2205\312\220\240R\035\320F\n\007\226&g\032\270C\265\033c\004\315\026U\336O\260%h\036\033\206\006v\224\300\210Z\267\265:u\030\265\304m\315\240\266\254\265M\260\260\273\035\302-K9r&\362X\047\206)\260nQ\312\324\275J\300(=\031\214C\267\025\354Z\022i\232C\r\227PMC\206\233\246c\234\335\202\356[&\266@KLfJMsSG\245\306\226\305\t\200\204\260\343\340.2\260\304\371s\264\243Q(\300F,\020\3716\252a1\226\267E\372\362w\361pw\177\377\261e\231\2660\305\323_\237\236\034\322\246K\031\241\212\247\371\031eO4\356B\025\007\335\016\\{0\031\3559\355\3102\255h\332\030=h\000\212U\370\316\016U*MI\033J`(\037\370U\\F\324\023Tb\342e6l`\223:5\260\311\322\0477\\+\3251\334\030=i[=\000b\215\324(\251\013\2671z\033GQG5\373\321\311e\266I\352\020\3411\233\330\265\244\202H\305h\272\330\232\204\235`?=\221\224\216g\004\264\243^\200+\323R\304\231\322\247\347\231\237\244B\246\215\njh@{\370\360 \206)4\302\035\000\321d\024\2101\031\223\246\273\225\np\336\251\n,\272\214\230<?5\023\272\016\343\003\244x\203J\247\253cAu\023\013ui6\370\221\224\211\371\t\023\3633&\022\013\3345\200\022>QBuL\352\004>:9\246\234\230\332M\017\257 \222""\220\310\340.`\364\352\376&\032\377\357\027^o~\240\372P\250$\347\372\2361x\375~\262\212\305\261<7\327L\363\201L\t\316s\234\251_\033\265QVC\321!\275)\360G{\331h\003\267a\241Q\240E\272i\250\343p\247b\341\252H#\300Vk\244w\265\333\024{\215tz\360\025+\036\253K\214n\177\321z\255\016\272z\273\336V\303\203\275\251\226\246Z\226\212&\260k\033L\326\324^\025\220\312\356Bz\030\252\r\223\260-\233\333\266th\325\024R\245o\303F\232\216\246\226~\236\323e)T& \230\003,\243\266\220\034.\307\205\355\327\226\222W*\022><\013\270\016a]\033\026\001\205-\354R\321n\213\316\357o3\377\\\2740\1775X\t\312A+,\207\"\272\021\355F\242\267\336+\367D|#\336\215\235d9\331\353g\206\013_\372\315`>(\r\263\337\004n\270\023\222h)\272\023\221\336ro\247G\342\245\370N\254\047\231a\3663\357\256\327\361\235`9\330\t0D\277va~=\\{\227\235\177{\344\345\274\r?\347\337\364\261\357\006\305\3408,\204{Q&Z\215\232\275l\257\330;\216\013\361^\222IV\223&\244\003\207S\257\344\325\300\270\033\316\205\333Q.\272\t\331V{\3158\013U\265\222R\202\225\321\013o\315\373\311_\367K\376\364\365\236\237\361/\217\223\274\010\327\302{\220\344r\204\243V\357(^\211\217\222\225\344\250\277\322?\032\224\312\343,\352\361\207\047\375\202_\364O\203\364\365\304+N\302m\373_\0078h\206\013Q6\332\203J\367\240\200\275\344\343\204\366\013\312\344O\377\216\257\007\231 7\314~\362\326\361V\275\246?\347o\371/\003=\314\204\271\341\302E\357\rh\257@\035[\341qT\030l\356&\205d\277_\3567\007\007%\345\323\364>\366\260\047\322\036\252\301!x\255\206\315h.\005w\251W\230D\270\016\302\371\250\004}\264{z\374\205\002\251\177eP>\034\034\036\017\216O\007\247/\207\331E\257\350\035\372\037\371k\376v\260\024\024\202\242\n\337\002\021L\357Suv\275_|\010\230\033O\241\251\306\365(\370\016R.\217\047Z\030\231\355z\315\324e\001j\243\n\227\341\302\242\367\304\377\026(\220\031.^J;,\251C\306_\366w|\002\351\266g1\242\337\342\271x+.\3072\331\2029\031\375\033\375\235>\031\341=\374\374Z\360,\312\r\027\227\240L\005\023\t\227\200\010\305\341\245\353\n\345\341\245\257\024\226\301zJ\217bX\202\210""\313\300H\331+\000EJ\300\264\225\370\024b\222~\256\277\336?\034\034@\377\047\203\223\323\341\225\253\357\026T\377\245\177\001\245\231\260\r";
-    PyObject *data = __Pyx_DecompressString(cstring, 1453, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1350 bytes) */
+static const char cstring[] = "x\332}U\313s\323F\030\307\203\003\241\004J\022\310\224\016\003\033B\033\332\t\006S\3030\224\2011NZ2\024\032\307\340$e\030\315z\265\266\205\345]I\273\362\243\323\003G\037u\324QG\035u\364\321G\037}\324\221?\201?\241\337\312\257\0242\265-\351\323\367~\374\3663\302\022\335\353 j\322&eRl!\332\261(\221TG\210W>\000\365\364\247-t\214{;\363\030=yE\233\334\351\226\r\332F\274\212\236\020\316\244Qs\271+\020f:\322\rG\331}\3116\330T \244c\350\340k\256\214\270\363\277\362\377\362f\232O\237\0250c\\\",\204QcHr\344P\254\337\341\314\354\242f\222d\013\222\334e-l\032:jr\235\036+e\223l\252\270\233U\356H\007\263\315-T\003WSeQ\307\026\205P\010w\014\201^s\324\304\222\324\rVC*\024\226\256CQ\225\273L\177\315%E\262\016},te\2353\004\352:5\215\nu\260\244\220\210J\035\002:J\211\241\275\235\275;\271G\271\244\020\207\252\016\013$\334\n1\241\006*T?+\256aJ\010,\273\026\025\031\264[E]\356\"F!e(\320\002\275\343\006\262N\031\022T*\002m&\355\300\322\340L\003s\310vs\322A\243E\225\365o\330\0244\203u]\003=J`D\255\273Z\203:\214\232\342\256\246SK\326\333\006hX\335\016\341\246\251\0149\023\031\\!\272!p\305\244\224\251{\215\200RB\351\214C\265U\354\232\022i\232Cu\227PMC\272\233\204c\234\335\201\352[\0066AJ\014fHMs\023C%\306\246\311\t4\ta\307\301]\244c\2113\047H\307\243P\r\033\243@d\332\250\216\305\204\337\026\311\313?\371Raww\3074\rK\030\342\345\213\227\007\177\224\250\355RF\250\002jf\216YM\333\353v\340\332\206\251h\257iG\356\323\252\246M:\007\311C\242\252\267s\242F\245!iS1te\003\237\252\313\210z\202HL\255\214\246\005HRT\023\033,yr\3355\023\031\303\315\361S\205\3274h\257F\352\2244\204\333\034\277M\274(R\315}L\271\3142H\003<\354\260\251^K\252\366(\037\266\213\315\251\333i\337g\024I\240x\214A;\352\005p2KE\034K}F\317\355$\0252)TP]\003\310\303\241\003\037\206\320\010w\270\013\370\244\000\212\351\210\264\212[\255\002\336\235\232\300\242\313\210\301335Q\301\202V\014,\324\245Y$\001]f\n\272\314\034t\304\004m\r:\007\247\221\320\n&\r\002\347KN\320%fz3\342\035x\022\022\351\334\205\226\274{\274\205&\277\307\331\367[_\211""\276f*\316\211\266\307\024\336\177\031\254jr,O\2145\227|\305S\214\223\014\347\342\367z}\034UW\323On\252\327\343\025\254\267\001\305\260\273(\240 Y*\324q\270S5qM$\036`\2015\223\273Zc\n\254z2,8\260\n\266\352\022\343\333\337\264\001\222F[\315\t\326\243\332\215j\047*D\300Jm2YW\353S@\030\253\013\241a~\026L\3012-nY\322\2415CH\025\272\r\213g6\226zr\ng;Q\250(\200%\007\000E-!9\\\216\013K\256-y\265*\341\210\231\200j\360\352Zp\334)\354Z\227\212v\233;\r\001\\\300)\374\021\2116|\255\316\237\037S\237\2779\265p\331{\344g\375\235`9\270\025\3200\033nG\013Q1\322\373?\364\355Az\2603\\\036\336\032\322Q\351\315\350\315\333\370\332z\242\206\343\364\305\036\356\331\336i/\347I?\347\313 \027\3100\027\312\350a\377\30605\2742l\214\216\376\212\323\347{\331\336\216\267\354mx\373\236\355\237\361+A*X\206\260k\323\260y\277\034d\203\3550\025\256\205v\224\216\362Q\271\237\355o\017R\203\265\201=L\017\013\303\326\350myT>\210\257\335\360[A1\320\303\215\260\034e\243\355~\352\363\231S\013\033\301\372\247\364\331\217v\357\014\344# N\321\253\371%\210\262\026\330\341\351\360\227\220D+Q6^\274\330\373\340\247\374\353\300\\\010\213!\016\333Q\245\377-DH\r\257\216\366K\243\022\2048\034\035\036\251\214\237\371?\202\375j\360< \341J\230\215\301\275\333+\364\354x\361\\\234^\210\027W\274u/\353\025\276\250;\027\331\361\352\315`=x0\272\375k\037\"\236\357\335\357\225\023E\307\277\032\334\014\362A1^Z\361~\206\222\217\002\0348\252\340\321\275\337!\207s\243bi\322\337\305K^\312[\365\236{\330k\371\373\276\035\244\224\243\207\300\312\307K\027\024\375\300;\353\331\361\322\025(T\367\327\375l|\341\232\377*\\V\256\327\275\373\336\221O\202\025\350h>\276t\335\307\276\035_\372\016\352^\3667\222>C\016P\324jX\200\204\263\320\353bD\372\227\373\207\203\342\200\300\2307\206\245\321\036dr0:8\214\257~\377iq\251\227\357\025\377\005w\226h\177";
+    PyObject *data = __Pyx_DecompressString(cstring, 1350, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1879 bytes) */
-static const char cstring[] = "\377 at 0x e\377lements,\377 expecte\277d  obj\007\000>\367), \013\010(.: \377<MemoryV\377iew of <\377contiguo\377us and d\263ir4\001\007\rin\021\005s\317trid_\000#\007 o\233r \004\031><(\tA\006>\377?Cannot \377assign t\377o read-o_nly m\240\002v\242\000\377Invalid \357mode\326\010\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\305 Cytho\373n ,\000delib\037erate\206\000\353\001\317 \375r!\001n PEP-\267484\245\"re\336!s\277 subcl\301\000e\375s\314!builti\376\313\000ypes. I\377f you ne\344\221@\336\000p\351\000%\tthe\337n set\200\000e \375\047\212\"ation_\327typ\253\000\047\210Div\376\242\000o False\337.add_\264 ec\376\267@v/_kern\377els/_dep\357thwi\037\000pyx\317coll\207`H\000s.\377abcdisaboleen\002\001gc\"\000\376\005\002dno def\377ault __r\377educe__ {duj\002non-\352@\357vial\033\000cin\237it__u>\002\251Aa\357lloc\242  ar\377ray data\341.\013\020\205C\327a\264cs.wg ha\264 \236Bws\010\002\377|ASCIIEl\377lipsisKH\377KWSequen\353ce\244\204\001.\251\204\007W_o\375u\203\000Pyx_Py\377Dict_Nex?tRef__\267$\276\000\333__\214B__\001\005ge_titem\r\001d0\001\236\027\000func\035\001\030\000s9t\350@)\001imp\313`3\001\357main\003\002odu\335lM\002nam\002\003ew\374T\001\340 _check\003suT\000\n\001?\004\025\001\272@\304 ~\037\001unpick?\000\233En \005vt\206A\230\001qGualO\005\364%\375&c\212\204\002L\277\001\220Dex\314\001\251`_\203\005\360\265`\262\006\003\006.\007test\376\344\002sed_sig\367indA\000is_c;or\302 ine\226`\275E\377_buffera\377rgsasync\367io.\036\006sbba\377nd_geome\377trybaseb\267ias\000\001_p5\000cj\205\204\002.\202\204\005.\200\204\007clc\000\375_\310 traceb\377ackcount\362\354ds\251\204\006\262\204\006[con\377st doubl\237e[:, \000\000\002\001:\0071],\n\016\003\017#\001\047\022I\005\372E\000]]\rfloat\200W\022\020\007v\007\047\004\215\001%\021\025\007]Kdh\301\003d\213a\000\002_\372 \376\222\212\003dwencod\363ee\224`\345\207\002erro\277rflags\212\002f\237ormat\325\210\004\272\204\001dN""\271Bisa\304\204\001\310\204\001s\000\002\377izekhkin\337dkwkw\271Ame\361m\261\211\001\251\211\001\256\204\001ndim\327nth\324\211\001s\377`py\177objoutp\207@\377plpopptr\337egist{\001ws\313se\222Fh\275\211\002\244\211\006ss\276g\000start)\000p\367sto\001\000ruct\377swttofft\277otalunS\001u\277pdatev\014\000e\377swwsxO\200\001\377\360\016\000\005\032\230\024\230\377R\230v\240R\240s\250\377\"\250C\250s\260#\260\377R\260s\270\"\270C\270\377r\300\023\300D\310\001\330\377\010\027\220q\230\005\230Q\377\330\004\037\230u\240B\240\377c\250\022\2503\250c\260\377\023\260B\260c\270\022\270\3773\270b\300\001\330\004\013\377\2104\210x\220r\230\023\357\230B\230a[\000\034\000\005\377#\240!\340\004\005\200T\377\210\021\210\047\220\021\220$\377\220a\220u\230A\230V\377\2401\240D\250\001\250\026\377\250q\260\004\260A\260V\377\2701\270D\300\001\300\026\363\300ql\000.\000X\210Q\210\375h*\000y\240\003\2406\250\367\021\250$k\000\026\260q\270\375\004\223\000v\300Q\300a\330\376S\000U\210!\2107\220#\367\220Q\220\006\0065\220\001\220}\025^\004U\240!\2405b\000\377\025\250a\250v\260T\270\377\024\270T\300\024\300T\310\177\024\310T\320QR\330`\003\376D\001Z\210t\2201\220A\373\220X\336\001\005\200W\210A\376V\0056\220\035\230a\230q\277\240\010\250\004\250D\247\000D\376~\000D\300\006\300e\3101\376}\001^\2203\220b\230\001\377\230\021\330\004\007\200r\210\377\026\210q\220\003\2202\220\377Y\230b\240\001\240\021\330\257\010\016\210j\033\000\031\205\0002\377\240V\2501\320,C\300\3771\300I\310R\310q\320\375P\312 \007\200q\210\006\210wa\210s\277\002g\230S3\000\337\026\240q\250\003\330\"\022\260u1:\005\036\022\000\005\250Q\305\000\337w\260b\270\017\241!\310\031\377\320RS\320SV\320V\377X\320XY\330\004\014\210\377A\210S\220\002\220!\220\2776\230\022\2301\230\300\000\007\323\200v\020\000\273@\t\233\001u\210\253G\220N\000\021\377$q\253A?\253\230&\246\000\023\313D1!\003C\257\210q\330\0100\000\010\231\000e\376\224!\330\010\014\210F\220%^\200`\001\330\014\020\335\002Q\005\001\177\001\220\023\220B\220cl\000\3736\240;""\006\250L\270\003\270\1772\270R\270t\3002\245@\177d\310\"\310B\310c\352#\377\330\r\034\230M\250\021\330s\014\022\244\000\243!c\240\022\206`\357A\330\020\036\342!\330\020\030v\310!\230#\232bA\240Q\345`\177\023\250C\250t\2601\240`\335Q\347`\024\270X\371@c\310\177\021\310#\310S\320P\375\000\377W\320WX\330\031\032\340\016\240\000A\210Q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1879, 2422);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1742 bytes) */
+static const char cstring[] = "\377 at 0x e\377lements,\377 expecte\277d  obj\007\000>\367), \013\010(.: \377<MemoryV\377iew of <\377contiguo\377us and d\263ir4\001\007\rin\021\005s\317trid_\000#\007 o\233r \004\031><(\tA\006>\377?Cannot \377assign t\377o read-o_nly m\240\002v\242\000\377Invalid \357mode\326\010\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\305 Cytho\373n ,\000delib\037erate\206\000\353\001\317 \375r!\001n PEP-\267484\245\"re\336!s\277 subcl\301\000e\375s\314!builti\376\313\000ypes. I\377f you ne\344\221@\336\000p\351\000%\tthe\337n set\200\000e \375\047\212\"ation_\327typ\253\000\047\210Div\376\242\000o False\337.add_\264 ec\376\267@v/_kern\377els/_dep\357thwi\037\000pyx\317coll\207`H\000s.\377abcdisaboleen\002\001gc\"\000\376\005\002dno def\377ault __r\377educe__ {duj\002non-\352@\357vial\033\000cin\237it__u>\002\251Aa\357lloc\242  ar\377ray data\341.\013\020\205C\327a\264cs.wg ha\264 \236Bws\010\002\377|ASCIIEl\377lipsisKH\377KWLSeque\327nce\245\204\001.\252\204\007__\367Pyx\001\000Dict\377_NextRef\263__\263$\272\000__\210B_\375_\001\005getite\345m\r\001d0\001\027\000fun\231c\035\001\030\000st\344@)\001i\363mp\307`3\001main\336\003\002odulM\002na\315m\002\003ewT\001\334 _c?hecksuT\000\n\001\340?\004\025\001\266@\300 \037\001unp\267ick?\000En \005vyt\202A\230\001qualO\005\304\360%\371&c\206\204\002\277\001\214Dex\004\314\001\245`_\203\005\261`\262\006\003\006.\007\357test\344\002sed\177_sigindA\000\377is_corou\317tine\222`\271E_b\377ufferarg\377sasyncio\375.\036\006sbasebwias\000\001_pc\360b\265.\355e.\353gclR\000_\376\267 traceba\177ckcount\327d\371s\224\204\006\235\204\006[cons\377t double\317[:, \000\000\002\001:1\003],\n\016\003\017#\001\047\022I\005E\000}]]\rfloatW\022\300\020\007v\007\047\004\215\001%\021\025\007]d%h\301\003d\372A\000\002_\351 \375\211\003\377dwencode\371e\203`\320\207\002error\337flags\212\002foOrmat\300\210\004\251\204\001d\250B\247isa\263\204\001\267\204\001s\000\002i""\377zekindkw\216\244Amem\230\211\001\220\211\001\231\204\001n\277dimnth\273\211\001s\276\352`pyobj\344@p\376\203@plpoppt\277registw\001w\227sse\216Fh\244\211\002\213\211\006s}sc\000start)\000\357psto\001\000ruc\377tswtofft\277otalunR\001u\277pdatev\014\000e\177swworksi\000\373e_\205\214\001swsws\377pxO\200\001\360\n\000\377\005\024\2208\2301\230E\377\240\021\240$\240e\2501\377\250D\260\005\260Q\260d\377\270%\270q\300\004\300E\377\310\021\310$\310e\320S\177T\320TU\330\034!\"\002\377a\330\004\016\210a\210q\377\220\003\2204\220t\2304\377\230t\2404\240t\2504\377\250t\2606\270\037\310\001\377\310\025\310k\320YZ\330\377\004\013\2101\210E\220\021\377\220#\220R\220q\230\006\277\230b\240\001\240\021t\000\026\376o\005A\230V\2401\240D\377\250\001\250\026\250q\260\004\377\260A\260V\2701\270D\377\300\001\300\026\300q\310\004\377\310C\310v\320UV\320\377VW\330\034\037\230v\240\377Q\240d\250#\250V\260\3771\260D\270\001\360\006\000\377\005#\240!\340\004\007\200\327q\210\006\215\000se\000Q\220\367g\230Sc\000\026\240q\250\377\003\2503\250c\260\022\260\3771\330\010\016\210j\230\001\373\230\036\022\000\005\250Q\250a\277\250w\260b\270\017_\000\001\177\310\031\320RS\320S`\000\357X\320XY\256\001?\230&\376\243\000\023\240B\240c\250\022\367\2501\330\\\000u\210C\210\377q\330\010\t\330\004\005\330\377\010\022\220!\2201\220C\376\351\0144\260q\330\023\"\240\177!\2405\320(;\270o\000\337\013\2102\210V$\002r\230\377\031\240\"\240A\240Q\330\377\014\022\220*\230A\230Y\357\240a\240r\355\001\3200G\336\343\000\t\320QS\331$\010\020\377\220\001\220\023\220B\220a\377\220v\230R\230q\240\001\337\330\010\013\2106\020\000A\330\373\014\r\010\0015\220\007\220q\377\330\014\025\220Q\220d\230\377!\2301\330\r\034\230M\373\250\021W\001!\2202\220Y\357\230c\240\022\317 A\330\020\377\036\230a\230q\330\020\030\216\365\000\021\230#\343\"\201\000\322\000\023\353\250C\246@1\351 Q\260c\377\270\024\270X\300Q\300c\276\344@#\310S\320P\211 W\377\320WX\330\031\032\340\010\037\014\210A\210Q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1742, 2241);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (2422 bytes) */
-static const char bytes[] = " at 0x elements, expected  object>), , expected (.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecconv/_kernels/_depthwise.pyxcollections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.w has shape ws has |ASCIIEllipsisKHKWSequenceView.MemoryViewW_out__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesbband_geometrybasebiasbias_pbufccconv._kernels._depthwisecline_in_tracebackcountdefaultsdepthwisedepthwise[const double[:, :, :, ::1],const double[:, ::1],const double[::1],double[:, :, :, ::1],double[::1]]depthwise[const float[:, :, :, ::1],const float[:, ::1],const float[::1],float[:, :, :, ::1],float[::1]]dhdoubledtypedtype_is_objectdwencodeenumerateerrorflagsfloatformatfortrangetidindexisaitemitemsitemsizekhkindkwkwargsmemviewmodenamendimnthreadsnumpyobjoutpackplpopptregisterrowssetdefaultshshapesignaturessizestartstepstopstructswttofftotalunpackupdatevalueswwsxO\200\001\360\016\000\005\032\230\024\230R\230v\240R\240s\250\"\250C\250s\260#\260R\260s\270\"\270C\270r\300\023\300D\310\001\330\010\027\220q\230\005\230Q\330\004\037\230u\240B\240c\250\022\2503\250c\260\023\260B\260c\270\022\2703\270b\300\001\330\004\013\2104\210x\220r\230\023""\230B\230a\200\001\360\034\000\005#\240!\340\004\005\200T\210\021\210\047\220\021\220$\220a\220u\230A\230V\2401\240D\250\001\250\026\250q\260\004\260A\260V\2701\270D\300\001\300\026\300q\310\001\330\004\005\200X\210Q\210h\220a\220y\240\003\2406\250\021\250$\250c\260\026\260q\270\004\270C\270v\300Q\300a\330\004\005\200U\210!\2107\220#\220Q\220a\330\004\005\200U\210!\2105\220\001\220\025\220a\220u\230A\230U\240!\2405\250\001\250\025\250a\250v\260T\270\024\270T\300\024\300T\310\024\310T\320QR\330\004\005\200X\210Q\330\004\005\200Z\210t\2201\220A\220X\230Q\330\004\005\200W\210A\330\004\005\200U\210!\2106\220\035\230a\230q\240\010\250\004\250D\260\004\260D\270\004\270D\300\006\300e\3101\330\004\005\200^\2203\220b\230\001\230\021\330\004\007\200r\210\026\210q\220\003\2202\220Y\230b\240\001\240\021\330\010\016\210j\230\001\230\031\240!\2402\240V\2501\320,C\3001\300I\310R\310q\320PQ\330\004\007\200q\210\006\210a\210s\220#\220Q\220g\230S\240\001\240\026\240q\250\003\2503\250c\260\022\2601\330\010\016\210j\230\001\230\036\240q\250\005\250Q\250a\250w\260b\270\017\300q\310\001\310\031\320RS\320SV\320VX\320XY\330\004\014\210A\210S\220\002\220!\2206\230\022\2301\230A\330\004\007\200v\210S\220\001\330\010\t\330\004\007\200u\210G\2201\330\010\021\220\021\220$\220a\220q\330\004\013\210?\230&\240\001\240\023\240B\240c\250\022\2501\330\004\007\200u\210C\210q\330\010\t\330\004\010\210\006\210e\2201\220A\330\010\014\210F\220%\220q\230\001\330\014\020\220\003\2202\220Q\330\014\020\220\001\220\023\220B\220c\230\022\2306\240\023\240B\240c\250\022\2501\250L\270\003\2702\270R\270t\3002\300Q\300d\310\"\310B\310c\320QR\330\004\005\330\r\034\230M\250\021\330\014\022\220!\2202\220Y\230c\240\022\2401\240A\330\020\036\230a\230q\330\020\030\230\001\230\021\230#\230V\2401\240A\240Q\240c\250\023\250C\250t\2601\260A\260Q\260c\270\024\270X\300Q\300c\310\021\310#\310S\320PS\320SW\320WX\330\031\032\340\010\014\210A\210Q";
+    #else /* compression: none (2241 bytes) */
+static const char bytes[] = " at 0x elements, expected  object>), , expected (.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecconv/_kernels/_depthwise.pyxcollections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.w has shape ws has |ASCIIEllipsisKHKWLSequenceView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesbasebiasbias_pccconv._kernels._depthwisecline_in_tracebackcountdefaultsdepthwisedepthwise[const double[:, :, :, ::1],const double[:, ::1],const double[::1],double[:, :, :, ::1],double[::1]]depthwise[const float[:, :, :, ::1],const float[:, ::1],const float[::1],float[:, :, :, ::1],float[::1]]dhdoubledtypedtype_is_objectdwencodeenumerateerrorflagsfloatformatfortrangetidindexisaitemitemsitemsizekindkwargsmemviewmodenamendimnthreadsnumpyobjoutpackplpopptregisterrowssetdefaultshshapesignaturessizestartstepstopstructswtofftotalunpackupdatevalueswworkspace_elemswswspxO\200\001\360\n\000\005\024\2208\2301\230E\240\021\240$\240e\2501\250D\260\005\260Q\260d\270%\270q\300\004\300E\310\021\310$\310e\320ST\320TU\330\034!\240\021\240$\240a\330\004\016\210a\210q\220\003\2204\220t\2304\230t\2404\240t\2504\250t\2606\270\037\310\001\310\025\310k\320YZ\330\004\013""\2101\210E\220\021\220#\220R\220q\230\006\230b\240\001\240\021\200\001\360\026\000\005\024\2208\2301\230A\230V\2401\240D\250\001\250\026\250q\260\004\260A\260V\2701\270D\300\001\300\026\300q\310\004\310C\310v\320UV\320VW\330\034\037\230v\240Q\240d\250#\250V\2601\260D\270\001\360\006\000\005#\240!\340\004\007\200q\210\006\210a\210s\220#\220Q\220g\230S\240\001\240\026\240q\250\003\2503\250c\260\022\2601\330\010\016\210j\230\001\230\036\240q\250\005\250Q\250a\250w\260b\270\017\300q\310\001\310\031\320RS\320SV\320VX\320XY\330\004\013\210?\230&\240\001\240\023\240B\240c\250\022\2501\330\004\007\200u\210C\210q\330\010\t\330\004\005\330\010\022\220!\2201\220C\220t\2304\230t\2404\240t\2504\250t\2604\260q\330\023\"\240!\2405\320(;\2701\330\010\013\2102\210V\2201\220C\220r\230\031\240\"\240A\240Q\330\014\022\220*\230A\230Y\240a\240r\250\026\250q\3200G\300q\310\t\320QS\320ST\320TU\330\010\020\220\001\220\023\220B\220a\220v\230R\230q\240\001\330\010\013\2106\220\023\220A\330\014\r\330\010\013\2105\220\007\220q\330\014\025\220Q\220d\230!\2301\330\r\034\230M\250\021\330\014\022\220!\2202\220Y\230c\240\022\2401\240A\330\020\036\230a\230q\330\020\030\230\001\230\021\230#\230V\2401\240A\240Q\240c\250\023\250C\250t\2601\260A\260Q\260c\270\024\270X\300Q\300c\310\021\310#\310S\320PS\320SW\320WX\330\031\032\340\010\014\210A\210Q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 142; i++) {
+    for (int i = 0; i < 138; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 34) PyUnicode_InternInPlace(&string);
@@ -25631,8 +26651,8 @@ static const char bytes[] = " at 0x elements, expected  object>), , expected (.:
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 142; i < 145; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-142].length;
+    for (int i = 138; i < 141; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-138].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -25642,14 +26662,14 @@ static const char bytes[] = " at 0x elements, expected  object>), , expected (.:
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 145; i++) {
+    for (Py_ssize_t i = 0; i < 141; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 142;
+      PyObject **table = stringtab + 138;
       for (Py_ssize_t i=0; i<3; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -25717,7 +26737,7 @@ typedef struct {
     unsigned int num_kwonly_args : 1;
     unsigned int nlocals : 5;
     unsigned int flags : 10;
-    unsigned int first_line : 7;
+    unsigned int first_line : 8;
 } __Pyx_PyCode_New_function_description;
 #ifdef __cplusplus
 } /* anonymous namespace */
@@ -25737,24 +26757,24 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {10, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 53};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_W_out, __pyx_mstate->__pyx_n_u_KH, __pyx_mstate->__pyx_n_u_KW, __pyx_mstate->__pyx_n_u_sh, __pyx_mstate->__pyx_n_u_sw, __pyx_mstate->__pyx_n_u_dh, __pyx_mstate->__pyx_n_u_dw, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_itemsize};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_band_geometry, __pyx_mstate->__pyx_kp_b_iso88591_RvRs_Cs_Rs_Cr_D_q_Q_uBc_3c_Bc_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {12, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 124};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_shape, __pyx_mstate->__pyx_n_u_KH, __pyx_mstate->__pyx_n_u_KW, __pyx_mstate->__pyx_n_u_sh, __pyx_mstate->__pyx_n_u_sw, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_dh, __pyx_mstate->__pyx_n_u_dw, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_itemsize, __pyx_mstate->__pyx_n_u_L};
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_workspace_elems, __pyx_mstate->__pyx_kp_b_iso88591_81E_e1D_Qd_q_E_eSTTU_a_aq_4t4t4, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {16, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 126};
+    const __Pyx_PyCode_New_function_description descr = {16, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 135};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_KH, __pyx_mstate->__pyx_n_u_KW, __pyx_mstate->__pyx_n_u_sh, __pyx_mstate->__pyx_n_u_sw, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_dh, __pyx_mstate->__pyx_n_u_dw, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_depthwise_const_float_1_const_fl, __pyx_mstate->__pyx_kp_b_iso88591_T_auAV1D_q_AV1D_q_XQhay_6_c_q_C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_depthwise_const_float_1_const_fl, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {16, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 126};
+    const __Pyx_PyCode_New_function_description descr = {16, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 135};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_KH, __pyx_mstate->__pyx_n_u_KW, __pyx_mstate->__pyx_n_u_sh, __pyx_mstate->__pyx_n_u_sw, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_dh, __pyx_mstate->__pyx_n_u_dw, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
-    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_depthwise_const_double_1_const_d, __pyx_mstate->__pyx_kp_b_iso88591_T_auAV1D_q_AV1D_q_XQhay_6_c_q_C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_depthwise_const_double_1_const_d, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {16, 0, 0, 25, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 126};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_KH, __pyx_mstate->__pyx_n_u_KW, __pyx_mstate->__pyx_n_u_sh, __pyx_mstate->__pyx_n_u_sw, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_dh, __pyx_mstate->__pyx_n_u_dw, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_kh, __pyx_mstate->__pyx_n_u_kw, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_toff, __pyx_mstate->__pyx_n_u_bias_p, __pyx_mstate->__pyx_n_u_buf};
-    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_depthwise_const_float_1_const_fl, __pyx_mstate->__pyx_kp_b_iso88591_T_auAV1D_q_AV1D_q_XQhay_6_c_q_C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {16, 0, 0, 22, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 135};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_KH, __pyx_mstate->__pyx_n_u_KW, __pyx_mstate->__pyx_n_u_sh, __pyx_mstate->__pyx_n_u_sw, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_dh, __pyx_mstate->__pyx_n_u_dw, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_toff, __pyx_mstate->__pyx_n_u_bias_p, __pyx_mstate->__pyx_n_u_wsp};
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__depthwise_pyx, __pyx_mstate->__pyx_n_u_depthwise_const_float_1_const_fl, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -33286,6 +34306,29 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 4,
                                                  &__Pyx_TypeInfo_double__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
+                                                 &__Pyx_TypeInfo_Py_ssize_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;

@@ -1777,10 +1777,46 @@ struct __pyx_array_obj;
 struct __pyx_MemviewEnum_obj;
 struct __pyx_memoryview_obj;
 struct __pyx_memoryviewslice_obj;
-struct __pyx_t_5cconv_8_kernels_6_igemm_Problem;
-struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry;
+struct __pyx_t_5cconv_8_kernels_5_band_Band;
 
-/* "cconv/_kernels/_igemm.pyx":55
+/* "_band.pxd":25
+ * 
+ * 
+ * cdef struct Band:             # <<<<<<<<<<<<<<
+ *     Py_ssize_t H, W              # input plane
+ *     Py_ssize_t sh, sw            # input step per grid row / column
+*/
+struct __pyx_t_5cconv_8_kernels_5_band_Band {
+  Py_ssize_t H;
+  Py_ssize_t W;
+  Py_ssize_t sh;
+  Py_ssize_t sw;
+  Py_ssize_t ohmin;
+  Py_ssize_t owmin;
+  Py_ssize_t rows;
+  Py_ssize_t extra;
+  Py_ssize_t Wp;
+  Py_ssize_t Wsub;
+  Py_ssize_t slack;
+  Py_ssize_t sub_size;
+  Py_ssize_t chan_stride;
+};
+struct __pyx_t_5cconv_8_kernels_6_igemm_Problem;
+struct __pyx_t_5cconv_8_kernels_6_igemm_Layer;
+
+/* "cconv/_kernels/_igemm.pyx":67
+ * 
+ * 
+ * cdef enum:             # <<<<<<<<<<<<<<
+ *     PIXELS = 0                       # pixels along the SIMD lanes
+ *     CHANNELS = 1                     # output channels along the SIMD lanes
+*/
+enum  {
+  __pyx_e_5cconv_8_kernels_6_igemm_PIXELS = 0,
+  __pyx_e_5cconv_8_kernels_6_igemm_CHANNELS = 1
+};
+
+/* "cconv/_kernels/_igemm.pyx":76
  * 
  * 
  * cdef struct Problem:             # <<<<<<<<<<<<<<
@@ -1801,23 +1837,25 @@ struct __pyx_t_5cconv_8_kernels_6_igemm_Problem {
   Py_ssize_t ox0;
   Py_ssize_t oxs;
   Py_ssize_t a_offset;
+  Py_ssize_t T;
   Py_ssize_t K;
   Py_ssize_t nkb;
-  Py_ssize_t npb;
-  Py_ssize_t nmb;
+  Py_ssize_t nbands;
   Py_ssize_t items;
   int in_place_b;
   int in_place_c;
+  struct __pyx_t_5cconv_8_kernels_5_band_Band band;
+  Py_ssize_t *koff;
 };
 
-/* "cconv/_kernels/_igemm.pyx":68
+/* "cconv/_kernels/_igemm.pyx":91
  * 
  * 
- * cdef struct Geometry:             # <<<<<<<<<<<<<<
+ * cdef struct Layer:             # <<<<<<<<<<<<<<
  *     Py_ssize_t N, C_in, H, W, C_out, H_out, W_out
  *     Py_ssize_t groups, Cg, Mg
 */
-struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry {
+struct __pyx_t_5cconv_8_kernels_6_igemm_Layer {
   Py_ssize_t N;
   Py_ssize_t C_in;
   Py_ssize_t H;
@@ -1828,22 +1866,28 @@ struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry {
   Py_ssize_t groups;
   Py_ssize_t Cg;
   Py_ssize_t Mg;
-  Py_ssize_t kc;
-  Py_ssize_t nc;
-  Py_ssize_t mr_max;
+  int mode;
+  int isa;
+  Py_ssize_t mr;
   Py_ssize_t nr;
+  Py_ssize_t cpb;
+  Py_ssize_t rows;
   Py_ssize_t npanels;
   Py_ssize_t ppb;
-  Py_ssize_t ws_b;
-  int isa;
+  Py_ssize_t nmb;
+  Py_ssize_t kmax;
+  Py_ssize_t ws_band;
+  Py_ssize_t ws_c;
+  Py_ssize_t ws;
+  Py_ssize_t *ktab;
 };
 
-/* "cconv/_kernels/_igemm.pyx":276
+/* "cconv/_kernels/_igemm.pyx":379
  * 
  * 
- * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t kc,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t mr_max):
- *     """Pack A[g, m, k] (groups x Mg x K) into the layout run_item reads.
+ * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
+ *                  Py_ssize_t cpb, int mode, Py_ssize_t width):
+ *     """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
 */
 struct __pyx_defaults {
   PyObject_HEAD
@@ -2873,12 +2917,6 @@ static PyObject *__Pyx_PyDict_GetItem(PyObject *d, PyObject* key);
 #define __Pyx_PyObject_Dict_GetItem(obj, name)  PyObject_GetItem(obj, name)
 #endif
 
-/* IterFinish.proto */
-static CYTHON_INLINE int __Pyx_IterFinish(void);
-
-/* UnpackItemEndCheck.proto */
-static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected);
-
 /* AllocateExtensionType.proto */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
 
@@ -3268,6 +3306,15 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_float(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
@@ -3278,12 +3325,6 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_flo
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(PyObject *, int writable_flag);
-
-/* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
-
-/* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(PyObject *, int writable_flag);
@@ -3301,9 +3342,6 @@ __pyx_memoryview_copy_new_contig(const __Pyx_memviewslice *from_mvs,
 /* ImportNumPyArray.proto */
 static PyObject* __Pyx_ImportNumPyArrayTypeIfAvailable(void);
 
-/* CIntFromPy.proto */
-static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
-
 /* PyObjectVectorcallKwds.proto (used by PyObjectVectorcallMethodKwds) */
 #if CYTHON_VECTORCALL
 #define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
@@ -3320,6 +3358,12 @@ CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize
 #else
 static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 #endif
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From___pyx_anon_enum(int value);
+
+/* CIntFromPy.proto */
+static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
 
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
@@ -3457,6 +3501,15 @@ static PyObject *__pyx_memoryviewslice__get_base(struct __pyx_memoryviewslice_ob
 
 /* Module declarations from "cython" */
 
+/* Module declarations from "cconv._kernels._band" */
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx_t_5cconv_8_kernels_5_band_Band *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struct __pyx_t_5cconv_8_kernels_5_band_Band const *, Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *, float const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *, double const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *); /*proto*/
+
 /* Module declarations from "cconv._kernels._igemm" */
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
@@ -3466,20 +3519,18 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t, Py_ssize_t); /*proto*/
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_cdiv(Py_ssize_t, Py_ssize_t); /*proto*/
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_split_start(Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_panel_row(Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_k_start(Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
-static Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_workspace_elems(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, int __pyx_skip_dispatch); /*proto*/
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_run(float *, float const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_run(double *, double const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pack_b(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, float const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *); /*proto*/
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pack_b(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, double const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int, Py_ssize_t, Py_ssize_t, float const *, float const *, Py_ssize_t, float *, Py_ssize_t, Py_ssize_t, float const *, int); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int, Py_ssize_t, Py_ssize_t, double const *, double const *, Py_ssize_t, double *, Py_ssize_t, Py_ssize_t, double const *, int); /*proto*/
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, float const *, float const *, float const *, float *, float *); /*proto*/
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, double const *, double const *, double const *, double *, double *); /*proto*/
+static Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_setup(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t); /*proto*/
+static int __pyx_f_5cconv_8_kernels_6_igemm_alloc_tables(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *, Py_ssize_t); /*proto*/
+static void __pyx_f_5cconv_8_kernels_6_igemm_free_tables(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *, Py_ssize_t); /*proto*/
+static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_igemm_layer_of(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, int, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int, Py_ssize_t, Py_ssize_t, float const *, Py_ssize_t const *, float const *, Py_ssize_t const *, float *, Py_ssize_t, Py_ssize_t, float const *, int); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int, Py_ssize_t, Py_ssize_t, double const *, Py_ssize_t const *, double const *, Py_ssize_t const *, double *, Py_ssize_t, Py_ssize_t, double const *, int); /*proto*/
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, float const *, float const *, float const *, float *, float *); /*proto*/
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, double const *, double const *, double const *, double *, double *); /*proto*/
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, float const *, float const *, float const *, float *, float *); /*proto*/
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, double const *, double const *, double const *, double *, double *); /*proto*/
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, float const *, float const *, float const *, float *, float *); /*proto*/
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *, Py_ssize_t, double const *, double const *, double const *, double *, double *); /*proto*/
 static PyObject *__pyx_ff_map_fused_02b6e3_2_2_float__and_double(PyObject *, PyTypeObject *); /*proto*/
 static PyObject *__pyx_ff_match_signatures_single(PyObject *, PyObject *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
@@ -3522,9 +3573,10 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *, 
 /* #### Code section: typeinfo ### */
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float__const__ = { "const float", NULL, sizeof(float const ), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double__const__ = { "const double", NULL, sizeof(double const ), { 0 }, 0, 'R', 0, 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t = { "Py_ssize_t", NULL, sizeof(Py_ssize_t), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t__const__ = { "const Py_ssize_t", NULL, sizeof(Py_ssize_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float = { "float", NULL, sizeof(float), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double = { "double", NULL, sizeof(double), { 0 }, 0, 'R', 0, 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t__const__ = { "const Py_ssize_t", NULL, sizeof(Py_ssize_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t const ), 0 };
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "cconv._kernels._igemm"
 extern int __pyx_module_is_main_cconv___kernels___igemm;
@@ -3543,7 +3595,7 @@ static const char __pyx_k_fortran[] = "fortran";
 static const char __pyx_k_Dimension_d_is_not_direct[] = "Dimension %d is not direct";
 static const char __pyx_k_Cannot_index_with_type_200U[] = "Cannot index with type \047%.200U\047";
 static const char __pyx_k_itemsize_0_for_cython_array[] = "itemsize <= 0 for cython.array";
-static const char __pyx_k_Implicit_GEMM_convolution_dense[] = "Implicit GEMM convolution: dense and grouped conv2d, and the phases of conv_transpose2d.\n\nComputes, for each problem (one for conv2d, stride_h * stride_w phases for a transposed\nconvolution), each image n and group g:\n\n    out[n, g*Mg + m, oy0 + i*oys, ox0 + j*oxs] =\n        bias[g*Mg + m] + sum_k A[g, m, k] * B[n, g, k, (i, j)]\n    B[n, g, (ci, th, tw), (i, j)] = x[n, g*Cg + ci, i*sh + offh[th], j*sw + offw[tw]]\n                                    (0 outside the image: that is the zero padding)\n\na GEMM of M = Mg output channels, N = Hp*Wp output pixels and K = Cg*KH*KW, where B (the\nim2col matrix) is never formed whole. Layouts: x, out NCHW (C-contiguous); A packed by\n`pack_weights` (below) into the micro-kernel\047s panels; the pixels run along the SIMD lanes, so\nNCHW output rows are written in place.\n\nThe planner picks this for every dense and grouped convolution whose groups have more than a\nfew channels; 1x1 stride-1 unpadded layers read B straight from the input (no packing).\n\nTiling (the BLIS loop order, with B packed on the fly):\n\n    for each work item (problem, n, g, block of Mc channels, block of Nc pixels)  <- threads\n      for each K block (kc rows of the reduction; fixed for a layer, never per thread)\n        pack B[k block, pixel block] -> per-thread buffer, panels of kc x NR\n        for each NR panel of pixels\n          for each MR panel of channels\n            gemm_ukernel_<MR>x<NR>: C[MR x NR] (+)= A[MR x kc] B[kc x NR]   (registers)\n\nEach output element belongs to one work item and is summed over K in a fixed order, so the\nresult is bitwise identical for every thread count.\n";
+static const char __pyx_k_Implicit_GEMM_convolution_dense[] = "Implicit GEMM convolution: dense and grouped conv2d, and the phases of conv_transpose2d.\n\nComputes, for each problem (one for conv2d, one per stride phase of a transposed\nconvolution), each image n and group g:\n\n    out[n, g*Mg + m, oy0 + i*oys, ox0 + j*oxs] =\n        bias[g*Mg + m] + sum_{c, th, tw} A[g, m, (c, th, tw)] * x[n, g*Cg + c, i*sh + offh[th],\n                                                                   j*sw + offw[tw]]\n\n(x is zero outside the image: that is the padding), a GEMM of M = Mg output channels,\nN = Hp*Wp output pixels and K = Cg*KH*KW. x and out are NCHW, C-contiguous.\n\nThe im2col matrix is never formed. Its rows are read where they lie, through a table of\noffsets, from the band buffer (_band.pxd: a band of input rows, zero-padded and split into\nstride phases, one copy per input element instead of one per tap) or, for a 1x1 stride-1\nunpadded layer, from the input itself. The micro-kernel gemm_ukernel_<MR>x<NR> takes both\noperands as (base, offset table), so the same tile runs in two orientations:\n\n  pixels in lanes (MODE_PIXELS)    C[MR channels x NR pixels]: A = packed weights (MR-wide\n                                   panels), B = band pixels. Best when a band has many pixels.\n                                   The output rows are written in place when the band has no\n                                   padding columns, else through a C block.\n  channels in lanes (MODE_CHANNELS) C[MR pixels x NR channels]: A = band pixels (each tile\n                                   within one output row), B = packed weights (NR-wide\n                                   panels). No lane is wasted on small images (7x7, 14x14);\n                                   the C block is transposed into the output at the end.\n\nTiling (the BLIS loop order; every block size is fixed per layer, never per thread):\n\n    for each work item (problem, n, g, channel block, band of R grid rows)     <- threads\n      for each K block (a range of who""le input channels, ~KC_MAX rows of K)\n        fill the band buffer for those channels (or read the input in place)\n        for each tile of the band (NR pixels, or MR pixels of one row)\n          for each panel of the channel block\n            gemm_ukernel: C tile (+)= A panel * B panel        (registers)\n      copy the C block to the output (adding the bias in channel mode)\n\nEach output element belongs to one work item and is summed over K in a fixed order, so the\nresult is bitwise identical for every thread count.\n";
 static const char __pyx_k_Buffer_view_does_not_expose_stri[] = "Buffer view does not expose strides";
 static const char __pyx_k_Can_only_create_a_buffer_that_is[] = "Can only create a buffer that is contiguous in memory.";
 static const char __pyx_k_Cannot_create_writable_memory_vi[] = "Cannot create writable memory view from read-only memoryview";
@@ -3596,13 +3648,13 @@ static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED 
 static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_tile(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize); /* proto */
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSED PyObject *__pyx_self, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_nc, Py_ssize_t __pyx_v_nr, Py_ssize_t __pyx_v_c_rows); /* proto */
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_shape, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, int __pyx_v_mode, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize, Py_ssize_t __pyx_v_cpb, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_ppb); /* proto */
 static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_mr_max); /* proto */
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_mr_max); /* proto */
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_taps, Py_ssize_t __pyx_v_cpb, int __pyx_v_mode, Py_ssize_t __pyx_v_width); /* proto */
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_taps, Py_ssize_t __pyx_v_cpb, int __pyx_v_mode, Py_ssize_t __pyx_v_width); /* proto */
 static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_nc, Py_ssize_t __pyx_v_ppb, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads); /* proto */
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_nc, Py_ssize_t __pyx_v_ppb, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads); /* proto */
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, int __pyx_v_mode, int __pyx_v_isa, Py_ssize_t __pyx_v_cpb, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_ppb, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads); /* proto */
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, int __pyx_v_mode, int __pyx_v_isa, Py_ssize_t __pyx_v_cpb, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_ppb, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads); /* proto */
 static PyObject *__pyx_tp_new__initialisation_5cconv_8_kernels_6_igemm___pyx_defaults(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -3764,7 +3816,7 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[3];
     PyObject *__pyx_codeobj_tab[8];
-    PyObject *__pyx_string_tab[179];
+    PyObject *__pyx_string_tab[180];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3862,97 +3914,97 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_K __pyx_string_tab[35]
 #define __pyx_n_u_KH __pyx_string_tab[36]
 #define __pyx_n_u_KW __pyx_string_tab[37]
-#define __pyx_n_u_Mg __pyx_string_tab[38]
-#define __pyx_n_u_PROBLEM_FIELDS __pyx_string_tab[39]
-#define __pyx_n_u_Sequence __pyx_string_tab[40]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[41]
-#define __pyx_n_u_Wp __pyx_string_tab[42]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[43]
-#define __pyx_n_u_annotate __pyx_string_tab[44]
-#define __pyx_n_u_class __pyx_string_tab[45]
-#define __pyx_n_u_class_getitem __pyx_string_tab[46]
-#define __pyx_n_u_dict __pyx_string_tab[47]
-#define __pyx_n_u_func __pyx_string_tab[48]
-#define __pyx_n_u_getstate __pyx_string_tab[49]
-#define __pyx_n_u_import __pyx_string_tab[50]
-#define __pyx_n_u_main __pyx_string_tab[51]
-#define __pyx_n_u_module __pyx_string_tab[52]
-#define __pyx_n_u_name_2 __pyx_string_tab[53]
-#define __pyx_n_u_new __pyx_string_tab[54]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[55]
-#define __pyx_n_u_pyx_state __pyx_string_tab[56]
-#define __pyx_n_u_pyx_type __pyx_string_tab[57]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[58]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[59]
-#define __pyx_n_u_qualname __pyx_string_tab[60]
-#define __pyx_n_u_reduce __pyx_string_tab[61]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[62]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[63]
-#define __pyx_n_u_set_name __pyx_string_tab[64]
-#define __pyx_n_u_setstate __pyx_string_tab[65]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[66]
-#define __pyx_n_u_test __pyx_string_tab[67]
-#define __pyx_n_u_fused_sigindex __pyx_string_tab[68]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[69]
-#define __pyx_n_u_a __pyx_string_tab[70]
-#define __pyx_n_u_a_offset __pyx_string_tab[71]
-#define __pyx_n_u_abc __pyx_string_tab[72]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[73]
-#define __pyx_n_u_args __pyx_string_tab[74]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[75]
-#define __pyx_n_u_base __pyx_string_tab[76]
-#define __pyx_n_u_bias __pyx_string_tab[77]
-#define __pyx_n_u_bias_p __pyx_string_tab[78]
-#define __pyx_n_u_c __pyx_string_tab[79]
-#define __pyx_n_u_c_rows __pyx_string_tab[80]
-#define __pyx_n_u_cconv__kernels__igemm __pyx_string_tab[81]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[82]
-#define __pyx_n_u_count __pyx_string_tab[83]
-#define __pyx_n_u_d __pyx_string_tab[84]
-#define __pyx_n_u_defaults __pyx_string_tab[85]
-#define __pyx_n_u_double __pyx_string_tab[86]
-#define __pyx_n_u_dst __pyx_string_tab[87]
-#define __pyx_n_u_dtype __pyx_string_tab[88]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[89]
-#define __pyx_n_u_encode __pyx_string_tab[90]
-#define __pyx_n_u_enumerate __pyx_string_tab[91]
-#define __pyx_n_u_error __pyx_string_tab[92]
-#define __pyx_n_u_flags __pyx_string_tab[93]
-#define __pyx_n_u_float __pyx_string_tab[94]
-#define __pyx_n_u_format __pyx_string_tab[95]
-#define __pyx_n_u_fortran __pyx_string_tab[96]
-#define __pyx_n_u_g __pyx_string_tab[97]
-#define __pyx_n_u_get __pyx_string_tab[98]
-#define __pyx_n_u_gi __pyx_string_tab[99]
-#define __pyx_n_u_groups __pyx_string_tab[100]
-#define __pyx_n_u_i __pyx_string_tab[101]
-#define __pyx_n_u_id __pyx_string_tab[102]
-#define __pyx_n_u_igemm __pyx_string_tab[103]
-#define __pyx_n_u_igemm_const_double_1_const_doubl __pyx_string_tab[104]
-#define __pyx_n_u_igemm_const_float_1_const_float __pyx_string_tab[105]
-#define __pyx_n_u_index __pyx_string_tab[106]
-#define __pyx_n_u_isa __pyx_string_tab[107]
-#define __pyx_n_u_item __pyx_string_tab[108]
-#define __pyx_n_u_items __pyx_string_tab[109]
-#define __pyx_n_u_itemsize __pyx_string_tab[110]
-#define __pyx_n_u_k0 __pyx_string_tab[111]
-#define __pyx_n_u_kb __pyx_string_tab[112]
-#define __pyx_n_u_kc __pyx_string_tab[113]
-#define __pyx_n_u_kcb __pyx_string_tab[114]
-#define __pyx_n_u_kind __pyx_string_tab[115]
-#define __pyx_n_u_kk __pyx_string_tab[116]
-#define __pyx_n_u_kwargs __pyx_string_tab[117]
-#define __pyx_n_u_local __pyx_string_tab[118]
-#define __pyx_n_u_memview __pyx_string_tab[119]
-#define __pyx_n_u_mode __pyx_string_tab[120]
-#define __pyx_n_u_mr_max __pyx_string_tab[121]
-#define __pyx_n_u_name __pyx_string_tab[122]
-#define __pyx_n_u_nc __pyx_string_tab[123]
-#define __pyx_n_u_ndim __pyx_string_tab[124]
-#define __pyx_n_u_nkb __pyx_string_tab[125]
-#define __pyx_n_u_npanels __pyx_string_tab[126]
-#define __pyx_n_u_nprob __pyx_string_tab[127]
-#define __pyx_n_u_nr __pyx_string_tab[128]
+#define __pyx_n_u_L __pyx_string_tab[38]
+#define __pyx_n_u_MODE_CHANNELS __pyx_string_tab[39]
+#define __pyx_n_u_MODE_PIXELS __pyx_string_tab[40]
+#define __pyx_n_u_Mg __pyx_string_tab[41]
+#define __pyx_n_u_PROBLEM_FIELDS __pyx_string_tab[42]
+#define __pyx_n_u_Sequence __pyx_string_tab[43]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[44]
+#define __pyx_n_u_Wp __pyx_string_tab[45]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[46]
+#define __pyx_n_u_annotate __pyx_string_tab[47]
+#define __pyx_n_u_class __pyx_string_tab[48]
+#define __pyx_n_u_class_getitem __pyx_string_tab[49]
+#define __pyx_n_u_dict __pyx_string_tab[50]
+#define __pyx_n_u_func __pyx_string_tab[51]
+#define __pyx_n_u_getstate __pyx_string_tab[52]
+#define __pyx_n_u_import __pyx_string_tab[53]
+#define __pyx_n_u_main __pyx_string_tab[54]
+#define __pyx_n_u_module __pyx_string_tab[55]
+#define __pyx_n_u_name_2 __pyx_string_tab[56]
+#define __pyx_n_u_new __pyx_string_tab[57]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[58]
+#define __pyx_n_u_pyx_state __pyx_string_tab[59]
+#define __pyx_n_u_pyx_type __pyx_string_tab[60]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[61]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[62]
+#define __pyx_n_u_qualname __pyx_string_tab[63]
+#define __pyx_n_u_reduce __pyx_string_tab[64]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[65]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[66]
+#define __pyx_n_u_set_name __pyx_string_tab[67]
+#define __pyx_n_u_setstate __pyx_string_tab[68]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[69]
+#define __pyx_n_u_test __pyx_string_tab[70]
+#define __pyx_n_u_fused_sigindex __pyx_string_tab[71]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[72]
+#define __pyx_n_u_a __pyx_string_tab[73]
+#define __pyx_n_u_a_offset __pyx_string_tab[74]
+#define __pyx_n_u_abc __pyx_string_tab[75]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[76]
+#define __pyx_n_u_args __pyx_string_tab[77]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[78]
+#define __pyx_n_u_base __pyx_string_tab[79]
+#define __pyx_n_u_bias __pyx_string_tab[80]
+#define __pyx_n_u_bias_p __pyx_string_tab[81]
+#define __pyx_n_u_c __pyx_string_tab[82]
+#define __pyx_n_u_cconv__kernels__igemm __pyx_string_tab[83]
+#define __pyx_n_u_channels __pyx_string_tab[84]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[85]
+#define __pyx_n_u_count __pyx_string_tab[86]
+#define __pyx_n_u_cpb __pyx_string_tab[87]
+#define __pyx_n_u_d __pyx_string_tab[88]
+#define __pyx_n_u_defaults __pyx_string_tab[89]
+#define __pyx_n_u_double __pyx_string_tab[90]
+#define __pyx_n_u_dst __pyx_string_tab[91]
+#define __pyx_n_u_dtype __pyx_string_tab[92]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[93]
+#define __pyx_n_u_encode __pyx_string_tab[94]
+#define __pyx_n_u_enumerate __pyx_string_tab[95]
+#define __pyx_n_u_error __pyx_string_tab[96]
+#define __pyx_n_u_flags __pyx_string_tab[97]
+#define __pyx_n_u_float __pyx_string_tab[98]
+#define __pyx_n_u_format __pyx_string_tab[99]
+#define __pyx_n_u_fortran __pyx_string_tab[100]
+#define __pyx_n_u_get __pyx_string_tab[101]
+#define __pyx_n_u_gi __pyx_string_tab[102]
+#define __pyx_n_u_groups __pyx_string_tab[103]
+#define __pyx_n_u_i __pyx_string_tab[104]
+#define __pyx_n_u_id __pyx_string_tab[105]
+#define __pyx_n_u_igemm __pyx_string_tab[106]
+#define __pyx_n_u_igemm_const_double_1_const_doubl __pyx_string_tab[107]
+#define __pyx_n_u_igemm_const_float_1_const_float __pyx_string_tab[108]
+#define __pyx_n_u_index __pyx_string_tab[109]
+#define __pyx_n_u_isa __pyx_string_tab[110]
+#define __pyx_n_u_item __pyx_string_tab[111]
+#define __pyx_n_u_items __pyx_string_tab[112]
+#define __pyx_n_u_itemsize __pyx_string_tab[113]
+#define __pyx_n_u_k0 __pyx_string_tab[114]
+#define __pyx_n_u_kb __pyx_string_tab[115]
+#define __pyx_n_u_kcb __pyx_string_tab[116]
+#define __pyx_n_u_kind __pyx_string_tab[117]
+#define __pyx_n_u_kk __pyx_string_tab[118]
+#define __pyx_n_u_kwargs __pyx_string_tab[119]
+#define __pyx_n_u_local __pyx_string_tab[120]
+#define __pyx_n_u_m __pyx_string_tab[121]
+#define __pyx_n_u_memview __pyx_string_tab[122]
+#define __pyx_n_u_mode __pyx_string_tab[123]
+#define __pyx_n_u_name __pyx_string_tab[124]
+#define __pyx_n_u_ndim __pyx_string_tab[125]
+#define __pyx_n_u_nkb __pyx_string_tab[126]
+#define __pyx_n_u_npanels __pyx_string_tab[127]
+#define __pyx_n_u_nprob __pyx_string_tab[128]
 #define __pyx_n_u_nthreads __pyx_string_tab[129]
 #define __pyx_n_u_numpy __pyx_string_tab[130]
 #define __pyx_n_u_obj __pyx_string_tab[131]
@@ -3969,40 +4021,41 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_pan __pyx_string_tab[142]
 #define __pyx_n_u_pop __pyx_string_tab[143]
 #define __pyx_n_u_ppb __pyx_string_tab[144]
-#define __pyx_n_u_pr __pyx_string_tab[145]
-#define __pyx_n_u_problems __pyx_string_tab[146]
-#define __pyx_n_u_probs __pyx_string_tab[147]
-#define __pyx_n_u_r __pyx_string_tab[148]
-#define __pyx_n_u_r0 __pyx_string_tab[149]
-#define __pyx_n_u_register __pyx_string_tab[150]
-#define __pyx_n_u_setdefault __pyx_string_tab[151]
-#define __pyx_n_u_sh __pyx_string_tab[152]
-#define __pyx_n_u_shape __pyx_string_tab[153]
-#define __pyx_n_u_signatures __pyx_string_tab[154]
-#define __pyx_n_u_size __pyx_string_tab[155]
-#define __pyx_n_u_start __pyx_string_tab[156]
-#define __pyx_n_u_step __pyx_string_tab[157]
-#define __pyx_n_u_stop __pyx_string_tab[158]
-#define __pyx_n_u_struct __pyx_string_tab[159]
-#define __pyx_n_u_sw __pyx_string_tab[160]
-#define __pyx_n_u_taps __pyx_string_tab[161]
-#define __pyx_n_u_taps_offset __pyx_string_tab[162]
-#define __pyx_n_u_tid __pyx_string_tab[163]
+#define __pyx_n_u_problems __pyx_string_tab[145]
+#define __pyx_n_u_probs __pyx_string_tab[146]
+#define __pyx_n_u_r __pyx_string_tab[147]
+#define __pyx_n_u_r0 __pyx_string_tab[148]
+#define __pyx_n_u_register __pyx_string_tab[149]
+#define __pyx_n_u_rows __pyx_string_tab[150]
+#define __pyx_n_u_rows_p __pyx_string_tab[151]
+#define __pyx_n_u_setdefault __pyx_string_tab[152]
+#define __pyx_n_u_sh __pyx_string_tab[153]
+#define __pyx_n_u_shape __pyx_string_tab[154]
+#define __pyx_n_u_signatures __pyx_string_tab[155]
+#define __pyx_n_u_size __pyx_string_tab[156]
+#define __pyx_n_u_start __pyx_string_tab[157]
+#define __pyx_n_u_step __pyx_string_tab[158]
+#define __pyx_n_u_stop __pyx_string_tab[159]
+#define __pyx_n_u_struct __pyx_string_tab[160]
+#define __pyx_n_u_sw __pyx_string_tab[161]
+#define __pyx_n_u_taps __pyx_string_tab[162]
+#define __pyx_n_u_taps_offset __pyx_string_tab[163]
 #define __pyx_n_u_tile __pyx_string_tab[164]
 #define __pyx_n_u_total __pyx_string_tab[165]
 #define __pyx_n_u_unpack __pyx_string_tab[166]
 #define __pyx_n_u_update __pyx_string_tab[167]
 #define __pyx_n_u_values __pyx_string_tab[168]
-#define __pyx_n_u_workspace_elems __pyx_string_tab[169]
-#define __pyx_n_u_wpack __pyx_string_tab[170]
-#define __pyx_n_u_ws __pyx_string_tab[171]
-#define __pyx_n_u_wsp __pyx_string_tab[172]
-#define __pyx_n_u_x __pyx_string_tab[173]
-#define __pyx_n_b_O __pyx_string_tab[174]
-#define __pyx_kp_b_iso88591_z_q __pyx_string_tab[175]
-#define __pyx_kp_b_iso88591_q_as_Qd_s_Cr_3b_j_1CvQ_EQb_Rq_F __pyx_string_tab[176]
-#define __pyx_kp_b_iso88591_HF_SST_T_auAV1D_q_AV1D_q_XQhay __pyx_string_tab[177]
-#define __pyx_kp_b_iso88591_3b_AT_Rs_G2Q __pyx_string_tab[178]
+#define __pyx_n_u_width __pyx_string_tab[169]
+#define __pyx_n_u_workspace_elems __pyx_string_tab[170]
+#define __pyx_n_u_wpack __pyx_string_tab[171]
+#define __pyx_n_u_ws __pyx_string_tab[172]
+#define __pyx_n_u_wsp __pyx_string_tab[173]
+#define __pyx_n_u_x __pyx_string_tab[174]
+#define __pyx_n_b_O __pyx_string_tab[175]
+#define __pyx_kp_b_iso88591_z_q __pyx_string_tab[176]
+#define __pyx_kp_b_iso88591_81E_e1D_Qd_q_E_eSTTU_e1D_e_U_PQ __pyx_string_tab[177]
+#define __pyx_kp_b_iso88591_q_r_A_az_d_4q_V5_xr_s_Bb_1_j_1C __pyx_string_tab[178]
+#define __pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D __pyx_string_tab[179]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_136983863 __pyx_number_tab[2]
@@ -4037,7 +4090,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<8; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<179; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<180; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4081,7 +4134,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<8; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<179; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<180; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -20140,7 +20193,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":78
+/* "_band.pxd":38
  * 
  * 
  * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20148,12 +20201,12 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
  *     Assumes: b > 0."""
 */
 
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_fdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
   Py_ssize_t __pyx_v_q;
   Py_ssize_t __pyx_r;
   int __pyx_t_1;
 
-  /* "cconv/_kernels/_igemm.pyx":81
+  /* "_band.pxd":41
  *     """Floor of a / b for any sign of a (the build uses C division, which truncates).
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b             # <<<<<<<<<<<<<<
@@ -20162,7 +20215,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t
 */
   __pyx_v_q = (__pyx_v_a / __pyx_v_b);
 
-  /* "cconv/_kernels/_igemm.pyx":82
+  /* "_band.pxd":42
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:             # <<<<<<<<<<<<<<
@@ -20174,7 +20227,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t
   if (__pyx_t_1) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":83
+    /* "_band.pxd":43
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:
  *         q -= 1             # <<<<<<<<<<<<<<
@@ -20183,7 +20236,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t
 */
     __pyx_v_q = (__pyx_v_q - 1);
 
-    /* "cconv/_kernels/_igemm.pyx":82
+    /* "_band.pxd":42
  *     Assumes: b > 0."""
  *     cdef Py_ssize_t q = a // b
  *     if q * b > a:             # <<<<<<<<<<<<<<
@@ -20192,7 +20245,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":84
+  /* "_band.pxd":44
  *     if q * b > a:
  *         q -= 1
  *     return q             # <<<<<<<<<<<<<<
@@ -20205,7 +20258,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t
   }
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":78
+  /* "_band.pxd":38
  * 
  * 
  * cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20219,7 +20272,7 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":87
+/* "_band.pxd":47
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20227,10 +20280,10 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_fdiv(Py_ssize_t
  *     return -fdiv(-a, b)
 */
 
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_cdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_cdiv(Py_ssize_t __pyx_v_a, Py_ssize_t __pyx_v_b) {
   Py_ssize_t __pyx_r;
 
-  /* "cconv/_kernels/_igemm.pyx":89
+  /* "_band.pxd":49
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
  *     """Ceiling of a / b for any sign of a. Assumes: b > 0."""
  *     return -fdiv(-a, b)             # <<<<<<<<<<<<<<
@@ -20239,11 +20292,11 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_cdiv(Py_ssize_t
 */
   {
 
-    __pyx_r = (-__pyx_f_5cconv_8_kernels_6_igemm_fdiv((-__pyx_v_a), __pyx_v_b));
+    __pyx_r = (-__pyx_f_5cconv_8_kernels_5_band_fdiv((-__pyx_v_a), __pyx_v_b));
   }
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":87
+  /* "_band.pxd":47
  * 
  * 
  * cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20256,23 +20309,23 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_cdiv(Py_ssize_t
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":92
+/* "_band.pxd":52
  * 
  * 
  * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
  *                                    Py_ssize_t parts) noexcept nogil:
- *     """Start of part i when total items are split into `parts` parts whose sizes differ by at
+ *     """Start of part i when `total` items are split into `parts` parts whose sizes differ by
 */
 
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_split_start(Py_ssize_t __pyx_v_i, Py_ssize_t __pyx_v_total, Py_ssize_t __pyx_v_parts) {
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_split_start(Py_ssize_t __pyx_v_i, Py_ssize_t __pyx_v_total, Py_ssize_t __pyx_v_parts) {
   Py_ssize_t __pyx_r;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   int __pyx_t_4;
 
-  /* "cconv/_kernels/_igemm.pyx":97
- *     most one (the larger first). Written without i * total, which could overflow.
+  /* "_band.pxd":57
+ *     at most one (the larger first). Written without i * total, which could overflow.
  *     Assumes: 0 <= i <= parts, parts > 0."""
  *     return i * (total // parts) + min(i, total % parts)             # <<<<<<<<<<<<<<
  * 
@@ -20299,12 +20352,12 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_split_start(Py_
 
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":92
+  /* "_band.pxd":52
  * 
  * 
  * cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,             # <<<<<<<<<<<<<<
  *                                    Py_ssize_t parts) noexcept nogil:
- *     """Start of part i when total items are split into `parts` parts whose sizes differ by at
+ *     """Start of part i when `total` items are split into `parts` parts whose sizes differ by
 */
 
   /* function exit code */
@@ -20312,1111 +20365,792 @@ static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_split_start(Py_
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":100
+/* "_band.pxd":60
  * 
  * 
- * cdef inline Py_ssize_t panel_row(Py_ssize_t i, Py_ssize_t Mg, Py_ssize_t npanels) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """First channel of MR panel i: Mg channels split into npanels near-equal panels."""
- *     return split_start(i, Mg, npanels)
+ * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
+ *                            const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
+ *                            Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
 */
 
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_panel_row(Py_ssize_t __pyx_v_i, Py_ssize_t __pyx_v_Mg, Py_ssize_t __pyx_v_npanels) {
+static CYTHON_INLINE void __pyx_f_5cconv_8_kernels_5_band_band_init(struct __pyx_t_5cconv_8_kernels_5_band_Band *__pyx_v_b, Py_ssize_t __pyx_v_H, Py_ssize_t __pyx_v_W, Py_ssize_t __pyx_v_sh, Py_ssize_t __pyx_v_sw, Py_ssize_t const *__pyx_v_offh, Py_ssize_t __pyx_v_KH, Py_ssize_t const *__pyx_v_offw, Py_ssize_t __pyx_v_KW, Py_ssize_t __pyx_v_Wp, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_slack) {
+  Py_ssize_t __pyx_v_i;
+  Py_ssize_t __pyx_v_ohmax;
+  Py_ssize_t __pyx_v_owmax;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  int __pyx_t_8;
+
+  /* "_band.pxd":66
+ *     """The geometry of bands of `rows` grid rows for these taps.
+ *     Assumes: KH, KW >= 1; rows >= 1."""
+ *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]             # <<<<<<<<<<<<<<
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
+ *     b.ohmin = offh[0]
+*/
+  __pyx_v_ohmax = (__pyx_v_offh[0]);
+  __pyx_v_owmax = (__pyx_v_offw[0]);
+
+  /* "_band.pxd":67
+ *     Assumes: KH, KW >= 1; rows >= 1."""
+ *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack             # <<<<<<<<<<<<<<
+ *     b.ohmin = offh[0]
+ *     b.owmin = offw[0]
+*/
+  __pyx_t_1 = __pyx_v_H;
+
+  __pyx_t_2 = __pyx_v_W;
+
+  __pyx_t_3 = __pyx_v_sh;
+
+  __pyx_t_4 = __pyx_v_sw;
+
+  __pyx_t_5 = __pyx_v_Wp;
+
+  __pyx_t_6 = __pyx_v_rows;
+
+  __pyx_t_7 = __pyx_v_slack;
+
+  __pyx_v_b->H = __pyx_t_1;
+  __pyx_v_b->W = __pyx_t_2;
+  __pyx_v_b->sh = __pyx_t_3;
+  __pyx_v_b->sw = __pyx_t_4;
+  __pyx_v_b->Wp = __pyx_t_5;
+  __pyx_v_b->rows = __pyx_t_6;
+  __pyx_v_b->slack = __pyx_t_7;
+
+  /* "_band.pxd":68
+ *     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
+ *     b.ohmin = offh[0]             # <<<<<<<<<<<<<<
+ *     b.owmin = offw[0]
+ *     for i in range(KH):
+*/
+  __pyx_v_b->ohmin = (__pyx_v_offh[0]);
+
+  /* "_band.pxd":69
+ *     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
+ *     b.ohmin = offh[0]
+ *     b.owmin = offw[0]             # <<<<<<<<<<<<<<
+ *     for i in range(KH):
+ *         b.ohmin = min(b.ohmin, offh[i])
+*/
+  __pyx_v_b->owmin = (__pyx_v_offw[0]);
+
+  /* "_band.pxd":70
+ *     b.ohmin = offh[0]
+ *     b.owmin = offw[0]
+ *     for i in range(KH):             # <<<<<<<<<<<<<<
+ *         b.ohmin = min(b.ohmin, offh[i])
+ *         ohmax = max(ohmax, offh[i])
+*/
+
+  __pyx_t_7 = __pyx_v_KH;
+  __pyx_t_6 = __pyx_t_7;
+
+  for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
+    __pyx_v_i = __pyx_t_5;
+
+    /* "_band.pxd":71
+ *     b.owmin = offw[0]
+ *     for i in range(KH):
+ *         b.ohmin = min(b.ohmin, offh[i])             # <<<<<<<<<<<<<<
+ *         ohmax = max(ohmax, offh[i])
+ *     for i in range(KW):
+*/
+
+    __pyx_t_4 = (__pyx_v_offh[__pyx_v_i]);
+
+    __pyx_t_3 = __pyx_v_b->ohmin;
+    __pyx_t_8 = (__pyx_t_4 < __pyx_t_3);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_2 = __pyx_t_4;
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+    }
+
+    __pyx_v_b->ohmin = __pyx_t_2;
+
+
+    /* "_band.pxd":72
+ *     for i in range(KH):
+ *         b.ohmin = min(b.ohmin, offh[i])
+ *         ohmax = max(ohmax, offh[i])             # <<<<<<<<<<<<<<
+ *     for i in range(KW):
+ *         b.owmin = min(b.owmin, offw[i])
+*/
+
+    __pyx_t_2 = (__pyx_v_offh[__pyx_v_i]);
+
+    __pyx_t_4 = __pyx_v_ohmax;
+    __pyx_t_8 = (__pyx_t_2 > __pyx_t_4);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_3 = __pyx_t_2;
+    } else {
+
+      __pyx_t_3 = __pyx_t_4;
+    }
+
+    __pyx_v_ohmax = __pyx_t_3;
+
+  }
+
+
+  /* "_band.pxd":73
+ *         b.ohmin = min(b.ohmin, offh[i])
+ *         ohmax = max(ohmax, offh[i])
+ *     for i in range(KW):             # <<<<<<<<<<<<<<
+ *         b.owmin = min(b.owmin, offw[i])
+ *         owmax = max(owmax, offw[i])
+*/
+
+  __pyx_t_7 = __pyx_v_KW;
+  __pyx_t_6 = __pyx_t_7;
+
+  for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_6; __pyx_t_5+=1) {
+    __pyx_v_i = __pyx_t_5;
+
+    /* "_band.pxd":74
+ *         ohmax = max(ohmax, offh[i])
+ *     for i in range(KW):
+ *         b.owmin = min(b.owmin, offw[i])             # <<<<<<<<<<<<<<
+ *         owmax = max(owmax, offw[i])
+ *     b.extra = (ohmax - b.ohmin) // sh
+*/
+
+    __pyx_t_3 = (__pyx_v_offw[__pyx_v_i]);
+
+    __pyx_t_2 = __pyx_v_b->owmin;
+    __pyx_t_8 = (__pyx_t_3 < __pyx_t_2);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_4 = __pyx_t_3;
+    } else {
+
+      __pyx_t_4 = __pyx_t_2;
+    }
+
+    __pyx_v_b->owmin = __pyx_t_4;
+
+
+    /* "_band.pxd":75
+ *     for i in range(KW):
+ *         b.owmin = min(b.owmin, offw[i])
+ *         owmax = max(owmax, offw[i])             # <<<<<<<<<<<<<<
+ *     b.extra = (ohmax - b.ohmin) // sh
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+*/
+
+    __pyx_t_4 = (__pyx_v_offw[__pyx_v_i]);
+
+    __pyx_t_3 = __pyx_v_owmax;
+    __pyx_t_8 = (__pyx_t_4 > __pyx_t_3);
+
+    if (__pyx_t_8) {
+
+      __pyx_t_2 = __pyx_t_4;
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+    }
+
+    __pyx_v_owmax = __pyx_t_2;
+
+  }
+
+
+  /* "_band.pxd":76
+ *         b.owmin = min(b.owmin, offw[i])
+ *         owmax = max(owmax, offw[i])
+ *     b.extra = (ohmax - b.ohmin) // sh             # <<<<<<<<<<<<<<
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+*/
+  __pyx_v_b->extra = ((__pyx_v_ohmax - __pyx_v_b->ohmin) / __pyx_v_sh);
+
+  /* "_band.pxd":77
+ *         owmax = max(owmax, offw[i])
+ *     b.extra = (ohmax - b.ohmin) // sh
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw             # <<<<<<<<<<<<<<
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     b.chan_stride = sh * sw * b.sub_size
+*/
+  __pyx_v_b->Wsub = (__pyx_v_Wp + ((__pyx_v_owmax - __pyx_v_b->owmin) / __pyx_v_sw));
+
+  /* "_band.pxd":78
+ *     b.extra = (ohmax - b.ohmin) // sh
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack             # <<<<<<<<<<<<<<
+ *     b.chan_stride = sh * sw * b.sub_size
+ * 
+*/
+  __pyx_v_b->sub_size = (((__pyx_v_rows + __pyx_v_b->extra) * __pyx_v_b->Wsub) + __pyx_v_slack);
+
+  /* "_band.pxd":79
+ *     b.Wsub = Wp + (owmax - b.owmin) // sw
+ *     b.sub_size = (rows + b.extra) * b.Wsub + slack
+ *     b.chan_stride = sh * sw * b.sub_size             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_v_b->chan_stride = ((__pyx_v_sh * __pyx_v_sw) * __pyx_v_b->sub_size);
+
+  /* "_band.pxd":60
+ * 
+ * 
+ * cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,             # <<<<<<<<<<<<<<
+ *                            const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
+ *                            Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
+*/
+
+  /* function exit code */
+
+
+
+}
+
+/* "_band.pxd":82
+ * 
+ * 
+ * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
+ *                                   Py_ssize_t offw) noexcept nogil:
+ *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
+*/
+
+static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_5_band_tap_offset(struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_b, Py_ssize_t __pyx_v_offh, Py_ssize_t __pyx_v_offw) {
+  Py_ssize_t __pyx_v_rh;
+  Py_ssize_t __pyx_v_rw;
   Py_ssize_t __pyx_r;
 
-  /* "cconv/_kernels/_igemm.pyx":102
- * cdef inline Py_ssize_t panel_row(Py_ssize_t i, Py_ssize_t Mg, Py_ssize_t npanels) noexcept nogil:
- *     """First channel of MR panel i: Mg channels split into npanels near-equal panels."""
- *     return split_start(i, Mg, npanels)             # <<<<<<<<<<<<<<
+  /* "_band.pxd":85
+ *                                   Py_ssize_t offw) noexcept nogil:
+ *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
+ *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin             # <<<<<<<<<<<<<<
+ *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *             + rw // b.sw)
+*/
+  __pyx_v_rh = (__pyx_v_offh - __pyx_v_b->ohmin);
+  __pyx_v_rw = (__pyx_v_offw - __pyx_v_b->owmin);
+
+  /* "_band.pxd":87
+ *     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
+ *     return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+ *             + rw // b.sw)             # <<<<<<<<<<<<<<
  * 
  * 
 */
   {
 
-    __pyx_r = __pyx_f_5cconv_8_kernels_6_igemm_split_start(__pyx_v_i, __pyx_v_Mg, __pyx_v_npanels);
+    __pyx_r = ((((((__pyx_v_rh % __pyx_v_b->sh) * __pyx_v_b->sw) + (__pyx_v_rw % __pyx_v_b->sw)) * __pyx_v_b->sub_size) + ((__pyx_v_rh / __pyx_v_b->sh) * __pyx_v_b->Wsub)) + (__pyx_v_rw / __pyx_v_b->sw));
   }
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":100
+  /* "_band.pxd":82
  * 
  * 
- * cdef inline Py_ssize_t panel_row(Py_ssize_t i, Py_ssize_t Mg, Py_ssize_t npanels) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """First channel of MR panel i: Mg channels split into npanels near-equal panels."""
- *     return split_start(i, Mg, npanels)
+ * cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,             # <<<<<<<<<<<<<<
+ *                                   Py_ssize_t offw) noexcept nogil:
+ *     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
 */
 
   /* function exit code */
   __pyx_L0:;
+
+
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":105
+/* "_band.pxd":90
  * 
  * 
- * cdef inline Py_ssize_t k_start(Py_ssize_t j, Py_ssize_t K, Py_ssize_t nkb) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """First reduction row of K block j: K split into nkb near-equal blocks."""
- *     return split_start(j, K, nkb)
+ * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
+ *                            Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
+ *     """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
 */
 
-static CYTHON_INLINE Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_k_start(Py_ssize_t __pyx_v_j, Py_ssize_t __pyx_v_K, Py_ssize_t __pyx_v_nkb) {
-  Py_ssize_t __pyx_r;
-
-  /* "cconv/_kernels/_igemm.pyx":107
- * cdef inline Py_ssize_t k_start(Py_ssize_t j, Py_ssize_t K, Py_ssize_t nkb) noexcept nogil:
- *     """First reduction row of K block j: K split into nkb near-equal blocks."""
- *     return split_start(j, K, nkb)             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  {
-
-    __pyx_r = __pyx_f_5cconv_8_kernels_6_igemm_split_start(__pyx_v_j, __pyx_v_K, __pyx_v_nkb);
-  }
-  goto __pyx_L0;
-
-  /* "cconv/_kernels/_igemm.pyx":105
- * 
- * 
- * cdef inline Py_ssize_t k_start(Py_ssize_t j, Py_ssize_t K, Py_ssize_t nkb) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """First reduction row of K block j: K split into nkb near-equal blocks."""
- *     return split_start(j, K, nkb)
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-  return __pyx_r;
-}
-
-/* "cconv/_kernels/_igemm.pyx":110
- * 
- * 
- * cdef void copy_run(floating *d, const floating *row, Py_ssize_t o, Py_ssize_t run,             # <<<<<<<<<<<<<<
- *                    Py_ssize_t sw, Py_ssize_t offw, Py_ssize_t lo,
- *                    Py_ssize_t hi) noexcept nogil:
-*/
-
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_run(float *__pyx_v_d, float const *__pyx_v_row, Py_ssize_t __pyx_v_o, Py_ssize_t __pyx_v_run, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_offw, Py_ssize_t __pyx_v_lo, Py_ssize_t __pyx_v_hi) {
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_b, float const *__pyx_v_x, Py_ssize_t __pyx_v_channels, Py_ssize_t __pyx_v_i0, Py_ssize_t __pyx_v_R, float *__pyx_v_dst) {
+  Py_ssize_t __pyx_v_c;
+  Py_ssize_t __pyx_v_ph;
+  Py_ssize_t __pyx_v_pw;
   Py_ssize_t __pyx_v_u;
-  Py_ssize_t __pyx_v_a;
-  Py_ssize_t __pyx_v_b;
-  float const *__pyx_v_s;
-  Py_ssize_t __pyx_t_1;
-  long __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  int __pyx_t_5;
-  Py_ssize_t __pyx_t_6;
-
-  /* "cconv/_kernels/_igemm.pyx":118
- *     """
- *     cdef Py_ssize_t u
- *     cdef Py_ssize_t a = min(max(lo - o, 0), run)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t b = min(max(hi - o, a), run)
- *     cdef const floating *s
-*/
-
-  __pyx_t_1 = __pyx_v_run;
-
-  __pyx_t_2 = 0;
-
-  __pyx_t_3 = (__pyx_v_lo - __pyx_v_o);
-  __pyx_t_5 = (__pyx_t_2 > __pyx_t_3);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_4 = __pyx_t_2;
-  } else {
-
-    __pyx_t_4 = __pyx_t_3;
-  }
-
-
-  __pyx_t_3 = __pyx_t_4;
-
-  __pyx_t_5 = (__pyx_t_1 < __pyx_t_3);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_4 = __pyx_t_1;
-  } else {
-
-    __pyx_t_4 = __pyx_t_3;
-  }
-
-  __pyx_v_a = __pyx_t_4;
-
-
-  /* "cconv/_kernels/_igemm.pyx":119
- *     cdef Py_ssize_t u
- *     cdef Py_ssize_t a = min(max(lo - o, 0), run)
- *     cdef Py_ssize_t b = min(max(hi - o, a), run)             # <<<<<<<<<<<<<<
- *     cdef const floating *s
- *     for u in range(a):
-*/
-
-  __pyx_t_4 = __pyx_v_run;
-
-  __pyx_t_1 = __pyx_v_a;
-
-  __pyx_t_3 = (__pyx_v_hi - __pyx_v_o);
-  __pyx_t_5 = (__pyx_t_1 > __pyx_t_3);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_6 = __pyx_t_1;
-  } else {
-
-    __pyx_t_6 = __pyx_t_3;
-  }
-
-
-  __pyx_t_1 = __pyx_t_6;
-
-  __pyx_t_5 = (__pyx_t_4 < __pyx_t_1);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_6 = __pyx_t_4;
-  } else {
-
-    __pyx_t_6 = __pyx_t_1;
-  }
-
-  __pyx_v_b = __pyx_t_6;
-
-
-  /* "cconv/_kernels/_igemm.pyx":121
- *     cdef Py_ssize_t b = min(max(hi - o, a), run)
- *     cdef const floating *s
- *     for u in range(a):             # <<<<<<<<<<<<<<
- *         d[u] = 0
- *     if b > a:
-*/
-
-  __pyx_t_6 = __pyx_v_a;
-  __pyx_t_4 = __pyx_t_6;
-
-  for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-    __pyx_v_u = __pyx_t_1;
-
-    /* "cconv/_kernels/_igemm.pyx":122
- *     cdef const floating *s
- *     for u in range(a):
- *         d[u] = 0             # <<<<<<<<<<<<<<
- *     if b > a:
- *         s = row + (o + a) * sw + offw
-*/
-    (__pyx_v_d[__pyx_v_u]) = 0.0;
-  }
-
-
-  /* "cconv/_kernels/_igemm.pyx":123
- *     for u in range(a):
- *         d[u] = 0
- *     if b > a:             # <<<<<<<<<<<<<<
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:
-*/
-  __pyx_t_5 = (__pyx_v_b > __pyx_v_a);
-
-  if (__pyx_t_5) {
-
-
-    /* "cconv/_kernels/_igemm.pyx":124
- *         d[u] = 0
- *     if b > a:
- *         s = row + (o + a) * sw + offw             # <<<<<<<<<<<<<<
- *         if sw == 1:
- *             for u in range(b - a):
-*/
-    __pyx_v_s = ((__pyx_v_row + ((__pyx_v_o + __pyx_v_a) * __pyx_v_sw)) + __pyx_v_offw);
-
-    /* "cconv/_kernels/_igemm.pyx":125
- *     if b > a:
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:             # <<<<<<<<<<<<<<
- *             for u in range(b - a):
- *                 d[a + u] = s[u]
-*/
-    __pyx_t_5 = (__pyx_v_sw == 1);
-
-    if (__pyx_t_5) {
-
-
-      /* "cconv/_kernels/_igemm.pyx":126
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:
- *             for u in range(b - a):             # <<<<<<<<<<<<<<
- *                 d[a + u] = s[u]
- *         else:
-*/
-
-      __pyx_t_6 = (__pyx_v_b - __pyx_v_a);
-      __pyx_t_4 = __pyx_t_6;
-
-      for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-        __pyx_v_u = __pyx_t_1;
-
-        /* "cconv/_kernels/_igemm.pyx":127
- *         if sw == 1:
- *             for u in range(b - a):
- *                 d[a + u] = s[u]             # <<<<<<<<<<<<<<
- *         else:
- *             for u in range(b - a):
-*/
-        (__pyx_v_d[(__pyx_v_a + __pyx_v_u)]) = (__pyx_v_s[__pyx_v_u]);
-      }
-
-
-      /* "cconv/_kernels/_igemm.pyx":125
- *     if b > a:
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:             # <<<<<<<<<<<<<<
- *             for u in range(b - a):
- *                 d[a + u] = s[u]
-*/
-      goto __pyx_L6;
-    }
-
-    /* "cconv/_kernels/_igemm.pyx":129
- *                 d[a + u] = s[u]
- *         else:
- *             for u in range(b - a):             # <<<<<<<<<<<<<<
- *                 d[a + u] = s[u * sw]
- *     for u in range(b, run):
-*/
-    /*else*/ {
-
-      __pyx_t_6 = (__pyx_v_b - __pyx_v_a);
-      __pyx_t_4 = __pyx_t_6;
-
-      for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-        __pyx_v_u = __pyx_t_1;
-
-        /* "cconv/_kernels/_igemm.pyx":130
- *         else:
- *             for u in range(b - a):
- *                 d[a + u] = s[u * sw]             # <<<<<<<<<<<<<<
- *     for u in range(b, run):
- *         d[u] = 0
-*/
-        (__pyx_v_d[(__pyx_v_a + __pyx_v_u)]) = (__pyx_v_s[(__pyx_v_u * __pyx_v_sw)]);
-      }
-
-    }
-    __pyx_L6:;
-
-    /* "cconv/_kernels/_igemm.pyx":123
- *     for u in range(a):
- *         d[u] = 0
- *     if b > a:             # <<<<<<<<<<<<<<
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:
-*/
-  }
-
-  /* "cconv/_kernels/_igemm.pyx":131
- *             for u in range(b - a):
- *                 d[a + u] = s[u * sw]
- *     for u in range(b, run):             # <<<<<<<<<<<<<<
- *         d[u] = 0
- * 
-*/
-
-  __pyx_t_6 = __pyx_v_run;
-  __pyx_t_4 = __pyx_t_6;
-
-  for (__pyx_t_1 = __pyx_v_b; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-    __pyx_v_u = __pyx_t_1;
-
-    /* "cconv/_kernels/_igemm.pyx":132
- *                 d[a + u] = s[u * sw]
- *     for u in range(b, run):
- *         d[u] = 0             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-    (__pyx_v_d[__pyx_v_u]) = 0.0;
-  }
-
-
-  /* "cconv/_kernels/_igemm.pyx":110
- * 
- * 
- * cdef void copy_run(floating *d, const floating *row, Py_ssize_t o, Py_ssize_t run,             # <<<<<<<<<<<<<<
- *                    Py_ssize_t sw, Py_ssize_t offw, Py_ssize_t lo,
- *                    Py_ssize_t hi) noexcept nogil:
-*/
-
-  /* function exit code */
-
-
-
-
-}
-
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_run(double *__pyx_v_d, double const *__pyx_v_row, Py_ssize_t __pyx_v_o, Py_ssize_t __pyx_v_run, Py_ssize_t __pyx_v_sw, Py_ssize_t __pyx_v_offw, Py_ssize_t __pyx_v_lo, Py_ssize_t __pyx_v_hi) {
-  Py_ssize_t __pyx_v_u;
-  Py_ssize_t __pyx_v_a;
-  Py_ssize_t __pyx_v_b;
-  double const *__pyx_v_s;
-  Py_ssize_t __pyx_t_1;
-  long __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  int __pyx_t_5;
-  Py_ssize_t __pyx_t_6;
-
-  /* "cconv/_kernels/_igemm.pyx":118
- *     """
- *     cdef Py_ssize_t u
- *     cdef Py_ssize_t a = min(max(lo - o, 0), run)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t b = min(max(hi - o, a), run)
- *     cdef const floating *s
-*/
-
-  __pyx_t_1 = __pyx_v_run;
-
-  __pyx_t_2 = 0;
-
-  __pyx_t_3 = (__pyx_v_lo - __pyx_v_o);
-  __pyx_t_5 = (__pyx_t_2 > __pyx_t_3);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_4 = __pyx_t_2;
-  } else {
-
-    __pyx_t_4 = __pyx_t_3;
-  }
-
-
-  __pyx_t_3 = __pyx_t_4;
-
-  __pyx_t_5 = (__pyx_t_1 < __pyx_t_3);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_4 = __pyx_t_1;
-  } else {
-
-    __pyx_t_4 = __pyx_t_3;
-  }
-
-  __pyx_v_a = __pyx_t_4;
-
-
-  /* "cconv/_kernels/_igemm.pyx":119
- *     cdef Py_ssize_t u
- *     cdef Py_ssize_t a = min(max(lo - o, 0), run)
- *     cdef Py_ssize_t b = min(max(hi - o, a), run)             # <<<<<<<<<<<<<<
- *     cdef const floating *s
- *     for u in range(a):
-*/
-
-  __pyx_t_4 = __pyx_v_run;
-
-  __pyx_t_1 = __pyx_v_a;
-
-  __pyx_t_3 = (__pyx_v_hi - __pyx_v_o);
-  __pyx_t_5 = (__pyx_t_1 > __pyx_t_3);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_6 = __pyx_t_1;
-  } else {
-
-    __pyx_t_6 = __pyx_t_3;
-  }
-
-
-  __pyx_t_1 = __pyx_t_6;
-
-  __pyx_t_5 = (__pyx_t_4 < __pyx_t_1);
-
-  if (__pyx_t_5) {
-
-    __pyx_t_6 = __pyx_t_4;
-  } else {
-
-    __pyx_t_6 = __pyx_t_1;
-  }
-
-  __pyx_v_b = __pyx_t_6;
-
-
-  /* "cconv/_kernels/_igemm.pyx":121
- *     cdef Py_ssize_t b = min(max(hi - o, a), run)
- *     cdef const floating *s
- *     for u in range(a):             # <<<<<<<<<<<<<<
- *         d[u] = 0
- *     if b > a:
-*/
-
-  __pyx_t_6 = __pyx_v_a;
-  __pyx_t_4 = __pyx_t_6;
-
-  for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-    __pyx_v_u = __pyx_t_1;
-
-    /* "cconv/_kernels/_igemm.pyx":122
- *     cdef const floating *s
- *     for u in range(a):
- *         d[u] = 0             # <<<<<<<<<<<<<<
- *     if b > a:
- *         s = row + (o + a) * sw + offw
-*/
-    (__pyx_v_d[__pyx_v_u]) = 0.0;
-  }
-
-
-  /* "cconv/_kernels/_igemm.pyx":123
- *     for u in range(a):
- *         d[u] = 0
- *     if b > a:             # <<<<<<<<<<<<<<
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:
-*/
-  __pyx_t_5 = (__pyx_v_b > __pyx_v_a);
-
-  if (__pyx_t_5) {
-
-
-    /* "cconv/_kernels/_igemm.pyx":124
- *         d[u] = 0
- *     if b > a:
- *         s = row + (o + a) * sw + offw             # <<<<<<<<<<<<<<
- *         if sw == 1:
- *             for u in range(b - a):
-*/
-    __pyx_v_s = ((__pyx_v_row + ((__pyx_v_o + __pyx_v_a) * __pyx_v_sw)) + __pyx_v_offw);
-
-    /* "cconv/_kernels/_igemm.pyx":125
- *     if b > a:
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:             # <<<<<<<<<<<<<<
- *             for u in range(b - a):
- *                 d[a + u] = s[u]
-*/
-    __pyx_t_5 = (__pyx_v_sw == 1);
-
-    if (__pyx_t_5) {
-
-
-      /* "cconv/_kernels/_igemm.pyx":126
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:
- *             for u in range(b - a):             # <<<<<<<<<<<<<<
- *                 d[a + u] = s[u]
- *         else:
-*/
-
-      __pyx_t_6 = (__pyx_v_b - __pyx_v_a);
-      __pyx_t_4 = __pyx_t_6;
-
-      for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-        __pyx_v_u = __pyx_t_1;
-
-        /* "cconv/_kernels/_igemm.pyx":127
- *         if sw == 1:
- *             for u in range(b - a):
- *                 d[a + u] = s[u]             # <<<<<<<<<<<<<<
- *         else:
- *             for u in range(b - a):
-*/
-        (__pyx_v_d[(__pyx_v_a + __pyx_v_u)]) = (__pyx_v_s[__pyx_v_u]);
-      }
-
-
-      /* "cconv/_kernels/_igemm.pyx":125
- *     if b > a:
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:             # <<<<<<<<<<<<<<
- *             for u in range(b - a):
- *                 d[a + u] = s[u]
-*/
-      goto __pyx_L6;
-    }
-
-    /* "cconv/_kernels/_igemm.pyx":129
- *                 d[a + u] = s[u]
- *         else:
- *             for u in range(b - a):             # <<<<<<<<<<<<<<
- *                 d[a + u] = s[u * sw]
- *     for u in range(b, run):
-*/
-    /*else*/ {
-
-      __pyx_t_6 = (__pyx_v_b - __pyx_v_a);
-      __pyx_t_4 = __pyx_t_6;
-
-      for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-        __pyx_v_u = __pyx_t_1;
-
-        /* "cconv/_kernels/_igemm.pyx":130
- *         else:
- *             for u in range(b - a):
- *                 d[a + u] = s[u * sw]             # <<<<<<<<<<<<<<
- *     for u in range(b, run):
- *         d[u] = 0
-*/
-        (__pyx_v_d[(__pyx_v_a + __pyx_v_u)]) = (__pyx_v_s[(__pyx_v_u * __pyx_v_sw)]);
-      }
-
-    }
-    __pyx_L6:;
-
-    /* "cconv/_kernels/_igemm.pyx":123
- *     for u in range(a):
- *         d[u] = 0
- *     if b > a:             # <<<<<<<<<<<<<<
- *         s = row + (o + a) * sw + offw
- *         if sw == 1:
-*/
-  }
-
-  /* "cconv/_kernels/_igemm.pyx":131
- *             for u in range(b - a):
- *                 d[a + u] = s[u * sw]
- *     for u in range(b, run):             # <<<<<<<<<<<<<<
- *         d[u] = 0
- * 
-*/
-
-  __pyx_t_6 = __pyx_v_run;
-  __pyx_t_4 = __pyx_t_6;
-
-  for (__pyx_t_1 = __pyx_v_b; __pyx_t_1 < __pyx_t_4; __pyx_t_1+=1) {
-    __pyx_v_u = __pyx_t_1;
-
-    /* "cconv/_kernels/_igemm.pyx":132
- *                 d[a + u] = s[u * sw]
- *     for u in range(b, run):
- *         d[u] = 0             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-    (__pyx_v_d[__pyx_v_u]) = 0.0;
-  }
-
-
-  /* "cconv/_kernels/_igemm.pyx":110
- * 
- * 
- * cdef void copy_run(floating *d, const floating *row, Py_ssize_t o, Py_ssize_t run,             # <<<<<<<<<<<<<<
- *                    Py_ssize_t sw, Py_ssize_t offw, Py_ssize_t lo,
- *                    Py_ssize_t hi) noexcept nogil:
-*/
-
-  /* function exit code */
-
-
-
-
-}
-
-/* "cconv/_kernels/_igemm.pyx":135
- * 
- * 
- * cdef void pack_b(const Geometry *g, const Problem *pr, const floating *x,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t k0, Py_ssize_t kcb, Py_ssize_t p0, Py_ssize_t pn,
- *                  floating *dst) noexcept nogil:
-*/
-
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pack_b(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *__pyx_v_g, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, float const *__pyx_v_x, Py_ssize_t __pyx_v_k0, Py_ssize_t __pyx_v_kcb, Py_ssize_t __pyx_v_p0, Py_ssize_t __pyx_v_pn, float *__pyx_v_dst) {
-  Py_ssize_t __pyx_v_nr;
-  Py_ssize_t __pyx_v_H;
-  Py_ssize_t __pyx_v_W;
-  Py_ssize_t __pyx_v_taps;
-  Py_ssize_t __pyx_v_npad;
-  Py_ssize_t __pyx_v_kk;
-  Py_ssize_t __pyx_v_k;
-  Py_ssize_t __pyx_v_ci;
-  Py_ssize_t __pyx_v_kh;
-  Py_ssize_t __pyx_v_kw;
-  Py_ssize_t __pyx_v_offw;
+  Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_v_ih;
+  Py_ssize_t __pyx_v_col0;
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
-  Py_ssize_t __pyx_v_oh;
-  Py_ssize_t __pyx_v_ow;
-  Py_ssize_t __pyx_v_q;
-  Py_ssize_t __pyx_v_seg;
-  Py_ssize_t __pyx_v_ih;
-  Py_ssize_t __pyx_v_t;
-  Py_ssize_t __pyx_v_qq;
-  Py_ssize_t __pyx_v_panel;
-  Py_ssize_t __pyx_v_lane;
-  Py_ssize_t __pyx_v_run;
+  Py_ssize_t __pyx_v_nrow;
+  float const *__pyx_v_xc;
   float const *__pyx_v_row;
+  float *__pyx_v_d0;
   float *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
-  long __pyx_t_4;
+  Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  int __pyx_t_7;
+  Py_ssize_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
-  float const *__pyx_t_10;
+  Py_ssize_t __pyx_t_10;
+  long __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  int __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  int __pyx_t_16;
+  Py_ssize_t __pyx_t_17;
+  Py_ssize_t __pyx_t_18;
 
-  /* "cconv/_kernels/_igemm.pyx":143
- *     Assumes: x points at channel 0 of the group in image n; 0 < pn; k0 + kcb <= K.
- *     """
- *     cdef Py_ssize_t nr = g.nr, H = g.H, W = g.W             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t taps = pr.KH * pr.KW
- *     cdef Py_ssize_t npad = cdiv(pn, nr) * nr
-*/
-  __pyx_t_1 = __pyx_v_g->nr;
-
-  __pyx_v_nr = __pyx_t_1;
-  __pyx_t_1 = __pyx_v_g->H;
-
-  __pyx_v_H = __pyx_t_1;
-  __pyx_t_1 = __pyx_v_g->W;
-
-  __pyx_v_W = __pyx_t_1;
-
-  /* "cconv/_kernels/_igemm.pyx":144
- *     """
- *     cdef Py_ssize_t nr = g.nr, H = g.H, W = g.W
- *     cdef Py_ssize_t taps = pr.KH * pr.KW             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t npad = cdiv(pn, nr) * nr
- *     cdef Py_ssize_t kk, k, ci, kh, kw, offw, lo, hi, oh, ow, q, seg, ih, t, qq, panel, lane, run
-*/
-  __pyx_v_taps = (__pyx_v_pr->KH * __pyx_v_pr->KW);
-
-  /* "cconv/_kernels/_igemm.pyx":145
- *     cdef Py_ssize_t nr = g.nr, H = g.H, W = g.W
- *     cdef Py_ssize_t taps = pr.KH * pr.KW
- *     cdef Py_ssize_t npad = cdiv(pn, nr) * nr             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t kk, k, ci, kh, kw, offw, lo, hi, oh, ow, q, seg, ih, t, qq, panel, lane, run
+  /* "_band.pxd":97
+ *     channels * b.chan_stride elements."""
+ *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
+ *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
+ *     cdef const floating *xc
  *     cdef const floating *row
 */
-  __pyx_v_npad = (__pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_pn, __pyx_v_nr) * __pyx_v_nr);
+  __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
 
-  /* "cconv/_kernels/_igemm.pyx":149
- *     cdef const floating *row
+  /* "_band.pxd":102
+ *     cdef floating *d0
  *     cdef floating *d
- *     for kk in range(kcb):             # <<<<<<<<<<<<<<
- *         k = k0 + kk
- *         ci = k // taps
+ *     for c in range(channels):             # <<<<<<<<<<<<<<
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
 */
 
-  __pyx_t_1 = __pyx_v_kcb;
+  __pyx_t_1 = __pyx_v_channels;
   __pyx_t_2 = __pyx_t_1;
 
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_kk = __pyx_t_3;
+    __pyx_v_c = __pyx_t_3;
 
-    /* "cconv/_kernels/_igemm.pyx":150
+    /* "_band.pxd":103
  *     cdef floating *d
- *     for kk in range(kcb):
- *         k = k0 + kk             # <<<<<<<<<<<<<<
- *         ci = k // taps
- *         kh = (k - ci * taps) // pr.KW
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
 */
-    __pyx_v_k = (__pyx_v_k0 + __pyx_v_kk);
+    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
 
-    /* "cconv/_kernels/_igemm.pyx":151
- *     for kk in range(kcb):
- *         k = k0 + kk
- *         ci = k // taps             # <<<<<<<<<<<<<<
- *         kh = (k - ci * taps) // pr.KW
- *         kw = k - ci * taps - kh * pr.KW
-*/
-    __pyx_v_ci = (__pyx_v_k / __pyx_v_taps);
-
-    /* "cconv/_kernels/_igemm.pyx":152
- *         k = k0 + kk
- *         ci = k // taps
- *         kh = (k - ci * taps) // pr.KW             # <<<<<<<<<<<<<<
- *         kw = k - ci * taps - kh * pr.KW
- *         offw = pr.offw[kw]
-*/
-    __pyx_v_kh = ((__pyx_v_k - (__pyx_v_ci * __pyx_v_taps)) / __pyx_v_pr->KW);
-
-    /* "cconv/_kernels/_igemm.pyx":153
- *         ci = k // taps
- *         kh = (k - ci * taps) // pr.KW
- *         kw = k - ci * taps - kh * pr.KW             # <<<<<<<<<<<<<<
- *         offw = pr.offw[kw]
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
-*/
-    __pyx_v_kw = ((__pyx_v_k - (__pyx_v_ci * __pyx_v_taps)) - (__pyx_v_kh * __pyx_v_pr->KW));
-
-    /* "cconv/_kernels/_igemm.pyx":154
- *         kh = (k - ci * taps) // pr.KW
- *         kw = k - ci * taps - kh * pr.KW
- *         offw = pr.offw[kw]             # <<<<<<<<<<<<<<
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
- *         lo = max(cdiv(-offw, pr.sw), 0)
-*/
-    __pyx_v_offw = (__pyx_v_pr->offw[__pyx_v_kw]);
-
-    /* "cconv/_kernels/_igemm.pyx":156
- *         offw = pr.offw[kw]
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
- *         lo = max(cdiv(-offw, pr.sw), 0)             # <<<<<<<<<<<<<<
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)
- *         oh = p0 // pr.Wp
+    /* "_band.pxd":104
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
 */
 
-    __pyx_t_4 = 0;
+    __pyx_t_4 = __pyx_v_b->sh;
+    __pyx_t_5 = __pyx_t_4;
 
-    __pyx_t_5 = __pyx_f_5cconv_8_kernels_6_igemm_cdiv((-__pyx_v_offw), __pyx_v_pr->sw);
-    __pyx_t_7 = (__pyx_t_4 > __pyx_t_5);
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_ph = __pyx_t_6;
 
-    if (__pyx_t_7) {
-
-      __pyx_t_6 = __pyx_t_4;
-    } else {
-
-      __pyx_t_6 = __pyx_t_5;
-    }
-
-    __pyx_v_lo = __pyx_t_6;
-
-
-    /* "cconv/_kernels/_igemm.pyx":157
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
- *         lo = max(cdiv(-offw, pr.sw), 0)
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)             # <<<<<<<<<<<<<<
- *         oh = p0 // pr.Wp
- *         ow = p0 - oh * pr.Wp
+      /* "_band.pxd":105
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw
 */
 
-    __pyx_t_6 = __pyx_v_pr->Wp;
+      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_8 = __pyx_t_7;
 
-    __pyx_t_5 = __pyx_v_lo;
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
 
-    __pyx_t_8 = (__pyx_f_5cconv_8_kernels_6_igemm_fdiv(((__pyx_v_W - 1) - __pyx_v_offw), __pyx_v_pr->sw) + 1);
-    __pyx_t_7 = (__pyx_t_5 > __pyx_t_8);
-
-    if (__pyx_t_7) {
-
-      __pyx_t_9 = __pyx_t_5;
-    } else {
-
-      __pyx_t_9 = __pyx_t_8;
-    }
-
-
-    __pyx_t_5 = __pyx_t_9;
-
-    __pyx_t_7 = (__pyx_t_6 < __pyx_t_5);
-
-    if (__pyx_t_7) {
-
-      __pyx_t_9 = __pyx_t_6;
-    } else {
-
-      __pyx_t_9 = __pyx_t_5;
-    }
-
-    __pyx_v_hi = __pyx_t_9;
-
-
-    /* "cconv/_kernels/_igemm.pyx":158
- *         lo = max(cdiv(-offw, pr.sw), 0)
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)
- *         oh = p0 // pr.Wp             # <<<<<<<<<<<<<<
- *         ow = p0 - oh * pr.Wp
- *         q = 0
+        /* "_band.pxd":106
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
 */
-    __pyx_v_oh = (__pyx_v_p0 / __pyx_v_pr->Wp);
+        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
 
-    /* "cconv/_kernels/_igemm.pyx":159
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)
- *         oh = p0 // pr.Wp
- *         ow = p0 - oh * pr.Wp             # <<<<<<<<<<<<<<
- *         q = 0
- *         while q < pn:
+        /* "_band.pxd":107
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
 */
-    __pyx_v_ow = (__pyx_v_p0 - (__pyx_v_oh * __pyx_v_pr->Wp));
+        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
 
-    /* "cconv/_kernels/_igemm.pyx":160
- *         oh = p0 // pr.Wp
- *         ow = p0 - oh * pr.Wp
- *         q = 0             # <<<<<<<<<<<<<<
- *         while q < pn:
- *             seg = min(pr.Wp - ow, pn - q)
-*/
-    __pyx_v_q = 0;
-
-    /* "cconv/_kernels/_igemm.pyx":161
- *         ow = p0 - oh * pr.Wp
- *         q = 0
- *         while q < pn:             # <<<<<<<<<<<<<<
- *             seg = min(pr.Wp - ow, pn - q)
- *             ih = oh * pr.sh + pr.offh[kh]
-*/
-    while (1) {
-      __pyx_t_7 = (__pyx_v_q < __pyx_v_pn);
-
-
-      if (!__pyx_t_7) break;
-
-      /* "cconv/_kernels/_igemm.pyx":162
- *         q = 0
- *         while q < pn:
- *             seg = min(pr.Wp - ow, pn - q)             # <<<<<<<<<<<<<<
- *             ih = oh * pr.sh + pr.offh[kh]
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
+        /* "_band.pxd":109
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
 */
 
-      __pyx_t_9 = (__pyx_v_pn - __pyx_v_q);
+        __pyx_t_10 = __pyx_v_b->Wsub;
 
-      __pyx_t_6 = (__pyx_v_pr->Wp - __pyx_v_ow);
-      __pyx_t_7 = (__pyx_t_9 < __pyx_t_6);
+        __pyx_t_11 = 0;
 
-      if (__pyx_t_7) {
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
 
-        __pyx_t_5 = __pyx_t_9;
-      } else {
+        if (__pyx_t_14) {
 
-        __pyx_t_5 = __pyx_t_6;
-      }
-
-      __pyx_v_seg = __pyx_t_5;
-
-
-      /* "cconv/_kernels/_igemm.pyx":163
- *         while q < pn:
- *             seg = min(pr.Wp - ow, pn - q)
- *             ih = oh * pr.sh + pr.offh[kh]             # <<<<<<<<<<<<<<
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
- *             t = 0
-*/
-      __pyx_v_ih = ((__pyx_v_oh * __pyx_v_pr->sh) + (__pyx_v_pr->offh[__pyx_v_kh]));
-
-      /* "cconv/_kernels/_igemm.pyx":164
- *             seg = min(pr.Wp - ow, pn - q)
- *             ih = oh * pr.sh + pr.offh[kh]
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x             # <<<<<<<<<<<<<<
- *             t = 0
- *             while t < seg:
-*/
-      __pyx_t_7 = (0 <= __pyx_v_ih);
-      if (__pyx_t_7) {
-        __pyx_t_7 = (__pyx_v_ih < __pyx_v_H);
-      }
-      if (__pyx_t_7) {
-
-        __pyx_t_10 = (__pyx_v_x + (((__pyx_v_ci * __pyx_v_H) + __pyx_v_ih) * __pyx_v_W));
-      } else {
-
-        __pyx_t_10 = __pyx_v_x;
-      }
-
-      __pyx_v_row = __pyx_t_10;
-
-      /* "cconv/_kernels/_igemm.pyx":165
- *             ih = oh * pr.sh + pr.offh[kh]
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
- *             t = 0             # <<<<<<<<<<<<<<
- *             while t < seg:
- *                 qq = q + t
-*/
-      __pyx_v_t = 0;
-
-      /* "cconv/_kernels/_igemm.pyx":166
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
- *             t = 0
- *             while t < seg:             # <<<<<<<<<<<<<<
- *                 qq = q + t
- *                 panel = qq // nr
-*/
-      while (1) {
-        __pyx_t_7 = (__pyx_v_t < __pyx_v_seg);
-
-
-        if (!__pyx_t_7) break;
-
-        /* "cconv/_kernels/_igemm.pyx":167
- *             t = 0
- *             while t < seg:
- *                 qq = q + t             # <<<<<<<<<<<<<<
- *                 panel = qq // nr
- *                 lane = qq - panel * nr
-*/
-        __pyx_v_qq = (__pyx_v_q + __pyx_v_t);
-
-        /* "cconv/_kernels/_igemm.pyx":168
- *             while t < seg:
- *                 qq = q + t
- *                 panel = qq // nr             # <<<<<<<<<<<<<<
- *                 lane = qq - panel * nr
- *                 run = min(nr - lane, seg - t)
-*/
-        __pyx_v_panel = (__pyx_v_qq / __pyx_v_nr);
-
-        /* "cconv/_kernels/_igemm.pyx":169
- *                 qq = q + t
- *                 panel = qq // nr
- *                 lane = qq - panel * nr             # <<<<<<<<<<<<<<
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane
-*/
-        __pyx_v_lane = (__pyx_v_qq - (__pyx_v_panel * __pyx_v_nr));
-
-        /* "cconv/_kernels/_igemm.pyx":170
- *                 panel = qq // nr
- *                 lane = qq - panel * nr
- *                 run = min(nr - lane, seg - t)             # <<<<<<<<<<<<<<
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:
-*/
-
-        __pyx_t_5 = (__pyx_v_seg - __pyx_v_t);
-
-        __pyx_t_9 = (__pyx_v_nr - __pyx_v_lane);
-        __pyx_t_7 = (__pyx_t_5 < __pyx_t_9);
-
-        if (__pyx_t_7) {
-
-          __pyx_t_6 = __pyx_t_5;
+          __pyx_t_13 = __pyx_t_11;
         } else {
 
-          __pyx_t_6 = __pyx_t_9;
+          __pyx_t_13 = __pyx_t_12;
         }
 
-        __pyx_v_run = __pyx_t_6;
 
+        __pyx_t_12 = __pyx_t_13;
 
-        /* "cconv/_kernels/_igemm.pyx":171
- *                 lane = qq - panel * nr
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane             # <<<<<<<<<<<<<<
- *                 if 0 <= ih < H:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
-*/
-        __pyx_v_d = (((__pyx_v_dst + ((__pyx_v_panel * __pyx_v_kcb) * __pyx_v_nr)) + (__pyx_v_kk * __pyx_v_nr)) + __pyx_v_lane);
+        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
 
-        /* "cconv/_kernels/_igemm.pyx":172
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:             # <<<<<<<<<<<<<<
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
- *                 else:
-*/
-        __pyx_t_7 = (0 <= __pyx_v_ih);
-        if (__pyx_t_7) {
-          __pyx_t_7 = (__pyx_v_ih < __pyx_v_H);
-        }
-        if (__pyx_t_7) {
+        if (__pyx_t_14) {
 
+          __pyx_t_13 = __pyx_t_10;
+        } else {
 
-          /* "cconv/_kernels/_igemm.pyx":173
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)             # <<<<<<<<<<<<<<
- *                 else:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)
-*/
-          __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_run(__pyx_v_d, __pyx_v_row, (__pyx_v_ow + __pyx_v_t), __pyx_v_run, __pyx_v_pr->sw, __pyx_v_offw, __pyx_v_lo, __pyx_v_hi);
-
-          /* "cconv/_kernels/_igemm.pyx":172
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:             # <<<<<<<<<<<<<<
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
- *                 else:
-*/
-          goto __pyx_L9;
+          __pyx_t_13 = __pyx_t_12;
         }
 
-        /* "cconv/_kernels/_igemm.pyx":175
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
- *                 else:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)             # <<<<<<<<<<<<<<
- *                 t += run
- *             q += seg
-*/
-        /*else*/ {
-          __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_copy_run(__pyx_v_d, __pyx_v_row, (__pyx_v_ow + __pyx_v_t), __pyx_v_run, __pyx_v_pr->sw, __pyx_v_offw, 0, 0);
-        }
-        __pyx_L9:;
+        __pyx_v_lo = __pyx_t_13;
 
-        /* "cconv/_kernels/_igemm.pyx":176
- *                 else:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)
- *                 t += run             # <<<<<<<<<<<<<<
- *             q += seg
- *             oh += 1
+
+        /* "_band.pxd":110
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
 */
-        __pyx_v_t = (__pyx_v_t + __pyx_v_run);
+
+        __pyx_t_13 = __pyx_v_b->Wsub;
+
+        __pyx_t_10 = __pyx_v_lo;
+
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_10;
+        } else {
+
+          __pyx_t_15 = __pyx_t_12;
+        }
+
+
+        __pyx_t_10 = __pyx_t_15;
+
+        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_13;
+        } else {
+
+          __pyx_t_15 = __pyx_t_10;
+        }
+
+        __pyx_v_hi = __pyx_t_15;
+
+
+        /* "_band.pxd":111
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+*/
+
+        __pyx_t_15 = __pyx_v_nrow;
+        __pyx_t_13 = __pyx_t_15;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_u = __pyx_t_10;
+
+          /* "_band.pxd":112
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+*/
+          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+
+          /* "_band.pxd":113
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+*/
+          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
+
+          /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          __pyx_t_16 = (__pyx_v_ih < 0);
+
+          if (!__pyx_t_16) {
+
+          } else {
+
+            __pyx_t_14 = __pyx_t_16;
+
+            goto __pyx_L12_bool_binop_done;
+          }
+          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+
+
+          __pyx_t_14 = __pyx_t_16;
+
+          __pyx_L12_bool_binop_done:;
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":115
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                             d[t] = 0
+ *                         continue
+*/
+
+            __pyx_t_12 = __pyx_v_b->Wsub;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":116
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     row = xc + ih * b.W
+*/
+              (__pyx_v_d[__pyx_v_t]) = 0.0;
+            }
+
+
+            /* "_band.pxd":117
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+ *                         continue             # <<<<<<<<<<<<<<
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+*/
+            goto __pyx_L9_continue;
+
+            /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          }
+
+          /* "_band.pxd":118
+ *                             d[t] = 0
+ *                         continue
+ *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     for t in range(lo):
+ *                         d[t] = 0
+*/
+          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
+
+          /* "_band.pxd":119
+ *                         continue
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+*/
+
+          __pyx_t_12 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":120
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+
+          /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+          __pyx_t_14 = (__pyx_v_b->sw == 1);
+
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":122
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t + col0]
+ *                     else:
+*/
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":123
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
+ *                     else:
+ *                         for t in range(lo, hi):
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
+            }
+
+
+            /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+            goto __pyx_L18;
+          }
+
+          /* "_band.pxd":125
+ *                             d[t] = row[t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+*/
+          /*else*/ {
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":126
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+            }
+
+          }
+          __pyx_L18:;
+
+          /* "_band.pxd":127
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+*/
+
+          __pyx_t_12 = __pyx_v_b->Wsub;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":128
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+          __pyx_L9_continue:;
+        }
+
+
+        /* "_band.pxd":129
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *                 for t in range(b.slack):
+ *                     d[t] = 0
+*/
+        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
+
+        /* "_band.pxd":130
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
+ *                     d[t] = 0
+*/
+
+        __pyx_t_15 = __pyx_v_b->slack;
+        __pyx_t_13 = __pyx_t_15;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_t = __pyx_t_10;
+
+          /* "_band.pxd":131
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
+ *                     d[t] = 0             # <<<<<<<<<<<<<<
+*/
+          (__pyx_v_d[__pyx_v_t]) = 0.0;
+        }
+
       }
 
-      /* "cconv/_kernels/_igemm.pyx":177
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)
- *                 t += run
- *             q += seg             # <<<<<<<<<<<<<<
- *             oh += 1
- *             ow = 0
-*/
-      __pyx_v_q = (__pyx_v_q + __pyx_v_seg);
-
-      /* "cconv/_kernels/_igemm.pyx":178
- *                 t += run
- *             q += seg
- *             oh += 1             # <<<<<<<<<<<<<<
- *             ow = 0
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
-*/
-      __pyx_v_oh = (__pyx_v_oh + 1);
-
-      /* "cconv/_kernels/_igemm.pyx":179
- *             q += seg
- *             oh += 1
- *             ow = 0             # <<<<<<<<<<<<<<
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
- *         for qq in range(pn, npad):
-*/
-      __pyx_v_ow = 0;
-    }
-
-    /* "cconv/_kernels/_igemm.pyx":180
- *             oh += 1
- *             ow = 0
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr             # <<<<<<<<<<<<<<
- *         for qq in range(pn, npad):
- *             d[qq - (npad - nr)] = 0
-*/
-    __pyx_v_d = ((__pyx_v_dst + ((((__pyx_v_npad / __pyx_v_nr) - 1) * __pyx_v_kcb) * __pyx_v_nr)) + (__pyx_v_kk * __pyx_v_nr));
-
-    /* "cconv/_kernels/_igemm.pyx":181
- *             ow = 0
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
- *         for qq in range(pn, npad):             # <<<<<<<<<<<<<<
- *             d[qq - (npad - nr)] = 0
- * 
-*/
-
-    __pyx_t_6 = __pyx_v_npad;
-    __pyx_t_5 = __pyx_t_6;
-
-    for (__pyx_t_9 = __pyx_v_pn; __pyx_t_9 < __pyx_t_5; __pyx_t_9+=1) {
-      __pyx_v_qq = __pyx_t_9;
-
-      /* "cconv/_kernels/_igemm.pyx":182
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
- *         for qq in range(pn, npad):
- *             d[qq - (npad - nr)] = 0             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-      (__pyx_v_d[(__pyx_v_qq - (__pyx_v_npad - __pyx_v_nr))]) = 0.0;
     }
 
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":135
+  /* "_band.pxd":90
  * 
  * 
- * cdef void pack_b(const Geometry *g, const Problem *pr, const floating *x,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t k0, Py_ssize_t kcb, Py_ssize_t p0, Py_ssize_t pn,
- *                  floating *dst) noexcept nogil:
+ * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
+ *                            Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
+ *     """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
 */
 
   /* function exit code */
@@ -21434,514 +21168,479 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pack_b(struct __pyx_t_5
 
 
 
-
-
-
-
-
-
-
-
-
-
-
 }
 
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pack_b(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *__pyx_v_g, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, double const *__pyx_v_x, Py_ssize_t __pyx_v_k0, Py_ssize_t __pyx_v_kcb, Py_ssize_t __pyx_v_p0, Py_ssize_t __pyx_v_pn, double *__pyx_v_dst) {
-  Py_ssize_t __pyx_v_nr;
-  Py_ssize_t __pyx_v_H;
-  Py_ssize_t __pyx_v_W;
-  Py_ssize_t __pyx_v_taps;
-  Py_ssize_t __pyx_v_npad;
-  Py_ssize_t __pyx_v_kk;
-  Py_ssize_t __pyx_v_k;
-  Py_ssize_t __pyx_v_ci;
-  Py_ssize_t __pyx_v_kh;
-  Py_ssize_t __pyx_v_kw;
-  Py_ssize_t __pyx_v_offw;
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_b, double const *__pyx_v_x, Py_ssize_t __pyx_v_channels, Py_ssize_t __pyx_v_i0, Py_ssize_t __pyx_v_R, double *__pyx_v_dst) {
+  Py_ssize_t __pyx_v_c;
+  Py_ssize_t __pyx_v_ph;
+  Py_ssize_t __pyx_v_pw;
+  Py_ssize_t __pyx_v_u;
+  Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_v_ih;
+  Py_ssize_t __pyx_v_col0;
   Py_ssize_t __pyx_v_lo;
   Py_ssize_t __pyx_v_hi;
-  Py_ssize_t __pyx_v_oh;
-  Py_ssize_t __pyx_v_ow;
-  Py_ssize_t __pyx_v_q;
-  Py_ssize_t __pyx_v_seg;
-  Py_ssize_t __pyx_v_ih;
-  Py_ssize_t __pyx_v_t;
-  Py_ssize_t __pyx_v_qq;
-  Py_ssize_t __pyx_v_panel;
-  Py_ssize_t __pyx_v_lane;
-  Py_ssize_t __pyx_v_run;
+  Py_ssize_t __pyx_v_nrow;
+  double const *__pyx_v_xc;
   double const *__pyx_v_row;
+  double *__pyx_v_d0;
   double *__pyx_v_d;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
-  long __pyx_t_4;
+  Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  int __pyx_t_7;
+  Py_ssize_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
-  double const *__pyx_t_10;
+  Py_ssize_t __pyx_t_10;
+  long __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  int __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  int __pyx_t_16;
+  Py_ssize_t __pyx_t_17;
+  Py_ssize_t __pyx_t_18;
 
-  /* "cconv/_kernels/_igemm.pyx":143
- *     Assumes: x points at channel 0 of the group in image n; 0 < pn; k0 + kcb <= K.
- *     """
- *     cdef Py_ssize_t nr = g.nr, H = g.H, W = g.W             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t taps = pr.KH * pr.KW
- *     cdef Py_ssize_t npad = cdiv(pn, nr) * nr
-*/
-  __pyx_t_1 = __pyx_v_g->nr;
-
-  __pyx_v_nr = __pyx_t_1;
-  __pyx_t_1 = __pyx_v_g->H;
-
-  __pyx_v_H = __pyx_t_1;
-  __pyx_t_1 = __pyx_v_g->W;
-
-  __pyx_v_W = __pyx_t_1;
-
-  /* "cconv/_kernels/_igemm.pyx":144
- *     """
- *     cdef Py_ssize_t nr = g.nr, H = g.H, W = g.W
- *     cdef Py_ssize_t taps = pr.KH * pr.KW             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t npad = cdiv(pn, nr) * nr
- *     cdef Py_ssize_t kk, k, ci, kh, kw, offw, lo, hi, oh, ow, q, seg, ih, t, qq, panel, lane, run
-*/
-  __pyx_v_taps = (__pyx_v_pr->KH * __pyx_v_pr->KW);
-
-  /* "cconv/_kernels/_igemm.pyx":145
- *     cdef Py_ssize_t nr = g.nr, H = g.H, W = g.W
- *     cdef Py_ssize_t taps = pr.KH * pr.KW
- *     cdef Py_ssize_t npad = cdiv(pn, nr) * nr             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t kk, k, ci, kh, kw, offw, lo, hi, oh, ow, q, seg, ih, t, qq, panel, lane, run
+  /* "_band.pxd":97
+ *     channels * b.chan_stride elements."""
+ *     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
+ *     cdef Py_ssize_t nrow = R + b.extra             # <<<<<<<<<<<<<<
+ *     cdef const floating *xc
  *     cdef const floating *row
 */
-  __pyx_v_npad = (__pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_pn, __pyx_v_nr) * __pyx_v_nr);
+  __pyx_v_nrow = (__pyx_v_R + __pyx_v_b->extra);
 
-  /* "cconv/_kernels/_igemm.pyx":149
- *     cdef const floating *row
+  /* "_band.pxd":102
+ *     cdef floating *d0
  *     cdef floating *d
- *     for kk in range(kcb):             # <<<<<<<<<<<<<<
- *         k = k0 + kk
- *         ci = k // taps
+ *     for c in range(channels):             # <<<<<<<<<<<<<<
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
 */
 
-  __pyx_t_1 = __pyx_v_kcb;
+  __pyx_t_1 = __pyx_v_channels;
   __pyx_t_2 = __pyx_t_1;
 
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_kk = __pyx_t_3;
+    __pyx_v_c = __pyx_t_3;
 
-    /* "cconv/_kernels/_igemm.pyx":150
+    /* "_band.pxd":103
  *     cdef floating *d
- *     for kk in range(kcb):
- *         k = k0 + kk             # <<<<<<<<<<<<<<
- *         ci = k // taps
- *         kh = (k - ci * taps) // pr.KW
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W             # <<<<<<<<<<<<<<
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
 */
-    __pyx_v_k = (__pyx_v_k0 + __pyx_v_kk);
+    __pyx_v_xc = (__pyx_v_x + ((__pyx_v_c * __pyx_v_b->H) * __pyx_v_b->W));
 
-    /* "cconv/_kernels/_igemm.pyx":151
- *     for kk in range(kcb):
- *         k = k0 + kk
- *         ci = k // taps             # <<<<<<<<<<<<<<
- *         kh = (k - ci * taps) // pr.KW
- *         kw = k - ci * taps - kh * pr.KW
-*/
-    __pyx_v_ci = (__pyx_v_k / __pyx_v_taps);
-
-    /* "cconv/_kernels/_igemm.pyx":152
- *         k = k0 + kk
- *         ci = k // taps
- *         kh = (k - ci * taps) // pr.KW             # <<<<<<<<<<<<<<
- *         kw = k - ci * taps - kh * pr.KW
- *         offw = pr.offw[kw]
-*/
-    __pyx_v_kh = ((__pyx_v_k - (__pyx_v_ci * __pyx_v_taps)) / __pyx_v_pr->KW);
-
-    /* "cconv/_kernels/_igemm.pyx":153
- *         ci = k // taps
- *         kh = (k - ci * taps) // pr.KW
- *         kw = k - ci * taps - kh * pr.KW             # <<<<<<<<<<<<<<
- *         offw = pr.offw[kw]
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
-*/
-    __pyx_v_kw = ((__pyx_v_k - (__pyx_v_ci * __pyx_v_taps)) - (__pyx_v_kh * __pyx_v_pr->KW));
-
-    /* "cconv/_kernels/_igemm.pyx":154
- *         kh = (k - ci * taps) // pr.KW
- *         kw = k - ci * taps - kh * pr.KW
- *         offw = pr.offw[kw]             # <<<<<<<<<<<<<<
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
- *         lo = max(cdiv(-offw, pr.sw), 0)
-*/
-    __pyx_v_offw = (__pyx_v_pr->offw[__pyx_v_kw]);
-
-    /* "cconv/_kernels/_igemm.pyx":156
- *         offw = pr.offw[kw]
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
- *         lo = max(cdiv(-offw, pr.sw), 0)             # <<<<<<<<<<<<<<
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)
- *         oh = p0 // pr.Wp
+    /* "_band.pxd":104
+ *     for c in range(channels):
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):             # <<<<<<<<<<<<<<
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
 */
 
-    __pyx_t_4 = 0;
+    __pyx_t_4 = __pyx_v_b->sh;
+    __pyx_t_5 = __pyx_t_4;
 
-    __pyx_t_5 = __pyx_f_5cconv_8_kernels_6_igemm_cdiv((-__pyx_v_offw), __pyx_v_pr->sw);
-    __pyx_t_7 = (__pyx_t_4 > __pyx_t_5);
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_ph = __pyx_t_6;
 
-    if (__pyx_t_7) {
-
-      __pyx_t_6 = __pyx_t_4;
-    } else {
-
-      __pyx_t_6 = __pyx_t_5;
-    }
-
-    __pyx_v_lo = __pyx_t_6;
-
-
-    /* "cconv/_kernels/_igemm.pyx":157
- *         # Output columns whose input column ow*sw + offw lies inside [0, W).
- *         lo = max(cdiv(-offw, pr.sw), 0)
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)             # <<<<<<<<<<<<<<
- *         oh = p0 // pr.Wp
- *         ow = p0 - oh * pr.Wp
+      /* "_band.pxd":105
+ *         xc = x + c * b.H * b.W
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):             # <<<<<<<<<<<<<<
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw
 */
 
-    __pyx_t_6 = __pyx_v_pr->Wp;
+      __pyx_t_7 = __pyx_v_b->sw;
+      __pyx_t_8 = __pyx_t_7;
 
-    __pyx_t_5 = __pyx_v_lo;
+      for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
+        __pyx_v_pw = __pyx_t_9;
 
-    __pyx_t_8 = (__pyx_f_5cconv_8_kernels_6_igemm_fdiv(((__pyx_v_W - 1) - __pyx_v_offw), __pyx_v_pr->sw) + 1);
-    __pyx_t_7 = (__pyx_t_5 > __pyx_t_8);
-
-    if (__pyx_t_7) {
-
-      __pyx_t_9 = __pyx_t_5;
-    } else {
-
-      __pyx_t_9 = __pyx_t_8;
-    }
-
-
-    __pyx_t_5 = __pyx_t_9;
-
-    __pyx_t_7 = (__pyx_t_6 < __pyx_t_5);
-
-    if (__pyx_t_7) {
-
-      __pyx_t_9 = __pyx_t_6;
-    } else {
-
-      __pyx_t_9 = __pyx_t_5;
-    }
-
-    __pyx_v_hi = __pyx_t_9;
-
-
-    /* "cconv/_kernels/_igemm.pyx":158
- *         lo = max(cdiv(-offw, pr.sw), 0)
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)
- *         oh = p0 // pr.Wp             # <<<<<<<<<<<<<<
- *         ow = p0 - oh * pr.Wp
- *         q = 0
+        /* "_band.pxd":106
+ *         for ph in range(b.sh):
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size             # <<<<<<<<<<<<<<
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
 */
-    __pyx_v_oh = (__pyx_v_p0 / __pyx_v_pr->Wp);
+        __pyx_v_d0 = ((__pyx_v_dst + (__pyx_v_c * __pyx_v_b->chan_stride)) + (((__pyx_v_ph * __pyx_v_b->sw) + __pyx_v_pw) * __pyx_v_b->sub_size));
 
-    /* "cconv/_kernels/_igemm.pyx":159
- *         hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)
- *         oh = p0 // pr.Wp
- *         ow = p0 - oh * pr.Wp             # <<<<<<<<<<<<<<
- *         q = 0
- *         while q < pn:
+        /* "_band.pxd":107
+ *             for pw in range(b.sw):
+ *                 d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
+ *                 col0 = b.owmin + pw             # <<<<<<<<<<<<<<
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
 */
-    __pyx_v_ow = (__pyx_v_p0 - (__pyx_v_oh * __pyx_v_pr->Wp));
+        __pyx_v_col0 = (__pyx_v_b->owmin + __pyx_v_pw);
 
-    /* "cconv/_kernels/_igemm.pyx":160
- *         oh = p0 // pr.Wp
- *         ow = p0 - oh * pr.Wp
- *         q = 0             # <<<<<<<<<<<<<<
- *         while q < pn:
- *             seg = min(pr.Wp - ow, pn - q)
-*/
-    __pyx_v_q = 0;
-
-    /* "cconv/_kernels/_igemm.pyx":161
- *         ow = p0 - oh * pr.Wp
- *         q = 0
- *         while q < pn:             # <<<<<<<<<<<<<<
- *             seg = min(pr.Wp - ow, pn - q)
- *             ih = oh * pr.sh + pr.offh[kh]
-*/
-    while (1) {
-      __pyx_t_7 = (__pyx_v_q < __pyx_v_pn);
-
-
-      if (!__pyx_t_7) break;
-
-      /* "cconv/_kernels/_igemm.pyx":162
- *         q = 0
- *         while q < pn:
- *             seg = min(pr.Wp - ow, pn - q)             # <<<<<<<<<<<<<<
- *             ih = oh * pr.sh + pr.offh[kh]
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
+        /* "_band.pxd":109
+ *                 col0 = b.owmin + pw
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
 */
 
-      __pyx_t_9 = (__pyx_v_pn - __pyx_v_q);
+        __pyx_t_10 = __pyx_v_b->Wsub;
 
-      __pyx_t_6 = (__pyx_v_pr->Wp - __pyx_v_ow);
-      __pyx_t_7 = (__pyx_t_9 < __pyx_t_6);
+        __pyx_t_11 = 0;
 
-      if (__pyx_t_7) {
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((-__pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_11 > __pyx_t_12);
 
-        __pyx_t_5 = __pyx_t_9;
-      } else {
+        if (__pyx_t_14) {
 
-        __pyx_t_5 = __pyx_t_6;
-      }
-
-      __pyx_v_seg = __pyx_t_5;
-
-
-      /* "cconv/_kernels/_igemm.pyx":163
- *         while q < pn:
- *             seg = min(pr.Wp - ow, pn - q)
- *             ih = oh * pr.sh + pr.offh[kh]             # <<<<<<<<<<<<<<
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
- *             t = 0
-*/
-      __pyx_v_ih = ((__pyx_v_oh * __pyx_v_pr->sh) + (__pyx_v_pr->offh[__pyx_v_kh]));
-
-      /* "cconv/_kernels/_igemm.pyx":164
- *             seg = min(pr.Wp - ow, pn - q)
- *             ih = oh * pr.sh + pr.offh[kh]
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x             # <<<<<<<<<<<<<<
- *             t = 0
- *             while t < seg:
-*/
-      __pyx_t_7 = (0 <= __pyx_v_ih);
-      if (__pyx_t_7) {
-        __pyx_t_7 = (__pyx_v_ih < __pyx_v_H);
-      }
-      if (__pyx_t_7) {
-
-        __pyx_t_10 = (__pyx_v_x + (((__pyx_v_ci * __pyx_v_H) + __pyx_v_ih) * __pyx_v_W));
-      } else {
-
-        __pyx_t_10 = __pyx_v_x;
-      }
-
-      __pyx_v_row = __pyx_t_10;
-
-      /* "cconv/_kernels/_igemm.pyx":165
- *             ih = oh * pr.sh + pr.offh[kh]
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
- *             t = 0             # <<<<<<<<<<<<<<
- *             while t < seg:
- *                 qq = q + t
-*/
-      __pyx_v_t = 0;
-
-      /* "cconv/_kernels/_igemm.pyx":166
- *             row = x + (ci * H + ih) * W if 0 <= ih < H else x
- *             t = 0
- *             while t < seg:             # <<<<<<<<<<<<<<
- *                 qq = q + t
- *                 panel = qq // nr
-*/
-      while (1) {
-        __pyx_t_7 = (__pyx_v_t < __pyx_v_seg);
-
-
-        if (!__pyx_t_7) break;
-
-        /* "cconv/_kernels/_igemm.pyx":167
- *             t = 0
- *             while t < seg:
- *                 qq = q + t             # <<<<<<<<<<<<<<
- *                 panel = qq // nr
- *                 lane = qq - panel * nr
-*/
-        __pyx_v_qq = (__pyx_v_q + __pyx_v_t);
-
-        /* "cconv/_kernels/_igemm.pyx":168
- *             while t < seg:
- *                 qq = q + t
- *                 panel = qq // nr             # <<<<<<<<<<<<<<
- *                 lane = qq - panel * nr
- *                 run = min(nr - lane, seg - t)
-*/
-        __pyx_v_panel = (__pyx_v_qq / __pyx_v_nr);
-
-        /* "cconv/_kernels/_igemm.pyx":169
- *                 qq = q + t
- *                 panel = qq // nr
- *                 lane = qq - panel * nr             # <<<<<<<<<<<<<<
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane
-*/
-        __pyx_v_lane = (__pyx_v_qq - (__pyx_v_panel * __pyx_v_nr));
-
-        /* "cconv/_kernels/_igemm.pyx":170
- *                 panel = qq // nr
- *                 lane = qq - panel * nr
- *                 run = min(nr - lane, seg - t)             # <<<<<<<<<<<<<<
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:
-*/
-
-        __pyx_t_5 = (__pyx_v_seg - __pyx_v_t);
-
-        __pyx_t_9 = (__pyx_v_nr - __pyx_v_lane);
-        __pyx_t_7 = (__pyx_t_5 < __pyx_t_9);
-
-        if (__pyx_t_7) {
-
-          __pyx_t_6 = __pyx_t_5;
+          __pyx_t_13 = __pyx_t_11;
         } else {
 
-          __pyx_t_6 = __pyx_t_9;
+          __pyx_t_13 = __pyx_t_12;
         }
 
-        __pyx_v_run = __pyx_t_6;
 
+        __pyx_t_12 = __pyx_t_13;
 
-        /* "cconv/_kernels/_igemm.pyx":171
- *                 lane = qq - panel * nr
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane             # <<<<<<<<<<<<<<
- *                 if 0 <= ih < H:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
-*/
-        __pyx_v_d = (((__pyx_v_dst + ((__pyx_v_panel * __pyx_v_kcb) * __pyx_v_nr)) + (__pyx_v_kk * __pyx_v_nr)) + __pyx_v_lane);
+        __pyx_t_14 = (__pyx_t_10 < __pyx_t_12);
 
-        /* "cconv/_kernels/_igemm.pyx":172
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:             # <<<<<<<<<<<<<<
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
- *                 else:
-*/
-        __pyx_t_7 = (0 <= __pyx_v_ih);
-        if (__pyx_t_7) {
-          __pyx_t_7 = (__pyx_v_ih < __pyx_v_H);
-        }
-        if (__pyx_t_7) {
+        if (__pyx_t_14) {
 
+          __pyx_t_13 = __pyx_t_10;
+        } else {
 
-          /* "cconv/_kernels/_igemm.pyx":173
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)             # <<<<<<<<<<<<<<
- *                 else:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)
-*/
-          __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_run(__pyx_v_d, __pyx_v_row, (__pyx_v_ow + __pyx_v_t), __pyx_v_run, __pyx_v_pr->sw, __pyx_v_offw, __pyx_v_lo, __pyx_v_hi);
-
-          /* "cconv/_kernels/_igemm.pyx":172
- *                 run = min(nr - lane, seg - t)
- *                 d = dst + panel * kcb * nr + kk * nr + lane
- *                 if 0 <= ih < H:             # <<<<<<<<<<<<<<
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
- *                 else:
-*/
-          goto __pyx_L9;
+          __pyx_t_13 = __pyx_t_12;
         }
 
-        /* "cconv/_kernels/_igemm.pyx":175
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
- *                 else:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)             # <<<<<<<<<<<<<<
- *                 t += run
- *             q += seg
-*/
-        /*else*/ {
-          __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_copy_run(__pyx_v_d, __pyx_v_row, (__pyx_v_ow + __pyx_v_t), __pyx_v_run, __pyx_v_pr->sw, __pyx_v_offw, 0, 0);
-        }
-        __pyx_L9:;
+        __pyx_v_lo = __pyx_t_13;
 
-        /* "cconv/_kernels/_igemm.pyx":176
- *                 else:
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)
- *                 t += run             # <<<<<<<<<<<<<<
- *             q += seg
- *             oh += 1
+
+        /* "_band.pxd":110
+ *                 # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)             # <<<<<<<<<<<<<<
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
 */
-        __pyx_v_t = (__pyx_v_t + __pyx_v_run);
+
+        __pyx_t_13 = __pyx_v_b->Wsub;
+
+        __pyx_t_10 = __pyx_v_lo;
+
+        __pyx_t_12 = __pyx_f_5cconv_8_kernels_5_band_cdiv((__pyx_v_b->W - __pyx_v_col0), __pyx_v_b->sw);
+        __pyx_t_14 = (__pyx_t_10 > __pyx_t_12);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_10;
+        } else {
+
+          __pyx_t_15 = __pyx_t_12;
+        }
+
+
+        __pyx_t_10 = __pyx_t_15;
+
+        __pyx_t_14 = (__pyx_t_13 < __pyx_t_10);
+
+        if (__pyx_t_14) {
+
+          __pyx_t_15 = __pyx_t_13;
+        } else {
+
+          __pyx_t_15 = __pyx_t_10;
+        }
+
+        __pyx_v_hi = __pyx_t_15;
+
+
+        /* "_band.pxd":111
+ *                 lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):             # <<<<<<<<<<<<<<
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+*/
+
+        __pyx_t_15 = __pyx_v_nrow;
+        __pyx_t_13 = __pyx_t_15;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_u = __pyx_t_10;
+
+          /* "_band.pxd":112
+ *                 hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph             # <<<<<<<<<<<<<<
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+*/
+          __pyx_v_ih = ((((__pyx_v_i0 + __pyx_v_u) * __pyx_v_b->sh) + __pyx_v_b->ohmin) + __pyx_v_ph);
+
+          /* "_band.pxd":113
+ *                 for u in range(nrow):
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub             # <<<<<<<<<<<<<<
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+*/
+          __pyx_v_d = (__pyx_v_d0 + (__pyx_v_u * __pyx_v_b->Wsub));
+
+          /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          __pyx_t_16 = (__pyx_v_ih < 0);
+
+          if (!__pyx_t_16) {
+
+          } else {
+
+            __pyx_t_14 = __pyx_t_16;
+
+            goto __pyx_L12_bool_binop_done;
+          }
+          __pyx_t_16 = (__pyx_v_ih >= __pyx_v_b->H);
+
+
+          __pyx_t_14 = __pyx_t_16;
+
+          __pyx_L12_bool_binop_done:;
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":115
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):             # <<<<<<<<<<<<<<
+ *                             d[t] = 0
+ *                         continue
+*/
+
+            __pyx_t_12 = __pyx_v_b->Wsub;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":116
+ *                     if ih < 0 or ih >= b.H:
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     row = xc + ih * b.W
+*/
+              (__pyx_v_d[__pyx_v_t]) = 0.0;
+            }
+
+
+            /* "_band.pxd":117
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+ *                         continue             # <<<<<<<<<<<<<<
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+*/
+            goto __pyx_L9_continue;
+
+            /* "_band.pxd":114
+ *                     ih = (i0 + u) * b.sh + b.ohmin + ph
+ *                     d = d0 + u * b.Wsub
+ *                     if ih < 0 or ih >= b.H:             # <<<<<<<<<<<<<<
+ *                         for t in range(b.Wsub):
+ *                             d[t] = 0
+*/
+          }
+
+          /* "_band.pxd":118
+ *                             d[t] = 0
+ *                         continue
+ *                     row = xc + ih * b.W             # <<<<<<<<<<<<<<
+ *                     for t in range(lo):
+ *                         d[t] = 0
+*/
+          __pyx_v_row = (__pyx_v_xc + (__pyx_v_ih * __pyx_v_b->W));
+
+          /* "_band.pxd":119
+ *                         continue
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+*/
+
+          __pyx_t_12 = __pyx_v_lo;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":120
+ *                     row = xc + ih * b.W
+ *                     for t in range(lo):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+
+          /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+          __pyx_t_14 = (__pyx_v_b->sw == 1);
+
+          if (__pyx_t_14) {
+
+
+            /* "_band.pxd":122
+ *                         d[t] = 0
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t + col0]
+ *                     else:
+*/
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":123
+ *                     if b.sw == 1:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]             # <<<<<<<<<<<<<<
+ *                     else:
+ *                         for t in range(lo, hi):
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[(__pyx_v_t + __pyx_v_col0)]);
+            }
+
+
+            /* "_band.pxd":121
+ *                     for t in range(lo):
+ *                         d[t] = 0
+ *                     if b.sw == 1:             # <<<<<<<<<<<<<<
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t + col0]
+*/
+            goto __pyx_L18;
+          }
+
+          /* "_band.pxd":125
+ *                             d[t] = row[t + col0]
+ *                     else:
+ *                         for t in range(lo, hi):             # <<<<<<<<<<<<<<
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+*/
+          /*else*/ {
+
+            __pyx_t_12 = __pyx_v_hi;
+            __pyx_t_17 = __pyx_t_12;
+
+            for (__pyx_t_18 = __pyx_v_lo; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+              __pyx_v_t = __pyx_t_18;
+
+              /* "_band.pxd":126
+ *                     else:
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]             # <<<<<<<<<<<<<<
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+*/
+              (__pyx_v_d[__pyx_v_t]) = (__pyx_v_row[((__pyx_v_t * __pyx_v_b->sw) + __pyx_v_col0)]);
+            }
+
+          }
+          __pyx_L18:;
+
+          /* "_band.pxd":127
+ *                         for t in range(lo, hi):
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):             # <<<<<<<<<<<<<<
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+*/
+
+          __pyx_t_12 = __pyx_v_b->Wsub;
+          __pyx_t_17 = __pyx_t_12;
+
+          for (__pyx_t_18 = __pyx_v_hi; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
+            __pyx_v_t = __pyx_t_18;
+
+            /* "_band.pxd":128
+ *                             d[t] = row[t * b.sw + col0]
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0             # <<<<<<<<<<<<<<
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
+*/
+            (__pyx_v_d[__pyx_v_t]) = 0.0;
+          }
+
+          __pyx_L9_continue:;
+        }
+
+
+        /* "_band.pxd":129
+ *                     for t in range(hi, b.Wsub):
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub             # <<<<<<<<<<<<<<
+ *                 for t in range(b.slack):
+ *                     d[t] = 0
+*/
+        __pyx_v_d = (__pyx_v_d0 + (__pyx_v_nrow * __pyx_v_b->Wsub));
+
+        /* "_band.pxd":130
+ *                         d[t] = 0
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):             # <<<<<<<<<<<<<<
+ *                     d[t] = 0
+*/
+
+        __pyx_t_15 = __pyx_v_b->slack;
+        __pyx_t_13 = __pyx_t_15;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_13; __pyx_t_10+=1) {
+          __pyx_v_t = __pyx_t_10;
+
+          /* "_band.pxd":131
+ *                 d = d0 + nrow * b.Wsub
+ *                 for t in range(b.slack):
+ *                     d[t] = 0             # <<<<<<<<<<<<<<
+*/
+          (__pyx_v_d[__pyx_v_t]) = 0.0;
+        }
+
       }
 
-      /* "cconv/_kernels/_igemm.pyx":177
- *                     copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)
- *                 t += run
- *             q += seg             # <<<<<<<<<<<<<<
- *             oh += 1
- *             ow = 0
-*/
-      __pyx_v_q = (__pyx_v_q + __pyx_v_seg);
-
-      /* "cconv/_kernels/_igemm.pyx":178
- *                 t += run
- *             q += seg
- *             oh += 1             # <<<<<<<<<<<<<<
- *             ow = 0
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
-*/
-      __pyx_v_oh = (__pyx_v_oh + 1);
-
-      /* "cconv/_kernels/_igemm.pyx":179
- *             q += seg
- *             oh += 1
- *             ow = 0             # <<<<<<<<<<<<<<
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
- *         for qq in range(pn, npad):
-*/
-      __pyx_v_ow = 0;
-    }
-
-    /* "cconv/_kernels/_igemm.pyx":180
- *             oh += 1
- *             ow = 0
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr             # <<<<<<<<<<<<<<
- *         for qq in range(pn, npad):
- *             d[qq - (npad - nr)] = 0
-*/
-    __pyx_v_d = ((__pyx_v_dst + ((((__pyx_v_npad / __pyx_v_nr) - 1) * __pyx_v_kcb) * __pyx_v_nr)) + (__pyx_v_kk * __pyx_v_nr));
-
-    /* "cconv/_kernels/_igemm.pyx":181
- *             ow = 0
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
- *         for qq in range(pn, npad):             # <<<<<<<<<<<<<<
- *             d[qq - (npad - nr)] = 0
- * 
-*/
-
-    __pyx_t_6 = __pyx_v_npad;
-    __pyx_t_5 = __pyx_t_6;
-
-    for (__pyx_t_9 = __pyx_v_pn; __pyx_t_9 < __pyx_t_5; __pyx_t_9+=1) {
-      __pyx_v_qq = __pyx_t_9;
-
-      /* "cconv/_kernels/_igemm.pyx":182
- *         d = dst + (npad // nr - 1) * kcb * nr + kk * nr
- *         for qq in range(pn, npad):
- *             d[qq - (npad - nr)] = 0             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-      (__pyx_v_d[(__pyx_v_qq - (__pyx_v_npad - __pyx_v_nr))]) = 0.0;
     }
 
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":135
+  /* "_band.pxd":90
  * 
  * 
- * cdef void pack_b(const Geometry *g, const Problem *pr, const floating *x,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t k0, Py_ssize_t kcb, Py_ssize_t p0, Py_ssize_t pn,
- *                  floating *dst) noexcept nogil:
+ * cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,             # <<<<<<<<<<<<<<
+ *                            Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
+ *     """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
 */
 
   /* function exit code */
@@ -21959,193 +21658,1464 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pack_b(struct __pyx_t_5
 
 
 
-
-
-
-
-
-
-
-
-
-
-
 }
 
-/* "cconv/_kernels/_igemm.pyx":185
+/* "cconv/_kernels/_igemm.pyx":104
  * 
  * 
  * cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,             # <<<<<<<<<<<<<<
- *                          const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
- *                          Py_ssize_t nr, const floating *bias, int accumulate) noexcept nogil:
+ *                          const Py_ssize_t *aoff, const floating *b, const Py_ssize_t *boff,
+ *                          floating *c, Py_ssize_t ldc, Py_ssize_t nr, const floating *bias,
 */
 
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int __pyx_v_isa, Py_ssize_t __pyx_v_mr, Py_ssize_t __pyx_v_kc, float const *__pyx_v_a, float const *__pyx_v_b, Py_ssize_t __pyx_v_ldb, float *__pyx_v_c, Py_ssize_t __pyx_v_ldc, Py_ssize_t __pyx_v_nr, float const *__pyx_v_bias, int __pyx_v_accumulate) {
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int __pyx_v_isa, Py_ssize_t __pyx_v_mr, Py_ssize_t __pyx_v_kc, float const *__pyx_v_a, Py_ssize_t const *__pyx_v_aoff, float const *__pyx_v_b, Py_ssize_t const *__pyx_v_boff, float *__pyx_v_c, Py_ssize_t __pyx_v_ldc, Py_ssize_t __pyx_v_nr, float const *__pyx_v_bias, int __pyx_v_accumulate) {
 
-  /* "cconv/_kernels/_igemm.pyx":190
- *     """The mr x NR tile of variant isa: C (+)= A B (the one place the dtype picks a symbol)."""
+  /* "cconv/_kernels/_igemm.pyx":110
+ *     """The mr x NR tile of variant isa (the one place the dtype picks a symbol)."""
  *     if floating is float:
- *         cc_gemm_ukernel_f32(isa, mr)(kc, a, b, ldb, c, ldc, nr, bias, accumulate)             # <<<<<<<<<<<<<<
+ *         cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)             # <<<<<<<<<<<<<<
  *     else:
- *         cc_gemm_ukernel_f64(isa, mr)(kc, a, b, ldb, c, ldc, nr, bias, accumulate)
+ *         cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
 */
-  cc_gemm_ukernel_f32(__pyx_v_isa, __pyx_v_mr)(__pyx_v_kc, __pyx_v_a, __pyx_v_b, __pyx_v_ldb, __pyx_v_c, __pyx_v_ldc, __pyx_v_nr, __pyx_v_bias, __pyx_v_accumulate);
+  cc_gemm_ukernel_f32(__pyx_v_isa, __pyx_v_mr)(__pyx_v_kc, __pyx_v_a, __pyx_v_aoff, __pyx_v_b, __pyx_v_boff, __pyx_v_c, __pyx_v_ldc, __pyx_v_nr, __pyx_v_bias, __pyx_v_accumulate);
 
-  /* "cconv/_kernels/_igemm.pyx":185
+  /* "cconv/_kernels/_igemm.pyx":104
  * 
  * 
  * cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,             # <<<<<<<<<<<<<<
- *                          const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
- *                          Py_ssize_t nr, const floating *bias, int accumulate) noexcept nogil:
+ *                          const Py_ssize_t *aoff, const floating *b, const Py_ssize_t *boff,
+ *                          floating *c, Py_ssize_t ldc, Py_ssize_t nr, const floating *bias,
 */
 
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int __pyx_v_isa, Py_ssize_t __pyx_v_mr, Py_ssize_t __pyx_v_kc, double const *__pyx_v_a, double const *__pyx_v_b, Py_ssize_t __pyx_v_ldb, double *__pyx_v_c, Py_ssize_t __pyx_v_ldc, Py_ssize_t __pyx_v_nr, double const *__pyx_v_bias, int __pyx_v_accumulate) {
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(int __pyx_v_isa, Py_ssize_t __pyx_v_mr, Py_ssize_t __pyx_v_kc, double const *__pyx_v_a, Py_ssize_t const *__pyx_v_aoff, double const *__pyx_v_b, Py_ssize_t const *__pyx_v_boff, double *__pyx_v_c, Py_ssize_t __pyx_v_ldc, Py_ssize_t __pyx_v_nr, double const *__pyx_v_bias, int __pyx_v_accumulate) {
 
-  /* "cconv/_kernels/_igemm.pyx":192
- *         cc_gemm_ukernel_f32(isa, mr)(kc, a, b, ldb, c, ldc, nr, bias, accumulate)
+  /* "cconv/_kernels/_igemm.pyx":112
+ *         cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
  *     else:
- *         cc_gemm_ukernel_f64(isa, mr)(kc, a, b, ldb, c, ldc, nr, bias, accumulate)             # <<<<<<<<<<<<<<
+ *         cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  cc_gemm_ukernel_f64(__pyx_v_isa, __pyx_v_mr)(__pyx_v_kc, __pyx_v_a, __pyx_v_b, __pyx_v_ldb, __pyx_v_c, __pyx_v_ldc, __pyx_v_nr, __pyx_v_bias, __pyx_v_accumulate);
+  cc_gemm_ukernel_f64(__pyx_v_isa, __pyx_v_mr)(__pyx_v_kc, __pyx_v_a, __pyx_v_aoff, __pyx_v_b, __pyx_v_boff, __pyx_v_c, __pyx_v_ldc, __pyx_v_nr, __pyx_v_bias, __pyx_v_accumulate);
 
-  /* "cconv/_kernels/_igemm.pyx":185
+  /* "cconv/_kernels/_igemm.pyx":104
  * 
  * 
  * cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,             # <<<<<<<<<<<<<<
- *                          const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
- *                          Py_ssize_t nr, const floating *bias, int accumulate) noexcept nogil:
+ *                          const Py_ssize_t *aoff, const floating *b, const Py_ssize_t *boff,
+ *                          floating *c, Py_ssize_t ldc, Py_ssize_t nr, const floating *bias,
 */
 
   /* function exit code */
 }
 
-/* "cconv/_kernels/_igemm.pyx":195
+/* "cconv/_kernels/_igemm.pyx":115
  * 
  * 
- * cdef void run_item(const Geometry *g, const Problem *pr, Py_ssize_t item,             # <<<<<<<<<<<<<<
- *                    const floating *x, const floating *wpack, const floating *bias,
- *                    floating *out, floating *ws) noexcept nogil:
+ * cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,             # <<<<<<<<<<<<<<
+ *                       const Py_ssize_t[:, ::1] problems, const Py_ssize_t[::1] taps,
+ *                       Py_ssize_t itemsize) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *__pyx_v_g, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_item, float const *__pyx_v_x, float const *__pyx_v_wpack, float const *__pyx_v_bias, float *__pyx_v_out, float *__pyx_v_ws) {
-  Py_ssize_t __pyx_v_pb;
-  Py_ssize_t __pyx_v_mb;
-  Py_ssize_t __pyx_v_gi;
-  Py_ssize_t __pyx_v_n;
-  Py_ssize_t __pyx_v_P;
-  Py_ssize_t __pyx_v_p0;
-  Py_ssize_t __pyx_v_pn;
-  Py_ssize_t __pyx_v_npanel;
+static Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_setup(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs, Py_ssize_t __pyx_v_nprob, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, CYTHON_UNUSED Py_ssize_t __pyx_v_itemsize) {
+  Py_ssize_t __pyx_v_p;
+  Py_ssize_t __pyx_v_total;
+  Py_ssize_t __pyx_v_band_max;
+  Py_ssize_t __pyx_v_c_max;
+  Py_ssize_t __pyx_v_pix;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_pr;
+  Py_ssize_t __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  int __pyx_t_12;
+
+  /* "cconv/_kernels/_igemm.pyx":120
+ *     """Derive every problem's geometry and the per-thread workspace; return the work items.
+ *     koff tables are left NULL (alloc_tables fills them)."""
+ *     cdef Py_ssize_t p, total = 0, band_max = 0, c_max = 0, pix             # <<<<<<<<<<<<<<
+ *     cdef Problem *pr
+ *     L.Cg = L.C_in // L.groups
+*/
+  __pyx_v_total = 0;
+  __pyx_v_band_max = 0;
+  __pyx_v_c_max = 0;
+
+  /* "cconv/_kernels/_igemm.pyx":122
+ *     cdef Py_ssize_t p, total = 0, band_max = 0, c_max = 0, pix
+ *     cdef Problem *pr
+ *     L.Cg = L.C_in // L.groups             # <<<<<<<<<<<<<<
+ *     L.Mg = L.C_out // L.groups
+ *     L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
+*/
+  __pyx_v_L->Cg = (__pyx_v_L->C_in / __pyx_v_L->groups);
+
+  /* "cconv/_kernels/_igemm.pyx":123
+ *     cdef Problem *pr
+ *     L.Cg = L.C_in // L.groups
+ *     L.Mg = L.C_out // L.groups             # <<<<<<<<<<<<<<
+ *     L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
+ *     L.nmb = cdiv(L.npanels, L.ppb)
+*/
+  __pyx_v_L->Mg = (__pyx_v_L->C_out / __pyx_v_L->groups);
+
+  /* "cconv/_kernels/_igemm.pyx":124
+ *     L.Cg = L.C_in // L.groups
+ *     L.Mg = L.C_out // L.groups
+ *     L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)             # <<<<<<<<<<<<<<
+ *     L.nmb = cdiv(L.npanels, L.ppb)
+ *     L.kmax = 1
+*/
+  __pyx_t_2 = (__pyx_v_L->mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_L->Mg, __pyx_v_L->mr);
+  } else {
+
+    __pyx_t_1 = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_L->Mg, __pyx_v_L->nr);
+  }
+
+  __pyx_v_L->npanels = __pyx_t_1;
+
+  /* "cconv/_kernels/_igemm.pyx":125
+ *     L.Mg = L.C_out // L.groups
+ *     L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
+ *     L.nmb = cdiv(L.npanels, L.ppb)             # <<<<<<<<<<<<<<
+ *     L.kmax = 1
+ *     for p in range(nprob):
+*/
+  __pyx_v_L->nmb = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_L->npanels, __pyx_v_L->ppb);
+
+  /* "cconv/_kernels/_igemm.pyx":126
+ *     L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
+ *     L.nmb = cdiv(L.npanels, L.ppb)
+ *     L.kmax = 1             # <<<<<<<<<<<<<<
+ *     for p in range(nprob):
+ *         pr = &probs[p]
+*/
+  __pyx_v_L->kmax = 1;
+
+  /* "cconv/_kernels/_igemm.pyx":127
+ *     L.nmb = cdiv(L.npanels, L.ppb)
+ *     L.kmax = 1
+ *     for p in range(nprob):             # <<<<<<<<<<<<<<
+ *         pr = &probs[p]
+ *         pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
+*/
+
+  __pyx_t_1 = __pyx_v_nprob;
+  __pyx_t_3 = __pyx_t_1;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_p = __pyx_t_4;
+
+    /* "cconv/_kernels/_igemm.pyx":128
+ *     L.kmax = 1
+ *     for p in range(nprob):
+ *         pr = &probs[p]             # <<<<<<<<<<<<<<
+ *         pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
+ *         pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
+*/
+    __pyx_v_pr = (&(__pyx_v_probs[__pyx_v_p]));
+
+    /* "cconv/_kernels/_igemm.pyx":129
+ *     for p in range(nprob):
+ *         pr = &probs[p]
+ *         pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]             # <<<<<<<<<<<<<<
+ *         pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
+ *         pr.oy0, pr.oys = problems[p, 6], problems[p, 7]
+*/
+    __pyx_t_5 = __pyx_v_p;
+    __pyx_t_6 = 0;
+    __pyx_t_7 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_5 * __pyx_v_problems.strides[0]) )) + __pyx_t_6)) )));
+
+    __pyx_t_6 = __pyx_v_p;
+    __pyx_t_5 = 1;
+    __pyx_t_8 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_6 * __pyx_v_problems.strides[0]) )) + __pyx_t_5)) )));
+
+    __pyx_t_5 = __pyx_v_p;
+    __pyx_t_6 = 2;
+    __pyx_t_9 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_5 * __pyx_v_problems.strides[0]) )) + __pyx_t_6)) )));
+
+    __pyx_t_6 = __pyx_v_p;
+    __pyx_t_5 = 3;
+    __pyx_t_10 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_6 * __pyx_v_problems.strides[0]) )) + __pyx_t_5)) )));
+
+    __pyx_v_pr->KH = __pyx_t_7;
+    __pyx_v_pr->KW = __pyx_t_8;
+    __pyx_v_pr->sh = __pyx_t_9;
+    __pyx_v_pr->sw = __pyx_t_10;
+
+    /* "cconv/_kernels/_igemm.pyx":130
+ *         pr = &probs[p]
+ *         pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
+ *         pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]             # <<<<<<<<<<<<<<
+ *         pr.oy0, pr.oys = problems[p, 6], problems[p, 7]
+ *         pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]
+*/
+    __pyx_t_5 = __pyx_v_p;
+    __pyx_t_6 = 4;
+    __pyx_t_10 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_5 * __pyx_v_problems.strides[0]) )) + __pyx_t_6)) )));
+
+    __pyx_t_6 = __pyx_v_p;
+    __pyx_t_5 = 5;
+    __pyx_t_9 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_6 * __pyx_v_problems.strides[0]) )) + __pyx_t_5)) )));
+
+    __pyx_v_pr->Hp = __pyx_t_10;
+    __pyx_v_pr->Wp = __pyx_t_9;
+
+    /* "cconv/_kernels/_igemm.pyx":131
+ *         pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
+ *         pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
+ *         pr.oy0, pr.oys = problems[p, 6], problems[p, 7]             # <<<<<<<<<<<<<<
+ *         pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]
+ *         pr.a_offset = problems[p, 10]
+*/
+    __pyx_t_5 = __pyx_v_p;
+    __pyx_t_6 = 6;
+    __pyx_t_9 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_5 * __pyx_v_problems.strides[0]) )) + __pyx_t_6)) )));
+
+    __pyx_t_6 = __pyx_v_p;
+    __pyx_t_5 = 7;
+    __pyx_t_10 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_6 * __pyx_v_problems.strides[0]) )) + __pyx_t_5)) )));
+
+    __pyx_v_pr->oy0 = __pyx_t_9;
+    __pyx_v_pr->oys = __pyx_t_10;
+
+    /* "cconv/_kernels/_igemm.pyx":132
+ *         pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
+ *         pr.oy0, pr.oys = problems[p, 6], problems[p, 7]
+ *         pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]             # <<<<<<<<<<<<<<
+ *         pr.a_offset = problems[p, 10]
+ *         pr.offh = &taps[problems[p, 11]]
+*/
+    __pyx_t_5 = __pyx_v_p;
+    __pyx_t_6 = 8;
+    __pyx_t_10 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_5 * __pyx_v_problems.strides[0]) )) + __pyx_t_6)) )));
+
+    __pyx_t_6 = __pyx_v_p;
+    __pyx_t_5 = 9;
+    __pyx_t_9 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_6 * __pyx_v_problems.strides[0]) )) + __pyx_t_5)) )));
+
+    __pyx_v_pr->ox0 = __pyx_t_10;
+    __pyx_v_pr->oxs = __pyx_t_9;
+
+    /* "cconv/_kernels/_igemm.pyx":133
+ *         pr.oy0, pr.oys = problems[p, 6], problems[p, 7]
+ *         pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]
+ *         pr.a_offset = problems[p, 10]             # <<<<<<<<<<<<<<
+ *         pr.offh = &taps[problems[p, 11]]
+ *         pr.offw = &taps[problems[p, 11] + pr.KH]
+*/
+    __pyx_t_5 = __pyx_v_p;
+    __pyx_t_6 = 10;
+    __pyx_v_pr->a_offset = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_5 * __pyx_v_problems.strides[0]) )) + __pyx_t_6)) )));
+
+    /* "cconv/_kernels/_igemm.pyx":134
+ *         pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]
+ *         pr.a_offset = problems[p, 10]
+ *         pr.offh = &taps[problems[p, 11]]             # <<<<<<<<<<<<<<
+ *         pr.offw = &taps[problems[p, 11] + pr.KH]
+ *         pr.koff = NULL
+*/
+    __pyx_t_6 = __pyx_v_p;
+    __pyx_t_5 = 11;
+    __pyx_t_11 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_6 * __pyx_v_problems.strides[0]) )) + __pyx_t_5)) )));
+    __pyx_v_pr->offh = (&(*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_taps.data) + __pyx_t_11)) ))));
+
+    /* "cconv/_kernels/_igemm.pyx":135
+ *         pr.a_offset = problems[p, 10]
+ *         pr.offh = &taps[problems[p, 11]]
+ *         pr.offw = &taps[problems[p, 11] + pr.KH]             # <<<<<<<<<<<<<<
+ *         pr.koff = NULL
+ *         pr.T = pr.KH * pr.KW
+*/
+    __pyx_t_5 = __pyx_v_p;
+    __pyx_t_6 = 11;
+    __pyx_t_11 = ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_5 * __pyx_v_problems.strides[0]) )) + __pyx_t_6)) ))) + __pyx_v_pr->KH);
+    __pyx_v_pr->offw = (&(*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_taps.data) + __pyx_t_11)) ))));
+
+    /* "cconv/_kernels/_igemm.pyx":136
+ *         pr.offh = &taps[problems[p, 11]]
+ *         pr.offw = &taps[problems[p, 11] + pr.KH]
+ *         pr.koff = NULL             # <<<<<<<<<<<<<<
+ *         pr.T = pr.KH * pr.KW
+ *         pr.K = L.Cg * pr.T
+*/
+    __pyx_v_pr->koff = NULL;
+
+    /* "cconv/_kernels/_igemm.pyx":137
+ *         pr.offw = &taps[problems[p, 11] + pr.KH]
+ *         pr.koff = NULL
+ *         pr.T = pr.KH * pr.KW             # <<<<<<<<<<<<<<
+ *         pr.K = L.Cg * pr.T
+ *         pr.nkb = cdiv(L.Cg, L.cpb)
+*/
+    __pyx_v_pr->T = (__pyx_v_pr->KH * __pyx_v_pr->KW);
+
+    /* "cconv/_kernels/_igemm.pyx":138
+ *         pr.koff = NULL
+ *         pr.T = pr.KH * pr.KW
+ *         pr.K = L.Cg * pr.T             # <<<<<<<<<<<<<<
+ *         pr.nkb = cdiv(L.Cg, L.cpb)
+ *         pr.nbands = cdiv(pr.Hp, L.rows)
+*/
+    __pyx_v_pr->K = (__pyx_v_L->Cg * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":139
+ *         pr.T = pr.KH * pr.KW
+ *         pr.K = L.Cg * pr.T
+ *         pr.nkb = cdiv(L.Cg, L.cpb)             # <<<<<<<<<<<<<<
+ *         pr.nbands = cdiv(pr.Hp, L.rows)
+ *         pr.items = L.N * L.groups * L.nmb * pr.nbands
+*/
+    __pyx_v_pr->nkb = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_L->Cg, __pyx_v_L->cpb);
+
+    /* "cconv/_kernels/_igemm.pyx":140
+ *         pr.K = L.Cg * pr.T
+ *         pr.nkb = cdiv(L.Cg, L.cpb)
+ *         pr.nbands = cdiv(pr.Hp, L.rows)             # <<<<<<<<<<<<<<
+ *         pr.items = L.N * L.groups * L.nmb * pr.nbands
+ *         pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0
+*/
+    __pyx_v_pr->nbands = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_pr->Hp, __pyx_v_L->rows);
+
+    /* "cconv/_kernels/_igemm.pyx":141
+ *         pr.nkb = cdiv(L.Cg, L.cpb)
+ *         pr.nbands = cdiv(pr.Hp, L.rows)
+ *         pr.items = L.N * L.groups * L.nmb * pr.nbands             # <<<<<<<<<<<<<<
+ *         pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0
+ *                          and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)
+*/
+    __pyx_v_pr->items = (((__pyx_v_L->N * __pyx_v_L->groups) * __pyx_v_L->nmb) * __pyx_v_pr->nbands);
+
+    /* "cconv/_kernels/_igemm.pyx":142
+ *         pr.nbands = cdiv(pr.Hp, L.rows)
+ *         pr.items = L.N * L.groups * L.nmb * pr.nbands
+ *         pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0             # <<<<<<<<<<<<<<
+ *                          and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)
+ *         band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
+*/
+    __pyx_t_12 = (__pyx_v_pr->T == 1);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->sh == 1);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->sw == 1);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":143
+ *         pr.items = L.N * L.groups * L.nmb * pr.nbands
+ *         pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0
+ *                          and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)             # <<<<<<<<<<<<<<
+ *         band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
+ *                   L.rows, L.nr)
+*/
+    __pyx_t_12 = ((__pyx_v_pr->offh[0]) == 0);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+    __pyx_t_12 = ((__pyx_v_pr->offw[0]) == 0);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->Hp == __pyx_v_L->H);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->Wp == __pyx_v_L->W);
+
+
+    __pyx_t_2 = __pyx_t_12;
+
+    __pyx_L5_bool_binop_done:;
+
+    /* "cconv/_kernels/_igemm.pyx":142
+ *         pr.nbands = cdiv(pr.Hp, L.rows)
+ *         pr.items = L.N * L.groups * L.nmb * pr.nbands
+ *         pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0             # <<<<<<<<<<<<<<
+ *                          and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)
+ *         band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
+*/
+    __pyx_v_pr->in_place_b = __pyx_t_2;
+
+    /* "cconv/_kernels/_igemm.pyx":144
+ *         pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0
+ *                          and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)
+ *         band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,             # <<<<<<<<<<<<<<
+ *                   L.rows, L.nr)
+ *         if pr.in_place_b:
+*/
+    __pyx_f_5cconv_8_kernels_5_band_band_init((&__pyx_v_pr->band), __pyx_v_L->H, __pyx_v_L->W, __pyx_v_pr->sh, __pyx_v_pr->sw, __pyx_v_pr->offh, __pyx_v_pr->KH, __pyx_v_pr->offw, __pyx_v_pr->KW, __pyx_v_pr->Wp, __pyx_v_L->rows, __pyx_v_L->nr);
+
+    /* "cconv/_kernels/_igemm.pyx":146
+ *         band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
+ *                   L.rows, L.nr)
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             pr.band.Wsub = L.W
+ *         pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out
+*/
+    if (__pyx_v_pr->in_place_b) {
+
+      /* "cconv/_kernels/_igemm.pyx":147
+ *                   L.rows, L.nr)
+ *         if pr.in_place_b:
+ *             pr.band.Wsub = L.W             # <<<<<<<<<<<<<<
+ *         pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out
+ *                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
+*/
+      __pyx_t_9 = __pyx_v_L->W;
+
+      __pyx_v_pr->band.Wsub = __pyx_t_9;
+
+      /* "cconv/_kernels/_igemm.pyx":146
+ *         band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
+ *                   L.rows, L.nr)
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             pr.band.Wsub = L.W
+ *         pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out
+*/
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":148
+ *         if pr.in_place_b:
+ *             pr.band.Wsub = L.W
+ *         pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out             # <<<<<<<<<<<<<<
+ *                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
+ *                          and pr.Wp == L.W_out)
+*/
+    __pyx_t_12 = (__pyx_v_L->mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L13_bool_binop_done;
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":149
+ *             pr.band.Wsub = L.W
+ *         pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out
+ *                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1             # <<<<<<<<<<<<<<
+ *                          and pr.Wp == L.W_out)
+ *         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
+*/
+    __pyx_t_12 = (__pyx_v_pr->band.Wsub == __pyx_v_L->W_out);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L13_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->oy0 == 0);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L13_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->ox0 == 0);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L13_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->oys == 1);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L13_bool_binop_done;
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":150
+ *         pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out
+ *                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
+ *                          and pr.Wp == L.W_out)             # <<<<<<<<<<<<<<
+ *         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
+ *         if pr.in_place_b:
+*/
+    __pyx_t_12 = (__pyx_v_pr->oxs == 1);
+
+    if (__pyx_t_12) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_12;
+
+      goto __pyx_L13_bool_binop_done;
+    }
+    __pyx_t_12 = (__pyx_v_pr->Wp == __pyx_v_L->W_out);
+
+
+    __pyx_t_2 = __pyx_t_12;
+
+    __pyx_L13_bool_binop_done:;
+
+    /* "cconv/_kernels/_igemm.pyx":148
+ *         if pr.in_place_b:
+ *             pr.band.Wsub = L.W
+ *         pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out             # <<<<<<<<<<<<<<
+ *                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
+ *                          and pr.Wp == L.W_out)
+*/
+    __pyx_v_pr->in_place_c = __pyx_t_2;
+
+    /* "cconv/_kernels/_igemm.pyx":151
+ *                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
+ *                          and pr.Wp == L.W_out)
+ *         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)             # <<<<<<<<<<<<<<
+ *         if pr.in_place_b:
+ *             # Only the last, partial tile of a 1x1 band is copied (pixel mode).
+*/
+
+    __pyx_t_9 = __pyx_v_L->Cg;
+
+    __pyx_t_10 = __pyx_v_L->cpb;
+    __pyx_t_2 = (__pyx_t_9 < __pyx_t_10);
+
+    if (__pyx_t_2) {
+
+      __pyx_t_8 = __pyx_t_9;
+    } else {
+
+      __pyx_t_8 = __pyx_t_10;
+    }
+
+
+    __pyx_t_9 = (__pyx_t_8 * __pyx_v_pr->T);
+
+
+    __pyx_t_8 = __pyx_v_L->kmax;
+    __pyx_t_2 = (__pyx_t_9 > __pyx_t_8);
+
+    if (__pyx_t_2) {
+
+      __pyx_t_10 = __pyx_t_9;
+    } else {
+
+      __pyx_t_10 = __pyx_t_8;
+    }
+
+    __pyx_v_L->kmax = __pyx_t_10;
+
+
+    /* "cconv/_kernels/_igemm.pyx":152
+ *                          and pr.Wp == L.W_out)
+ *         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             # Only the last, partial tile of a 1x1 band is copied (pixel mode).
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)
+*/
+    if (__pyx_v_pr->in_place_b) {
+
+      /* "cconv/_kernels/_igemm.pyx":154
+ *         if pr.in_place_b:
+ *             # Only the last, partial tile of a 1x1 band is copied (pixel mode).
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)             # <<<<<<<<<<<<<<
+ *         else:
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+*/
+      __pyx_t_2 = (__pyx_v_L->mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
+
+      if (__pyx_t_2) {
+
+        __pyx_t_9 = __pyx_v_L->Cg;
+
+        __pyx_t_8 = __pyx_v_L->cpb;
+        __pyx_t_12 = (__pyx_t_9 < __pyx_t_8);
+
+        if (__pyx_t_12) {
+
+          __pyx_t_7 = __pyx_t_9;
+        } else {
+
+          __pyx_t_7 = __pyx_t_8;
+        }
+
+
+        __pyx_t_10 = (__pyx_t_7 * __pyx_v_L->nr);
+
+      } else {
+
+        __pyx_t_10 = 0;
+      }
+
+
+      __pyx_t_7 = __pyx_v_band_max;
+      __pyx_t_2 = (__pyx_t_10 > __pyx_t_7);
+
+      if (__pyx_t_2) {
+
+        __pyx_t_9 = __pyx_t_10;
+      } else {
+
+        __pyx_t_9 = __pyx_t_7;
+      }
+
+
+      __pyx_v_band_max = __pyx_t_9;
+
+
+      /* "cconv/_kernels/_igemm.pyx":152
+ *                          and pr.Wp == L.W_out)
+ *         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             # Only the last, partial tile of a 1x1 band is copied (pixel mode).
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)
+*/
+      goto __pyx_L20;
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":156
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)
+ *         else:
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)             # <<<<<<<<<<<<<<
+ *         if L.mode == PIXELS:
+ *             if not pr.in_place_c:
+*/
+    /*else*/ {
+
+      __pyx_t_9 = __pyx_v_L->Cg;
+
+      __pyx_t_10 = __pyx_v_L->cpb;
+      __pyx_t_2 = (__pyx_t_9 < __pyx_t_10);
+
+      if (__pyx_t_2) {
+
+        __pyx_t_7 = __pyx_t_9;
+      } else {
+
+        __pyx_t_7 = __pyx_t_10;
+      }
+
+
+      __pyx_t_9 = (__pyx_t_7 * __pyx_v_pr->band.chan_stride);
+
+
+      __pyx_t_7 = __pyx_v_band_max;
+      __pyx_t_2 = (__pyx_t_9 > __pyx_t_7);
+
+      if (__pyx_t_2) {
+
+        __pyx_t_10 = __pyx_t_9;
+      } else {
+
+        __pyx_t_10 = __pyx_t_7;
+      }
+
+      __pyx_v_band_max = __pyx_t_10;
+
+    }
+    __pyx_L20:;
+
+    /* "cconv/_kernels/_igemm.pyx":157
+ *         else:
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+ *         if L.mode == PIXELS:             # <<<<<<<<<<<<<<
+ *             if not pr.in_place_c:
+ *                 c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+*/
+    __pyx_t_2 = (__pyx_v_L->mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
+
+    if (__pyx_t_2) {
+
+
+      /* "cconv/_kernels/_igemm.pyx":158
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+ *         if L.mode == PIXELS:
+ *             if not pr.in_place_c:             # <<<<<<<<<<<<<<
+ *                 c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+ *         else:
+*/
+      __pyx_t_2 = (!__pyx_v_pr->in_place_c);
+
+      if (__pyx_t_2) {
+
+
+        /* "cconv/_kernels/_igemm.pyx":159
+ *         if L.mode == PIXELS:
+ *             if not pr.in_place_c:
+ *                 c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)             # <<<<<<<<<<<<<<
+ *         else:
+ *             pix = L.rows * pr.Wp
+*/
+
+        __pyx_t_10 = __pyx_v_L->Mg;
+
+        __pyx_t_9 = (__pyx_v_L->ppb * __pyx_v_L->mr);
+        __pyx_t_2 = (__pyx_t_10 < __pyx_t_9);
+
+        if (__pyx_t_2) {
+
+          __pyx_t_7 = __pyx_t_10;
+        } else {
+
+          __pyx_t_7 = __pyx_t_9;
+        }
+
+
+        __pyx_t_10 = ((__pyx_t_7 * __pyx_v_L->rows) * __pyx_v_pr->band.Wsub);
+
+
+        __pyx_t_7 = __pyx_v_c_max;
+        __pyx_t_2 = (__pyx_t_10 > __pyx_t_7);
+
+        if (__pyx_t_2) {
+
+          __pyx_t_9 = __pyx_t_10;
+        } else {
+
+          __pyx_t_9 = __pyx_t_7;
+        }
+
+        __pyx_v_c_max = __pyx_t_9;
+
+
+        /* "cconv/_kernels/_igemm.pyx":158
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+ *         if L.mode == PIXELS:
+ *             if not pr.in_place_c:             # <<<<<<<<<<<<<<
+ *                 c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+ *         else:
+*/
+      }
+
+      /* "cconv/_kernels/_igemm.pyx":157
+ *         else:
+ *             band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+ *         if L.mode == PIXELS:             # <<<<<<<<<<<<<<
+ *             if not pr.in_place_c:
+ *                 c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+*/
+      goto __pyx_L21;
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":161
+ *                 c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+ *         else:
+ *             pix = L.rows * pr.Wp             # <<<<<<<<<<<<<<
+ *             c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
+ *         total += pr.items
+*/
+    /*else*/ {
+      __pyx_v_pix = (__pyx_v_L->rows * __pyx_v_pr->Wp);
+
+      /* "cconv/_kernels/_igemm.pyx":162
+ *         else:
+ *             pix = L.rows * pr.Wp
+ *             c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)             # <<<<<<<<<<<<<<
+ *         total += pr.items
+ *     L.ws_band = band_max
+*/
+
+      __pyx_t_9 = __pyx_v_L->npanels;
+
+      __pyx_t_10 = __pyx_v_L->ppb;
+      __pyx_t_2 = (__pyx_t_9 < __pyx_t_10);
+
+      if (__pyx_t_2) {
+
+        __pyx_t_7 = __pyx_t_9;
+      } else {
+
+        __pyx_t_7 = __pyx_t_10;
+      }
+
+
+      __pyx_t_9 = ((__pyx_t_7 * __pyx_v_L->nr) * __pyx_v_pix);
+
+
+      __pyx_t_7 = __pyx_v_c_max;
+      __pyx_t_2 = (__pyx_t_9 > __pyx_t_7);
+
+      if (__pyx_t_2) {
+
+        __pyx_t_10 = __pyx_t_9;
+      } else {
+
+        __pyx_t_10 = __pyx_t_7;
+      }
+
+      __pyx_v_c_max = __pyx_t_10;
+
+    }
+    __pyx_L21:;
+
+    /* "cconv/_kernels/_igemm.pyx":163
+ *             pix = L.rows * pr.Wp
+ *             c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
+ *         total += pr.items             # <<<<<<<<<<<<<<
+ *     L.ws_band = band_max
+ *     L.ws_c = c_max
+*/
+    __pyx_v_total = (__pyx_v_total + __pyx_v_pr->items);
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":164
+ *             c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
+ *         total += pr.items
+ *     L.ws_band = band_max             # <<<<<<<<<<<<<<
+ *     L.ws_c = c_max
+ *     L.ws = band_max + c_max
+*/
+  __pyx_v_L->ws_band = __pyx_v_band_max;
+
+  /* "cconv/_kernels/_igemm.pyx":165
+ *         total += pr.items
+ *     L.ws_band = band_max
+ *     L.ws_c = c_max             # <<<<<<<<<<<<<<
+ *     L.ws = band_max + c_max
+ *     return total
+*/
+  __pyx_v_L->ws_c = __pyx_v_c_max;
+
+  /* "cconv/_kernels/_igemm.pyx":166
+ *     L.ws_band = band_max
+ *     L.ws_c = c_max
+ *     L.ws = band_max + c_max             # <<<<<<<<<<<<<<
+ *     return total
+ * 
+*/
+  __pyx_v_L->ws = (__pyx_v_band_max + __pyx_v_c_max);
+
+  /* "cconv/_kernels/_igemm.pyx":167
+ *     L.ws_c = c_max
+ *     L.ws = band_max + c_max
+ *     return total             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_total;
+  }
+  goto __pyx_L0;
+
+  /* "cconv/_kernels/_igemm.pyx":115
+ * 
+ * 
+ * cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,             # <<<<<<<<<<<<<<
+ *                       const Py_ssize_t[:, ::1] problems, const Py_ssize_t[::1] taps,
+ *                       Py_ssize_t itemsize) noexcept nogil:
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+
+
+
+
+  return __pyx_r;
+}
+
+/* "cconv/_kernels/_igemm.pyx":170
+ * 
+ * 
+ * cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """Offset tables: each problem's koff, and ktab. Returns -1 when out of memory."""
+ *     cdef Py_ssize_t p, c, th, tw, k, r, rmax = max(L.mr, L.nr)
+*/
+
+static int __pyx_f_5cconv_8_kernels_6_igemm_alloc_tables(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs, Py_ssize_t __pyx_v_nprob) {
+  Py_ssize_t __pyx_v_p;
+  Py_ssize_t __pyx_v_c;
+  Py_ssize_t __pyx_v_th;
+  Py_ssize_t __pyx_v_tw;
+  Py_ssize_t __pyx_v_k;
+  Py_ssize_t __pyx_v_r;
+  Py_ssize_t __pyx_v_rmax;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_pr;
+  int __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+
+  /* "cconv/_kernels/_igemm.pyx":172
+ * cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
+ *     """Offset tables: each problem's koff, and ktab. Returns -1 when out of memory."""
+ *     cdef Py_ssize_t p, c, th, tw, k, r, rmax = max(L.mr, L.nr)             # <<<<<<<<<<<<<<
+ *     cdef Problem *pr
+ *     L.ktab = <Py_ssize_t *> PyMem_RawMalloc((rmax + 1) * L.kmax * sizeof(Py_ssize_t))
+*/
+
+  __pyx_t_1 = __pyx_v_L->nr;
+
+  __pyx_t_2 = __pyx_v_L->mr;
+  __pyx_t_4 = (__pyx_t_1 > __pyx_t_2);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_3 = __pyx_t_1;
+  } else {
+
+    __pyx_t_3 = __pyx_t_2;
+  }
+
+  __pyx_v_rmax = __pyx_t_3;
+
+
+  /* "cconv/_kernels/_igemm.pyx":174
+ *     cdef Py_ssize_t p, c, th, tw, k, r, rmax = max(L.mr, L.nr)
+ *     cdef Problem *pr
+ *     L.ktab = <Py_ssize_t *> PyMem_RawMalloc((rmax + 1) * L.kmax * sizeof(Py_ssize_t))             # <<<<<<<<<<<<<<
+ *     if L.ktab == NULL:
+ *         return -1
+*/
+  __pyx_v_L->ktab = ((Py_ssize_t *)PyMem_RawMalloc((((__pyx_v_rmax + 1) * __pyx_v_L->kmax) * (sizeof(Py_ssize_t)))));
+
+  /* "cconv/_kernels/_igemm.pyx":175
+ *     cdef Problem *pr
+ *     L.ktab = <Py_ssize_t *> PyMem_RawMalloc((rmax + 1) * L.kmax * sizeof(Py_ssize_t))
+ *     if L.ktab == NULL:             # <<<<<<<<<<<<<<
+ *         return -1
+ *     for r in range(rmax + 1):
+*/
+  __pyx_t_4 = (__pyx_v_L->ktab == NULL);
+
+  if (__pyx_t_4) {
+
+
+    /* "cconv/_kernels/_igemm.pyx":176
+ *     L.ktab = <Py_ssize_t *> PyMem_RawMalloc((rmax + 1) * L.kmax * sizeof(Py_ssize_t))
+ *     if L.ktab == NULL:
+ *         return -1             # <<<<<<<<<<<<<<
+ *     for r in range(rmax + 1):
+ *         for k in range(L.kmax):
+*/
+    {
+
+      __pyx_r = -1;
+    }
+    goto __pyx_L0;
+
+    /* "cconv/_kernels/_igemm.pyx":175
+ *     cdef Problem *pr
+ *     L.ktab = <Py_ssize_t *> PyMem_RawMalloc((rmax + 1) * L.kmax * sizeof(Py_ssize_t))
+ *     if L.ktab == NULL:             # <<<<<<<<<<<<<<
+ *         return -1
+ *     for r in range(rmax + 1):
+*/
+  }
+
+  /* "cconv/_kernels/_igemm.pyx":177
+ *     if L.ktab == NULL:
+ *         return -1
+ *     for r in range(rmax + 1):             # <<<<<<<<<<<<<<
+ *         for k in range(L.kmax):
+ *             L.ktab[r * L.kmax + k] = k * r
+*/
+
+  __pyx_t_3 = (__pyx_v_rmax + 1);
+  __pyx_t_1 = __pyx_t_3;
+
+  for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_1; __pyx_t_2+=1) {
+    __pyx_v_r = __pyx_t_2;
+
+    /* "cconv/_kernels/_igemm.pyx":178
+ *         return -1
+ *     for r in range(rmax + 1):
+ *         for k in range(L.kmax):             # <<<<<<<<<<<<<<
+ *             L.ktab[r * L.kmax + k] = k * r
+ *     for p in range(nprob):
+*/
+
+    __pyx_t_5 = __pyx_v_L->kmax;
+    __pyx_t_6 = __pyx_t_5;
+
+    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+      __pyx_v_k = __pyx_t_7;
+
+      /* "cconv/_kernels/_igemm.pyx":179
+ *     for r in range(rmax + 1):
+ *         for k in range(L.kmax):
+ *             L.ktab[r * L.kmax + k] = k * r             # <<<<<<<<<<<<<<
+ *     for p in range(nprob):
+ *         pr = &probs[p]
+*/
+      (__pyx_v_L->ktab[((__pyx_v_r * __pyx_v_L->kmax) + __pyx_v_k)]) = (__pyx_v_k * __pyx_v_r);
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":180
+ *         for k in range(L.kmax):
+ *             L.ktab[r * L.kmax + k] = k * r
+ *     for p in range(nprob):             # <<<<<<<<<<<<<<
+ *         pr = &probs[p]
+ *         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+*/
+
+  __pyx_t_3 = __pyx_v_nprob;
+  __pyx_t_1 = __pyx_t_3;
+
+  for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_1; __pyx_t_2+=1) {
+    __pyx_v_p = __pyx_t_2;
+
+    /* "cconv/_kernels/_igemm.pyx":181
+ *             L.ktab[r * L.kmax + k] = k * r
+ *     for p in range(nprob):
+ *         pr = &probs[p]             # <<<<<<<<<<<<<<
+ *         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+ *         if pr.koff == NULL:
+*/
+    __pyx_v_pr = (&(__pyx_v_probs[__pyx_v_p]));
+
+    /* "cconv/_kernels/_igemm.pyx":182
+ *     for p in range(nprob):
+ *         pr = &probs[p]
+ *         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))             # <<<<<<<<<<<<<<
+ *         if pr.koff == NULL:
+ *             return -1
+*/
+    __pyx_v_pr->koff = ((Py_ssize_t *)PyMem_RawMalloc((__pyx_v_L->kmax * (sizeof(Py_ssize_t)))));
+
+    /* "cconv/_kernels/_igemm.pyx":183
+ *         pr = &probs[p]
+ *         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+ *         if pr.koff == NULL:             # <<<<<<<<<<<<<<
+ *             return -1
+ *         k = 0
+*/
+    __pyx_t_4 = (__pyx_v_pr->koff == NULL);
+
+    if (__pyx_t_4) {
+
+
+      /* "cconv/_kernels/_igemm.pyx":184
+ *         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+ *         if pr.koff == NULL:
+ *             return -1             # <<<<<<<<<<<<<<
+ *         k = 0
+ *         for c in range(min(L.cpb, L.Cg)):
+*/
+      {
+
+        __pyx_r = -1;
+      }
+      goto __pyx_L0;
+
+      /* "cconv/_kernels/_igemm.pyx":183
+ *         pr = &probs[p]
+ *         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+ *         if pr.koff == NULL:             # <<<<<<<<<<<<<<
+ *             return -1
+ *         k = 0
+*/
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":185
+ *         if pr.koff == NULL:
+ *             return -1
+ *         k = 0             # <<<<<<<<<<<<<<
+ *         for c in range(min(L.cpb, L.Cg)):
+ *             for th in range(pr.KH):
+*/
+    __pyx_v_k = 0;
+
+    /* "cconv/_kernels/_igemm.pyx":186
+ *             return -1
+ *         k = 0
+ *         for c in range(min(L.cpb, L.Cg)):             # <<<<<<<<<<<<<<
+ *             for th in range(pr.KH):
+ *                 for tw in range(pr.KW):
+*/
+
+    __pyx_t_5 = __pyx_v_L->Cg;
+
+    __pyx_t_6 = __pyx_v_L->cpb;
+    __pyx_t_4 = (__pyx_t_5 < __pyx_t_6);
+
+    if (__pyx_t_4) {
+
+      __pyx_t_7 = __pyx_t_5;
+    } else {
+
+      __pyx_t_7 = __pyx_t_6;
+    }
+
+
+    __pyx_t_5 = __pyx_t_7;
+
+    __pyx_t_7 = __pyx_t_5;
+
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_7; __pyx_t_6+=1) {
+      __pyx_v_c = __pyx_t_6;
+
+      /* "cconv/_kernels/_igemm.pyx":187
+ *         k = 0
+ *         for c in range(min(L.cpb, L.Cg)):
+ *             for th in range(pr.KH):             # <<<<<<<<<<<<<<
+ *                 for tw in range(pr.KW):
+ *                     if pr.in_place_b:
+*/
+
+      __pyx_t_8 = __pyx_v_pr->KH;
+      __pyx_t_9 = __pyx_t_8;
+
+      for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+        __pyx_v_th = __pyx_t_10;
+
+        /* "cconv/_kernels/_igemm.pyx":188
+ *         for c in range(min(L.cpb, L.Cg)):
+ *             for th in range(pr.KH):
+ *                 for tw in range(pr.KW):             # <<<<<<<<<<<<<<
+ *                     if pr.in_place_b:
+ *                         pr.koff[k] = c * L.H * L.W
+*/
+
+        __pyx_t_11 = __pyx_v_pr->KW;
+        __pyx_t_12 = __pyx_t_11;
+
+        for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+          __pyx_v_tw = __pyx_t_13;
+
+          /* "cconv/_kernels/_igemm.pyx":189
+ *             for th in range(pr.KH):
+ *                 for tw in range(pr.KW):
+ *                     if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *                         pr.koff[k] = c * L.H * L.W
+ *                     else:
+*/
+          if (__pyx_v_pr->in_place_b) {
+
+            /* "cconv/_kernels/_igemm.pyx":190
+ *                 for tw in range(pr.KW):
+ *                     if pr.in_place_b:
+ *                         pr.koff[k] = c * L.H * L.W             # <<<<<<<<<<<<<<
+ *                     else:
+ *                         pr.koff[k] = c * pr.band.chan_stride + tap_offset(
+*/
+            (__pyx_v_pr->koff[__pyx_v_k]) = ((__pyx_v_c * __pyx_v_L->H) * __pyx_v_L->W);
+
+            /* "cconv/_kernels/_igemm.pyx":189
+ *             for th in range(pr.KH):
+ *                 for tw in range(pr.KW):
+ *                     if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *                         pr.koff[k] = c * L.H * L.W
+ *                     else:
+*/
+            goto __pyx_L17;
+          }
+
+          /* "cconv/_kernels/_igemm.pyx":192
+ *                         pr.koff[k] = c * L.H * L.W
+ *                     else:
+ *                         pr.koff[k] = c * pr.band.chan_stride + tap_offset(             # <<<<<<<<<<<<<<
+ *                             &pr.band, pr.offh[th], pr.offw[tw])
+ *                     k += 1
+*/
+          /*else*/ {
+
+            /* "cconv/_kernels/_igemm.pyx":193
+ *                     else:
+ *                         pr.koff[k] = c * pr.band.chan_stride + tap_offset(
+ *                             &pr.band, pr.offh[th], pr.offw[tw])             # <<<<<<<<<<<<<<
+ *                     k += 1
+ *     return 0
+*/
+            (__pyx_v_pr->koff[__pyx_v_k]) = ((__pyx_v_c * __pyx_v_pr->band.chan_stride) + __pyx_f_5cconv_8_kernels_5_band_tap_offset((&__pyx_v_pr->band), (__pyx_v_pr->offh[__pyx_v_th]), (__pyx_v_pr->offw[__pyx_v_tw])));
+          }
+          __pyx_L17:;
+
+          /* "cconv/_kernels/_igemm.pyx":194
+ *                         pr.koff[k] = c * pr.band.chan_stride + tap_offset(
+ *                             &pr.band, pr.offh[th], pr.offw[tw])
+ *                     k += 1             # <<<<<<<<<<<<<<
+ *     return 0
+ * 
+*/
+          __pyx_v_k = (__pyx_v_k + 1);
+        }
+
+      }
+
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":195
+ *                             &pr.band, pr.offh[th], pr.offw[tw])
+ *                     k += 1
+ *     return 0             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = 0;
+  }
+  goto __pyx_L0;
+
+  /* "cconv/_kernels/_igemm.pyx":170
+ * 
+ * 
+ * cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """Offset tables: each problem's koff, and ktab. Returns -1 when out of memory."""
+ *     cdef Py_ssize_t p, c, th, tw, k, r, rmax = max(L.mr, L.nr)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+  return __pyx_r;
+}
+
+/* "cconv/_kernels/_igemm.pyx":198
+ * 
+ * 
+ * cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t p
+ *     PyMem_RawFree(L.ktab)
+*/
+
+static void __pyx_f_5cconv_8_kernels_6_igemm_free_tables(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs, Py_ssize_t __pyx_v_nprob) {
+  Py_ssize_t __pyx_v_p;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+
+  /* "cconv/_kernels/_igemm.pyx":200
+ * cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
+ *     cdef Py_ssize_t p
+ *     PyMem_RawFree(L.ktab)             # <<<<<<<<<<<<<<
+ *     for p in range(nprob):
+ *         PyMem_RawFree(probs[p].koff)
+*/
+  PyMem_RawFree(__pyx_v_L->ktab);
+
+  /* "cconv/_kernels/_igemm.pyx":201
+ *     cdef Py_ssize_t p
+ *     PyMem_RawFree(L.ktab)
+ *     for p in range(nprob):             # <<<<<<<<<<<<<<
+ *         PyMem_RawFree(probs[p].koff)
+ * 
+*/
+
+  __pyx_t_1 = __pyx_v_nprob;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_p = __pyx_t_3;
+
+    /* "cconv/_kernels/_igemm.pyx":202
+ *     PyMem_RawFree(L.ktab)
+ *     for p in range(nprob):
+ *         PyMem_RawFree(probs[p].koff)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+    PyMem_RawFree((__pyx_v_probs[__pyx_v_p]).koff);
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":198
+ * 
+ * 
+ * cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t p
+ *     PyMem_RawFree(L.ktab)
+*/
+
+  /* function exit code */
+
+}
+
+/* "cconv/_kernels/_igemm.pyx":205
+ * 
+ * 
+ * cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
+ *                       Py_ssize_t mb, Py_ssize_t band, const floating *x,
+ *                       const floating *wpack, const floating *bias, floating *out,
+*/
+
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_gi, Py_ssize_t __pyx_v_mb, Py_ssize_t __pyx_v_band, float const *__pyx_v_x, float const *__pyx_v_wpack, float const *__pyx_v_bias, float *__pyx_v_out, float *__pyx_v_ws) {
+  struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_bd;
+  Py_ssize_t __pyx_v_HW;
+  Py_ssize_t __pyx_v_HWo;
+  Py_ssize_t __pyx_v_i0;
+  Py_ssize_t __pyx_v_R;
+  Py_ssize_t __pyx_v_flat;
+  Py_ssize_t __pyx_v_ntiles;
   Py_ssize_t __pyx_v_pan0;
   Py_ssize_t __pyx_v_pan1;
   Py_ssize_t __pyx_v_row0;
-  Py_ssize_t __pyx_v_HW;
-  Py_ssize_t __pyx_v_HWo;
+  Py_ssize_t __pyx_v_row1;
+  Py_ssize_t __pyx_v_cpitch;
   float const *__pyx_v_x_ng;
   float const *__pyx_v_a_g;
   float const *__pyx_v_bias_g;
   float *__pyx_v_out_ng;
   float *__pyx_v_bbuf;
   float *__pyx_v_cbuf;
-  float *__pyx_v_c;
+  float const *__pyx_v_src;
   float const *__pyx_v_bp;
+  Py_ssize_t const *__pyx_v_boff;
+  float *__pyx_v_cp;
   Py_ssize_t __pyx_v_kb;
+  Py_ssize_t __pyx_v_c0;
+  Py_ssize_t __pyx_v_c1;
   Py_ssize_t __pyx_v_k0;
   Py_ssize_t __pyx_v_kcb;
-  Py_ssize_t __pyx_v_jp;
+  Py_ssize_t __pyx_v_jt;
+  Py_ssize_t __pyx_v_j0;
   Py_ssize_t __pyx_v_jn;
   Py_ssize_t __pyx_v_pan;
   Py_ssize_t __pyx_v_r0;
   Py_ssize_t __pyx_v_r;
-  Py_ssize_t __pyx_v_ldb;
   Py_ssize_t __pyx_v_ldc;
-  Py_ssize_t __pyx_v_i;
-  Py_ssize_t __pyx_v_q;
-  Py_ssize_t __pyx_v_oi;
-  Py_ssize_t __pyx_v_oj;
+  Py_ssize_t __pyx_v_m;
+  Py_ssize_t __pyx_v_u;
+  Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_v_kk;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   int __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
+  float const *__pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
   Py_ssize_t __pyx_t_11;
-  float const *__pyx_t_12;
+  Py_ssize_t *__pyx_t_12;
+  int __pyx_t_13;
+  Py_ssize_t __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  Py_ssize_t __pyx_t_16;
+  float __pyx_t_17;
+  float const *__pyx_t_18;
 
-  /* "cconv/_kernels/_igemm.pyx":202
- *     Assumes: item < pr.items; ws holds g.ws_b elements owned by this thread.
- *     """
- *     cdef Py_ssize_t pb = item % pr.npb             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
+  /* "cconv/_kernels/_igemm.pyx":210
+ *                       floating *ws) noexcept nogil:
+ *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
+ *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
 */
-  __pyx_v_pb = (__pyx_v_item % __pyx_v_pr->npb);
+  __pyx_v_bd = (&__pyx_v_pr->band);
 
-  /* "cconv/_kernels/_igemm.pyx":203
- *     """
- *     cdef Py_ssize_t pb = item % pr.npb
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
+  /* "cconv/_kernels/_igemm.pyx":211
+ *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
 */
-  __pyx_v_mb = ((__pyx_v_item / __pyx_v_pr->npb) % __pyx_v_pr->nmb);
+  __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
+  __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_igemm.pyx":204
- *     cdef Py_ssize_t pb = item % pr.npb
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
+  /* "cconv/_kernels/_igemm.pyx":212
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
 */
-  __pyx_v_gi = ((__pyx_v_item / (__pyx_v_pr->npb * __pyx_v_pr->nmb)) % __pyx_v_g->groups);
+  __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
 
-  /* "cconv/_kernels/_igemm.pyx":205
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
- *     cdef Py_ssize_t p0 = pb * g.nc
-*/
-  __pyx_v_n = (__pyx_v_item / ((__pyx_v_pr->npb * __pyx_v_pr->nmb) * __pyx_v_g->groups));
-
-  /* "cconv/_kernels/_igemm.pyx":206
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t p0 = pb * g.nc
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
-*/
-  __pyx_v_P = (__pyx_v_pr->Hp * __pyx_v_pr->Wp);
-
-  /* "cconv/_kernels/_igemm.pyx":207
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
- *     cdef Py_ssize_t p0 = pb * g.nc             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
-*/
-  __pyx_v_p0 = (__pyx_v_pb * __pyx_v_g->nc);
-
-  /* "cconv/_kernels/_igemm.pyx":208
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
- *     cdef Py_ssize_t p0 = pb * g.nc
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
- *     cdef Py_ssize_t pan0 = mb * g.ppb
+  /* "cconv/_kernels/_igemm.pyx":213
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
 */
 
-  __pyx_t_1 = (__pyx_v_P - __pyx_v_p0);
+  __pyx_t_1 = (__pyx_v_pr->Hp - __pyx_v_i0);
 
-  __pyx_t_2 = __pyx_v_g->nc;
+  __pyx_t_2 = __pyx_v_L->rows;
   __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
 
   if (__pyx_t_4) {
@@ -22156,38 +23126,47 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
     __pyx_t_3 = __pyx_t_2;
   }
 
-  __pyx_v_pn = __pyx_t_3;
+  __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_igemm.pyx":209
- *     cdef Py_ssize_t p0 = pb * g.nc
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t pan0 = mb * g.ppb
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
+  /* "cconv/_kernels/_igemm.pyx":214
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
 */
-  __pyx_v_npanel = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_pn, __pyx_v_g->nr);
+  __pyx_v_flat = (((__pyx_v_R - 1) * __pyx_v_bd->Wsub) + __pyx_v_pr->Wp);
 
-  /* "cconv/_kernels/_igemm.pyx":210
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
- *     cdef Py_ssize_t pan0 = mb * g.ppb             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
+  /* "cconv/_kernels/_igemm.pyx":215
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
 */
-  __pyx_v_pan0 = (__pyx_v_mb * __pyx_v_g->ppb);
+  __pyx_v_ntiles = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_flat, __pyx_v_L->nr);
 
-  /* "cconv/_kernels/_igemm.pyx":211
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
- *     cdef Py_ssize_t pan0 = mb * g.ppb
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
+  /* "cconv/_kernels/_igemm.pyx":216
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
+ *     cdef Py_ssize_t pan0 = mb * L.ppb             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+*/
+  __pyx_v_pan0 = (__pyx_v_mb * __pyx_v_L->ppb);
+
+  /* "cconv/_kernels/_igemm.pyx":217
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
 */
 
-  __pyx_t_3 = __pyx_v_g->npanels;
+  __pyx_t_3 = __pyx_v_L->npanels;
 
-  __pyx_t_1 = (__pyx_v_pan0 + __pyx_v_g->ppb);
+  __pyx_t_1 = (__pyx_v_pan0 + __pyx_v_L->ppb);
   __pyx_t_4 = (__pyx_t_3 < __pyx_t_1);
 
   if (__pyx_t_4) {
@@ -22201,115 +23180,103 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   __pyx_v_pan1 = __pyx_t_2;
 
 
-  /* "cconv/_kernels/_igemm.pyx":212
- *     cdef Py_ssize_t pan0 = mb * g.ppb
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
-*/
-  __pyx_v_row0 = __pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan0, __pyx_v_g->Mg, __pyx_v_g->npanels);
-
-  /* "cconv/_kernels/_igemm.pyx":213
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out             # <<<<<<<<<<<<<<
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
-*/
-  __pyx_v_HW = (__pyx_v_g->H * __pyx_v_g->W);
-  __pyx_v_HWo = (__pyx_v_g->H_out * __pyx_v_g->W_out);
-
-  /* "cconv/_kernels/_igemm.pyx":214
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW             # <<<<<<<<<<<<<<
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
- *     cdef const floating *bias_g = NULL
-*/
-  __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_g->C_in) + (__pyx_v_gi * __pyx_v_g->Cg)) * __pyx_v_HW));
-
-  /* "cconv/_kernels/_igemm.pyx":215
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K             # <<<<<<<<<<<<<<
- *     cdef const floating *bias_g = NULL
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
-*/
-  __pyx_v_a_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + ((__pyx_v_gi * __pyx_v_g->Mg) * __pyx_v_pr->K));
-
-  /* "cconv/_kernels/_igemm.pyx":216
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
- *     cdef const floating *bias_g = NULL             # <<<<<<<<<<<<<<
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
- *     cdef floating *bbuf = ws
-*/
-  __pyx_v_bias_g = NULL;
-
-  /* "cconv/_kernels/_igemm.pyx":217
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
- *     cdef const floating *bias_g = NULL
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo             # <<<<<<<<<<<<<<
- *     cdef floating *bbuf = ws
- *     cdef floating *cbuf = ws + g.kc * cdiv(g.nc, g.nr) * g.nr
-*/
-  __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_g->C_out) + (__pyx_v_gi * __pyx_v_g->Mg)) * __pyx_v_HWo));
-
   /* "cconv/_kernels/_igemm.pyx":218
- *     cdef const floating *bias_g = NULL
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
- *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
- *     cdef floating *cbuf = ws + g.kc * cdiv(g.nc, g.nr) * g.nr
- *     cdef floating *c
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
 */
-  __pyx_v_bbuf = __pyx_v_ws;
+  __pyx_v_row0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan0, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
   /* "cconv/_kernels/_igemm.pyx":219
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
- *     cdef floating *bbuf = ws
- *     cdef floating *cbuf = ws + g.kc * cdiv(g.nc, g.nr) * g.nr             # <<<<<<<<<<<<<<
- *     cdef floating *c
- *     cdef const floating *bp
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
 */
-  __pyx_v_cbuf = (__pyx_v_ws + ((__pyx_v_g->kc * __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_g->nc, __pyx_v_g->nr)) * __pyx_v_g->nr));
+  __pyx_v_row1 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan1, __pyx_v_L->Mg, __pyx_v_L->npanels);
+
+  /* "cconv/_kernels/_igemm.pyx":220
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub             # <<<<<<<<<<<<<<
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+*/
+  __pyx_v_cpitch = (__pyx_v_L->rows * __pyx_v_bd->Wsub);
+
+  /* "cconv/_kernels/_igemm.pyx":221
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+*/
+  __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
+
+  /* "cconv/_kernels/_igemm.pyx":222
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K             # <<<<<<<<<<<<<<
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+*/
+  __pyx_v_a_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + ((__pyx_v_gi * __pyx_v_L->Mg) * __pyx_v_pr->K));
 
   /* "cconv/_kernels/_igemm.pyx":223
- *     cdef const floating *bp
- *     cdef Py_ssize_t kb, k0, kcb, jp, jn, pan, r0, r, ldb, ldc, i, q, oi, oj
- *     if bias != NULL:             # <<<<<<<<<<<<<<
- *         bias_g = bias + gi * g.Mg
- *     for kb in range(pr.nkb):
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL             # <<<<<<<<<<<<<<
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
 */
   __pyx_t_4 = (__pyx_v_bias != NULL);
 
   if (__pyx_t_4) {
 
+    __pyx_t_5 = (__pyx_v_bias + (__pyx_v_gi * __pyx_v_L->Mg));
+  } else {
 
-    /* "cconv/_kernels/_igemm.pyx":224
- *     cdef Py_ssize_t kb, k0, kcb, jp, jn, pan, r0, r, ldb, ldc, i, q, oi, oj
- *     if bias != NULL:
- *         bias_g = bias + gi * g.Mg             # <<<<<<<<<<<<<<
- *     for kb in range(pr.nkb):
- *         k0 = k_start(kb, pr.K, pr.nkb)
-*/
-    __pyx_v_bias_g = (__pyx_v_bias + (__pyx_v_gi * __pyx_v_g->Mg));
-
-    /* "cconv/_kernels/_igemm.pyx":223
- *     cdef const floating *bp
- *     cdef Py_ssize_t kb, k0, kcb, jp, jn, pan, r0, r, ldb, ldc, i, q, oi, oj
- *     if bias != NULL:             # <<<<<<<<<<<<<<
- *         bias_g = bias + gi * g.Mg
- *     for kb in range(pr.nkb):
-*/
+    __pyx_t_5 = NULL;
   }
 
+  __pyx_v_bias_g = __pyx_t_5;
+
+  /* "cconv/_kernels/_igemm.pyx":224
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band
+*/
+  __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
+
   /* "cconv/_kernels/_igemm.pyx":225
- *     if bias != NULL:
- *         bias_g = bias + gi * g.Mg
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
+ *     cdef floating *cbuf = ws + L.ws_band
+ *     cdef const floating *src
+*/
+  __pyx_v_bbuf = __pyx_v_ws;
+
+  /* "cconv/_kernels/_igemm.pyx":226
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
+ *     cdef const floating *src
+ *     cdef const floating *bp
+*/
+  __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
+
+  /* "cconv/_kernels/_igemm.pyx":232
+ *     cdef floating *cp
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
  *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
 */
 
   __pyx_t_2 = __pyx_v_pr->nkb;
@@ -22318,243 +23285,303 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_kb = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":226
- *         bias_g = bias + gi * g.Mg
+    /* "cconv/_kernels/_igemm.pyx":233
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
  *     for kb in range(pr.nkb):
- *         k0 = k_start(kb, pr.K, pr.nkb)             # <<<<<<<<<<<<<<
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:
+ *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
 */
-    __pyx_v_k0 = __pyx_f_5cconv_8_kernels_6_igemm_k_start(__pyx_v_kb, __pyx_v_pr->K, __pyx_v_pr->nkb);
+    __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":227
+    /* "cconv/_kernels/_igemm.pyx":234
  *     for kb in range(pr.nkb):
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0             # <<<<<<<<<<<<<<
- *         if not pr.in_place_b:
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
 */
-    __pyx_v_kcb = (__pyx_f_5cconv_8_kernels_6_igemm_k_start((__pyx_v_kb + 1), __pyx_v_pr->K, __pyx_v_pr->nkb) - __pyx_v_k0);
+    __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":228
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):
+    /* "cconv/_kernels/_igemm.pyx":235
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
 */
-    __pyx_t_4 = (!(__pyx_v_pr->in_place_b != 0));
+    __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":236
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W
+*/
+    __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":237
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+*/
+    __pyx_t_4 = (__pyx_v_pr->in_place_b != 0);
 
     if (__pyx_t_4) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":229
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)             # <<<<<<<<<<<<<<
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)
+      /* "cconv/_kernels/_igemm.pyx":238
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
 */
-      __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pack_b(__pyx_v_g, __pyx_v_pr, __pyx_v_x_ng, __pyx_v_k0, __pyx_v_kcb, __pyx_v_p0, __pyx_v_pn, __pyx_v_bbuf);
+      __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
 
-      /* "cconv/_kernels/_igemm.pyx":228
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):
+      /* "cconv/_kernels/_igemm.pyx":237
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
 */
+      goto __pyx_L5;
     }
 
-    /* "cconv/_kernels/_igemm.pyx":230
- *         if not pr.in_place_b:
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):             # <<<<<<<<<<<<<<
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:
+    /* "cconv/_kernels/_igemm.pyx":240
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
+ *             src = bbuf
+ *         for jt in range(ntiles):
+*/
+    /*else*/ {
+      __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
+
+      /* "cconv/_kernels/_igemm.pyx":241
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf             # <<<<<<<<<<<<<<
+ *         for jt in range(ntiles):
+ *             j0 = jt * L.nr
+*/
+      __pyx_v_src = __pyx_v_bbuf;
+    }
+    __pyx_L5:;
+
+    /* "cconv/_kernels/_igemm.pyx":242
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf
+ *         for jt in range(ntiles):             # <<<<<<<<<<<<<<
+ *             j0 = jt * L.nr
+ *             jn = min(L.nr, flat - j0)
 */
 
-    __pyx_t_5 = __pyx_v_npanel;
-    __pyx_t_6 = __pyx_t_5;
+    __pyx_t_6 = __pyx_v_ntiles;
+    __pyx_t_7 = __pyx_t_6;
 
-    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
-      __pyx_v_jp = __pyx_t_7;
+    for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+      __pyx_v_jt = __pyx_t_8;
 
-      /* "cconv/_kernels/_igemm.pyx":231
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)             # <<<<<<<<<<<<<<
- *             if not pr.in_place_b:
- *                 bp = bbuf + jp * kcb * g.nr
+      /* "cconv/_kernels/_igemm.pyx":243
+ *             src = bbuf
+ *         for jt in range(ntiles):
+ *             j0 = jt * L.nr             # <<<<<<<<<<<<<<
+ *             jn = min(L.nr, flat - j0)
+ *             bp = src + j0
+*/
+      __pyx_v_j0 = (__pyx_v_jt * __pyx_v_L->nr);
+
+      /* "cconv/_kernels/_igemm.pyx":244
+ *         for jt in range(ntiles):
+ *             j0 = jt * L.nr
+ *             jn = min(L.nr, flat - j0)             # <<<<<<<<<<<<<<
+ *             bp = src + j0
+ *             boff = pr.koff
 */
 
-      __pyx_t_8 = (__pyx_v_pn - (__pyx_v_jp * __pyx_v_g->nr));
+      __pyx_t_9 = (__pyx_v_flat - __pyx_v_j0);
 
-      __pyx_t_9 = __pyx_v_g->nr;
-      __pyx_t_4 = (__pyx_t_8 < __pyx_t_9);
+      __pyx_t_10 = __pyx_v_L->nr;
+      __pyx_t_4 = (__pyx_t_9 < __pyx_t_10);
 
       if (__pyx_t_4) {
 
-        __pyx_t_10 = __pyx_t_8;
+        __pyx_t_11 = __pyx_t_9;
       } else {
 
-        __pyx_t_10 = __pyx_t_9;
+        __pyx_t_11 = __pyx_t_10;
       }
 
-      __pyx_v_jn = __pyx_t_10;
+      __pyx_v_jn = __pyx_t_11;
 
 
-      /* "cconv/_kernels/_igemm.pyx":232
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
+      /* "cconv/_kernels/_igemm.pyx":245
+ *             j0 = jt * L.nr
+ *             jn = min(L.nr, flat - j0)
+ *             bp = src + j0             # <<<<<<<<<<<<<<
+ *             boff = pr.koff
+ *             if pr.in_place_b and jn < L.nr:
 */
-      __pyx_t_4 = (!(__pyx_v_pr->in_place_b != 0));
+      __pyx_v_bp = (__pyx_v_src + __pyx_v_j0);
 
+      /* "cconv/_kernels/_igemm.pyx":246
+ *             jn = min(L.nr, flat - j0)
+ *             bp = src + j0
+ *             boff = pr.koff             # <<<<<<<<<<<<<<
+ *             if pr.in_place_b and jn < L.nr:
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+*/
+      __pyx_t_12 = __pyx_v_pr->koff;
+
+      __pyx_v_boff = __pyx_t_12;
+
+      /* "cconv/_kernels/_igemm.pyx":247
+ *             bp = src + j0
+ *             boff = pr.koff
+ *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):
+*/
+      __pyx_t_13 = (__pyx_v_pr->in_place_b != 0);
+
+      if (__pyx_t_13) {
+
+      } else {
+
+        __pyx_t_4 = __pyx_t_13;
+
+        goto __pyx_L9_bool_binop_done;
+      }
+      __pyx_t_13 = (__pyx_v_jn < __pyx_v_L->nr);
+
+
+      __pyx_t_4 = __pyx_t_13;
+
+      __pyx_L9_bool_binop_done:;
       if (__pyx_t_4) {
 
 
-        /* "cconv/_kernels/_igemm.pyx":233
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:
- *                 bp = bbuf + jp * kcb * g.nr             # <<<<<<<<<<<<<<
- *                 ldb = g.nr
- *             elif jn == g.nr:
+        /* "cconv/_kernels/_igemm.pyx":249
+ *             if pr.in_place_b and jn < L.nr:
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):             # <<<<<<<<<<<<<<
+ *                     for t in range(L.nr):
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
 */
-        __pyx_v_bp = (__pyx_v_bbuf + ((__pyx_v_jp * __pyx_v_kcb) * __pyx_v_g->nr));
 
-        /* "cconv/_kernels/_igemm.pyx":234
- *             if not pr.in_place_b:
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr             # <<<<<<<<<<<<<<
- *             elif jn == g.nr:
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
-*/
-        __pyx_t_10 = __pyx_v_g->nr;
+        __pyx_t_11 = __pyx_v_kcb;
+        __pyx_t_9 = __pyx_t_11;
 
-        __pyx_v_ldb = __pyx_t_10;
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+          __pyx_v_kk = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":232
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
-*/
-        goto __pyx_L9;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":235
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
- *             elif jn == g.nr:             # <<<<<<<<<<<<<<
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
- *                 ldb = HW
-*/
-      __pyx_t_4 = (__pyx_v_jn == __pyx_v_g->nr);
-
-      if (__pyx_t_4) {
-
-
-        /* "cconv/_kernels/_igemm.pyx":236
- *                 ldb = g.nr
- *             elif jn == g.nr:
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr             # <<<<<<<<<<<<<<
- *                 ldb = HW
- *             else:
-*/
-        __pyx_v_bp = (((__pyx_v_x_ng + (__pyx_v_k0 * __pyx_v_HW)) + __pyx_v_p0) + (__pyx_v_jp * __pyx_v_g->nr));
-
-        /* "cconv/_kernels/_igemm.pyx":237
- *             elif jn == g.nr:
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
- *                 ldb = HW             # <<<<<<<<<<<<<<
- *             else:
- *                 # The last, partial panel of a 1x1 layer is packed: the tile reads NR lanes.
-*/
-        __pyx_v_ldb = __pyx_v_HW;
-
-        /* "cconv/_kernels/_igemm.pyx":235
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
- *             elif jn == g.nr:             # <<<<<<<<<<<<<<
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
- *                 ldb = HW
-*/
-        goto __pyx_L9;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":240
- *             else:
- *                 # The last, partial panel of a 1x1 layer is packed: the tile reads NR lanes.
- *                 pack_b(g, pr, x_ng, k0, kcb, p0 + jp * g.nr, jn, bbuf)             # <<<<<<<<<<<<<<
+          /* "cconv/_kernels/_igemm.pyx":250
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):
+ *                     for t in range(L.nr):             # <<<<<<<<<<<<<<
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf
- *                 ldb = g.nr
 */
-      /*else*/ {
-        __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pack_b(__pyx_v_g, __pyx_v_pr, __pyx_v_x_ng, __pyx_v_k0, __pyx_v_kcb, (__pyx_v_p0 + (__pyx_v_jp * __pyx_v_g->nr)), __pyx_v_jn, __pyx_v_bbuf);
 
-        /* "cconv/_kernels/_igemm.pyx":241
- *                 # The last, partial panel of a 1x1 layer is packed: the tile reads NR lanes.
- *                 pack_b(g, pr, x_ng, k0, kcb, p0 + jp * g.nr, jn, bbuf)
+          __pyx_t_14 = __pyx_v_L->nr;
+          __pyx_t_15 = __pyx_t_14;
+
+          for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_15; __pyx_t_16+=1) {
+            __pyx_v_t = __pyx_t_16;
+
+            /* "cconv/_kernels/_igemm.pyx":251
+ *                 for kk in range(kcb):
+ *                     for t in range(L.nr):
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0             # <<<<<<<<<<<<<<
+ *                 bp = bbuf
+ *                 boff = L.ktab + L.nr * L.kmax
+*/
+            __pyx_t_4 = (__pyx_v_t < __pyx_v_jn);
+
+            if (__pyx_t_4) {
+
+              __pyx_t_17 = (__pyx_v_src[(((__pyx_v_kk * __pyx_v_HW) + __pyx_v_j0) + __pyx_v_t)]);
+            } else {
+
+              __pyx_t_17 = 0.0;
+            }
+
+            (__pyx_v_bbuf[((__pyx_v_kk * __pyx_v_L->nr) + __pyx_v_t)]) = __pyx_t_17;
+
+          }
+
+        }
+
+
+        /* "cconv/_kernels/_igemm.pyx":252
+ *                     for t in range(L.nr):
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf             # <<<<<<<<<<<<<<
- *                 ldb = g.nr
+ *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):
 */
         __pyx_v_bp = __pyx_v_bbuf;
 
-        /* "cconv/_kernels/_igemm.pyx":242
- *                 pack_b(g, pr, x_ng, k0, kcb, p0 + jp * g.nr, jn, bbuf)
+        /* "cconv/_kernels/_igemm.pyx":253
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf
- *                 ldb = g.nr             # <<<<<<<<<<<<<<
+ *                 boff = L.ktab + L.nr * L.kmax             # <<<<<<<<<<<<<<
  *             for pan in range(pan0, pan1):
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
 */
-        __pyx_t_10 = __pyx_v_g->nr;
+        __pyx_v_boff = (__pyx_v_L->ktab + (__pyx_v_L->nr * __pyx_v_L->kmax));
 
-        __pyx_v_ldb = __pyx_t_10;
+        /* "cconv/_kernels/_igemm.pyx":247
+ *             bp = src + j0
+ *             boff = pr.koff
+ *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):
+*/
       }
-      __pyx_L9:;
 
-      /* "cconv/_kernels/_igemm.pyx":243
+      /* "cconv/_kernels/_igemm.pyx":254
  *                 bp = bbuf
- *                 ldb = g.nr
+ *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):             # <<<<<<<<<<<<<<
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
 */
 
-      __pyx_t_10 = __pyx_v_pan1;
-      __pyx_t_8 = __pyx_t_10;
+      __pyx_t_11 = __pyx_v_pan1;
+      __pyx_t_9 = __pyx_t_11;
 
-      for (__pyx_t_9 = __pyx_v_pan0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-        __pyx_v_pan = __pyx_t_9;
+      for (__pyx_t_10 = __pyx_v_pan0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+        __pyx_v_pan = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":244
- *                 ldb = g.nr
+        /* "cconv/_kernels/_igemm.pyx":255
+ *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):
- *                 r0 = panel_row(pan, g.Mg, g.npanels)             # <<<<<<<<<<<<<<
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+ *                 r0 = split_start(pan, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:
 */
-        __pyx_v_r0 = __pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan, __pyx_v_g->Mg, __pyx_v_g->npanels);
+        __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-        /* "cconv/_kernels/_igemm.pyx":245
+        /* "cconv/_kernels/_igemm.pyx":256
  *             for pan in range(pan0, pan1):
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0             # <<<<<<<<<<<<<<
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0             # <<<<<<<<<<<<<<
  *                 if pr.in_place_c:
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
 */
-        __pyx_v_r = (__pyx_f_5cconv_8_kernels_6_igemm_panel_row((__pyx_v_pan + 1), __pyx_v_g->Mg, __pyx_v_g->npanels) - __pyx_v_r0);
+        __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_L->Mg, __pyx_v_L->npanels) - __pyx_v_r0);
 
-        /* "cconv/_kernels/_igemm.pyx":246
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+        /* "cconv/_kernels/_igemm.pyx":257
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo
 */
         __pyx_t_4 = (__pyx_v_pr->in_place_c != 0);
@@ -22562,83 +23589,81 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
         if (__pyx_t_4) {
 
 
-          /* "cconv/_kernels/_igemm.pyx":247
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+          /* "cconv/_kernels/_igemm.pyx":258
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr             # <<<<<<<<<<<<<<
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0             # <<<<<<<<<<<<<<
  *                     ldc = HWo
  *                 else:
 */
-          __pyx_v_c = (((__pyx_v_out_ng + (__pyx_v_r0 * __pyx_v_HWo)) + __pyx_v_p0) + (__pyx_v_jp * __pyx_v_g->nr));
+          __pyx_v_cp = (((__pyx_v_out_ng + (__pyx_v_r0 * __pyx_v_HWo)) + (__pyx_v_i0 * __pyx_v_L->W_out)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":248
+          /* "cconv/_kernels/_igemm.pyx":259
  *                 if pr.in_place_c:
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo             # <<<<<<<<<<<<<<
  *                 else:
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0
 */
           __pyx_v_ldc = __pyx_v_HWo;
 
-          /* "cconv/_kernels/_igemm.pyx":246
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+          /* "cconv/_kernels/_igemm.pyx":257
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo
 */
-          goto __pyx_L12;
+          goto __pyx_L17;
         }
 
-        /* "cconv/_kernels/_igemm.pyx":250
+        /* "cconv/_kernels/_igemm.pyx":261
  *                     ldc = HWo
  *                 else:
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr             # <<<<<<<<<<<<<<
- *                     ldc = g.nc
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0             # <<<<<<<<<<<<<<
+ *                     ldc = cpitch
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
 */
         /*else*/ {
-          __pyx_v_c = ((__pyx_v_cbuf + ((__pyx_v_r0 - __pyx_v_row0) * __pyx_v_g->nc)) + (__pyx_v_jp * __pyx_v_g->nr));
+          __pyx_v_cp = ((__pyx_v_cbuf + ((__pyx_v_r0 - __pyx_v_row0) * __pyx_v_cpitch)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":251
+          /* "cconv/_kernels/_igemm.pyx":262
  *                 else:
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr
- *                     ldc = g.nc             # <<<<<<<<<<<<<<
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0
+ *                     ldc = cpitch             # <<<<<<<<<<<<<<
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
 */
-          __pyx_t_11 = __pyx_v_g->nc;
-
-          __pyx_v_ldc = __pyx_t_11;
+          __pyx_v_ldc = __pyx_v_cpitch;
         }
-        __pyx_L12:;
+        __pyx_L17:;
 
-        /* "cconv/_kernels/_igemm.pyx":253
- *                     ldc = g.nc
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)             # <<<<<<<<<<<<<<
+        /* "cconv/_kernels/_igemm.pyx":264
+ *                     ldc = cpitch
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)             # <<<<<<<<<<<<<<
  *     if not pr.in_place_c:
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
+ *         for m in range(row1 - row0):
 */
         __pyx_t_4 = (__pyx_v_bias_g != NULL);
 
         if (__pyx_t_4) {
 
-          __pyx_t_12 = (__pyx_v_bias_g + __pyx_v_r0);
+          __pyx_t_18 = (__pyx_v_bias_g + __pyx_v_r0);
         } else {
 
-          __pyx_t_12 = NULL;
+          __pyx_t_18 = NULL;
         }
 
 
-        /* "cconv/_kernels/_igemm.pyx":252
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr
- *                     ldc = g.nc
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,             # <<<<<<<<<<<<<<
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+        /* "cconv/_kernels/_igemm.pyx":263
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0
+ *                     ldc = cpitch
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,             # <<<<<<<<<<<<<<
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:
 */
-        __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(__pyx_v_g->isa, __pyx_v_r, __pyx_v_kcb, ((__pyx_v_a_g + (__pyx_v_k0 * __pyx_v_g->Mg)) + (__pyx_v_r0 * __pyx_v_kcb)), __pyx_v_bp, __pyx_v_ldb, __pyx_v_c, __pyx_v_ldc, __pyx_v_jn, __pyx_t_12, (__pyx_v_kb > 0));
+        __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(__pyx_v_L->isa, __pyx_v_r, __pyx_v_kcb, ((__pyx_v_a_g + (__pyx_v_k0 * __pyx_v_L->Mg)) + (__pyx_v_r0 * __pyx_v_kcb)), (__pyx_v_L->ktab + (__pyx_v_r * __pyx_v_L->kmax)), __pyx_v_bp, __pyx_v_boff, __pyx_v_cp, __pyx_v_ldc, __pyx_v_jn, __pyx_t_18, (__pyx_v_kb > 0));
 
       }
 
@@ -22647,101 +23672,99 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":254
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+  /* "cconv/_kernels/_igemm.pyx":265
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):
+ *         for m in range(row1 - row0):
+ *             for u in range(R):
 */
   __pyx_t_4 = (!(__pyx_v_pr->in_place_c != 0));
 
   if (__pyx_t_4) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":255
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+    /* "cconv/_kernels/_igemm.pyx":266
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0             # <<<<<<<<<<<<<<
- *         for i in range(r):
- *             for q in range(pn):
-*/
-    __pyx_v_r = (__pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan1, __pyx_v_g->Mg, __pyx_v_g->npanels) - __pyx_v_row0);
-
-    /* "cconv/_kernels/_igemm.pyx":256
- *     if not pr.in_place_c:
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):             # <<<<<<<<<<<<<<
- *             for q in range(pn):
- *                 oi = (p0 + q) // pr.Wp
+ *         for m in range(row1 - row0):             # <<<<<<<<<<<<<<
+ *             for u in range(R):
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
 */
 
-    __pyx_t_2 = __pyx_v_r;
+    __pyx_t_2 = (__pyx_v_row1 - __pyx_v_row0);
     __pyx_t_3 = __pyx_t_2;
 
     for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
-      __pyx_v_i = __pyx_t_1;
+      __pyx_v_m = __pyx_t_1;
 
-      /* "cconv/_kernels/_igemm.pyx":257
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):
- *             for q in range(pn):             # <<<<<<<<<<<<<<
- *                 oi = (p0 + q) // pr.Wp
- *                 oj = p0 + q - oi * pr.Wp
+      /* "cconv/_kernels/_igemm.pyx":267
+ *     if not pr.in_place_c:
+ *         for m in range(row1 - row0):
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
 */
 
-      __pyx_t_5 = __pyx_v_pn;
-      __pyx_t_6 = __pyx_t_5;
+      __pyx_t_6 = __pyx_v_R;
+      __pyx_t_7 = __pyx_t_6;
 
-      for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
-        __pyx_v_q = __pyx_t_7;
+      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+        __pyx_v_u = __pyx_t_8;
 
-        /* "cconv/_kernels/_igemm.pyx":258
- *         for i in range(r):
- *             for q in range(pn):
- *                 oi = (p0 + q) // pr.Wp             # <<<<<<<<<<<<<<
- *                 oj = p0 + q - oi * pr.Wp
- *                 out_ng[(row0 + i) * HWo + (pr.oy0 + oi * pr.oys) * g.W_out
+        /* "cconv/_kernels/_igemm.pyx":268
+ *         for m in range(row1 - row0):
+ *             for u in range(R):
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
+ *                 for t in range(pr.Wp):
+ *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
 */
-        __pyx_v_oi = ((__pyx_v_p0 + __pyx_v_q) / __pyx_v_pr->Wp);
+        __pyx_v_cp = (((__pyx_v_out_ng + ((__pyx_v_row0 + __pyx_v_m) * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
 
-        /* "cconv/_kernels/_igemm.pyx":259
- *             for q in range(pn):
- *                 oi = (p0 + q) // pr.Wp
- *                 oj = p0 + q - oi * pr.Wp             # <<<<<<<<<<<<<<
- *                 out_ng[(row0 + i) * HWo + (pr.oy0 + oi * pr.oys) * g.W_out
- *                        + pr.ox0 + oj * pr.oxs] = cbuf[i * g.nc + q]
+        /* "cconv/_kernels/_igemm.pyx":269
+ *             for u in range(R):
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
+ *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
+ * 
 */
-        __pyx_v_oj = ((__pyx_v_p0 + __pyx_v_q) - (__pyx_v_oi * __pyx_v_pr->Wp));
 
-        /* "cconv/_kernels/_igemm.pyx":261
- *                 oj = p0 + q - oi * pr.Wp
- *                 out_ng[(row0 + i) * HWo + (pr.oy0 + oi * pr.oys) * g.W_out
- *                        + pr.ox0 + oj * pr.oxs] = cbuf[i * g.nc + q]             # <<<<<<<<<<<<<<
+        __pyx_t_11 = __pyx_v_pr->Wp;
+        __pyx_t_9 = __pyx_t_11;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+          __pyx_v_t = __pyx_t_10;
+
+          /* "cconv/_kernels/_igemm.pyx":270
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
+ *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]             # <<<<<<<<<<<<<<
  * 
  * 
 */
-        (__pyx_v_out_ng[(((((__pyx_v_row0 + __pyx_v_i) * __pyx_v_HWo) + ((__pyx_v_pr->oy0 + (__pyx_v_oi * __pyx_v_pr->oys)) * __pyx_v_g->W_out)) + __pyx_v_pr->ox0) + (__pyx_v_oj * __pyx_v_pr->oxs))]) = (__pyx_v_cbuf[((__pyx_v_i * __pyx_v_g->nc) + __pyx_v_q)]);
+          (__pyx_v_cp[(__pyx_v_t * __pyx_v_pr->oxs)]) = (__pyx_v_cbuf[(((__pyx_v_m * __pyx_v_cpitch) + (__pyx_v_u * __pyx_v_bd->Wsub)) + __pyx_v_t)]);
+        }
+
       }
 
     }
 
 
-    /* "cconv/_kernels/_igemm.pyx":254
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+    /* "cconv/_kernels/_igemm.pyx":265
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):
+ *         for m in range(row1 - row0):
+ *             for u in range(R):
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":195
+  /* "cconv/_kernels/_igemm.pyx":205
  * 
  * 
- * cdef void run_item(const Geometry *g, const Problem *pr, Py_ssize_t item,             # <<<<<<<<<<<<<<
- *                    const floating *x, const floating *wpack, const floating *bias,
- *                    floating *out, floating *ws) noexcept nogil:
+ * cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
+ *                       Py_ssize_t mb, Py_ssize_t band, const floating *x,
+ *                       const floating *wpack, const floating *bias, floating *out,
 */
 
   /* function exit code */
@@ -22780,122 +23803,108 @@ static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 
 
 
+
+
+
 }
 
-static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry const *__pyx_v_g, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_item, double const *__pyx_v_x, double const *__pyx_v_wpack, double const *__pyx_v_bias, double *__pyx_v_out, double *__pyx_v_ws) {
-  Py_ssize_t __pyx_v_pb;
-  Py_ssize_t __pyx_v_mb;
-  Py_ssize_t __pyx_v_gi;
-  Py_ssize_t __pyx_v_n;
-  Py_ssize_t __pyx_v_P;
-  Py_ssize_t __pyx_v_p0;
-  Py_ssize_t __pyx_v_pn;
-  Py_ssize_t __pyx_v_npanel;
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_gi, Py_ssize_t __pyx_v_mb, Py_ssize_t __pyx_v_band, double const *__pyx_v_x, double const *__pyx_v_wpack, double const *__pyx_v_bias, double *__pyx_v_out, double *__pyx_v_ws) {
+  struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_bd;
+  Py_ssize_t __pyx_v_HW;
+  Py_ssize_t __pyx_v_HWo;
+  Py_ssize_t __pyx_v_i0;
+  Py_ssize_t __pyx_v_R;
+  Py_ssize_t __pyx_v_flat;
+  Py_ssize_t __pyx_v_ntiles;
   Py_ssize_t __pyx_v_pan0;
   Py_ssize_t __pyx_v_pan1;
   Py_ssize_t __pyx_v_row0;
-  Py_ssize_t __pyx_v_HW;
-  Py_ssize_t __pyx_v_HWo;
+  Py_ssize_t __pyx_v_row1;
+  Py_ssize_t __pyx_v_cpitch;
   double const *__pyx_v_x_ng;
   double const *__pyx_v_a_g;
   double const *__pyx_v_bias_g;
   double *__pyx_v_out_ng;
   double *__pyx_v_bbuf;
   double *__pyx_v_cbuf;
-  double *__pyx_v_c;
+  double const *__pyx_v_src;
   double const *__pyx_v_bp;
+  Py_ssize_t const *__pyx_v_boff;
+  double *__pyx_v_cp;
   Py_ssize_t __pyx_v_kb;
+  Py_ssize_t __pyx_v_c0;
+  Py_ssize_t __pyx_v_c1;
   Py_ssize_t __pyx_v_k0;
   Py_ssize_t __pyx_v_kcb;
-  Py_ssize_t __pyx_v_jp;
+  Py_ssize_t __pyx_v_jt;
+  Py_ssize_t __pyx_v_j0;
   Py_ssize_t __pyx_v_jn;
   Py_ssize_t __pyx_v_pan;
   Py_ssize_t __pyx_v_r0;
   Py_ssize_t __pyx_v_r;
-  Py_ssize_t __pyx_v_ldb;
   Py_ssize_t __pyx_v_ldc;
-  Py_ssize_t __pyx_v_i;
-  Py_ssize_t __pyx_v_q;
-  Py_ssize_t __pyx_v_oi;
-  Py_ssize_t __pyx_v_oj;
+  Py_ssize_t __pyx_v_m;
+  Py_ssize_t __pyx_v_u;
+  Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_v_kk;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   int __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
+  double const *__pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
   Py_ssize_t __pyx_t_11;
-  double const *__pyx_t_12;
+  Py_ssize_t *__pyx_t_12;
+  int __pyx_t_13;
+  Py_ssize_t __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  Py_ssize_t __pyx_t_16;
+  double __pyx_t_17;
+  double const *__pyx_t_18;
 
-  /* "cconv/_kernels/_igemm.pyx":202
- *     Assumes: item < pr.items; ws holds g.ws_b elements owned by this thread.
- *     """
- *     cdef Py_ssize_t pb = item % pr.npb             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
+  /* "cconv/_kernels/_igemm.pyx":210
+ *                       floating *ws) noexcept nogil:
+ *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
+ *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
 */
-  __pyx_v_pb = (__pyx_v_item % __pyx_v_pr->npb);
+  __pyx_v_bd = (&__pyx_v_pr->band);
 
-  /* "cconv/_kernels/_igemm.pyx":203
- *     """
- *     cdef Py_ssize_t pb = item % pr.npb
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
+  /* "cconv/_kernels/_igemm.pyx":211
+ *     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
 */
-  __pyx_v_mb = ((__pyx_v_item / __pyx_v_pr->npb) % __pyx_v_pr->nmb);
+  __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
+  __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
 
-  /* "cconv/_kernels/_igemm.pyx":204
- *     cdef Py_ssize_t pb = item % pr.npb
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
+  /* "cconv/_kernels/_igemm.pyx":212
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
 */
-  __pyx_v_gi = ((__pyx_v_item / (__pyx_v_pr->npb * __pyx_v_pr->nmb)) % __pyx_v_g->groups);
+  __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
 
-  /* "cconv/_kernels/_igemm.pyx":205
- *     cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
- *     cdef Py_ssize_t p0 = pb * g.nc
-*/
-  __pyx_v_n = (__pyx_v_item / ((__pyx_v_pr->npb * __pyx_v_pr->nmb) * __pyx_v_g->groups));
-
-  /* "cconv/_kernels/_igemm.pyx":206
- *     cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t p0 = pb * g.nc
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
-*/
-  __pyx_v_P = (__pyx_v_pr->Hp * __pyx_v_pr->Wp);
-
-  /* "cconv/_kernels/_igemm.pyx":207
- *     cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
- *     cdef Py_ssize_t p0 = pb * g.nc             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
-*/
-  __pyx_v_p0 = (__pyx_v_pb * __pyx_v_g->nc);
-
-  /* "cconv/_kernels/_igemm.pyx":208
- *     cdef Py_ssize_t P = pr.Hp * pr.Wp
- *     cdef Py_ssize_t p0 = pb * g.nc
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
- *     cdef Py_ssize_t pan0 = mb * g.ppb
+  /* "cconv/_kernels/_igemm.pyx":213
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
 */
 
-  __pyx_t_1 = (__pyx_v_P - __pyx_v_p0);
+  __pyx_t_1 = (__pyx_v_pr->Hp - __pyx_v_i0);
 
-  __pyx_t_2 = __pyx_v_g->nc;
+  __pyx_t_2 = __pyx_v_L->rows;
   __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
 
   if (__pyx_t_4) {
@@ -22906,38 +23915,47 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
     __pyx_t_3 = __pyx_t_2;
   }
 
-  __pyx_v_pn = __pyx_t_3;
+  __pyx_v_R = __pyx_t_3;
 
 
-  /* "cconv/_kernels/_igemm.pyx":209
- *     cdef Py_ssize_t p0 = pb * g.nc
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t pan0 = mb * g.ppb
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
+  /* "cconv/_kernels/_igemm.pyx":214
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
 */
-  __pyx_v_npanel = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_pn, __pyx_v_g->nr);
+  __pyx_v_flat = (((__pyx_v_R - 1) * __pyx_v_bd->Wsub) + __pyx_v_pr->Wp);
 
-  /* "cconv/_kernels/_igemm.pyx":210
- *     cdef Py_ssize_t pn = min(g.nc, P - p0)
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
- *     cdef Py_ssize_t pan0 = mb * g.ppb             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
+  /* "cconv/_kernels/_igemm.pyx":215
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
 */
-  __pyx_v_pan0 = (__pyx_v_mb * __pyx_v_g->ppb);
+  __pyx_v_ntiles = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_flat, __pyx_v_L->nr);
 
-  /* "cconv/_kernels/_igemm.pyx":211
- *     cdef Py_ssize_t npanel = cdiv(pn, g.nr)
- *     cdef Py_ssize_t pan0 = mb * g.ppb
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
+  /* "cconv/_kernels/_igemm.pyx":216
+ *     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
+ *     cdef Py_ssize_t pan0 = mb * L.ppb             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+*/
+  __pyx_v_pan0 = (__pyx_v_mb * __pyx_v_L->ppb);
+
+  /* "cconv/_kernels/_igemm.pyx":217
+ *     cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
 */
 
-  __pyx_t_3 = __pyx_v_g->npanels;
+  __pyx_t_3 = __pyx_v_L->npanels;
 
-  __pyx_t_1 = (__pyx_v_pan0 + __pyx_v_g->ppb);
+  __pyx_t_1 = (__pyx_v_pan0 + __pyx_v_L->ppb);
   __pyx_t_4 = (__pyx_t_3 < __pyx_t_1);
 
   if (__pyx_t_4) {
@@ -22951,115 +23969,103 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   __pyx_v_pan1 = __pyx_t_2;
 
 
-  /* "cconv/_kernels/_igemm.pyx":212
- *     cdef Py_ssize_t pan0 = mb * g.ppb
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
-*/
-  __pyx_v_row0 = __pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan0, __pyx_v_g->Mg, __pyx_v_g->npanels);
-
-  /* "cconv/_kernels/_igemm.pyx":213
- *     cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out             # <<<<<<<<<<<<<<
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
-*/
-  __pyx_v_HW = (__pyx_v_g->H * __pyx_v_g->W);
-  __pyx_v_HWo = (__pyx_v_g->H_out * __pyx_v_g->W_out);
-
-  /* "cconv/_kernels/_igemm.pyx":214
- *     cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW             # <<<<<<<<<<<<<<
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
- *     cdef const floating *bias_g = NULL
-*/
-  __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_g->C_in) + (__pyx_v_gi * __pyx_v_g->Cg)) * __pyx_v_HW));
-
-  /* "cconv/_kernels/_igemm.pyx":215
- *     cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K             # <<<<<<<<<<<<<<
- *     cdef const floating *bias_g = NULL
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
-*/
-  __pyx_v_a_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + ((__pyx_v_gi * __pyx_v_g->Mg) * __pyx_v_pr->K));
-
-  /* "cconv/_kernels/_igemm.pyx":216
- *     cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
- *     cdef const floating *bias_g = NULL             # <<<<<<<<<<<<<<
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
- *     cdef floating *bbuf = ws
-*/
-  __pyx_v_bias_g = NULL;
-
-  /* "cconv/_kernels/_igemm.pyx":217
- *     cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
- *     cdef const floating *bias_g = NULL
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo             # <<<<<<<<<<<<<<
- *     cdef floating *bbuf = ws
- *     cdef floating *cbuf = ws + g.kc * cdiv(g.nc, g.nr) * g.nr
-*/
-  __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_g->C_out) + (__pyx_v_gi * __pyx_v_g->Mg)) * __pyx_v_HWo));
-
   /* "cconv/_kernels/_igemm.pyx":218
- *     cdef const floating *bias_g = NULL
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
- *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
- *     cdef floating *cbuf = ws + g.kc * cdiv(g.nc, g.nr) * g.nr
- *     cdef floating *c
+ *     cdef Py_ssize_t pan0 = mb * L.ppb
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
 */
-  __pyx_v_bbuf = __pyx_v_ws;
+  __pyx_v_row0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan0, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
   /* "cconv/_kernels/_igemm.pyx":219
- *     cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
- *     cdef floating *bbuf = ws
- *     cdef floating *cbuf = ws + g.kc * cdiv(g.nc, g.nr) * g.nr             # <<<<<<<<<<<<<<
- *     cdef floating *c
- *     cdef const floating *bp
+ *     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
 */
-  __pyx_v_cbuf = (__pyx_v_ws + ((__pyx_v_g->kc * __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_g->nc, __pyx_v_g->nr)) * __pyx_v_g->nr));
+  __pyx_v_row1 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan1, __pyx_v_L->Mg, __pyx_v_L->npanels);
+
+  /* "cconv/_kernels/_igemm.pyx":220
+ *     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub             # <<<<<<<<<<<<<<
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+*/
+  __pyx_v_cpitch = (__pyx_v_L->rows * __pyx_v_bd->Wsub);
+
+  /* "cconv/_kernels/_igemm.pyx":221
+ *     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+*/
+  __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
+
+  /* "cconv/_kernels/_igemm.pyx":222
+ *     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K             # <<<<<<<<<<<<<<
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+*/
+  __pyx_v_a_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + ((__pyx_v_gi * __pyx_v_L->Mg) * __pyx_v_pr->K));
 
   /* "cconv/_kernels/_igemm.pyx":223
- *     cdef const floating *bp
- *     cdef Py_ssize_t kb, k0, kcb, jp, jn, pan, r0, r, ldb, ldc, i, q, oi, oj
- *     if bias != NULL:             # <<<<<<<<<<<<<<
- *         bias_g = bias + gi * g.Mg
- *     for kb in range(pr.nkb):
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL             # <<<<<<<<<<<<<<
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
 */
   __pyx_t_4 = (__pyx_v_bias != NULL);
 
   if (__pyx_t_4) {
 
+    __pyx_t_5 = (__pyx_v_bias + (__pyx_v_gi * __pyx_v_L->Mg));
+  } else {
 
-    /* "cconv/_kernels/_igemm.pyx":224
- *     cdef Py_ssize_t kb, k0, kcb, jp, jn, pan, r0, r, ldb, ldc, i, q, oi, oj
- *     if bias != NULL:
- *         bias_g = bias + gi * g.Mg             # <<<<<<<<<<<<<<
- *     for kb in range(pr.nkb):
- *         k0 = k_start(kb, pr.K, pr.nkb)
-*/
-    __pyx_v_bias_g = (__pyx_v_bias + (__pyx_v_gi * __pyx_v_g->Mg));
-
-    /* "cconv/_kernels/_igemm.pyx":223
- *     cdef const floating *bp
- *     cdef Py_ssize_t kb, k0, kcb, jp, jn, pan, r0, r, ldb, ldc, i, q, oi, oj
- *     if bias != NULL:             # <<<<<<<<<<<<<<
- *         bias_g = bias + gi * g.Mg
- *     for kb in range(pr.nkb):
-*/
+    __pyx_t_5 = NULL;
   }
 
+  __pyx_v_bias_g = __pyx_t_5;
+
+  /* "cconv/_kernels/_igemm.pyx":224
+ *     cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band
+*/
+  __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
+
   /* "cconv/_kernels/_igemm.pyx":225
- *     if bias != NULL:
- *         bias_g = bias + gi * g.Mg
+ *     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
+ *     cdef floating *cbuf = ws + L.ws_band
+ *     cdef const floating *src
+*/
+  __pyx_v_bbuf = __pyx_v_ws;
+
+  /* "cconv/_kernels/_igemm.pyx":226
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
+ *     cdef const floating *src
+ *     cdef const floating *bp
+*/
+  __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
+
+  /* "cconv/_kernels/_igemm.pyx":232
+ *     cdef floating *cp
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
  *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
 */
 
   __pyx_t_2 = __pyx_v_pr->nkb;
@@ -23068,243 +24074,303 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
     __pyx_v_kb = __pyx_t_1;
 
-    /* "cconv/_kernels/_igemm.pyx":226
- *         bias_g = bias + gi * g.Mg
+    /* "cconv/_kernels/_igemm.pyx":233
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
  *     for kb in range(pr.nkb):
- *         k0 = k_start(kb, pr.K, pr.nkb)             # <<<<<<<<<<<<<<
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:
+ *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
 */
-    __pyx_v_k0 = __pyx_f_5cconv_8_kernels_6_igemm_k_start(__pyx_v_kb, __pyx_v_pr->K, __pyx_v_pr->nkb);
+    __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":227
+    /* "cconv/_kernels/_igemm.pyx":234
  *     for kb in range(pr.nkb):
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0             # <<<<<<<<<<<<<<
- *         if not pr.in_place_b:
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
 */
-    __pyx_v_kcb = (__pyx_f_5cconv_8_kernels_6_igemm_k_start((__pyx_v_kb + 1), __pyx_v_pr->K, __pyx_v_pr->nkb) - __pyx_v_k0);
+    __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
 
-    /* "cconv/_kernels/_igemm.pyx":228
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):
+    /* "cconv/_kernels/_igemm.pyx":235
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
 */
-    __pyx_t_4 = (!(__pyx_v_pr->in_place_b != 0));
+    __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":236
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W
+*/
+    __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":237
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+*/
+    __pyx_t_4 = (__pyx_v_pr->in_place_b != 0);
 
     if (__pyx_t_4) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":229
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)             # <<<<<<<<<<<<<<
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)
+      /* "cconv/_kernels/_igemm.pyx":238
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
 */
-      __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pack_b(__pyx_v_g, __pyx_v_pr, __pyx_v_x_ng, __pyx_v_k0, __pyx_v_kcb, __pyx_v_p0, __pyx_v_pn, __pyx_v_bbuf);
+      __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
 
-      /* "cconv/_kernels/_igemm.pyx":228
- *         k0 = k_start(kb, pr.K, pr.nkb)
- *         kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
- *         if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):
+      /* "cconv/_kernels/_igemm.pyx":237
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
 */
+      goto __pyx_L5;
     }
 
-    /* "cconv/_kernels/_igemm.pyx":230
- *         if not pr.in_place_b:
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):             # <<<<<<<<<<<<<<
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:
+    /* "cconv/_kernels/_igemm.pyx":240
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
+ *             src = bbuf
+ *         for jt in range(ntiles):
+*/
+    /*else*/ {
+      __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
+
+      /* "cconv/_kernels/_igemm.pyx":241
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf             # <<<<<<<<<<<<<<
+ *         for jt in range(ntiles):
+ *             j0 = jt * L.nr
+*/
+      __pyx_v_src = __pyx_v_bbuf;
+    }
+    __pyx_L5:;
+
+    /* "cconv/_kernels/_igemm.pyx":242
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf
+ *         for jt in range(ntiles):             # <<<<<<<<<<<<<<
+ *             j0 = jt * L.nr
+ *             jn = min(L.nr, flat - j0)
 */
 
-    __pyx_t_5 = __pyx_v_npanel;
-    __pyx_t_6 = __pyx_t_5;
+    __pyx_t_6 = __pyx_v_ntiles;
+    __pyx_t_7 = __pyx_t_6;
 
-    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
-      __pyx_v_jp = __pyx_t_7;
+    for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+      __pyx_v_jt = __pyx_t_8;
 
-      /* "cconv/_kernels/_igemm.pyx":231
- *             pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)             # <<<<<<<<<<<<<<
- *             if not pr.in_place_b:
- *                 bp = bbuf + jp * kcb * g.nr
+      /* "cconv/_kernels/_igemm.pyx":243
+ *             src = bbuf
+ *         for jt in range(ntiles):
+ *             j0 = jt * L.nr             # <<<<<<<<<<<<<<
+ *             jn = min(L.nr, flat - j0)
+ *             bp = src + j0
+*/
+      __pyx_v_j0 = (__pyx_v_jt * __pyx_v_L->nr);
+
+      /* "cconv/_kernels/_igemm.pyx":244
+ *         for jt in range(ntiles):
+ *             j0 = jt * L.nr
+ *             jn = min(L.nr, flat - j0)             # <<<<<<<<<<<<<<
+ *             bp = src + j0
+ *             boff = pr.koff
 */
 
-      __pyx_t_8 = (__pyx_v_pn - (__pyx_v_jp * __pyx_v_g->nr));
+      __pyx_t_9 = (__pyx_v_flat - __pyx_v_j0);
 
-      __pyx_t_9 = __pyx_v_g->nr;
-      __pyx_t_4 = (__pyx_t_8 < __pyx_t_9);
+      __pyx_t_10 = __pyx_v_L->nr;
+      __pyx_t_4 = (__pyx_t_9 < __pyx_t_10);
 
       if (__pyx_t_4) {
 
-        __pyx_t_10 = __pyx_t_8;
+        __pyx_t_11 = __pyx_t_9;
       } else {
 
-        __pyx_t_10 = __pyx_t_9;
+        __pyx_t_11 = __pyx_t_10;
       }
 
-      __pyx_v_jn = __pyx_t_10;
+      __pyx_v_jn = __pyx_t_11;
 
 
-      /* "cconv/_kernels/_igemm.pyx":232
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
+      /* "cconv/_kernels/_igemm.pyx":245
+ *             j0 = jt * L.nr
+ *             jn = min(L.nr, flat - j0)
+ *             bp = src + j0             # <<<<<<<<<<<<<<
+ *             boff = pr.koff
+ *             if pr.in_place_b and jn < L.nr:
 */
-      __pyx_t_4 = (!(__pyx_v_pr->in_place_b != 0));
+      __pyx_v_bp = (__pyx_v_src + __pyx_v_j0);
 
+      /* "cconv/_kernels/_igemm.pyx":246
+ *             jn = min(L.nr, flat - j0)
+ *             bp = src + j0
+ *             boff = pr.koff             # <<<<<<<<<<<<<<
+ *             if pr.in_place_b and jn < L.nr:
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+*/
+      __pyx_t_12 = __pyx_v_pr->koff;
+
+      __pyx_v_boff = __pyx_t_12;
+
+      /* "cconv/_kernels/_igemm.pyx":247
+ *             bp = src + j0
+ *             boff = pr.koff
+ *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):
+*/
+      __pyx_t_13 = (__pyx_v_pr->in_place_b != 0);
+
+      if (__pyx_t_13) {
+
+      } else {
+
+        __pyx_t_4 = __pyx_t_13;
+
+        goto __pyx_L9_bool_binop_done;
+      }
+      __pyx_t_13 = (__pyx_v_jn < __pyx_v_L->nr);
+
+
+      __pyx_t_4 = __pyx_t_13;
+
+      __pyx_L9_bool_binop_done:;
       if (__pyx_t_4) {
 
 
-        /* "cconv/_kernels/_igemm.pyx":233
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:
- *                 bp = bbuf + jp * kcb * g.nr             # <<<<<<<<<<<<<<
- *                 ldb = g.nr
- *             elif jn == g.nr:
+        /* "cconv/_kernels/_igemm.pyx":249
+ *             if pr.in_place_b and jn < L.nr:
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):             # <<<<<<<<<<<<<<
+ *                     for t in range(L.nr):
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
 */
-        __pyx_v_bp = (__pyx_v_bbuf + ((__pyx_v_jp * __pyx_v_kcb) * __pyx_v_g->nr));
 
-        /* "cconv/_kernels/_igemm.pyx":234
- *             if not pr.in_place_b:
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr             # <<<<<<<<<<<<<<
- *             elif jn == g.nr:
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
-*/
-        __pyx_t_10 = __pyx_v_g->nr;
+        __pyx_t_11 = __pyx_v_kcb;
+        __pyx_t_9 = __pyx_t_11;
 
-        __pyx_v_ldb = __pyx_t_10;
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+          __pyx_v_kk = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":232
- *         for jp in range(npanel):
- *             jn = min(g.nr, pn - jp * g.nr)
- *             if not pr.in_place_b:             # <<<<<<<<<<<<<<
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
-*/
-        goto __pyx_L9;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":235
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
- *             elif jn == g.nr:             # <<<<<<<<<<<<<<
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
- *                 ldb = HW
-*/
-      __pyx_t_4 = (__pyx_v_jn == __pyx_v_g->nr);
-
-      if (__pyx_t_4) {
-
-
-        /* "cconv/_kernels/_igemm.pyx":236
- *                 ldb = g.nr
- *             elif jn == g.nr:
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr             # <<<<<<<<<<<<<<
- *                 ldb = HW
- *             else:
-*/
-        __pyx_v_bp = (((__pyx_v_x_ng + (__pyx_v_k0 * __pyx_v_HW)) + __pyx_v_p0) + (__pyx_v_jp * __pyx_v_g->nr));
-
-        /* "cconv/_kernels/_igemm.pyx":237
- *             elif jn == g.nr:
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
- *                 ldb = HW             # <<<<<<<<<<<<<<
- *             else:
- *                 # The last, partial panel of a 1x1 layer is packed: the tile reads NR lanes.
-*/
-        __pyx_v_ldb = __pyx_v_HW;
-
-        /* "cconv/_kernels/_igemm.pyx":235
- *                 bp = bbuf + jp * kcb * g.nr
- *                 ldb = g.nr
- *             elif jn == g.nr:             # <<<<<<<<<<<<<<
- *                 bp = x_ng + k0 * HW + p0 + jp * g.nr
- *                 ldb = HW
-*/
-        goto __pyx_L9;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":240
- *             else:
- *                 # The last, partial panel of a 1x1 layer is packed: the tile reads NR lanes.
- *                 pack_b(g, pr, x_ng, k0, kcb, p0 + jp * g.nr, jn, bbuf)             # <<<<<<<<<<<<<<
+          /* "cconv/_kernels/_igemm.pyx":250
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):
+ *                     for t in range(L.nr):             # <<<<<<<<<<<<<<
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf
- *                 ldb = g.nr
 */
-      /*else*/ {
-        __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pack_b(__pyx_v_g, __pyx_v_pr, __pyx_v_x_ng, __pyx_v_k0, __pyx_v_kcb, (__pyx_v_p0 + (__pyx_v_jp * __pyx_v_g->nr)), __pyx_v_jn, __pyx_v_bbuf);
 
-        /* "cconv/_kernels/_igemm.pyx":241
- *                 # The last, partial panel of a 1x1 layer is packed: the tile reads NR lanes.
- *                 pack_b(g, pr, x_ng, k0, kcb, p0 + jp * g.nr, jn, bbuf)
+          __pyx_t_14 = __pyx_v_L->nr;
+          __pyx_t_15 = __pyx_t_14;
+
+          for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_15; __pyx_t_16+=1) {
+            __pyx_v_t = __pyx_t_16;
+
+            /* "cconv/_kernels/_igemm.pyx":251
+ *                 for kk in range(kcb):
+ *                     for t in range(L.nr):
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0             # <<<<<<<<<<<<<<
+ *                 bp = bbuf
+ *                 boff = L.ktab + L.nr * L.kmax
+*/
+            __pyx_t_4 = (__pyx_v_t < __pyx_v_jn);
+
+            if (__pyx_t_4) {
+
+              __pyx_t_17 = (__pyx_v_src[(((__pyx_v_kk * __pyx_v_HW) + __pyx_v_j0) + __pyx_v_t)]);
+            } else {
+
+              __pyx_t_17 = 0.0;
+            }
+
+            (__pyx_v_bbuf[((__pyx_v_kk * __pyx_v_L->nr) + __pyx_v_t)]) = __pyx_t_17;
+
+          }
+
+        }
+
+
+        /* "cconv/_kernels/_igemm.pyx":252
+ *                     for t in range(L.nr):
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf             # <<<<<<<<<<<<<<
- *                 ldb = g.nr
+ *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):
 */
         __pyx_v_bp = __pyx_v_bbuf;
 
-        /* "cconv/_kernels/_igemm.pyx":242
- *                 pack_b(g, pr, x_ng, k0, kcb, p0 + jp * g.nr, jn, bbuf)
+        /* "cconv/_kernels/_igemm.pyx":253
+ *                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
  *                 bp = bbuf
- *                 ldb = g.nr             # <<<<<<<<<<<<<<
+ *                 boff = L.ktab + L.nr * L.kmax             # <<<<<<<<<<<<<<
  *             for pan in range(pan0, pan1):
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
 */
-        __pyx_t_10 = __pyx_v_g->nr;
+        __pyx_v_boff = (__pyx_v_L->ktab + (__pyx_v_L->nr * __pyx_v_L->kmax));
 
-        __pyx_v_ldb = __pyx_t_10;
+        /* "cconv/_kernels/_igemm.pyx":247
+ *             bp = src + j0
+ *             boff = pr.koff
+ *             if pr.in_place_b and jn < L.nr:             # <<<<<<<<<<<<<<
+ *                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+ *                 for kk in range(kcb):
+*/
       }
-      __pyx_L9:;
 
-      /* "cconv/_kernels/_igemm.pyx":243
+      /* "cconv/_kernels/_igemm.pyx":254
  *                 bp = bbuf
- *                 ldb = g.nr
+ *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):             # <<<<<<<<<<<<<<
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
 */
 
-      __pyx_t_10 = __pyx_v_pan1;
-      __pyx_t_8 = __pyx_t_10;
+      __pyx_t_11 = __pyx_v_pan1;
+      __pyx_t_9 = __pyx_t_11;
 
-      for (__pyx_t_9 = __pyx_v_pan0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-        __pyx_v_pan = __pyx_t_9;
+      for (__pyx_t_10 = __pyx_v_pan0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+        __pyx_v_pan = __pyx_t_10;
 
-        /* "cconv/_kernels/_igemm.pyx":244
- *                 ldb = g.nr
+        /* "cconv/_kernels/_igemm.pyx":255
+ *                 boff = L.ktab + L.nr * L.kmax
  *             for pan in range(pan0, pan1):
- *                 r0 = panel_row(pan, g.Mg, g.npanels)             # <<<<<<<<<<<<<<
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+ *                 r0 = split_start(pan, L.Mg, L.npanels)             # <<<<<<<<<<<<<<
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:
 */
-        __pyx_v_r0 = __pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan, __pyx_v_g->Mg, __pyx_v_g->npanels);
+        __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_L->Mg, __pyx_v_L->npanels);
 
-        /* "cconv/_kernels/_igemm.pyx":245
+        /* "cconv/_kernels/_igemm.pyx":256
  *             for pan in range(pan0, pan1):
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0             # <<<<<<<<<<<<<<
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0             # <<<<<<<<<<<<<<
  *                 if pr.in_place_c:
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
 */
-        __pyx_v_r = (__pyx_f_5cconv_8_kernels_6_igemm_panel_row((__pyx_v_pan + 1), __pyx_v_g->Mg, __pyx_v_g->npanels) - __pyx_v_r0);
+        __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_L->Mg, __pyx_v_L->npanels) - __pyx_v_r0);
 
-        /* "cconv/_kernels/_igemm.pyx":246
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+        /* "cconv/_kernels/_igemm.pyx":257
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo
 */
         __pyx_t_4 = (__pyx_v_pr->in_place_c != 0);
@@ -23312,83 +24378,81 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
         if (__pyx_t_4) {
 
 
-          /* "cconv/_kernels/_igemm.pyx":247
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+          /* "cconv/_kernels/_igemm.pyx":258
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr             # <<<<<<<<<<<<<<
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0             # <<<<<<<<<<<<<<
  *                     ldc = HWo
  *                 else:
 */
-          __pyx_v_c = (((__pyx_v_out_ng + (__pyx_v_r0 * __pyx_v_HWo)) + __pyx_v_p0) + (__pyx_v_jp * __pyx_v_g->nr));
+          __pyx_v_cp = (((__pyx_v_out_ng + (__pyx_v_r0 * __pyx_v_HWo)) + (__pyx_v_i0 * __pyx_v_L->W_out)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":248
+          /* "cconv/_kernels/_igemm.pyx":259
  *                 if pr.in_place_c:
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo             # <<<<<<<<<<<<<<
  *                 else:
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0
 */
           __pyx_v_ldc = __pyx_v_HWo;
 
-          /* "cconv/_kernels/_igemm.pyx":246
- *                 r0 = panel_row(pan, g.Mg, g.npanels)
- *                 r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+          /* "cconv/_kernels/_igemm.pyx":257
+ *                 r0 = split_start(pan, L.Mg, L.npanels)
+ *                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
  *                 if pr.in_place_c:             # <<<<<<<<<<<<<<
- *                     c = out_ng + r0 * HWo + p0 + jp * g.nr
+ *                     cp = out_ng + r0 * HWo + i0 * L.W_out + j0
  *                     ldc = HWo
 */
-          goto __pyx_L12;
+          goto __pyx_L17;
         }
 
-        /* "cconv/_kernels/_igemm.pyx":250
+        /* "cconv/_kernels/_igemm.pyx":261
  *                     ldc = HWo
  *                 else:
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr             # <<<<<<<<<<<<<<
- *                     ldc = g.nc
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0             # <<<<<<<<<<<<<<
+ *                     ldc = cpitch
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
 */
         /*else*/ {
-          __pyx_v_c = ((__pyx_v_cbuf + ((__pyx_v_r0 - __pyx_v_row0) * __pyx_v_g->nc)) + (__pyx_v_jp * __pyx_v_g->nr));
+          __pyx_v_cp = ((__pyx_v_cbuf + ((__pyx_v_r0 - __pyx_v_row0) * __pyx_v_cpitch)) + __pyx_v_j0);
 
-          /* "cconv/_kernels/_igemm.pyx":251
+          /* "cconv/_kernels/_igemm.pyx":262
  *                 else:
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr
- *                     ldc = g.nc             # <<<<<<<<<<<<<<
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0
+ *                     ldc = cpitch             # <<<<<<<<<<<<<<
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
 */
-          __pyx_t_11 = __pyx_v_g->nc;
-
-          __pyx_v_ldc = __pyx_t_11;
+          __pyx_v_ldc = __pyx_v_cpitch;
         }
-        __pyx_L12:;
+        __pyx_L17:;
 
-        /* "cconv/_kernels/_igemm.pyx":253
- *                     ldc = g.nc
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)             # <<<<<<<<<<<<<<
+        /* "cconv/_kernels/_igemm.pyx":264
+ *                     ldc = cpitch
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)             # <<<<<<<<<<<<<<
  *     if not pr.in_place_c:
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
+ *         for m in range(row1 - row0):
 */
         __pyx_t_4 = (__pyx_v_bias_g != NULL);
 
         if (__pyx_t_4) {
 
-          __pyx_t_12 = (__pyx_v_bias_g + __pyx_v_r0);
+          __pyx_t_18 = (__pyx_v_bias_g + __pyx_v_r0);
         } else {
 
-          __pyx_t_12 = NULL;
+          __pyx_t_18 = NULL;
         }
 
 
-        /* "cconv/_kernels/_igemm.pyx":252
- *                     c = cbuf + (r0 - row0) * g.nc + jp * g.nr
- *                     ldc = g.nc
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,             # <<<<<<<<<<<<<<
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+        /* "cconv/_kernels/_igemm.pyx":263
+ *                     cp = cbuf + (r0 - row0) * cpitch + j0
+ *                     ldc = cpitch
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,             # <<<<<<<<<<<<<<
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:
 */
-        __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(__pyx_v_g->isa, __pyx_v_r, __pyx_v_kcb, ((__pyx_v_a_g + (__pyx_v_k0 * __pyx_v_g->Mg)) + (__pyx_v_r0 * __pyx_v_kcb)), __pyx_v_bp, __pyx_v_ldb, __pyx_v_c, __pyx_v_ldc, __pyx_v_jn, __pyx_t_12, (__pyx_v_kb > 0));
+        __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(__pyx_v_L->isa, __pyx_v_r, __pyx_v_kcb, ((__pyx_v_a_g + (__pyx_v_k0 * __pyx_v_L->Mg)) + (__pyx_v_r0 * __pyx_v_kcb)), (__pyx_v_L->ktab + (__pyx_v_r * __pyx_v_L->kmax)), __pyx_v_bp, __pyx_v_boff, __pyx_v_cp, __pyx_v_ldc, __pyx_v_jn, __pyx_t_18, (__pyx_v_kb > 0));
 
       }
 
@@ -23397,101 +24461,99 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
   }
 
 
-  /* "cconv/_kernels/_igemm.pyx":254
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+  /* "cconv/_kernels/_igemm.pyx":265
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):
+ *         for m in range(row1 - row0):
+ *             for u in range(R):
 */
   __pyx_t_4 = (!(__pyx_v_pr->in_place_c != 0));
 
   if (__pyx_t_4) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":255
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+    /* "cconv/_kernels/_igemm.pyx":266
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0             # <<<<<<<<<<<<<<
- *         for i in range(r):
- *             for q in range(pn):
-*/
-    __pyx_v_r = (__pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan1, __pyx_v_g->Mg, __pyx_v_g->npanels) - __pyx_v_row0);
-
-    /* "cconv/_kernels/_igemm.pyx":256
- *     if not pr.in_place_c:
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):             # <<<<<<<<<<<<<<
- *             for q in range(pn):
- *                 oi = (p0 + q) // pr.Wp
+ *         for m in range(row1 - row0):             # <<<<<<<<<<<<<<
+ *             for u in range(R):
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
 */
 
-    __pyx_t_2 = __pyx_v_r;
+    __pyx_t_2 = (__pyx_v_row1 - __pyx_v_row0);
     __pyx_t_3 = __pyx_t_2;
 
     for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
-      __pyx_v_i = __pyx_t_1;
+      __pyx_v_m = __pyx_t_1;
 
-      /* "cconv/_kernels/_igemm.pyx":257
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):
- *             for q in range(pn):             # <<<<<<<<<<<<<<
- *                 oi = (p0 + q) // pr.Wp
- *                 oj = p0 + q - oi * pr.Wp
+      /* "cconv/_kernels/_igemm.pyx":267
+ *     if not pr.in_place_c:
+ *         for m in range(row1 - row0):
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
 */
 
-      __pyx_t_5 = __pyx_v_pn;
-      __pyx_t_6 = __pyx_t_5;
+      __pyx_t_6 = __pyx_v_R;
+      __pyx_t_7 = __pyx_t_6;
 
-      for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
-        __pyx_v_q = __pyx_t_7;
+      for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+        __pyx_v_u = __pyx_t_8;
 
-        /* "cconv/_kernels/_igemm.pyx":258
- *         for i in range(r):
- *             for q in range(pn):
- *                 oi = (p0 + q) // pr.Wp             # <<<<<<<<<<<<<<
- *                 oj = p0 + q - oi * pr.Wp
- *                 out_ng[(row0 + i) * HWo + (pr.oy0 + oi * pr.oys) * g.W_out
+        /* "cconv/_kernels/_igemm.pyx":268
+ *         for m in range(row1 - row0):
+ *             for u in range(R):
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
+ *                 for t in range(pr.Wp):
+ *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
 */
-        __pyx_v_oi = ((__pyx_v_p0 + __pyx_v_q) / __pyx_v_pr->Wp);
+        __pyx_v_cp = (((__pyx_v_out_ng + ((__pyx_v_row0 + __pyx_v_m) * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
 
-        /* "cconv/_kernels/_igemm.pyx":259
- *             for q in range(pn):
- *                 oi = (p0 + q) // pr.Wp
- *                 oj = p0 + q - oi * pr.Wp             # <<<<<<<<<<<<<<
- *                 out_ng[(row0 + i) * HWo + (pr.oy0 + oi * pr.oys) * g.W_out
- *                        + pr.ox0 + oj * pr.oxs] = cbuf[i * g.nc + q]
+        /* "cconv/_kernels/_igemm.pyx":269
+ *             for u in range(R):
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
+ *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
+ * 
 */
-        __pyx_v_oj = ((__pyx_v_p0 + __pyx_v_q) - (__pyx_v_oi * __pyx_v_pr->Wp));
 
-        /* "cconv/_kernels/_igemm.pyx":261
- *                 oj = p0 + q - oi * pr.Wp
- *                 out_ng[(row0 + i) * HWo + (pr.oy0 + oi * pr.oys) * g.W_out
- *                        + pr.ox0 + oj * pr.oxs] = cbuf[i * g.nc + q]             # <<<<<<<<<<<<<<
+        __pyx_t_11 = __pyx_v_pr->Wp;
+        __pyx_t_9 = __pyx_t_11;
+
+        for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+          __pyx_v_t = __pyx_t_10;
+
+          /* "cconv/_kernels/_igemm.pyx":270
+ *                 cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
+ *                     cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]             # <<<<<<<<<<<<<<
  * 
  * 
 */
-        (__pyx_v_out_ng[(((((__pyx_v_row0 + __pyx_v_i) * __pyx_v_HWo) + ((__pyx_v_pr->oy0 + (__pyx_v_oi * __pyx_v_pr->oys)) * __pyx_v_g->W_out)) + __pyx_v_pr->ox0) + (__pyx_v_oj * __pyx_v_pr->oxs))]) = (__pyx_v_cbuf[((__pyx_v_i * __pyx_v_g->nc) + __pyx_v_q)]);
+          (__pyx_v_cp[(__pyx_v_t * __pyx_v_pr->oxs)]) = (__pyx_v_cbuf[(((__pyx_v_m * __pyx_v_cpitch) + (__pyx_v_u * __pyx_v_bd->Wsub)) + __pyx_v_t)]);
+        }
+
       }
 
     }
 
 
-    /* "cconv/_kernels/_igemm.pyx":254
- *                 ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
- *                         (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+    /* "cconv/_kernels/_igemm.pyx":265
+ *                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+ *                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
  *     if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *         r = panel_row(pan1, g.Mg, g.npanels) - row0
- *         for i in range(r):
+ *         for m in range(row1 - row0):
+ *             for u in range(R):
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":195
+  /* "cconv/_kernels/_igemm.pyx":205
  * 
  * 
- * cdef void run_item(const Geometry *g, const Problem *pr, Py_ssize_t item,             # <<<<<<<<<<<<<<
- *                    const floating *x, const floating *wpack, const floating *bias,
- *                    floating *out, floating *ws) noexcept nogil:
+ * cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
+ *                       Py_ssize_t mb, Py_ssize_t band, const floating *x,
+ *                       const floating *wpack, const floating *bias, floating *out,
 */
 
   /* function exit code */
@@ -23530,9 +24592,1518 @@ static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t
 
 
 
+
+
+
 }
 
-/* "cconv/_kernels/_igemm.pyx":264
+/* "cconv/_kernels/_igemm.pyx":273
+ * 
+ * 
+ * cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
+ *                         Py_ssize_t mb, Py_ssize_t band, const floating *x,
+ *                         const floating *wpack, const floating *bias, floating *out,
+*/
+
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_gi, Py_ssize_t __pyx_v_mb, Py_ssize_t __pyx_v_band, float const *__pyx_v_x, float const *__pyx_v_wpack, float const *__pyx_v_bias, float *__pyx_v_out, float *__pyx_v_ws) {
+  struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_bd;
+  Py_ssize_t __pyx_v_HW;
+  Py_ssize_t __pyx_v_HWo;
+  Py_ssize_t __pyx_v_i0;
+  Py_ssize_t __pyx_v_R;
+  Py_ssize_t __pyx_v_pix;
+  Py_ssize_t __pyx_v_npp;
+  Py_ssize_t __pyx_v_cp0;
+  Py_ssize_t __pyx_v_cp1;
+  Py_ssize_t __pyx_v_ncp;
+  float const *__pyx_v_x_ng;
+  float const *__pyx_v_b_g;
+  float *__pyx_v_out_ng;
+  float *__pyx_v_bbuf;
+  float *__pyx_v_cbuf;
+  float const *__pyx_v_src;
+  float *__pyx_v_cq;
+  float *__pyx_v_o;
+  float __pyx_v_bv;
+  Py_ssize_t __pyx_v_kb;
+  Py_ssize_t __pyx_v_c0;
+  Py_ssize_t __pyx_v_c1;
+  Py_ssize_t __pyx_v_k0;
+  Py_ssize_t __pyx_v_kcb;
+  Py_ssize_t __pyx_v_u;
+  Py_ssize_t __pyx_v_pp;
+  Py_ssize_t __pyx_v_t0;
+  Py_ssize_t __pyx_v_r;
+  Py_ssize_t __pyx_v_cpn;
+  Py_ssize_t __pyx_v_co;
+  Py_ssize_t __pyx_v_lane;
+  Py_ssize_t __pyx_v_nvalid;
+  Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  float __pyx_t_14;
+
+  /* "cconv/_kernels/_igemm.pyx":278
+ *                         floating *ws) noexcept nogil:
+ *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+ *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
+*/
+  __pyx_v_bd = (&__pyx_v_pr->band);
+
+  /* "cconv/_kernels/_igemm.pyx":279
+ *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+*/
+  __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
+  __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
+
+  /* "cconv/_kernels/_igemm.pyx":280
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+*/
+  __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
+
+  /* "cconv/_kernels/_igemm.pyx":281
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+*/
+
+  __pyx_t_1 = (__pyx_v_pr->Hp - __pyx_v_i0);
+
+  __pyx_t_2 = __pyx_v_L->rows;
+  __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_3 = __pyx_t_1;
+  } else {
+
+    __pyx_t_3 = __pyx_t_2;
+  }
+
+  __pyx_v_R = __pyx_t_3;
+
+
+  /* "cconv/_kernels/_igemm.pyx":282
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+*/
+  __pyx_v_pix = (__pyx_v_L->rows * __pyx_v_pr->Wp);
+
+  /* "cconv/_kernels/_igemm.pyx":283
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+*/
+  __pyx_v_npp = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_pr->Wp, __pyx_v_L->mr);
+
+  /* "cconv/_kernels/_igemm.pyx":284
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+ *     cdef Py_ssize_t cp0 = mb * L.ppb             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t ncp = L.npanels
+*/
+  __pyx_v_cp0 = (__pyx_v_mb * __pyx_v_L->ppb);
+
+  /* "cconv/_kernels/_igemm.pyx":285
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t ncp = L.npanels
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+*/
+
+  __pyx_t_3 = __pyx_v_L->npanels;
+
+  __pyx_t_1 = (__pyx_v_cp0 + __pyx_v_L->ppb);
+  __pyx_t_4 = (__pyx_t_3 < __pyx_t_1);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_2 = __pyx_t_3;
+  } else {
+
+    __pyx_t_2 = __pyx_t_1;
+  }
+
+  __pyx_v_cp1 = __pyx_t_2;
+
+
+  /* "cconv/_kernels/_igemm.pyx":286
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t ncp = L.npanels             # <<<<<<<<<<<<<<
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+*/
+  __pyx_t_2 = __pyx_v_L->npanels;
+
+  __pyx_v_ncp = __pyx_t_2;
+
+  /* "cconv/_kernels/_igemm.pyx":287
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t ncp = L.npanels
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+*/
+  __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
+
+  /* "cconv/_kernels/_igemm.pyx":288
+ *     cdef Py_ssize_t ncp = L.npanels
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K             # <<<<<<<<<<<<<<
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
+*/
+  __pyx_v_b_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + (((__pyx_v_gi * __pyx_v_ncp) * __pyx_v_L->nr) * __pyx_v_pr->K));
+
+  /* "cconv/_kernels/_igemm.pyx":289
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band
+*/
+  __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
+
+  /* "cconv/_kernels/_igemm.pyx":290
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
+ *     cdef floating *cbuf = ws + L.ws_band
+ *     cdef const floating *src
+*/
+  __pyx_v_bbuf = __pyx_v_ws;
+
+  /* "cconv/_kernels/_igemm.pyx":291
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
+ *     cdef const floating *src
+ *     cdef floating *cq
+*/
+  __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
+
+  /* "cconv/_kernels/_igemm.pyx":297
+ *     cdef floating bv
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+ *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+*/
+
+  __pyx_t_2 = __pyx_v_pr->nkb;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
+    __pyx_v_kb = __pyx_t_1;
+
+    /* "cconv/_kernels/_igemm.pyx":298
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+ *     for kb in range(pr.nkb):
+ *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
+*/
+    __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
+
+    /* "cconv/_kernels/_igemm.pyx":299
+ *     for kb in range(pr.nkb):
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+*/
+    __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
+
+    /* "cconv/_kernels/_igemm.pyx":300
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
+*/
+    __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":301
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W
+*/
+    __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":302
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+*/
+    __pyx_t_4 = (__pyx_v_pr->in_place_b != 0);
+
+    if (__pyx_t_4) {
+
+
+      /* "cconv/_kernels/_igemm.pyx":303
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+*/
+      __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
+
+      /* "cconv/_kernels/_igemm.pyx":302
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+*/
+      goto __pyx_L5;
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":305
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
+ *             src = bbuf
+ *         for u in range(R):
+*/
+    /*else*/ {
+      __pyx_fuse_0__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
+
+      /* "cconv/_kernels/_igemm.pyx":306
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf             # <<<<<<<<<<<<<<
+ *         for u in range(R):
+ *             for pp in range(npp):
+*/
+      __pyx_v_src = __pyx_v_bbuf;
+    }
+    __pyx_L5:;
+
+    /* "cconv/_kernels/_igemm.pyx":307
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf
+ *         for u in range(R):             # <<<<<<<<<<<<<<
+ *             for pp in range(npp):
+ *                 t0 = split_start(pp, pr.Wp, npp)
+*/
+
+    __pyx_t_5 = __pyx_v_R;
+    __pyx_t_6 = __pyx_t_5;
+
+    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+      __pyx_v_u = __pyx_t_7;
+
+      /* "cconv/_kernels/_igemm.pyx":308
+ *             src = bbuf
+ *         for u in range(R):
+ *             for pp in range(npp):             # <<<<<<<<<<<<<<
+ *                 t0 = split_start(pp, pr.Wp, npp)
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+*/
+
+      __pyx_t_8 = __pyx_v_npp;
+      __pyx_t_9 = __pyx_t_8;
+
+      for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+        __pyx_v_pp = __pyx_t_10;
+
+        /* "cconv/_kernels/_igemm.pyx":309
+ *         for u in range(R):
+ *             for pp in range(npp):
+ *                 t0 = split_start(pp, pr.Wp, npp)             # <<<<<<<<<<<<<<
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+ *                 for cpn in range(cp0, cp1):
+*/
+        __pyx_v_t0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pp, __pyx_v_pr->Wp, __pyx_v_npp);
+
+        /* "cconv/_kernels/_igemm.pyx":310
+ *             for pp in range(npp):
+ *                 t0 = split_start(pp, pr.Wp, npp)
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0             # <<<<<<<<<<<<<<
+ *                 for cpn in range(cp0, cp1):
+ *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,
+*/
+        __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pp + 1), __pyx_v_pr->Wp, __pyx_v_npp) - __pyx_v_t0);
+
+        /* "cconv/_kernels/_igemm.pyx":311
+ *                 t0 = split_start(pp, pr.Wp, npp)
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+ *                 for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
+ *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,
+ *                             b_g + k0 * ncp * L.nr + cpn * kcb * L.nr, L.ktab + L.nr * L.kmax,
+*/
+
+        __pyx_t_11 = __pyx_v_cp1;
+        __pyx_t_12 = __pyx_t_11;
+
+        for (__pyx_t_13 = __pyx_v_cp0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+          __pyx_v_cpn = __pyx_t_13;
+
+          /* "cconv/_kernels/_igemm.pyx":312
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+ *                 for cpn in range(cp0, cp1):
+ *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,             # <<<<<<<<<<<<<<
+ *                             b_g + k0 * ncp * L.nr + cpn * kcb * L.nr, L.ktab + L.nr * L.kmax,
+ *                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
+*/
+          __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_ukernel(__pyx_v_L->isa, __pyx_v_r, __pyx_v_kcb, ((__pyx_v_src + (__pyx_v_u * __pyx_v_bd->Wsub)) + __pyx_v_t0), __pyx_v_pr->koff, ((__pyx_v_b_g + ((__pyx_v_k0 * __pyx_v_ncp) * __pyx_v_L->nr)) + ((__pyx_v_cpn * __pyx_v_kcb) * __pyx_v_L->nr)), (__pyx_v_L->ktab + (__pyx_v_L->nr * __pyx_v_L->kmax)), (__pyx_v_cbuf + (((((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) + (__pyx_v_u * __pyx_v_pr->Wp)) + __pyx_v_t0) * __pyx_v_L->nr)), __pyx_v_L->nr, __pyx_v_L->nr, NULL, (__pyx_v_kb > 0));
+        }
+
+      }
+
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":316
+ *                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
+ *                             NULL, kb > 0)
+ *     for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
+ *         for lane in range(nvalid):
+*/
+
+  __pyx_t_2 = __pyx_v_cp1;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_1 = __pyx_v_cp0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
+    __pyx_v_cpn = __pyx_t_1;
+
+    /* "cconv/_kernels/_igemm.pyx":317
+ *                             NULL, kb > 0)
+ *     for cpn in range(cp0, cp1):
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)             # <<<<<<<<<<<<<<
+ *         for lane in range(nvalid):
+ *             co = cpn * L.nr + lane
+*/
+
+    __pyx_t_5 = (__pyx_v_L->Mg - (__pyx_v_cpn * __pyx_v_L->nr));
+
+    __pyx_t_6 = __pyx_v_L->nr;
+    __pyx_t_4 = (__pyx_t_5 < __pyx_t_6);
+
+    if (__pyx_t_4) {
+
+      __pyx_t_7 = __pyx_t_5;
+    } else {
+
+      __pyx_t_7 = __pyx_t_6;
+    }
+
+    __pyx_v_nvalid = __pyx_t_7;
+
+
+    /* "cconv/_kernels/_igemm.pyx":318
+ *     for cpn in range(cp0, cp1):
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
+ *         for lane in range(nvalid):             # <<<<<<<<<<<<<<
+ *             co = cpn * L.nr + lane
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+*/
+
+    __pyx_t_7 = __pyx_v_nvalid;
+    __pyx_t_5 = __pyx_t_7;
+
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_lane = __pyx_t_6;
+
+      /* "cconv/_kernels/_igemm.pyx":319
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
+ *         for lane in range(nvalid):
+ *             co = cpn * L.nr + lane             # <<<<<<<<<<<<<<
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+*/
+      __pyx_v_co = ((__pyx_v_cpn * __pyx_v_L->nr) + __pyx_v_lane);
+
+      /* "cconv/_kernels/_igemm.pyx":320
+ *         for lane in range(nvalid):
+ *             co = cpn * L.nr + lane
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0             # <<<<<<<<<<<<<<
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+ *             for u in range(R):
+*/
+      __pyx_t_4 = (__pyx_v_bias != NULL);
+
+      if (__pyx_t_4) {
+
+        __pyx_t_14 = (__pyx_v_bias[((__pyx_v_gi * __pyx_v_L->Mg) + __pyx_v_co)]);
+      } else {
+
+        __pyx_t_14 = 0.0;
+      }
+
+      __pyx_v_bv = __pyx_t_14;
+
+      /* "cconv/_kernels/_igemm.pyx":321
+ *             co = cpn * L.nr + lane
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane             # <<<<<<<<<<<<<<
+ *             for u in range(R):
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+*/
+      __pyx_v_cq = ((__pyx_v_cbuf + (((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) * __pyx_v_L->nr)) + __pyx_v_lane);
+
+      /* "cconv/_kernels/_igemm.pyx":322
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
+*/
+
+      __pyx_t_8 = __pyx_v_R;
+      __pyx_t_9 = __pyx_t_8;
+
+      for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+        __pyx_v_u = __pyx_t_10;
+
+        /* "cconv/_kernels/_igemm.pyx":323
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+ *             for u in range(R):
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
+ *                 for t in range(pr.Wp):
+ *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
+*/
+        __pyx_v_o = (((__pyx_v_out_ng + (__pyx_v_co * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
+
+        /* "cconv/_kernels/_igemm.pyx":324
+ *             for u in range(R):
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
+ *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
+ * 
+*/
+
+        __pyx_t_11 = __pyx_v_pr->Wp;
+        __pyx_t_12 = __pyx_t_11;
+
+        for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+          __pyx_v_t = __pyx_t_13;
+
+          /* "cconv/_kernels/_igemm.pyx":325
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
+ *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+          (__pyx_v_o[(__pyx_v_t * __pyx_v_pr->oxs)]) = ((__pyx_v_cq[(((__pyx_v_u * __pyx_v_pr->Wp) + __pyx_v_t) * __pyx_v_L->nr)]) + __pyx_v_bv);
+        }
+
+      }
+
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":273
+ * 
+ * 
+ * cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
+ *                         Py_ssize_t mb, Py_ssize_t band, const floating *x,
+ *                         const floating *wpack, const floating *bias, floating *out,
+*/
+
+  /* function exit code */
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+}
+
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_gi, Py_ssize_t __pyx_v_mb, Py_ssize_t __pyx_v_band, double const *__pyx_v_x, double const *__pyx_v_wpack, double const *__pyx_v_bias, double *__pyx_v_out, double *__pyx_v_ws) {
+  struct __pyx_t_5cconv_8_kernels_5_band_Band const *__pyx_v_bd;
+  Py_ssize_t __pyx_v_HW;
+  Py_ssize_t __pyx_v_HWo;
+  Py_ssize_t __pyx_v_i0;
+  Py_ssize_t __pyx_v_R;
+  Py_ssize_t __pyx_v_pix;
+  Py_ssize_t __pyx_v_npp;
+  Py_ssize_t __pyx_v_cp0;
+  Py_ssize_t __pyx_v_cp1;
+  Py_ssize_t __pyx_v_ncp;
+  double const *__pyx_v_x_ng;
+  double const *__pyx_v_b_g;
+  double *__pyx_v_out_ng;
+  double *__pyx_v_bbuf;
+  double *__pyx_v_cbuf;
+  double const *__pyx_v_src;
+  double *__pyx_v_cq;
+  double *__pyx_v_o;
+  double __pyx_v_bv;
+  Py_ssize_t __pyx_v_kb;
+  Py_ssize_t __pyx_v_c0;
+  Py_ssize_t __pyx_v_c1;
+  Py_ssize_t __pyx_v_k0;
+  Py_ssize_t __pyx_v_kcb;
+  Py_ssize_t __pyx_v_u;
+  Py_ssize_t __pyx_v_pp;
+  Py_ssize_t __pyx_v_t0;
+  Py_ssize_t __pyx_v_r;
+  Py_ssize_t __pyx_v_cpn;
+  Py_ssize_t __pyx_v_co;
+  Py_ssize_t __pyx_v_lane;
+  Py_ssize_t __pyx_v_nvalid;
+  Py_ssize_t __pyx_v_t;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  double __pyx_t_14;
+
+  /* "cconv/_kernels/_igemm.pyx":278
+ *                         floating *ws) noexcept nogil:
+ *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+ *     cdef const Band *bd = &pr.band             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
+*/
+  __pyx_v_bd = (&__pyx_v_pr->band);
+
+  /* "cconv/_kernels/_igemm.pyx":279
+ *     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+*/
+  __pyx_v_HW = (__pyx_v_L->H * __pyx_v_L->W);
+  __pyx_v_HWo = (__pyx_v_L->H_out * __pyx_v_L->W_out);
+
+  /* "cconv/_kernels/_igemm.pyx":280
+ *     cdef const Band *bd = &pr.band
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+*/
+  __pyx_v_i0 = (__pyx_v_band * __pyx_v_L->rows);
+
+  /* "cconv/_kernels/_igemm.pyx":281
+ *     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+*/
+
+  __pyx_t_1 = (__pyx_v_pr->Hp - __pyx_v_i0);
+
+  __pyx_t_2 = __pyx_v_L->rows;
+  __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_3 = __pyx_t_1;
+  } else {
+
+    __pyx_t_3 = __pyx_t_2;
+  }
+
+  __pyx_v_R = __pyx_t_3;
+
+
+  /* "cconv/_kernels/_igemm.pyx":282
+ *     cdef Py_ssize_t i0 = band * L.rows
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+*/
+  __pyx_v_pix = (__pyx_v_L->rows * __pyx_v_pr->Wp);
+
+  /* "cconv/_kernels/_igemm.pyx":283
+ *     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+*/
+  __pyx_v_npp = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_pr->Wp, __pyx_v_L->mr);
+
+  /* "cconv/_kernels/_igemm.pyx":284
+ *     cdef Py_ssize_t pix = L.rows * pr.Wp
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+ *     cdef Py_ssize_t cp0 = mb * L.ppb             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t ncp = L.npanels
+*/
+  __pyx_v_cp0 = (__pyx_v_mb * __pyx_v_L->ppb);
+
+  /* "cconv/_kernels/_igemm.pyx":285
+ *     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t ncp = L.npanels
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+*/
+
+  __pyx_t_3 = __pyx_v_L->npanels;
+
+  __pyx_t_1 = (__pyx_v_cp0 + __pyx_v_L->ppb);
+  __pyx_t_4 = (__pyx_t_3 < __pyx_t_1);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_2 = __pyx_t_3;
+  } else {
+
+    __pyx_t_2 = __pyx_t_1;
+  }
+
+  __pyx_v_cp1 = __pyx_t_2;
+
+
+  /* "cconv/_kernels/_igemm.pyx":286
+ *     cdef Py_ssize_t cp0 = mb * L.ppb
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t ncp = L.npanels             # <<<<<<<<<<<<<<
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+*/
+  __pyx_t_2 = __pyx_v_L->npanels;
+
+  __pyx_v_ncp = __pyx_t_2;
+
+  /* "cconv/_kernels/_igemm.pyx":287
+ *     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+ *     cdef Py_ssize_t ncp = L.npanels
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW             # <<<<<<<<<<<<<<
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+*/
+  __pyx_v_x_ng = (__pyx_v_x + (((__pyx_v_n * __pyx_v_L->C_in) + (__pyx_v_gi * __pyx_v_L->Cg)) * __pyx_v_HW));
+
+  /* "cconv/_kernels/_igemm.pyx":288
+ *     cdef Py_ssize_t ncp = L.npanels
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K             # <<<<<<<<<<<<<<
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
+*/
+  __pyx_v_b_g = ((__pyx_v_wpack + __pyx_v_pr->a_offset) + (((__pyx_v_gi * __pyx_v_ncp) * __pyx_v_L->nr) * __pyx_v_pr->K));
+
+  /* "cconv/_kernels/_igemm.pyx":289
+ *     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo             # <<<<<<<<<<<<<<
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band
+*/
+  __pyx_v_out_ng = (__pyx_v_out + (((__pyx_v_n * __pyx_v_L->C_out) + (__pyx_v_gi * __pyx_v_L->Mg)) * __pyx_v_HWo));
+
+  /* "cconv/_kernels/_igemm.pyx":290
+ *     cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws             # <<<<<<<<<<<<<<
+ *     cdef floating *cbuf = ws + L.ws_band
+ *     cdef const floating *src
+*/
+  __pyx_v_bbuf = __pyx_v_ws;
+
+  /* "cconv/_kernels/_igemm.pyx":291
+ *     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+ *     cdef floating *bbuf = ws
+ *     cdef floating *cbuf = ws + L.ws_band             # <<<<<<<<<<<<<<
+ *     cdef const floating *src
+ *     cdef floating *cq
+*/
+  __pyx_v_cbuf = (__pyx_v_ws + __pyx_v_L->ws_band);
+
+  /* "cconv/_kernels/_igemm.pyx":297
+ *     cdef floating bv
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+ *     for kb in range(pr.nkb):             # <<<<<<<<<<<<<<
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+*/
+
+  __pyx_t_2 = __pyx_v_pr->nkb;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_1 = 0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
+    __pyx_v_kb = __pyx_t_1;
+
+    /* "cconv/_kernels/_igemm.pyx":298
+ *     cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+ *     for kb in range(pr.nkb):
+ *         c0 = split_start(kb, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
+*/
+    __pyx_v_c0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_L->Cg, __pyx_v_pr->nkb);
+
+    /* "cconv/_kernels/_igemm.pyx":299
+ *     for kb in range(pr.nkb):
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)             # <<<<<<<<<<<<<<
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+*/
+    __pyx_v_c1 = __pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_L->Cg, __pyx_v_pr->nkb);
+
+    /* "cconv/_kernels/_igemm.pyx":300
+ *         c0 = split_start(kb, L.Cg, pr.nkb)
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T             # <<<<<<<<<<<<<<
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
+*/
+    __pyx_v_k0 = (__pyx_v_c0 * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":301
+ *         c1 = split_start(kb + 1, L.Cg, pr.nkb)
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T             # <<<<<<<<<<<<<<
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W
+*/
+    __pyx_v_kcb = ((__pyx_v_c1 - __pyx_v_c0) * __pyx_v_pr->T);
+
+    /* "cconv/_kernels/_igemm.pyx":302
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+*/
+    __pyx_t_4 = (__pyx_v_pr->in_place_b != 0);
+
+    if (__pyx_t_4) {
+
+
+      /* "cconv/_kernels/_igemm.pyx":303
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:
+ *             src = x_ng + c0 * HW + i0 * L.W             # <<<<<<<<<<<<<<
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+*/
+      __pyx_v_src = ((__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)) + (__pyx_v_i0 * __pyx_v_L->W));
+
+      /* "cconv/_kernels/_igemm.pyx":302
+ *         k0 = c0 * pr.T
+ *         kcb = (c1 - c0) * pr.T
+ *         if pr.in_place_b:             # <<<<<<<<<<<<<<
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+*/
+      goto __pyx_L5;
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":305
+ *             src = x_ng + c0 * HW + i0 * L.W
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)             # <<<<<<<<<<<<<<
+ *             src = bbuf
+ *         for u in range(R):
+*/
+    /*else*/ {
+      __pyx_fuse_1__pyx_f_5cconv_8_kernels_5_band_fill_band(__pyx_v_bd, (__pyx_v_x_ng + (__pyx_v_c0 * __pyx_v_HW)), (__pyx_v_c1 - __pyx_v_c0), __pyx_v_i0, __pyx_v_R, __pyx_v_bbuf);
+
+      /* "cconv/_kernels/_igemm.pyx":306
+ *         else:
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf             # <<<<<<<<<<<<<<
+ *         for u in range(R):
+ *             for pp in range(npp):
+*/
+      __pyx_v_src = __pyx_v_bbuf;
+    }
+    __pyx_L5:;
+
+    /* "cconv/_kernels/_igemm.pyx":307
+ *             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+ *             src = bbuf
+ *         for u in range(R):             # <<<<<<<<<<<<<<
+ *             for pp in range(npp):
+ *                 t0 = split_start(pp, pr.Wp, npp)
+*/
+
+    __pyx_t_5 = __pyx_v_R;
+    __pyx_t_6 = __pyx_t_5;
+
+    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+      __pyx_v_u = __pyx_t_7;
+
+      /* "cconv/_kernels/_igemm.pyx":308
+ *             src = bbuf
+ *         for u in range(R):
+ *             for pp in range(npp):             # <<<<<<<<<<<<<<
+ *                 t0 = split_start(pp, pr.Wp, npp)
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+*/
+
+      __pyx_t_8 = __pyx_v_npp;
+      __pyx_t_9 = __pyx_t_8;
+
+      for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+        __pyx_v_pp = __pyx_t_10;
+
+        /* "cconv/_kernels/_igemm.pyx":309
+ *         for u in range(R):
+ *             for pp in range(npp):
+ *                 t0 = split_start(pp, pr.Wp, npp)             # <<<<<<<<<<<<<<
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+ *                 for cpn in range(cp0, cp1):
+*/
+        __pyx_v_t0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pp, __pyx_v_pr->Wp, __pyx_v_npp);
+
+        /* "cconv/_kernels/_igemm.pyx":310
+ *             for pp in range(npp):
+ *                 t0 = split_start(pp, pr.Wp, npp)
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0             # <<<<<<<<<<<<<<
+ *                 for cpn in range(cp0, cp1):
+ *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,
+*/
+        __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pp + 1), __pyx_v_pr->Wp, __pyx_v_npp) - __pyx_v_t0);
+
+        /* "cconv/_kernels/_igemm.pyx":311
+ *                 t0 = split_start(pp, pr.Wp, npp)
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+ *                 for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
+ *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,
+ *                             b_g + k0 * ncp * L.nr + cpn * kcb * L.nr, L.ktab + L.nr * L.kmax,
+*/
+
+        __pyx_t_11 = __pyx_v_cp1;
+        __pyx_t_12 = __pyx_t_11;
+
+        for (__pyx_t_13 = __pyx_v_cp0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+          __pyx_v_cpn = __pyx_t_13;
+
+          /* "cconv/_kernels/_igemm.pyx":312
+ *                 r = split_start(pp + 1, pr.Wp, npp) - t0
+ *                 for cpn in range(cp0, cp1):
+ *                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,             # <<<<<<<<<<<<<<
+ *                             b_g + k0 * ncp * L.nr + cpn * kcb * L.nr, L.ktab + L.nr * L.kmax,
+ *                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
+*/
+          __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_ukernel(__pyx_v_L->isa, __pyx_v_r, __pyx_v_kcb, ((__pyx_v_src + (__pyx_v_u * __pyx_v_bd->Wsub)) + __pyx_v_t0), __pyx_v_pr->koff, ((__pyx_v_b_g + ((__pyx_v_k0 * __pyx_v_ncp) * __pyx_v_L->nr)) + ((__pyx_v_cpn * __pyx_v_kcb) * __pyx_v_L->nr)), (__pyx_v_L->ktab + (__pyx_v_L->nr * __pyx_v_L->kmax)), (__pyx_v_cbuf + (((((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) + (__pyx_v_u * __pyx_v_pr->Wp)) + __pyx_v_t0) * __pyx_v_L->nr)), __pyx_v_L->nr, __pyx_v_L->nr, NULL, (__pyx_v_kb > 0));
+        }
+
+      }
+
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":316
+ *                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
+ *                             NULL, kb > 0)
+ *     for cpn in range(cp0, cp1):             # <<<<<<<<<<<<<<
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
+ *         for lane in range(nvalid):
+*/
+
+  __pyx_t_2 = __pyx_v_cp1;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_1 = __pyx_v_cp0; __pyx_t_1 < __pyx_t_3; __pyx_t_1+=1) {
+    __pyx_v_cpn = __pyx_t_1;
+
+    /* "cconv/_kernels/_igemm.pyx":317
+ *                             NULL, kb > 0)
+ *     for cpn in range(cp0, cp1):
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)             # <<<<<<<<<<<<<<
+ *         for lane in range(nvalid):
+ *             co = cpn * L.nr + lane
+*/
+
+    __pyx_t_5 = (__pyx_v_L->Mg - (__pyx_v_cpn * __pyx_v_L->nr));
+
+    __pyx_t_6 = __pyx_v_L->nr;
+    __pyx_t_4 = (__pyx_t_5 < __pyx_t_6);
+
+    if (__pyx_t_4) {
+
+      __pyx_t_7 = __pyx_t_5;
+    } else {
+
+      __pyx_t_7 = __pyx_t_6;
+    }
+
+    __pyx_v_nvalid = __pyx_t_7;
+
+
+    /* "cconv/_kernels/_igemm.pyx":318
+ *     for cpn in range(cp0, cp1):
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
+ *         for lane in range(nvalid):             # <<<<<<<<<<<<<<
+ *             co = cpn * L.nr + lane
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+*/
+
+    __pyx_t_7 = __pyx_v_nvalid;
+    __pyx_t_5 = __pyx_t_7;
+
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_lane = __pyx_t_6;
+
+      /* "cconv/_kernels/_igemm.pyx":319
+ *         nvalid = min(L.nr, L.Mg - cpn * L.nr)
+ *         for lane in range(nvalid):
+ *             co = cpn * L.nr + lane             # <<<<<<<<<<<<<<
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+*/
+      __pyx_v_co = ((__pyx_v_cpn * __pyx_v_L->nr) + __pyx_v_lane);
+
+      /* "cconv/_kernels/_igemm.pyx":320
+ *         for lane in range(nvalid):
+ *             co = cpn * L.nr + lane
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0             # <<<<<<<<<<<<<<
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+ *             for u in range(R):
+*/
+      __pyx_t_4 = (__pyx_v_bias != NULL);
+
+      if (__pyx_t_4) {
+
+        __pyx_t_14 = (__pyx_v_bias[((__pyx_v_gi * __pyx_v_L->Mg) + __pyx_v_co)]);
+      } else {
+
+        __pyx_t_14 = 0.0;
+      }
+
+      __pyx_v_bv = __pyx_t_14;
+
+      /* "cconv/_kernels/_igemm.pyx":321
+ *             co = cpn * L.nr + lane
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane             # <<<<<<<<<<<<<<
+ *             for u in range(R):
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+*/
+      __pyx_v_cq = ((__pyx_v_cbuf + (((__pyx_v_cpn - __pyx_v_cp0) * __pyx_v_pix) * __pyx_v_L->nr)) + __pyx_v_lane);
+
+      /* "cconv/_kernels/_igemm.pyx":322
+ *             bv = bias[gi * L.Mg + co] if bias != NULL else 0
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+ *             for u in range(R):             # <<<<<<<<<<<<<<
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
+*/
+
+      __pyx_t_8 = __pyx_v_R;
+      __pyx_t_9 = __pyx_t_8;
+
+      for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
+        __pyx_v_u = __pyx_t_10;
+
+        /* "cconv/_kernels/_igemm.pyx":323
+ *             cq = cbuf + (cpn - cp0) * pix * L.nr + lane
+ *             for u in range(R):
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0             # <<<<<<<<<<<<<<
+ *                 for t in range(pr.Wp):
+ *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
+*/
+        __pyx_v_o = (((__pyx_v_out_ng + (__pyx_v_co * __pyx_v_HWo)) + ((__pyx_v_pr->oy0 + ((__pyx_v_i0 + __pyx_v_u) * __pyx_v_pr->oys)) * __pyx_v_L->W_out)) + __pyx_v_pr->ox0);
+
+        /* "cconv/_kernels/_igemm.pyx":324
+ *             for u in range(R):
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):             # <<<<<<<<<<<<<<
+ *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
+ * 
+*/
+
+        __pyx_t_11 = __pyx_v_pr->Wp;
+        __pyx_t_12 = __pyx_t_11;
+
+        for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+          __pyx_v_t = __pyx_t_13;
+
+          /* "cconv/_kernels/_igemm.pyx":325
+ *                 o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
+ *                 for t in range(pr.Wp):
+ *                     o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+          (__pyx_v_o[(__pyx_v_t * __pyx_v_pr->oxs)]) = ((__pyx_v_cq[(((__pyx_v_u * __pyx_v_pr->Wp) + __pyx_v_t) * __pyx_v_L->nr)]) + __pyx_v_bv);
+        }
+
+      }
+
+    }
+
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":273
+ * 
+ * 
+ * cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,             # <<<<<<<<<<<<<<
+ *                         Py_ssize_t mb, Py_ssize_t band, const floating *x,
+ *                         const floating *wpack, const floating *bias, floating *out,
+*/
+
+  /* function exit code */
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+}
+
+/* "cconv/_kernels/_igemm.pyx":328
+ * 
+ * 
+ * cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,             # <<<<<<<<<<<<<<
+ *                    const floating *wpack, const floating *bias, floating *out,
+ *                    floating *ws) noexcept nogil:
+*/
+
+static void __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_item, float const *__pyx_v_x, float const *__pyx_v_wpack, float const *__pyx_v_bias, float *__pyx_v_out, float *__pyx_v_ws) {
+  Py_ssize_t __pyx_v_band;
+  Py_ssize_t __pyx_v_mb;
+  Py_ssize_t __pyx_v_gi;
+  Py_ssize_t __pyx_v_n;
+  int __pyx_t_1;
+
+  /* "cconv/_kernels/_igemm.pyx":332
+ *                    floating *ws) noexcept nogil:
+ *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
+ *     cdef Py_ssize_t band = item % pr.nbands             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+*/
+  __pyx_v_band = (__pyx_v_item % __pyx_v_pr->nbands);
+
+  /* "cconv/_kernels/_igemm.pyx":333
+ *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
+ *     cdef Py_ssize_t band = item % pr.nbands
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+*/
+  __pyx_v_mb = ((__pyx_v_item / __pyx_v_pr->nbands) % __pyx_v_L->nmb);
+
+  /* "cconv/_kernels/_igemm.pyx":334
+ *     cdef Py_ssize_t band = item % pr.nbands
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:
+*/
+  __pyx_v_gi = ((__pyx_v_item / (__pyx_v_pr->nbands * __pyx_v_L->nmb)) % __pyx_v_L->groups);
+
+  /* "cconv/_kernels/_igemm.pyx":335
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)             # <<<<<<<<<<<<<<
+ *     if L.mode == PIXELS:
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+*/
+  __pyx_v_n = (__pyx_v_item / ((__pyx_v_pr->nbands * __pyx_v_L->nmb) * __pyx_v_L->groups));
+
+  /* "cconv/_kernels/_igemm.pyx":336
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+ *     else:
+*/
+  __pyx_t_1 = (__pyx_v_L->mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
+
+  if (__pyx_t_1) {
+
+
+    /* "cconv/_kernels/_igemm.pyx":337
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
+ *     else:
+ *         channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+*/
+    __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(__pyx_v_L, __pyx_v_pr, __pyx_v_n, __pyx_v_gi, __pyx_v_mb, __pyx_v_band, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_ws);
+
+    /* "cconv/_kernels/_igemm.pyx":336
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+ *     else:
+*/
+    goto __pyx_L3;
+  }
+
+  /* "cconv/_kernels/_igemm.pyx":339
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+ *     else:
+ *         channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  /*else*/ {
+    __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_channels_item(__pyx_v_L, __pyx_v_pr, __pyx_v_n, __pyx_v_gi, __pyx_v_mb, __pyx_v_band, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_ws);
+  }
+  __pyx_L3:;
+
+  /* "cconv/_kernels/_igemm.pyx":328
+ * 
+ * 
+ * cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,             # <<<<<<<<<<<<<<
+ *                    const floating *wpack, const floating *bias, floating *out,
+ *                    floating *ws) noexcept nogil:
+*/
+
+  /* function exit code */
+
+
+
+
+}
+
+static void __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item(struct __pyx_t_5cconv_8_kernels_6_igemm_Layer const *__pyx_v_L, struct __pyx_t_5cconv_8_kernels_6_igemm_Problem const *__pyx_v_pr, Py_ssize_t __pyx_v_item, double const *__pyx_v_x, double const *__pyx_v_wpack, double const *__pyx_v_bias, double *__pyx_v_out, double *__pyx_v_ws) {
+  Py_ssize_t __pyx_v_band;
+  Py_ssize_t __pyx_v_mb;
+  Py_ssize_t __pyx_v_gi;
+  Py_ssize_t __pyx_v_n;
+  int __pyx_t_1;
+
+  /* "cconv/_kernels/_igemm.pyx":332
+ *                    floating *ws) noexcept nogil:
+ *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
+ *     cdef Py_ssize_t band = item % pr.nbands             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+*/
+  __pyx_v_band = (__pyx_v_item % __pyx_v_pr->nbands);
+
+  /* "cconv/_kernels/_igemm.pyx":333
+ *     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
+ *     cdef Py_ssize_t band = item % pr.nbands
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+*/
+  __pyx_v_mb = ((__pyx_v_item / __pyx_v_pr->nbands) % __pyx_v_L->nmb);
+
+  /* "cconv/_kernels/_igemm.pyx":334
+ *     cdef Py_ssize_t band = item % pr.nbands
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:
+*/
+  __pyx_v_gi = ((__pyx_v_item / (__pyx_v_pr->nbands * __pyx_v_L->nmb)) % __pyx_v_L->groups);
+
+  /* "cconv/_kernels/_igemm.pyx":335
+ *     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)             # <<<<<<<<<<<<<<
+ *     if L.mode == PIXELS:
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+*/
+  __pyx_v_n = (__pyx_v_item / ((__pyx_v_pr->nbands * __pyx_v_L->nmb) * __pyx_v_L->groups));
+
+  /* "cconv/_kernels/_igemm.pyx":336
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+ *     else:
+*/
+  __pyx_t_1 = (__pyx_v_L->mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
+
+  if (__pyx_t_1) {
+
+
+    /* "cconv/_kernels/_igemm.pyx":337
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
+ *     else:
+ *         channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+*/
+    __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_pixels_item(__pyx_v_L, __pyx_v_pr, __pyx_v_n, __pyx_v_gi, __pyx_v_mb, __pyx_v_band, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_ws);
+
+    /* "cconv/_kernels/_igemm.pyx":336
+ *     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+ *     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+ *     if L.mode == PIXELS:             # <<<<<<<<<<<<<<
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+ *     else:
+*/
+    goto __pyx_L3;
+  }
+
+  /* "cconv/_kernels/_igemm.pyx":339
+ *         pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+ *     else:
+ *         channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  /*else*/ {
+    __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_channels_item(__pyx_v_L, __pyx_v_pr, __pyx_v_n, __pyx_v_gi, __pyx_v_mb, __pyx_v_band, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_ws);
+  }
+  __pyx_L3:;
+
+  /* "cconv/_kernels/_igemm.pyx":328
+ * 
+ * 
+ * cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,             # <<<<<<<<<<<<<<
+ *                    const floating *wpack, const floating *bias, floating *out,
+ *                    floating *ws) noexcept nogil:
+*/
+
+  /* function exit code */
+
+
+
+
+}
+
+/* "cconv/_kernels/_igemm.pyx":342
+ * 
+ * 
+ * cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,             # <<<<<<<<<<<<<<
+ *                     Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, Py_ssize_t groups,
+ *                     int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows,
+*/
+
+static struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_f_5cconv_8_kernels_6_igemm_layer_of(Py_ssize_t __pyx_v_N, Py_ssize_t __pyx_v_C_in, Py_ssize_t __pyx_v_H, Py_ssize_t __pyx_v_W, Py_ssize_t __pyx_v_C_out, Py_ssize_t __pyx_v_H_out, Py_ssize_t __pyx_v_W_out, Py_ssize_t __pyx_v_groups, int __pyx_v_mode, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize, Py_ssize_t __pyx_v_cpb, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_ppb) {
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_v_L;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_t_6;
+
+  /* "cconv/_kernels/_igemm.pyx":347
+ *                     Py_ssize_t ppb):
+ *     cdef Layer L
+ *     L.N, L.C_in, L.H, L.W = N, C_in, H, W             # <<<<<<<<<<<<<<
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
+ *     L.groups, L.mode, L.isa = groups, mode, isa
+*/
+  __pyx_t_1 = __pyx_v_N;
+
+  __pyx_t_2 = __pyx_v_C_in;
+
+  __pyx_t_3 = __pyx_v_H;
+
+  __pyx_t_4 = __pyx_v_W;
+
+  __pyx_v_L.N = __pyx_t_1;
+  __pyx_v_L.C_in = __pyx_t_2;
+  __pyx_v_L.H = __pyx_t_3;
+  __pyx_v_L.W = __pyx_t_4;
+
+  /* "cconv/_kernels/_igemm.pyx":348
+ *     cdef Layer L
+ *     L.N, L.C_in, L.H, L.W = N, C_in, H, W
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out             # <<<<<<<<<<<<<<
+ *     L.groups, L.mode, L.isa = groups, mode, isa
+ *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+*/
+  __pyx_t_4 = __pyx_v_C_out;
+
+  __pyx_t_3 = __pyx_v_H_out;
+
+  __pyx_t_2 = __pyx_v_W_out;
+
+  __pyx_v_L.C_out = __pyx_t_4;
+  __pyx_v_L.H_out = __pyx_t_3;
+  __pyx_v_L.W_out = __pyx_t_2;
+
+  /* "cconv/_kernels/_igemm.pyx":349
+ *     L.N, L.C_in, L.H, L.W = N, C_in, H, W
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
+ *     L.groups, L.mode, L.isa = groups, mode, isa             # <<<<<<<<<<<<<<
+ *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+ *     L.cpb, L.rows, L.ppb = cpb, rows, ppb
+*/
+  __pyx_t_2 = __pyx_v_groups;
+
+  __pyx_t_5 = __pyx_v_mode;
+
+  __pyx_t_6 = __pyx_v_isa;
+
+  __pyx_v_L.groups = __pyx_t_2;
+  __pyx_v_L.mode = __pyx_t_5;
+  __pyx_v_L.isa = __pyx_t_6;
+
+  /* "cconv/_kernels/_igemm.pyx":350
+ *     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
+ *     L.groups, L.mode, L.isa = groups, mode, isa
+ *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)             # <<<<<<<<<<<<<<
+ *     L.cpb, L.rows, L.ppb = cpb, rows, ppb
+ *     L.ktab = NULL
+*/
+  __pyx_t_6 = cc_isa_mr_max(__pyx_v_isa);
+
+  __pyx_t_2 = cc_gemm_nr(__pyx_v_isa, __pyx_v_itemsize);
+
+  __pyx_v_L.mr = __pyx_t_6;
+  __pyx_v_L.nr = __pyx_t_2;
+
+  /* "cconv/_kernels/_igemm.pyx":351
+ *     L.groups, L.mode, L.isa = groups, mode, isa
+ *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+ *     L.cpb, L.rows, L.ppb = cpb, rows, ppb             # <<<<<<<<<<<<<<
+ *     L.ktab = NULL
+ *     return L
+*/
+  __pyx_t_2 = __pyx_v_cpb;
+
+  __pyx_t_3 = __pyx_v_rows;
+
+  __pyx_t_4 = __pyx_v_ppb;
+
+  __pyx_v_L.cpb = __pyx_t_2;
+  __pyx_v_L.rows = __pyx_t_3;
+  __pyx_v_L.ppb = __pyx_t_4;
+
+  /* "cconv/_kernels/_igemm.pyx":352
+ *     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+ *     L.cpb, L.rows, L.ppb = cpb, rows, ppb
+ *     L.ktab = NULL             # <<<<<<<<<<<<<<
+ *     return L
+ * 
+*/
+  __pyx_v_L.ktab = NULL;
+
+  /* "cconv/_kernels/_igemm.pyx":353
+ *     L.cpb, L.rows, L.ppb = cpb, rows, ppb
+ *     L.ktab = NULL
+ *     return L             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_L;
+  }
+  goto __pyx_L0;
+
+  /* "cconv/_kernels/_igemm.pyx":342
+ * 
+ * 
+ * cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,             # <<<<<<<<<<<<<<
+ *                     Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, Py_ssize_t groups,
+ *                     int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows,
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "cconv/_kernels/_igemm.pyx":356
  * 
  * 
  * def tile(int isa, Py_ssize_t itemsize):             # <<<<<<<<<<<<<<
@@ -23581,39 +26152,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_itemsize,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 264, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 356, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 264, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 356, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 264, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 356, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "tile", 0) < (0)) __PYX_ERR(0, 264, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "tile", 0) < (0)) __PYX_ERR(0, 356, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, i); __PYX_ERR(0, 264, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, i); __PYX_ERR(0, 356, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 264, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 356, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 264, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 356, __pyx_L3_error)
     }
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 264, __pyx_L3_error)
-    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 264, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 356, __pyx_L3_error)
+    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 356, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 264, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("tile", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 356, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -23647,23 +26218,23 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_tile(CYTHON_UNUSED PyObject *
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("tile", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":266
+  /* "cconv/_kernels/_igemm.pyx":358
  * def tile(int isa, Py_ssize_t itemsize):
  *     """(MR, NR): most rows and the columns of variant isa's micro-kernel for this dtype size."""
  *     return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(cc_isa_mr_max(__pyx_v_isa)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(cc_isa_mr_max(__pyx_v_isa)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = PyLong_FromSsize_t(cc_gemm_nr(__pyx_v_isa, __pyx_v_itemsize)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(cc_gemm_nr(__pyx_v_isa, __pyx_v_itemsize)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 358, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_t_3 = PyTuple_New(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 358, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 266, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 358, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 266, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 358, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_2 = 0;
   {
@@ -23677,7 +26248,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_tile(CYTHON_UNUSED PyObject *
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "cconv/_kernels/_igemm.pyx":264
+  /* "cconv/_kernels/_igemm.pyx":356
  * 
  * 
  * def tile(int isa, Py_ssize_t itemsize):             # <<<<<<<<<<<<<<
@@ -23698,50 +26269,13 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_tile(CYTHON_UNUSED PyObject *
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":269
+/* "cconv/_kernels/_igemm.pyx":361
  * 
  * 
- * cpdef Py_ssize_t workspace_elems(Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t nr, Py_ssize_t c_rows):             # <<<<<<<<<<<<<<
- *     """Per-thread buffer, in elements: packed B (kc x nc, rounded up to panels), then a
- *     c_rows x nc block of C when the output is not written in place (c_rows = 0 otherwise;
+ * def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,             # <<<<<<<<<<<<<<
+ *                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
+ *                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
 */
-
-static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_3workspace_elems(PyObject *__pyx_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-static Py_ssize_t __pyx_f_5cconv_8_kernels_6_igemm_workspace_elems(Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_nc, Py_ssize_t __pyx_v_nr, Py_ssize_t __pyx_v_c_rows, CYTHON_UNUSED int __pyx_skip_dispatch) {
-  Py_ssize_t __pyx_r;
-
-  /* "cconv/_kernels/_igemm.pyx":273
- *     c_rows x nc block of C when the output is not written in place (c_rows = 0 otherwise;
- *     else min(ppb * MR, Mg), the most channels of a channel block)."""
- *     return kc * cdiv(nc, nr) * nr + c_rows * nc             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  {
-
-    __pyx_r = (((__pyx_v_kc * __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_nc, __pyx_v_nr)) * __pyx_v_nr) + (__pyx_v_c_rows * __pyx_v_nc));
-  }
-  goto __pyx_L0;
-
-  /* "cconv/_kernels/_igemm.pyx":269
- * 
- * 
- * cpdef Py_ssize_t workspace_elems(Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t nr, Py_ssize_t c_rows):             # <<<<<<<<<<<<<<
- *     """Per-thread buffer, in elements: packed B (kc x nc, rounded up to panels), then a
- *     c_rows x nc block of C when the output is not written in place (c_rows = 0 otherwise;
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-
-  return __pyx_r;
-}
 
 /* Python wrapper */
 static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_3workspace_elems(PyObject *__pyx_self, 
@@ -23751,7 +26285,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_6_igemm_2workspace_elems, "workspace_elems(Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t nr, Py_ssize_t c_rows) -> Py_ssize_t\n\nPer-thread buffer, in elements: packed B (kc x nc, rounded up to panels), then a\nc_rows x nc block of C when the output is not written in place (c_rows = 0 otherwise;\nelse min(ppb * MR, Mg), the most channels of a channel block).");
+PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_6_igemm_2workspace_elems, "workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems, const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb)\n\nPer-thread workspace (elements) and work items of igemm() with these arguments.\nshape: N, C_in, H, W, C_out, H_out, W_out, groups.");
 static PyMethodDef __pyx_mdef_5cconv_8_kernels_6_igemm_3workspace_elems = {"workspace_elems", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5cconv_8_kernels_6_igemm_3workspace_elems, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5cconv_8_kernels_6_igemm_2workspace_elems};
 static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_3workspace_elems(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
@@ -23760,15 +26294,20 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ) {
-  Py_ssize_t __pyx_v_kc;
-  Py_ssize_t __pyx_v_nc;
-  Py_ssize_t __pyx_v_nr;
-  Py_ssize_t __pyx_v_c_rows;
+  __Pyx_memviewslice __pyx_v_shape = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_problems = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_taps = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_mode;
+  int __pyx_v_isa;
+  Py_ssize_t __pyx_v_itemsize;
+  Py_ssize_t __pyx_v_cpb;
+  Py_ssize_t __pyx_v_rows;
+  Py_ssize_t __pyx_v_ppb;
   #if !CYTHON_VECTORCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[4] = {0,0,0,0};
+  PyObject* values[9] = {0,0,0,0,0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -23784,71 +26323,114 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   #endif
   __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_kc,&__pyx_mstate_global->__pyx_n_u_nc,&__pyx_mstate_global->__pyx_n_u_nr,&__pyx_mstate_global->__pyx_n_u_c_rows,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_shape,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_itemsize,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_ppb,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 269, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 361, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case  9:
+        values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 361, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  8:
+        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 361, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 361, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  6:
+        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 361, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 361, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 269, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 361, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 269, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 361, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 269, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 361, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 269, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 361, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "workspace_elems", 0) < (0)) __PYX_ERR(0, 269, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 4, 4, i); __PYX_ERR(0, 269, __pyx_L3_error) }
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "workspace_elems", 0) < (0)) __PYX_ERR(0, 361, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 9; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 9, 9, i); __PYX_ERR(0, 361, __pyx_L3_error) }
       }
-    } else if (unlikely(__pyx_nargs != 4)) {
+    } else if (unlikely(__pyx_nargs != 9)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 269, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 361, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 269, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 361, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 269, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 361, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 269, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 361, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 361, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 361, __pyx_L3_error)
+      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 361, __pyx_L3_error)
+      values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 361, __pyx_L3_error)
+      values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 361, __pyx_L3_error)
     }
-    __pyx_v_kc = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_kc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 269, __pyx_L3_error)
-    __pyx_v_nc = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_nc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 269, __pyx_L3_error)
-    __pyx_v_nr = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_nr == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 269, __pyx_L3_error)
-    __pyx_v_c_rows = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_c_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 269, __pyx_L3_error)
+    __pyx_v_shape = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(values[0], PyBUF_WRITABLE); if (unlikely(!__pyx_v_shape.memview)) __PYX_ERR(0, 361, __pyx_L3_error)
+    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[1], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 361, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[2], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 362, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 362, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 362, __pyx_L3_error)
+    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 362, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 363, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 363, __pyx_L3_error)
+    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 363, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 269, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("workspace_elems", 1, 9, 9, __pyx_nargs); __PYX_ERR(0, 361, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_shape, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_problems, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_taps, 1);
   __Pyx_AddTraceback("cconv._kernels._igemm.workspace_elems", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(__pyx_self, __pyx_v_kc, __pyx_v_nc, __pyx_v_nr, __pyx_v_c_rows);
+  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(__pyx_self, __pyx_v_shape, __pyx_v_problems, __pyx_v_taps, __pyx_v_mode, __pyx_v_isa, __pyx_v_itemsize, __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_shape, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_problems, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_taps, 1);
+
+
 
 
 
@@ -23857,52 +26439,275 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSED PyObject *__pyx_self, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_nc, Py_ssize_t __pyx_v_nr, Py_ssize_t __pyx_v_c_rows) {
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_2workspace_elems(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_shape, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, int __pyx_v_mode, int __pyx_v_isa, Py_ssize_t __pyx_v_itemsize, Py_ssize_t __pyx_v_cpb, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_ppb) {
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_v_L;
+  Py_ssize_t __pyx_v_nprob;
+  Py_ssize_t __pyx_v_items;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   Py_ssize_t __pyx_t_1;
-  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_t_9;
+  long __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  int __pyx_t_13;
+  PyObject *__pyx_t_14 = NULL;
+  PyObject *__pyx_t_15 = NULL;
+  PyObject *__pyx_t_16 = NULL;
+  int __pyx_t_17;
+  int __pyx_t_18;
+  char const *__pyx_t_19;
+  PyObject *__pyx_t_20 = NULL;
+  PyObject *__pyx_t_21 = NULL;
+  PyObject *__pyx_t_22 = NULL;
+  PyObject *__pyx_t_23 = NULL;
+  PyObject *__pyx_t_24 = NULL;
+  PyObject *__pyx_t_25 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("workspace_elems", 0);
-  __pyx_t_1 = __pyx_f_5cconv_8_kernels_6_igemm_workspace_elems(__pyx_v_kc, __pyx_v_nc, __pyx_v_nr, __pyx_v_c_rows, 1); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 269, __pyx_L1_error)
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 269, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
 
-  {
-    PyObject *__pyx_temp;
-    {
-      __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_2;
-    }
-    __Pyx_XDECREF(__pyx_temp);
+  /* "cconv/_kernels/_igemm.pyx":366
+ *     """Per-thread workspace (elements) and work items of igemm() with these arguments.
+ *     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],             # <<<<<<<<<<<<<<
+ *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+ *     cdef Py_ssize_t nprob = problems.shape[0], items
+*/
+  __pyx_t_1 = 0;
+  __pyx_t_2 = 1;
+  __pyx_t_3 = 2;
+  __pyx_t_4 = 3;
+  __pyx_t_5 = 4;
+  __pyx_t_6 = 5;
+
+  /* "cconv/_kernels/_igemm.pyx":367
+ *     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+ *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t nprob = problems.shape[0], items
+ *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
+*/
+  __pyx_t_7 = 6;
+  __pyx_t_8 = 7;
+
+  /* "cconv/_kernels/_igemm.pyx":366
+ *     """Per-thread workspace (elements) and work items of igemm() with these arguments.
+ *     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],             # <<<<<<<<<<<<<<
+ *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+ *     cdef Py_ssize_t nprob = problems.shape[0], items
+*/
+  __pyx_t_9 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_1)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_2)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_3)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_4)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_5)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_6)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_7)) ))), (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_shape.data) + __pyx_t_8)) ))), __pyx_v_mode, __pyx_v_isa, __pyx_v_itemsize, __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 366, __pyx_L1_error)
+  __pyx_v_L = __pyx_t_9;
+
+  /* "cconv/_kernels/_igemm.pyx":368
+ *     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+ *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+ *     cdef Py_ssize_t nprob = problems.shape[0], items             # <<<<<<<<<<<<<<
+ *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
+ *     if probs == NULL:
+*/
+  __pyx_v_nprob = (__pyx_v_problems.shape[0]);
+
+  /* "cconv/_kernels/_igemm.pyx":369
+ *                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+ *     cdef Py_ssize_t nprob = problems.shape[0], items
+ *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))             # <<<<<<<<<<<<<<
+ *     if probs == NULL:
+ *         raise MemoryError()
+*/
+
+  __pyx_t_10 = 1;
+
+  __pyx_t_11 = __pyx_v_nprob;
+  __pyx_t_13 = (__pyx_t_10 > __pyx_t_11);
+
+  if (__pyx_t_13) {
+
+    __pyx_t_12 = __pyx_t_10;
+  } else {
+
+    __pyx_t_12 = __pyx_t_11;
   }
-  __pyx_t_2 = 0;
-  goto __pyx_L0;
+
+  __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_t_12 * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
+
+
+  /* "cconv/_kernels/_igemm.pyx":370
+ *     cdef Py_ssize_t nprob = problems.shape[0], items
+ *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
+ *     if probs == NULL:             # <<<<<<<<<<<<<<
+ *         raise MemoryError()
+ *     try:
+*/
+  __pyx_t_13 = (__pyx_v_probs == NULL);
+
+  if (unlikely(__pyx_t_13)) {
+
+
+    /* "cconv/_kernels/_igemm.pyx":371
+ *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
+ *     if probs == NULL:
+ *         raise MemoryError()             # <<<<<<<<<<<<<<
+ *     try:
+ *         items = setup(&L, probs, nprob, problems, taps, itemsize)
+*/
+    PyErr_NoMemory(); __PYX_ERR(0, 371, __pyx_L1_error)
+
+    /* "cconv/_kernels/_igemm.pyx":370
+ *     cdef Py_ssize_t nprob = problems.shape[0], items
+ *     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
+ *     if probs == NULL:             # <<<<<<<<<<<<<<
+ *         raise MemoryError()
+ *     try:
+*/
+  }
+
+  /* "cconv/_kernels/_igemm.pyx":372
+ *     if probs == NULL:
+ *         raise MemoryError()
+ *     try:             # <<<<<<<<<<<<<<
+ *         items = setup(&L, probs, nprob, problems, taps, itemsize)
+ *         return L.ws, items
+*/
+  /*try:*/ {
+
+    /* "cconv/_kernels/_igemm.pyx":373
+ *         raise MemoryError()
+ *     try:
+ *         items = setup(&L, probs, nprob, problems, taps, itemsize)             # <<<<<<<<<<<<<<
+ *         return L.ws, items
+ *     finally:
+*/
+    __pyx_v_items = __pyx_f_5cconv_8_kernels_6_igemm_setup((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob, __pyx_v_problems, __pyx_v_taps, __pyx_v_itemsize);
+
+    /* "cconv/_kernels/_igemm.pyx":374
+ *     try:
+ *         items = setup(&L, probs, nprob, problems, taps, itemsize)
+ *         return L.ws, items             # <<<<<<<<<<<<<<
+ *     finally:
+ *         PyMem_Free(probs)
+*/
+    __pyx_t_14 = PyLong_FromSsize_t(__pyx_v_L.ws); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 374, __pyx_L5_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = PyLong_FromSsize_t(__pyx_v_items); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 374, __pyx_L5_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_16 = PyTuple_New(2); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 374, __pyx_L5_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 0, __pyx_t_14) != (0)) __PYX_ERR(0, 374, __pyx_L5_error);
+    __Pyx_GIVEREF(__pyx_t_15);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 1, __pyx_t_15) != (0)) __PYX_ERR(0, 374, __pyx_L5_error);
+    __pyx_t_14 = 0;
+    __pyx_t_15 = 0;
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_16;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_16 = 0;
+    goto __pyx_L4_return;
+  }
+
+  /* "cconv/_kernels/_igemm.pyx":376
+ *         return L.ws, items
+ *     finally:
+ *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  /*finally:*/ {
+    __pyx_L5_error:;
+    /*exception exit:*/{
+      __Pyx_PyThreadState_declare
+      __Pyx_PyThreadState_assign
+      __pyx_t_20 = 0; __pyx_t_21 = 0; __pyx_t_22 = 0; __pyx_t_23 = 0; __pyx_t_24 = 0; __pyx_t_25 = 0;
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+      __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
+      __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
+       __Pyx_ExceptionSwap(&__pyx_t_23, &__pyx_t_24, &__pyx_t_25);
+      if ( unlikely(__Pyx_GetException(&__pyx_t_20, &__pyx_t_21, &__pyx_t_22) < 0)) __Pyx_ErrFetch(&__pyx_t_20, &__pyx_t_21, &__pyx_t_22);
+      __Pyx_XGOTREF(__pyx_t_20);
+      __Pyx_XGOTREF(__pyx_t_21);
+      __Pyx_XGOTREF(__pyx_t_22);
+      __Pyx_XGOTREF(__pyx_t_23);
+      __Pyx_XGOTREF(__pyx_t_24);
+      __Pyx_XGOTREF(__pyx_t_25);
+      __pyx_t_17 = __pyx_lineno; __pyx_t_18 = __pyx_clineno; __pyx_t_19 = __pyx_filename;
+      {
+        PyMem_Free(__pyx_v_probs);
+      }
+      __Pyx_XGIVEREF(__pyx_t_23);
+      __Pyx_XGIVEREF(__pyx_t_24);
+      __Pyx_XGIVEREF(__pyx_t_25);
+      __Pyx_ExceptionReset(__pyx_t_23, __pyx_t_24, __pyx_t_25);
+      __Pyx_XGIVEREF(__pyx_t_20);
+      __Pyx_XGIVEREF(__pyx_t_21);
+      __Pyx_XGIVEREF(__pyx_t_22);
+      __Pyx_ErrRestore(__pyx_t_20, __pyx_t_21, __pyx_t_22);
+      __pyx_t_20 = 0; __pyx_t_21 = 0; __pyx_t_22 = 0; __pyx_t_23 = 0; __pyx_t_24 = 0; __pyx_t_25 = 0;
+      __pyx_lineno = __pyx_t_17; __pyx_clineno = __pyx_t_18; __pyx_filename = __pyx_t_19;
+      goto __pyx_L1_error;
+    }
+    __pyx_L4_return: {
+      __pyx_t_25 = __pyx_r;
+      __pyx_r = 0;
+      PyMem_Free(__pyx_v_probs);
+      __pyx_r = __pyx_t_25;
+      __pyx_t_25 = 0;
+      goto __pyx_L0;
+    }
+  }
+
+  /* "cconv/_kernels/_igemm.pyx":361
+ * 
+ * 
+ * def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,             # <<<<<<<<<<<<<<
+ *                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
+ *                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
+*/
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_14);
+  __Pyx_XDECREF(__pyx_t_15);
+  __Pyx_XDECREF(__pyx_t_16);
   __Pyx_AddTraceback("cconv._kernels._igemm.workspace_elems", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
+
+
+
+
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":276
+/* "cconv/_kernels/_igemm.pyx":379
  * 
  * 
- * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t kc,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t mr_max):
- *     """Pack A[g, m, k] (groups x Mg x K) into the layout run_item reads.
+ * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
+ *                  Py_ssize_t cpb, int mode, Py_ssize_t width):
+ *     """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
 */
 
 /* Python wrapper */
 static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_5pack_weights(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_6_igemm_4pack_weights, "pack_weights(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nPack A[g, m, k] (groups x Mg x K) into the layout run_item reads.\n\nFor each group, K block (kc rows at most, K split evenly) and MR panel (Mg split evenly\ninto panels of at most mr_max rows): dst[g*Mg*K + k0*Mg + r0*kcb + kk*r + i] =\nA[g, r0 + i, k0 + kk]. dst has the same size as A: no padding.");
+PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_6_igemm_4pack_weights, "pack_weights(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nPack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.\n\nK blocks: the input channels split evenly into cdiv(channels, cpb) blocks.\nPixel mode (width = MR): per group, K block and MR panel (Mg split evenly into panels of\nat most MR rows), k-major: dst[g*Mg*K + k0*Mg + r0*kcb + kk*r + i] = A[g, r0 + i, k0 + kk].\nChannel mode (width = NR): per group, K block and NR-wide panel of channels (zero past\nMg): dst[g*P*K + k0*P + p*kcb*NR + kk*NR + lane] = A[g, p*NR + lane, k0 + kk], P =\ncdiv(Mg, NR)*NR. Returns the number of elements written (dst may be larger).");
 static PyMethodDef __pyx_mdef_5cconv_8_kernels_6_igemm_5pack_weights = {"pack_weights", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5cconv_8_kernels_6_igemm_5pack_weights, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5cconv_8_kernels_6_igemm_4pack_weights};
 static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_5pack_weights(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_signatures = 0;
@@ -23929,53 +26734,53 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_5pack_weights(PyObject *__pyx
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 276, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 379, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 379, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 276, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 379, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -23989,7 +26794,7 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_5pack_weights(PyObject *__pyx
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 276, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 379, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -24041,7 +26846,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 276, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 379, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -24059,11 +26864,11 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 276, __pyx_L1_error)
+    __PYX_ERR(0, 379, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -24073,7 +26878,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 276, __pyx_L1_error)
+      __PYX_ERR(0, 379, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -24092,9 +26897,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 276, __pyx_L1_error)
+    __PYX_ERR(0, 379, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_a, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_a, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 379, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -24103,25 +26908,25 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_4pack_weights(CYTHON_UNUSED P
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 276, __pyx_L1_error)
+      __PYX_ERR(0, 379, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_a); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_a); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_a, 0, 4, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 276, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_a, 0, 6, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 276, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_02b6e3_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 379, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_02b6e3_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -24156,11 +26961,13 @@ static PyMethodDef __pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_9pack_weights
 static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_9pack_weights(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_a = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_dst = { 0, 0, { 0 }, { 0 }, { 0 } };
-  Py_ssize_t __pyx_v_kc;
-  Py_ssize_t __pyx_v_mr_max;
+  Py_ssize_t __pyx_v_taps;
+  Py_ssize_t __pyx_v_cpb;
+  int __pyx_v_mode;
+  Py_ssize_t __pyx_v_width;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[4] = {0,0,0,0};
+  PyObject* values[6] = {0,0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -24174,55 +26981,69 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_9pack_weights(PyO
   #endif
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_a,&__pyx_mstate_global->__pyx_n_u_dst,&__pyx_mstate_global->__pyx_n_u_kc,&__pyx_mstate_global->__pyx_n_u_mr_max,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_a,&__pyx_mstate_global->__pyx_n_u_dst,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_width,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 276, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 379, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case  6:
+        values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 276, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 4, 4, i); __PYX_ERR(0, 276, __pyx_L3_error) }
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 379, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, i); __PYX_ERR(0, 379, __pyx_L3_error) }
       }
-    } else if (unlikely(__pyx_nargs != 4)) {
+    } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
     }
-    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 276, __pyx_L3_error)
-    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 276, __pyx_L3_error)
-    __pyx_v_kc = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_kc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 276, __pyx_L3_error)
-    __pyx_v_mr_max = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_mr_max == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 277, __pyx_L3_error)
+    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
+    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_taps == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
+    __pyx_v_width = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_width == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 276, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 379, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -24235,7 +27056,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_9pack_weights(PyO
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(__pyx_self, __pyx_v_a, __pyx_v_dst, __pyx_v_kc, __pyx_v_mr_max);
+  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(__pyx_self, __pyx_v_a, __pyx_v_dst, __pyx_v_taps, __pyx_v_cpb, __pyx_v_mode, __pyx_v_width);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -24245,16 +27066,20 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_9pack_weights(PyO
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_dst, 1);
 
 
+
+
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_mr_max) {
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_taps, Py_ssize_t __pyx_v_cpb, int __pyx_v_mode, Py_ssize_t __pyx_v_width) {
   Py_ssize_t __pyx_v_G;
   Py_ssize_t __pyx_v_Mg;
   Py_ssize_t __pyx_v_K;
+  Py_ssize_t __pyx_v_channels;
   Py_ssize_t __pyx_v_nkb;
   Py_ssize_t __pyx_v_npanels;
+  Py_ssize_t __pyx_v_rows_p;
   Py_ssize_t __pyx_v_gi;
   Py_ssize_t __pyx_v_kb;
   Py_ssize_t __pyx_v_k0;
@@ -24264,16 +27089,17 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_kk;
   Py_ssize_t __pyx_v_i;
+  Py_ssize_t __pyx_v_m;
   float *__pyx_v_d;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
-  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
   PyObject *__pyx_t_3 = NULL;
   PyObject *__pyx_t_4 = NULL;
   PyObject *__pyx_t_5 = NULL;
-  PyObject *__pyx_t_6[4];
-  Py_ssize_t __pyx_t_7;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7[4];
   int __pyx_t_8;
   PyObject *__pyx_t_9 = NULL;
   size_t __pyx_t_10;
@@ -24292,97 +27118,134 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
   Py_ssize_t __pyx_t_23;
   Py_ssize_t __pyx_t_24;
   Py_ssize_t __pyx_t_25;
-  Py_ssize_t __pyx_t_26;
+  float __pyx_t_26;
   Py_ssize_t __pyx_t_27;
+  Py_ssize_t __pyx_t_28;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0pack_weights", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":284
- *     A[g, r0 + i, k0 + kk]. dst has the same size as A: no padding.
+  /* "cconv/_kernels/_igemm.pyx":390
+ *     cdiv(Mg, NR)*NR. Returns the number of elements written (dst may be larger).
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t nkb = cdiv(K, kc), npanels = cdiv(Mg, mr_max)
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+ *     cdef Py_ssize_t channels = K // taps
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
 */
   __pyx_v_G = (__pyx_v_a.shape[0]);
   __pyx_v_Mg = (__pyx_v_a.shape[1]);
   __pyx_v_K = (__pyx_v_a.shape[2]);
 
-  /* "cconv/_kernels/_igemm.pyx":285
+  /* "cconv/_kernels/_igemm.pyx":391
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
- *     cdef Py_ssize_t nkb = cdiv(K, kc), npanels = cdiv(Mg, mr_max)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+ *     cdef Py_ssize_t channels = K // taps             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)
+*/
+  __pyx_v_channels = (__pyx_v_K / __pyx_v_taps);
+
+  /* "cconv/_kernels/_igemm.pyx":392
+ *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
+ *     cdef Py_ssize_t channels = K // taps
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)
+ *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width
+*/
+  __pyx_v_nkb = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_channels, __pyx_v_cpb);
+
+  /* "cconv/_kernels/_igemm.pyx":393
+ *     cdef Py_ssize_t channels = K // taps
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
+*/
+  __pyx_v_npanels = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_Mg, __pyx_v_width);
+
+  /* "cconv/_kernels/_igemm.pyx":394
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)
+ *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
 */
-  __pyx_v_nkb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_K, __pyx_v_kc);
-  __pyx_v_npanels = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_Mg, __pyx_v_mr_max);
+  __pyx_t_2 = (__pyx_v_mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
 
-  /* "cconv/_kernels/_igemm.pyx":288
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = __pyx_v_Mg;
+  } else {
+
+    __pyx_t_1 = (__pyx_v_npanels * __pyx_v_width);
+  }
+
+  __pyx_v_rows_p = __pyx_t_1;
+
+  /* "cconv/_kernels/_igemm.pyx":397
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
- *     if dst.shape[0] != G * Mg * K:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+ *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
 */
-  __pyx_t_1 = ((__pyx_v_dst.shape[0]) != ((__pyx_v_G * __pyx_v_Mg) * __pyx_v_K));
+  __pyx_t_2 = ((__pyx_v_dst.shape[0]) < ((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K));
 
-  if (unlikely(__pyx_t_1)) {
+  if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":289
+    /* "cconv/_kernels/_igemm.pyx":398
  *     cdef floating *d
- *     if dst.shape[0] != G * Mg * K:
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")             # <<<<<<<<<<<<<<
+ *     if dst.shape[0] < G * rows_p * K:
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")             # <<<<<<<<<<<<<<
  *     with nogil:
  *         for gi in range(G):
 */
-    __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_Mg) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 398, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_dst_has;
-    __pyx_t_6[1] = __pyx_t_4;
-    __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
-    __pyx_t_6[3] = __pyx_t_5;
-    __pyx_t_7 = 28;
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 398, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_dst_has;
+    __pyx_t_7[1] = __pyx_t_5;
+    __pyx_t_7[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
+    __pyx_t_7[3] = __pyx_t_6;
+    __pyx_t_1 = 28;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_7 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_6[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_6[3]);
+    __pyx_t_1 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_7[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_7[3]);
     #endif
     __pyx_t_8 = 0;
-    __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_6, 4, __pyx_t_7, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 4, __pyx_t_1, __pyx_t_8);
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 398, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_10 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_9};
-      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_9};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 289, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
     }
-    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(0, 398, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":288
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+    /* "cconv/_kernels/_igemm.pyx":397
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
- *     if dst.shape[0] != G * Mg * K:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+ *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":290
- *     if dst.shape[0] != G * Mg * K:
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+  /* "cconv/_kernels/_igemm.pyx":399
+ *     if dst.shape[0] < G * rows_p * K:
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for gi in range(G):
  *             for kb in range(nkb):
@@ -24393,26 +27256,26 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "cconv/_kernels/_igemm.pyx":291
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+        /* "cconv/_kernels/_igemm.pyx":400
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
  *         for gi in range(G):             # <<<<<<<<<<<<<<
  *             for kb in range(nkb):
- *                 k0 = k_start(kb, K, nkb)
+ *                 k0 = split_start(kb, channels, nkb) * taps
 */
 
-        __pyx_t_7 = __pyx_v_G;
-        __pyx_t_11 = __pyx_t_7;
+        __pyx_t_1 = __pyx_v_G;
+        __pyx_t_11 = __pyx_t_1;
 
         for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
           __pyx_v_gi = __pyx_t_12;
 
-          /* "cconv/_kernels/_igemm.pyx":292
+          /* "cconv/_kernels/_igemm.pyx":401
  *     with nogil:
  *         for gi in range(G):
  *             for kb in range(nkb):             # <<<<<<<<<<<<<<
- *                 k0 = k_start(kb, K, nkb)
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+ *                 k0 = split_start(kb, channels, nkb) * taps
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
 */
 
           __pyx_t_13 = __pyx_v_nkb;
@@ -24421,30 +27284,30 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
           for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
             __pyx_v_kb = __pyx_t_15;
 
-            /* "cconv/_kernels/_igemm.pyx":293
+            /* "cconv/_kernels/_igemm.pyx":402
  *         for gi in range(G):
  *             for kb in range(nkb):
- *                 k0 = k_start(kb, K, nkb)             # <<<<<<<<<<<<<<
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+ *                 k0 = split_start(kb, channels, nkb) * taps             # <<<<<<<<<<<<<<
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
 */
-            __pyx_v_k0 = __pyx_f_5cconv_8_kernels_6_igemm_k_start(__pyx_v_kb, __pyx_v_K, __pyx_v_nkb);
+            __pyx_v_k0 = (__pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps);
 
-            /* "cconv/_kernels/_igemm.pyx":294
+            /* "cconv/_kernels/_igemm.pyx":403
  *             for kb in range(nkb):
- *                 k0 = k_start(kb, K, nkb)
- *                 kcb = k_start(kb + 1, K, nkb) - k0             # <<<<<<<<<<<<<<
+ *                 k0 = split_start(kb, channels, nkb) * taps
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0             # <<<<<<<<<<<<<<
  *                 for pan in range(npanels):
- *                     r0 = panel_row(pan, Mg, npanels)
+ *                     if mode == PIXELS:
 */
-            __pyx_v_kcb = (__pyx_f_5cconv_8_kernels_6_igemm_k_start((__pyx_v_kb + 1), __pyx_v_K, __pyx_v_nkb) - __pyx_v_k0);
+            __pyx_v_kcb = ((__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps) - __pyx_v_k0);
 
-            /* "cconv/_kernels/_igemm.pyx":295
- *                 k0 = k_start(kb, K, nkb)
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+            /* "cconv/_kernels/_igemm.pyx":404
+ *                 k0 = split_start(kb, channels, nkb) * taps
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):             # <<<<<<<<<<<<<<
- *                     r0 = panel_row(pan, Mg, npanels)
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
+ *                     if mode == PIXELS:
+ *                         r0 = split_start(pan, Mg, npanels)
 */
 
             __pyx_t_16 = __pyx_v_npanels;
@@ -24453,40 +27316,83 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
             for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
               __pyx_v_pan = __pyx_t_18;
 
-              /* "cconv/_kernels/_igemm.pyx":296
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+              /* "cconv/_kernels/_igemm.pyx":405
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
- *                     r0 = panel_row(pan, Mg, npanels)             # <<<<<<<<<<<<<<
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+ *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
+ *                         r0 = split_start(pan, Mg, npanels)
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
 */
-              __pyx_v_r0 = __pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan, __pyx_v_Mg, __pyx_v_npanels);
+              __pyx_t_2 = (__pyx_v_mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
 
-              /* "cconv/_kernels/_igemm.pyx":297
+              if (__pyx_t_2) {
+
+
+                /* "cconv/_kernels/_igemm.pyx":406
  *                 for pan in range(npanels):
- *                     r0 = panel_row(pan, Mg, npanels)
- *                     r = panel_row(pan + 1, Mg, npanels) - r0             # <<<<<<<<<<<<<<
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+ *                     if mode == PIXELS:
+ *                         r0 = split_start(pan, Mg, npanels)             # <<<<<<<<<<<<<<
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
+ *                     else:
+*/
+                __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_Mg, __pyx_v_npanels);
+
+                /* "cconv/_kernels/_igemm.pyx":407
+ *                     if mode == PIXELS:
+ *                         r0 = split_start(pan, Mg, npanels)
+ *                         r = split_start(pan + 1, Mg, npanels) - r0             # <<<<<<<<<<<<<<
+ *                     else:
+ *                         r0 = pan * width
+*/
+                __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_Mg, __pyx_v_npanels) - __pyx_v_r0);
+
+                /* "cconv/_kernels/_igemm.pyx":405
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
+ *                 for pan in range(npanels):
+ *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
+ *                         r0 = split_start(pan, Mg, npanels)
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
+*/
+                goto __pyx_L13;
+              }
+
+              /* "cconv/_kernels/_igemm.pyx":409
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
+ *                     else:
+ *                         r0 = pan * width             # <<<<<<<<<<<<<<
+ *                         r = width
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
+*/
+              /*else*/ {
+                __pyx_v_r0 = (__pyx_v_pan * __pyx_v_width);
+
+                /* "cconv/_kernels/_igemm.pyx":410
+ *                     else:
+ *                         r0 = pan * width
+ *                         r = width             # <<<<<<<<<<<<<<
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):
 */
-              __pyx_v_r = (__pyx_f_5cconv_8_kernels_6_igemm_panel_row((__pyx_v_pan + 1), __pyx_v_Mg, __pyx_v_npanels) - __pyx_v_r0);
+                __pyx_v_r = __pyx_v_width;
+              }
+              __pyx_L13:;
 
-              /* "cconv/_kernels/_igemm.pyx":298
- *                     r0 = panel_row(pan, Mg, npanels)
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]             # <<<<<<<<<<<<<<
+              /* "cconv/_kernels/_igemm.pyx":411
+ *                         r0 = pan * width
+ *                         r = width
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]             # <<<<<<<<<<<<<<
  *                     for kk in range(kcb):
  *                         for i in range(r):
 */
-              __pyx_t_19 = ((((__pyx_v_gi * __pyx_v_Mg) * __pyx_v_K) + (__pyx_v_k0 * __pyx_v_Mg)) + (__pyx_v_r0 * __pyx_v_kcb));
+              __pyx_t_19 = ((((__pyx_v_gi * __pyx_v_rows_p) * __pyx_v_K) + (__pyx_v_k0 * __pyx_v_rows_p)) + (__pyx_v_r0 * __pyx_v_kcb));
               __pyx_v_d = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_dst.data) + __pyx_t_19)) ))));
 
-              /* "cconv/_kernels/_igemm.pyx":299
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+              /* "cconv/_kernels/_igemm.pyx":412
+ *                         r = width
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):             # <<<<<<<<<<<<<<
  *                         for i in range(r):
- *                             d[kk * r + i] = a[gi, r0 + i, k0 + kk]
+ *                             m = r0 + i
 */
 
               __pyx_t_20 = __pyx_v_kcb;
@@ -24495,12 +27401,12 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
               for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                 __pyx_v_kk = __pyx_t_22;
 
-                /* "cconv/_kernels/_igemm.pyx":300
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+                /* "cconv/_kernels/_igemm.pyx":413
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):
  *                         for i in range(r):             # <<<<<<<<<<<<<<
- *                             d[kk * r + i] = a[gi, r0 + i, k0 + kk]
- * 
+ *                             m = r0 + i
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
 */
 
                 __pyx_t_23 = __pyx_v_r;
@@ -24509,17 +27415,37 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
                 for (__pyx_t_25 = 0; __pyx_t_25 < __pyx_t_24; __pyx_t_25+=1) {
                   __pyx_v_i = __pyx_t_25;
 
-                  /* "cconv/_kernels/_igemm.pyx":301
+                  /* "cconv/_kernels/_igemm.pyx":414
  *                     for kk in range(kcb):
  *                         for i in range(r):
- *                             d[kk * r + i] = a[gi, r0 + i, k0 + kk]             # <<<<<<<<<<<<<<
- * 
+ *                             m = r0 + i             # <<<<<<<<<<<<<<
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
+ *     return G * rows_p * K
+*/
+                  __pyx_v_m = (__pyx_v_r0 + __pyx_v_i);
+
+                  /* "cconv/_kernels/_igemm.pyx":415
+ *                         for i in range(r):
+ *                             m = r0 + i
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0             # <<<<<<<<<<<<<<
+ *     return G * rows_p * K
  * 
 */
-                  __pyx_t_19 = __pyx_v_gi;
-                  __pyx_t_26 = (__pyx_v_r0 + __pyx_v_i);
-                  __pyx_t_27 = (__pyx_v_k0 + __pyx_v_kk);
-                  (__pyx_v_d[((__pyx_v_kk * __pyx_v_r) + __pyx_v_i)]) = (*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_a.data + __pyx_t_19 * __pyx_v_a.strides[0]) ) + __pyx_t_26 * __pyx_v_a.strides[1]) )) + __pyx_t_27)) )));
+                  __pyx_t_2 = (__pyx_v_m < __pyx_v_Mg);
+
+                  if (__pyx_t_2) {
+                    __pyx_t_19 = __pyx_v_gi;
+                    __pyx_t_27 = __pyx_v_m;
+                    __pyx_t_28 = (__pyx_v_k0 + __pyx_v_kk);
+
+                    __pyx_t_26 = (*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_a.data + __pyx_t_19 * __pyx_v_a.strides[0]) ) + __pyx_t_27 * __pyx_v_a.strides[1]) )) + __pyx_t_28)) )));
+                  } else {
+
+                    __pyx_t_26 = 0.0;
+                  }
+
+                  (__pyx_v_d[((__pyx_v_kk * __pyx_v_r) + __pyx_v_i)]) = __pyx_t_26;
+
                 }
 
               }
@@ -24532,9 +27458,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
 
       }
 
-      /* "cconv/_kernels/_igemm.pyx":290
- *     if dst.shape[0] != G * Mg * K:
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+      /* "cconv/_kernels/_igemm.pyx":399
+ *     if dst.shape[0] < G * rows_p * K:
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for gi in range(G):
  *             for kb in range(nkb):
@@ -24549,26 +27475,47 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_8pack_weights(CYTHON_UNUSED P
       }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":276
+  /* "cconv/_kernels/_igemm.pyx":416
+ *                             m = r0 + i
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
+ *     return G * rows_p * K             # <<<<<<<<<<<<<<
  * 
  * 
- * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t kc,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t mr_max):
- *     """Pack A[g, m, k] (groups x Mg x K) into the layout run_item reads.
+*/
+  __pyx_t_3 = PyLong_FromSsize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_3;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_3 = 0;
+  goto __pyx_L0;
+
+  /* "cconv/_kernels/_igemm.pyx":379
+ * 
+ * 
+ * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
+ *                  Py_ssize_t cpb, int mode, Py_ssize_t width):
+ *     """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
 */
 
   /* function exit code */
-  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-  goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_4);
   __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_AddTraceback("cconv._kernels._igemm.pack_weights", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
+
+
+
 
 
 
@@ -24595,11 +27542,13 @@ static PyMethodDef __pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_11pack_weight
 static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_11pack_weights(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_a = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_dst = { 0, 0, { 0 }, { 0 }, { 0 } };
-  Py_ssize_t __pyx_v_kc;
-  Py_ssize_t __pyx_v_mr_max;
+  Py_ssize_t __pyx_v_taps;
+  Py_ssize_t __pyx_v_cpb;
+  int __pyx_v_mode;
+  Py_ssize_t __pyx_v_width;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[4] = {0,0,0,0};
+  PyObject* values[6] = {0,0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -24613,55 +27562,69 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_11pack_weights(Py
   #endif
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_a,&__pyx_mstate_global->__pyx_n_u_dst,&__pyx_mstate_global->__pyx_n_u_kc,&__pyx_mstate_global->__pyx_n_u_mr_max,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_a,&__pyx_mstate_global->__pyx_n_u_dst,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_width,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 276, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 379, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case  6:
+        values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 276, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 276, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 4, 4, i); __PYX_ERR(0, 276, __pyx_L3_error) }
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_weights", 0) < (0)) __PYX_ERR(0, 379, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, i); __PYX_ERR(0, 379, __pyx_L3_error) }
       }
-    } else if (unlikely(__pyx_nargs != 4)) {
+    } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 379, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 379, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 379, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 276, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 379, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 379, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 379, __pyx_L3_error)
     }
-    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 276, __pyx_L3_error)
-    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 276, __pyx_L3_error)
-    __pyx_v_kc = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_kc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 276, __pyx_L3_error)
-    __pyx_v_mr_max = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_mr_max == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 277, __pyx_L3_error)
+    __pyx_v_a = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_a.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
+    __pyx_v_dst = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dst.memview)) __PYX_ERR(0, 379, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_taps == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 379, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
+    __pyx_v_width = __Pyx_PyIndex_AsSsize_t(values[5]); if (unlikely((__pyx_v_width == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 276, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("pack_weights", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 379, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -24674,7 +27637,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_11pack_weights(Py
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(__pyx_self, __pyx_v_a, __pyx_v_dst, __pyx_v_kc, __pyx_v_mr_max);
+  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(__pyx_self, __pyx_v_a, __pyx_v_dst, __pyx_v_taps, __pyx_v_cpb, __pyx_v_mode, __pyx_v_width);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -24684,16 +27647,20 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_11pack_weights(Py
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_dst, 1);
 
 
+
+
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_mr_max) {
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_a, __Pyx_memviewslice __pyx_v_dst, Py_ssize_t __pyx_v_taps, Py_ssize_t __pyx_v_cpb, int __pyx_v_mode, Py_ssize_t __pyx_v_width) {
   Py_ssize_t __pyx_v_G;
   Py_ssize_t __pyx_v_Mg;
   Py_ssize_t __pyx_v_K;
+  Py_ssize_t __pyx_v_channels;
   Py_ssize_t __pyx_v_nkb;
   Py_ssize_t __pyx_v_npanels;
+  Py_ssize_t __pyx_v_rows_p;
   Py_ssize_t __pyx_v_gi;
   Py_ssize_t __pyx_v_kb;
   Py_ssize_t __pyx_v_k0;
@@ -24703,16 +27670,17 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_kk;
   Py_ssize_t __pyx_v_i;
+  Py_ssize_t __pyx_v_m;
   double *__pyx_v_d;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
-  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
   PyObject *__pyx_t_3 = NULL;
   PyObject *__pyx_t_4 = NULL;
   PyObject *__pyx_t_5 = NULL;
-  PyObject *__pyx_t_6[4];
-  Py_ssize_t __pyx_t_7;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7[4];
   int __pyx_t_8;
   PyObject *__pyx_t_9 = NULL;
   size_t __pyx_t_10;
@@ -24731,97 +27699,134 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   Py_ssize_t __pyx_t_23;
   Py_ssize_t __pyx_t_24;
   Py_ssize_t __pyx_t_25;
-  Py_ssize_t __pyx_t_26;
+  double __pyx_t_26;
   Py_ssize_t __pyx_t_27;
+  Py_ssize_t __pyx_t_28;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1pack_weights", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":284
- *     A[g, r0 + i, k0 + kk]. dst has the same size as A: no padding.
+  /* "cconv/_kernels/_igemm.pyx":390
+ *     cdiv(Mg, NR)*NR. Returns the number of elements written (dst may be larger).
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t nkb = cdiv(K, kc), npanels = cdiv(Mg, mr_max)
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+ *     cdef Py_ssize_t channels = K // taps
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
 */
   __pyx_v_G = (__pyx_v_a.shape[0]);
   __pyx_v_Mg = (__pyx_v_a.shape[1]);
   __pyx_v_K = (__pyx_v_a.shape[2]);
 
-  /* "cconv/_kernels/_igemm.pyx":285
+  /* "cconv/_kernels/_igemm.pyx":391
  *     """
  *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
- *     cdef Py_ssize_t nkb = cdiv(K, kc), npanels = cdiv(Mg, mr_max)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+ *     cdef Py_ssize_t channels = K // taps             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)
+*/
+  __pyx_v_channels = (__pyx_v_K / __pyx_v_taps);
+
+  /* "cconv/_kernels/_igemm.pyx":392
+ *     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
+ *     cdef Py_ssize_t channels = K // taps
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)
+ *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width
+*/
+  __pyx_v_nkb = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_channels, __pyx_v_cpb);
+
+  /* "cconv/_kernels/_igemm.pyx":393
+ *     cdef Py_ssize_t channels = K // taps
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
+*/
+  __pyx_v_npanels = __pyx_f_5cconv_8_kernels_5_band_cdiv(__pyx_v_Mg, __pyx_v_width);
+
+  /* "cconv/_kernels/_igemm.pyx":394
+ *     cdef Py_ssize_t nkb = cdiv(channels, cpb)
+ *     cdef Py_ssize_t npanels = cdiv(Mg, width)
+ *     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
 */
-  __pyx_v_nkb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_K, __pyx_v_kc);
-  __pyx_v_npanels = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_Mg, __pyx_v_mr_max);
+  __pyx_t_2 = (__pyx_v_mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
 
-  /* "cconv/_kernels/_igemm.pyx":288
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = __pyx_v_Mg;
+  } else {
+
+    __pyx_t_1 = (__pyx_v_npanels * __pyx_v_width);
+  }
+
+  __pyx_v_rows_p = __pyx_t_1;
+
+  /* "cconv/_kernels/_igemm.pyx":397
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
- *     if dst.shape[0] != G * Mg * K:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+ *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
 */
-  __pyx_t_1 = ((__pyx_v_dst.shape[0]) != ((__pyx_v_G * __pyx_v_Mg) * __pyx_v_K));
+  __pyx_t_2 = ((__pyx_v_dst.shape[0]) < ((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K));
 
-  if (unlikely(__pyx_t_1)) {
+  if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":289
+    /* "cconv/_kernels/_igemm.pyx":398
  *     cdef floating *d
- *     if dst.shape[0] != G * Mg * K:
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")             # <<<<<<<<<<<<<<
+ *     if dst.shape[0] < G * rows_p * K:
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")             # <<<<<<<<<<<<<<
  *     with nogil:
  *         for gi in range(G):
 */
-    __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_Mg) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_dst.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 398, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_dst_has;
-    __pyx_t_6[1] = __pyx_t_4;
-    __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
-    __pyx_t_6[3] = __pyx_t_5;
-    __pyx_t_7 = 28;
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K), 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 398, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_dst_has;
+    __pyx_t_7[1] = __pyx_t_5;
+    __pyx_t_7[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
+    __pyx_t_7[3] = __pyx_t_6;
+    __pyx_t_1 = 28;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_7 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_6[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_6[3]);
+    __pyx_t_1 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_7[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_7[3]);
     #endif
     __pyx_t_8 = 0;
-    __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_6, 4, __pyx_t_7, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 4, __pyx_t_1, __pyx_t_8);
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 398, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_10 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_9};
-      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_9};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 289, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
     }
-    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(0, 398, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":288
- *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+    /* "cconv/_kernels/_igemm.pyx":397
+ *     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
  *     cdef floating *d
- *     if dst.shape[0] != G * Mg * K:             # <<<<<<<<<<<<<<
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+ *     if dst.shape[0] < G * rows_p * K:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":290
- *     if dst.shape[0] != G * Mg * K:
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+  /* "cconv/_kernels/_igemm.pyx":399
+ *     if dst.shape[0] < G * rows_p * K:
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for gi in range(G):
  *             for kb in range(nkb):
@@ -24832,26 +27837,26 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "cconv/_kernels/_igemm.pyx":291
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+        /* "cconv/_kernels/_igemm.pyx":400
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:
  *         for gi in range(G):             # <<<<<<<<<<<<<<
  *             for kb in range(nkb):
- *                 k0 = k_start(kb, K, nkb)
+ *                 k0 = split_start(kb, channels, nkb) * taps
 */
 
-        __pyx_t_7 = __pyx_v_G;
-        __pyx_t_11 = __pyx_t_7;
+        __pyx_t_1 = __pyx_v_G;
+        __pyx_t_11 = __pyx_t_1;
 
         for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
           __pyx_v_gi = __pyx_t_12;
 
-          /* "cconv/_kernels/_igemm.pyx":292
+          /* "cconv/_kernels/_igemm.pyx":401
  *     with nogil:
  *         for gi in range(G):
  *             for kb in range(nkb):             # <<<<<<<<<<<<<<
- *                 k0 = k_start(kb, K, nkb)
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+ *                 k0 = split_start(kb, channels, nkb) * taps
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
 */
 
           __pyx_t_13 = __pyx_v_nkb;
@@ -24860,30 +27865,30 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
           for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
             __pyx_v_kb = __pyx_t_15;
 
-            /* "cconv/_kernels/_igemm.pyx":293
+            /* "cconv/_kernels/_igemm.pyx":402
  *         for gi in range(G):
  *             for kb in range(nkb):
- *                 k0 = k_start(kb, K, nkb)             # <<<<<<<<<<<<<<
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+ *                 k0 = split_start(kb, channels, nkb) * taps             # <<<<<<<<<<<<<<
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
 */
-            __pyx_v_k0 = __pyx_f_5cconv_8_kernels_6_igemm_k_start(__pyx_v_kb, __pyx_v_K, __pyx_v_nkb);
+            __pyx_v_k0 = (__pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_kb, __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps);
 
-            /* "cconv/_kernels/_igemm.pyx":294
+            /* "cconv/_kernels/_igemm.pyx":403
  *             for kb in range(nkb):
- *                 k0 = k_start(kb, K, nkb)
- *                 kcb = k_start(kb + 1, K, nkb) - k0             # <<<<<<<<<<<<<<
+ *                 k0 = split_start(kb, channels, nkb) * taps
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0             # <<<<<<<<<<<<<<
  *                 for pan in range(npanels):
- *                     r0 = panel_row(pan, Mg, npanels)
+ *                     if mode == PIXELS:
 */
-            __pyx_v_kcb = (__pyx_f_5cconv_8_kernels_6_igemm_k_start((__pyx_v_kb + 1), __pyx_v_K, __pyx_v_nkb) - __pyx_v_k0);
+            __pyx_v_kcb = ((__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_kb + 1), __pyx_v_channels, __pyx_v_nkb) * __pyx_v_taps) - __pyx_v_k0);
 
-            /* "cconv/_kernels/_igemm.pyx":295
- *                 k0 = k_start(kb, K, nkb)
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+            /* "cconv/_kernels/_igemm.pyx":404
+ *                 k0 = split_start(kb, channels, nkb) * taps
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):             # <<<<<<<<<<<<<<
- *                     r0 = panel_row(pan, Mg, npanels)
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
+ *                     if mode == PIXELS:
+ *                         r0 = split_start(pan, Mg, npanels)
 */
 
             __pyx_t_16 = __pyx_v_npanels;
@@ -24892,40 +27897,83 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
             for (__pyx_t_18 = 0; __pyx_t_18 < __pyx_t_17; __pyx_t_18+=1) {
               __pyx_v_pan = __pyx_t_18;
 
-              /* "cconv/_kernels/_igemm.pyx":296
- *                 kcb = k_start(kb + 1, K, nkb) - k0
+              /* "cconv/_kernels/_igemm.pyx":405
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
  *                 for pan in range(npanels):
- *                     r0 = panel_row(pan, Mg, npanels)             # <<<<<<<<<<<<<<
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+ *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
+ *                         r0 = split_start(pan, Mg, npanels)
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
 */
-              __pyx_v_r0 = __pyx_f_5cconv_8_kernels_6_igemm_panel_row(__pyx_v_pan, __pyx_v_Mg, __pyx_v_npanels);
+              __pyx_t_2 = (__pyx_v_mode == __pyx_e_5cconv_8_kernels_6_igemm_PIXELS);
 
-              /* "cconv/_kernels/_igemm.pyx":297
+              if (__pyx_t_2) {
+
+
+                /* "cconv/_kernels/_igemm.pyx":406
  *                 for pan in range(npanels):
- *                     r0 = panel_row(pan, Mg, npanels)
- *                     r = panel_row(pan + 1, Mg, npanels) - r0             # <<<<<<<<<<<<<<
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+ *                     if mode == PIXELS:
+ *                         r0 = split_start(pan, Mg, npanels)             # <<<<<<<<<<<<<<
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
+ *                     else:
+*/
+                __pyx_v_r0 = __pyx_f_5cconv_8_kernels_5_band_split_start(__pyx_v_pan, __pyx_v_Mg, __pyx_v_npanels);
+
+                /* "cconv/_kernels/_igemm.pyx":407
+ *                     if mode == PIXELS:
+ *                         r0 = split_start(pan, Mg, npanels)
+ *                         r = split_start(pan + 1, Mg, npanels) - r0             # <<<<<<<<<<<<<<
+ *                     else:
+ *                         r0 = pan * width
+*/
+                __pyx_v_r = (__pyx_f_5cconv_8_kernels_5_band_split_start((__pyx_v_pan + 1), __pyx_v_Mg, __pyx_v_npanels) - __pyx_v_r0);
+
+                /* "cconv/_kernels/_igemm.pyx":405
+ *                 kcb = split_start(kb + 1, channels, nkb) * taps - k0
+ *                 for pan in range(npanels):
+ *                     if mode == PIXELS:             # <<<<<<<<<<<<<<
+ *                         r0 = split_start(pan, Mg, npanels)
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
+*/
+                goto __pyx_L13;
+              }
+
+              /* "cconv/_kernels/_igemm.pyx":409
+ *                         r = split_start(pan + 1, Mg, npanels) - r0
+ *                     else:
+ *                         r0 = pan * width             # <<<<<<<<<<<<<<
+ *                         r = width
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
+*/
+              /*else*/ {
+                __pyx_v_r0 = (__pyx_v_pan * __pyx_v_width);
+
+                /* "cconv/_kernels/_igemm.pyx":410
+ *                     else:
+ *                         r0 = pan * width
+ *                         r = width             # <<<<<<<<<<<<<<
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):
 */
-              __pyx_v_r = (__pyx_f_5cconv_8_kernels_6_igemm_panel_row((__pyx_v_pan + 1), __pyx_v_Mg, __pyx_v_npanels) - __pyx_v_r0);
+                __pyx_v_r = __pyx_v_width;
+              }
+              __pyx_L13:;
 
-              /* "cconv/_kernels/_igemm.pyx":298
- *                     r0 = panel_row(pan, Mg, npanels)
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]             # <<<<<<<<<<<<<<
+              /* "cconv/_kernels/_igemm.pyx":411
+ *                         r0 = pan * width
+ *                         r = width
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]             # <<<<<<<<<<<<<<
  *                     for kk in range(kcb):
  *                         for i in range(r):
 */
-              __pyx_t_19 = ((((__pyx_v_gi * __pyx_v_Mg) * __pyx_v_K) + (__pyx_v_k0 * __pyx_v_Mg)) + (__pyx_v_r0 * __pyx_v_kcb));
+              __pyx_t_19 = ((((__pyx_v_gi * __pyx_v_rows_p) * __pyx_v_K) + (__pyx_v_k0 * __pyx_v_rows_p)) + (__pyx_v_r0 * __pyx_v_kcb));
               __pyx_v_d = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_dst.data) + __pyx_t_19)) ))));
 
-              /* "cconv/_kernels/_igemm.pyx":299
- *                     r = panel_row(pan + 1, Mg, npanels) - r0
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+              /* "cconv/_kernels/_igemm.pyx":412
+ *                         r = width
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):             # <<<<<<<<<<<<<<
  *                         for i in range(r):
- *                             d[kk * r + i] = a[gi, r0 + i, k0 + kk]
+ *                             m = r0 + i
 */
 
               __pyx_t_20 = __pyx_v_kcb;
@@ -24934,12 +27982,12 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
               for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                 __pyx_v_kk = __pyx_t_22;
 
-                /* "cconv/_kernels/_igemm.pyx":300
- *                     d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+                /* "cconv/_kernels/_igemm.pyx":413
+ *                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
  *                     for kk in range(kcb):
  *                         for i in range(r):             # <<<<<<<<<<<<<<
- *                             d[kk * r + i] = a[gi, r0 + i, k0 + kk]
- * 
+ *                             m = r0 + i
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
 */
 
                 __pyx_t_23 = __pyx_v_r;
@@ -24948,17 +27996,37 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
                 for (__pyx_t_25 = 0; __pyx_t_25 < __pyx_t_24; __pyx_t_25+=1) {
                   __pyx_v_i = __pyx_t_25;
 
-                  /* "cconv/_kernels/_igemm.pyx":301
+                  /* "cconv/_kernels/_igemm.pyx":414
  *                     for kk in range(kcb):
  *                         for i in range(r):
- *                             d[kk * r + i] = a[gi, r0 + i, k0 + kk]             # <<<<<<<<<<<<<<
- * 
+ *                             m = r0 + i             # <<<<<<<<<<<<<<
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
+ *     return G * rows_p * K
+*/
+                  __pyx_v_m = (__pyx_v_r0 + __pyx_v_i);
+
+                  /* "cconv/_kernels/_igemm.pyx":415
+ *                         for i in range(r):
+ *                             m = r0 + i
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0             # <<<<<<<<<<<<<<
+ *     return G * rows_p * K
  * 
 */
-                  __pyx_t_19 = __pyx_v_gi;
-                  __pyx_t_26 = (__pyx_v_r0 + __pyx_v_i);
-                  __pyx_t_27 = (__pyx_v_k0 + __pyx_v_kk);
-                  (__pyx_v_d[((__pyx_v_kk * __pyx_v_r) + __pyx_v_i)]) = (*((double const  *) ( /* dim=2 */ ((char *) (((double const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_a.data + __pyx_t_19 * __pyx_v_a.strides[0]) ) + __pyx_t_26 * __pyx_v_a.strides[1]) )) + __pyx_t_27)) )));
+                  __pyx_t_2 = (__pyx_v_m < __pyx_v_Mg);
+
+                  if (__pyx_t_2) {
+                    __pyx_t_19 = __pyx_v_gi;
+                    __pyx_t_27 = __pyx_v_m;
+                    __pyx_t_28 = (__pyx_v_k0 + __pyx_v_kk);
+
+                    __pyx_t_26 = (*((double const  *) ( /* dim=2 */ ((char *) (((double const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_a.data + __pyx_t_19 * __pyx_v_a.strides[0]) ) + __pyx_t_27 * __pyx_v_a.strides[1]) )) + __pyx_t_28)) )));
+                  } else {
+
+                    __pyx_t_26 = 0.0;
+                  }
+
+                  (__pyx_v_d[((__pyx_v_kk * __pyx_v_r) + __pyx_v_i)]) = __pyx_t_26;
+
                 }
 
               }
@@ -24971,9 +28039,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
 
       }
 
-      /* "cconv/_kernels/_igemm.pyx":290
- *     if dst.shape[0] != G * Mg * K:
- *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+      /* "cconv/_kernels/_igemm.pyx":399
+ *     if dst.shape[0] < G * rows_p * K:
+ *         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for gi in range(G):
  *             for kb in range(nkb):
@@ -24988,26 +28056,47 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
       }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":276
+  /* "cconv/_kernels/_igemm.pyx":416
+ *                             m = r0 + i
+ *                             d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
+ *     return G * rows_p * K             # <<<<<<<<<<<<<<
  * 
  * 
- * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t kc,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t mr_max):
- *     """Pack A[g, m, k] (groups x Mg x K) into the layout run_item reads.
+*/
+  __pyx_t_3 = PyLong_FromSsize_t(((__pyx_v_G * __pyx_v_rows_p) * __pyx_v_K)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_3;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_3 = 0;
+  goto __pyx_L0;
+
+  /* "cconv/_kernels/_igemm.pyx":379
+ * 
+ * 
+ * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
+ *                  Py_ssize_t cpb, int mode, Py_ssize_t width):
+ *     """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
 */
 
   /* function exit code */
-  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-  goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_4);
   __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_AddTraceback("cconv._kernels._igemm.pack_weights", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
+
+
+
 
 
 
@@ -25028,17 +28117,17 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_10pack_weights(CYTHON_UNUSED 
   return __pyx_r;
 }
 
-/* "cconv/_kernels/_igemm.pyx":304
+/* "cconv/_kernels/_igemm.pyx":419
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
  *           floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
- *           const Py_ssize_t[::1] taps, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t ppb, int isa,
+ *           const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
 */
 
 /* Python wrapper */
 static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_7igemm(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_6_igemm_6igemm, "igemm(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nRun the problems of one convolution (see the module docstring) on nthreads threads.\n\nx (N, C_in, H, W); wpack: pack_weights of every problem, at its a_offset; bias (C_out,)\nor None; out (N, C_out, H_out, W_out), every element written exactly once; problems: one\nrow of PROBLEM_FIELDS each, taps holding offh then offw at taps_offset; kc, nc, ppb: K\nblock, pixel block, MR panels per channel block; ws: nthreads * workspace_elems(...).\nAssumes (checked by the planner): the problems tile the output exactly and all\ninput reads of the taps tables stay inside the image or are masked as padding.");
+PyDoc_STRVAR(__pyx_doc_5cconv_8_kernels_6_igemm_6igemm, "igemm(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nRun the problems of one convolution (module docstring) on nthreads threads.\n\nx (N, C_in, H, W); wpack: pack_weights of every problem at its a_offset; bias (C_out,)\nor None; out (N, C_out, H_out, W_out), every element written exactly once; problems: one\nrow of PROBLEM_FIELDS each, taps holding offh then offw at taps_offset; mode:\nMODE_PIXELS or MODE_CHANNELS; cpb: input channels per K block; rows: grid rows per band;\nppb: panels per channel block; ws: nthreads * workspace_elems(...)[0] elements.\nAssumes (the planner\047s tables): the problems cover the output exactly once.");
 static PyMethodDef __pyx_mdef_5cconv_8_kernels_6_igemm_7igemm = {"igemm", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5cconv_8_kernels_6_igemm_7igemm, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5cconv_8_kernels_6_igemm_6igemm};
 static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_7igemm(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_signatures = 0;
@@ -25065,53 +28154,53 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_7igemm(PyObject *__pyx_self, 
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 304, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 304, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 419, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -25125,7 +28214,7 @@ static PyObject *__pyx_pw_5cconv_8_kernels_6_igemm_7igemm(PyObject *__pyx_self, 
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 304, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25177,7 +28266,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 304, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 419, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -25195,11 +28284,11 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 304, __pyx_L1_error)
+    __PYX_ERR(0, 419, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 419, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -25209,7 +28298,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 304, __pyx_L1_error)
+      __PYX_ERR(0, 419, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -25228,9 +28317,9 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 304, __pyx_L1_error)
+    __PYX_ERR(0, 419, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 419, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -25239,25 +28328,25 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_6igemm(CYTHON_UNUSED PyObject
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 304, __pyx_L1_error)
+      __PYX_ERR(0, 419, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 304, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 13, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 14, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 419, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 304, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_a47751_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 304, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 419, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_a47751_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -25297,15 +28386,16 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_15igemm(PyObject 
   Py_ssize_t __pyx_v_groups;
   __Pyx_memviewslice __pyx_v_problems = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_taps = { 0, 0, { 0 }, { 0 }, { 0 } };
-  Py_ssize_t __pyx_v_kc;
-  Py_ssize_t __pyx_v_nc;
-  Py_ssize_t __pyx_v_ppb;
+  int __pyx_v_mode;
   int __pyx_v_isa;
+  Py_ssize_t __pyx_v_cpb;
+  Py_ssize_t __pyx_v_rows;
+  Py_ssize_t __pyx_v_ppb;
   __Pyx_memviewslice __pyx_v_ws = { 0, 0, { 0 }, { 0 }, { 0 } };
   int __pyx_v_nthreads;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[13] = {0,0,0,0,0,0,0,0,0,0,0,0,0};
+  PyObject* values[14] = {0,0,0,0,0,0,0,0,0,0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -25319,118 +28409,125 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_15igemm(PyObject 
   #endif
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_wpack,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_kc,&__pyx_mstate_global->__pyx_n_u_nc,&__pyx_mstate_global->__pyx_n_u_ppb,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_wpack,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_ppb,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 304, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case 14:
+        values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 304, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 13; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 13, 13, i); __PYX_ERR(0, 304, __pyx_L3_error) }
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 14; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, i); __PYX_ERR(0, 419, __pyx_L3_error) }
       }
-    } else if (unlikely(__pyx_nargs != 13)) {
+    } else if (unlikely(__pyx_nargs != 14)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
+      values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_kc = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_kc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_nc = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_nc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[10]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 307, __pyx_L3_error)
-    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[12]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 307, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
+    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
+    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
+    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 420, __pyx_L3_error)
+    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
+    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 422, __pyx_L3_error)
+    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("igemm", 1, 13, 13, __pyx_nargs); __PYX_ERR(0, 304, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25448,7 +28545,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_15igemm(PyObject 
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_14igemm(__pyx_self, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_groups, __pyx_v_problems, __pyx_v_taps, __pyx_v_kc, __pyx_v_nc, __pyx_v_ppb, __pyx_v_isa, __pyx_v_ws, __pyx_v_nthreads);
+  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_14igemm(__pyx_self, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_groups, __pyx_v_problems, __pyx_v_taps, __pyx_v_mode, __pyx_v_isa, __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb, __pyx_v_ws, __pyx_v_nthreads);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -25465,875 +28562,305 @@ static PyObject *__pyx_fuse_0__pyx_pw_5cconv_8_kernels_6_igemm_15igemm(PyObject 
 
 
 
+
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_ws, 1);
 
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_nc, Py_ssize_t __pyx_v_ppb, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads) {
-  struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry __pyx_v_g;
-  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs;
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, int __pyx_v_mode, int __pyx_v_isa, Py_ssize_t __pyx_v_cpb, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_ppb, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads) {
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_v_L;
   Py_ssize_t __pyx_v_nprob;
   Py_ssize_t __pyx_v_p;
   Py_ssize_t __pyx_v_total;
   Py_ssize_t __pyx_v_item;
   Py_ssize_t __pyx_v_local;
-  Py_ssize_t __pyx_v_c_rows;
-  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_pr;
-  int __pyx_v_tid;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs;
   float *__pyx_v_wsp;
   float const *__pyx_v_bias_p;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_t_1;
+  int __pyx_t_2;
   Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  PyObject *__pyx_t_5 = NULL;
-  PyObject *__pyx_t_6 = NULL;
-  PyObject *__pyx_t_7 = NULL;
+  long __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9 = NULL;
-  size_t __pyx_t_10;
-  PyObject *(*__pyx_t_11)(PyObject *);
-  int __pyx_t_12;
-  Py_ssize_t __pyx_t_13;
-  Py_ssize_t __pyx_t_14;
-  Py_ssize_t __pyx_t_15;
-  Py_ssize_t __pyx_t_16;
+  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_11 = NULL;
+  PyObject *__pyx_t_12[4];
+  int __pyx_t_13;
+  PyObject *__pyx_t_14 = NULL;
+  size_t __pyx_t_15;
+  float *__pyx_t_16;
   Py_ssize_t __pyx_t_17;
   Py_ssize_t __pyx_t_18;
-  int __pyx_t_19;
-  PyObject *__pyx_t_20[4];
-  int __pyx_t_21;
+  Py_ssize_t __pyx_t_19;
+  Py_ssize_t __pyx_t_20;
+  Py_ssize_t __pyx_t_21;
   Py_ssize_t __pyx_t_22;
   Py_ssize_t __pyx_t_23;
   Py_ssize_t __pyx_t_24;
-  Py_ssize_t __pyx_t_25;
-  Py_ssize_t __pyx_t_26;
-  Py_ssize_t __pyx_t_27;
-  int __pyx_t_28;
-  char const *__pyx_t_29;
+  int __pyx_t_25;
+  char const *__pyx_t_26;
+  PyObject *__pyx_t_27 = NULL;
+  PyObject *__pyx_t_28 = NULL;
+  PyObject *__pyx_t_29 = NULL;
   PyObject *__pyx_t_30 = NULL;
   PyObject *__pyx_t_31 = NULL;
   PyObject *__pyx_t_32 = NULL;
-  PyObject *__pyx_t_33 = NULL;
-  PyObject *__pyx_t_34 = NULL;
-  PyObject *__pyx_t_35 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0igemm", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":319
- *     cdef Geometry g
+  /* "cconv/_kernels/_igemm.pyx":432
+ *     Assumes (the planner's tables): the problems cover the output exactly once.
+ *     """
+ *     cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],             # <<<<<<<<<<<<<<
+ *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
+ *                             cpb, rows, ppb)
+*/
+  __pyx_t_1 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_groups, __pyx_v_mode, __pyx_v_isa, (sizeof(float)), __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_v_L = __pyx_t_1;
+
+  /* "cconv/_kernels/_igemm.pyx":435
+ *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
+ *                             cpb, rows, ppb)
+ *     cdef Py_ssize_t nprob = problems.shape[0], p, total, item, local             # <<<<<<<<<<<<<<
  *     cdef Problem *probs
- *     cdef Py_ssize_t nprob = problems.shape[0], p, total = 0, item, local, c_rows = 0             # <<<<<<<<<<<<<<
- *     cdef Problem *pr
- *     cdef int tid
+ *     cdef floating *wsp
 */
   __pyx_v_nprob = (__pyx_v_problems.shape[0]);
-  __pyx_v_total = 0;
-  __pyx_v_c_rows = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":323
- *     cdef int tid
+  /* "cconv/_kernels/_igemm.pyx":438
+ *     cdef Problem *probs
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL             # <<<<<<<<<<<<<<
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
+ *     if bias is not None:
+ *         bias_p = &bias[0]
 */
   __pyx_v_bias_p = NULL;
 
-  /* "cconv/_kernels/_igemm.pyx":324
+  /* "cconv/_kernels/_igemm.pyx":439
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]             # <<<<<<<<<<<<<<
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     g.groups = groups
-*/
-  __pyx_t_1 = (__pyx_v_x.shape[0]);
-
-  __pyx_t_2 = (__pyx_v_x.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_x.shape[2]);
-
-  __pyx_t_4 = (__pyx_v_x.shape[3]);
-
-  __pyx_v_g.N = __pyx_t_1;
-  __pyx_v_g.C_in = __pyx_t_2;
-  __pyx_v_g.H = __pyx_t_3;
-  __pyx_v_g.W = __pyx_t_4;
-
-  /* "cconv/_kernels/_igemm.pyx":325
- *     cdef const floating *bias_p = NULL
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]             # <<<<<<<<<<<<<<
- *     g.groups = groups
- *     g.Cg = g.C_in // groups
-*/
-  __pyx_t_4 = (__pyx_v_out.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_out.shape[2]);
-
-  __pyx_t_2 = (__pyx_v_out.shape[3]);
-
-  __pyx_v_g.C_out = __pyx_t_4;
-  __pyx_v_g.H_out = __pyx_t_3;
-  __pyx_v_g.W_out = __pyx_t_2;
-
-  /* "cconv/_kernels/_igemm.pyx":326
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     g.groups = groups             # <<<<<<<<<<<<<<
- *     g.Cg = g.C_in // groups
- *     g.Mg = g.C_out // groups
-*/
-  __pyx_v_g.groups = __pyx_v_groups;
-
-  /* "cconv/_kernels/_igemm.pyx":327
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     g.groups = groups
- *     g.Cg = g.C_in // groups             # <<<<<<<<<<<<<<
- *     g.Mg = g.C_out // groups
- *     g.isa = isa
-*/
-  __pyx_v_g.Cg = (__pyx_v_g.C_in / __pyx_v_groups);
-
-  /* "cconv/_kernels/_igemm.pyx":328
- *     g.groups = groups
- *     g.Cg = g.C_in // groups
- *     g.Mg = g.C_out // groups             # <<<<<<<<<<<<<<
- *     g.isa = isa
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
-*/
-  __pyx_v_g.Mg = (__pyx_v_g.C_out / __pyx_v_groups);
-
-  /* "cconv/_kernels/_igemm.pyx":329
- *     g.Cg = g.C_in // groups
- *     g.Mg = g.C_out // groups
- *     g.isa = isa             # <<<<<<<<<<<<<<
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
- *     g.kc, g.nc = kc, nc
-*/
-  __pyx_v_g.isa = __pyx_v_isa;
-
-  /* "cconv/_kernels/_igemm.pyx":330
- *     g.Mg = g.C_out // groups
- *     g.isa = isa
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))             # <<<<<<<<<<<<<<
- *     g.kc, g.nc = kc, nc
- *     g.npanels = cdiv(g.Mg, g.mr_max)
-*/
-  __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tile); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_isa); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyLong_FromSize_t((sizeof(float))); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_10 = 1;
-  #if CYTHON_UNPACK_METHODS
-  if (unlikely(PyMethod_Check(__pyx_t_7))) {
-    __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_7);
-    assert(__pyx_t_6);
-    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
-    __Pyx_INCREF(__pyx_t_6);
-    __Pyx_INCREF(__pyx__function);
-    __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
-    __pyx_t_10 = 0;
-  }
-  #endif
-  {
-    PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_t_8, __pyx_t_9};
-    __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_10, (3-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-  }
-  if ((likely(PyTuple_CheckExact(__pyx_t_5))) || (PyList_CheckExact(__pyx_t_5))) {
-    PyObject* sequence = __pyx_t_5;
-    Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
-    if (unlikely(size != 2)) {
-      if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-      else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(0, 330, __pyx_L1_error)
-    }
-    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-    if (likely(PyTuple_CheckExact(sequence))) {
-      __pyx_t_7 = PyTuple_GET_ITEM(sequence, 0);
-      __Pyx_INCREF(__pyx_t_7);
-      __pyx_t_9 = PyTuple_GET_ITEM(sequence, 1);
-      __Pyx_INCREF(__pyx_t_9);
-    } else {
-      __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
-      __Pyx_XGOTREF(__pyx_t_7);
-      __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 330, __pyx_L1_error)
-      __Pyx_XGOTREF(__pyx_t_9);
-    }
-    #else
-    __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    #endif
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  } else {
-    Py_ssize_t index = -1;
-    __pyx_t_8 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_11 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
-    index = 0; __pyx_t_7 = __pyx_t_11(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L3_unpacking_failed;
-    __Pyx_GOTREF(__pyx_t_7);
-    index = 1; __pyx_t_9 = __pyx_t_11(__pyx_t_8); if (unlikely(!__pyx_t_9)) goto __pyx_L3_unpacking_failed;
-    __Pyx_GOTREF(__pyx_t_9);
-    if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __pyx_t_11 = NULL;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    goto __pyx_L4_unpacking_done;
-    __pyx_L3_unpacking_failed:;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_11 = NULL;
-    if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-    __PYX_ERR(0, 330, __pyx_L1_error)
-    __pyx_L4_unpacking_done:;
-  }
-  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_9); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-  __pyx_v_g.mr_max = __pyx_t_2;
-  __pyx_v_g.nr = __pyx_t_3;
-
-  /* "cconv/_kernels/_igemm.pyx":331
- *     g.isa = isa
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
- *     g.kc, g.nc = kc, nc             # <<<<<<<<<<<<<<
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb
-*/
-  __pyx_t_3 = __pyx_v_kc;
-
-  __pyx_t_2 = __pyx_v_nc;
-
-  __pyx_v_g.kc = __pyx_t_3;
-  __pyx_v_g.nc = __pyx_t_2;
-
-  /* "cconv/_kernels/_igemm.pyx":332
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
- *     g.kc, g.nc = kc, nc
- *     g.npanels = cdiv(g.Mg, g.mr_max)             # <<<<<<<<<<<<<<
- *     g.ppb = ppb
- *     if bias is not None:
-*/
-  __pyx_v_g.npanels = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_g.Mg, __pyx_v_g.mr_max);
-
-  /* "cconv/_kernels/_igemm.pyx":333
- *     g.kc, g.nc = kc, nc
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb             # <<<<<<<<<<<<<<
- *     if bias is not None:
- *         bias_p = &bias[0]
-*/
-  __pyx_v_g.ppb = __pyx_v_ppb;
-
-  /* "cconv/_kernels/_igemm.pyx":334
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb
  *     if bias is not None:             # <<<<<<<<<<<<<<
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
 */
-  __pyx_t_12 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
+  __pyx_t_2 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
 
-  if (__pyx_t_12) {
+  if (__pyx_t_2) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":335
- *     g.ppb = ppb
+    /* "cconv/_kernels/_igemm.pyx":440
+ *     cdef const floating *bias_p = NULL
  *     if bias is not None:
  *         bias_p = &bias[0]             # <<<<<<<<<<<<<<
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:
 */
-    __pyx_t_13 = 0;
-    __pyx_v_bias_p = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_bias.data) + __pyx_t_13)) ))));
+    __pyx_t_3 = 0;
+    __pyx_v_bias_p = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_bias.data) + __pyx_t_3)) ))));
 
-    /* "cconv/_kernels/_igemm.pyx":334
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb
+    /* "cconv/_kernels/_igemm.pyx":439
+ *     cdef floating *wsp
+ *     cdef const floating *bias_p = NULL
  *     if bias is not None:             # <<<<<<<<<<<<<<
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":336
+  /* "cconv/_kernels/_igemm.pyx":441
  *     if bias is not None:
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))             # <<<<<<<<<<<<<<
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))             # <<<<<<<<<<<<<<
  *     if probs == NULL:
  *         raise MemoryError()
 */
-  __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_v_nprob * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
 
-  /* "cconv/_kernels/_igemm.pyx":337
+  __pyx_t_4 = 1;
+
+  __pyx_t_5 = __pyx_v_nprob;
+  __pyx_t_2 = (__pyx_t_4 > __pyx_t_5);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_6 = __pyx_t_4;
+  } else {
+
+    __pyx_t_6 = __pyx_t_5;
+  }
+
+  __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_t_6 * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
+
+
+  /* "cconv/_kernels/_igemm.pyx":442
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     try:
+ *     for p in range(nprob):
 */
-  __pyx_t_12 = (__pyx_v_probs == NULL);
+  __pyx_t_2 = (__pyx_v_probs == NULL);
 
-  if (unlikely(__pyx_t_12)) {
+  if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":338
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+    /* "cconv/_kernels/_igemm.pyx":443
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
- *     try:
- *         for p in range(nprob):
+ *     for p in range(nprob):
+ *         probs[p].koff = NULL
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 338, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 443, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":337
+    /* "cconv/_kernels/_igemm.pyx":442
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     try:
+ *     for p in range(nprob):
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":339
+  /* "cconv/_kernels/_igemm.pyx":444
  *     if probs == NULL:
  *         raise MemoryError()
+ *     for p in range(nprob):             # <<<<<<<<<<<<<<
+ *         probs[p].koff = NULL
+ *     L.ktab = NULL
+*/
+
+  __pyx_t_6 = __pyx_v_nprob;
+  __pyx_t_5 = __pyx_t_6;
+
+  for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_5; __pyx_t_7+=1) {
+    __pyx_v_p = __pyx_t_7;
+
+    /* "cconv/_kernels/_igemm.pyx":445
+ *         raise MemoryError()
+ *     for p in range(nprob):
+ *         probs[p].koff = NULL             # <<<<<<<<<<<<<<
+ *     L.ktab = NULL
+ *     try:
+*/
+    (__pyx_v_probs[__pyx_v_p]).koff = NULL;
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":446
+ *     for p in range(nprob):
+ *         probs[p].koff = NULL
+ *     L.ktab = NULL             # <<<<<<<<<<<<<<
+ *     try:
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+*/
+  __pyx_v_L.ktab = NULL;
+
+  /* "cconv/_kernels/_igemm.pyx":447
+ *         probs[p].koff = NULL
+ *     L.ktab = NULL
  *     try:             # <<<<<<<<<<<<<<
- *         for p in range(nprob):
- *             pr = &probs[p]
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:
 */
   /*try:*/ {
 
-    /* "cconv/_kernels/_igemm.pyx":340
- *         raise MemoryError()
+    /* "cconv/_kernels/_igemm.pyx":448
+ *     L.ktab = NULL
  *     try:
- *         for p in range(nprob):             # <<<<<<<<<<<<<<
- *             pr = &probs[p]
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))             # <<<<<<<<<<<<<<
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
 */
+    __pyx_v_total = __pyx_f_5cconv_8_kernels_6_igemm_setup((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob, __pyx_v_problems, __pyx_v_taps, (sizeof(float)));
 
-    __pyx_t_2 = __pyx_v_nprob;
-    __pyx_t_3 = __pyx_t_2;
-
-    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
-      __pyx_v_p = __pyx_t_4;
-
-      /* "cconv/_kernels/_igemm.pyx":341
+    /* "cconv/_kernels/_igemm.pyx":449
  *     try:
- *         for p in range(nprob):
- *             pr = &probs[p]             # <<<<<<<<<<<<<<
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
-*/
-      __pyx_v_pr = (&(__pyx_v_probs[__pyx_v_p]));
-
-      /* "cconv/_kernels/_igemm.pyx":342
- *         for p in range(nprob):
- *             pr = &probs[p]
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]             # <<<<<<<<<<<<<<
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 0;
-      __pyx_t_1 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 1;
-      __pyx_t_15 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 2;
-      __pyx_t_16 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 3;
-      __pyx_t_17 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_v_pr->KH = __pyx_t_1;
-      __pyx_v_pr->KW = __pyx_t_15;
-      __pyx_v_pr->sh = __pyx_t_16;
-      __pyx_v_pr->sw = __pyx_t_17;
-
-      /* "cconv/_kernels/_igemm.pyx":343
- *             pr = &probs[p]
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]             # <<<<<<<<<<<<<<
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
- *             pr.a_offset = problems[p, 10]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 4;
-      __pyx_t_17 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 5;
-      __pyx_t_16 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_v_pr->Hp = __pyx_t_17;
-      __pyx_v_pr->Wp = __pyx_t_16;
-
-      /* "cconv/_kernels/_igemm.pyx":344
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]             # <<<<<<<<<<<<<<
- *             pr.a_offset = problems[p, 10]
- *             pr.offh = &taps[problems[p, 11]]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 6;
-      __pyx_t_16 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 7;
-      __pyx_t_17 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 8;
-      __pyx_t_15 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 9;
-      __pyx_t_1 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_v_pr->oy0 = __pyx_t_16;
-      __pyx_v_pr->oys = __pyx_t_17;
-      __pyx_v_pr->ox0 = __pyx_t_15;
-      __pyx_v_pr->oxs = __pyx_t_1;
-
-      /* "cconv/_kernels/_igemm.pyx":345
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
- *             pr.a_offset = problems[p, 10]             # <<<<<<<<<<<<<<
- *             pr.offh = &taps[problems[p, 11]]
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 10;
-      __pyx_v_pr->a_offset = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      /* "cconv/_kernels/_igemm.pyx":346
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
- *             pr.a_offset = problems[p, 10]
- *             pr.offh = &taps[problems[p, 11]]             # <<<<<<<<<<<<<<
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
- *             pr.K = g.Cg * pr.KH * pr.KW
-*/
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 11;
-      __pyx_t_18 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-      __pyx_v_pr->offh = (&(*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_taps.data) + __pyx_t_18)) ))));
-
-      /* "cconv/_kernels/_igemm.pyx":347
- *             pr.a_offset = problems[p, 10]
- *             pr.offh = &taps[problems[p, 11]]
- *             pr.offw = &taps[problems[p, 11] + pr.KH]             # <<<<<<<<<<<<<<
- *             pr.K = g.Cg * pr.KH * pr.KW
- *             pr.nkb = cdiv(pr.K, kc)
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 11;
-      __pyx_t_18 = ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) ))) + __pyx_v_pr->KH);
-      __pyx_v_pr->offw = (&(*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_taps.data) + __pyx_t_18)) ))));
-
-      /* "cconv/_kernels/_igemm.pyx":348
- *             pr.offh = &taps[problems[p, 11]]
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
- *             pr.K = g.Cg * pr.KH * pr.KW             # <<<<<<<<<<<<<<
- *             pr.nkb = cdiv(pr.K, kc)
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
-*/
-      __pyx_v_pr->K = ((__pyx_v_g.Cg * __pyx_v_pr->KH) * __pyx_v_pr->KW);
-
-      /* "cconv/_kernels/_igemm.pyx":349
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
- *             pr.K = g.Cg * pr.KH * pr.KW
- *             pr.nkb = cdiv(pr.K, kc)             # <<<<<<<<<<<<<<
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
- *             pr.nmb = cdiv(g.npanels, ppb)
-*/
-      __pyx_v_pr->nkb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_pr->K, __pyx_v_kc);
-
-      /* "cconv/_kernels/_igemm.pyx":350
- *             pr.K = g.Cg * pr.KH * pr.KW
- *             pr.nkb = cdiv(pr.K, kc)
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)             # <<<<<<<<<<<<<<
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb
-*/
-      __pyx_v_pr->npb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv((__pyx_v_pr->Hp * __pyx_v_pr->Wp), __pyx_v_nc);
-
-      /* "cconv/_kernels/_igemm.pyx":351
- *             pr.nkb = cdiv(pr.K, kc)
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
- *             pr.nmb = cdiv(g.npanels, ppb)             # <<<<<<<<<<<<<<
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
-*/
-      __pyx_v_pr->nmb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_g.npanels, __pyx_v_ppb);
-
-      /* "cconv/_kernels/_igemm.pyx":352
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb             # <<<<<<<<<<<<<<
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
-*/
-      __pyx_v_pr->items = (((__pyx_v_g.N * __pyx_v_groups) * __pyx_v_pr->nmb) * __pyx_v_pr->npb);
-
-      /* "cconv/_kernels/_igemm.pyx":353
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1             # <<<<<<<<<<<<<<
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
-*/
-      __pyx_t_19 = (__pyx_v_pr->KH == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->KW == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->sh == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":354
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0             # <<<<<<<<<<<<<<
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
-*/
-      __pyx_t_19 = (__pyx_v_pr->sw == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = ((__pyx_v_pr->offh[0]) == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":355
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)             # <<<<<<<<<<<<<<
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
-*/
-      __pyx_t_19 = ((__pyx_v_pr->offw[0]) == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Hp == __pyx_v_g.H);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Wp == __pyx_v_g.W);
-
-
-      __pyx_t_12 = __pyx_t_19;
-
-      __pyx_L12_bool_binop_done:;
-
-      /* "cconv/_kernels/_igemm.pyx":353
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1             # <<<<<<<<<<<<<<
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
-*/
-      __pyx_v_pr->in_place_b = __pyx_t_12;
-
-      /* "cconv/_kernels/_igemm.pyx":356
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1             # <<<<<<<<<<<<<<
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:
-*/
-      __pyx_t_19 = (__pyx_v_pr->oy0 == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->ox0 == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->oys == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":357
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)             # <<<<<<<<<<<<<<
- *             if not pr.in_place_c:
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
-*/
-      __pyx_t_19 = (__pyx_v_pr->oxs == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Hp == __pyx_v_g.H_out);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Wp == __pyx_v_g.W_out);
-
-
-      __pyx_t_12 = __pyx_t_19;
-
-      __pyx_L20_bool_binop_done:;
-
-      /* "cconv/_kernels/_igemm.pyx":356
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1             # <<<<<<<<<<<<<<
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:
-*/
-      __pyx_v_pr->in_place_c = __pyx_t_12;
-
-      /* "cconv/_kernels/_igemm.pyx":358
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items
-*/
-      __pyx_t_12 = (!__pyx_v_pr->in_place_c);
-
-      if (__pyx_t_12) {
-
-
-        /* "cconv/_kernels/_igemm.pyx":359
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:
- *                 c_rows = min(ppb * g.mr_max, g.Mg)             # <<<<<<<<<<<<<<
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
-*/
-
-        __pyx_t_1 = __pyx_v_g.Mg;
-
-        __pyx_t_15 = (__pyx_v_ppb * __pyx_v_g.mr_max);
-        __pyx_t_12 = (__pyx_t_1 < __pyx_t_15);
-
-        if (__pyx_t_12) {
-
-          __pyx_t_17 = __pyx_t_1;
-        } else {
-
-          __pyx_t_17 = __pyx_t_15;
-        }
-
-        __pyx_v_c_rows = __pyx_t_17;
-
-
-        /* "cconv/_kernels/_igemm.pyx":358
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items
-*/
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":360
- *             if not pr.in_place_c:
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items             # <<<<<<<<<<<<<<
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:
-*/
-      __pyx_v_total = (__pyx_v_total + __pyx_v_pr->items);
-    }
-
-
-    /* "cconv/_kernels/_igemm.pyx":361
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)             # <<<<<<<<<<<<<<
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
-*/
-    __pyx_t_2 = __pyx_f_5cconv_8_kernels_6_igemm_workspace_elems(__pyx_v_kc, __pyx_v_nc, __pyx_v_g.nr, __pyx_v_c_rows, 0); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 361, __pyx_L8_error)
-    __pyx_v_g.ws_b = __pyx_t_2;
-
-    /* "cconv/_kernels/_igemm.pyx":362
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:             # <<<<<<<<<<<<<<
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
 */
-    __pyx_t_12 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_g.ws_b));
+    __pyx_t_2 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_L.ws));
 
-    if (unlikely(__pyx_t_12)) {
+    if (unlikely(__pyx_t_2)) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":363
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")             # <<<<<<<<<<<<<<
+      /* "cconv/_kernels/_igemm.pyx":450
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")             # <<<<<<<<<<<<<<
  *         if total == 0:
  *             return
 */
       __pyx_t_9 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 363, __pyx_L8_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_g.ws_b), 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 363, __pyx_L8_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_20[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
-      __pyx_t_20[1] = __pyx_t_7;
-      __pyx_t_20[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
-      __pyx_t_20[3] = __pyx_t_8;
-      __pyx_t_2 = 27;
+      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_11);
+      __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
+      __pyx_t_12[1] = __pyx_t_10;
+      __pyx_t_12[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
+      __pyx_t_12[3] = __pyx_t_11;
+      __pyx_t_6 = 27;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_2 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_20[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_20[3]);
+      __pyx_t_6 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_12[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_12[3]);
       #endif
-      __pyx_t_21 = 0;
-      __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_20, 4, __pyx_t_2, __pyx_t_21);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 363, __pyx_L8_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_10 = 1;
+      __pyx_t_13 = 0;
+      __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_6, __pyx_t_13);
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_14);
+      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __pyx_t_15 = 1;
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_t_6};
-        __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_t_14};
+        __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_15, (2-__pyx_t_15) | (__pyx_t_15*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 363, __pyx_L8_error)
-        __Pyx_GOTREF(__pyx_t_5);
+        __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 450, __pyx_L8_error)
+        __Pyx_GOTREF(__pyx_t_8);
       }
-      __Pyx_Raise(__pyx_t_5, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __PYX_ERR(0, 363, __pyx_L8_error)
+      __Pyx_Raise(__pyx_t_8, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __PYX_ERR(0, 450, __pyx_L8_error)
 
-      /* "cconv/_kernels/_igemm.pyx":362
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:             # <<<<<<<<<<<<<<
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+      /* "cconv/_kernels/_igemm.pyx":449
+ *     try:
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":364
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+    /* "cconv/_kernels/_igemm.pyx":451
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
  *             return
- *         with nogil, parallel(num_threads=nthreads):
+ *         if alloc_tables(&L, probs, nprob) != 0:
 */
-    __pyx_t_12 = (__pyx_v_total == 0);
+    __pyx_t_2 = (__pyx_v_total == 0);
 
-    if (__pyx_t_12) {
+    if (__pyx_t_2) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":365
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+      /* "cconv/_kernels/_igemm.pyx":452
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
  *             return             # <<<<<<<<<<<<<<
- *         with nogil, parallel(num_threads=nthreads):
- *             tid = threadid()
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()
 */
       {
         PyObject *__pyx_temp;
@@ -26345,21 +28872,51 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
       }
       goto __pyx_L7_return;
 
-      /* "cconv/_kernels/_igemm.pyx":364
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+      /* "cconv/_kernels/_igemm.pyx":451
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
  *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:
+*/
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":453
+ *         if total == 0:
+ *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
+ *             raise MemoryError()
+ *         with nogil, parallel(num_threads=nthreads):
+*/
+    __pyx_t_2 = (__pyx_f_5cconv_8_kernels_6_igemm_alloc_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob) != 0);
+
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "cconv/_kernels/_igemm.pyx":454
+ *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()             # <<<<<<<<<<<<<<
+ *         with nogil, parallel(num_threads=nthreads):
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
+*/
+      PyErr_NoMemory(); __PYX_ERR(0, 454, __pyx_L8_error)
+
+      /* "cconv/_kernels/_igemm.pyx":453
+ *         if total == 0:
+ *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":366
- *         if total == 0:
- *             return
+    /* "cconv/_kernels/_igemm.pyx":455
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
+ *             for item in prange(total, schedule="static"):
 */
     {
         PyThreadState * _save;
@@ -26374,56 +28931,58 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
                   #define unlikely(x) (x)
               #endif
               #ifdef _OPENMP
-              #pragma omp parallel firstprivate(__pyx_v_tid, __pyx_v_wsp) private(__pyx_t_12, __pyx_t_13, __pyx_t_14, __pyx_t_18, __pyx_t_2, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26, __pyx_t_27, __pyx_t_3, __pyx_t_4) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
+              #pragma omp parallel firstprivate(__pyx_v_wsp) private(__pyx_t_13, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_2, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_3, __pyx_t_5, __pyx_t_6, __pyx_t_7) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
               #endif /* _OPENMP */
               {
 
-                  /* "cconv/_kernels/_igemm.pyx":367
- *             return
+                  /* "cconv/_kernels/_igemm.pyx":456
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):
- *             tid = threadid()             # <<<<<<<<<<<<<<
- *             wsp = &ws[tid * g.ws_b]
- *             for item in prange(total, schedule="static"):
-*/
-                  #ifdef _OPENMP
-                  __pyx_t_21 = omp_get_thread_num();
-                  #else
-                  __pyx_t_21 = 0;
-                  #endif
-                  __pyx_v_tid = __pyx_t_21;
-
-                  /* "cconv/_kernels/_igemm.pyx":368
- *         with nogil, parallel(num_threads=nthreads):
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]             # <<<<<<<<<<<<<<
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL             # <<<<<<<<<<<<<<
  *             for item in prange(total, schedule="static"):
  *                 local = item
 */
-                  __pyx_t_14 = (__pyx_v_tid * __pyx_v_g.ws_b);
-                  __pyx_v_wsp = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_ws.data) + __pyx_t_14)) ))));
+                  __pyx_t_2 = (__pyx_v_L.ws > 0);
 
-                  /* "cconv/_kernels/_igemm.pyx":369
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]
+                  if (__pyx_t_2) {
+                    #ifdef _OPENMP
+                    __pyx_t_13 = omp_get_thread_num();
+                    #else
+                    __pyx_t_13 = 0;
+                    #endif
+                    __pyx_t_3 = (__pyx_t_13 * __pyx_v_L.ws);
+
+                    __pyx_t_16 = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_ws.data) + __pyx_t_3)) ))));
+
+                  } else {
+
+                    __pyx_t_16 = NULL;
+                  }
+
+                  __pyx_v_wsp = __pyx_t_16;
+
+                  /* "cconv/_kernels/_igemm.pyx":457
+ *         with nogil, parallel(num_threads=nthreads):
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):             # <<<<<<<<<<<<<<
  *                 local = item
  *                 p = 0
 */
-                  __pyx_t_2 = __pyx_v_total;
+                  __pyx_t_6 = __pyx_v_total;
 
                   {
-                      __pyx_t_4 = (__pyx_t_2 - 0 + 1 - 1/abs(1)) / 1;
-                      if (__pyx_t_4 > 0)
+                      __pyx_t_7 = (__pyx_t_6 - 0 + 1 - 1/abs(1)) / 1;
+                      if (__pyx_t_7 > 0)
                       {
                           #ifdef _OPENMP
                           #pragma omp for nowait firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_local) lastprivate(__pyx_v_local) firstprivate(__pyx_v_p) lastprivate(__pyx_v_p) schedule(static)
                           #endif /* _OPENMP */
-                          for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_4; __pyx_t_3++){
+                          for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_7; __pyx_t_5++){
                               {
-                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_3);
+                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                  /* "cconv/_kernels/_igemm.pyx":370
- *             wsp = &ws[tid * g.ws_b]
+                                  /* "cconv/_kernels/_igemm.pyx":458
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):
  *                 local = item             # <<<<<<<<<<<<<<
  *                 p = 0
@@ -26431,7 +28990,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_local = __pyx_v_item;
 
-                                  /* "cconv/_kernels/_igemm.pyx":371
+                                  /* "cconv/_kernels/_igemm.pyx":459
  *             for item in prange(total, schedule="static"):
  *                 local = item
  *                 p = 0             # <<<<<<<<<<<<<<
@@ -26440,7 +28999,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_p = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":372
+                                  /* "cconv/_kernels/_igemm.pyx":460
  *                 local = item
  *                 p = 0
  *                 while local >= probs[p].items:             # <<<<<<<<<<<<<<
@@ -26448,63 +29007,63 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
  *                     p = p + 1
 */
                                   while (1) {
-                                    __pyx_t_12 = (__pyx_v_local >= (__pyx_v_probs[__pyx_v_p]).items);
+                                    __pyx_t_2 = (__pyx_v_local >= (__pyx_v_probs[__pyx_v_p]).items);
 
 
-                                    if (!__pyx_t_12) break;
+                                    if (!__pyx_t_2) break;
 
-                                    /* "cconv/_kernels/_igemm.pyx":373
+                                    /* "cconv/_kernels/_igemm.pyx":461
  *                 p = 0
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items             # <<<<<<<<<<<<<<
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
 */
                                     __pyx_v_local = (__pyx_v_local - (__pyx_v_probs[__pyx_v_p]).items);
 
-                                    /* "cconv/_kernels/_igemm.pyx":374
+                                    /* "cconv/_kernels/_igemm.pyx":462
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items
  *                     p = p + 1             # <<<<<<<<<<<<<<
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
  *                          &out[0, 0, 0, 0], wsp)
 */
                                     __pyx_v_p = (__pyx_v_p + 1);
                                   }
 
-                                  /* "cconv/_kernels/_igemm.pyx":375
+                                  /* "cconv/_kernels/_igemm.pyx":463
  *                     local = local - probs[p].items
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
 */
-                                  __pyx_t_14 = 0;
-                                  __pyx_t_13 = 0;
+                                  __pyx_t_3 = 0;
+                                  __pyx_t_17 = 0;
                                   __pyx_t_18 = 0;
-                                  __pyx_t_22 = 0;
-                                  __pyx_t_23 = 0;
+                                  __pyx_t_19 = 0;
+                                  __pyx_t_20 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":376
+                                  /* "cconv/_kernels/_igemm.pyx":464
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
  *                          &out[0, 0, 0, 0], wsp)             # <<<<<<<<<<<<<<
  *     finally:
- *         PyMem_Free(probs)
+ *         free_tables(&L, probs, nprob)
 */
+                                  __pyx_t_21 = 0;
+                                  __pyx_t_22 = 0;
+                                  __pyx_t_23 = 0;
                                   __pyx_t_24 = 0;
-                                  __pyx_t_25 = 0;
-                                  __pyx_t_26 = 0;
-                                  __pyx_t_27 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":375
+                                  /* "cconv/_kernels/_igemm.pyx":463
  *                     local = local - probs[p].items
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
 */
-                                  __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item((&__pyx_v_g), (&(__pyx_v_probs[__pyx_v_p])), __pyx_v_local, (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_14 * __pyx_v_x.strides[0]) ) + __pyx_t_13 * __pyx_v_x.strides[1]) ) + __pyx_t_18 * __pyx_v_x.strides[2]) )) + __pyx_t_22)) )))), (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_wpack.data) + __pyx_t_23)) )))), __pyx_v_bias_p, (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_24 * __pyx_v_out.strides[0]) ) + __pyx_t_25 * __pyx_v_out.strides[1]) ) + __pyx_t_26 * __pyx_v_out.strides[2]) )) + __pyx_t_27)) )))), __pyx_v_wsp);
+                                  __pyx_fuse_0__pyx_f_5cconv_8_kernels_6_igemm_run_item((&__pyx_v_L), (&(__pyx_v_probs[__pyx_v_p])), __pyx_v_local, (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_3 * __pyx_v_x.strides[0]) ) + __pyx_t_17 * __pyx_v_x.strides[1]) ) + __pyx_t_18 * __pyx_v_x.strides[2]) )) + __pyx_t_19)) )))), (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_wpack.data) + __pyx_t_20)) )))), __pyx_v_bias_p, (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_21 * __pyx_v_out.strides[0]) ) + __pyx_t_22 * __pyx_v_out.strides[1]) ) + __pyx_t_23 * __pyx_v_out.strides[2]) )) + __pyx_t_24)) )))), __pyx_v_wsp);
                               }
                           }
                       }
@@ -26520,31 +29079,39 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
           #endif
         }
 
-        /* "cconv/_kernels/_igemm.pyx":366
- *         if total == 0:
- *             return
+        /* "cconv/_kernels/_igemm.pyx":455
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
+ *             for item in prange(total, schedule="static"):
 */
         /*finally:*/ {
           /*normal exit:*/{
             __Pyx_FastGIL_Forget();
             PyEval_RestoreThread(_save);
-            goto __pyx_L31;
+            goto __pyx_L15;
           }
-          __pyx_L31:;
+          __pyx_L15:;
         }
     }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":378
+  /* "cconv/_kernels/_igemm.pyx":466
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
- *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+ *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
+ *         PyMem_Free(probs)
 */
   /*finally:*/ {
     /*normal exit:*/{
+      __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
+
+      /* "cconv/_kernels/_igemm.pyx":467
+ *     finally:
+ *         free_tables(&L, probs, nprob)
+ *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+*/
       PyMem_Free(__pyx_v_probs);
       goto __pyx_L9;
     }
@@ -26552,70 +29119,95 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_14igemm(CYTHON_UNUSED PyObjec
     /*exception exit:*/{
       __Pyx_PyThreadState_declare
       __Pyx_PyThreadState_assign
-      __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0; __pyx_t_35 = 0;
-      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_27 = 0; __pyx_t_28 = 0; __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0;
+      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-       __Pyx_ExceptionSwap(&__pyx_t_33, &__pyx_t_34, &__pyx_t_35);
-      if ( unlikely(__Pyx_GetException(&__pyx_t_30, &__pyx_t_31, &__pyx_t_32) < 0)) __Pyx_ErrFetch(&__pyx_t_30, &__pyx_t_31, &__pyx_t_32);
+       __Pyx_ExceptionSwap(&__pyx_t_30, &__pyx_t_31, &__pyx_t_32);
+      if ( unlikely(__Pyx_GetException(&__pyx_t_27, &__pyx_t_28, &__pyx_t_29) < 0)) __Pyx_ErrFetch(&__pyx_t_27, &__pyx_t_28, &__pyx_t_29);
+      __Pyx_XGOTREF(__pyx_t_27);
+      __Pyx_XGOTREF(__pyx_t_28);
+      __Pyx_XGOTREF(__pyx_t_29);
       __Pyx_XGOTREF(__pyx_t_30);
       __Pyx_XGOTREF(__pyx_t_31);
       __Pyx_XGOTREF(__pyx_t_32);
-      __Pyx_XGOTREF(__pyx_t_33);
-      __Pyx_XGOTREF(__pyx_t_34);
-      __Pyx_XGOTREF(__pyx_t_35);
-      __pyx_t_21 = __pyx_lineno; __pyx_t_28 = __pyx_clineno; __pyx_t_29 = __pyx_filename;
+      __pyx_t_13 = __pyx_lineno; __pyx_t_25 = __pyx_clineno; __pyx_t_26 = __pyx_filename;
       {
+
+        /* "cconv/_kernels/_igemm.pyx":466
+ *                          &out[0, 0, 0, 0], wsp)
+ *     finally:
+ *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
+ *         PyMem_Free(probs)
+*/
+        __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
+
+        /* "cconv/_kernels/_igemm.pyx":467
+ *     finally:
+ *         free_tables(&L, probs, nprob)
+ *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+*/
         PyMem_Free(__pyx_v_probs);
       }
-      __Pyx_XGIVEREF(__pyx_t_33);
-      __Pyx_XGIVEREF(__pyx_t_34);
-      __Pyx_XGIVEREF(__pyx_t_35);
-      __Pyx_ExceptionReset(__pyx_t_33, __pyx_t_34, __pyx_t_35);
       __Pyx_XGIVEREF(__pyx_t_30);
       __Pyx_XGIVEREF(__pyx_t_31);
       __Pyx_XGIVEREF(__pyx_t_32);
-      __Pyx_ErrRestore(__pyx_t_30, __pyx_t_31, __pyx_t_32);
-      __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0; __pyx_t_35 = 0;
-      __pyx_lineno = __pyx_t_21; __pyx_clineno = __pyx_t_28; __pyx_filename = __pyx_t_29;
+      __Pyx_ExceptionReset(__pyx_t_30, __pyx_t_31, __pyx_t_32);
+      __Pyx_XGIVEREF(__pyx_t_27);
+      __Pyx_XGIVEREF(__pyx_t_28);
+      __Pyx_XGIVEREF(__pyx_t_29);
+      __Pyx_ErrRestore(__pyx_t_27, __pyx_t_28, __pyx_t_29);
+      __pyx_t_27 = 0; __pyx_t_28 = 0; __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0;
+      __pyx_lineno = __pyx_t_13; __pyx_clineno = __pyx_t_25; __pyx_filename = __pyx_t_26;
       goto __pyx_L1_error;
     }
     __pyx_L7_return: {
-      __pyx_t_35 = __pyx_r;
+      __pyx_t_32 = __pyx_r;
       __pyx_r = 0;
+
+      /* "cconv/_kernels/_igemm.pyx":466
+ *                          &out[0, 0, 0, 0], wsp)
+ *     finally:
+ *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
+ *         PyMem_Free(probs)
+*/
+      __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
+
+      /* "cconv/_kernels/_igemm.pyx":467
+ *     finally:
+ *         free_tables(&L, probs, nprob)
+ *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+*/
       PyMem_Free(__pyx_v_probs);
-      __pyx_r = __pyx_t_35;
-      __pyx_t_35 = 0;
+      __pyx_r = __pyx_t_32;
+      __pyx_t_32 = 0;
       goto __pyx_L0;
     }
     __pyx_L9:;
   }
 
-  /* "cconv/_kernels/_igemm.pyx":304
+  /* "cconv/_kernels/_igemm.pyx":419
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
  *           floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
- *           const Py_ssize_t[::1] taps, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t ppb, int isa,
+ *           const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
 */
 
   /* function exit code */
   __pyx_r = Py_None; __Pyx_INCREF(Py_None);
   goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_14);
   __Pyx_AddTraceback("cconv._kernels._igemm.igemm", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
 
 
 
@@ -26641,15 +29233,16 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_17igemm(PyObject 
   Py_ssize_t __pyx_v_groups;
   __Pyx_memviewslice __pyx_v_problems = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_taps = { 0, 0, { 0 }, { 0 }, { 0 } };
-  Py_ssize_t __pyx_v_kc;
-  Py_ssize_t __pyx_v_nc;
-  Py_ssize_t __pyx_v_ppb;
+  int __pyx_v_mode;
   int __pyx_v_isa;
+  Py_ssize_t __pyx_v_cpb;
+  Py_ssize_t __pyx_v_rows;
+  Py_ssize_t __pyx_v_ppb;
   __Pyx_memviewslice __pyx_v_ws = { 0, 0, { 0 }, { 0 }, { 0 } };
   int __pyx_v_nthreads;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[13] = {0,0,0,0,0,0,0,0,0,0,0,0,0};
+  PyObject* values[14] = {0,0,0,0,0,0,0,0,0,0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -26663,118 +29256,125 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_17igemm(PyObject 
   #endif
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_wpack,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_kc,&__pyx_mstate_global->__pyx_n_u_nc,&__pyx_mstate_global->__pyx_n_u_ppb,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_wpack,&__pyx_mstate_global->__pyx_n_u_bias,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_problems,&__pyx_mstate_global->__pyx_n_u_taps,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_isa,&__pyx_mstate_global->__pyx_n_u_cpb,&__pyx_mstate_global->__pyx_n_u_rows,&__pyx_mstate_global->__pyx_n_u_ppb,&__pyx_mstate_global->__pyx_n_u_ws,&__pyx_mstate_global->__pyx_n_u_nthreads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 304, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 419, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case 14:
+        values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 304, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 304, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 13; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 13, 13, i); __PYX_ERR(0, 304, __pyx_L3_error) }
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "igemm", 0) < (0)) __PYX_ERR(0, 419, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 14; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, i); __PYX_ERR(0, 419, __pyx_L3_error) }
       }
-    } else if (unlikely(__pyx_nargs != 13)) {
+    } else if (unlikely(__pyx_nargs != 14)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 419, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 304, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 419, __pyx_L3_error)
+      values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 419, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_kc = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_kc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_nc = __Pyx_PyIndex_AsSsize_t(values[8]); if (unlikely((__pyx_v_nc == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_isa = __Pyx_PyLong_As_int(values[10]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 307, __pyx_L3_error)
-    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[12]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 307, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
+    __pyx_v_wpack = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_wpack.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
+    __pyx_v_bias = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_bias.memview)) __PYX_ERR(0, 419, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
+    __pyx_v_groups = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_groups == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 420, __pyx_L3_error)
+    __pyx_v_problems = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_problems.memview)) __PYX_ERR(0, 420, __pyx_L3_error)
+    __pyx_v_taps = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[6], 0); if (unlikely(!__pyx_v_taps.memview)) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_mode = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_mode == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_isa = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_isa == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_cpb = __Pyx_PyIndex_AsSsize_t(values[9]); if (unlikely((__pyx_v_cpb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[10]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L3_error)
+    __pyx_v_ppb = __Pyx_PyIndex_AsSsize_t(values[11]); if (unlikely((__pyx_v_ppb == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
+    __pyx_v_ws = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ws.memview)) __PYX_ERR(0, 422, __pyx_L3_error)
+    __pyx_v_nthreads = __Pyx_PyLong_As_int(values[13]); if (unlikely((__pyx_v_nthreads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 422, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("igemm", 1, 13, 13, __pyx_nargs); __PYX_ERR(0, 304, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("igemm", 1, 14, 14, __pyx_nargs); __PYX_ERR(0, 419, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26792,7 +29392,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_17igemm(PyObject 
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_16igemm(__pyx_self, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_groups, __pyx_v_problems, __pyx_v_taps, __pyx_v_kc, __pyx_v_nc, __pyx_v_ppb, __pyx_v_isa, __pyx_v_ws, __pyx_v_nthreads);
+  __pyx_r = __pyx_pf_5cconv_8_kernels_6_igemm_16igemm(__pyx_self, __pyx_v_x, __pyx_v_wpack, __pyx_v_bias, __pyx_v_out, __pyx_v_groups, __pyx_v_problems, __pyx_v_taps, __pyx_v_mode, __pyx_v_isa, __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb, __pyx_v_ws, __pyx_v_nthreads);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -26809,875 +29409,305 @@ static PyObject *__pyx_fuse_1__pyx_pw_5cconv_8_kernels_6_igemm_17igemm(PyObject 
 
 
 
+
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_ws, 1);
 
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, Py_ssize_t __pyx_v_kc, Py_ssize_t __pyx_v_nc, Py_ssize_t __pyx_v_ppb, int __pyx_v_isa, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads) {
-  struct __pyx_t_5cconv_8_kernels_6_igemm_Geometry __pyx_v_g;
-  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs;
+static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_wpack, __Pyx_memviewslice __pyx_v_bias, __Pyx_memviewslice __pyx_v_out, Py_ssize_t __pyx_v_groups, __Pyx_memviewslice __pyx_v_problems, __Pyx_memviewslice __pyx_v_taps, int __pyx_v_mode, int __pyx_v_isa, Py_ssize_t __pyx_v_cpb, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_ppb, __Pyx_memviewslice __pyx_v_ws, int __pyx_v_nthreads) {
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_v_L;
   Py_ssize_t __pyx_v_nprob;
   Py_ssize_t __pyx_v_p;
   Py_ssize_t __pyx_v_total;
   Py_ssize_t __pyx_v_item;
   Py_ssize_t __pyx_v_local;
-  Py_ssize_t __pyx_v_c_rows;
-  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_pr;
-  int __pyx_v_tid;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *__pyx_v_probs;
   double *__pyx_v_wsp;
   double const *__pyx_v_bias_p;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
+  struct __pyx_t_5cconv_8_kernels_6_igemm_Layer __pyx_t_1;
+  int __pyx_t_2;
   Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  PyObject *__pyx_t_5 = NULL;
-  PyObject *__pyx_t_6 = NULL;
-  PyObject *__pyx_t_7 = NULL;
+  long __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9 = NULL;
-  size_t __pyx_t_10;
-  PyObject *(*__pyx_t_11)(PyObject *);
-  int __pyx_t_12;
-  Py_ssize_t __pyx_t_13;
-  Py_ssize_t __pyx_t_14;
-  Py_ssize_t __pyx_t_15;
-  Py_ssize_t __pyx_t_16;
+  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_11 = NULL;
+  PyObject *__pyx_t_12[4];
+  int __pyx_t_13;
+  PyObject *__pyx_t_14 = NULL;
+  size_t __pyx_t_15;
+  double *__pyx_t_16;
   Py_ssize_t __pyx_t_17;
   Py_ssize_t __pyx_t_18;
-  int __pyx_t_19;
-  PyObject *__pyx_t_20[4];
-  int __pyx_t_21;
+  Py_ssize_t __pyx_t_19;
+  Py_ssize_t __pyx_t_20;
+  Py_ssize_t __pyx_t_21;
   Py_ssize_t __pyx_t_22;
   Py_ssize_t __pyx_t_23;
   Py_ssize_t __pyx_t_24;
-  Py_ssize_t __pyx_t_25;
-  Py_ssize_t __pyx_t_26;
-  Py_ssize_t __pyx_t_27;
-  int __pyx_t_28;
-  char const *__pyx_t_29;
+  int __pyx_t_25;
+  char const *__pyx_t_26;
+  PyObject *__pyx_t_27 = NULL;
+  PyObject *__pyx_t_28 = NULL;
+  PyObject *__pyx_t_29 = NULL;
   PyObject *__pyx_t_30 = NULL;
   PyObject *__pyx_t_31 = NULL;
   PyObject *__pyx_t_32 = NULL;
-  PyObject *__pyx_t_33 = NULL;
-  PyObject *__pyx_t_34 = NULL;
-  PyObject *__pyx_t_35 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1igemm", 0);
 
-  /* "cconv/_kernels/_igemm.pyx":319
- *     cdef Geometry g
+  /* "cconv/_kernels/_igemm.pyx":432
+ *     Assumes (the planner's tables): the problems cover the output exactly once.
+ *     """
+ *     cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],             # <<<<<<<<<<<<<<
+ *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
+ *                             cpb, rows, ppb)
+*/
+  __pyx_t_1 = __pyx_f_5cconv_8_kernels_6_igemm_layer_of((__pyx_v_x.shape[0]), (__pyx_v_x.shape[1]), (__pyx_v_x.shape[2]), (__pyx_v_x.shape[3]), (__pyx_v_out.shape[1]), (__pyx_v_out.shape[2]), (__pyx_v_out.shape[3]), __pyx_v_groups, __pyx_v_mode, __pyx_v_isa, (sizeof(double)), __pyx_v_cpb, __pyx_v_rows, __pyx_v_ppb); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L1_error)
+  __pyx_v_L = __pyx_t_1;
+
+  /* "cconv/_kernels/_igemm.pyx":435
+ *                             out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
+ *                             cpb, rows, ppb)
+ *     cdef Py_ssize_t nprob = problems.shape[0], p, total, item, local             # <<<<<<<<<<<<<<
  *     cdef Problem *probs
- *     cdef Py_ssize_t nprob = problems.shape[0], p, total = 0, item, local, c_rows = 0             # <<<<<<<<<<<<<<
- *     cdef Problem *pr
- *     cdef int tid
+ *     cdef floating *wsp
 */
   __pyx_v_nprob = (__pyx_v_problems.shape[0]);
-  __pyx_v_total = 0;
-  __pyx_v_c_rows = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":323
- *     cdef int tid
+  /* "cconv/_kernels/_igemm.pyx":438
+ *     cdef Problem *probs
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL             # <<<<<<<<<<<<<<
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
+ *     if bias is not None:
+ *         bias_p = &bias[0]
 */
   __pyx_v_bias_p = NULL;
 
-  /* "cconv/_kernels/_igemm.pyx":324
+  /* "cconv/_kernels/_igemm.pyx":439
  *     cdef floating *wsp
  *     cdef const floating *bias_p = NULL
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]             # <<<<<<<<<<<<<<
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     g.groups = groups
-*/
-  __pyx_t_1 = (__pyx_v_x.shape[0]);
-
-  __pyx_t_2 = (__pyx_v_x.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_x.shape[2]);
-
-  __pyx_t_4 = (__pyx_v_x.shape[3]);
-
-  __pyx_v_g.N = __pyx_t_1;
-  __pyx_v_g.C_in = __pyx_t_2;
-  __pyx_v_g.H = __pyx_t_3;
-  __pyx_v_g.W = __pyx_t_4;
-
-  /* "cconv/_kernels/_igemm.pyx":325
- *     cdef const floating *bias_p = NULL
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]             # <<<<<<<<<<<<<<
- *     g.groups = groups
- *     g.Cg = g.C_in // groups
-*/
-  __pyx_t_4 = (__pyx_v_out.shape[1]);
-
-  __pyx_t_3 = (__pyx_v_out.shape[2]);
-
-  __pyx_t_2 = (__pyx_v_out.shape[3]);
-
-  __pyx_v_g.C_out = __pyx_t_4;
-  __pyx_v_g.H_out = __pyx_t_3;
-  __pyx_v_g.W_out = __pyx_t_2;
-
-  /* "cconv/_kernels/_igemm.pyx":326
- *     g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     g.groups = groups             # <<<<<<<<<<<<<<
- *     g.Cg = g.C_in // groups
- *     g.Mg = g.C_out // groups
-*/
-  __pyx_v_g.groups = __pyx_v_groups;
-
-  /* "cconv/_kernels/_igemm.pyx":327
- *     g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
- *     g.groups = groups
- *     g.Cg = g.C_in // groups             # <<<<<<<<<<<<<<
- *     g.Mg = g.C_out // groups
- *     g.isa = isa
-*/
-  __pyx_v_g.Cg = (__pyx_v_g.C_in / __pyx_v_groups);
-
-  /* "cconv/_kernels/_igemm.pyx":328
- *     g.groups = groups
- *     g.Cg = g.C_in // groups
- *     g.Mg = g.C_out // groups             # <<<<<<<<<<<<<<
- *     g.isa = isa
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
-*/
-  __pyx_v_g.Mg = (__pyx_v_g.C_out / __pyx_v_groups);
-
-  /* "cconv/_kernels/_igemm.pyx":329
- *     g.Cg = g.C_in // groups
- *     g.Mg = g.C_out // groups
- *     g.isa = isa             # <<<<<<<<<<<<<<
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
- *     g.kc, g.nc = kc, nc
-*/
-  __pyx_v_g.isa = __pyx_v_isa;
-
-  /* "cconv/_kernels/_igemm.pyx":330
- *     g.Mg = g.C_out // groups
- *     g.isa = isa
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))             # <<<<<<<<<<<<<<
- *     g.kc, g.nc = kc, nc
- *     g.npanels = cdiv(g.Mg, g.mr_max)
-*/
-  __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tile); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_isa); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyLong_FromSize_t((sizeof(double))); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_10 = 1;
-  #if CYTHON_UNPACK_METHODS
-  if (unlikely(PyMethod_Check(__pyx_t_7))) {
-    __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_7);
-    assert(__pyx_t_6);
-    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
-    __Pyx_INCREF(__pyx_t_6);
-    __Pyx_INCREF(__pyx__function);
-    __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
-    __pyx_t_10 = 0;
-  }
-  #endif
-  {
-    PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_t_8, __pyx_t_9};
-    __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_10, (3-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-  }
-  if ((likely(PyTuple_CheckExact(__pyx_t_5))) || (PyList_CheckExact(__pyx_t_5))) {
-    PyObject* sequence = __pyx_t_5;
-    Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
-    if (unlikely(size != 2)) {
-      if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-      else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(0, 330, __pyx_L1_error)
-    }
-    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-    if (likely(PyTuple_CheckExact(sequence))) {
-      __pyx_t_7 = PyTuple_GET_ITEM(sequence, 0);
-      __Pyx_INCREF(__pyx_t_7);
-      __pyx_t_9 = PyTuple_GET_ITEM(sequence, 1);
-      __Pyx_INCREF(__pyx_t_9);
-    } else {
-      __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
-      __Pyx_XGOTREF(__pyx_t_7);
-      __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 330, __pyx_L1_error)
-      __Pyx_XGOTREF(__pyx_t_9);
-    }
-    #else
-    __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    #endif
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  } else {
-    Py_ssize_t index = -1;
-    __pyx_t_8 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_11 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
-    index = 0; __pyx_t_7 = __pyx_t_11(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L3_unpacking_failed;
-    __Pyx_GOTREF(__pyx_t_7);
-    index = 1; __pyx_t_9 = __pyx_t_11(__pyx_t_8); if (unlikely(!__pyx_t_9)) goto __pyx_L3_unpacking_failed;
-    __Pyx_GOTREF(__pyx_t_9);
-    if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 330, __pyx_L1_error)
-    __pyx_t_11 = NULL;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    goto __pyx_L4_unpacking_done;
-    __pyx_L3_unpacking_failed:;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_11 = NULL;
-    if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-    __PYX_ERR(0, 330, __pyx_L1_error)
-    __pyx_L4_unpacking_done:;
-  }
-  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_9); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 330, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-  __pyx_v_g.mr_max = __pyx_t_2;
-  __pyx_v_g.nr = __pyx_t_3;
-
-  /* "cconv/_kernels/_igemm.pyx":331
- *     g.isa = isa
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
- *     g.kc, g.nc = kc, nc             # <<<<<<<<<<<<<<
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb
-*/
-  __pyx_t_3 = __pyx_v_kc;
-
-  __pyx_t_2 = __pyx_v_nc;
-
-  __pyx_v_g.kc = __pyx_t_3;
-  __pyx_v_g.nc = __pyx_t_2;
-
-  /* "cconv/_kernels/_igemm.pyx":332
- *     g.mr_max, g.nr = tile(isa, sizeof(floating))
- *     g.kc, g.nc = kc, nc
- *     g.npanels = cdiv(g.Mg, g.mr_max)             # <<<<<<<<<<<<<<
- *     g.ppb = ppb
- *     if bias is not None:
-*/
-  __pyx_v_g.npanels = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_g.Mg, __pyx_v_g.mr_max);
-
-  /* "cconv/_kernels/_igemm.pyx":333
- *     g.kc, g.nc = kc, nc
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb             # <<<<<<<<<<<<<<
- *     if bias is not None:
- *         bias_p = &bias[0]
-*/
-  __pyx_v_g.ppb = __pyx_v_ppb;
-
-  /* "cconv/_kernels/_igemm.pyx":334
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb
  *     if bias is not None:             # <<<<<<<<<<<<<<
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
 */
-  __pyx_t_12 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
+  __pyx_t_2 = (((PyObject *) __pyx_v_bias.memview) != Py_None);
 
-  if (__pyx_t_12) {
+  if (__pyx_t_2) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":335
- *     g.ppb = ppb
+    /* "cconv/_kernels/_igemm.pyx":440
+ *     cdef const floating *bias_p = NULL
  *     if bias is not None:
  *         bias_p = &bias[0]             # <<<<<<<<<<<<<<
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:
 */
-    __pyx_t_13 = 0;
-    __pyx_v_bias_p = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_bias.data) + __pyx_t_13)) ))));
+    __pyx_t_3 = 0;
+    __pyx_v_bias_p = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_bias.data) + __pyx_t_3)) ))));
 
-    /* "cconv/_kernels/_igemm.pyx":334
- *     g.npanels = cdiv(g.Mg, g.mr_max)
- *     g.ppb = ppb
+    /* "cconv/_kernels/_igemm.pyx":439
+ *     cdef floating *wsp
+ *     cdef const floating *bias_p = NULL
  *     if bias is not None:             # <<<<<<<<<<<<<<
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":336
+  /* "cconv/_kernels/_igemm.pyx":441
  *     if bias is not None:
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))             # <<<<<<<<<<<<<<
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))             # <<<<<<<<<<<<<<
  *     if probs == NULL:
  *         raise MemoryError()
 */
-  __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_v_nprob * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
 
-  /* "cconv/_kernels/_igemm.pyx":337
+  __pyx_t_4 = 1;
+
+  __pyx_t_5 = __pyx_v_nprob;
+  __pyx_t_2 = (__pyx_t_4 > __pyx_t_5);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_6 = __pyx_t_4;
+  } else {
+
+    __pyx_t_6 = __pyx_t_5;
+  }
+
+  __pyx_v_probs = ((struct __pyx_t_5cconv_8_kernels_6_igemm_Problem *)PyMem_Malloc((__pyx_t_6 * (sizeof(struct __pyx_t_5cconv_8_kernels_6_igemm_Problem)))));
+
+
+  /* "cconv/_kernels/_igemm.pyx":442
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     try:
+ *     for p in range(nprob):
 */
-  __pyx_t_12 = (__pyx_v_probs == NULL);
+  __pyx_t_2 = (__pyx_v_probs == NULL);
 
-  if (unlikely(__pyx_t_12)) {
+  if (unlikely(__pyx_t_2)) {
 
 
-    /* "cconv/_kernels/_igemm.pyx":338
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+    /* "cconv/_kernels/_igemm.pyx":443
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
- *     try:
- *         for p in range(nprob):
+ *     for p in range(nprob):
+ *         probs[p].koff = NULL
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 338, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 443, __pyx_L1_error)
 
-    /* "cconv/_kernels/_igemm.pyx":337
+    /* "cconv/_kernels/_igemm.pyx":442
  *         bias_p = &bias[0]
- *     probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+ *     probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
  *     if probs == NULL:             # <<<<<<<<<<<<<<
  *         raise MemoryError()
- *     try:
+ *     for p in range(nprob):
 */
   }
 
-  /* "cconv/_kernels/_igemm.pyx":339
+  /* "cconv/_kernels/_igemm.pyx":444
  *     if probs == NULL:
  *         raise MemoryError()
+ *     for p in range(nprob):             # <<<<<<<<<<<<<<
+ *         probs[p].koff = NULL
+ *     L.ktab = NULL
+*/
+
+  __pyx_t_6 = __pyx_v_nprob;
+  __pyx_t_5 = __pyx_t_6;
+
+  for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_5; __pyx_t_7+=1) {
+    __pyx_v_p = __pyx_t_7;
+
+    /* "cconv/_kernels/_igemm.pyx":445
+ *         raise MemoryError()
+ *     for p in range(nprob):
+ *         probs[p].koff = NULL             # <<<<<<<<<<<<<<
+ *     L.ktab = NULL
+ *     try:
+*/
+    (__pyx_v_probs[__pyx_v_p]).koff = NULL;
+  }
+
+
+  /* "cconv/_kernels/_igemm.pyx":446
+ *     for p in range(nprob):
+ *         probs[p].koff = NULL
+ *     L.ktab = NULL             # <<<<<<<<<<<<<<
+ *     try:
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+*/
+  __pyx_v_L.ktab = NULL;
+
+  /* "cconv/_kernels/_igemm.pyx":447
+ *         probs[p].koff = NULL
+ *     L.ktab = NULL
  *     try:             # <<<<<<<<<<<<<<
- *         for p in range(nprob):
- *             pr = &probs[p]
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:
 */
   /*try:*/ {
 
-    /* "cconv/_kernels/_igemm.pyx":340
- *         raise MemoryError()
+    /* "cconv/_kernels/_igemm.pyx":448
+ *     L.ktab = NULL
  *     try:
- *         for p in range(nprob):             # <<<<<<<<<<<<<<
- *             pr = &probs[p]
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))             # <<<<<<<<<<<<<<
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
 */
+    __pyx_v_total = __pyx_f_5cconv_8_kernels_6_igemm_setup((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob, __pyx_v_problems, __pyx_v_taps, (sizeof(double)));
 
-    __pyx_t_2 = __pyx_v_nprob;
-    __pyx_t_3 = __pyx_t_2;
-
-    for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
-      __pyx_v_p = __pyx_t_4;
-
-      /* "cconv/_kernels/_igemm.pyx":341
+    /* "cconv/_kernels/_igemm.pyx":449
  *     try:
- *         for p in range(nprob):
- *             pr = &probs[p]             # <<<<<<<<<<<<<<
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
-*/
-      __pyx_v_pr = (&(__pyx_v_probs[__pyx_v_p]));
-
-      /* "cconv/_kernels/_igemm.pyx":342
- *         for p in range(nprob):
- *             pr = &probs[p]
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]             # <<<<<<<<<<<<<<
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 0;
-      __pyx_t_1 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 1;
-      __pyx_t_15 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 2;
-      __pyx_t_16 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 3;
-      __pyx_t_17 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_v_pr->KH = __pyx_t_1;
-      __pyx_v_pr->KW = __pyx_t_15;
-      __pyx_v_pr->sh = __pyx_t_16;
-      __pyx_v_pr->sw = __pyx_t_17;
-
-      /* "cconv/_kernels/_igemm.pyx":343
- *             pr = &probs[p]
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]             # <<<<<<<<<<<<<<
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
- *             pr.a_offset = problems[p, 10]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 4;
-      __pyx_t_17 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 5;
-      __pyx_t_16 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_v_pr->Hp = __pyx_t_17;
-      __pyx_v_pr->Wp = __pyx_t_16;
-
-      /* "cconv/_kernels/_igemm.pyx":344
- *             pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]             # <<<<<<<<<<<<<<
- *             pr.a_offset = problems[p, 10]
- *             pr.offh = &taps[problems[p, 11]]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 6;
-      __pyx_t_16 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 7;
-      __pyx_t_17 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 8;
-      __pyx_t_15 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 9;
-      __pyx_t_1 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-
-      __pyx_v_pr->oy0 = __pyx_t_16;
-      __pyx_v_pr->oys = __pyx_t_17;
-      __pyx_v_pr->ox0 = __pyx_t_15;
-      __pyx_v_pr->oxs = __pyx_t_1;
-
-      /* "cconv/_kernels/_igemm.pyx":345
- *             pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
- *             pr.a_offset = problems[p, 10]             # <<<<<<<<<<<<<<
- *             pr.offh = &taps[problems[p, 11]]
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 10;
-      __pyx_v_pr->a_offset = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) )));
-
-      /* "cconv/_kernels/_igemm.pyx":346
- *             pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
- *             pr.a_offset = problems[p, 10]
- *             pr.offh = &taps[problems[p, 11]]             # <<<<<<<<<<<<<<
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
- *             pr.K = g.Cg * pr.KH * pr.KW
-*/
-      __pyx_t_14 = __pyx_v_p;
-      __pyx_t_13 = 11;
-      __pyx_t_18 = (*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_14 * __pyx_v_problems.strides[0]) )) + __pyx_t_13)) )));
-      __pyx_v_pr->offh = (&(*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_taps.data) + __pyx_t_18)) ))));
-
-      /* "cconv/_kernels/_igemm.pyx":347
- *             pr.a_offset = problems[p, 10]
- *             pr.offh = &taps[problems[p, 11]]
- *             pr.offw = &taps[problems[p, 11] + pr.KH]             # <<<<<<<<<<<<<<
- *             pr.K = g.Cg * pr.KH * pr.KW
- *             pr.nkb = cdiv(pr.K, kc)
-*/
-      __pyx_t_13 = __pyx_v_p;
-      __pyx_t_14 = 11;
-      __pyx_t_18 = ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_problems.data + __pyx_t_13 * __pyx_v_problems.strides[0]) )) + __pyx_t_14)) ))) + __pyx_v_pr->KH);
-      __pyx_v_pr->offw = (&(*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_taps.data) + __pyx_t_18)) ))));
-
-      /* "cconv/_kernels/_igemm.pyx":348
- *             pr.offh = &taps[problems[p, 11]]
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
- *             pr.K = g.Cg * pr.KH * pr.KW             # <<<<<<<<<<<<<<
- *             pr.nkb = cdiv(pr.K, kc)
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
-*/
-      __pyx_v_pr->K = ((__pyx_v_g.Cg * __pyx_v_pr->KH) * __pyx_v_pr->KW);
-
-      /* "cconv/_kernels/_igemm.pyx":349
- *             pr.offw = &taps[problems[p, 11] + pr.KH]
- *             pr.K = g.Cg * pr.KH * pr.KW
- *             pr.nkb = cdiv(pr.K, kc)             # <<<<<<<<<<<<<<
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
- *             pr.nmb = cdiv(g.npanels, ppb)
-*/
-      __pyx_v_pr->nkb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_pr->K, __pyx_v_kc);
-
-      /* "cconv/_kernels/_igemm.pyx":350
- *             pr.K = g.Cg * pr.KH * pr.KW
- *             pr.nkb = cdiv(pr.K, kc)
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)             # <<<<<<<<<<<<<<
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb
-*/
-      __pyx_v_pr->npb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv((__pyx_v_pr->Hp * __pyx_v_pr->Wp), __pyx_v_nc);
-
-      /* "cconv/_kernels/_igemm.pyx":351
- *             pr.nkb = cdiv(pr.K, kc)
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
- *             pr.nmb = cdiv(g.npanels, ppb)             # <<<<<<<<<<<<<<
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
-*/
-      __pyx_v_pr->nmb = __pyx_f_5cconv_8_kernels_6_igemm_cdiv(__pyx_v_g.npanels, __pyx_v_ppb);
-
-      /* "cconv/_kernels/_igemm.pyx":352
- *             pr.npb = cdiv(pr.Hp * pr.Wp, nc)
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb             # <<<<<<<<<<<<<<
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
-*/
-      __pyx_v_pr->items = (((__pyx_v_g.N * __pyx_v_groups) * __pyx_v_pr->nmb) * __pyx_v_pr->npb);
-
-      /* "cconv/_kernels/_igemm.pyx":353
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1             # <<<<<<<<<<<<<<
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
-*/
-      __pyx_t_19 = (__pyx_v_pr->KH == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->KW == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->sh == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":354
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0             # <<<<<<<<<<<<<<
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
-*/
-      __pyx_t_19 = (__pyx_v_pr->sw == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = ((__pyx_v_pr->offh[0]) == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":355
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)             # <<<<<<<<<<<<<<
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
-*/
-      __pyx_t_19 = ((__pyx_v_pr->offw[0]) == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Hp == __pyx_v_g.H);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L12_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Wp == __pyx_v_g.W);
-
-
-      __pyx_t_12 = __pyx_t_19;
-
-      __pyx_L12_bool_binop_done:;
-
-      /* "cconv/_kernels/_igemm.pyx":353
- *             pr.nmb = cdiv(g.npanels, ppb)
- *             pr.items = g.N * groups * pr.nmb * pr.npb
- *             pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1             # <<<<<<<<<<<<<<
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
-*/
-      __pyx_v_pr->in_place_b = __pyx_t_12;
-
-      /* "cconv/_kernels/_igemm.pyx":356
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1             # <<<<<<<<<<<<<<
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:
-*/
-      __pyx_t_19 = (__pyx_v_pr->oy0 == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->ox0 == 0);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->oys == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":357
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)             # <<<<<<<<<<<<<<
- *             if not pr.in_place_c:
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
-*/
-      __pyx_t_19 = (__pyx_v_pr->oxs == 1);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Hp == __pyx_v_g.H_out);
-
-      if (__pyx_t_19) {
-
-      } else {
-
-        __pyx_t_12 = __pyx_t_19;
-
-        goto __pyx_L20_bool_binop_done;
-      }
-      __pyx_t_19 = (__pyx_v_pr->Wp == __pyx_v_g.W_out);
-
-
-      __pyx_t_12 = __pyx_t_19;
-
-      __pyx_L20_bool_binop_done:;
-
-      /* "cconv/_kernels/_igemm.pyx":356
- *                              and pr.offh[0] == 0 and pr.offw[0] == 0
- *                              and pr.Hp == g.H and pr.Wp == g.W)
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1             # <<<<<<<<<<<<<<
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:
-*/
-      __pyx_v_pr->in_place_c = __pyx_t_12;
-
-      /* "cconv/_kernels/_igemm.pyx":358
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items
-*/
-      __pyx_t_12 = (!__pyx_v_pr->in_place_c);
-
-      if (__pyx_t_12) {
-
-
-        /* "cconv/_kernels/_igemm.pyx":359
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:
- *                 c_rows = min(ppb * g.mr_max, g.Mg)             # <<<<<<<<<<<<<<
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
-*/
-
-        __pyx_t_1 = __pyx_v_g.Mg;
-
-        __pyx_t_15 = (__pyx_v_ppb * __pyx_v_g.mr_max);
-        __pyx_t_12 = (__pyx_t_1 < __pyx_t_15);
-
-        if (__pyx_t_12) {
-
-          __pyx_t_17 = __pyx_t_1;
-        } else {
-
-          __pyx_t_17 = __pyx_t_15;
-        }
-
-        __pyx_v_c_rows = __pyx_t_17;
-
-
-        /* "cconv/_kernels/_igemm.pyx":358
- *             pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
- *                              and pr.Hp == g.H_out and pr.Wp == g.W_out)
- *             if not pr.in_place_c:             # <<<<<<<<<<<<<<
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items
-*/
-      }
-
-      /* "cconv/_kernels/_igemm.pyx":360
- *             if not pr.in_place_c:
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items             # <<<<<<<<<<<<<<
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:
-*/
-      __pyx_v_total = (__pyx_v_total + __pyx_v_pr->items);
-    }
-
-
-    /* "cconv/_kernels/_igemm.pyx":361
- *                 c_rows = min(ppb * g.mr_max, g.Mg)
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)             # <<<<<<<<<<<<<<
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
-*/
-    __pyx_t_2 = __pyx_f_5cconv_8_kernels_6_igemm_workspace_elems(__pyx_v_kc, __pyx_v_nc, __pyx_v_g.nr, __pyx_v_c_rows, 0); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 361, __pyx_L8_error)
-    __pyx_v_g.ws_b = __pyx_t_2;
-
-    /* "cconv/_kernels/_igemm.pyx":362
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:             # <<<<<<<<<<<<<<
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
 */
-    __pyx_t_12 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_g.ws_b));
+    __pyx_t_2 = ((__pyx_v_ws.shape[0]) < (__pyx_v_nthreads * __pyx_v_L.ws));
 
-    if (unlikely(__pyx_t_12)) {
+    if (unlikely(__pyx_t_2)) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":363
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")             # <<<<<<<<<<<<<<
+      /* "cconv/_kernels/_igemm.pyx":450
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")             # <<<<<<<<<<<<<<
  *         if total == 0:
  *             return
 */
       __pyx_t_9 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 363, __pyx_L8_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_g.ws_b), 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 363, __pyx_L8_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_20[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
-      __pyx_t_20[1] = __pyx_t_7;
-      __pyx_t_20[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
-      __pyx_t_20[3] = __pyx_t_8;
-      __pyx_t_2 = 27;
+      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_ws.shape[0]), 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t((__pyx_v_nthreads * __pyx_v_L.ws), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_11);
+      __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_ws_has;
+      __pyx_t_12[1] = __pyx_t_10;
+      __pyx_t_12[2] = __pyx_mstate_global->__pyx_kp_u_elements_expected;
+      __pyx_t_12[3] = __pyx_t_11;
+      __pyx_t_6 = 27;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_2 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_20[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_20[3]);
+      __pyx_t_6 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_12[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_12[3]);
       #endif
-      __pyx_t_21 = 0;
-      __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_20, 4, __pyx_t_2, __pyx_t_21);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 363, __pyx_L8_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_10 = 1;
+      __pyx_t_13 = 0;
+      __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_6, __pyx_t_13);
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 450, __pyx_L8_error)
+      __Pyx_GOTREF(__pyx_t_14);
+      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __pyx_t_15 = 1;
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_t_6};
-        __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_t_14};
+        __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_15, (2-__pyx_t_15) | (__pyx_t_15*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 363, __pyx_L8_error)
-        __Pyx_GOTREF(__pyx_t_5);
+        __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 450, __pyx_L8_error)
+        __Pyx_GOTREF(__pyx_t_8);
       }
-      __Pyx_Raise(__pyx_t_5, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __PYX_ERR(0, 363, __pyx_L8_error)
+      __Pyx_Raise(__pyx_t_8, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __PYX_ERR(0, 450, __pyx_L8_error)
 
-      /* "cconv/_kernels/_igemm.pyx":362
- *             total += pr.items
- *         g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
- *         if ws.shape[0] < nthreads * g.ws_b:             # <<<<<<<<<<<<<<
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+      /* "cconv/_kernels/_igemm.pyx":449
+ *     try:
+ *         total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+ *         if ws.shape[0] < nthreads * L.ws:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":364
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+    /* "cconv/_kernels/_igemm.pyx":451
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
  *             return
- *         with nogil, parallel(num_threads=nthreads):
+ *         if alloc_tables(&L, probs, nprob) != 0:
 */
-    __pyx_t_12 = (__pyx_v_total == 0);
+    __pyx_t_2 = (__pyx_v_total == 0);
 
-    if (__pyx_t_12) {
+    if (__pyx_t_2) {
 
 
-      /* "cconv/_kernels/_igemm.pyx":365
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+      /* "cconv/_kernels/_igemm.pyx":452
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:
  *             return             # <<<<<<<<<<<<<<
- *         with nogil, parallel(num_threads=nthreads):
- *             tid = threadid()
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()
 */
       {
         PyObject *__pyx_temp;
@@ -27689,21 +29719,51 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
       }
       goto __pyx_L7_return;
 
-      /* "cconv/_kernels/_igemm.pyx":364
- *         if ws.shape[0] < nthreads * g.ws_b:
- *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+      /* "cconv/_kernels/_igemm.pyx":451
+ *         if ws.shape[0] < nthreads * L.ws:
+ *             raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
  *         if total == 0:             # <<<<<<<<<<<<<<
  *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:
+*/
+    }
+
+    /* "cconv/_kernels/_igemm.pyx":453
+ *         if total == 0:
+ *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
+ *             raise MemoryError()
+ *         with nogil, parallel(num_threads=nthreads):
+*/
+    __pyx_t_2 = (__pyx_f_5cconv_8_kernels_6_igemm_alloc_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob) != 0);
+
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "cconv/_kernels/_igemm.pyx":454
+ *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()             # <<<<<<<<<<<<<<
+ *         with nogil, parallel(num_threads=nthreads):
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
+*/
+      PyErr_NoMemory(); __PYX_ERR(0, 454, __pyx_L8_error)
+
+      /* "cconv/_kernels/_igemm.pyx":453
+ *         if total == 0:
+ *             return
+ *         if alloc_tables(&L, probs, nprob) != 0:             # <<<<<<<<<<<<<<
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):
 */
     }
 
-    /* "cconv/_kernels/_igemm.pyx":366
- *         if total == 0:
- *             return
+    /* "cconv/_kernels/_igemm.pyx":455
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
+ *             for item in prange(total, schedule="static"):
 */
     {
         PyThreadState * _save;
@@ -27718,56 +29778,58 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
                   #define unlikely(x) (x)
               #endif
               #ifdef _OPENMP
-              #pragma omp parallel firstprivate(__pyx_v_tid, __pyx_v_wsp) private(__pyx_t_12, __pyx_t_13, __pyx_t_14, __pyx_t_18, __pyx_t_2, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26, __pyx_t_27, __pyx_t_3, __pyx_t_4) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
+              #pragma omp parallel firstprivate(__pyx_v_wsp) private(__pyx_t_13, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_2, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_3, __pyx_t_5, __pyx_t_6, __pyx_t_7) num_threads(__pyx_v_nthreads != 0 ? __pyx_v_nthreads : omp_get_max_threads())
               #endif /* _OPENMP */
               {
 
-                  /* "cconv/_kernels/_igemm.pyx":367
- *             return
+                  /* "cconv/_kernels/_igemm.pyx":456
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):
- *             tid = threadid()             # <<<<<<<<<<<<<<
- *             wsp = &ws[tid * g.ws_b]
- *             for item in prange(total, schedule="static"):
-*/
-                  #ifdef _OPENMP
-                  __pyx_t_21 = omp_get_thread_num();
-                  #else
-                  __pyx_t_21 = 0;
-                  #endif
-                  __pyx_v_tid = __pyx_t_21;
-
-                  /* "cconv/_kernels/_igemm.pyx":368
- *         with nogil, parallel(num_threads=nthreads):
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]             # <<<<<<<<<<<<<<
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL             # <<<<<<<<<<<<<<
  *             for item in prange(total, schedule="static"):
  *                 local = item
 */
-                  __pyx_t_14 = (__pyx_v_tid * __pyx_v_g.ws_b);
-                  __pyx_v_wsp = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ws.data) + __pyx_t_14)) ))));
+                  __pyx_t_2 = (__pyx_v_L.ws > 0);
 
-                  /* "cconv/_kernels/_igemm.pyx":369
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]
+                  if (__pyx_t_2) {
+                    #ifdef _OPENMP
+                    __pyx_t_13 = omp_get_thread_num();
+                    #else
+                    __pyx_t_13 = 0;
+                    #endif
+                    __pyx_t_3 = (__pyx_t_13 * __pyx_v_L.ws);
+
+                    __pyx_t_16 = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ws.data) + __pyx_t_3)) ))));
+
+                  } else {
+
+                    __pyx_t_16 = NULL;
+                  }
+
+                  __pyx_v_wsp = __pyx_t_16;
+
+                  /* "cconv/_kernels/_igemm.pyx":457
+ *         with nogil, parallel(num_threads=nthreads):
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):             # <<<<<<<<<<<<<<
  *                 local = item
  *                 p = 0
 */
-                  __pyx_t_2 = __pyx_v_total;
+                  __pyx_t_6 = __pyx_v_total;
 
                   {
-                      __pyx_t_4 = (__pyx_t_2 - 0 + 1 - 1/abs(1)) / 1;
-                      if (__pyx_t_4 > 0)
+                      __pyx_t_7 = (__pyx_t_6 - 0 + 1 - 1/abs(1)) / 1;
+                      if (__pyx_t_7 > 0)
                       {
                           #ifdef _OPENMP
                           #pragma omp for nowait firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_local) lastprivate(__pyx_v_local) firstprivate(__pyx_v_p) lastprivate(__pyx_v_p) schedule(static)
                           #endif /* _OPENMP */
-                          for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_4; __pyx_t_3++){
+                          for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_7; __pyx_t_5++){
                               {
-                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_3);
+                                  __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                  /* "cconv/_kernels/_igemm.pyx":370
- *             wsp = &ws[tid * g.ws_b]
+                                  /* "cconv/_kernels/_igemm.pyx":458
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
  *             for item in prange(total, schedule="static"):
  *                 local = item             # <<<<<<<<<<<<<<
  *                 p = 0
@@ -27775,7 +29837,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_local = __pyx_v_item;
 
-                                  /* "cconv/_kernels/_igemm.pyx":371
+                                  /* "cconv/_kernels/_igemm.pyx":459
  *             for item in prange(total, schedule="static"):
  *                 local = item
  *                 p = 0             # <<<<<<<<<<<<<<
@@ -27784,7 +29846,7 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
 */
                                   __pyx_v_p = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":372
+                                  /* "cconv/_kernels/_igemm.pyx":460
  *                 local = item
  *                 p = 0
  *                 while local >= probs[p].items:             # <<<<<<<<<<<<<<
@@ -27792,63 +29854,63 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
  *                     p = p + 1
 */
                                   while (1) {
-                                    __pyx_t_12 = (__pyx_v_local >= (__pyx_v_probs[__pyx_v_p]).items);
+                                    __pyx_t_2 = (__pyx_v_local >= (__pyx_v_probs[__pyx_v_p]).items);
 
 
-                                    if (!__pyx_t_12) break;
+                                    if (!__pyx_t_2) break;
 
-                                    /* "cconv/_kernels/_igemm.pyx":373
+                                    /* "cconv/_kernels/_igemm.pyx":461
  *                 p = 0
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items             # <<<<<<<<<<<<<<
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
 */
                                     __pyx_v_local = (__pyx_v_local - (__pyx_v_probs[__pyx_v_p]).items);
 
-                                    /* "cconv/_kernels/_igemm.pyx":374
+                                    /* "cconv/_kernels/_igemm.pyx":462
  *                 while local >= probs[p].items:
  *                     local = local - probs[p].items
  *                     p = p + 1             # <<<<<<<<<<<<<<
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
  *                          &out[0, 0, 0, 0], wsp)
 */
                                     __pyx_v_p = (__pyx_v_p + 1);
                                   }
 
-                                  /* "cconv/_kernels/_igemm.pyx":375
+                                  /* "cconv/_kernels/_igemm.pyx":463
  *                     local = local - probs[p].items
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
 */
-                                  __pyx_t_14 = 0;
-                                  __pyx_t_13 = 0;
+                                  __pyx_t_3 = 0;
+                                  __pyx_t_17 = 0;
                                   __pyx_t_18 = 0;
-                                  __pyx_t_22 = 0;
-                                  __pyx_t_23 = 0;
+                                  __pyx_t_19 = 0;
+                                  __pyx_t_20 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":376
+                                  /* "cconv/_kernels/_igemm.pyx":464
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
  *                          &out[0, 0, 0, 0], wsp)             # <<<<<<<<<<<<<<
  *     finally:
- *         PyMem_Free(probs)
+ *         free_tables(&L, probs, nprob)
 */
+                                  __pyx_t_21 = 0;
+                                  __pyx_t_22 = 0;
+                                  __pyx_t_23 = 0;
                                   __pyx_t_24 = 0;
-                                  __pyx_t_25 = 0;
-                                  __pyx_t_26 = 0;
-                                  __pyx_t_27 = 0;
 
-                                  /* "cconv/_kernels/_igemm.pyx":375
+                                  /* "cconv/_kernels/_igemm.pyx":463
  *                     local = local - probs[p].items
  *                     p = p + 1
- *                 run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
+ *                 run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,             # <<<<<<<<<<<<<<
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
 */
-                                  __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item((&__pyx_v_g), (&(__pyx_v_probs[__pyx_v_p])), __pyx_v_local, (&(*((double const  *) ( /* dim=3 */ ((char *) (((double const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_14 * __pyx_v_x.strides[0]) ) + __pyx_t_13 * __pyx_v_x.strides[1]) ) + __pyx_t_18 * __pyx_v_x.strides[2]) )) + __pyx_t_22)) )))), (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_wpack.data) + __pyx_t_23)) )))), __pyx_v_bias_p, (&(*((double *) ( /* dim=3 */ ((char *) (((double *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_24 * __pyx_v_out.strides[0]) ) + __pyx_t_25 * __pyx_v_out.strides[1]) ) + __pyx_t_26 * __pyx_v_out.strides[2]) )) + __pyx_t_27)) )))), __pyx_v_wsp);
+                                  __pyx_fuse_1__pyx_f_5cconv_8_kernels_6_igemm_run_item((&__pyx_v_L), (&(__pyx_v_probs[__pyx_v_p])), __pyx_v_local, (&(*((double const  *) ( /* dim=3 */ ((char *) (((double const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_3 * __pyx_v_x.strides[0]) ) + __pyx_t_17 * __pyx_v_x.strides[1]) ) + __pyx_t_18 * __pyx_v_x.strides[2]) )) + __pyx_t_19)) )))), (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_wpack.data) + __pyx_t_20)) )))), __pyx_v_bias_p, (&(*((double *) ( /* dim=3 */ ((char *) (((double *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_21 * __pyx_v_out.strides[0]) ) + __pyx_t_22 * __pyx_v_out.strides[1]) ) + __pyx_t_23 * __pyx_v_out.strides[2]) )) + __pyx_t_24)) )))), __pyx_v_wsp);
                               }
                           }
                       }
@@ -27864,31 +29926,39 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
           #endif
         }
 
-        /* "cconv/_kernels/_igemm.pyx":366
- *         if total == 0:
- *             return
+        /* "cconv/_kernels/_igemm.pyx":455
+ *         if alloc_tables(&L, probs, nprob) != 0:
+ *             raise MemoryError()
  *         with nogil, parallel(num_threads=nthreads):             # <<<<<<<<<<<<<<
- *             tid = threadid()
- *             wsp = &ws[tid * g.ws_b]
+ *             wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
+ *             for item in prange(total, schedule="static"):
 */
         /*finally:*/ {
           /*normal exit:*/{
             __Pyx_FastGIL_Forget();
             PyEval_RestoreThread(_save);
-            goto __pyx_L31;
+            goto __pyx_L15;
           }
-          __pyx_L31:;
+          __pyx_L15:;
         }
     }
   }
 
-  /* "cconv/_kernels/_igemm.pyx":378
+  /* "cconv/_kernels/_igemm.pyx":466
  *                          &out[0, 0, 0, 0], wsp)
  *     finally:
- *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+ *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
+ *         PyMem_Free(probs)
 */
   /*finally:*/ {
     /*normal exit:*/{
+      __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
+
+      /* "cconv/_kernels/_igemm.pyx":467
+ *     finally:
+ *         free_tables(&L, probs, nprob)
+ *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+*/
       PyMem_Free(__pyx_v_probs);
       goto __pyx_L9;
     }
@@ -27896,70 +29966,95 @@ static PyObject *__pyx_pf_5cconv_8_kernels_6_igemm_16igemm(CYTHON_UNUSED PyObjec
     /*exception exit:*/{
       __Pyx_PyThreadState_declare
       __Pyx_PyThreadState_assign
-      __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0; __pyx_t_35 = 0;
-      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_27 = 0; __pyx_t_28 = 0; __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0;
+      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-       __Pyx_ExceptionSwap(&__pyx_t_33, &__pyx_t_34, &__pyx_t_35);
-      if ( unlikely(__Pyx_GetException(&__pyx_t_30, &__pyx_t_31, &__pyx_t_32) < 0)) __Pyx_ErrFetch(&__pyx_t_30, &__pyx_t_31, &__pyx_t_32);
+       __Pyx_ExceptionSwap(&__pyx_t_30, &__pyx_t_31, &__pyx_t_32);
+      if ( unlikely(__Pyx_GetException(&__pyx_t_27, &__pyx_t_28, &__pyx_t_29) < 0)) __Pyx_ErrFetch(&__pyx_t_27, &__pyx_t_28, &__pyx_t_29);
+      __Pyx_XGOTREF(__pyx_t_27);
+      __Pyx_XGOTREF(__pyx_t_28);
+      __Pyx_XGOTREF(__pyx_t_29);
       __Pyx_XGOTREF(__pyx_t_30);
       __Pyx_XGOTREF(__pyx_t_31);
       __Pyx_XGOTREF(__pyx_t_32);
-      __Pyx_XGOTREF(__pyx_t_33);
-      __Pyx_XGOTREF(__pyx_t_34);
-      __Pyx_XGOTREF(__pyx_t_35);
-      __pyx_t_21 = __pyx_lineno; __pyx_t_28 = __pyx_clineno; __pyx_t_29 = __pyx_filename;
+      __pyx_t_13 = __pyx_lineno; __pyx_t_25 = __pyx_clineno; __pyx_t_26 = __pyx_filename;
       {
+
+        /* "cconv/_kernels/_igemm.pyx":466
+ *                          &out[0, 0, 0, 0], wsp)
+ *     finally:
+ *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
+ *         PyMem_Free(probs)
+*/
+        __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
+
+        /* "cconv/_kernels/_igemm.pyx":467
+ *     finally:
+ *         free_tables(&L, probs, nprob)
+ *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+*/
         PyMem_Free(__pyx_v_probs);
       }
-      __Pyx_XGIVEREF(__pyx_t_33);
-      __Pyx_XGIVEREF(__pyx_t_34);
-      __Pyx_XGIVEREF(__pyx_t_35);
-      __Pyx_ExceptionReset(__pyx_t_33, __pyx_t_34, __pyx_t_35);
       __Pyx_XGIVEREF(__pyx_t_30);
       __Pyx_XGIVEREF(__pyx_t_31);
       __Pyx_XGIVEREF(__pyx_t_32);
-      __Pyx_ErrRestore(__pyx_t_30, __pyx_t_31, __pyx_t_32);
-      __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0; __pyx_t_33 = 0; __pyx_t_34 = 0; __pyx_t_35 = 0;
-      __pyx_lineno = __pyx_t_21; __pyx_clineno = __pyx_t_28; __pyx_filename = __pyx_t_29;
+      __Pyx_ExceptionReset(__pyx_t_30, __pyx_t_31, __pyx_t_32);
+      __Pyx_XGIVEREF(__pyx_t_27);
+      __Pyx_XGIVEREF(__pyx_t_28);
+      __Pyx_XGIVEREF(__pyx_t_29);
+      __Pyx_ErrRestore(__pyx_t_27, __pyx_t_28, __pyx_t_29);
+      __pyx_t_27 = 0; __pyx_t_28 = 0; __pyx_t_29 = 0; __pyx_t_30 = 0; __pyx_t_31 = 0; __pyx_t_32 = 0;
+      __pyx_lineno = __pyx_t_13; __pyx_clineno = __pyx_t_25; __pyx_filename = __pyx_t_26;
       goto __pyx_L1_error;
     }
     __pyx_L7_return: {
-      __pyx_t_35 = __pyx_r;
+      __pyx_t_32 = __pyx_r;
       __pyx_r = 0;
+
+      /* "cconv/_kernels/_igemm.pyx":466
+ *                          &out[0, 0, 0, 0], wsp)
+ *     finally:
+ *         free_tables(&L, probs, nprob)             # <<<<<<<<<<<<<<
+ *         PyMem_Free(probs)
+*/
+      __pyx_f_5cconv_8_kernels_6_igemm_free_tables((&__pyx_v_L), __pyx_v_probs, __pyx_v_nprob);
+
+      /* "cconv/_kernels/_igemm.pyx":467
+ *     finally:
+ *         free_tables(&L, probs, nprob)
+ *         PyMem_Free(probs)             # <<<<<<<<<<<<<<
+*/
       PyMem_Free(__pyx_v_probs);
-      __pyx_r = __pyx_t_35;
-      __pyx_t_35 = 0;
+      __pyx_r = __pyx_t_32;
+      __pyx_t_32 = 0;
       goto __pyx_L0;
     }
     __pyx_L9:;
   }
 
-  /* "cconv/_kernels/_igemm.pyx":304
+  /* "cconv/_kernels/_igemm.pyx":419
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
  *           floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
- *           const Py_ssize_t[::1] taps, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t ppb, int isa,
+ *           const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
 */
 
   /* function exit code */
   __pyx_r = Py_None; __Pyx_INCREF(Py_None);
   goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_14);
   __Pyx_AddTraceback("cconv._kernels._igemm.igemm", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
 
 
 
@@ -29329,14 +31424,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5cconv_8_kernels_6_igemm___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5cconv_8_kernels_6_igemm___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 379, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults = &__pyx_type_5cconv_8_kernels_6_igemm___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults) < (0)) __PYX_ERR(0, 276, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults);
@@ -30348,77 +32443,101 @@ __Pyx_RefNannySetupContext("PyInit__igemm", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum, __pyx_t_4) < (0)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":51
+  /* "cconv/_kernels/_igemm.pyx":63
  * 
  * # Columns of the `problems` table given to igemm(): one row per problem.
  * PROBLEM_FIELDS = ("KH", "KW", "sh", "sw", "Hp", "Wp", "oy0", "oys", "ox0", "oxs",             # <<<<<<<<<<<<<<
  *                   "a_offset", "taps_offset")
  * 
 */
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_PROBLEM_FIELDS, __pyx_mstate_global->__pyx_tuple[2]) < (0)) __PYX_ERR(0, 51, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_PROBLEM_FIELDS, __pyx_mstate_global->__pyx_tuple[2]) < (0)) __PYX_ERR(0, 63, __pyx_L1_error)
 
-  /* "cconv/_kernels/_igemm.pyx":264
+  /* "cconv/_kernels/_igemm.pyx":72
+ * 
+ * 
+ * MODE_PIXELS = PIXELS             # <<<<<<<<<<<<<<
+ * MODE_CHANNELS = CHANNELS
+ * 
+*/
+  __pyx_t_4 = __Pyx_PyLong_From___pyx_anon_enum(__pyx_e_5cconv_8_kernels_6_igemm_PIXELS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_MODE_PIXELS, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "cconv/_kernels/_igemm.pyx":73
+ * 
+ * MODE_PIXELS = PIXELS
+ * MODE_CHANNELS = CHANNELS             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_4 = __Pyx_PyLong_From___pyx_anon_enum(__pyx_e_5cconv_8_kernels_6_igemm_CHANNELS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 73, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_MODE_CHANNELS, __pyx_t_4) < (0)) __PYX_ERR(0, 73, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "cconv/_kernels/_igemm.pyx":356
  * 
  * 
  * def tile(int isa, Py_ssize_t itemsize):             # <<<<<<<<<<<<<<
  *     """(MR, NR): most rows and the columns of variant isa's micro-kernel for this dtype size."""
  *     return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_1tile, 0, __pyx_mstate_global->__pyx_n_u_tile, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 264, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_1tile, 0, __pyx_mstate_global->__pyx_n_u_tile, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 356, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tile, __pyx_t_4) < (0)) __PYX_ERR(0, 264, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tile, __pyx_t_4) < (0)) __PYX_ERR(0, 356, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":269
+  /* "cconv/_kernels/_igemm.pyx":361
  * 
  * 
- * cpdef Py_ssize_t workspace_elems(Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t nr, Py_ssize_t c_rows):             # <<<<<<<<<<<<<<
- *     """Per-thread buffer, in elements: packed B (kc x nc, rounded up to panels), then a
- *     c_rows x nc block of C when the output is not written in place (c_rows = 0 otherwise;
+ * def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,             # <<<<<<<<<<<<<<
+ *                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
+ *                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_3workspace_elems, 0, __pyx_mstate_global->__pyx_n_u_workspace_elems, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 269, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_3workspace_elems, 0, __pyx_mstate_global->__pyx_n_u_workspace_elems, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 361, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_workspace_elems, __pyx_t_4) < (0)) __PYX_ERR(0, 269, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_workspace_elems, __pyx_t_4) < (0)) __PYX_ERR(0, 361, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":276
+  /* "cconv/_kernels/_igemm.pyx":379
  * 
  * 
- * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t kc,             # <<<<<<<<<<<<<<
- *                  Py_ssize_t mr_max):
- *     """Pack A[g, m, k] (groups x Mg x K) into the layout run_item reads.
+ * def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,             # <<<<<<<<<<<<<<
+ *                  Py_ssize_t cpb, int mode, Py_ssize_t width):
+ *     """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_9pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_float_1_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_9pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_float_1_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 276, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_11pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_double_1_doub, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_11pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights_const_double_1_doub, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 276, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_5pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_5pack_weights, 0, __pyx_mstate_global->__pyx_n_u_pack_weights, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 276, __pyx_L1_error)
-  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 276, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 379, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
   __Pyx_GIVEREF(__pyx_t_9);
@@ -30429,42 +32548,42 @@ __Pyx_RefNannySetupContext("PyInit__igemm", 0);
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_5;
   __Pyx_INCREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pack_weights, __pyx_t_4) < (0)) __PYX_ERR(0, 276, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pack_weights, __pyx_t_4) < (0)) __PYX_ERR(0, 379, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "cconv/_kernels/_igemm.pyx":304
+  /* "cconv/_kernels/_igemm.pyx":419
  * 
  * 
  * def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,             # <<<<<<<<<<<<<<
  *           floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
- *           const Py_ssize_t[::1] taps, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t ppb, int isa,
+ *           const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
 */
-  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_15igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_float_1_const_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_5cconv_8_kernels_6_igemm_15igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_float_1_const_float, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 304, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_17igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_double_1_const_doubl, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_5cconv_8_kernels_6_igemm_17igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm_const_double_1_const_doubl, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 304, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_7igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_5cconv_8_kernels_6_igemm_7igemm, 0, __pyx_mstate_global->__pyx_n_u_igemm, NULL, __pyx_mstate_global->__pyx_n_u_cconv__kernels__igemm, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 304, __pyx_L1_error)
-  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 304, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_5cconv_8_kernels_6_igemm___pyx_defaults)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_4)->arg0 = __pyx_t_9;
   __Pyx_GIVEREF(__pyx_t_9);
@@ -30475,7 +32594,7 @@ __Pyx_RefNannySetupContext("PyInit__igemm", 0);
   __pyx_t_5 = 0;
   __pyx_t_5 = __pyx_t_4;
   __Pyx_INCREF(__pyx_t_5);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_igemm, __pyx_t_5) < (0)) __PYX_ERR(0, 304, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_igemm, __pyx_t_5) < (0)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
@@ -30597,7 +32716,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "cconv/_kernels/_igemm.pyx":51
+  /* "cconv/_kernels/_igemm.pyx":63
  * 
  * # Columns of the `problems` table given to igemm(): one row per problem.
  * PROBLEM_FIELDS = ("KH", "KW", "sh", "sw", "Hp", "Wp", "oy0", "oys", "ox0", "oxs",             # <<<<<<<<<<<<<<
@@ -30606,7 +32725,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[12] = {__pyx_mstate_global->__pyx_n_u_KH, __pyx_mstate_global->__pyx_n_u_KW, __pyx_mstate_global->__pyx_n_u_sh, __pyx_mstate_global->__pyx_n_u_sw, __pyx_mstate_global->__pyx_n_u_Hp, __pyx_mstate_global->__pyx_n_u_Wp, __pyx_mstate_global->__pyx_n_u_oy0, __pyx_mstate_global->__pyx_n_u_oys, __pyx_mstate_global->__pyx_n_u_ox0, __pyx_mstate_global->__pyx_n_u_oxs, __pyx_mstate_global->__pyx_n_u_a_offset, __pyx_mstate_global->__pyx_n_u_taps_offset};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 12); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 51, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 12); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
@@ -30670,38 +32789,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{20},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{25},{15},{7},{8},{6},{2},{9},{50},{30},{37},{7},{1},{5},{8},{1},{2},{1},{2},{2},{2},{14},{8},{15},{2},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{1},{8},{3},{15},{4},{18},{4},{4},{6},{1},{6},{21},{18},{5},{1},{8},{6},{3},{5},{15},{6},{9},{5},{5},{5},{6},{7},{1},{3},{2},{6},{1},{2},{5},{102},{97},{5},{3},{4},{5},{8},{2},{2},{2},{3},{4},{2},{6},{5},{7},{4},{6},{4},{2},{4},{3},{7},{5},{2},{8},{5},{3},{3},{3},{3},{3},{3},{1},{4},{12},{49},{47},{3},{3},{3},{2},{8},{5},{1},{2},{8},{10},{2},{5},{10},{4},{5},{4},{4},{6},{2},{4},{11},{3},{4},{5},{6},{6},{6},{15},{5},{2},{3},{1}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{19},{301},{1010},{34}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{20},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{25},{15},{7},{8},{6},{2},{9},{50},{30},{37},{7},{1},{5},{8},{1},{2},{1},{2},{2},{1},{13},{11},{2},{14},{8},{15},{2},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{1},{8},{3},{15},{4},{18},{4},{4},{6},{1},{21},{8},{18},{5},{3},{1},{8},{6},{3},{5},{15},{6},{9},{5},{5},{5},{6},{7},{3},{2},{6},{1},{2},{5},{102},{97},{5},{3},{4},{5},{8},{2},{2},{3},{4},{2},{6},{5},{1},{7},{4},{4},{4},{3},{7},{5},{8},{5},{3},{3},{3},{3},{3},{3},{1},{4},{12},{49},{47},{3},{3},{3},{8},{5},{1},{2},{8},{4},{6},{10},{2},{5},{10},{4},{5},{4},{4},{6},{2},{4},{11},{4},{5},{6},{6},{6},{5},{15},{5},{2},{3},{1}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{1},{19},{155},{389},{463}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1978 bytes) */
-static const char cstring[] = "x\332}UKS\333X\026\306\001\3220M\367`0\024\244H\217\014$tu%\016\006\222IQ=\335e\236\241\362h\374\340\221IQ\252+\351\332V,K\262\356\225\037]\263`\251\245\226w\251\245\226Zj\351\245\227Zz\331?!?a\316\225m \031j($\335\307y~\347;\307\002\242\302f[\300\032\256c\235\222g\002n\233X\246X\021\004C\372\014\253\3372\273\302\257\357q\335\260:\347*n\tFY\370U6t\252Vl\303&\002\322\025AQ-.\370\355\261\252\217.\010\265T\005L\336\n\013\206\365\177\357\277>\273\221\374\355\367}\244\353\006\025\020!jE\027\250!X\030)\317\r]\353\010\3658\310&\004y\2427\221\246*B\335P\360\235\2146\344\r\356w\243lX\324B\372\3063\241\002\246F\302\244\212L\014\256\004\324V\211\360\301\020\352\210\312UU\257\010\334\025\242\266\205\205\262a\353\312\007\203b\201V\001\270\375\016\255\032\272\000\342\n\326T\t[\210b\010\204\207\016\016-.\244\013\247\207\247\317w^\357\304\211X\230CJ\004bK\262\0069`\302\361\224lU\243\340\230vLL2\302IY\350\030\266\240c\010\031\0224A\356\256\002\255b] \230\362\205\260\021\303\201\250j\350\"\250C\264\033C\004\325&\346\332GH#8\203\024E\0049,C\211\232/\304\032\266t\254\221\027\242Z\301\365z\306\354\264eC\323\270\222\241\223\014\222dE%H\322\260B\250PED\300:\337Ud\225\014V\212n@\306edkT\020E\013+\266\214EQP\354\330\245n\350\317\001\201\246\2124\270\225U]\245\242h\307\212\374\032i\232!\003P\002\262,\324\021\024DQ\346\236\333A98h\003&\220L\213\304\301\374\047W\334?99\3244\325$*9~c\276}\373\346\355\305\373\312i\341\217\275w\207\357\305\243\223\303w\007\305\"n\330X\2271\347l\346\226\276\027\246(\236v\332\360\034@\211\304\017\270M\013\270,\212C\030!\013\210\230\003}\273\250`\252R\\\347\007\n\327\201\277\262\255\313\374\013Wd\244\245\326M\240\025_\325\221\252\307_C\261\265\370NG\365\301\027\267\370\007\360\026\345*\226k\304\256\017vC+|\311I0X\331\272\251\3125\260p\250\217\344\232\224\343\304m4l\244\215\314\216\np\263\222c^\3369\300m\276\001\322\334\204B\356\204~\263\276\325\243\230\3208Q\202\025\021\370\017\035\0106T\"\312\206e\330@V\214\220h\224\313\240\nt\031\025M\224\354r\031\272\300\252\020D"":\272\254\032\231\033y\"!\202%\025\021\376\210\246,\213\226\321\"1!3#Bf\006\204\2245\220\027\001D\350R\031KH\256\311\320wT\031R\216(\206= \247\302\301\212_<\264\301\274\202\242C\327c\200,nGlY\206U\326P\205\2245\003Qh\375z\374\346\003\240\002\365\253\250\025\010\020\230\244*\261\357\370\365\t\242\002\352\017\374|\332}&\014\377w\263W\317\276\276\272\377\344^\305;\002Ww\275\304q\335\353dxs\357\301}Z\267\327Wq\275\240\2119s\371C\006\257?qm\263&\325\000P\251\006\"\265Z\255\305\213\305\253\247\301\370\344\263\223\317\314\272\005$ns\252\3502\214\336\272^\223t\023\361\n\351\246eH\272\245\323*\237\273\004P6;\200;\224\330ho\032mbt6\215\0161M\250\031\177\304\026V+UJ\356\256\357\005\367[\200\356Q\370*\343o\322\205\340L\3034M\311\264x\200\360cF\370\227X\326\246\205+*\201a\014L\035\361\247\032\317\226\233\251N8.\320\000\026t\0016\t5\340\261l\030\323-\212`\t\317\220\351TU\250\252a\n\223B\203\346\204\020m\023\306\027\206\337\017\033\223\226a\325x\242\320m\334\177\213\337\267H\213\230\355?\256\023\177M|\357\374\213%\330\"\373\323O\372O\374\306u\342\313\354\330\344r|\324\360\246\341\360i\220\010\226\302d\370\264\233\350&\373\023\217\330:C\214x/\202T\220\017\2240\375\345\341\330\344\3245q\236\272\tw\336\335w-6\307\266\231\344%\372S?:\237\301\320#/\353\355{M?\037e\016\273\371\256\324{\320[\353\025z\215\376\364\337\372S3\316\221\373\304m\260D\177f\326}\350b\226e\271\376\354\202{\301r\254\344\315{\260Yt+,\317do\316\333\366d\177\301\227\202D\1776\345\036\263\227^\302K\366S\313l\331K{/\375\t?\327O-\261i/\351\255{\222?\356\357\370\235\360A\230\346\207\t6\017\006\213\336\003o\315+x\226?\347o\203\235\361`+(\216D\0362\014\201\346\372K+\354\320[\360\220\327\350\257<\036:\336\002%\333\317\371y_\t\326\202B@\302\265\260\020r\260~\032\233|\314\336xG~\332\377=\332-F\305\322\227\251\261\3115/\335\237\230\274.9Ig\303M\272\353.rm\360\177\016\016\016\374\204\277\3507\202\211 \027\234\207\331\360\000`]\3546z\t\256p\351\344\235*\010w\274q\357\025`\277\356\313\301b\320\010\047\302\375\260\t\330!.\364o\247""\301?\347N\026\260[s\363\243\315\261\273\355\306\002\027N\216\177>:\310i\272%\226dOX\254q\346\244\235Wnj\240\361\311\235psn~\210\370H\353\273k\033\354d\373S\311a\330\2408\343\274c3^\316;\367\267\374<\027i:E\027\252;\rZ\274\200\207\356B,8\303u\206\265\374\321\301\356\226{\306V\001\3139He)H\002p\245p\251\233\354\256uK\275\245(_\210\ng\321\331\307\350#\212\220\024I8\302\345\221\3369{\035s\206\372\257\203l\260\0374\370E\331\335s\313l\217\225\275=\257\342_\002\371\3440\025^\002*r/\325\273\214\316\316\243s\260v\025]qSQY\215\324\317\\Oc?\003=\266=\3047\034\\\n\031\277\201|\212~\342\177\217&\374\275\230`q$Y\367\200=\200\034\016\2007\253@\r8\254\304\200\362\243\304\327[.q\350\047o\017\323l\327\313\363\255\n\220\214\263-v\001\201K\376\244_\360\255 \2263X\201Q\210L\212\275\016\230E\303\255\260\324\235\357\356u\225\336j\357 :\345\224\352?N\003\212/\2019\363\376>h\247@\320\016sa\261;\336\315\016.w<\002\024\334\006+\253\301A8\016\304\312\215\\\330\200\244\345\247\300\257\rXZ\000Z!\264\273\373]\013`+\364\354\250t\021]\\\336\265\362\317`=\220b\3165\272\220\345\337\035\n5\311\367gW\342\236\234\203\322\234@\047\000\236\013n\001\352>5\355,\271\377\200^Ly\245\301\020\351O}\357l9\347\200\037\037\007\313\034;\016\305\234\373\013X\370\010\255e\361\026\2106\217\201\367\323Q\236\247\030\225\316\270\326+\030!\020\370\017\375\037V\330{\216\346#\226\346\212i\036\201\253\000\3229\006\221\374\004#\250\321\237\205\276\346\223 \236\021e\266\017\231\346\240Q\033\375\324\n;\032\224\303_\035\014\005^\305\\\254\000\225Y\203\256\306q+~\007\215\230\210\251Y\004\314v \337I\340\223\322K\367\227\037\305b2\214 \316\303\354_S<\210l4&x\t\336\3413\316\266#\305-Tb)\000\231\200\277c\336 \377\005[\205\003\355";
-    PyObject *data = __Pyx_DecompressString(cstring, 1978, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1813 bytes) */
+static const char cstring[] = "x\332}UKs\323\310\026\306\301\016\206\ts\343\020\302\243\302L\207@\\5\025<q\n\356LQ\334\2312\211\363(B\210c\010p)J\325\222\332\266\306\262ZV\267\374\230\232E\226^j\251e/\265\324RK/\275\314RK~\302\374\2049-\307I\240ro*-\265\272\317\351s\316\367}\247\2150Gk=DL\322\"\026g\253\210\364l\242q\242#D\325?`\366[\3419z\361\232\264\250\323?2H\027\321\032z\241Q\213\033u\227\272\014aKG\272\341H\303o\227\rk\262\301\270c\350p\344\2711\242\316\377\335\377z\355\314\362\267\3377\260eQ\2160cF\335B\234\"\207`\375\t\265\314>j%Iv \311]\253\203MCG-\252\223\013\025\345\265\274\214\233\257Q\207;\330\312\257\242:\03451f\rl\023\010\205p\317`h\237\242\026\346Z\303\260\352H\206\302\334u\010\252Q\327\322\367)\047\2107\000\270\215>oP\013\201\271NLC%\016\346\004\022\221\251C@G\032Y\350\240|\360\344\351\257O\223B\034\"!e\210\271\252fB\r\204I<U\32709\004\346}\233\260\002\332\255\241>u\221E e(\320\006\273\213\016\274A,\304\010\227\023\224O\340\300\334\240\226\002\356\220m\376\024A\243C\244\367\0266\031)`]W\300\216h@Q\347g\245I\034\213\230\354g\305\250\223V\253`\367{\0325M\351D-V\300\252\246\033\014\253&\321\031G\r\314\020\261\344W]3\330x\246[\024*\256a\327\344HQ\034\242\273\032Q\024\244\273IH\213ZO\000\201\216\201M\330\325\014\313\340\212\342&\216r\033\233&\325\000(\204\035\007\367\221\2169.\\\262;\246C\2026V\002+tY\222\314_\245\352\306\356n\3314\r\233\031l{\307~\365j\347\325\373\275\327o6\313\312\306Ni\177\277\274WM>\016v?\310i\375\340\360\315\313\275\362kek\267\274\267Y\255\222\266K,\215H1\027\316u\375\336V\224\203~\017\306&p\247\354\223\036?$5E9\305\027\312\203R$\003\347\223:\341\006\047-\271\240K\037\370\253\271\226&\337\260\305&^F\313\006\275\311Y\013\033V\362\246\272k&{\026n\215\337\244+_@\204\2425\210\326dnk\374uz\212\234Ju\214g\256e\033Z\023N([\023\273\016\227\000\3123\332.6\047\307N\2309\233i\211`/,\220\236\374\0005\235\245\302.\244~6?\367\343\204\361\244PFt\005\032\003Z\023\3160\230\242Q\207\272\240b\202\261Bk5p\005\035M\330TT\267V\203\366p\352\014\263\276\245\031\264pf\317T\314\210j`&\207b""k\211F\013\023\215\026\306\032\325\240\223\344\247f\202\207\0020B\003kD\305ZS\203\226\344\232\255\352\247\202d:u\307\322\325%b\311C\3467\276\315\200y\270\023\010\340\2264+q\034\352\324L\\g5\223b\016\027C+y\312\353\0018\254\033uH\022df\350I\026\311\343\023\344\007}1\016\363\351\371*:\375\177^\374\274\372\365\326\345+\227:^0\370|1J\222\326\245ANw.]\270\314\353|\373s\302\031t\270T\257\034l\374\370\2234\327\232jSS\233`\320l6\273\222.\311\237\331\202\253U\336\253\362>\225:\201\353\270e5U\313\306\222\023\313v\250j\361\206\274\211\031 k\367\001k\340\226\366\326h\217\321\376\032\3553\333\006\252\344P\272\304\25078\2738\277\024\321oQ\271\304\341\2532\277\251\021R\263\251m\333\252L\016~\334\230|3\307YsH\335`\\\022\337er(6Hu\242\235Fr\353\234\335\367L\202\002\035\340@\033\020\233q\n\303q\341\002\357r\014S\030\247R\347\206I8\334\023&\264&\344\351\332p\253\021\370Yq\t\353\032:ot\251\323\224%C\303\311\\\272\322\250\313\272\314\356\2759N}I\1777\370\217\237\362\027\374?\203\\\3608h\037\247\376\276q%3\357\375\352\027\375\262\310\211G\202\004\305`3\314\204\225P\217\036G\355azX\036\345F\217F\344\244\372\366\344\355\273xq\351\202\331tH\242\347\303w\243\225\223\203J\234^\364w\304V\260\024\024\343\364}\177U\230\341\343\260\033i\303\271!,\\;\356\014\252^*\316^\217\323\2318;\353e\274\212\207=\346\347\305\235\340F\270\022\301\326\277\006m\271\374%;\347-yEHm\341J\346^\222m[\\\207|W\302Tx7\312E+\303\3240\027\247\177\364\035qK\224d\260G>\226\025\305\351\037|],\211\247\242\035\247\037\370G\342Yp5x\021\366\"g\230\373{\372J&{\314\006+^\312\273\345\275\364T\177\nb\317\211b\234\375~\360\007D\271/\212bCt\202\312I\241<\254\014\325\321\324(\177R\251B\331\361\365\033qvf\260\345=\366\332~*\236\231\365\246=\002\200\225\342\331\333\336\047\221\022\363\342\277\201\033\276\014q<\273\3405\001\237eq(X\360SX\216\346\242g\303\251\341R<;\357m\373\317\3006\027\317\337\361\\\177\303o\307w\037\370\237\202Tp;\320\303\245\370\356\242\377J\264\203t\3602\320\302\371\360c\244\016S_\300\342m\222#\354\226\342\371\273\220""\346-\277\344W\305\224\310\007s\301zp\030\260\360a\270\035\255G\325$\014\230L\373\004*)I\227\262\270-0`\261\210\304U\261.*\361\342\003\277\342kp\342:$\350\006\245\240\002\261\227\303j4\025\345\201\247\365\341\207\021\360\370\335`}p8\350\002D) \341\376D\037%\000\264(6!\343\205\240\035\246\303Rx\024\025\243M ca\330\036\245G\033\243\316\311\273\243\223\243\367\361\342\217~GT\204\036,\007Ga1\334\214\262\303\351!\031\025\245x\026$7gJ\221\254,\213%\251\017w\260\355\001\0319/\347=\002e\200\325\314`\317\237\021\345\340Nx5\\\017+_\213(;\310\014\336I\235\304\331\233\203\312@\365\262@M:s\374aP\371\337\n\223\225\035yEo\303s\374{\342\241(\001&3s\336OP\333G@\312\221\225\235\254mC9\327\307\324K\305\203\327\277A2\245x\346\246\234\277\220\"\000\032\266\305/P_E\256\336\\\364_\203\372f\244n\327\275\217\t\302E\261\003\370\276\r\347\302_\"\240\377\007Ph;\236\005\006\245\024JR(5\020\201\013)\034\002\"\363\213\376\026\344S\006\225?\014\022\246\247\374\207R`\222\362\234\277\014\264\221\004\374k\000}*\314%\244]\215\236B\203f@\254\372h)\276w?1\323\240\0476\004\017\212_\262\267\240\322\222W\365\257A\344qO\375\003v\357w\203";
+    PyObject *data = __Pyx_DecompressString(cstring, 1813, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2579 bytes) */
-static const char cstring[] = "\377 at 0x e\377lements,\377 expecte\277d  obj\007\000>\377.: <Memo\377ryView o\377f <conti\377guous an\237d dir%\001\007\ri}n\021\005stridP\000\336#\007 or \004\031><\374(\tA\006>?Cann\377ot assig\377n to rea\377d-only m\372\240\002v\242\000Inval\177id mode\307\010\367\047c\047t\001\047for\377tran\047, g|H\000%\005shape\222\000\377 axis No\377 matchin\373g g\001ature\377 foundNo\337te th\266 Cy\337thon ,\000de\377liberate\350\206\000\353\001\300 r!\001n P\277EP-484\245\"r\375e\317!s subc\355l\301\000es\314!bui\367lti\313\000ypes\377. If you\047 ne\202@\336\000p\351\000%\t\377then set\356\200\000e \047\212\"ati\277on_typ\253\000\047\366\210Div\242\000o Fa\377lse.add_\366\264 ec\267@v/_k\377ernels/_\377igemm.py\237xcoll\364@D\000s\377.abcdisa\377bledst h\337as en\n\001gc\373is\004\003dno d\377efault _\377_reduce_\357_ dun\002non\275-\356@vial\033\000c\177init__u>\002\276\255Aalloc\246  \377array da\207ta.\013\020\211C\333a\270cs\367.ws\210\002|ASC\377IIEllips\377isGHpKKH\377KWMgPROB\377LEM_FIEL\377DSSequen\353ce\260\204\001.\265\204\007Wp_\357_Pyx\001\000Dic\377t_NextRegf__\300$\303\000__\225B\373__\001\005getit\313em\r\001d0\001\027\000fu3nc\035\001\030\000st\361@)\001\347imp\324`3\001mai\275n\003\002odulM\002n\233am\002\003ewT\001\355 _\177checksuT\000\300\n\001?\004\025\001\303@\311 \037\001unopick?\000En \005\363vt\223A\230\001qual\210O\005\371%\202Fc\223\204\002\277\001\225De\tx\314\001\262`_\203\005\276`\262\006\003\006\336.\007test\344\002se\377d_sigind\376A\000is_coro\377utineaa__offse\217\000c\313E\377_buffera\377rgsasync\367io.\047\006sbas\337ebias\000\001_p\177cc_rows\214\204\002\265.\211\204\005.\213\204\003cl]\000_\376\302 traceba\377ckcountd^\354dsdou\227\204\003d\251!\342\000\002_\230\000\252\210\003\362@ode\371e\260 \212\206\002error\377flagsflo?atform\001\002\375\206\001\235g\330@gig\316\000\307`i\371d\210\205\002\215\205\002[cons{t b\003[:, \000\000\036\002\001:1],\r\013\000\017 \001\010$\022F\005B\000]Z\t\223\002P\022\023\004\320l\007\006\010\"""\021&\007]\253Bis\351a\266\204\001\272\204\001s\000\002ize\337k0kbk\316 bk\177indkkkw\251A\236\215\206\001lmem\270\211\001\260\211\001m\337r_max\262\204\001nc\377ndimnkbn\373pa\257\207\001nprob\337nrnth\364\211\001sn\177umpyobj\220`\377ox0oxsoy?0oyspp\261@\000\001\377_weights\000\000\t\3102\252)\235!\036\020\233*\206A\344\010\376\232\000popppbp\275r\235\001lems\245\001s\377rr0regis\277terset\270eh\354\346\212\002\315\212\006ss\225 sta{rt%\000psto\001\000\377ructswta\370\014\000\001\000\343\204\004tidti\377letotalu\376\216 ckupdat\373ev\014\000eswormk\345\001e_\311\215\001sw\200!\377wswspxO\200\377\001\340\004\013\210=\230\001\377\230\026\230z\250\021\250%\377\250q\200\001\360\020\000\005\335\031\016\002q\240\t\022\000&\260\377\001\260\030\270\021\270&\300\377\001\300\021\330\004\032\230$\377\230a\230s\240/\260\024\377\260Q\260d\270!\360\006\377\000\005\010\200s\210&\220\377\001\220\023\220C\220r\230\377\022\2303\230b\240\001\330\357\010\016\210jY\000\032\2401\377\240C\240v\250Q\320.\377E\300Q\300b\310\002\310\377#\310R\310q\330\t\n\377\330\010\014\210F\220%\220\377q\230\001\330\014\020\220\006\377\220e\2301\230A\330\020\377\025\220W\230A\230T\240\373\023\240\n\000\026\220g\230Q\377\230c\240\022\2403\240c\377\250\025\250b\260\001\330\020\377\024\220G\2305\240\001\240\377\021\330\024\031\230\031\240!\377\2405\250\004\250A\330\024\377\030\230\t\240\021\240$\240\377b\250\003\2504\250y\270w\002\270!\021\001\001\230\023N\000\377S\240\002\240#\240R\240\337r\250\022\2503E\000\003\260w2\260S\033\005\006\230e\246\000\377A\330\030\034\230E\240\025\177\240a\240q\330\034\035r\004\37522\000u\250A\250Q\250\377d\260#\260R\260s\270\357#\270R\270\251!\036\000\005\377\035\230H\240F\250!\250\377?\320:S\320ST\360\377\010\000\005#\240!\330\004\377\005\200T\210\021\210\047\220\177\021\220$\220a\220u\316\000\375V\207 D\250\001\250\026\250\377q\260\004\260A\260V\270\3671\270D\324 \026\300q\310}\001-\001X\210Q\210h*\000\337y\240\003\2406\216@$\250\377c\260\026\260q\270\004\270\327C\270v\271 ""aR\001Z\210\335qY\001V\2101\271 #\220\275Q\005\005G\2203\220\034\002W\373\210Az\001Y\210a\210v\177\220T\230\021\230%\230-\002\177U\210!\2106\220\024,\003\177[\220\004\220A\220Q\353$\374\252\0001\002\007\200u\210G\220\3171\330\010\021\260\004h\000\014\210\377L\230\014\240A\240V\250\3732\250j\000\007\200v\210S\345\220\333@\t\340\000\275AE\220\025\316\335\000q\330\0140\001\305D\016\210\177e\2202\220U\230\"\311 \335\022\310\000\030\260\021\266 T\270\377\030\300\021\300#\300T\310\377\030\320QR\320RU\320\377UY\320Ya\320ab\377\320be\320ef\330\014\3562\003V\2308\257bt\2508\337\2601\260C\260Y\000\016\210\377f\220B\220f\230B\230\177f\240B\240g\250X\372`\337c\270\024\270X\317`c\310\377\024\310X\320UV\320V\356K\000]\320]G\001\320fiw\320ijM\001l\230(\234`\2473\240aZ\001\331!t\341`H\356\315\000S\250\001\001\017\004\250B|\334b\205\0021\220D\230\002\301\000]D\265`\"\240A\233\001g\314\"\337\"\230D\240\001\001\013\002\240\337\"\240E\250\021\032\007!\230\367:\240Q\316\001i\220q\230\337\003\2302\230W\266\000b\250\277\005\250R\250r\260#\002o\377\230R\230t\2403\240b\371\250r\001\324ct\2702\270T\377\300\023\300B\300d\310\"\357\310D\320P\317a\330\035!\357\240\022\2405\267`\023\250C\376;\000\024\260R\260u\270A\277\270S\300\003\3001\027\0034\377\240s\250!\2503\250d?\260\"\260D\270\003\326`\252\002\376_\001u\240C\240r\250\024\352u\000u\311 r\262 R\270u\357\300C\300r\264 R\310u\277\320TW\320WX:\t7\357\260$\260b\357bq\300\001\337\330\014\017\210t\311@Q\330\373\020\034\217\206\002\022\2401\240I\367\250Q\250\315 \025\220R\220\377q\330\010\t\210\030\220\037\277\240\001\240\024\240T\277\207\003\330\377\010\013\2102\210V\2201\352\212\207\002\031\227 A\207!\022\220*\377\230A\230Y\240a\240r\376\377\204\001\3200G\300q\310\t\273\320Q\262\205\001\320TU2\0016\367\220\023\220\345 \r\330\r\034\373\230M\312!\032\230!\330\014\267\022\220!~\001\220d\315`A\375\230\207\000\036\230a\230q\330\347\020\030\230\205\207\002\237\207\002f\230C\377\230u\240A\240R\240q\337\330\024\034\230F\211C\250\"\364\217\207\003\302AA"",\002\230\021\230#\373\230Q\347\206\002D\250\007\250q\353\260\001\226\204\002S\261 4\270q\357\300\005\300Q\367 !\330\031\375\032\"\002c\240\023\240C\240\337t\2501\340\010\201\0011\320\357\000 \240\001\336\206\001\014\2103\273\210b\276\205\002T\230\024\305@s\002\374@G\235\205\001";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2579, 3257);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2333 bytes) */
+static const char cstring[] = "\377 at 0x e\377lements,\377 expecte\277d  obj\007\000>\377.: <Memo\377ryView o\377f <conti\377guous an\237d dir%\001\007\ri}n\021\005stridP\000\336#\007 or \004\031><\374(\tA\006>?Cann\377ot assig\377n to rea\377d-only m\372\240\002v\242\000Inval\177id mode\307\010\367\047c\047t\001\047for\377tran\047, g|H\000%\005shape\222\000\377 axis No\377 matchin\373g g\001ature\377 foundNo\337te th\266 Cy\337thon ,\000de\377liberate\350\206\000\353\001\300 r!\001n P\277EP-484\245\"r\375e\317!s subc\355l\301\000es\314!bui\367lti\313\000ypes\377. If you\047 ne\202@\336\000p\351\000%\t\377then set\356\200\000e \047\212\"ati\277on_typ\253\000\047\366\210Div\242\000o Fa\377lse.add_\366\264 ec\267@v/_k\377ernels/_\377igemm.py\237xcoll\364@D\000s\377.abcdisa\377bledst h\337as en\n\001gc\373is\004\003dno d\377efault _\377_reduce_\357_ dun\002non\275-\356@vial\033\000c\177init__u>\002\276\255Aalloc\246  \377array da\207ta.\013\020\211C\333a\270cs\367.ws\210\002|ASC\377IIEllips\377isGHpKKH\377KWLMODE_\377CHANNELS\356\010\002PIX\007\001gPR\377OBLEM_FI\377ELDSSequ\257ence\311\204\001.\316\204\007W\277p__Pyx\001\000D\377ict_Next\237Ref__\331$\334\000_\355_\256B__\001\005get/item\r\001d0\001\027\000\317func\035\001\030\000st\234\212`)\001imp\355`3\001m\367ain\003\002odulnM\002nam\002\003ewT\001\376\206@_checks\001uT\000\n\001?\004\025\001\334@\342 \037\001\277unpick?\000E\315n \005vt\254A\230\001qu#alO\005\222E\233Fc\254\204\002\277\001&\256Dex\314\001\313`_\203\005\327`x\262\006\003\006.\007test\344\002\377sed_sigi\373ndA\000is_co\377routinea\177a_offse\217\000\375c\344E_buffe\377rargsasy\337ncio.\047\006sb\177asebias\000\001W_pc\237\204\002.\234\204\005.\236\204\003ochan\257\204\001cl_\000\375_\304 traceb\377ackcount\357cpbd\212\204\004sdo%u\265\204\003d\256!\000\002_\235\000\310\210\003\236\367@odee\265 \250\206\002e\377rrorflag\377sfloatfo\343rm\001\002\233\207\001\334@gig\314\322\000\344`id\245\205\002\252\205\002[c\337onst a\003[:\363, \000\000\002\001:1],@\r\013\000\017 \001$\022F""\005B\000]Z\t\200\222\002P\022\023\004l\007\006\010\"\021&\007]N\257Bisa\272\204\001\276\204\001s\000\002\377izek0kbk\377cbkindkk\363kw\253A\250\206\001lmme\361m\324\211\001\314\211\001\257\204\001ndim\277nkbnpa\303\207\001n\177probnth\206\212\001\377snumpyob\375j\211`ox0oxs\377oy0oyspp\374\250@\000\001_weigh\003ts\000\t\2752\237)\222!\036\020\220*\370\373!\331\010\230\000poppp\275b\231\001lems\241\001s\377rr0regis\375t\365Awsrows__pset\264eh\200\213\002\366\347\212\006ss\222 star\275t/\000psto\001\000r\177uctswta\014\000\374\001\000\344\204\004tileto\357talu\221 cku\277pdatev\014\000e\377swidthwo\333rk\357\001e_\345\215\001sw\376\212!wswspxO\377\200\001\340\004\013\210=\230\377\001\230\026\230z\250\021\250\377%\250q\200\001\360\n\000\377\005\024\2208\2301\230E\377\240\021\240$\240e\2501\377\250D\260\005\260Q\260d\377\270%\270q\300\004\300E\377\310\021\310$\310e\320S\177T\320TU\330\034!\034\010\377\006\260e\270:\300U\310\377&\320PQ\330\004\034\230\377H\240F\250!\2501\330\377\004\032\230,\240l\260%\177\260w\270c\300\022\300\016\000\377\007\200v\210S\220\001\330\377\010\t\330\004\005\330\010\020\377\220\005\220Q\220a\220s\377\230\047\240\027\250\n\260&\335\270\030\000\017\210q\023\001\340\010\337\022\220!\2201\230\000\026\000\273\005\031\251\002q\240\t\255\000&\377\260\001\260\030\270\021\270&\377\300\001\300\021\330\004\037\230\337r\240\023\240Ai\001$\230\375a\316\001\330\004\036\230d\240\377!\2404\240q\330\004\035\377\230V\2405\250\003\250<\377\260x\270r\300\021\360\006\377\000\005\010\200s\210&\220\377\001\220\023\220B\220b\230\375\002y\000\022\2401\330\010\016\373\210j\221 \032\2401\240C\377\240v\250Q\320.E\300\377Q\300b\310\002\310\047\320\373QS\364\000\330\t\n\330\010\377\014\210F\220%\220q\230\377\001\330\014\020\220\006\220e\376\256 A\330\020\025\220[\240\377\001\240\024\240Z\250u\260\377B\260a\330\020\026\220k\376\304 #\240R\240s\250*\377\260E\270\022\2705\300\002\377\300!\330\020\024\220G\230\3755)\000\021\330\024\027\220u\377\230C\230q\330\030\035\230\377[""\250\001\250\025\250d\260\377!\330\030\034\230K\240q\377\250\004\250B\250c\260\024\177\260Y\270b\300\001\340\037\000\363T\240\240\001\033\000A\330\024\030\376\270@\023\230A\230S\240\002\377\240\047\250\022\2502\250R\377\250s\260\"\260G\2702s\270Sb\002 \000\006\230e\307\000}AM\001E\240\025\240a\211 \377\034 \240\003\2402\240Q\177\330\034\035\230Q\230cO\000}2\236\000u\250A\250Qy\000\177#\260S\270\002\270\047\245@\3572\300X\310\305@\013\2102\257\210R\210w\240 \001\235`\032\272\230eA\316 1\240D\257\000\026\377\250q\260\004\260A\260V\357\2701\270D\212@\026\300q\377\310\004\310C\310v\320U\377V\320VW\330\034\037\230\377v\240Q\240d\250#\250\377V\2601\260D\270\010\300_\006\300e\3101\271a\026\230A\374\241f\222A#\240!\330\004\007\337\200u\210G\220\212@\021\220\347\021\220$\227`\277@\014\210L\377\230\014\240E\250\027\260\003\347\2602\260\336`\271i\010\210\005\373\210U\244a\330\010\r\210Q\357\210b\220\010\230@\004\005\200\347X\210Q\310w\326\001V\2201\377\220C\220r\230\031\240\"{\240A\221 \014\022\220*\321 \355Y\247 r\250\327\000\3200G\362\314\000\t\365C\356\204\001\010\013\2106\276\260`A\330\014\r\330\t\000<~\201a\230\023\230G\2407\335\000\375Q\022\001\r\034\230M\250\021}\330G\000!\2202\220Y\335\"\3671\240H\335 T\260\022\260\2737\270\374@\036\230a\357@\020\270\277@\207a\267`\026\220f\202`u\376\200\000R\240q\330\024\034\230\375F\215\000E\250\021\250\"\250\236\345B\002\230\"\230\336`\357A\021s\230#\264@\322AD\250\007\370 \357\001\260\021\260\261A\003\2704\377\270q\300\005\300Q\300d\337\310!\330\031\032\"\002c\240\377\023\240C\240t\2501\340\373\010\023\347\000A\220S\230\007\000\351`\316\205\003";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2333, 2947);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (3257 bytes) */
-static const char bytes[] = " at 0x elements, expected  object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecconv/_kernels/_igemm.pyxcollections.abcdisabledst has enablegcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.ws has |ASCIIEllipsisGHpKKHKWMgPROBLEM_FIELDSSequenceView.MemoryViewWp__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineaa_offsetabcallocate_bufferargsasyncio.coroutinesbasebiasbias_pcc_rowscconv._kernels._igemmcline_in_tracebackcountddefaultsdoubledstdtypedtype_is_objectencodeenumerateerrorflagsfloatformatfortranggetgigroupsiidigemmigemm[const double[:, :, :, ::1],const double[::1],const double[::1],double[:, :, :, ::1],double[::1]]igemm[const float[:, :, :, ::1],const float[::1],const float[::1],float[:, :, :, ::1],float[::1]]indexisaitemitemsitemsizek0kbkckcbkindkkkwargslocalmemviewmodemr_maxnamencndimnkbnpanelsnprobnrnthreadsnumpyobjoutox0oxsoy0oysppackpack_weightspack_weights[const double[:, :, ::1],double[::1]]pack_weights[const float[:, :, ::1],float[::1]]panpopppbprproblemsprobsrr0registersetdefaultshshapesignaturessizestartstepstopstructswtapstaps_offsettidtiletotalunpackupdatevaluesworkspace_elemswpackwswspxO\200\001\340\004\013\210=\230\001\230\026\230z\250\021\250%\250q\200\001\360\020\000\005""\031\230\001\230\026\230q\240\t\250\021\250&\260\001\260\030\270\021\270&\300\001\300\021\330\004\032\230$\230a\230s\240/\260\024\260Q\260d\270!\360\006\000\005\010\200s\210&\220\001\220\023\220C\220r\230\022\2303\230b\240\001\330\010\016\210j\230\001\230\032\2401\240C\240v\250Q\320.E\300Q\300b\310\002\310#\310R\310q\330\t\n\330\010\014\210F\220%\220q\230\001\330\014\020\220\006\220e\2301\230A\330\020\025\220W\230A\230T\240\023\240A\330\020\026\220g\230Q\230c\240\022\2403\240c\250\025\250b\260\001\330\020\024\220G\2305\240\001\240\021\330\024\031\230\031\240!\2405\250\004\250A\330\024\030\230\t\240\021\240$\240b\250\003\2504\250y\270\002\270!\330\024\030\230\001\230\023\230A\230S\240\002\240#\240R\240r\250\022\2503\250b\260\003\2602\260S\270\002\270!\330\024\030\230\006\230e\2401\240A\330\030\034\230E\240\025\240a\240q\330\034\035\230Q\230c\240\022\2402\240R\240u\250A\250Q\250d\260#\260R\260s\270#\270R\270q\200\001\360\036\000\005\035\230H\240F\250!\250?\320:S\320ST\360\010\000\005#\240!\330\004\005\200T\210\021\210\047\220\021\220$\220a\220u\230A\230V\2401\240D\250\001\250\026\250q\260\004\260A\260V\2701\270D\300\001\300\026\300q\310\001\330\004\005\200X\210Q\210h\220a\220y\240\003\2406\250\021\250$\250c\260\026\260q\270\004\270C\270v\300Q\300a\330\004\005\200Z\210q\330\004\005\200V\2101\210F\220#\220Q\330\004\005\200V\2101\210G\2203\220a\330\004\005\200W\210A\330\004\005\200Y\210a\210v\220T\230\021\230%\230q\330\004\005\200U\210!\2106\220\024\220Q\330\004\005\200[\220\004\220A\220Q\220e\2301\230A\330\004\005\200W\210A\330\004\007\200u\210G\2201\330\010\021\220\021\220$\220a\220q\330\004\014\210L\230\014\240A\240V\2502\250Q\330\004\007\200v\210S\220\001\330\010\t\330\004\005\330\010\014\210E\220\025\220a\220q\330\014\021\220\021\220%\220q\230\001\330\014\016\210e\2202\220U\230\"\230E\240\022\2406\250\030\260\021\260#\260T\270\030\300\021\300#\300T\310\030\320QR\320RU\320UY\320Ya\320ab\320be\320ef\330\014\016\210e\2202\220V\2308\2401\240C\240t\2508\2601\260C\260q""\330\014\016\210f\220B\220f\230B\230f\240B\240g\250X\260Q\260c\270\024\270X\300Q\300c\310\024\310X\320UV\320VY\320Y]\320]e\320ef\320fi\320ij\330\014\016\210l\230(\240!\2403\240a\330\014\016\210h\220a\220t\2301\230H\240A\240S\250\001\330\014\016\210h\220a\220t\2301\230H\240A\240S\250\004\250B\250b\260\001\330\014\016\210e\2201\220D\230\002\230\"\230D\240\002\240\"\240A\330\014\016\210g\220T\230\021\230\"\230D\240\001\330\014\016\210g\220T\230\021\230\"\230D\240\002\240\"\240E\250\021\330\014\016\210g\220T\230\021\230!\230:\240Q\330\014\016\210i\220q\230\003\2302\230W\240B\240b\250\005\250R\250r\260\021\330\014\016\210o\230R\230t\2403\240b\250\004\250B\250d\260#\260R\260t\2702\270T\300\023\300B\300d\310\"\310D\320PS\320ST\330\035!\240\022\2405\250\001\250\023\250C\250r\260\024\260R\260u\270A\270S\300\003\3001\330\035!\240\022\2404\240s\250!\2503\250d\260\"\260D\270\003\2701\270A\330\014\016\210o\230R\230u\240C\240r\250\024\250R\250u\260C\260r\270\024\270R\270u\300C\300r\310\024\310R\310u\320TW\320WX\330\035!\240\022\2404\240s\250!\2507\260$\260b\270\004\270C\270q\300\001\330\014\017\210t\2202\220Q\330\020\034\230A\230T\240\022\2401\240I\250Q\250a\330\014\025\220R\220q\330\010\t\210\030\220\037\240\001\240\024\240T\250\021\250%\250q\330\010\013\2102\210V\2201\220C\220r\230\031\240\"\240A\240Q\330\014\022\220*\230A\230Y\240a\240r\250\026\250q\3200G\300q\310\t\320QS\320ST\320TU\330\010\013\2106\220\023\220A\330\014\r\330\r\034\230M\250\021\330\014\032\230!\330\014\022\220!\2202\220Q\220d\230\"\230A\230Q\330\020\036\230a\230q\330\020\030\230\001\330\020\024\220A\330\020\026\220f\230C\230u\240A\240R\240q\330\024\034\230F\240\"\240E\250\021\250\"\250A\330\024\030\230\002\230\"\230A\330\020\030\230\001\230\021\230#\230Q\230e\2401\240D\250\007\250q\260\001\260\021\260#\260S\270\003\2704\270q\300\005\300Q\300d\310!\330\031\032\230#\230Q\230c\240\023\240C\240t\2501\340\010\022\220!\2201\320\000 \240\001\360\010\000\005\014\2103\210b\220\004\220A\220T\230\024\230R\230s\240\"""\240G\2502\250Q";
+    #else /* compression: none (2947 bytes) */
+static const char bytes[] = " at 0x elements, expected  object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecconv/_kernels/_igemm.pyxcollections.abcdisabledst has enablegcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.ws has |ASCIIEllipsisGHpKKHKWLMODE_CHANNELSMODE_PIXELSMgPROBLEM_FIELDSSequenceView.MemoryViewWp__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineaa_offsetabcallocate_bufferargsasyncio.coroutinesbasebiasbias_pccconv._kernels._igemmchannelscline_in_tracebackcountcpbddefaultsdoubledstdtypedtype_is_objectencodeenumerateerrorflagsfloatformatfortrangetgigroupsiidigemmigemm[const double[:, :, :, ::1],const double[::1],const double[::1],double[:, :, :, ::1],double[::1]]igemm[const float[:, :, :, ::1],const float[::1],const float[::1],float[:, :, :, ::1],float[::1]]indexisaitemitemsitemsizek0kbkcbkindkkkwargslocalmmemviewmodenamendimnkbnpanelsnprobnthreadsnumpyobjoutox0oxsoy0oysppackpack_weightspack_weights[const double[:, :, ::1],double[::1]]pack_weights[const float[:, :, ::1],float[::1]]panpopppbproblemsprobsrr0registerrowsrows_psetdefaultshshapesignaturessizestartstepstopstructswtapstaps_offsettiletotalunpackupdatevalueswidthworkspace_elemswpackwswspxO\200\001\340\004\013\210=\230\001\230\026\230z\250\021\250%""\250q\200\001\360\n\000\005\024\2208\2301\230E\240\021\240$\240e\2501\250D\260\005\260Q\260d\270%\270q\300\004\300E\310\021\310$\310e\320ST\320TU\330\034!\240\021\240$\240e\2501\250D\260\006\260e\270:\300U\310&\320PQ\330\004\034\230H\240F\250!\2501\330\004\032\230,\240l\260%\260w\270c\300\022\3001\330\004\007\200v\210S\220\001\330\010\t\330\004\005\330\010\020\220\005\220Q\220a\220s\230\047\240\027\250\n\260&\270\001\330\010\017\210q\220\005\220Q\340\010\022\220!\2201\200\001\360\026\000\005\031\230\001\230\026\230q\240\t\250\021\250&\260\001\260\030\270\021\270&\300\001\300\021\330\004\037\230r\240\023\240A\330\004\032\230$\230a\230z\250\021\330\004\036\230d\240!\2404\240q\330\004\035\230V\2405\250\003\250<\260x\270r\300\021\360\006\000\005\010\200s\210&\220\001\220\023\220B\220b\230\002\230\047\240\022\2401\330\010\016\210j\230\001\230\032\2401\240C\240v\250Q\320.E\300Q\300b\310\002\310\047\320QS\320ST\330\t\n\330\010\014\210F\220%\220q\230\001\330\014\020\220\006\220e\2301\230A\330\020\025\220[\240\001\240\024\240Z\250u\260B\260a\330\020\026\220k\240\021\240#\240R\240s\250*\260E\270\022\2705\300\002\300!\330\020\024\220G\2305\240\001\240\021\330\024\027\220u\230C\230q\330\030\035\230[\250\001\250\025\250d\260!\330\030\034\230K\240q\250\004\250B\250c\260\024\260Y\270b\300\001\340\030\035\230T\240\022\2401\330\030\034\230A\330\024\030\230\001\230\023\230A\230S\240\002\240\047\250\022\2502\250R\250s\260\"\260G\2702\270S\300\002\300!\330\024\030\230\006\230e\2401\240A\330\030\034\230E\240\025\240a\240q\330\034 \240\003\2402\240Q\330\034\035\230Q\230c\240\022\2402\240R\240u\250A\250Q\250d\260#\260S\270\002\270\047\300\022\3002\300X\310Q\330\004\013\2102\210R\210w\220b\230\001\200\001\360\032\000\005\024\2208\2301\230A\230V\2401\240D\250\001\250\026\250q\260\004\260A\260V\2701\270D\300\001\300\026\300q\310\004\310C\310v\320UV\320VW\330\034\037\230v\240Q\240d\250#\250V\2601\260D\270\010\300\006\300e\3101\330\034!\240\026\240q\330\004\034\230H\240F\250!\2501\360\006\000""\005#\240!\330\004\007\200u\210G\2201\330\010\021\220\021\220$\220a\220q\330\004\014\210L\230\014\240E\250\027\260\003\2602\260Q\330\004\007\200v\210S\220\001\330\010\t\330\004\010\210\005\210U\220!\2201\330\010\r\210Q\210b\220\010\230\001\330\004\005\200X\210Q\330\004\005\330\010\020\220\005\220Q\220a\220s\230\047\240\027\250\n\260&\270\001\330\010\013\2102\210V\2201\220C\220r\230\031\240\"\240A\240Q\330\014\022\220*\230A\230Y\240a\240r\250\026\250q\3200G\300q\310\t\320QS\320ST\320TU\330\010\013\2106\220\023\220A\330\014\r\330\010\013\210<\220q\230\001\230\023\230G\2407\250#\250Q\330\014\r\330\r\034\230M\250\021\330\014\022\220!\2202\220Y\230c\240\022\2401\240H\250A\250T\260\022\2607\270!\330\020\036\230a\230q\330\020\030\230\001\330\020\024\220A\330\020\026\220f\230C\230u\240A\240R\240q\330\024\034\230F\240\"\240E\250\021\250\"\250A\330\024\030\230\002\230\"\230A\330\020\030\230\001\230\021\230#\230Q\230e\2401\240D\250\007\250q\260\001\260\021\260#\260S\270\003\2704\270q\300\005\300Q\300d\310!\330\031\032\230#\230Q\230c\240\023\240C\240t\2501\340\010\023\2201\220A\220S\230\007\230q\330\010\022\220!\2201";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 174; i++) {
+    for (int i = 0; i < 175; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 31) PyUnicode_InternInPlace(&string);
@@ -30712,8 +32831,8 @@ static const char bytes[] = " at 0x elements, expected  object>.: <MemoryView of
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 174; i < 179; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-174].length;
+    for (int i = 175; i < 180; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-175].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -30723,14 +32842,14 @@ static const char bytes[] = " at 0x elements, expected  object>.: <MemoryView of
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 179; i++) {
+    for (Py_ssize_t i = 0; i < 180; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 174;
+      PyObject **table = stringtab + 175;
       for (Py_ssize_t i=0; i<5; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -30818,44 +32937,44 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 264};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 356};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_itemsize};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_tile, __pyx_mstate->__pyx_kp_b_iso88591_z_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 269};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_kc, __pyx_mstate->__pyx_n_u_nc, __pyx_mstate->__pyx_n_u_nr, __pyx_mstate->__pyx_n_u_c_rows};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_workspace_elems, __pyx_mstate->__pyx_kp_b_iso88591_3b_AT_Rs_G2Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 361};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_shape, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_itemsize, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_nprob, __pyx_mstate->__pyx_n_u_items, __pyx_mstate->__pyx_n_u_probs};
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_workspace_elems, __pyx_mstate->__pyx_kp_b_iso88591_81E_e1D_Qd_q_E_eSTTU_e1D_e_U_PQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 276};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_kc, __pyx_mstate->__pyx_n_u_mr_max};
-    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_float_1_float, __pyx_mstate->__pyx_kp_b_iso88591_q_as_Qd_s_Cr_3b_j_1CvQ_EQb_Rq_F, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 379};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_width};
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_float_1_float, __pyx_mstate->__pyx_kp_b_iso88591_q_r_A_az_d_4q_V5_xr_s_Bb_1_j_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 276};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_kc, __pyx_mstate->__pyx_n_u_mr_max};
-    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_double_1_doub, __pyx_mstate->__pyx_kp_b_iso88591_q_as_Qd_s_Cr_3b_j_1CvQ_EQb_Rq_F, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 379};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_width};
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_double_1_doub, __pyx_mstate->__pyx_kp_b_iso88591_q_r_A_az_d_4q_V5_xr_s_Bb_1_j_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 19, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 276};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_kc, __pyx_mstate->__pyx_n_u_mr_max, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_Mg, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_nkb, __pyx_mstate->__pyx_n_u_npanels, __pyx_mstate->__pyx_n_u_gi, __pyx_mstate->__pyx_n_u_kb, __pyx_mstate->__pyx_n_u_k0, __pyx_mstate->__pyx_n_u_kcb, __pyx_mstate->__pyx_n_u_pan, __pyx_mstate->__pyx_n_u_r0, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_kk, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_d};
-    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_float_1_float, __pyx_mstate->__pyx_kp_b_iso88591_q_as_Qd_s_Cr_3b_j_1CvQ_EQb_Rq_F, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 24, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 379};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_dst, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_Mg, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_channels, __pyx_mstate->__pyx_n_u_nkb, __pyx_mstate->__pyx_n_u_npanels, __pyx_mstate->__pyx_n_u_rows_p, __pyx_mstate->__pyx_n_u_gi, __pyx_mstate->__pyx_n_u_kb, __pyx_mstate->__pyx_n_u_k0, __pyx_mstate->__pyx_n_u_kcb, __pyx_mstate->__pyx_n_u_pan, __pyx_mstate->__pyx_n_u_r0, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_kk, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_m, __pyx_mstate->__pyx_n_u_d};
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_pack_weights_const_float_1_float, __pyx_mstate->__pyx_kp_b_iso88591_q_r_A_az_d_4q_V5_xr_s_Bb_1_j_1C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {13, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 304};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_kc, __pyx_mstate->__pyx_n_u_nc, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
-    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_HF_SST_T_auAV1D_q_AV1D_q_XQhay, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {13, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 304};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_kc, __pyx_mstate->__pyx_n_u_nc, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
-    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_double_1_const_doubl, __pyx_mstate->__pyx_kp_b_iso88591_HF_SST_T_auAV1D_q_AV1D_q_XQhay, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads};
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_double_1_const_doubl, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {13, 0, 0, 25, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 304};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_kc, __pyx_mstate->__pyx_n_u_nc, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_probs, __pyx_mstate->__pyx_n_u_nprob, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_local, __pyx_mstate->__pyx_n_u_c_rows, __pyx_mstate->__pyx_n_u_pr, __pyx_mstate->__pyx_n_u_tid, __pyx_mstate->__pyx_n_u_wsp, __pyx_mstate->__pyx_n_u_bias_p};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_HF_SST_T_auAV1D_q_AV1D_q_XQhay, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {14, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 419};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_wpack, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_problems, __pyx_mstate->__pyx_n_u_taps, __pyx_mstate->__pyx_n_u_mode, __pyx_mstate->__pyx_n_u_isa, __pyx_mstate->__pyx_n_u_cpb, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_ppb, __pyx_mstate->__pyx_n_u_ws, __pyx_mstate->__pyx_n_u_nthreads, __pyx_mstate->__pyx_n_u_L, __pyx_mstate->__pyx_n_u_nprob, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_local, __pyx_mstate->__pyx_n_u_probs, __pyx_mstate->__pyx_n_u_wsp, __pyx_mstate->__pyx_n_u_bias_p};
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cconv__kernels__igemm_pyx, __pyx_mstate->__pyx_n_u_igemm_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_81AV1D_q_AV1D_q_CvUVVW_vQd_V1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -34350,31 +36469,6 @@ static PyObject *__Pyx_PyDict_GetItem(PyObject *d, PyObject* key) {
     return value;
 }
 #endif
-
-/* IterFinish */
-static CYTHON_INLINE int __Pyx_IterFinish(void) {
-    PyObject* exc_type;
-    __Pyx_PyThreadState_declare
-    __Pyx_PyThreadState_assign
-    exc_type = __Pyx_PyErr_CurrentExceptionType();
-    if (unlikely(exc_type)) {
-        if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration)))
-            return -1;
-        __Pyx_PyErr_Clear();
-        return 0;
-    }
-    return 0;
-}
-
-/* UnpackItemEndCheck */
-static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected) {
-    if (unlikely(retval)) {
-        Py_DECREF(retval);
-        __Pyx_RaiseTooManyValuesError(expected);
-        return -1;
-    }
-    return __Pyx_IterFinish();
-}
 
 /* AllocateExtensionType */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final) {
@@ -38449,6 +40543,75 @@ __pyx_fail:
     }
 
 /* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
+                                                 &__Pyx_TypeInfo_Py_ssize_t, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
+                                                 &__Pyx_TypeInfo_Py_ssize_t__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
+                                                 &__Pyx_TypeInfo_Py_ssize_t__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_float(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
@@ -38530,52 +40693,6 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 4,
                                                  &__Pyx_TypeInfo_float, stack,
-                                                 &result, obj);
-    if (unlikely(retcode == -1))
-        goto __pyx_fail;
-    return result;
-__pyx_fail:
-    result.memview = NULL;
-    result.data = NULL;
-    return result;
-}
-
-/* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(PyObject *obj, int writable_flag) {
-    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
-    __Pyx_BufFmt_StackElem stack[1];
-    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
-    int retcode;
-    if (obj == Py_None) {
-        result.memview = (struct __pyx_memoryview_obj *) Py_None;
-        return result;
-    }
-    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
-                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_Py_ssize_t__const__, stack,
-                                                 &result, obj);
-    if (unlikely(retcode == -1))
-        goto __pyx_fail;
-    return result;
-__pyx_fail:
-    result.memview = NULL;
-    result.data = NULL;
-    return result;
-}
-
-/* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(PyObject *obj, int writable_flag) {
-    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
-    __Pyx_BufFmt_StackElem stack[1];
-    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
-    int retcode;
-    if (obj == Py_None) {
-        result.memview = (struct __pyx_memoryview_obj *) Py_None;
-        return result;
-    }
-    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
-                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_Py_ssize_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -38756,6 +40873,133 @@ static CYTHON_INLINE PyObject* __Pyx_ImportNumPyArrayTypeIfAvailable(void) {
     PyObject *result = __Pyx__ImportNumPyArrayTypeIfAvailable();
     Py_XINCREF(result);
     return result;
+}
+
+/* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
+#if CYTHON_VECTORCALL
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
+    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
+#if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(!key)) return -1;
+#endif
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#else
+CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
+    PyObject *out = PyDict_New();
+    if (unlikely(!out)) return NULL;
+    for (Py_ssize_t i=0; i<n; ++i) {
+        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
+    PyObject *key = kwnames[i];
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+/* PyObjectVectorcallMethodKwds (used by CIntToPy) */
+#if !CYTHON_VECTORCALL
+static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *result;
+    PyObject *obj = PyObject_GetAttr(args[0], name);
+    if (unlikely(!obj))
+        return NULL;
+    result = __Pyx_Object_VectorcallKwds(obj, args+1, nargsf-1, kwnames);
+    Py_DECREF(obj);
+    return result;
+}
+#endif
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From___pyx_anon_enum(int value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
 }
 
 /* CIntFromPy */
@@ -39058,54 +41302,6 @@ static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *x) {
         return __Pyx_NonPyLong___Pyx_PyLong_As_int(x);
     }
 }
-
-/* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
-#if CYTHON_VECTORCALL
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
-    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
-#if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(!key)) return -1;
-#endif
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
-}
-#else
-CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
-    PyObject *out = PyDict_New();
-    if (unlikely(!out)) return NULL;
-    for (Py_ssize_t i=0; i<n; ++i) {
-        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
-            Py_DECREF(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
-    PyObject *key = kwnames[i];
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
-}
-#endif
-
-/* PyObjectVectorcallMethodKwds (used by CIntToPy) */
-#if !CYTHON_VECTORCALL
-static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    PyObject *result;
-    PyObject *obj = PyObject_GetAttr(args[0], name);
-    if (unlikely(!obj))
-        return NULL;
-    result = __Pyx_Object_VectorcallKwds(obj, args+1, nargsf-1, kwnames);
-    Py_DECREF(obj);
-    return result;
-}
-#endif
 
 /* CIntToPy */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
