@@ -2,7 +2,7 @@
 value; huge sizes fail cleanly (never crash, never allocate absurdly)."""
 import numpy as np
 import pytest
-from conftest import check_conv2d, random_arrays
+from conftest import applicable_algorithms, check_conv2d, random_arrays
 
 import cconv
 
@@ -178,17 +178,40 @@ def test_conv2d_rejects_huge_sizes(case):
         conv2d_call(**overrides)
 
 
-@pytest.mark.parametrize("huge", [2**31, 2**40])
-def test_conv2d_huge_stride_and_padding_give_the_right_answer(huge, dtype):
-    """Output rows 0 and 2 read only padding (the bias); row 1 is the unpadded row 0."""
-    x, w, b = random_arrays(1, (1, 2, 5, 6), (3, 2, 3, 2), True, dtype)
-    y = cconv.conv2d(x, w, b, stride=(huge, 1), padding=(huge, 0))
-    assert y.shape == (1, 3, 3, 5)
-    np.testing.assert_array_equal(y[:, :, 0], np.broadcast_to(b[:, None], (1, 3, 5)))
-    np.testing.assert_array_equal(y[:, :, 2], y[:, :, 0])
-    check_conv2d(y[:, :, 1:2], x[:, :, :3], w, b)
-    y = cconv.conv2d(x, w, b, stride=huge)
-    check_conv2d(y, x, w, b, stride=huge)
+HUGE_VALID_WEIGHTS = {"dense": ((3, 2, 3, 3), 1), "depthwise": ((4, 1, 3, 3), 2)}
+HUGE_VALID_CASES = [pytest.param(kind, a, id=f"{kind}-{a}")
+                    for kind, (w_shape, groups) in HUGE_VALID_WEIGHTS.items()
+                    for a in applicable_algorithms(2, groups)]
+
+
+@pytest.mark.parametrize(("kind", "algorithm"), HUGE_VALID_CASES)
+@pytest.mark.parametrize("axis", [2, 3], ids=["rows", "columns"])
+@pytest.mark.parametrize("huge", [10**4, 2**31, 2**40])
+def test_huge_stride_and_padding_give_the_right_answer(kind, algorithm, axis, huge, dtype):
+    """A valid convolution with a tiny output, whatever its stride and padding (torch
+    computes it). Along `axis`, outputs 0 and 2 read only padding (they are the bias) and
+    output 1 reads the first 3 rows/columns unpadded."""
+    w_shape, groups = HUGE_VALID_WEIGHTS[kind]
+    x, w, b = random_arrays(1, (1, 2, 5, 6), w_shape, True, dtype)
+    stride, padding = [1, 1], [0, 0]
+    stride[axis - 2], padding[axis - 2] = huge, huge
+    y = cconv.conv2d(x, w, b, stride=tuple(stride), padding=tuple(padding), groups=groups,
+                     algorithm=algorithm)
+    assert y.shape[axis] == 3
+    edge = np.broadcast_to(b[:, None], np.take(y, 0, axis).shape)
+    np.testing.assert_array_equal(np.take(y, 0, axis), edge)
+    np.testing.assert_array_equal(np.take(y, 2, axis), edge)
+    check_conv2d(np.take(y, [1], axis), np.take(x, [0, 1, 2], axis), w, b, groups=groups)
+
+
+@pytest.mark.parametrize(("kind", "algorithm"), HUGE_VALID_CASES)
+@pytest.mark.parametrize("huge", [10**3, 2**31])
+def test_huge_dilation_and_padding_give_the_right_answer(kind, algorithm, huge, dtype):
+    """With dilation == padding == huge, only the kernel's centre tap sees the image."""
+    w_shape, groups = HUGE_VALID_WEIGHTS[kind]
+    x, w, b = random_arrays(2, (1, 2, 5, 6), w_shape, True, dtype)
+    y = cconv.conv2d(x, w, b, padding=huge, dilation=huge, groups=groups, algorithm=algorithm)
+    check_conv2d(y, x, w[:, :, 1:2, 1:2], b, groups=groups)
 
 
 # ---- Conv2d ----------------------------------------------------------------------------------

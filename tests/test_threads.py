@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import check, operation, random_arrays, requires_transposed
+from conftest import applicable_algorithms, check, operation, random_arrays, requires_transposed
 
 import cconv
 from cconv import _isa, _planner
@@ -18,41 +18,37 @@ from cconv._kernels import _runtime
 
 THREAD_COUNTS = (1, 2, 3, 4)
 
-# Problems large enough to be split (well above the planner's serial threshold), for each
-# algorithm: (operation, algorithm, x shape, w shape, kwargs).
+# Problems large enough to be split (well above the planner's serial threshold), each run
+# with every algorithm that applies: (operation, x shape, w shape, kwargs).
 SPLIT_PROBLEMS = {
-    "igemm-3x3": ("conv2d", "igemm", (2, 32, 30, 30), (48, 32, 3, 3), dict(padding=1)),
-    "igemm-K576-strided": ("conv2d", "igemm", (1, 64, 33, 35), (40, 64, 3, 3), dict(stride=2)),
-    "igemm-1x1": ("conv2d", "igemm", (2, 96, 20, 20), (80, 96, 1, 1), {}),
-    "igemm-many-channels-few-pixels": ("conv2d", "igemm", (1, 256, 6, 6), (256, 256, 3, 3),
-                                       dict(padding=1)),
-    "igemm-grouped": ("conv2d", "igemm", (3, 24, 25, 27), (36, 6, 3, 5),
-                      dict(groups=4, padding=(1, 2))),
-    "igemm-on-depthwise": ("conv2d", "igemm", (2, 16, 40, 40), (32, 1, 5, 5), dict(groups=16)),
-    "depthwise": ("conv2d", "depthwise", (2, 32, 40, 40), (64, 1, 3, 3),
-                  dict(padding=1, groups=32)),
-    "depthwise-row-bands": ("conv2d", "depthwise", (1, 2, 200, 200), (2, 1, 5, 5),
-                            dict(groups=2)),
-    "depthwise-strided": ("conv2d", "depthwise", (1, 32, 61, 67), (32, 1, 7, 7),
+    "3x3": ("conv2d", (2, 32, 30, 30), (48, 32, 3, 3), dict(padding=1)),
+    "K576-strided": ("conv2d", (1, 64, 33, 35), (40, 64, 3, 3), dict(stride=2)),
+    "1x1": ("conv2d", (2, 96, 20, 20), (80, 96, 1, 1), {}),
+    "many-channels-few-pixels": ("conv2d", (1, 256, 6, 6), (256, 256, 3, 3), dict(padding=1)),
+    "grouped": ("conv2d", (3, 24, 25, 27), (36, 6, 3, 5), dict(groups=4, padding=(1, 2))),
+    "depthwise": ("conv2d", (2, 32, 40, 40), (64, 1, 3, 3), dict(padding=1, groups=32)),
+    "depthwise-row-bands": ("conv2d", (1, 2, 200, 200), (2, 1, 5, 5), dict(groups=2)),
+    "depthwise-strided": ("conv2d", (1, 32, 61, 67), (32, 1, 7, 7),
                           dict(stride=2, dilation=(1, 2), groups=32)),
-    "transposed-stride2": ("conv_transpose2d", "igemm", (2, 32, 20, 20), (32, 24, 4, 4),
+    "transposed-stride2": ("conv_transpose2d", (2, 32, 20, 20), (32, 24, 4, 4),
                            dict(stride=2, padding=1)),
-    "transposed-stride3-dilated": ("conv_transpose2d", "igemm", (1, 48, 17, 19),
-                                   (48, 16, 3, 3),
+    "transposed-stride3-dilated": ("conv_transpose2d", (1, 48, 17, 19), (48, 16, 3, 3),
                                    dict(stride=3, dilation=2, output_padding=1, groups=2)),
 }
 PLANNERS = {"conv2d": "plan_for_conv2d", "conv_transpose2d": "plan_for_conv_transpose2d"}
+PROBLEM_ALGORITHMS = [
+    pytest.param(k, a, id=f"{k}-{a}", marks=requires_transposed if op != "conv2d" else ())
+    for k, (op, x, _, kw) in SPLIT_PROBLEMS.items()
+    for a in applicable_algorithms(x[1], kw.get("groups", 1), op == "conv_transpose2d")]
 
 
 def test_every_algorithm_is_exercised():
-    assert {p[1] for p in SPLIT_PROBLEMS.values()} == set(_planner.ALGORITHMS)
+    assert {p.values[1] for p in PROBLEM_ALGORITHMS} == set(_planner.ALGORITHMS)
 
 
-@pytest.mark.parametrize("problem", [
-    pytest.param(k, marks=requires_transposed if v[0] != "conv2d" else ())
-    for k, v in SPLIT_PROBLEMS.items()])
-def test_bitwise_identical_for_any_thread_count(problem, dtype, isa):
-    op, algorithm, x_shape, w_shape, kwargs = SPLIT_PROBLEMS[problem]
+@pytest.mark.parametrize(("problem", "algorithm"), PROBLEM_ALGORITHMS)
+def test_bitwise_identical_for_any_thread_count(problem, algorithm, dtype, isa):
+    op, x_shape, w_shape, kwargs = SPLIT_PROBLEMS[problem]
     channels = w_shape[1] * kwargs.get("groups", 1) if op == "conv_transpose2d" else None
     x, w, b = random_arrays(11, x_shape, w_shape, True, dtype, channels)
     results = {}
