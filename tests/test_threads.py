@@ -10,7 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import applicable_algorithms, check, operation, random_arrays, requires_transposed
+from conftest import (
+    HAS_TRANSPOSED,
+    applicable_algorithms,
+    check,
+    operation,
+    random_arrays,
+    requires_transposed,
+)
 
 import cconv
 from cconv import _isa, _planner
@@ -225,6 +232,10 @@ def _mixed_calls(conv, arrays):
     cconv.conv2d(x, w, b, padding=1)
     cconv.conv2d(xd, wd, groups=4, algorithm="depthwise")
     cconv.conv2d(xd, wd, groups=4, algorithm="igemm", out=np.empty((2, 8, 10, 10), np.float32))
+    for algorithm in applicable_algorithms(x.shape[1], 1):
+        cconv.conv2d(x, w, b, stride=2, algorithm=algorithm)
+    if HAS_TRANSPOSED:
+        cconv.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
     conv(x)
     conv.weight = w
     conv.load_state_dict({"weight": w, "bias": b})
@@ -235,7 +246,8 @@ def _mixed_calls(conv, arrays):
         lambda: cconv.conv2d(x, w, algorithm="depthwise"),
         lambda: cconv.conv2d(x, w, padding=2**31),
         lambda: conv(x[:, :3]),
-    ]
+    ] + ([lambda: cconv.conv_transpose2d(x, w, stride=2, output_padding=2)]
+         if HAS_TRANSPOSED else [])
     for call in failing:
         try:
             call()
