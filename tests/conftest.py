@@ -21,8 +21,8 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # against the float64 reference. Rounding errors of a sum of K terms grow like sqrt(K) times
 # the sum of the terms' magnitudes when they are not systematic, and the kernels block the
 # reduction, so the factor is small; it covers the reference's own rounding in float64 too.
-# Every algorithm of cconv._planner.ALGORITHMS needs an entry (test_tolerance_table checks).
-# Measured worst case over tests/test_conv2d.py's sweep (all ISAs): 0.75 (float32) and 0.93
+# Every algorithm of cconv._planner.ALGORITHMS needs an entry (tests/test_tables.py checks).
+# Measured worst case over tests/test_conv2d.py's sweep (all ISAs): 0.73 (float32) and 1.14
 # (float64, where the reference's own rounding is of the same size); for K <= factor**2 the
 # factor also covers the deterministic worst case, about K * eps.
 TOLERANCE = {
