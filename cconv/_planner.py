@@ -162,8 +162,6 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
                 cost, _ = _igemm_cost(p, tables, mode, mr, nr, cpb, rows, ppb, threads)
                 if best is None or cost < best[0]:
                     best = (cost, name, rows, ppb, ws, items, width)
-            if threads == 1 and best is not None and best[2] == rows:
-                break  # one thread: the largest band that fits is the one to take
     _, name, rows, ppb, ws, items, width = best
     n = _threads.threads_for(items, p.flops, threads)
     return Plan(name, isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize), rows=rows,

@@ -5,7 +5,8 @@ _depthwise (inline, compiled into each).
 
 A convolution's output grid pixel (i, j) reads input (i*sh + offh[th], j*sw + offw[tw]) for
 each tap (th, tw); outside the image the input is zero (that is the padding). For a band of
-grid rows [i0, i0 + R), the buffer holds, per input channel, sh*sw sub-images
+grid rows [i0, i0 + R), the buffer holds, per input channel, sh*sw sub-images (only those
+some tap reads: one for a 1x1 stride-2 layer)
 
     sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + ph, t*sw + owmin + pw]      (0 outside x)
 
@@ -31,8 +32,9 @@ cdef struct Band:
     Py_ssize_t Wp                # grid columns
     Py_ssize_t Wsub              # sub-image pitch: Wp + (owmax - owmin) // sw
     Py_ssize_t slack             # zeros after each sub-image, for vector over-reads
+    Py_ssize_t nph, npw          # phases some tap reads: min(stride, span of the offsets)
     Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack
-    Py_ssize_t chan_stride       # elements per channel: sh*sw*sub_size
+    Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
 
 
 cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -75,15 +77,18 @@ cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, P
         owmax = max(owmax, offw[i])
     b.extra = (ohmax - b.ohmin) // sh
     b.Wsub = Wp + (owmax - b.owmin) // sw
+    # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+    b.nph = min(sh, ohmax - b.ohmin + 1)
+    b.npw = min(sw, owmax - b.owmin + 1)
     b.sub_size = (rows + b.extra) * b.Wsub + slack
-    b.chan_stride = sh * sw * b.sub_size
+    b.chan_stride = b.nph * b.npw * b.sub_size
 
 
 cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,
                                   Py_ssize_t offw) noexcept nogil:
     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
-    return (((rh % b.sh) * b.sw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+    return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
             + rw // b.sw)
 
 
@@ -95,37 +100,42 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
     channels * b.chan_stride elements."""
     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
     cdef Py_ssize_t nrow = R + b.extra
-    cdef const floating *xc
+    # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+    cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
     cdef const floating *row
-    cdef floating *d0
     cdef floating *d
     for c in range(channels):
-        xc = x + c * b.H * b.W
-        for ph in range(b.sh):
-            for pw in range(b.sw):
-                d0 = dst + c * b.chan_stride + (ph * b.sw + pw) * b.sub_size
-                col0 = b.owmin + pw
-                # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi).
-                lo = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
-                hi = min(max(cdiv(b.W - col0, b.sw), lo), b.Wsub)
-                for u in range(nrow):
-                    ih = (i0 + u) * b.sh + b.ohmin + ph
-                    d = d0 + u * b.Wsub
+        for ph in range(b.nph):
+            for u in range(nrow):
+                ih = (i0 + u) * b.sh + b.ohmin + ph
+                for pw in range(b.npw):
+                    d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
                     if ih < 0 or ih >= b.H:
-                        for t in range(b.Wsub):
+                        for t in range(Wsub):
                             d[t] = 0
                         continue
-                    row = xc + ih * b.W
+                    row = x + (c * b.H + ih) * b.W
+                    # Sub-image column t holds input column t*sw + col0: inside for t in
+                    # [lo, hi).
+                    col0 = b.owmin + pw
+                    lo = min(max(cdiv(-col0, sw), 0), Wsub)
+                    hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
                     for t in range(lo):
                         d[t] = 0
-                    if b.sw == 1:
+                    # Constant strides, so that the compiler vectorises the copies.
+                    if sw == 1:
                         for t in range(lo, hi):
                             d[t] = row[t + col0]
+                    elif sw == 2:
+                        for t in range(lo, hi):
+                            d[t] = row[2 * t + col0]
                     else:
                         for t in range(lo, hi):
-                            d[t] = row[t * b.sw + col0]
-                    for t in range(hi, b.Wsub):
+                            d[t] = row[t * sw + col0]
+                    for t in range(hi, Wsub):
                         d[t] = 0
-                d = d0 + nrow * b.Wsub
+        for ph in range(b.nph):
+            for pw in range(b.npw):
+                d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
                 for t in range(b.slack):
                     d[t] = 0

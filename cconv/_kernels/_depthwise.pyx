@@ -93,7 +93,7 @@ cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + L.W_out
     cdef floating *tmp = ws + L.ws_band
     cdef floating *o
-    cdef Py_ssize_t u, j, co, t
+    cdef Py_ssize_t u, j, co, t, W_out = L.W_out, Wsub = bd.Wsub
     cdef floating bj
     fill_band(bd, x + (n * L.C_in + c) * L.H * L.W, 1, oh0, R, ws)
     for j in range(L.m):
@@ -103,8 +103,8 @@ cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const flo
         if L.flat:
             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
             for u in range(R):
-                for t in range(L.W_out):
-                    o[u * L.W_out + t] = tmp[u * bd.Wsub + t]
+                for t in range(W_out):
+                    o[u * W_out + t] = tmp[u * Wsub + t]
         else:
             for u in range(R):
                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,

@@ -202,6 +202,29 @@ cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
         PyMem_RawFree(probs[p].koff)
 
 
+cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,
+                     floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
+                     Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t,
+                     const floating *bias) noexcept nogil:
+    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] (+ bias[m]) for m < M,
+    u < R, t < Wp: a C block to its place in the output (rows of channels, or transposed)."""
+    cdef Py_ssize_t m, u, t
+    cdef floating bv
+    cdef floating *om
+    cdef const floating *cm
+    for m in range(M):
+        bv = bias[m] if bias != NULL else 0
+        for u in range(R):
+            om = o + m * os_m + o0 + u * os_u
+            cm = c + m * cs_m + u * cs_u
+            if os_t == 1 and cs_t == 1:
+                for t in range(Wp):
+                    om[t] = cm[t] + bv
+            else:
+                for t in range(Wp):
+                    om[t * os_t] = cm[t * cs_t] + bv
+
+
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
                       Py_ssize_t mb, Py_ssize_t band, const floating *x,
                       const floating *wpack, const floating *bias, floating *out,
@@ -228,7 +251,7 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef const floating *bp
     cdef const Py_ssize_t *boff
     cdef floating *cp
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, m, u, t, kk
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -263,11 +286,8 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
                         boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
     if not pr.in_place_c:
-        for m in range(row1 - row0):
-            for u in range(R):
-                cp = out_ng + (row0 + m) * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
-                for t in range(pr.Wp):
-                    cp[t * pr.oxs] = cbuf[m * cpitch + u * bd.Wsub + t]
+        copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
 
 
 cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -290,10 +310,7 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
-    cdef floating *cq
-    cdef floating *o
-    cdef floating bv
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane, nvalid, t
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -314,15 +331,11 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
                             NULL, kb > 0)
     for cpn in range(cp0, cp1):
-        nvalid = min(L.nr, L.Mg - cpn * L.nr)
-        for lane in range(nvalid):
-            co = cpn * L.nr + lane
-            bv = bias[gi * L.Mg + co] if bias != NULL else 0
-            cq = cbuf + (cpn - cp0) * pix * L.nr + lane
-            for u in range(R):
-                o = out_ng + co * HWo + (pr.oy0 + (i0 + u) * pr.oys) * L.W_out + pr.ox0
-                for t in range(pr.Wp):
-                    o[t * pr.oxs] = cq[(u * pr.Wp + t) * L.nr] + bv
+        co = cpn * L.nr
+        copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
+                   HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+                   (bias + gi * L.Mg + co) if bias != NULL else NULL)
 
 
 cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,
