@@ -324,12 +324,26 @@ def check(out, ref):
 
 
 # ---- timing --------------------------------------------------------------------------------
-def _loadavg():
-    """The 1-minute load average (None where the platform has none)."""
+def _cpu_snapshot():
+    """(wall s, CPU s busy machine-wide, CPU s of this process) or None without /proc/stat."""
     try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
+        with open("/proc/stat") as f:
+            jiffies = [int(v) for v in f.readline().split()[1:9]]
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
         return None
+    own = os.times()
+    busy = sum(jiffies) - jiffies[3] - jiffies[4]   # all but idle and iowait
+    return time.perf_counter(), busy / hz, own.user + own.system
+
+
+def _others_cpus(before, after):
+    """CPUs' worth of time other processes used between two snapshots (the noise that a
+    multi-threaded timing suffers from), or None."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, others / (after[0] - before[0]))
 
 
 def _time_batch(call, k):
@@ -355,7 +369,7 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
     x, w, b = make_arrays(layer, dtype)
     record = {"layer": layer.name, "network": layer.network, "shape": layer.describe(),
               "kind": layer.kind, "threads": threads, "flops": layer.flops,
-              "dtype": np.dtype(dtype).name, "loadavg": _loadavg(), "times": {},
+              "dtype": np.dtype(dtype).name, "others_cpus": None, "times": {},
               "min_times": {}, "samples": {}, "calls_per_round": {}, "checks": {},
               "notes": {}}
     say = progress.update if progress else (lambda text: None)
@@ -393,11 +407,13 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
                 say(f"warming up {name}")
                 batch[name] = _calibrate(live[name].call, target_s)
             samples = {name: [] for name in names}
+            snap = _cpu_snapshot()
             for r in range(rounds):
                 say(f"round {r + 1}/{rounds}")
                 start = r % len(names) if names else 0
                 for name in names[start:] + names[:start]:
                     samples[name].append(_time_batch(live[name].call, batch[name]))
+            record["others_cpus"] = _others_cpus(snap, _cpu_snapshot())
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -452,7 +468,7 @@ def _cell(record, peer, path):
 def format_table(records, peers):
     """The summary table: one row per layer and thread count, then geomeans per thread
     count, then the notes (skipped and failed contenders)."""
-    head = ["layer", "thr", "module ms", "GFLOP/s", "algorithm", "used", "ws KiB"]
+    head = ["layer", "thr", "module ms", "GFLOP/s", "algorithm", "used", "ws KiB", "busy"]
     for p in peers:
         head += [f"{SHORT[p]}:f", f"{SHORT[p]}:m"]
     rows = []
@@ -464,15 +480,18 @@ def format_table(records, peers):
                "-" if t is None else f"{r['flops'] / t / 1e9:.1f}",
                r.get("algorithm") or "-",
                str(r.get("plan_threads", "-")),
-               "-" if ws is None else f"{ws / 1024:.0f}"]
+               "-" if ws is None else f"{ws / 1024:.0f}",
+               "-" if r.get("others_cpus") is None else f"{r['others_cpus']:.2f}"]
         for p in peers:
             row += [_cell(r, p, "cconv-functional"), _cell(r, p, "cconv-module")]
         rows.append(row)
     gm = geomeans(records, peers)
     foot = []
     for t, values in gm.items():
-        row = [f"geomean ({sum(r['threads'] == t for r in records)} layers)", str(t)]
-        row += [""] * 5
+        n = sum(r["threads"] == t and any(ratio(r, p, c) for p in peers for c in CCONV)
+                for r in records)
+        row = [f"geomean ({n} layers)", str(t)]
+        row += [""] * 6
         for p in peers:
             for path in CCONV:
                 v = values[f"{SHORT[p]}:{SHORT[path]}"]
@@ -486,8 +505,10 @@ def format_table(records, peers):
     rule = "-" * len(fmt(head))
     lines = [fmt(head), rule] + [fmt(r) for r in rows] + [rule] + [fmt(r) for r in foot]
     lines.append("")
-    lines.append("thr: threads allowed; used: threads cconv's plan uses; ws: cconv's workspace. "
-                 "module ms and GFLOP/s: cconv-module, median per call.")
+    lines.append("thr: threads allowed; used: threads cconv's plan uses; ws: cconv's workspace; "
+                 "module ms and GFLOP/s: cconv-module, median per call;")
+    lines.append("busy: CPUs' worth of time other processes took while the row was timed "
+                 "(noise).")
     lines.append("<peer>:f / <peer>:m = peer time / cconv time, for cconv-functional / "
                  "cconv-module: above 1, cconv is faster.")
     notes = {}
@@ -745,13 +766,16 @@ def main(argv=None):
               f"{','.join(map(str, args.threads))}, {rounds} rounds of ~{target_s * 1e3:g} ms, "
               f"peers {','.join(peers) or 'none'} (torch {info['torch']}, onnxruntime "
               f"{info['onnxruntime']}, numpy {info['numpy']}); {elapsed:.0f} s")
-    loads = [r["loadavg"] for r in records + overhead if r["loadavg"] is not None]
+    loads = [r["others_cpus"] for r in records + overhead if r["others_cpus"] is not None]
     if loads:
-        header += (f"\nload average during the run: {min(loads):.1f} to {max(loads):.1f} "
-                   f"on {info['cpus_usable']} CPUs")
-        if max(loads) > info["cpus_usable"] - 0.5:
-            header += (" -- other processes compete for the CPUs: multi-thread timings "
-                       "(barriers wait for descheduled threads) are unreliable; repeat")
+        header += (f"\nother processes used {statistics.mean(loads):.2f} CPUs on average "
+                   f"(at most {max(loads):.2f}) of {info['cpus_usable']} while timing")
+        crowded = sorted({r["threads"] for r in records + overhead
+                          if (r["others_cpus"] or 0) > info["cpus_usable"] - r["threads"] + 0.25})
+        if crowded:
+            header += (f"; with {','.join(map(str, crowded))} threads they left fewer free "
+                       f"CPUs than threads: a parallel call then waits for descheduled "
+                       f"threads, so those timings are unreliable; repeat on a quiet machine")
     table = format_table(records, peers)
     text = header + "\n\n" + table
     if overhead:
