@@ -29,6 +29,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -590,8 +591,20 @@ def machine_info():
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count()
+    lscpu = {}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        lscpu = {k.strip(): v.strip() for k, _, v in
+                 (line.partition(":") for line in out.splitlines()) if v}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    model = lscpu.get("Model name", model)
+    cores = lscpu.get("Core(s) per socket")
+    if cores and lscpu.get("Socket(s)", "").isdigit() and cores.isdigit():
+        cores = str(int(cores) * int(lscpu["Socket(s)"]))
     info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "cpu": model, "cpus": os.cpu_count(), "cpus_usable": usable,
+            "cpu": model, "cores": cores, "threads_per_core": lscpu.get("Thread(s) per core"),
+            "cpus": os.cpu_count(), "cpus_usable": usable,
             "platform": platform.platform(), "cconv": cconv.__version__,
             "cconv_config": _config.config(), "numpy": np.__version__}
     for name in ("torch", "onnxruntime", "threadpoolctl"):
@@ -735,6 +748,9 @@ def main(argv=None):
     except ValueError as exc:
         print(f"python -m cconv bench: {exc}", file=sys.stderr)
         return 2
+    for path in (args.json, args.plot):
+        if path and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
     rounds = args.rounds or (5 if args.quick else 7)
     target_s = (args.target_ms or (15 if args.quick else 30)) / 1e3
     dtype = np.dtype(args.dtype)
@@ -761,11 +777,14 @@ def main(argv=None):
     finally:
         progress.close()
     elapsed = time.perf_counter() - t_start
-    header = (f"cconv {info['cconv']} bench, {info['date']}: {info['cpu']}, "
-              f"{info['cpus_usable']} usable CPUs; {dtype.name}, threads "
-              f"{','.join(map(str, args.threads))}, {rounds} rounds of ~{target_s * 1e3:g} ms, "
-              f"peers {','.join(peers) or 'none'} (torch {info['torch']}, onnxruntime "
-              f"{info['onnxruntime']}, numpy {info['numpy']}); {elapsed:.0f} s")
+    cores = (f"{info['cores']} cores, {info['threads_per_core']} thread(s) per core; "
+             if info["cores"] and info["threads_per_core"] else "")
+    header = (f"cconv {info['cconv']} bench, {info['date']}, {elapsed:.0f} s\n"
+              f"machine: {info['cpu']} ({cores}{info['cpus_usable']} usable CPUs)\n"
+              f"run: {dtype.name}, threads {','.join(map(str, args.threads))}, {rounds} "
+              f"interleaved rounds of ~{target_s * 1e3:g} ms per contender; peers "
+              f"{','.join(peers) or 'none'} (torch {info['torch']}, onnxruntime "
+              f"{info['onnxruntime']}, numpy {info['numpy']})")
     loads = [r["others_cpus"] for r in records + overhead if r["others_cpus"] is not None]
     if loads:
         header += (f"\nother processes used {statistics.mean(loads):.2f} CPUs on average "
