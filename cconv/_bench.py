@@ -376,6 +376,8 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
     say = progress.update if progress else (lambda text: None)
     with ThreadSettings(threads):
         record.update(plan_info(layer, dtype))
+        if "plan_error" in record:
+            record["notes"]["planner"] = f"failed: {record['plan_error']}"
         say("reference")
         ref = reference(layer, x, w, b)
         live = {}
