@@ -347,6 +347,20 @@ def _others_cpus(before, after):
     return max(0.0, others / (after[0] - before[0]))
 
 
+def wait_quiet(max_s, say=None, threshold=0.25, probe_s=0.5):
+    """Wait (at most max_s) until other processes use under `threshold` CPUs over probe_s.
+    Returns the last measured use (None without /proc/stat)."""
+    deadline = time.perf_counter() + max_s
+    while True:
+        before = _cpu_snapshot()
+        time.sleep(probe_s)
+        others = _others_cpus(before, _cpu_snapshot())
+        if others is None or others < threshold or time.perf_counter() >= deadline:
+            return others
+        if say:
+            say(f"waiting for other processes to go quiet ({others:.2f} CPUs busy)")
+
+
 def _time_batch(call, k):
     t0 = time.perf_counter()
     for _ in range(k):
@@ -717,6 +731,9 @@ def build_parser():
     parser.add_argument("--update-readme", metavar="FILE",
                         help="replace the table between the bench-table markers in FILE "
                              "(benchmarks/README.md) with this run's")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each row, wait up to SECONDS until other processes use "
+                             "under a quarter of a CPU (default 0: no wait)")
     parser.add_argument("--no-overhead", action="store_true",
                         help="skip the per-call overhead row")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
@@ -773,6 +790,8 @@ def main(argv=None):
         for i, (layer, t) in enumerate(steps, 1):
             progress.step(f"[{i}/{len(steps)}] {layer.name} ({layer.describe()}), "
                           f"{t} thread{'s' if t > 1 else ''}")
+            if args.wait_quiet > 0:
+                wait_quiet(args.wait_quiet, progress.update)
             rec = bench_layer(layer, t, contenders, dtype=dtype, rounds=rounds,
                               target_s=target_s, progress=progress)
             (overhead if layer is OVERHEAD_LAYER else records).append(rec)
