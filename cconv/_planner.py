@@ -51,12 +51,14 @@ class Plan:
     ppb: int = 0         # igemm: weight panels per channel block
     width: int = 0       # igemm: weight panel width (MR in pixel mode, NR in channel mode)
     kernel: object = field(default=None, compare=False, repr=False)  # prepared, runs it
-    bias_only: tuple = ()  # transposed: output phases (rh, rw) no tap reaches
+    bias_only: tuple = ()  # output phases (rh, step, rw, step) that no tap reaches: bias only
+    layout: tuple = ()     # igemm: the weight taps (kh list, kw list) of each problem
 
     def __post_init__(self):
-        # Identifies the packed-weight layout this plan reads (modules cache by it).
+        # Identifies the packed-weight layout this plan reads (modules cache by it). For a
+        # transposed convolution the taps of each phase depend on the input size.
         object.__setattr__(self, "weight_key",
-                           (self.algorithm, self.dtype.str, self.cpb, self.width))
+                           (self.algorithm, self.dtype.str, self.cpb, self.width, self.layout))
 
     @property
     def workspace_bytes(self):
@@ -90,10 +92,11 @@ def plan(params, dtype, algorithm=None):
 
 @functools.lru_cache(maxsize=512)
 def _plan(params, dtype, algorithm, isa, threads):
-    if algorithm is None and params.Cg == 1 and not params.transposed:
-        algorithm = "depthwise"
-    if algorithm == "depthwise":
-        return _plan_depthwise(params, dtype, isa, threads)
+    if algorithm == "depthwise" or (algorithm is None and params.Cg == 1
+                                    and not params.transposed):
+        plan = _plan_depthwise(params, dtype, isa, threads, forced=algorithm is not None)
+        if plan is not None:
+            return plan
     return _plan_igemm(params, dtype, isa, threads, algorithm)
 
 
@@ -142,6 +145,10 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
     p = params
     mr, nr = _igemm.tile(isa, dtype.itemsize)
     base = igemm_tables(params, 0)
+    if not base.taps_of_problem:
+        # No tap ever reads the image: every output is its bias.
+        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=base.bias_only,
+                    layout=())
     taps = max(len(kh) * len(kw) for kh, kw in base.taps_of_problem)
     cpb = max(1, KC_MAX // taps)
     hp_max = max(hp for hp, _ in base.grid_of_problem)
@@ -170,29 +177,48 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
     kernel = _igemm.IGemm(_shape(p), tables.problems, tables.taps, _MODES[name], isa,
                           dtype.itemsize, cpb, rows, ppb)
     return Plan(name, isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize), rows=rows,
-                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=tables.bias_only)
+                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=tables.bias_only,
+                layout=tables.taps_of_problem)
 
 
-def _plan_depthwise(params, dtype, isa, threads):
+def _plan_depthwise(params, dtype, isa, threads, forced):
+    """The depthwise plan, or None (unless forced) when even a one-row band would exceed the
+    workspace budget."""
     p = params
+    th, tw = conv_taps(params)
+    if not th or not tw:
+        return Plan("depthwise", isa, dtype, 1, 0, bias_only=((0, 1, 0, 1),))
     shape = _shape(p)[:7]
-    geometry = (p.KH, p.KW, p.stride[0], p.stride[1], p.padding[0], p.padding[2],
-                p.dilation[0], p.dilation[1])
+    geometry = (np.array([off for _, off in th], np.intp),
+                np.array([off for _, off in tw], np.intp), p.stride[0], p.stride[1])
 
     def workspace(rows):
         return _depthwise.workspace_elems(shape, *geometry, rows, isa, dtype.itemsize)
 
+    if not forced and workspace(1)[0] * dtype.itemsize > WS_BUDGET:
+        return None
     rows = p.H_out
     channels = p.N * p.C_in
-    if threads > 1 and channels < 4 * threads:
+    if threads > 1 and 0 < channels < 4 * threads:
         rows = _cdiv(p.H_out, _cdiv(4 * threads, channels))
     while rows > 1 and workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4:
         rows = _cdiv(rows, 2)
     ws, items = workspace(rows)
     n = _threads.threads_for(items, p.flops, threads)
     kernel = _depthwise.Depthwise(shape, *geometry, rows, isa, dtype.itemsize)
+    layout = ((tuple(k for k, _ in th), tuple(k for k, _ in tw)),)
     return Plan("depthwise", isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize),
-                rows=rows, kernel=kernel)
+                rows=rows, kernel=kernel, layout=layout)
+
+
+def conv_taps(params):
+    """conv2d's taps [(k, input offset)] along rows and along columns, without those that
+    only ever read padding (huge dilations would otherwise make the band span the padding)."""
+    p = params
+    th = [(kh, kh * p.dilation[0] - p.padding[0]) for kh in range(p.KH)]
+    tw = [(kw, kw * p.dilation[1] - p.padding[2]) for kw in range(p.KW)]
+    return ([(k, off) for k, off in th if _reaches(off, p.stride[0], p.H_out, p.H)],
+            [(k, off) for k, off in tw if _reaches(off, p.stride[1], p.W_out, p.W)])
 
 
 @dataclass(frozen=True)
@@ -202,8 +228,9 @@ class IGemmTables:
     problems: one row of _igemm.PROBLEM_FIELDS per GEMM; taps: their offh/offw tables;
     taps_of_problem: per GEMM, the weight's (kh list, kw list) it uses, in tap order;
     grid_of_problem: per GEMM, its pixel grid (Hp, Wp); wsub_of_problem: its band pitch;
-    bias_only: the output phases (rh, rw) of a transposed convolution that no tap reaches
-    (their outputs are the bias).
+    bias_only: the output phases (rh, oys, rw, oxs) that no tap reaches (their outputs
+    out[:, :, rh::oys, rw::oxs] are the bias): phases of a transposed convolution, or a whole
+    conv2d whose taps all read padding only.
     """
     problems: np.ndarray
     taps: np.ndarray
@@ -214,16 +241,25 @@ class IGemmTables:
     reads_input_in_place: bool
 
 
-def _transposed_taps(r, size_out, stride, pad, dilation, kernel):
+def _reaches(offset, stride, n_out, size):
+    """Whether input index i*stride + offset lies in [0, size) for some i in [0, n_out)."""
+    lo = max(0, _cdiv(-offset, stride))
+    hi = min(n_out - 1, (size - 1 - offset) // stride)
+    return lo <= hi
+
+
+def _transposed_taps(r, size_out, size_in, stride, pad, dilation, kernel):
     """Taps of output phase r (outputs r, r + stride, ...) of a transposed convolution along
-    one axis: [(k, input offset)], with input index = i + offset for the phase's i-th output.
+    one axis: [(k, input offset)], with input index = i + offset for the phase's i-th output
+    (without taps that never land inside the input), and the phase's output count.
 
     Output o receives x[ih] * w[k] where ih*stride - pad + k*dilation == o: for o = r +
     stride*i that needs (r + pad - k*dilation) divisible by stride, then ih = i + that / stride.
     """
+    n_out = _cdiv(size_out - r, stride) if r < size_out else 0
     taps = [(k, (r + pad - k * dilation) // stride) for k in range(kernel)
             if (r + pad - k * dilation) % stride == 0]
-    return taps, _cdiv(size_out - r, stride) if r < size_out else 0
+    return [(k, off) for k, off in taps if _reaches(off, 1, n_out, size_in)], n_out
 
 
 @functools.lru_cache(maxsize=512)
@@ -234,14 +270,12 @@ def igemm_tables(params, padded_rows):
     rows_p = padded_rows or p.Mg
     if not p.transposed:
         # conv2d: one GEMM over the whole output; input index = i*stride + k*dilation - pad.
-        phases = [((0, p.stride[0], [(kh, kh * p.dilation[0] - p.padding[0])
-                                      for kh in range(p.KH)], p.H_out),
-                   (0, p.stride[1], [(kw, kw * p.dilation[1] - p.padding[2])
-                                      for kw in range(p.KW)], p.W_out))]
+        th, tw = conv_taps(params)
+        phases = [((0, p.stride[0], th, p.H_out), (0, p.stride[1], tw, p.W_out))]
     else:
-        rows = [(r, 1, *_transposed_taps(r, p.H_out, p.stride[0], p.padding[0],
+        rows = [(r, 1, *_transposed_taps(r, p.H_out, p.H, p.stride[0], p.padding[0],
                                           p.dilation[0], p.KH)) for r in range(p.stride[0])]
-        cols = [(r, 1, *_transposed_taps(r, p.W_out, p.stride[1], p.padding[2],
+        cols = [(r, 1, *_transposed_taps(r, p.W_out, p.W, p.stride[1], p.padding[2],
                                           p.dilation[1], p.KW)) for r in range(p.stride[1])]
         phases = [(rh, rw) for rh in rows for rw in cols]
     problems, taps, used, grids, wsubs, bias_only = [], [], [], [], [], []
@@ -251,7 +285,7 @@ def igemm_tables(params, padded_rows):
         if hp == 0 or wp == 0:
             continue
         if not th or not tw:
-            bias_only.append((rh, rw))
+            bias_only.append((rh, oys, rw, oxs))
             continue
         problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, a_offset,
                          len(taps)])
@@ -280,23 +314,39 @@ def _padded_rows(plan, params):
     return npanels_padded(params.Mg, plan.algorithm, plan.width)
 
 
+def _taps(w, kh, kw):
+    """w[..., kh, kw] for lists of taps (the whole array when they are all of them)."""
+    if kh != tuple(range(w.shape[-2])):
+        w = w[..., list(kh), :]
+    if kw != tuple(range(w.shape[-1])):
+        w = w[..., list(kw)]
+    return w
+
+
 def prepare_weight(plan, params, weight):
     """Weights in the layout the plan's kernel reads (C-contiguous, plan.dtype)."""
     p = params
+    if plan.kernel is None:
+        return np.empty(0, dtype=plan.dtype)
     if plan.algorithm == "depthwise":
-        return np.ascontiguousarray(weight.reshape(p.C_out, p.KH * p.KW))
+        (kh, kw), = plan.layout
+        return np.ascontiguousarray(_taps(weight, kh, kw)).reshape(p.C_out, -1)
+    if plan.kernel is None:
+        return np.empty(0, dtype=plan.dtype)
     mode = _MODES[plan.algorithm]
     tables = igemm_tables(params, _padded_rows(plan, params))
     if not p.transposed:
-        # conv2d: A[g, m, (c, kh, kw)] is the weight itself.
-        mats = [weight.reshape(p.groups, p.Mg, p.Cg * p.KH * p.KW)]
+        # conv2d: A[g, m, (c, th, tw)] = weight[g*Mg + m, c, kh[th], kw[tw]] (all taps, unless
+        # some only ever read padding).
+        w = weight.reshape(p.groups, p.Mg, p.Cg, p.KH, p.KW)
+        mats = [np.ascontiguousarray(_taps(w, kh, kw)).reshape(p.groups, p.Mg, -1)
+                for kh, kw in tables.taps_of_problem]
     else:
         # Transposed: weight (C_in, C_out/groups, kh, kw). Phase GEMM: A[g, m, (c, th, tw)] =
         # weight[g*Cg + c, m, kh[th], kw[tw]], one phase after another.
         w = weight.reshape(p.groups, p.Cg, p.Mg, p.KH, p.KW)
-        mats = [np.ascontiguousarray(w[:, :, :, list(kh)][:, :, :, :, list(kw)]
-                                     .transpose(0, 2, 1, 3, 4)).reshape(p.groups, p.Mg, -1)
-                for kh, kw in tables.taps_of_problem]
+        mats = [np.ascontiguousarray(_taps(w, kh, kw).transpose(0, 2, 1, 3, 4))
+                .reshape(p.groups, p.Mg, -1) for kh, kw in tables.taps_of_problem]
     total = sum(p.groups * (_padded_rows(plan, params) or p.Mg) * a.shape[2] for a in mats)
     packed = np.empty(total, dtype=plan.dtype)
     offset = 0
@@ -315,10 +365,11 @@ def execute(plan, params, x, packed, bias, out):
         # No input channels: every output is its bias (an empty sum).
         out[...] = 0 if bias is None else bias[:, None, None]
         return out
-    ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
-    plan.kernel.run(x, packed, bias, out, ws, plan.threads)
-    for rh, rw in plan.bias_only:
-        out[:, :, rh::p.stride[0], rw::p.stride[1]] = 0 if bias is None else bias[:, None, None]
+    if plan.kernel is not None:
+        ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
+        plan.kernel.run(x, packed, bias, out, ws, plan.threads)
+    for rh, oys, rw, oxs in plan.bias_only:
+        out[:, :, rh::oys, rw::oxs] = 0 if bias is None else bias[:, None, None]
     return out
 
 

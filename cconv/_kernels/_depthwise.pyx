@@ -2,7 +2,7 @@
 """Depthwise convolution: groups == in_channels, one input channel per group.
 
     out[n, c*m + j, oh, ow] = bias[c*m + j]
-        + sum_{kh, kw} w[c*m + j, kh, kw] * x[n, c, oh*sh + kh*dh - pt, ow*sw + kw*dw - pl]
+        + sum_{th, tw} w[c*m + j, th, tw] * x[n, c, oh*sh + offh[th], ow*sw + offw[tw]]
 
 (x zero outside the image) for a channel multiplier m = C_out / C_in (m = 1 for MobileNet's
 depthwise layers; C_in = 1 makes any single-input-channel layer, e.g. MNIST's first, a
@@ -10,7 +10,9 @@ depthwise one). Layouts: x, out NCHW (C-contiguous); w (C_out, KH*KW). The plann
 whenever each group has one input channel: a GEMM per group would have K = KH*KW and waste
 its register tile.
 
-Each work item is a band of output rows of one (image, input channel). The band's input is
+Taps are given as offset tables (kh*dh - pt for each kept tap row, likewise for columns), so
+the planner can drop taps that only ever read padding. Each work item is a band of output
+rows of one (image, input channel). The band's input is
 copied once into the band buffer (_band.pxd: zero-padded, split into stride phases), where
 every tap of every output pixel is at a fixed offset. dwconv_ukernel then computes outputs
 with the columns across the SIMD lanes and the taps in registers, for each of the m outputs:
@@ -58,15 +60,13 @@ cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py
         cc_dwconv_ukernel_f64(isa)(taps, base, toff, w, bias, out, n)
 
 
-cdef void band_setup(Layer *L, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
-                     Py_ssize_t rows, Py_ssize_t lanes, Py_ssize_t *toff) noexcept nogil:
+cdef void band_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t lanes,
+                     Py_ssize_t *toff) noexcept:
     """Band geometry and, if toff is not NULL, the tap offsets (KH*KW entries)."""
-    cdef Py_ssize_t offh[2], offw[2], kh, kw
-    # The band depends only on the extreme taps; the others lie between them.
-    offh[0], offh[1] = -pt, (KH - 1) * dh - pt
-    offw[0], offw[1] = -pl, (KW - 1) * dw - pl
-    band_init(&L.band, L.H, L.W, sh, sw, offh, 2, offw, 2, L.W_out, rows, 4 * lanes)
+    cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
+    band_init(&L.band, L.H, L.W, sh, sw, &offh[0], KH, &offw[0], KW, L.W_out, rows,
+              4 * lanes)
     L.taps = KH * KW
     L.rows = rows
     L.nbands = cdiv(L.H_out, rows)
@@ -76,7 +76,7 @@ cdef void band_setup(Layer *L, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_s
     if toff != NULL:
         for kh in range(KH):
             for kw in range(KW):
-                toff[kh * KW + kw] = tap_offset(&L.band, kh * dh - pt, kw * dw - pl)
+                toff[kh * KW + kw] = tap_offset(&L.band, offh[kh], offw[kw])
 
 
 cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
@@ -121,35 +121,36 @@ cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
     return L
 
 
-def workspace_elems(Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
-                    Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
-                    Py_ssize_t rows, int isa, Py_ssize_t itemsize):
-    """Per-thread workspace (elements) and work items of depthwise() with these arguments.
-    shape: N, C_in, H, W, C_out, H_out, W_out."""
+def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
+                    const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
+                    int isa, Py_ssize_t itemsize):
+    """Per-thread workspace (elements) and work items of Depthwise with these arguments.
+    shape: N, C_in, H, W, C_out, H_out, W_out; offh, offw: the input row (column) of each
+    tap row (column) at output 0, e.g. kh*dilation - padding."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], isa)
-    band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
+    band_setup(&L, offh, offw, sh, sw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
     return L.ws, L.N * L.C_in * L.nbands
 
 
 cdef class Depthwise:
     """One depthwise layer, prepared once (band geometry, tap offsets) and run many times.
-    shape: N, C_in, H, W, C_out, H_out, W_out; the rest as for workspace_elems()."""
+    Arguments as for workspace_elems(); the weights it runs with have one column per tap."""
     cdef Layer L
     cdef Py_ssize_t *toff
     cdef Py_ssize_t itemsize
     cdef readonly Py_ssize_t workspace_elems
 
-    def __cinit__(self, Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
-                  Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
-                  Py_ssize_t rows, int isa, Py_ssize_t itemsize):
+    def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
+                  const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
+                  int isa, Py_ssize_t itemsize):
         self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                           shape[6], isa)
-        self.toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
+        self.toff = <Py_ssize_t *> malloc(offh.shape[0] * offw.shape[0] * sizeof(Py_ssize_t))
         if self.toff == NULL:
             raise MemoryError()
-        band_setup(&self.L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
-                   cc_dwconv_lanes(isa, itemsize), self.toff)
+        band_setup(&self.L, offh, offw, sh, sw, rows, cc_dwconv_lanes(isa, itemsize),
+                   self.toff)
         self.workspace_elems = self.L.ws
         self.itemsize = itemsize
 
