@@ -321,11 +321,12 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
         else:
             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
             src = bbuf
-        for u in range(R):
-            for pp in range(npp):
-                t0 = split_start(pp, pr.Wp, npp)
-                r = split_start(pp + 1, pr.Wp, npp) - t0
-                for cpn in range(cp0, cp1):
+        # Weight panel outer: it stays in L1 while the band's pixel tiles stream past.
+        for cpn in range(cp0, cp1):
+            for u in range(R):
+                for pp in range(npp):
+                    t0 = split_start(pp, pr.Wp, npp)
+                    r = split_start(pp + 1, pr.Wp, npp) - t0
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,
                             b_g + k0 * ncp * L.nr + cpn * kcb * L.nr, L.ktab + L.nr * L.kmax,
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
@@ -385,7 +386,7 @@ def tile(int isa, Py_ssize_t itemsize):
 def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
-    """Per-thread workspace (elements) and work items of igemm() with these arguments.
+    """Per-thread workspace (elements) and work items of IGemm with these arguments.
     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
@@ -418,6 +419,7 @@ def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps
     cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width
     cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
     cdef floating *d
+    cdef const floating *row
     if dst.shape[0] < G * rows_p * K:
         raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
     with nogil:
@@ -433,17 +435,22 @@ def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps
                         r0 = pan * width
                         r = width
                     d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
-                    for kk in range(kcb):
-                        for i in range(r):
-                            m = r0 + i
-                            d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
+                    for i in range(r):
+                        m = r0 + i
+                        if m < Mg:
+                            row = &a[gi, m, k0]
+                            for kk in range(kcb):
+                                d[kk * r + i] = row[kk]
+                        else:
+                            for kk in range(kcb):
+                                d[kk * r + i] = 0
     return G * rows_p * K
 
 
 cdef class IGemm:
     """One convolution's GEMM problems, prepared once (geometry, offset tables) and run many
-    times. shape: N, C_in, H, W, C_out, H_out, W_out, groups; problems and taps as for
-    workspace_elems(). Planned once per layer geometry by cconv._planner."""
+    times. Arguments as for workspace_elems(). Planned once per layer geometry by
+    cconv._planner."""
     cdef Layer L
     cdef Problem *probs
     cdef Py_ssize_t nprob, total
