@@ -46,6 +46,7 @@ class Plan:
     dtype: np.dtype
     threads: int
     workspace_elems: int
+    workspace_elems_raw: int = 0  # per thread, when the weights are packed on the fly
     rows: int = 0        # output (grid) rows per band
     cpb: int = 0         # igemm: input channels per K block
     ppb: int = 0         # igemm: weight panels per channel block
@@ -62,8 +63,10 @@ class Plan:
 
     @property
     def workspace_bytes(self):
-        """Extra memory of the call beyond input, output and packed weights."""
-        return self.threads * self.workspace_elems * self.dtype.itemsize
+        """Extra memory of a call beyond input, output and packed weights (the functional
+        API's call, which packs the weights on the fly, when that needs more)."""
+        per_thread = max(self.workspace_elems, self.workspace_elems_raw)
+        return self.threads * per_thread * self.dtype.itemsize
 
 
 def _cdiv(a, b):
@@ -144,11 +147,13 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
     """The cheapest (mode, band rows, panels per block) within the workspace budget."""
     p = params
     mr, nr = _igemm.tile(isa, dtype.itemsize)
-    base = igemm_tables(params, 0)
+    base = igemm_tables(params)
+    if p.Cg == 0:
+        # No input channels: every output is its bias (an empty sum).
+        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=((0, 1, 0, 1),))
     if not base.taps_of_problem:
         # No tap ever reads the image: every output is its bias.
-        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=base.bias_only,
-                    layout=())
+        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=base.bias_only)
     taps = max(len(kh) * len(kw) for kh, kw in base.taps_of_problem)
     cpb = max(1, KC_MAX // taps)
     hp_max = max(hp for hp, _ in base.grid_of_problem)
@@ -158,27 +163,32 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
         mode = _MODES[name]
         width = mr if mode == _igemm.MODE_PIXELS else nr
         npanels = _cdiv(p.Mg, width)
-        tables = igemm_tables(params, npanels_padded(p.Mg, name, width))
         band_counts = sorted({_cdiv(hp_max, r) for r in range(1, hp_max + 1)})
         for nb in band_counts:
             rows = _cdiv(hp_max, nb)
             for nmb in range(1, min(npanels, 4 * threads) + 1):
                 ppb = _cdiv(npanels, nmb)
-                ws, items = _igemm.workspace_elems(_shape(p), tables.problems, tables.taps,
-                                                   mode, isa, dtype.itemsize, cpb, rows, ppb)
+                _, ws, items = _igemm.workspace_elems(_shape(p), base.problems, base.taps, mode,
+                                                      isa, dtype.itemsize, cpb, rows, ppb)
                 if ws * dtype.itemsize > WS_BUDGET and not (rows == 1 and ppb == 1):
                     continue
-                cost, _ = _igemm_cost(p, tables, mode, mr, nr, cpb, rows, ppb, threads)
+                cost, _ = _igemm_cost(p, base, mode, mr, nr, cpb, rows, ppb, threads)
                 if best is None or cost < best[0]:
                     best = (cost, name, rows, ppb, ws, items, width)
-    _, name, rows, ppb, ws, items, width = best
+    _, name, rows, ppb, _, items, width = best
     n = _threads.threads_for(items, p.flops, threads)
-    tables = igemm_tables(params, npanels_padded(p.Mg, name, width))
-    kernel = _igemm.IGemm(_shape(p), tables.problems, tables.taps, _MODES[name], isa,
-                          dtype.itemsize, cpb, rows, ppb)
-    return Plan(name, isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize), rows=rows,
-                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=tables.bias_only,
-                layout=tables.taps_of_problem)
+    taps = p.KH * p.KW
+    if p.transposed:  # weight (C_in, C_out/groups, kh, kw)
+        strides = (p.Cg * p.Mg * taps, taps, p.Mg * taps)
+    else:  # weight (C_out, C_in/groups, kh, kw)
+        strides = (p.Mg * p.Cg * taps, p.Cg * taps, taps)
+    kernel = _igemm.IGemm(_shape(p), base.problems, base.taps, _MODES[name], isa,
+                          dtype.itemsize, cpb, rows, ppb, *strides)
+    line = CACHE_LINE // dtype.itemsize
+    return Plan(name, isa, dtype, n, _round_up(kernel.workspace_elems, line),
+                workspace_elems_raw=_round_up(kernel.workspace_elems_raw, line), rows=rows,
+                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=base.bias_only,
+                layout=base.taps_of_problem)
 
 
 def _plan_depthwise(params, dtype, isa, threads, forced):
@@ -225,7 +235,8 @@ def conv_taps(params):
 class IGemmTables:
     """The implicit GEMMs of one convolution, as _igemm.igemm takes them.
 
-    problems: one row of _igemm.PROBLEM_FIELDS per GEMM; taps: their offh/offw tables;
+    problems: one row of _igemm.PROBLEM_FIELDS per GEMM; taps: their offh/offw/weight-tap
+    tables;
     taps_of_problem: per GEMM, the weight's (kh list, kw list) it uses, in tap order;
     grid_of_problem: per GEMM, its pixel grid (Hp, Wp); wsub_of_problem: its band pitch;
     bias_only: the output phases (rh, oys, rw, oxs) that no tap reaches (their outputs
@@ -263,11 +274,9 @@ def _transposed_taps(r, size_out, size_in, stride, pad, dilation, kernel):
 
 
 @functools.lru_cache(maxsize=512)
-def igemm_tables(params, padded_rows):
-    """The problem tables of params. padded_rows: rows of a group's packed weights (Mg in
-    pixel mode, Mg rounded up to NR in channel mode; 0 means Mg), which sets a_offset."""
+def igemm_tables(params):
+    """The problem tables of params (see IGemmTables)."""
     p = params
-    rows_p = padded_rows or p.Mg
     if not p.transposed:
         # conv2d: one GEMM over the whole output; input index = i*stride + k*dilation - pad.
         th, tw = conv_taps(params)
@@ -279,7 +288,6 @@ def igemm_tables(params, padded_rows):
                                           p.dilation[1], p.KW)) for r in range(p.stride[1])]
         phases = [(rh, rw) for rh in rows for rw in cols]
     problems, taps, used, grids, wsubs, bias_only = [], [], [], [], [], []
-    a_offset = 0
     oys, oxs = p.stride if p.transposed else (1, 1)
     for (rh, sh, th, hp), (rw, sw, tw, wp) in phases:
         if hp == 0 or wp == 0:
@@ -287,31 +295,21 @@ def igemm_tables(params, padded_rows):
         if not th or not tw:
             bias_only.append((rh, oys, rw, oxs))
             continue
-        problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, a_offset,
-                         len(taps)])
+        problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, len(taps)])
         offw = [off for _, off in tw]
-        taps += [off for _, off in th] + offw
+        # Weight taps: tap (kh, kw) of a channel pair lies at kh*KW + kw in the weight.
+        taps += [off for _, off in th] + offw + [kh * p.KW + kw for kh, _ in th
+                                                  for kw, _ in tw]
         used.append((tuple(k for k, _ in th), tuple(k for k, _ in tw)))
         grids.append((hp, wp))
         wsubs.append(wp + (max(offw) - min(offw)) // sw)
-        a_offset += p.groups * rows_p * p.Cg * len(th) * len(tw)
     problems = np.array(problems, dtype=np.intp).reshape(-1, len(_igemm.PROBLEM_FIELDS))
     taps = np.array(taps, dtype=np.intp)
     problems.flags.writeable = taps.flags.writeable = False
     in_place_b = all(r[0] == r[1] == r[2] == r[3] == 1 and r[4] == p.H and r[5] == p.W
-                     and taps[r[11]] == taps[r[11] + 1] == 0 for r in problems)
+                     and taps[r[10]] == taps[r[10] + 1] == 0 for r in problems)
     return IGemmTables(problems, taps, tuple(used), tuple(grids), tuple(wsubs),
                        tuple(bias_only), in_place_b)
-
-
-def npanels_padded(Mg, algorithm, width):
-    """Rows of a group's packed weights when they are padded (channel mode: to whole
-    NR-wide panels), else 0 (meaning Mg)."""
-    return _round_up(Mg, width) if algorithm == "igemm_cl" else 0
-
-
-def _padded_rows(plan, params):
-    return npanels_padded(params.Mg, plan.algorithm, plan.width)
 
 
 def _taps(w, kh, kw):
@@ -324,50 +322,39 @@ def _taps(w, kh, kw):
 
 
 def prepare_weight(plan, params, weight):
-    """Weights in the layout the plan's kernel reads (C-contiguous, plan.dtype)."""
-    p = params
+    """The weights as the plan's kernel reads them, prepared once (a module's weights):
+    packed into the micro-kernel's panels (igemm), or one row of taps per channel."""
     if plan.kernel is None:
         return np.empty(0, dtype=plan.dtype)
     if plan.algorithm == "depthwise":
-        (kh, kw), = plan.layout
-        return np.ascontiguousarray(_taps(weight, kh, kw)).reshape(p.C_out, -1)
-    if plan.kernel is None:
-        return np.empty(0, dtype=plan.dtype)
-    mode = _MODES[plan.algorithm]
-    tables = igemm_tables(params, _padded_rows(plan, params))
-    if not p.transposed:
-        # conv2d: A[g, m, (c, th, tw)] = weight[g*Mg + m, c, kh[th], kw[tw]] (all taps, unless
-        # some only ever read padding).
-        w = weight.reshape(p.groups, p.Mg, p.Cg, p.KH, p.KW)
-        mats = [np.ascontiguousarray(_taps(w, kh, kw)).reshape(p.groups, p.Mg, -1)
-                for kh, kw in tables.taps_of_problem]
-    else:
-        # Transposed: weight (C_in, C_out/groups, kh, kw). Phase GEMM: A[g, m, (c, th, tw)] =
-        # weight[g*Cg + c, m, kh[th], kw[tw]], one phase after another.
-        w = weight.reshape(p.groups, p.Cg, p.Mg, p.KH, p.KW)
-        mats = [np.ascontiguousarray(_taps(w, kh, kw).transpose(0, 2, 1, 3, 4))
-                .reshape(p.groups, p.Mg, -1) for kh, kw in tables.taps_of_problem]
-    total = sum(p.groups * (_padded_rows(plan, params) or p.Mg) * a.shape[2] for a in mats)
-    packed = np.empty(total, dtype=plan.dtype)
-    offset = 0
-    for (kh, kw), a in zip(tables.taps_of_problem, mats):
-        offset += _igemm.pack_weights(a, packed[offset:], len(kh) * len(kw), plan.cpb, mode,
-                                      plan.width)
+        return depthwise_weight(plan, params, weight)
+    packed = np.empty(plan.kernel.packed_size, dtype=plan.dtype)
+    plan.kernel.pack(weight.reshape(-1), packed)
     return packed
 
 
-def execute(plan, params, x, packed, bias, out):
-    """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous."""
+def depthwise_weight(plan, params, weight):
+    (kh, kw), = plan.layout
+    return np.ascontiguousarray(_taps(weight, kh, kw)).reshape(params.C_out, -1)
+
+
+def execute(plan, params, x, weight, bias, out, packed=True):
+    """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
+    weight: prepare_weight()'s result, or (packed false) the weight array itself, which the
+    kernel then packs panel by panel as it goes (no separate pass over large weights)."""
     p = params
     if out.size == 0:
         return out
-    if p.Cg == 0:
-        # No input channels: every output is its bias (an empty sum).
-        out[...] = 0 if bias is None else bias[:, None, None]
-        return out
     if plan.kernel is not None:
-        ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
-        plan.kernel.run(x, packed, bias, out, ws, plan.threads)
+        if plan.algorithm == "depthwise":
+            if not packed:
+                weight = depthwise_weight(plan, params, weight)
+            ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
+            plan.kernel.run(x, weight, bias, out, ws, plan.threads)
+        else:
+            per_thread = plan.workspace_elems if packed else plan.workspace_elems_raw
+            ws = np.empty(plan.threads * per_thread, dtype=plan.dtype)
+            plan.kernel.run(x, weight.reshape(-1), packed, bias, out, ws, plan.threads)
     for rh, oys, rw, oxs in plan.bias_only:
         out[:, :, rh::oys, rw::oxs] = 0 if bias is None else bias[:, None, None]
     return out

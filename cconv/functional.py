@@ -66,8 +66,8 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     if result is None:
         result = np.empty(shape, dtype=dtype)
     plan = _planner.plan(params, dtype, algorithm)
-    packed = _planner.prepare_weight(plan, params, _params.contiguous(w, dtype))
-    _planner.execute(plan, params, _params.contiguous(x4, dtype), packed,
+    # The kernel packs the weights panel by panel as it uses them: no pass over them first.
+    _planner.execute(plan, params, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
                      None if b is None else _params.contiguous(b, dtype),
-                     result.reshape(params.output_shape))
+                     result.reshape(params.output_shape), packed=False)
     return result
