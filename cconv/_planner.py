@@ -34,6 +34,7 @@ WS_BUDGET = 512 * 1024
 # _tile_cost): filling the band buffer, and copying a C block out (transposed in channel mode).
 FILL_CYCLES = 0.5
 COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.5}
+PACK_CYCLES = 2.0
 ITEM_CYCLES = 400
 CACHE_LINE = 64
 
@@ -86,21 +87,24 @@ def check_algorithm(params, algorithm):
                          f"{params.groups} groups")
 
 
-def plan(params, dtype, algorithm=None):
-    """The plan for params in dtype on the current variant and thread count."""
+def plan(params, dtype, algorithm=None, prepacked=True):
+    """The plan for params in dtype on the current variant and thread count. prepacked:
+    whether the weights will be packed once beforehand (a module's), or passed raw (a
+    functional call's), which makes packing part of each call's cost."""
     if algorithm is not None:
         check_algorithm(params, algorithm)
-    return _plan(params, np.dtype(dtype), algorithm, _isa.current(), _threads.get_num_threads())
+    return _plan(params, np.dtype(dtype), algorithm, _isa.current(), _threads.get_num_threads(),
+                 prepacked)
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(params, dtype, algorithm, isa, threads):
+def _plan(params, dtype, algorithm, isa, threads, prepacked):
     if algorithm == "depthwise" or (algorithm is None and params.Cg == 1
                                     and not params.transposed):
         plan = _plan_depthwise(params, dtype, isa, threads, forced=algorithm is not None)
         if plan is not None:
             return plan
-    return _plan_igemm(params, dtype, isa, threads, algorithm)
+    return _plan_igemm(params, dtype, isa, threads, algorithm, prepacked)
 
 
 def _shape(params):
@@ -114,9 +118,9 @@ def _tile_cost(r):
     return max(r, (r + 4) / 2)
 
 
-def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads):
+def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked):
     """Estimated cycles of one call: the slowest thread's items, each costing its tiles, its
-    band fills and its output copy."""
+    band fills, its output copy and (raw weights in channel mode) its weight packing."""
     p = params
     npanels = _cdiv(p.Mg, mr) if mode == _igemm.MODE_PIXELS else _cdiv(p.Mg, nr)
     nmb = _cdiv(npanels, ppb)
@@ -137,13 +141,15 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads):
             compute = R * npp * block * K * _tile_cost(wp / npp)
             copy = block * nr * R * wp
         fill = 0 if tables.reads_input_in_place else p.Cg * (R + len(kh)) * wsub
-        cost = compute + FILL_CYCLES * fill + COPY_CYCLES[mode] * copy + ITEM_CYCLES
+        pack = 0 if prepacked or mode == _igemm.MODE_PIXELS else block * nr * K
+        cost = (compute + FILL_CYCLES * fill + COPY_CYCLES[mode] * copy + PACK_CYCLES * pack
+                + ITEM_CYCLES)
         worst = max(worst, cost)
         items += p.N * p.groups * nmb * _cdiv(hp, R)
     return _cdiv(items, threads) * worst, items
 
 
-def _plan_igemm(params, dtype, isa, threads, algorithm):
+def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
     """The cheapest (mode, band rows, panels per block) within the workspace budget."""
     p = params
     mr, nr = _igemm.tile(isa, dtype.itemsize)
@@ -168,11 +174,14 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
             rows = _cdiv(hp_max, nb)
             for nmb in range(1, min(npanels, 4 * threads) + 1):
                 ppb = _cdiv(npanels, nmb)
-                _, ws, items = _igemm.workspace_elems(_shape(p), base.problems, base.taps, mode,
-                                                      isa, dtype.itemsize, cpb, rows, ppb)
+                ws, ws_raw, items = _igemm.workspace_elems(_shape(p), base.problems, base.taps,
+                                                           mode, isa, dtype.itemsize, cpb,
+                                                           rows, ppb)
+                ws = ws if prepacked else ws_raw
                 if ws * dtype.itemsize > WS_BUDGET and not (rows == 1 and ppb == 1):
                     continue
-                cost, _ = _igemm_cost(p, base, mode, mr, nr, cpb, rows, ppb, threads)
+                cost, _ = _igemm_cost(p, base, mode, mr, nr, cpb, rows, ppb, threads,
+                                      prepacked)
                 if best is None or cost < best[0]:
                     best = (cost, name, rows, ppb, ws, items, width)
     _, name, rows, ppb, _, items, width = best

@@ -47,12 +47,14 @@ from ._band cimport Band, band_init, cdiv, fill_band, split_start, tap_offset
 
 
 cdef extern from "gemm_dispatch.h" nogil:
-    ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *,
+    ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
                                     const float *, const Py_ssize_t *, float *, Py_ssize_t,
-                                    Py_ssize_t, const float *, int) noexcept nogil
-    ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *,
+                                    Py_ssize_t, const float *, const float *,
+                                    int) noexcept nogil
+    ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, Py_ssize_t,
                                     const double *, const Py_ssize_t *, double *, Py_ssize_t,
-                                    Py_ssize_t, const double *, int) noexcept nogil
+                                    Py_ssize_t, const double *, const double *,
+                                    int) noexcept nogil
     cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)
     cc_gemm_f64_fn cc_gemm_ukernel_f64(int isa, Py_ssize_t mr)
     Py_ssize_t cc_gemm_nr(int isa, Py_ssize_t itemsize)
@@ -89,6 +91,7 @@ cdef struct Problem:
     bint in_place_c                  # pixel mode, no padding columns: output written in place
     Band band
     Py_ssize_t *koff                 # offset of K row (c, th, tw) of a K block in the band
+    Py_ssize_t *wkoff                # ... and in the raw weights (c*sc + wtap), per block
 
 
 cdef struct Layer:
@@ -104,19 +107,22 @@ cdef struct Layer:
     Py_ssize_t rows_p                # packed weight rows of a group (padded to NR: channels)
     Py_ssize_t packed_size           # elements of the packed weights of all problems
     Py_ssize_t ws_band, ws_c, ws     # per-thread buffer: band, C block, total (elements)
-    Py_ssize_t ws_pack               # more per thread when weights are packed on the fly
+    Py_ssize_t ws_pack               # more per thread for raw weights (channel mode packs)
     Py_ssize_t *ktab                 # ktab[r * kmax + k] = k * r, r <= max(mr, nr)
 
 
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
-                         const Py_ssize_t *aoff, const floating *b, const Py_ssize_t *boff,
-                         floating *c, Py_ssize_t ldc, Py_ssize_t nr, const floating *bias,
+                         const Py_ssize_t *aoff, Py_ssize_t lda, const floating *b,
+                         const Py_ssize_t *boff, floating *c, Py_ssize_t ldc, Py_ssize_t nr,
+                         const floating *bias, const floating *bias_col,
                          int accumulate) noexcept nogil:
     """The mr x NR tile of variant isa (the one place the dtype picks a symbol)."""
     if floating is float:
-        cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
+        cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
+                                     accumulate)
     else:
-        cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
+        cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
+                                     accumulate)
 
 
 cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
@@ -175,8 +181,9 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
     L.ws_band = band_max
     L.ws_c = c_max
     L.ws = band_max + c_max
-    # Packing on the fly: a channel block's panels (pixel mode) or one NR panel (channels).
-    L.ws_pack = L.kmax * (min(L.ppb * L.mr, L.Mg) if L.mode == PIXELS else L.nr)
+    # Raw weights: pixel mode reads them in place (lda = their row stride); channel mode
+    # packs one NR panel at a time.
+    L.ws_pack = 0 if L.mode == PIXELS else L.kmax * L.nr
     return total
 
 
@@ -193,7 +200,8 @@ cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
     for p in range(nprob):
         pr = &probs[p]
         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
-        if pr.koff == NULL:
+        pr.wkoff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+        if pr.koff == NULL or pr.wkoff == NULL:
             return -1
         k = 0
         for c in range(min(L.cpb, L.Cg)):
@@ -204,6 +212,7 @@ cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
                     else:
                         pr.koff[k] = c * pr.band.chan_stride + tap_offset(
                             &pr.band, pr.offh[th], pr.offw[tw])
+                    pr.wkoff[k] = c * L.sc + pr.wtap[th * pr.KW + tw]
                     k += 1
     return 0
 
@@ -213,6 +222,7 @@ cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
     PyMem_RawFree(L.ktab)
     for p in range(nprob):
         PyMem_RawFree(probs[p].koff)
+        PyMem_RawFree(probs[p].wkoff)
 
 
 cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_ssize_t gi,
@@ -220,13 +230,15 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
                       floating *dst) noexcept nogil:
     """Pack weight panels pan0..pan1 of group gi, for the K block of input channels c0..c1.
 
-    A[g, m, (c, t)] = w[g*sg + m*sm + c*sc + wtap[t]] (t: the problem's taps), laid out as
+    A[g, m, (c, t)] = w[g*sg + m*sm + c*sc + wtap[t]] (t: the problem's taps; wkoff holds
+    c*sc + wtap[t] relative to the block's first channel), laid out as
     the micro-kernel reads it, panel after panel: pixel mode, panel rows r0..r0+r, k-major:
     dst[(r0 - first r0)*kcb + kk*r + i] = A[g, r0 + i, k0 + kk]; channel mode, NR-wide
     panels (zero past Mg): dst[(p - pan0)*kcb*NR + kk*NR + lane] = A[g, p*NR + lane, k0 + kk].
     """
     cdef Py_ssize_t kcb = (c1 - c0) * pr.T
-    cdef Py_ssize_t pan, r0, r, i, m, c, t, kk
+    cdef const Py_ssize_t *wkoff = pr.wkoff
+    cdef Py_ssize_t pan, r0, r, i, m, kk
     cdef Py_ssize_t rbase = split_start(pan0, L.Mg, L.npanels) if L.mode == PIXELS else pan0 * L.nr
     cdef const floating *wm
     cdef floating *d
@@ -244,35 +256,29 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
                 for kk in range(kcb):
                     d[kk * r + i] = 0
                 continue
-            wm = w + gi * L.sg + m * L.sm
-            kk = 0
-            for c in range(c0, c1):
-                for t in range(pr.T):
-                    d[kk * r + i] = wm[c * L.sc + pr.wtap[t]]
-                    kk += 1
+            wm = w + gi * L.sg + m * L.sm + c0 * L.sc
+            for kk in range(kcb):
+                d[kk * r + i] = wm[wkoff[kk]]
 
 
 cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,
                      floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
-                     Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t,
-                     const floating *bias) noexcept nogil:
-    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] (+ bias[m]) for m < M,
-    u < R, t < Wp: a C block to its place in the output (rows of channels, or transposed)."""
+                     Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t) noexcept nogil:
+    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] for m < M, u < R,
+    t < Wp: a C block to its place in the output (rows of channels, or transposed)."""
     cdef Py_ssize_t m, u, t
-    cdef floating bv
     cdef floating *om
     cdef const floating *cm
     for m in range(M):
-        bv = bias[m] if bias != NULL else 0
         for u in range(R):
             om = o + m * os_m + o0 + u * os_u
             cm = c + m * cs_m + u * cs_u
             if os_t == 1 and cs_t == 1:
                 for t in range(Wp):
-                    om[t] = cm[t] + bv
+                    om[t] = cm[t]
             else:
                 for t in range(Wp):
-                    om[t * os_t] = cm[t * cs_t] + bv
+                    om[t * os_t] = cm[t * cs_t]
 
 
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -280,7 +286,7 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                       bint packed, const floating *bias, floating *out,
                       floating *ws) noexcept nogil:
     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring.
-    w: the packed weights, or (packed false) the raw ones, packed here per K block."""
+    w: the packed weights, or (packed false) the raw ones, read in place."""
     cdef const Band *bd = &pr.band
     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
     cdef Py_ssize_t i0 = band * L.rows
@@ -295,7 +301,6 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
     cdef const floating *a_g = w + pr.a_offset + gi * L.rows_p * pr.K
     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
-    cdef floating *pbuf = ws + L.ws
     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
@@ -318,8 +323,7 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
         if packed:
             a_k = a_g + k0 * L.rows_p + row0 * kcb
         else:
-            pack_panels(L, pr, w, gi, pan0, pan1, c0, c1, pbuf)
-            a_k = pbuf
+            a_k = w + gi * L.sg + row0 * L.sm + c0 * L.sc
         for jt in range(ntiles):
             j0 = jt * L.nr
             jn = min(L.nr, flat - j0)
@@ -341,11 +345,17 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 else:
                     cp = cbuf + (r0 - row0) * cpitch + j0
                     ldc = cpitch
-                ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, bp, boff,
-                        cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+                if packed:
+                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1,
+                            bp, boff, cp, ldc, jn,
+                            (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0)
+                else:
+                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff,
+                            cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL,
+                            kb > 0)
     if not pr.in_place_c:
         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
-                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
 cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -369,7 +379,9 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
+    cdef const floating *bias_c
+    cdef floating bias_pad[64]          # NR <= 32 lanes
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -387,20 +399,28 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
             else:
                 pack_panels(L, pr, w, gi, cpn, cpn + 1, c0, c1, pbuf)
                 b_k = pbuf
+            # Summing starts from the bias, as in pixel mode (both round alike); a last,
+            # partial panel's bias is read from a zero-padded copy.
+            bias_c = NULL
+            if bias != NULL and kb == 0:
+                bias_c = bias + gi * L.Mg + cpn * L.nr
+                if (cpn + 1) * L.nr > L.Mg:
+                    for lane in range(L.nr):
+                        bias_pad[lane] = bias_c[lane] if cpn * L.nr + lane < L.Mg else 0
+                    bias_c = bias_pad
             for u in range(R):
                 for pp in range(npp):
                     t0 = split_start(pp, pr.Wp, npp)
                     r = split_start(pp + 1, pr.Wp, npp) - t0
-                    ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, b_k,
+                    ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
                             L.ktab + L.nr * L.kmax,
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
-                            NULL, kb > 0)
+                            NULL, bias_c, kb > 0)
     for cpn in range(cp0, cp1):
         co = cpn * L.nr
         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
-                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
-                   (bias + gi * L.Mg + co) if bias != NULL else NULL)
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
 cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,
@@ -493,12 +513,12 @@ cdef class IGemm:
         if self.probs == NULL:
             raise MemoryError()
         for p in range(self.nprob):
-            self.probs[p].koff = NULL
+            self.probs[p].koff = self.probs[p].wkoff = NULL
         self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize)
         self.workspace_elems = self.L.ws
         self.workspace_elems_raw = self.L.ws + self.L.ws_pack
         self.packed_size = self.L.packed_size
-        if self.total > 0 and alloc_tables(&self.L, self.probs, self.nprob) != 0:
+        if alloc_tables(&self.L, self.probs, self.nprob) != 0:
             raise MemoryError()
 
     def __dealloc__(self):
