@@ -193,9 +193,8 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
         strides = (p.Mg * p.Cg * taps, p.Cg * taps, taps)
     kernel = _igemm.IGemm(_shape(p), base.problems, base.taps, _MODES[name], isa,
                           dtype.itemsize, cpb, rows, ppb, *strides)
-    line = CACHE_LINE // dtype.itemsize
-    return Plan(name, isa, dtype, n, _round_up(kernel.workspace_elems, line),
-                workspace_elems_raw=_round_up(kernel.workspace_elems_raw, line), rows=rows,
+    return Plan(name, isa, dtype, n, kernel.workspace_elems,
+                workspace_elems_raw=kernel.workspace_elems_raw, rows=rows,
                 cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=base.bias_only,
                 layout=base.taps_of_problem)
 
@@ -226,8 +225,7 @@ def _plan_depthwise(params, dtype, isa, threads, forced):
     n = _threads.threads_for(items, p.flops, threads)
     kernel = _depthwise.Depthwise(shape, *geometry, rows, isa, dtype.itemsize)
     layout = ((tuple(k for k, _ in th), tuple(k for k, _ in tw)),)
-    return Plan("depthwise", isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize),
-                rows=rows, kernel=kernel, layout=layout)
+    return Plan("depthwise", isa, dtype, n, ws, rows=rows, kernel=kernel, layout=layout)
 
 
 def conv_taps(params):
@@ -321,6 +319,21 @@ def igemm_tables(params):
                        tuple(bias_only), in_place_b)
 
 
+def aligned_empty(n, dtype):
+    """An uninitialised 1-D array of n elements starting on a cache line (for weights packed
+    once: a vector load that straddles two lines costs about twice one that does not)."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(n + CACHE_LINE // dtype.itemsize, dtype=dtype)
+    skip = (-raw.ctypes.data % CACHE_LINE) // dtype.itemsize
+    return raw[skip:skip + n]
+
+
+def _workspace(plan, per_thread):
+    """A call's workspace: per_thread elements for each thread, and one cache line of slack
+    the kernel uses to start its slices on a line."""
+    return np.empty(plan.threads * per_thread + CACHE_LINE // plan.dtype.itemsize, plan.dtype)
+
+
 def _taps(w, kh, kw):
     """w[..., kh, kw] for lists of taps (the whole array when they are all of them)."""
     if kh != tuple(range(w.shape[-2])):
@@ -337,7 +350,7 @@ def prepare_weight(plan, params, weight):
         return np.empty(0, dtype=plan.dtype)
     if plan.algorithm == "depthwise":
         return depthwise_weight(plan, params, weight)
-    packed = np.empty(plan.kernel.packed_size, dtype=plan.dtype)
+    packed = aligned_empty(plan.kernel.packed_size, plan.dtype)
     plan.kernel.pack(weight.reshape(-1), packed)
     return packed
 
@@ -358,12 +371,12 @@ def execute(plan, params, x, weight, bias, out, packed=True):
         if plan.algorithm == "depthwise":
             if not packed:
                 weight = depthwise_weight(plan, params, weight)
-            ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
-            plan.kernel.run(x, weight, bias, out, ws, plan.threads)
+            plan.kernel.run(x, weight, bias, out, _workspace(plan, plan.workspace_elems),
+                            plan.threads)
         else:
             per_thread = plan.workspace_elems if packed else plan.workspace_elems_raw
-            ws = np.empty(plan.threads * per_thread, dtype=plan.dtype)
-            plan.kernel.run(x, weight.reshape(-1), packed, bias, out, ws, plan.threads)
+            plan.kernel.run(x, weight.reshape(-1), packed, bias, out,
+                            _workspace(plan, per_thread), plan.threads)
     for rh, oys, rw, oxs in plan.bias_only:
         out[:, :, rh::oys, rw::oxs] = 0 if bias is None else bias[:, None, None]
     return out

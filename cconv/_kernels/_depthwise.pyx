@@ -26,7 +26,7 @@ from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 
-from ._band cimport Band, band_init, cdiv, fill_band, tap_offset
+from ._band cimport Band, band_init, cdiv, fill_band, line_aligned, round_line, tap_offset
 
 
 cdef extern from "dwconv_dispatch.h" nogil:
@@ -61,8 +61,8 @@ cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py
 
 
 cdef void band_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
-                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t lanes,
-                     Py_ssize_t *toff) noexcept:
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t itemsize,
+                     Py_ssize_t lanes, Py_ssize_t *toff) noexcept:
     """Band geometry and, if toff is not NULL, the tap offsets (KH*KW entries)."""
     cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
     band_init(&L.band, L.H, L.W, sh, sw, &offh[0], KH, &offw[0], KW, L.W_out, rows,
@@ -71,8 +71,8 @@ cdef void band_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1]
     L.rows = rows
     L.nbands = cdiv(L.H_out, rows)
     L.flat = L.W_out < 4 * lanes
-    L.ws_band = L.band.chan_stride
-    L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)
+    L.ws_band = round_line(L.band.chan_stride, itemsize)
+    L.ws = L.ws_band + round_line(rows * L.band.Wsub + 4 * lanes if L.flat else 0, itemsize)
     if toff != NULL:
         for kh in range(KH):
             for kw in range(KW):
@@ -129,7 +129,7 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
     tap row (column) at output 0, e.g. kh*dilation - padding."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], isa)
-    band_setup(&L, offh, offw, sh, sw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
+    band_setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL)
     return L.ws, L.N * L.C_in * L.nbands
 
 
@@ -149,7 +149,7 @@ cdef class Depthwise:
         self.toff = <Py_ssize_t *> malloc(offh.shape[0] * offw.shape[0] * sizeof(Py_ssize_t))
         if self.toff == NULL:
             raise MemoryError()
-        band_setup(&self.L, offh, offw, sh, sw, rows, cc_dwconv_lanes(isa, itemsize),
+        band_setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
                    self.toff)
         self.workspace_elems = self.L.ws
         self.itemsize = itemsize
@@ -161,11 +161,13 @@ cdef class Depthwise:
             const floating[::1] bias, floating[:, :, :, ::1] out, floating[::1] ws,
             int nthreads):
         """Compute out from x (module docstring) on nthreads threads. w (C_out, KH*KW); bias
-        (C_out,) or None; ws: nthreads * workspace_elems elements."""
+        (C_out,) or None; ws: nthreads * workspace_elems elements, plus a cache line."""
         cdef Layer *L = &self.L
         cdef const Py_ssize_t *toff = self.toff
         cdef Py_ssize_t item, total = L.N * L.C_in * L.nbands
         cdef const floating *bias_p = NULL
+        cdef Py_ssize_t slack = 64 // sizeof(floating)
+        cdef floating *ws0
         cdef floating *wsp
         if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
                 or x.shape[3] != L.W or out.shape[0] != L.N or out.shape[1] != L.C_out
@@ -173,20 +175,22 @@ cdef class Depthwise:
                 or w.shape[0] != L.C_out or w.shape[1] != L.taps
                 or sizeof(floating) != self.itemsize):
             raise ValueError("Depthwise.run: arrays do not match the prepared geometry")
-        if ws.shape[0] < nthreads * L.ws:
-            raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
+        if ws.shape[0] < nthreads * L.ws + slack:
+            raise ValueError(f"ws has {ws.shape[0]} elements, expected "
+                             f"{nthreads * L.ws + slack}")
         if total == 0:
             return
         if bias is not None:
             bias_p = &bias[0]
+        ws0 = line_aligned(&ws[0])
         if nthreads == 1:
             # No parallel region for one thread: it would cost more than a tiny layer.
             with nogil:
                 for item in range(total):
                     run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
-                             &ws[0])
+                             ws0)
             return
         with nogil, parallel(num_threads=nthreads):
-            wsp = &ws[threadid() * L.ws]
+            wsp = ws0 + threadid() * L.ws
             for item in prange(total, schedule="static"):
                 run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff, wsp)

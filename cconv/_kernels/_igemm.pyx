@@ -43,7 +43,8 @@ from cython.parallel cimport parallel, prange, threadid
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
 
-from ._band cimport Band, band_init, cdiv, fill_band, split_start, tap_offset
+from ._band cimport (Band, band_init, cdiv, fill_band, line_aligned, round_line, split_start,
+                     tap_offset)
 
 
 cdef extern from "gemm_dispatch.h" nogil:
@@ -178,9 +179,10 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
             pix = L.rows * pr.Wp
             c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
         total += pr.items
-    L.ws_band = band_max
-    L.ws_c = c_max
-    L.ws = band_max + c_max
+    # Each part of a thread's buffer starts on a cache line (so do the threads' buffers).
+    L.ws_band = round_line(band_max, itemsize)
+    L.ws_c = round_line(c_max, itemsize)
+    L.ws = L.ws_band + L.ws_c
     # Raw weights: pixel mode reads them in place (lda = their row stride); channel mode
     # packs one NR panel at a time.
     L.ws_pack = 0 if L.mode == PIXELS else L.kmax * L.nr
@@ -565,11 +567,13 @@ cdef class IGemm:
         x (N, C_in, H, W) and out (N, C_out, H_out, W_out) as prepared; w: pack()'s result
         (packed true) or the raw weights, flattened (packed false: each work item packs the
         panels it uses into its workspace); bias (C_out,) or None; ws: nthreads *
-        (workspace_elems if packed else workspace_elems_raw). Every element of out is written
-        exactly once."""
+        (workspace_elems if packed else workspace_elems_raw) elements, plus a cache line.
+        Every element of out is written exactly once."""
         cdef Layer *L = &self.L
         cdef Problem *probs = self.probs
         cdef Py_ssize_t item, per_thread = L.ws if packed else L.ws + L.ws_pack
+        cdef Py_ssize_t slack = 64 // sizeof(floating)
+        cdef floating *ws0
         cdef floating *wsp
         cdef const floating *bias_p = NULL
         if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
@@ -579,21 +583,23 @@ cdef class IGemm:
         if bias is not None and bias.shape[0] != L.C_out:
             raise ValueError(f"bias has {bias.shape[0]} elements, expected {L.C_out}")
         self.check(w.shape[0], sizeof(floating), packed)
-        if ws.shape[0] < nthreads * per_thread:
-            raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * per_thread}")
+        if ws.shape[0] < nthreads * per_thread + slack:
+            raise ValueError(f"ws has {ws.shape[0]} elements, expected "
+                             f"{nthreads * per_thread + slack}")
         if self.total == 0:
             return
         if bias is not None:
             bias_p = &bias[0]
+        ws0 = line_aligned(&ws[0])
         if nthreads == 1:
             # No parallel region for one thread: it would cost more than a tiny layer.
             with nogil:
                 for item in range(self.total):
                     run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
-                               &out[0, 0, 0, 0], &ws[0] if per_thread > 0 else NULL)
+                               &out[0, 0, 0, 0], ws0)
             return
         with nogil, parallel(num_threads=nthreads):
-            wsp = &ws[threadid() * per_thread] if per_thread > 0 else NULL
+            wsp = ws0 + threadid() * per_thread
             for item in prange(self.total, schedule="static"):
                 run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
                            &out[0, 0, 0, 0], wsp)
