@@ -190,7 +190,10 @@ cdef class Depthwise:
                     run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
                              ws0)
             return
+        # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
+        # next item. Each item is still computed by one thread in a fixed order, so the result
+        # does not depend on which thread took it.
         with nogil, parallel(num_threads=nthreads):
             wsp = ws0 + threadid() * L.ws
-            for item in prange(total, schedule="static"):
+            for item in prange(total, schedule="dynamic", chunksize=1):
                 run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff, wsp)

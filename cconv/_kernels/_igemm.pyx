@@ -598,8 +598,11 @@ cdef class IGemm:
                     run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
                                &out[0, 0, 0, 0], ws0)
             return
+        # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
+        # next item. Each item is still computed by one thread in a fixed order, so the result
+        # does not depend on which thread took it.
         with nogil, parallel(num_threads=nthreads):
             wsp = ws0 + threadid() * per_thread
-            for item in prange(self.total, schedule="static"):
+            for item in prange(self.total, schedule="dynamic", chunksize=1):
                 run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
                            &out[0, 0, 0, 0], wsp)
