@@ -91,3 +91,17 @@ def test_workspace_does_not_grow_with_the_image():
     large = _planner.plan_for_conv2d((1, 64, 1024, 1024), (64, 64, 3, 3), padding=1)
     assert large.workspace_bytes / large.threads <= 2 * small.workspace_bytes / small.threads
     assert large.workspace_bytes / large.threads <= 1 << 20
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_subnormals_are_flushed_inside_the_kernels_only(threads, isa):
+    """Inside a call subnormals count as zero (no slow microcode path); the caller's
+    floating-point mode is restored afterwards."""
+    cconv.set_num_threads(threads)
+    tiny = np.float32(1e-39)                      # subnormal in float32
+    x = np.full((1, 4, 40, 40), tiny, np.float32)
+    w = np.ones((8, 4, 3, 3), np.float32)
+    with _isa.forced(isa):
+        y = cconv.conv2d(x, w, padding=1)
+    assert not y.any()
+    assert np.float32(tiny) * np.float32(1.0) == tiny   # this thread's mode is back

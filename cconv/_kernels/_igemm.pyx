@@ -47,6 +47,11 @@ from ._band cimport (Band, band_init, cdiv, fill_band, line_aligned, round_line,
                      tap_offset)
 
 
+cdef extern from "isa.h" nogil:
+    unsigned long cc_flush_denormals()
+    void cc_restore_fp_mode(unsigned long old)
+
+
 cdef extern from "gemm_dispatch.h" nogil:
     ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
                                     const float *, const Py_ssize_t *, float *, Py_ssize_t,
@@ -573,6 +578,7 @@ cdef class IGemm:
         cdef Problem *probs = self.probs
         cdef Py_ssize_t item, per_thread = L.ws if packed else L.ws + L.ws_pack
         cdef Py_ssize_t slack = 64 // sizeof(floating)
+        cdef unsigned long fp_mode
         cdef floating *ws0
         cdef floating *wsp
         cdef const floating *bias_p = NULL
@@ -594,15 +600,19 @@ cdef class IGemm:
         if nthreads == 1:
             # No parallel region for one thread: it would cost more than a tiny layer.
             with nogil:
+                fp_mode = cc_flush_denormals()
                 for item in range(self.total):
                     run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
                                &out[0, 0, 0, 0], ws0)
+                cc_restore_fp_mode(fp_mode)
             return
         # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
         # next item. Each item is still computed by one thread in a fixed order, so the result
         # does not depend on which thread took it.
         with nogil, parallel(num_threads=nthreads):
             wsp = ws0 + threadid() * per_thread
+            fp_mode = cc_flush_denormals()
             for item in prange(self.total, schedule="dynamic", chunksize=1):
                 run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
                            &out[0, 0, 0, 0], wsp)
+            cc_restore_fp_mode(fp_mode)
