@@ -105,3 +105,17 @@ def test_subnormals_are_flushed_inside_the_kernels_only(threads, isa):
         y = cconv.conv2d(x, w, padding=1)
     assert not y.any()
     assert np.float32(tiny) * np.float32(1.0) == tiny   # this thread's mode is back
+
+
+@pytest.mark.parametrize("offset", range(0, 17, 3))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inputs_at_any_alignment(offset, dtype, isa):
+    """A 1x1 layer reads its input in place, with tiles shifted to the input's alignment:
+    every starting address gives the same bits."""
+    x, w, b = random_arrays(6, (1, 24, 16, 16), (40, 24, 1, 1), True, dtype)
+    raw = np.empty(x.size + 32, dtype)
+    shifted = raw[offset:offset + x.size].reshape(x.shape)
+    shifted[...] = x
+    with _isa.forced(isa):
+        expected = cconv.conv2d(x, w, b, algorithm="igemm")
+        np.testing.assert_array_equal(cconv.conv2d(shifted, w, b, algorithm="igemm"), expected)
