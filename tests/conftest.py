@@ -49,6 +49,19 @@ requires_transposed = pytest.mark.skipif(not HAS_TRANSPOSED,
                                          reason="cconv has no conv_transpose2d yet")
 
 
+def _asan_loaded():
+    """Whether AddressSanitizer's runtime is in this process (tools/sanitize.sh asan)."""
+    try:
+        with open("/proc/self/maps") as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
+# Under AddressSanitizer freed memory sits in a quarantine, so RSS tests mean nothing.
+ASAN = _asan_loaded()
+
+
 def operation(name):
     """cconv's conv2d or conv_transpose2d by name (None while it does not exist)."""
     return getattr(cconv, name, None)

@@ -329,6 +329,9 @@ def test_conv2d_module_rejects_bad_input(x, exc, match):
     (True, TypeError, r"True"),
     ("2", TypeError, r"'2'"),
     (2.0, TypeError, r"2\.0"),
+    (np.float64(2.0), TypeError, r"2\.0"),
+    ([2], TypeError, r"\[2\]"),
+    (-2**63, ValueError, r"-9223372036854775808"),
 ])
 def test_set_num_threads_rejects(n, exc, match):
     cconv.set_num_threads(3)
@@ -337,7 +340,12 @@ def test_set_num_threads_rejects(n, exc, match):
     assert cconv.get_num_threads() == 3          # unchanged by the failed call
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", ",2"])
+def test_set_num_threads_accepts_numpy_ints():
+    cconv.set_num_threads(np.int64(3))
+    assert cconv.get_num_threads() == 3 and type(cconv.get_num_threads()) is int
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", ",2", "-0", "2 3", "0x2", "1e3"])
 def test_invalid_omp_num_threads(value, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", value)
     cconv.set_num_threads(None)

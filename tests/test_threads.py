@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from conftest import (
+    ASAN,
     HAS_TRANSPOSED,
     applicable_algorithms,
     check,
@@ -71,8 +72,9 @@ def test_bitwise_identical_for_any_thread_count(problem, algorithm, dtype, isa):
 
 
 def test_concurrent_python_threads():
-    """16 Python threads convolving at once (functional and one shared module) all get
-    exactly their sequential results."""
+    """16 Python threads convolving at once (conv2d of several shapes and algorithms,
+    unbatched, conv_transpose2d, and one shared module) all get exactly their sequential
+    results."""
     cconv.set_num_threads(2)
     conv = cconv.Conv2d(8, 16, 3, padding=1, rng=0)
     shapes = [((2, 8, 24, 24), (16, 8, 3, 3), {}),
@@ -84,8 +86,15 @@ def test_concurrent_python_threads():
             x, _, _ = random_arrays(100 + i, (2, 8, 16, 16), (1, 1, 1, 1), False, np.float32)
             tasks.append((conv, (x,), {}))
             continue
+        if i % 8 == 5 and HAS_TRANSPOSED:
+            x, w, b = random_arrays(100 + i, (2, 8, 9, 11), (8, 3, 4, 4), True, np.float64, 6)
+            tasks.append((cconv.conv_transpose2d, (x, w, b), dict(stride=2, padding=1,
+                                                                 groups=2)))
+            continue
         x_shape, w_shape, kwargs = shapes[i % 3]
         x, w, b = random_arrays(100 + i, x_shape, w_shape, True, np.float32)
+        if i % 8 == 6:
+            x = x[0]                      # unbatched
         tasks.append((cconv.conv2d, (x, w, b), kwargs))
     expected = [fn(*args, **kw) for fn, args, kw in tasks]
     barrier = threading.Barrier(16)
@@ -185,6 +194,61 @@ def test_forked_child_can_convolve_after_parent_used_threads():
     assert np.array_equal(result, expected)
 
 
+def _convolve_in_grandchild(queue, x, w, b):
+    """A forked child forks again; the grandchild convolves (asking for 2 threads)."""
+    try:
+        status, result = _result_of_forked(_convolve_in_child, x, w, b)
+        queue.put((status, result))
+    except BaseException as exc:  # report anything to the parent
+        queue.put(("error", repr(exc)))
+
+
+def _result_of_forked(target, *args):
+    """(status, result) of target(queue, *args) run in a forked child."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=target, args=(queue, *args))
+    child.start()
+    try:
+        status, result = queue.get(timeout=120)
+    except Exception:
+        status, result = "hung", "no result within 120 s"
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    return status, result
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_fork_while_another_thread_convolves():
+    """Fork while another thread of the parent is inside a multi-threaded call (its OpenMP
+    team running): the child, and a grandchild it forks, convolve correctly."""
+    x, w, b = random_arrays(4, (2, 32, 30, 30), (48, 32, 3, 3), True, np.float32)
+    cconv.set_num_threads(2)
+    expected = cconv.conv2d(x, w, b, padding=1)
+    stop, running = threading.Event(), threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            cconv.conv2d(x, w, b, padding=1)
+            running.set()
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        assert running.wait(timeout=60)
+        results = [_result_of_forked(_convolve_in_child, x, w, b),
+                   _result_of_forked(_convolve_in_grandchild, x, w, b)]
+    finally:
+        stop.set()
+        thread.join()
+    for status, result in results:
+        assert status == "ok", result
+        assert np.array_equal(result, expected)
+
+
 def test_openmp_is_compiled_in():
     """A normal build must not silently lose OpenMP; CCONV_EXPECT_SERIAL=1 declares a serial
     build (then OpenMP must be absent)."""
@@ -226,28 +290,48 @@ def _rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _mixed_calls(conv, arrays):
-    """One round of good and failing calls through every path."""
+def _mixed_calls(modules, arrays):
+    """One round of good and failing calls through every path (functional and modules,
+    every algorithm, out=, unbatched, weight updates; errors of type, value and size).
+    Returns the number of calls."""
+    conv, convt, reflect = modules
     x, w, b, xd, wd = arrays
     cconv.conv2d(x, w, b, padding=1)
+    cconv.conv2d(x[0], w, b, padding="same")
     cconv.conv2d(xd, wd, groups=4, algorithm="depthwise")
     cconv.conv2d(xd, wd, groups=4, algorithm="igemm", out=np.empty((2, 8, 10, 10), np.float32))
     for algorithm in applicable_algorithms(x.shape[1], 1):
         cconv.conv2d(x, w, b, stride=2, algorithm=algorithm)
+    calls = 4 + len(applicable_algorithms(x.shape[1], 1))
     if HAS_TRANSPOSED:
         cconv.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
+        convt(x)
+        convt(x[0], output_size=(26, 26))
+        calls += 3
     conv(x)
+    conv(x[:1, :, :7])              # another input size: another cached plan
+    reflect(x)
     conv.weight = w
     conv.load_state_dict({"weight": w, "bias": b})
+    calls += 5
     failing = [
         lambda: cconv.conv2d(x.astype(np.int32), w),
+        lambda: cconv.conv2d(None, w),
+        lambda: cconv.conv2d([[1.0], [1.0, 2.0]], w),
+        lambda: cconv.conv2d(x, w, stride="2"),
         lambda: cconv.conv2d(x[:, :, :2], w),
         lambda: cconv.conv2d(x, w, out=np.empty(3, np.float32)),
         lambda: cconv.conv2d(x, w, algorithm="depthwise"),
-        lambda: cconv.conv2d(x, w, padding=2**31),
+        lambda: cconv.conv2d(x, w, padding=2**31),          # numpy cannot allocate it
+        lambda: cconv.conv2d(x, w, padding=2**62),          # too large to try
         lambda: conv(x[:, :3]),
-    ] + ([lambda: cconv.conv_transpose2d(x, w, stride=2, output_padding=2)]
-         if HAS_TRANSPOSED else [])
+        lambda: conv(x.astype(np.int64)),
+        lambda: setattr(conv, "weight", np.zeros(3)),
+        lambda: conv.load_state_dict({"weight": w}),
+        lambda: cconv.Conv2d(6, 6, 0),
+        lambda: cconv.Conv2d(2**40, 2**40, 1),              # weights that cannot exist
+    ] + ([lambda: cconv.conv_transpose2d(x, w, stride=2, output_padding=2),
+          lambda: convt(x, output_size=(99, 99))] if HAS_TRANSPOSED else [])
     for call in failing:
         try:
             call()
@@ -255,58 +339,103 @@ def _mixed_calls(conv, arrays):
             pass
         else:
             raise AssertionError("expected a failure")
+    return calls + len(failing)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc/self/statm")
+@pytest.mark.skipif(ASAN, reason="AddressSanitizer's quarantine keeps freed memory")
 def test_no_memory_growth():
+    """10,000 calls, good and failing, through every path, after a warm-up (caches filled):
+    the process's resident memory does not grow beyond noise."""
     x, w, b = random_arrays(1, (2, 6, 12, 12), (6, 6, 3, 3), True, np.float32)
     xd, wd, _ = random_arrays(2, (2, 4, 12, 12), (8, 1, 3, 3), False, np.float32)
-    conv = cconv.Conv2d(6, 6, 3, padding=1, rng=0)
+    modules = (cconv.Conv2d(6, 6, 3, padding=1, rng=0),
+               cconv.ConvTranspose2d(6, 6, 3, stride=2, rng=0) if HAS_TRANSPOSED else None,
+               cconv.Conv2d(6, 4, 3, padding=2, padding_mode="reflect", rng=0))
     arrays = (x, w, b, xd, wd)
-    for _ in range(200):
-        _mixed_calls(conv, arrays)
+    for _ in range(100):
+        _mixed_calls(modules, arrays)
     gc.collect()
     before = _rss_bytes()
-    for _ in range(2000):
-        _mixed_calls(conv, arrays)
+    calls = 0
+    while calls < 10_000:
+        calls += _mixed_calls(modules, arrays)
     gc.collect()
     growth = _rss_bytes() - before
-    assert growth < 4 << 20, f"RSS grew by {growth / 2**20:.1f} MiB over 2000 rounds"
+    assert growth < 4 << 20, f"RSS grew by {growth / 2**20:.1f} MiB over {calls} calls"
 
 
-def test_weight_swaps_during_calls_are_atomic():
-    """While one thread swaps a module's weights back and forth, calls in other threads
-    compute entirely with the old or entirely with the new weights."""
+def _swap_states(cls, transposed):
+    """A module and three weight states A, B, C: B differs from A in the weight only, C in
+    the bias only (so single assignments move A<->B and A<->C, load_state_dict any)."""
+    args = (16, 24, 3)
+    kwargs = dict(stride=2, padding=1) if transposed else dict(padding=1)
+    module = cls(*args, **kwargs, rng=0)
+    a = module.state_dict()
+    other = cls(*args, **kwargs, rng=1).state_dict()
+    states = [a, {"weight": other["weight"], "bias": a["bias"]},
+              {"weight": a["weight"], "bias": other["bias"]}]
+    return module, states
+
+
+@pytest.mark.parametrize("cls", [pytest.param("Conv2d"),
+                                 pytest.param("ConvTranspose2d", marks=requires_transposed)])
+def test_weight_swaps_during_calls_are_atomic(cls):
+    """Eight Python threads call one module (two input sizes, so plans and packed weights are
+    made while the weights change) while another thread moves its weights between three
+    states by load_state_dict, .weight and .bias assignment, and a third changes the thread
+    count: every call returns bitwise the result of one whole state, never a mixture."""
+    transposed = cls == "ConvTranspose2d"
+    module, states = _swap_states(getattr(cconv, cls), transposed)
+    inputs = [random_arrays(5, (4, 16, 32, 32), (1, 1, 1, 1), False, np.float32)[0],
+              random_arrays(6, (16, 13, 17), (1, 1, 1, 1), False, np.float32)[0]]
     cconv.set_num_threads(2)
-    conv = cconv.Conv2d(16, 32, 3, padding=1, rng=0)
-    x, _, _ = random_arrays(5, (2, 16, 20, 20), (1, 1, 1, 1), False, np.float32)
-    states = [conv.state_dict(), cconv.Conv2d(16, 32, 3, padding=1, rng=1).state_dict()]
-    states[1]["bias"] = states[0]["bias"]        # so a weight assignment alone swaps too
-    expected = []
+    expected = []                                 # expected[state][input]
     for state in states:
-        conv.load_state_dict(state)
-        expected.append(conv(x))
+        module.load_state_dict(state)
+        expected.append([module(x) for x in inputs])
+    module.load_state_dict(states[0])
     stop = threading.Event()
+    swaps = [0]
 
     def swap():
-        i = 0
+        rng = np.random.default_rng(0)
+        current = 0
         while not stop.is_set():
-            i += 1
-            if i % 4 < 2:
-                conv.load_state_dict(states[i % 2])
+            target = int(rng.integers(3))
+            if {current, target} == {0, 1} and rng.random() < 0.7:
+                module.weight = states[target]["weight"]
+            elif {current, target} == {0, 2} and rng.random() < 0.7:
+                module.bias = states[target]["bias"]
             else:
-                conv.weight = states[i % 2]["weight"]
+                module.load_state_dict(states[target])
+            current = target
+            swaps[0] += 1
+            time.sleep(0.0002)
 
-    def call(_):
-        y = conv(x)
-        return any(np.array_equal(y, e) for e in expected)
+    def threads():
+        while not stop.is_set():
+            cconv.set_num_threads(1)
+            time.sleep(0.003)
+            cconv.set_num_threads(2)
+            time.sleep(0.003)
 
-    swapper = threading.Thread(target=swap)
-    swapper.start()
+    def call(i):
+        x = inputs[i % 2]
+        y = module(x)
+        return [s for s in range(3) if np.array_equal(y, expected[s][i % 2])]
+
+    helpers = [threading.Thread(target=swap), threading.Thread(target=threads)]
+    for t in helpers:
+        t.start()
     try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            ok = list(pool.map(call, range(200)))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            matches = list(pool.map(call, range(240)))
     finally:
         stop.set()
-        swapper.join()
-    assert all(ok), f"{ok.count(False)} of {len(ok)} calls mixed old and new weights"
+        for t in helpers:
+            t.join()
+    mixed = [i for i, m in enumerate(matches) if not m]
+    assert not mixed, f"{len(mixed)} of {len(matches)} calls match no whole state"
+    seen = {m[0] for m in matches}
+    assert swaps[0] > 10 and len(seen) > 1, (swaps[0], seen)
