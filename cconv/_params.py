@@ -156,10 +156,13 @@ def as_float_array(fn, name, value):
 
 
 def contiguous(arr, dtype):
-    """C-contiguous, native-byte-order copy of arr in dtype, or arr itself if it already is."""
-    if arr.dtype == dtype and arr.flags.c_contiguous and arr.dtype.isnative:
+    """C-contiguous, aligned, native-byte-order copy of arr in dtype, or arr itself if it
+    already is. (Misaligned data, e.g. np.frombuffer at an odd offset, is copied: the kernels
+    load whole items, which C requires aligned.)"""
+    if (arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.aligned
+            and arr.dtype.isnative):
         return arr
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
 def check_same_dtype(fn, input, weight, bias):

@@ -65,10 +65,14 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     result = _params.check_out(fn, out, shape, dtype, x4, w, b)
     if result is None:
         result = np.empty(shape, dtype=dtype)
+    # A misaligned out= (np.frombuffer at an odd offset) is filled from an aligned result.
+    target = result if result.flags.aligned else np.empty(shape, dtype=dtype)
     plan = _planner.plan(params, dtype, algorithm, prepacked=False)
     # The kernel reads the weights where they lie, or packs each panel as it uses it: no
     # separate pass over them.
     _planner.execute(plan, params, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
                      None if b is None else _params.contiguous(b, dtype),
-                     result.reshape(params.output_shape), packed=False)
+                     target.reshape(params.output_shape), packed=False)
+    if target is not result:
+        result[...] = target
     return result

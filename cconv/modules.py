@@ -170,7 +170,7 @@ class _ConvNd:
     def _input(self, input):
         """(input as a 4-D C-contiguous array of the module's dtype, whether unbatched)."""
         if (type(input) is np.ndarray and input.dtype == self.dtype and input.ndim == 4
-                and input.flags.c_contiguous):
+                and input.flags.c_contiguous and input.flags.aligned):
             return input, False
         fn = type(self).__name__
         x = input if isinstance(input, np.ndarray) else _params.as_float_array(fn, "input",
