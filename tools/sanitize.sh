@@ -73,7 +73,10 @@ if ! "$PYTHON" setup.py build_ext --inplace -q >build.log 2>&1; then
 fi
 build_s=$SECONDS
 
-PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider -W error::pytest.PytestUnraisableExceptionWarning)
+# --capture=sys: a sanitizer report goes to file descriptor 2 just before the process
+# exits; pytest's default fd capture would swallow it.
+PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider --capture=sys
+        -W error::pytest.PytestUnraisableExceptionWarning)
 export PYTHONPATH="$SCRATCH${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONFAULTHANDLER=1
 
@@ -84,7 +87,10 @@ case "$MODE" in
             echo "sanitize.sh: $CC has no libasan.so (apt-get install libasan8 / gcc)" >&2
             exit 1
         fi
-        export LD_PRELOAD="$ASAN_LIB${LD_PRELOAD:+:$LD_PRELOAD}"
+        # libstdc++ too: ASan's __cxa_throw interceptor needs it loaded before any C++
+        # library (torch) throws, or ASan aborts on its own CHECK.
+        STDCXX=$("$PYTHON" -c "import ctypes.util; print(ctypes.util.find_library('stdc++') or '')")
+        export LD_PRELOAD="$ASAN_LIB${STDCXX:+:$STDCXX}${LD_PRELOAD:+:$LD_PRELOAD}"
         # alloc_dealloc_mismatch/new_delete_type_mismatch: torch (a test-only peer) trips
         # them in its own C++ code; they cannot come from cconv, which is C.
         export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:abort_on_error=0:exitcode=99:\
