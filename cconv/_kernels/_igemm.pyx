@@ -379,13 +379,18 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                         Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
                         bint packed, const floating *bias, floating *out,
                         floating *ws) noexcept nogil:
-    """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+    """Channel mode: C[band pixels x channels], tiles of MR pixels x NR channels. A tile's
+    pixels are consecutive in the band: within one row, or anywhere when rows have no
+    padding columns between them (then a 7x7 band is 49 pixels in tiles of 10, not 7s)."""
     cdef const Band *bd = &pr.band
     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
     cdef Py_ssize_t i0 = band * L.rows
     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
     cdef Py_ssize_t pix = L.rows * pr.Wp
-    cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+    cdef bint joined = bd.Wsub == pr.Wp
+    cdef Py_ssize_t nseg = 1 if joined else R
+    cdef Py_ssize_t seg = R * pr.Wp if joined else pr.Wp
+    cdef Py_ssize_t npp = cdiv(seg, L.mr)
     cdef Py_ssize_t cp0 = mb * L.ppb
     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
@@ -425,10 +430,10 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                     for lane in range(L.nr):
                         bias_pad[lane] = bias_c[lane] if cpn * L.nr + lane < L.Mg else 0
                     bias_c = bias_pad
-            for u in range(R):
+            for u in range(nseg):
                 for pp in range(npp):
-                    t0 = split_start(pp, pr.Wp, npp)
-                    r = split_start(pp + 1, pr.Wp, npp) - t0
+                    t0 = split_start(pp, seg, npp)
+                    r = split_start(pp + 1, seg, npp) - t0
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
                             L.ktab + L.nr * L.kmax,
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
