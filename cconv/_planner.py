@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _isa, _threads
+from . import _isa, _params, _threads
 from ._kernels import _depthwise, _igemm
 
 ALGORITHMS = ("igemm", "depthwise")
@@ -30,6 +30,11 @@ KC_MAX = 256
 B_BLOCK_BYTES = 256 * 1024
 # Depthwise band buffer of one thread (input rows of a band, padded and phase-split).
 DW_BAND_BYTES = 64 * 1024
+# Most bytes of the depthwise band buffer of a single output row. Only strides and dilations
+# far beyond the image (nearly every tap reads padding) need more; igemm, whose workspace is
+# bounded, runs those. Also keeps band_geometry's Py_ssize_t products from overflowing on
+# 32-bit platforms, where they did (tools/test-arm.sh armv7).
+DW_ROW_MAX_BYTES = 16 * 1024 * 1024
 # Relative cost, in cycles, of packing one element of B and of starting one work item;
 # used to weigh splitting channels (which packs B again) against splitting pixels.
 PACK_CYCLES = 0.75
@@ -73,8 +78,21 @@ def _round_up(n, multiple):
     return _cdiv(n, multiple) * multiple
 
 
+def _dw_band_bound(params, rows):
+    """An upper bound, in Python ints (no overflow), of the elements of band_geometry's
+    buffer for bands of `rows` output rows, for any variant (at most 16 lanes)."""
+    p = params
+    rows_in = (rows - 1) * p.stride[0] + (p.KH - 1) * p.dilation[0] + 1
+    cols = (p.W_out - 1) * p.stride[1] + (p.KW - 1) * p.dilation[1] + 1 + p.stride[1] * 17
+    return rows_in * cols
+
+
+def _depthwise_fits(params):
+    return _dw_band_bound(params, 1) * 8 <= DW_ROW_MAX_BYTES
+
+
 def choose_algorithm(params):
-    if params.Cg == 1 and not params.transposed:
+    if params.Cg == 1 and not params.transposed and _depthwise_fits(params):
         return "depthwise"
     return "igemm"
 
@@ -86,6 +104,10 @@ def check_algorithm(params, algorithm):
         raise ValueError(f"algorithm='depthwise' needs one input channel per group "
                          f"(groups == in_channels), got {params.C_in} input channels in "
                          f"{params.groups} groups")
+    if algorithm == "depthwise" and not _depthwise_fits(params):
+        raise ValueError(f"algorithm='depthwise' would need a band buffer of more than "
+                         f"{DW_ROW_MAX_BYTES} bytes per thread for stride {params.stride} and "
+                         f"dilation {params.dilation}; use algorithm='igemm' (or None)")
 
 
 def plan(params, dtype, algorithm=None):
@@ -160,7 +182,8 @@ def _plan_depthwise(params, dtype, isa, threads):
     channels = p.N * p.C_in
     if threads > 1 and channels < 4 * threads:
         rows = _cdiv(p.H_out, _cdiv(4 * threads, channels))
-    while rows > 1 and per_band(rows) > DW_BAND_BYTES:
+    while rows > 1 and (_dw_band_bound(p, rows) > _params.SIZE_LIMIT
+                        or per_band(rows) > DW_BAND_BYTES):
         rows = max(1, rows // 2)
     items = channels * _cdiv(p.H_out, rows)
     n = _threads.threads_for(items, p.flops, threads)
