@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 
 from ._config import show_config
 from ._threads import get_num_threads, set_num_threads
-from .functional import conv2d
-from .modules import Conv2d
+from .functional import conv2d, conv_transpose2d
+from .modules import Conv2d, ConvTranspose2d
 
-__all__ = ["conv2d", "Conv2d", "set_num_threads", "get_num_threads", "show_config",
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads", "get_num_threads", "show_config",
            "__version__"]

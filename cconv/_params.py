@@ -247,6 +247,71 @@ def conv2d_params(fn, x_shape, w_shape, stride, padding, dilation, groups):
     return params
 
 
+def conv_transpose2d_params(fn, x_shape, w_shape, stride, padding, output_padding, dilation,
+                            groups):
+    """ConvParams of conv_transpose2d(input of x_shape (4-D), weight of w_shape), all checked.
+
+    weight is (C_in, C_out/groups, kH, kW); padding is the pair (ph, pw) removed from both
+    sides of the full output; output_padding adds rows/columns at the bottom/right.
+    """
+    N, C_in, H, W = x_shape
+    C_in_w, Mg, KH, KW = w_shape
+    if C_in_w % groups:
+        raise ValueError(f"{fn}(): given groups={groups}, expected weight to be divisible by "
+                         f"{groups} at dimension 0, but got weight of size {list(w_shape)} "
+                         f"instead")
+    if C_in != C_in_w:
+        raise ValueError(f"{fn}(): given transposed=1, weight of size {list(w_shape)}, "
+                         f"expected input{list(x_shape)} to have {C_in_w} channels, but got "
+                         f"{C_in} channels instead")
+    if Mg < 1:
+        raise ValueError(f"{fn}(): expected weight to be at least 1 at dimension 1, but got "
+                         f"weight of size {list(w_shape)}")
+    for i, axis in enumerate(("height", "width")):
+        if output_padding[i] >= stride[i] and output_padding[i] >= dilation[i]:
+            raise ValueError(f"{fn}(): output padding must be smaller than either stride or "
+                             f"dilation, but got output_padding_{axis}: {output_padding[i]} "
+                             f"stride_{axis}: {stride[i]} dilation_{axis}: {dilation[i]}")
+    ph, pw = padding
+    sizes = []
+    for size, s, p, d, k, op in ((H, stride[0], ph, dilation[0], KH, output_padding[0]),
+                                 (W, stride[1], pw, dilation[1], KW, output_padding[1])):
+        if max(size * s, d * k, 2 * p) > SIZE_LIMIT:
+            raise ValueError(f"{fn}(): input size {size} x stride {s}, dilated kernel "
+                             f"{d} x {k} or padding {p} is too large (at most {SIZE_LIMIT})")
+        sizes.append((size - 1) * s - 2 * p + d * (k - 1) + op + 1)
+    if H < 1 or W < 1 or min(sizes) < 1:
+        raise ValueError(f"{fn}(): given input size per channel: ({H} x {W}). Calculated "
+                         f"output size per channel: ({sizes[0]} x {sizes[1]}). Output size "
+                         f"is too small")
+    params = ConvParams(N, C_in, H, W, Mg * groups, KH, KW, tuple(stride),
+                        (ph, ph, pw, pw), tuple(dilation), groups, sizes[0], sizes[1],
+                        transposed=True, output_padding=tuple(output_padding))
+    check_sizes(fn, params.output_shape)
+    return params
+
+
+def conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
+    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups."""
+    groups = positive_int(fn, "groups", groups)
+    stride = int_pair(fn, "stride", stride, 1)
+    dilation = int_pair(fn, "dilation", dilation, 1)
+    pads = conv_padding(fn, padding, tuple(w_shape[2:]), dilation, stride)
+    return conv2d_params(fn, tuple(x_shape), tuple(w_shape), stride, pads, dilation, groups)
+
+
+def conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding, groups,
+                              dilation):
+    """ConvParams of conv_transpose2d from shapes and the user's arguments."""
+    groups = positive_int(fn, "groups", groups)
+    stride = int_pair(fn, "stride", stride, 1)
+    dilation = int_pair(fn, "dilation", dilation, 1)
+    padding = int_pair(fn, "padding", padding, 0)
+    output_padding = int_pair(fn, "output_padding", output_padding, 0)
+    return conv_transpose2d_params(fn, tuple(x_shape), tuple(w_shape), stride, padding,
+                                   output_padding, dilation, groups)
+
+
 def check_out(fn, out, shape, dtype, *inputs):
     """`out=` must be a writeable, C-contiguous ndarray of exactly the result's shape and
     dtype, not overlapping any input."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _params, _planner
 
-__all__ = ["conv2d"]
+__all__ = ["conv2d", "conv_transpose2d"]
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
@@ -25,20 +25,44 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     input, with H_out = (H + pad_top + pad_bottom - dilation*(kH-1) - 1) // stride + 1.
     """
     fn = "conv2d"
+    x, w, b, dtype = _arrays(fn, input, weight, bias)
+    x4, unbatched = _params.batched(fn, x)
+    _params.check_bias(fn, b, w, w.shape[0])
+    params = _params.conv2d_geometry(fn, x4.shape, w.shape, stride, padding, dilation, groups)
+    return _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, *, out=None, algorithm=None):
+    """2-D transposed convolution (the adjoint of conv2d; "deconvolution") of input
+    (N, C_in, H, W) or (C_in, H, W) with weight (C_in, C_out/groups, kH, kW), as
+    torch.nn.functional.conv_transpose2d.
+
+    Output size: (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1, where
+    output_padding (< stride or < dilation) adds rows/columns at the bottom/right.
+    """
+    fn = "conv_transpose2d"
+    x, w, b, dtype = _arrays(fn, input, weight, bias)
+    x4, unbatched = _params.batched(fn, x)
+    params = _params.conv_transpose2d_geometry(fn, x4.shape, w.shape, stride, padding,
+                                               output_padding, groups, dilation)
+    _params.check_bias(fn, b, w, params.C_out)
+    return _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm)
+
+
+def _arrays(fn, input, weight, bias):
+    """input, weight, bias as float arrays of one dtype, and that dtype."""
     x = _params.as_float_array(fn, "input", input)
     w = _params.as_float_array(fn, "weight", weight)
     b = None if bias is None else _params.as_float_array(fn, "bias", bias)
     dtype = _params.check_same_dtype(fn, x, w, b)
-    x4, unbatched = _params.batched(fn, x)
     _params.check_weight(fn, w)
-    _params.check_bias(fn, b, w, w.shape[0])
-    groups = _params.positive_int(fn, "groups", groups)
-    stride = _params.int_pair(fn, "stride", stride, 1)
-    dilation = _params.int_pair(fn, "dilation", dilation, 1)
-    pads = _params.conv_padding(fn, padding, w.shape[2:], dilation, stride)
-    params = _params.conv2d_params(fn, x4.shape, w.shape, stride, pads, dilation, groups)
+    return x, w, b, dtype
+
+
+def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     shape = params.output_shape[1:] if unbatched else params.output_shape
-    result = _params.check_out(fn, out, shape, dtype, x, w, b)
+    result = _params.check_out(fn, out, shape, dtype, x4, w, b)
     if result is None:
         result = np.empty(shape, dtype=dtype)
     plan = _planner.plan(params, dtype, algorithm)
@@ -47,4 +71,3 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                      None if b is None else _params.contiguous(b, dtype),
                      result.reshape(params.output_shape))
     return result
-

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _isa, _params, _planner, _threads
 
-__all__ = ["Conv2d"]
+__all__ = ["Conv2d", "ConvTranspose2d"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -271,5 +271,68 @@ class Conv2d(_ConvNd):
             x, pads = self._pad_input(x), (0, 0, 0, 0)
         params = _params.conv2d_params(fn, x.shape, self._weight_shape(), self.stride, pads,
                                        self.dilation, self.groups)
+        shape = params.output_shape[1:] if unbatched else params.output_shape
+        return self._run(params, x, shape)
+
+
+class ConvTranspose2d(_ConvNd):
+    """2-D transposed convolution layer with PyTorch's semantics (torch.nn.ConvTranspose2d).
+
+    ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1, padding=0,
+                    output_padding=0, groups=1, bias=True, dilation=1, padding_mode='zeros',
+                    dtype=numpy.float32, *, rng=None)
+
+    The weight has shape (in_channels, out_channels/groups, kh, kw), initialised uniform in
+    +-1/sqrt(out_channels/groups * kh * kw), as PyTorch does.
+    """
+
+    transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 dtype=np.float32, *, rng=None):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for ConvTranspose2d, '
+                             f"got padding_mode={padding_mode!r}")
+        if isinstance(padding, str):
+            raise TypeError(f"ConvTranspose2d: padding must be an int or a pair of ints, got "
+                            f"{padding!r}")
+        self._init_common(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                          groups, bias, padding_mode, dtype, output_padding)
+        self.reset_parameters(rng)
+
+    def _output_padding(self, ndim, spatial, output_size):
+        """output_padding, or the one that makes the output `output_size` (as torch)."""
+        if output_size is None:
+            return self.output_padding
+        fn = type(self).__name__
+        try:
+            size = [int(s) for s in output_size]
+        except TypeError:
+            raise TypeError(f"{fn}: output_size must be a sequence of ints, got "
+                            f"{output_size!r}") from None
+        leading = ndim - 2
+        if len(size) == leading + 2:
+            size = size[leading:]
+        if len(size) != 2:
+            raise ValueError(f"{fn}: for {ndim}D input, output_size must have 2 or "
+                             f"{leading + 2} elements (got {len(size)})")
+        lo = [(spatial[d] - 1) * self.stride[d] - 2 * self.padding[d]
+              + self.dilation[d] * (self.kernel_size[d] - 1) + 1 for d in range(2)]
+        hi = [lo[d] + self.stride[d] - 1 for d in range(2)]
+        if any(not lo[d] <= size[d] <= hi[d] for d in range(2)):
+            raise ValueError(f"{fn}: requested an output size of {size}, but valid sizes "
+                             f"range from {lo} to {hi} (for an input of {list(spatial)})")
+        return (size[0] - lo[0], size[1] - lo[1])
+
+    def forward(self, input, output_size=None):
+        """Transposed convolution of input (N, C_in, H, W) or (C_in, H, W). output_size
+        (2 numbers, or the whole output shape) picks output_padding as torch does."""
+        fn = type(self).__name__
+        x, unbatched = self._input(input)
+        output_padding = self._output_padding(x.ndim - unbatched, x.shape[2:], output_size)
+        params = _params.conv_transpose2d_params(fn, x.shape, self._weight_shape(),
+                                                 self.stride, self.padding, output_padding,
+                                                 self.dilation, self.groups)
         shape = params.output_shape[1:] if unbatched else params.output_shape
         return self._run(params, x, shape)

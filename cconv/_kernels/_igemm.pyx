@@ -1,46 +1,58 @@
 # cython: language_level=3
 """Implicit GEMM convolution: dense and grouped conv2d, and the phases of conv_transpose2d.
 
-Computes, for each problem (one for conv2d, stride_h * stride_w phases for a transposed
+Computes, for each problem (one for conv2d, one per stride phase of a transposed
 convolution), each image n and group g:
 
     out[n, g*Mg + m, oy0 + i*oys, ox0 + j*oxs] =
-        bias[g*Mg + m] + sum_k A[g, m, k] * B[n, g, k, (i, j)]
-    B[n, g, (ci, th, tw), (i, j)] = x[n, g*Cg + ci, i*sh + offh[th], j*sw + offw[tw]]
-                                    (0 outside the image: that is the zero padding)
+        bias[g*Mg + m] + sum_{c, th, tw} A[g, m, (c, th, tw)] * x[n, g*Cg + c, i*sh + offh[th],
+                                                                   j*sw + offw[tw]]
 
-a GEMM of M = Mg output channels, N = Hp*Wp output pixels and K = Cg*KH*KW, where B (the
-im2col matrix) is never formed whole. Layouts: x, out NCHW (C-contiguous); A packed by
-`pack_weights` (below) into the micro-kernel's panels; the pixels run along the SIMD lanes, so
-NCHW output rows are written in place.
+(x is zero outside the image: that is the padding), a GEMM of M = Mg output channels,
+N = Hp*Wp output pixels and K = Cg*KH*KW. x and out are NCHW, C-contiguous.
 
-The planner picks this for every dense and grouped convolution whose groups have more than a
-few channels; 1x1 stride-1 unpadded layers read B straight from the input (no packing).
+The im2col matrix is never formed. Its rows are read where they lie, through a table of
+offsets, from the band buffer (_band.pxd: a band of input rows, zero-padded and split into
+stride phases, one copy per input element instead of one per tap) or, for a 1x1 stride-1
+unpadded layer, from the input itself. The micro-kernel gemm_ukernel_<MR>x<NR> takes both
+operands as (base, offset table), so the same tile runs in two orientations:
 
-Tiling (the BLIS loop order, with B packed on the fly):
+  pixels in lanes (MODE_PIXELS)    C[MR channels x NR pixels]: A = packed weights (MR-wide
+                                   panels), B = band pixels. Best when a band has many pixels.
+                                   The output rows are written in place when the band has no
+                                   padding columns, else through a C block.
+  channels in lanes (MODE_CHANNELS) C[MR pixels x NR channels]: A = band pixels (each tile
+                                   within one output row), B = packed weights (NR-wide
+                                   panels). No lane is wasted on small images (7x7, 14x14);
+                                   the C block is transposed into the output at the end.
 
-    for each work item (problem, n, g, block of Mc channels, block of Nc pixels)  <- threads
-      for each K block (kc rows of the reduction; fixed for a layer, never per thread)
-        pack B[k block, pixel block] -> per-thread buffer, panels of kc x NR
-        for each NR panel of pixels
-          for each MR panel of channels
-            gemm_ukernel_<MR>x<NR>: C[MR x NR] (+)= A[MR x kc] B[kc x NR]   (registers)
+Tiling (the BLIS loop order; every block size is fixed per layer, never per thread):
+
+    for each work item (problem, n, g, channel block, band of R grid rows)     <- threads
+      for each K block (a range of whole input channels, ~KC_MAX rows of K)
+        fill the band buffer for those channels (or read the input in place)
+        for each tile of the band (NR pixels, or MR pixels of one row)
+          for each panel of the channel block
+            gemm_ukernel: C tile (+)= A panel * B panel        (registers)
+      copy the C block to the output (adding the bias in channel mode)
 
 Each output element belongs to one work item and is summed over K in a fixed order, so the
 result is bitwise identical for every thread count.
 """
 from cython.parallel cimport parallel, prange, threadid
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
+
+from ._band cimport Band, band_init, cdiv, fill_band, split_start, tap_offset
 
 
 cdef extern from "gemm_dispatch.h" nogil:
-    ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const float *, Py_ssize_t,
-                                    float *, Py_ssize_t, Py_ssize_t, const float *,
-                                    int) noexcept nogil
-    ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const double *, Py_ssize_t,
-                                    double *, Py_ssize_t, Py_ssize_t, const double *,
-                                    int) noexcept nogil
+    ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *,
+                                    const float *, const Py_ssize_t *, float *, Py_ssize_t,
+                                    Py_ssize_t, const float *, int) noexcept nogil
+    ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *,
+                                    const double *, const Py_ssize_t *, double *, Py_ssize_t,
+                                    Py_ssize_t, const double *, int) noexcept nogil
     cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)
     cc_gemm_f64_fn cc_gemm_ukernel_f64(int isa, Py_ssize_t mr)
     Py_ssize_t cc_gemm_nr(int isa, Py_ssize_t itemsize)
@@ -52,6 +64,15 @@ PROBLEM_FIELDS = ("KH", "KW", "sh", "sw", "Hp", "Wp", "oy0", "oys", "ox0", "oxs"
                   "a_offset", "taps_offset")
 
 
+cdef enum:
+    PIXELS = 0                       # pixels along the SIMD lanes
+    CHANNELS = 1                     # output channels along the SIMD lanes
+
+
+MODE_PIXELS = PIXELS
+MODE_CHANNELS = CHANNELS
+
+
 cdef struct Problem:
     Py_ssize_t KH, KW, sh, sw        # taps and input strides
     const Py_ssize_t *offh           # input row of tap row th, minus i*sh (KH entries)
@@ -59,206 +80,290 @@ cdef struct Problem:
     Py_ssize_t Hp, Wp                # GEMM pixel grid (i, j)
     Py_ssize_t oy0, oys, ox0, oxs    # where pixel (i, j) lands in the output
     Py_ssize_t a_offset              # this problem's packed weights in wpack
-    Py_ssize_t K, nkb, npb, nmb      # reduction length, K blocks, pixel blocks, channel blocks
-    Py_ssize_t items                 # work items: N * groups * nmb * npb
-    bint in_place_b                  # 1x1, stride 1, no offset: B is the input itself
-    bint in_place_c                  # output rows are the GEMM rows: C written in place
+    Py_ssize_t T, K, nkb, nbands     # taps, reduction length, K blocks, bands
+    Py_ssize_t items                 # work items: N * groups * nmb * nbands
+    bint in_place_b                  # 1x1, stride 1, no offset: the input is the band
+    bint in_place_c                  # pixel mode, no padding columns: output written in place
+    Band band
+    Py_ssize_t *koff                 # offset of K row (c, th, tw) of a K block in the band
 
 
-cdef struct Geometry:
+cdef struct Layer:
     Py_ssize_t N, C_in, H, W, C_out, H_out, W_out
     Py_ssize_t groups, Cg, Mg
-    Py_ssize_t kc, nc                # most rows of a K block; pixels of a pixel block
-    Py_ssize_t mr_max, nr            # the micro-kernel's tile
-    Py_ssize_t npanels, ppb          # MR panels per group; panels per channel block
-    Py_ssize_t ws_b                  # per-thread buffer: packed B, then a C block if needed
-    int isa
-
-
-cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    """Floor of a / b for any sign of a (the build uses C division, which truncates).
-    Assumes: b > 0."""
-    cdef Py_ssize_t q = a // b
-    if q * b > a:
-        q -= 1
-    return q
-
-
-cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    """Ceiling of a / b for any sign of a. Assumes: b > 0."""
-    return -fdiv(-a, b)
-
-
-cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,
-                                   Py_ssize_t parts) noexcept nogil:
-    """Start of part i when total items are split into `parts` parts whose sizes differ by at
-    most one (the larger first). Written without i * total, which could overflow.
-    Assumes: 0 <= i <= parts, parts > 0."""
-    return i * (total // parts) + min(i, total % parts)
-
-
-cdef inline Py_ssize_t panel_row(Py_ssize_t i, Py_ssize_t Mg, Py_ssize_t npanels) noexcept nogil:
-    """First channel of MR panel i: Mg channels split into npanels near-equal panels."""
-    return split_start(i, Mg, npanels)
-
-
-cdef inline Py_ssize_t k_start(Py_ssize_t j, Py_ssize_t K, Py_ssize_t nkb) noexcept nogil:
-    """First reduction row of K block j: K split into nkb near-equal blocks."""
-    return split_start(j, K, nkb)
-
-
-cdef void copy_run(floating *d, const floating *row, Py_ssize_t o, Py_ssize_t run,
-                   Py_ssize_t sw, Py_ssize_t offw, Py_ssize_t lo,
-                   Py_ssize_t hi) noexcept nogil:
-    """d[u] = row[(o+u)*sw + offw] for lo <= o+u < hi, else 0; for u < run.
-
-    Assumes: columns o+u in [lo, hi) map inside the row; row is read only there.
-    """
-    cdef Py_ssize_t u
-    cdef Py_ssize_t a = min(max(lo - o, 0), run)
-    cdef Py_ssize_t b = min(max(hi - o, a), run)
-    cdef const floating *s
-    for u in range(a):
-        d[u] = 0
-    if b > a:
-        s = row + (o + a) * sw + offw
-        if sw == 1:
-            for u in range(b - a):
-                d[a + u] = s[u]
-        else:
-            for u in range(b - a):
-                d[a + u] = s[u * sw]
-    for u in range(b, run):
-        d[u] = 0
-
-
-cdef void pack_b(const Geometry *g, const Problem *pr, const floating *x,
-                 Py_ssize_t k0, Py_ssize_t kcb, Py_ssize_t p0, Py_ssize_t pn,
-                 floating *dst) noexcept nogil:
-    """Pack B[k0:k0+kcb, p0:p0+pn] of one image and group into NR-wide panels.
-
-    dst[(q // NR)*kcb*NR + kk*NR + q % NR] = B[k0 + kk, p0 + q]; lanes past pn are zero.
-    Assumes: x points at channel 0 of the group in image n; 0 < pn; k0 + kcb <= K.
-    """
-    cdef Py_ssize_t nr = g.nr, H = g.H, W = g.W
-    cdef Py_ssize_t taps = pr.KH * pr.KW
-    cdef Py_ssize_t npad = cdiv(pn, nr) * nr
-    cdef Py_ssize_t kk, k, ci, kh, kw, offw, lo, hi, oh, ow, q, seg, ih, t, qq, panel, lane, run
-    cdef const floating *row
-    cdef floating *d
-    for kk in range(kcb):
-        k = k0 + kk
-        ci = k // taps
-        kh = (k - ci * taps) // pr.KW
-        kw = k - ci * taps - kh * pr.KW
-        offw = pr.offw[kw]
-        # Output columns whose input column ow*sw + offw lies inside [0, W).
-        lo = max(cdiv(-offw, pr.sw), 0)
-        hi = min(max(fdiv(W - 1 - offw, pr.sw) + 1, lo), pr.Wp)
-        oh = p0 // pr.Wp
-        ow = p0 - oh * pr.Wp
-        q = 0
-        while q < pn:
-            seg = min(pr.Wp - ow, pn - q)
-            ih = oh * pr.sh + pr.offh[kh]
-            row = x + (ci * H + ih) * W if 0 <= ih < H else x
-            t = 0
-            while t < seg:
-                qq = q + t
-                panel = qq // nr
-                lane = qq - panel * nr
-                run = min(nr - lane, seg - t)
-                d = dst + panel * kcb * nr + kk * nr + lane
-                if 0 <= ih < H:
-                    copy_run(d, row, ow + t, run, pr.sw, offw, lo, hi)
-                else:
-                    copy_run(d, row, ow + t, run, pr.sw, offw, 0, 0)
-                t += run
-            q += seg
-            oh += 1
-            ow = 0
-        d = dst + (npad // nr - 1) * kcb * nr + kk * nr
-        for qq in range(pn, npad):
-            d[qq - (npad - nr)] = 0
+    int mode, isa
+    Py_ssize_t mr, nr                # the micro-kernel's most rows and its columns
+    Py_ssize_t cpb                   # input channels per K block (at most)
+    Py_ssize_t rows                  # grid rows per band (at most)
+    Py_ssize_t npanels, ppb, nmb     # channel panels per group, per channel block; blocks
+    Py_ssize_t kmax                  # most K rows of a block over all problems
+    Py_ssize_t ws_band, ws_c, ws     # per-thread buffer: band, C block, total (elements)
+    Py_ssize_t *ktab                 # ktab[r * kmax + k] = k * r, r <= max(mr, nr)
 
 
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
-                         const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
-                         Py_ssize_t nr, const floating *bias, int accumulate) noexcept nogil:
-    """The mr x NR tile of variant isa: C (+)= A B (the one place the dtype picks a symbol)."""
+                         const Py_ssize_t *aoff, const floating *b, const Py_ssize_t *boff,
+                         floating *c, Py_ssize_t ldc, Py_ssize_t nr, const floating *bias,
+                         int accumulate) noexcept nogil:
+    """The mr x NR tile of variant isa (the one place the dtype picks a symbol)."""
     if floating is float:
-        cc_gemm_ukernel_f32(isa, mr)(kc, a, b, ldb, c, ldc, nr, bias, accumulate)
+        cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
     else:
-        cc_gemm_ukernel_f64(isa, mr)(kc, a, b, ldb, c, ldc, nr, bias, accumulate)
+        cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
 
 
-cdef void run_item(const Geometry *g, const Problem *pr, Py_ssize_t item,
-                   const floating *x, const floating *wpack, const floating *bias,
-                   floating *out, floating *ws) noexcept nogil:
-    """One work item: all K blocks of one (n, group, channel block, pixel block) of a problem.
+cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
+                      const Py_ssize_t[:, ::1] problems, const Py_ssize_t[::1] taps,
+                      Py_ssize_t itemsize) noexcept nogil:
+    """Derive every problem's geometry and the per-thread workspace; return the work items.
+    koff tables are left NULL (alloc_tables fills them)."""
+    cdef Py_ssize_t p, total = 0, band_max = 0, c_max = 0, pix
+    cdef Problem *pr
+    L.Cg = L.C_in // L.groups
+    L.Mg = L.C_out // L.groups
+    L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
+    L.nmb = cdiv(L.npanels, L.ppb)
+    L.kmax = 1
+    for p in range(nprob):
+        pr = &probs[p]
+        pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
+        pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
+        pr.oy0, pr.oys = problems[p, 6], problems[p, 7]
+        pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]
+        pr.a_offset = problems[p, 10]
+        pr.offh = &taps[problems[p, 11]]
+        pr.offw = &taps[problems[p, 11] + pr.KH]
+        pr.koff = NULL
+        pr.T = pr.KH * pr.KW
+        pr.K = L.Cg * pr.T
+        pr.nkb = cdiv(L.Cg, L.cpb)
+        pr.nbands = cdiv(pr.Hp, L.rows)
+        pr.items = L.N * L.groups * L.nmb * pr.nbands
+        pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0
+                         and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)
+        band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
+                  L.rows, L.nr)
+        if pr.in_place_b:
+            pr.band.Wsub = L.W
+        pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out
+                         and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
+                         and pr.Wp == L.W_out)
+        L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
+        if pr.in_place_b:
+            # Only the last, partial tile of a 1x1 band is copied (pixel mode).
+            band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)
+        else:
+            band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+        if L.mode == PIXELS:
+            if not pr.in_place_c:
+                c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+        else:
+            pix = L.rows * pr.Wp
+            c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
+        total += pr.items
+    L.ws_band = band_max
+    L.ws_c = c_max
+    L.ws = band_max + c_max
+    return total
 
-    Assumes: item < pr.items; ws holds g.ws_b elements owned by this thread.
-    """
-    cdef Py_ssize_t pb = item % pr.npb
-    cdef Py_ssize_t mb = (item // pr.npb) % pr.nmb
-    cdef Py_ssize_t gi = (item // (pr.npb * pr.nmb)) % g.groups
-    cdef Py_ssize_t n = item // (pr.npb * pr.nmb * g.groups)
-    cdef Py_ssize_t P = pr.Hp * pr.Wp
-    cdef Py_ssize_t p0 = pb * g.nc
-    cdef Py_ssize_t pn = min(g.nc, P - p0)
-    cdef Py_ssize_t npanel = cdiv(pn, g.nr)
-    cdef Py_ssize_t pan0 = mb * g.ppb
-    cdef Py_ssize_t pan1 = min(pan0 + g.ppb, g.npanels)
-    cdef Py_ssize_t row0 = panel_row(pan0, g.Mg, g.npanels)
-    cdef Py_ssize_t HW = g.H * g.W, HWo = g.H_out * g.W_out
-    cdef const floating *x_ng = x + (n * g.C_in + gi * g.Cg) * HW
-    cdef const floating *a_g = wpack + pr.a_offset + gi * g.Mg * pr.K
-    cdef const floating *bias_g = NULL
-    cdef floating *out_ng = out + (n * g.C_out + gi * g.Mg) * HWo
-    cdef floating *bbuf = ws
-    cdef floating *cbuf = ws + g.kc * cdiv(g.nc, g.nr) * g.nr
-    cdef floating *c
-    cdef const floating *bp
-    cdef Py_ssize_t kb, k0, kcb, jp, jn, pan, r0, r, ldb, ldc, i, q, oi, oj
-    if bias != NULL:
-        bias_g = bias + gi * g.Mg
-    for kb in range(pr.nkb):
-        k0 = k_start(kb, pr.K, pr.nkb)
-        kcb = k_start(kb + 1, pr.K, pr.nkb) - k0
-        if not pr.in_place_b:
-            pack_b(g, pr, x_ng, k0, kcb, p0, pn, bbuf)
-        for jp in range(npanel):
-            jn = min(g.nr, pn - jp * g.nr)
-            if not pr.in_place_b:
-                bp = bbuf + jp * kcb * g.nr
-                ldb = g.nr
-            elif jn == g.nr:
-                bp = x_ng + k0 * HW + p0 + jp * g.nr
-                ldb = HW
+
+cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
+    """Offset tables: each problem's koff, and ktab. Returns -1 when out of memory."""
+    cdef Py_ssize_t p, c, th, tw, k, r, rmax = max(L.mr, L.nr)
+    cdef Problem *pr
+    L.ktab = <Py_ssize_t *> PyMem_RawMalloc((rmax + 1) * L.kmax * sizeof(Py_ssize_t))
+    if L.ktab == NULL:
+        return -1
+    for r in range(rmax + 1):
+        for k in range(L.kmax):
+            L.ktab[r * L.kmax + k] = k * r
+    for p in range(nprob):
+        pr = &probs[p]
+        pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+        if pr.koff == NULL:
+            return -1
+        k = 0
+        for c in range(min(L.cpb, L.Cg)):
+            for th in range(pr.KH):
+                for tw in range(pr.KW):
+                    if pr.in_place_b:
+                        pr.koff[k] = c * L.H * L.W
+                    else:
+                        pr.koff[k] = c * pr.band.chan_stride + tap_offset(
+                            &pr.band, pr.offh[th], pr.offw[tw])
+                    k += 1
+    return 0
+
+
+cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
+    cdef Py_ssize_t p
+    PyMem_RawFree(L.ktab)
+    for p in range(nprob):
+        PyMem_RawFree(probs[p].koff)
+
+
+cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,
+                     floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
+                     Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t,
+                     const floating *bias) noexcept nogil:
+    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] (+ bias[m]) for m < M,
+    u < R, t < Wp: a C block to its place in the output (rows of channels, or transposed)."""
+    cdef Py_ssize_t m, u, t
+    cdef floating bv
+    cdef floating *om
+    cdef const floating *cm
+    for m in range(M):
+        bv = bias[m] if bias != NULL else 0
+        for u in range(R):
+            om = o + m * os_m + o0 + u * os_u
+            cm = c + m * cs_m + u * cs_u
+            if os_t == 1 and cs_t == 1:
+                for t in range(Wp):
+                    om[t] = cm[t] + bv
             else:
-                # The last, partial panel of a 1x1 layer is packed: the tile reads NR lanes.
-                pack_b(g, pr, x_ng, k0, kcb, p0 + jp * g.nr, jn, bbuf)
+                for t in range(Wp):
+                    om[t * os_t] = cm[t * cs_t] + bv
+
+
+cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
+                      Py_ssize_t mb, Py_ssize_t band, const floating *x,
+                      const floating *wpack, const floating *bias, floating *out,
+                      floating *ws) noexcept nogil:
+    """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
+    cdef const Band *bd = &pr.band
+    cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+    cdef Py_ssize_t i0 = band * L.rows
+    cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+    cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
+    cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
+    cdef Py_ssize_t pan0 = mb * L.ppb
+    cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+    cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+    cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+    cdef Py_ssize_t cpitch = L.rows * bd.Wsub
+    cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+    cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+    cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
+    cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+    cdef floating *bbuf = ws
+    cdef floating *cbuf = ws + L.ws_band
+    cdef const floating *src
+    cdef const floating *bp
+    cdef const Py_ssize_t *boff
+    cdef floating *cp
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
+    for kb in range(pr.nkb):
+        c0 = split_start(kb, L.Cg, pr.nkb)
+        c1 = split_start(kb + 1, L.Cg, pr.nkb)
+        k0 = c0 * pr.T
+        kcb = (c1 - c0) * pr.T
+        if pr.in_place_b:
+            src = x_ng + c0 * HW + i0 * L.W
+        else:
+            fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+            src = bbuf
+        for jt in range(ntiles):
+            j0 = jt * L.nr
+            jn = min(L.nr, flat - j0)
+            bp = src + j0
+            boff = pr.koff
+            if pr.in_place_b and jn < L.nr:
+                # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
+                for kk in range(kcb):
+                    for t in range(L.nr):
+                        bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
                 bp = bbuf
-                ldb = g.nr
+                boff = L.ktab + L.nr * L.kmax
             for pan in range(pan0, pan1):
-                r0 = panel_row(pan, g.Mg, g.npanels)
-                r = panel_row(pan + 1, g.Mg, g.npanels) - r0
+                r0 = split_start(pan, L.Mg, L.npanels)
+                r = split_start(pan + 1, L.Mg, L.npanels) - r0
                 if pr.in_place_c:
-                    c = out_ng + r0 * HWo + p0 + jp * g.nr
+                    cp = out_ng + r0 * HWo + i0 * L.W_out + j0
                     ldc = HWo
                 else:
-                    c = cbuf + (r0 - row0) * g.nc + jp * g.nr
-                    ldc = g.nc
-                ukernel(g.isa, r, kcb, a_g + k0 * g.Mg + r0 * kcb, bp, ldb, c, ldc, jn,
-                        (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+                    cp = cbuf + (r0 - row0) * cpitch + j0
+                    ldc = cpitch
+                ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
+                        boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
     if not pr.in_place_c:
-        r = panel_row(pan1, g.Mg, g.npanels) - row0
-        for i in range(r):
-            for q in range(pn):
-                oi = (p0 + q) // pr.Wp
-                oj = p0 + q - oi * pr.Wp
-                out_ng[(row0 + i) * HWo + (pr.oy0 + oi * pr.oys) * g.W_out
-                       + pr.ox0 + oj * pr.oxs] = cbuf[i * g.nc + q]
+        copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
+
+
+cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
+                        Py_ssize_t mb, Py_ssize_t band, const floating *x,
+                        const floating *wpack, const floating *bias, floating *out,
+                        floating *ws) noexcept nogil:
+    """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+    cdef const Band *bd = &pr.band
+    cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+    cdef Py_ssize_t i0 = band * L.rows
+    cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
+    cdef Py_ssize_t pix = L.rows * pr.Wp
+    cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+    cdef Py_ssize_t cp0 = mb * L.ppb
+    cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
+    cdef Py_ssize_t ncp = L.npanels
+    cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+    cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+    cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+    cdef floating *bbuf = ws
+    cdef floating *cbuf = ws + L.ws_band
+    cdef const floating *src
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
+    for kb in range(pr.nkb):
+        c0 = split_start(kb, L.Cg, pr.nkb)
+        c1 = split_start(kb + 1, L.Cg, pr.nkb)
+        k0 = c0 * pr.T
+        kcb = (c1 - c0) * pr.T
+        if pr.in_place_b:
+            src = x_ng + c0 * HW + i0 * L.W
+        else:
+            fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
+            src = bbuf
+        for u in range(R):
+            for pp in range(npp):
+                t0 = split_start(pp, pr.Wp, npp)
+                r = split_start(pp + 1, pr.Wp, npp) - t0
+                for cpn in range(cp0, cp1):
+                    ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,
+                            b_g + k0 * ncp * L.nr + cpn * kcb * L.nr, L.ktab + L.nr * L.kmax,
+                            cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
+                            NULL, kb > 0)
+    for cpn in range(cp0, cp1):
+        co = cpn * L.nr
+        copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
+                   HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+                   (bias + gi * L.Mg + co) if bias != NULL else NULL)
+
+
+cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,
+                   const floating *wpack, const floating *bias, floating *out,
+                   floating *ws) noexcept nogil:
+    """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
+    cdef Py_ssize_t band = item % pr.nbands
+    cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
+    cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
+    cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
+    if L.mode == PIXELS:
+        pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+    else:
+        channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+
+
+cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
+                    Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, Py_ssize_t groups,
+                    int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows,
+                    Py_ssize_t ppb):
+    cdef Layer L
+    L.N, L.C_in, L.H, L.W = N, C_in, H, W
+    L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
+    L.groups, L.mode, L.isa = groups, mode, isa
+    L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+    L.cpb, L.rows, L.ppb = cpb, rows, ppb
+    L.ktab = NULL
+    return L
 
 
 def tile(int isa, Py_ssize_t itemsize):
@@ -266,113 +371,110 @@ def tile(int isa, Py_ssize_t itemsize):
     return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
 
 
-cpdef Py_ssize_t workspace_elems(Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t nr, Py_ssize_t c_rows):
-    """Per-thread buffer, in elements: packed B (kc x nc, rounded up to panels), then a
-    c_rows x nc block of C when the output is not written in place (c_rows = 0 otherwise;
-    else min(ppb * MR, Mg), the most channels of a channel block)."""
-    return kc * cdiv(nc, nr) * nr + c_rows * nc
+def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
+                    const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
+                    Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
+    """Per-thread workspace (elements) and work items of igemm() with these arguments.
+    shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
+    cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+                            shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+    cdef Py_ssize_t nprob = problems.shape[0], items
+    cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
+    if probs == NULL:
+        raise MemoryError()
+    try:
+        items = setup(&L, probs, nprob, problems, taps, itemsize)
+        return L.ws, items
+    finally:
+        PyMem_Free(probs)
 
 
-def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t kc,
-                 Py_ssize_t mr_max):
-    """Pack A[g, m, k] (groups x Mg x K) into the layout run_item reads.
+def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,
+                 Py_ssize_t cpb, int mode, Py_ssize_t width):
+    """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
 
-    For each group, K block (kc rows at most, K split evenly) and MR panel (Mg split evenly
-    into panels of at most mr_max rows): dst[g*Mg*K + k0*Mg + r0*kcb + kk*r + i] =
-    A[g, r0 + i, k0 + kk]. dst has the same size as A: no padding.
+    K blocks: the input channels split evenly into cdiv(channels, cpb) blocks.
+    Pixel mode (width = MR): per group, K block and MR panel (Mg split evenly into panels of
+    at most MR rows), k-major: dst[g*Mg*K + k0*Mg + r0*kcb + kk*r + i] = A[g, r0 + i, k0 + kk].
+    Channel mode (width = NR): per group, K block and NR-wide panel of channels (zero past
+    Mg): dst[g*P*K + k0*P + p*kcb*NR + kk*NR + lane] = A[g, p*NR + lane, k0 + kk], P =
+    cdiv(Mg, NR)*NR. Returns the number of elements written (dst may be larger).
     """
     cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
-    cdef Py_ssize_t nkb = cdiv(K, kc), npanels = cdiv(Mg, mr_max)
-    cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i
+    cdef Py_ssize_t channels = K // taps
+    cdef Py_ssize_t nkb = cdiv(channels, cpb)
+    cdef Py_ssize_t npanels = cdiv(Mg, width)
+    cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width
+    cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
     cdef floating *d
-    if dst.shape[0] != G * Mg * K:
-        raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * Mg * K}")
+    if dst.shape[0] < G * rows_p * K:
+        raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
     with nogil:
         for gi in range(G):
             for kb in range(nkb):
-                k0 = k_start(kb, K, nkb)
-                kcb = k_start(kb + 1, K, nkb) - k0
+                k0 = split_start(kb, channels, nkb) * taps
+                kcb = split_start(kb + 1, channels, nkb) * taps - k0
                 for pan in range(npanels):
-                    r0 = panel_row(pan, Mg, npanels)
-                    r = panel_row(pan + 1, Mg, npanels) - r0
-                    d = &dst[gi * Mg * K + k0 * Mg + r0 * kcb]
+                    if mode == PIXELS:
+                        r0 = split_start(pan, Mg, npanels)
+                        r = split_start(pan + 1, Mg, npanels) - r0
+                    else:
+                        r0 = pan * width
+                        r = width
+                    d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
                     for kk in range(kcb):
                         for i in range(r):
-                            d[kk * r + i] = a[gi, r0 + i, k0 + kk]
+                            m = r0 + i
+                            d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
+    return G * rows_p * K
 
 
 def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,
           floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
-          const Py_ssize_t[::1] taps, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t ppb, int isa,
-          floating[::1] ws, int nthreads):
-    """Run the problems of one convolution (see the module docstring) on nthreads threads.
+          const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
+          Py_ssize_t ppb, floating[::1] ws, int nthreads):
+    """Run the problems of one convolution (module docstring) on nthreads threads.
 
-    x (N, C_in, H, W); wpack: pack_weights of every problem, at its a_offset; bias (C_out,)
+    x (N, C_in, H, W); wpack: pack_weights of every problem at its a_offset; bias (C_out,)
     or None; out (N, C_out, H_out, W_out), every element written exactly once; problems: one
-    row of PROBLEM_FIELDS each, taps holding offh then offw at taps_offset; kc, nc, ppb: K
-    block, pixel block, MR panels per channel block; ws: nthreads * workspace_elems(...).
-    Assumes (checked by the planner): the problems tile the output exactly and all
-    input reads of the taps tables stay inside the image or are masked as padding.
+    row of PROBLEM_FIELDS each, taps holding offh then offw at taps_offset; mode:
+    MODE_PIXELS or MODE_CHANNELS; cpb: input channels per K block; rows: grid rows per band;
+    ppb: panels per channel block; ws: nthreads * workspace_elems(...)[0] elements.
+    Assumes (the planner's tables): the problems cover the output exactly once.
     """
-    cdef Geometry g
+    cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],
+                            out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
+                            cpb, rows, ppb)
+    cdef Py_ssize_t nprob = problems.shape[0], p, total, item, local
     cdef Problem *probs
-    cdef Py_ssize_t nprob = problems.shape[0], p, total = 0, item, local, c_rows = 0
-    cdef Problem *pr
-    cdef int tid
     cdef floating *wsp
     cdef const floating *bias_p = NULL
-    g.N, g.C_in, g.H, g.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    g.C_out, g.H_out, g.W_out = out.shape[1], out.shape[2], out.shape[3]
-    g.groups = groups
-    g.Cg = g.C_in // groups
-    g.Mg = g.C_out // groups
-    g.isa = isa
-    g.mr_max, g.nr = tile(isa, sizeof(floating))
-    g.kc, g.nc = kc, nc
-    g.npanels = cdiv(g.Mg, g.mr_max)
-    g.ppb = ppb
     if bias is not None:
         bias_p = &bias[0]
-    probs = <Problem *> PyMem_Malloc(nprob * sizeof(Problem))
+    probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
     if probs == NULL:
         raise MemoryError()
+    for p in range(nprob):
+        probs[p].koff = NULL
+    L.ktab = NULL
     try:
-        for p in range(nprob):
-            pr = &probs[p]
-            pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
-            pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
-            pr.oy0, pr.oys, pr.ox0, pr.oxs = problems[p, 6], problems[p, 7], problems[p, 8], problems[p, 9]
-            pr.a_offset = problems[p, 10]
-            pr.offh = &taps[problems[p, 11]]
-            pr.offw = &taps[problems[p, 11] + pr.KH]
-            pr.K = g.Cg * pr.KH * pr.KW
-            pr.nkb = cdiv(pr.K, kc)
-            pr.npb = cdiv(pr.Hp * pr.Wp, nc)
-            pr.nmb = cdiv(g.npanels, ppb)
-            pr.items = g.N * groups * pr.nmb * pr.npb
-            pr.in_place_b = (pr.KH == 1 and pr.KW == 1 and pr.sh == 1 and pr.sw == 1
-                             and pr.offh[0] == 0 and pr.offw[0] == 0
-                             and pr.Hp == g.H and pr.Wp == g.W)
-            pr.in_place_c = (pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
-                             and pr.Hp == g.H_out and pr.Wp == g.W_out)
-            if not pr.in_place_c:
-                c_rows = min(ppb * g.mr_max, g.Mg)
-            total += pr.items
-        g.ws_b = workspace_elems(kc, nc, g.nr, c_rows)
-        if ws.shape[0] < nthreads * g.ws_b:
-            raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * g.ws_b}")
+        total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
+        if ws.shape[0] < nthreads * L.ws:
+            raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
         if total == 0:
             return
+        if alloc_tables(&L, probs, nprob) != 0:
+            raise MemoryError()
         with nogil, parallel(num_threads=nthreads):
-            tid = threadid()
-            wsp = &ws[tid * g.ws_b]
+            wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
             for item in prange(total, schedule="static"):
                 local = item
                 p = 0
                 while local >= probs[p].items:
                     local = local - probs[p].items
                     p = p + 1
-                run_item(&g, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
+                run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
                          &out[0, 0, 0, 0], wsp)
     finally:
+        free_tables(&L, probs, nprob)
         PyMem_Free(probs)

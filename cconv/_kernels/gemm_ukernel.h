@@ -4,12 +4,13 @@
  *
  *     C[MR x NR] = (accumulate ? C : bias) + A[MR x kc] * B[kc x NR]      NR = 2 vectors
  *
- *   A  packed weights, k-major: a[k * MR + i]         (broadcast, one scalar per row)
- *   B  pixels, k-major:         b[k * ldb + j]        (two vector loads per k; ldb = NR for a
- *                                                      packed panel, H*W for a 1x1 input read
- *                                                      in place)
- *   C  output rows:             c[i * ldc + j], j < nr (nr < NR only for the last tile of a row
- *                                                      of pixels; it goes through a stack tile)
+ *   A  a[aoff[k] + i]     broadcast, one scalar per row and k
+ *   B  b[boff[k] + j]     two vector loads per k
+ *   C  c[i * ldc + j]     j < nr (nr < NR only for a last, partial tile: through a stack tile)
+ *
+ * The offset tables let both operands be read where they lie: packed weights (aoff[k] = k*MR,
+ * or boff[k] = k*NR), a 1x1 layer's input (boff[k] = k*H*W), or the zero-padded band buffer
+ * of the driver (one offset per input channel and tap), so there is no im2col matrix.
  *
  * The accumulators are MR x 2 named vectors (CC_ROWS x-macros), which GCC and Clang keep in
  * registers; an array of accumulators is not reliably register-allocated.
@@ -25,12 +26,13 @@
 #define CC_DECL(i) CC_V c##i##a, c##i##b;
 #define CC_INIT(i) c##i##a = c##i##b = zero + (bias ? bias[i] : (CC_T)0);
 #define CC_LOAD(i) c##i##a = CC_LOADU(cs + (i) * cs_ld); c##i##b = CC_LOADU(cs + (i) * cs_ld + CC_VL);
-#define CC_FMA(i) { const CC_T ai = a[i]; c##i##a += b0 * ai; c##i##b += b1 * ai; }
+#define CC_FMA(i) { const CC_T ai = ak[i]; c##i##a += b0 * ai; c##i##b += b1 * ai; }
 #define CC_STORE(i) CC_STOREU(cs + (i) * cs_ld, c##i##a); CC_STOREU(cs + (i) * cs_ld + CC_VL, c##i##b);
 
-CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a, const CC_T *restrict b,
-                            Py_ssize_t ldb, CC_T *restrict c, Py_ssize_t ldc, Py_ssize_t nr,
-                            const CC_T *restrict bias, int accumulate)
+CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a,
+                            const Py_ssize_t *restrict aoff, const CC_T *restrict b,
+                            const Py_ssize_t *restrict boff, CC_T *restrict c, Py_ssize_t ldc,
+                            Py_ssize_t nr, const CC_T *restrict bias, int accumulate)
 {
     const CC_V zero = {0};
     CC_T tile[CC_MR * CC_NR];
@@ -54,11 +56,11 @@ CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a, const CC_T *r
         CC_CAT(CC_ROWS_, CC_MR)(CC_INIT)
     }
     for (Py_ssize_t k = 0; k < kc; k++) {
-        const CC_V b0 = CC_LOADU(b);
-        const CC_V b1 = CC_LOADU(b + CC_VL);
+        const CC_T *ak = a + aoff[k];
+        const CC_T *bk = b + boff[k];
+        const CC_V b0 = CC_LOADU(bk);
+        const CC_V b1 = CC_LOADU(bk + CC_VL);
         CC_CAT(CC_ROWS_, CC_MR)(CC_FMA)
-        a += CC_MR;
-        b += ldb;
     }
     CC_CAT(CC_ROWS_, CC_MR)(CC_STORE)
     if (nr < CC_NR) {

@@ -1,0 +1,141 @@
+# cython: language_level=3
+"""The band buffer: the input rows one band of output rows reads, zero-padded and split into
+stride phases, so that every kernel tap reads one contiguous run. Shared by _igemm and
+_depthwise (inline, compiled into each).
+
+A convolution's output grid pixel (i, j) reads input (i*sh + offh[th], j*sw + offw[tw]) for
+each tap (th, tw); outside the image the input is zero (that is the padding). For a band of
+grid rows [i0, i0 + R), the buffer holds, per input channel, sh*sw sub-images (only those
+some tap reads: one for a 1x1 stride-2 layer)
+
+    sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + ph, t*sw + owmin + pw]      (0 outside x)
+
+with u < R + (ohmax - ohmin)//sh and t < Wsub = Wp + (owmax - owmin)//sw. In the flat index
+f = u*Wsub + j of a band pixel (row u, column j < Wp), tap (th, tw) then reads
+
+    sub[rh % sh][rw % sw][f + (rh // sh)*Wsub + rw // sw],   rh = offh - ohmin, rw = offw - owmin
+
+i.e. a fixed offset per tap: contiguous vectors along j, and across rows too (columns
+j in [Wp, Wsub) of each row are computed and dropped). Every input element is copied once per
+band, where an im2col matrix would copy it once per tap.
+"""
+
+from cython cimport floating
+
+
+cdef struct Band:
+    Py_ssize_t H, W              # input plane
+    Py_ssize_t sh, sw            # input step per grid row / column
+    Py_ssize_t ohmin, owmin      # smallest tap offsets
+    Py_ssize_t rows              # grid rows of a full band (R)
+    Py_ssize_t extra             # sub-image rows beyond R: (ohmax - ohmin) // sh
+    Py_ssize_t Wp                # grid columns
+    Py_ssize_t Wsub              # sub-image pitch: Wp + (owmax - owmin) // sw
+    Py_ssize_t slack             # zeros after each sub-image, for vector over-reads
+    Py_ssize_t nph, npw          # phases some tap reads: min(stride, span of the offsets)
+    Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack
+    Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
+
+
+cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Floor of a / b for any sign of a (the build uses C division, which truncates).
+    Assumes: b > 0."""
+    cdef Py_ssize_t q = a // b
+    if q * b > a:
+        q -= 1
+    return q
+
+
+cdef inline Py_ssize_t cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Ceiling of a / b for any sign of a. Assumes: b > 0."""
+    return -fdiv(-a, b)
+
+
+cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,
+                                   Py_ssize_t parts) noexcept nogil:
+    """Start of part i when `total` items are split into `parts` parts whose sizes differ by
+    at most one (the larger first). Written without i * total, which could overflow.
+    Assumes: 0 <= i <= parts, parts > 0."""
+    return i * (total // parts) + min(i, total % parts)
+
+
+cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,
+                           const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
+                           Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
+                           Py_ssize_t slack) noexcept nogil:
+    """The geometry of bands of `rows` grid rows for these taps.
+    Assumes: KH, KW >= 1; rows >= 1."""
+    cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
+    b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
+    b.ohmin = offh[0]
+    b.owmin = offw[0]
+    for i in range(KH):
+        b.ohmin = min(b.ohmin, offh[i])
+        ohmax = max(ohmax, offh[i])
+    for i in range(KW):
+        b.owmin = min(b.owmin, offw[i])
+        owmax = max(owmax, offw[i])
+    b.extra = (ohmax - b.ohmin) // sh
+    b.Wsub = Wp + (owmax - b.owmin) // sw
+    # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
+    b.nph = min(sh, ohmax - b.ohmin + 1)
+    b.npw = min(sw, owmax - b.owmin + 1)
+    b.sub_size = (rows + b.extra) * b.Wsub + slack
+    b.chan_stride = b.nph * b.npw * b.sub_size
+
+
+cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,
+                                  Py_ssize_t offw) noexcept nogil:
+    """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
+    cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
+    return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+            + rw // b.sw)
+
+
+cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,
+                           Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
+    """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
+    module docstring), zeros outside the image and in each sub-image's slack.
+    Assumes: x points at the first channel's plane; R <= b.rows; dst holds
+    channels * b.chan_stride elements."""
+    cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
+    cdef Py_ssize_t nrow = R + b.extra
+    # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
+    cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
+    cdef const floating *row
+    cdef floating *d
+    for c in range(channels):
+        for ph in range(b.nph):
+            for u in range(nrow):
+                ih = (i0 + u) * b.sh + b.ohmin + ph
+                for pw in range(b.npw):
+                    d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
+                    if ih < 0 or ih >= b.H:
+                        for t in range(Wsub):
+                            d[t] = 0
+                        continue
+                    row = x + (c * b.H + ih) * b.W
+                    # Sub-image column t holds input column t*sw + col0: inside for t in
+                    # [lo, hi).
+                    col0 = b.owmin + pw
+                    lo = min(max(cdiv(-col0, sw), 0), Wsub)
+                    hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+                    for t in range(lo):
+                        d[t] = 0
+                    # Constant strides, so that the compiler vectorises the copies.
+                    if sw == 1:
+                        for t in range(lo, hi):
+                            d[t] = row[t + col0]
+                    elif sw == 2:
+                        for t in range(lo, hi):
+                            d[t] = row[2 * t + col0]
+                    else:
+                        for t in range(lo, hi):
+                            d[t] = row[t * sw + col0]
+                    for t in range(hi, Wsub):
+                        d[t] = 0
+        for ph in range(b.nph):
+            for pw in range(b.npw):
+                d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
+                for t in range(b.slack):
+                    d[t] = 0
