@@ -13,7 +13,7 @@
 #   --smoke   only tools/arm_smoke.py (every kernel path, ISA variant, dtype, size limits,
 #             1 vs 2 threads); without it, also the repository's tests/ when there is one.
 #   --numpy   (aarch64) also run the tests with numpy VERSION from PyPI's manylinux wheel
-#             in place of Debian's numpy 1.24, e.g. --numpy 2.2.6.
+#             in place of Debian's numpy 1.24, e.g. --numpy 2.4.6 (the host venv's version).
 #
 # Steps, each reused when its inputs have not changed:
 #   1. host tools: qemu-user-static and gcc-<triplet> (apt-get install, if root and missing);
@@ -56,7 +56,7 @@ done
 case "$TARGET" in
     aarch64)
         DEB_ARCH=arm64; TRIPLET=aarch64-linux-gnu; QEMU=qemu-aarch64-static
-        ARCH_FLAGS=""; CPU=""; WHEEL_PLATFORM=manylinux2014_aarch64 ;;
+        ARCH_FLAGS=""; CPU=""; WHEEL_PLATFORM=aarch64 ;;
     armv7)
         DEB_ARCH=armhf; TRIPLET=arm-linux-gnueabihf; QEMU=qemu-arm-static
         ARCH_FLAGS="-march=armv7-a -mfpu=vfpv3-d16 -mfloat-abi=hard"; CPU=cortex-a15
@@ -70,7 +70,8 @@ fi
 
 CACHE=${CCONV_ARM_CACHE:-$(dirname "$REPO")/arm-cache}
 MIRROR=${CCONV_ARM_MIRROR:-http://deb.debian.org}
-SYSROOT_PACKAGES="python3.11 libpython3.11-dev python3-numpy python3-pytest python3-hypothesis libgomp1"
+# libstdc++6: for --numpy (PyPI's numpy wheels link it; Debian's numpy does not).
+SYSROOT_PACKAGES="python3.11 libpython3.11-dev python3-numpy python3-pytest python3-hypothesis libgomp1 libstdc++6"
 JOBS=$(nproc 2>/dev/null || echo 2)
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
@@ -237,13 +238,16 @@ fi
 
 if [ -n "$NUMPY" ]; then
     WHEELS=$CACHE/wheels
-    if ! ls "$WHEELS"/numpy-"$NUMPY"-cp311-*"${WHEEL_PLATFORM#manylinux2014_}"*.whl >/dev/null 2>&1; then
-        step "downloading numpy $NUMPY for $WHEEL_PLATFORM"
+    wheel() { ls "$WHEELS"/numpy-"$NUMPY"-cp311-*"$WHEEL_PLATFORM"*.whl 2>/dev/null | head -1; }
+    if [ -z "$(wheel)" ]; then
+        step "downloading numpy $NUMPY for $WHEEL_PLATFORM (PyPI)"
+        # Bookworm has glibc 2.36: any manylinux wheel up to 2_36 runs on it.
         "$HOST_PY" -m pip download -q --only-binary=:all: --no-deps --python-version 3.11 \
-            --platform "$WHEEL_PLATFORM" -d "$WHEELS" "numpy==$NUMPY"
+            --platform "manylinux_2_28_$WHEEL_PLATFORM" --platform "manylinux2014_$WHEEL_PLATFORM" \
+            -d "$WHEELS" "numpy==$NUMPY"
     fi
     mkdir -p "$RUN/np"
-    "$HOST_PY" -m zipfile -e "$(ls "$WHEELS"/numpy-"$NUMPY"-cp311-*.whl | head -1)" "$RUN/np"
+    "$HOST_PY" -m zipfile -e "$(wheel)" "$RUN/np"
     "$HOST_PY" -m compileall -q "$RUN/np" >/dev/null 2>&1 || true
     t0=$SECONDS
     PYTHONPATH=$RUN/np "${TARGET_PY[@]}" -c 'import numpy; print("  numpy", numpy.__version__)'
