@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _isa, _threads
+from . import _isa, _params, _threads
 from ._kernels import _depthwise, _igemm
 
 ALGORITHMS = ("igemm", "igemm_cl", "depthwise")
@@ -36,6 +36,8 @@ FILL_CYCLES = 0.5
 COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.5}
 ITEM_CYCLES = 400
 CACHE_LINE = 64
+# Most slack elements a band buffer adds per sub-image, for any variant (4 vectors of 16 lanes).
+SLACK_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,43 @@ def _cdiv(a, b):
 
 def _round_up(n, multiple):
     return _cdiv(n, multiple) * multiple
+
+
+def _band_bound(offh, offw, sh, sw, Wp, rows):
+    """(elements of one channel's band buffer, sub-image pitch) for bands of `rows` grid rows,
+    in Python ints: an upper bound of _band.pxd's band_init, whose Py_ssize_t products wrap
+    for strides / dilations / paddings far beyond the image (on 32-bit platforms, within the
+    sizes _params accepts: tools/test-arm.sh armv7 crashed on one)."""
+    span_h, span_w = max(offh) - min(offh), max(offw) - min(offw)
+    wsub = Wp + span_w // sw
+    phases = min(sh, span_h + 1) * min(sw, span_w + 1)
+    return phases * ((rows + span_h // sh) * wsub + SLACK_MAX), wsub
+
+
+def _fits(elems, dtype):
+    """Whether a per-thread workspace of `elems` keeps the kernels' index arithmetic exact."""
+    return elems * dtype.itemsize <= _params.SIZE_LIMIT
+
+
+def _too_big(params, dtype, elems):
+    return MemoryError(f"conv2d: this geometry (stride {params.stride}, dilation "
+                       f"{params.dilation}, padding {params.padding}) needs a workspace of "
+                       f"{elems * dtype.itemsize} bytes per thread, more than this platform "
+                       f"can address")
+
+
+def _igemm_bound(params, tables, mode, mr, nr, cpb, rows, ppb):
+    """Upper bound (Python ints) of _igemm.workspace_elems: band buffer plus C block."""
+    p = params
+    band = c_block = 0
+    for row in tables.problems.tolist():
+        KH, KW, sh, sw, hp, wp, t0 = row[0], row[1], row[2], row[3], row[4], row[5], row[11]
+        offh = tables.taps[t0:t0 + KH].tolist()
+        offw = tables.taps[t0 + KH:t0 + KH + KW].tolist()
+        elems, wsub = _band_bound(offh, offw, sh, sw, wp, rows)
+        band = max(band, min(cpb, p.Cg) * elems)
+        c_block = max(c_block, (ppb * max(mr, nr) + p.Mg) * rows * (wsub + wp))
+    return band + c_block
 
 
 def check_algorithm(params, algorithm):
@@ -145,6 +184,7 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
     hp_max = max(hp for hp, _ in base.grid_of_problem)
     modes = [algorithm] if algorithm else list(_MODES)
     best = None
+    smallest = None
     for name in modes:
         mode = _MODES[name]
         width = mr if mode == _igemm.MODE_PIXELS else nr
@@ -155,6 +195,10 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
             rows = _cdiv(hp_max, nb)
             for nmb in range(1, min(npanels, 4 * threads) + 1):
                 ppb = _cdiv(npanels, nmb)
+                bound = _igemm_bound(p, tables, mode, mr, nr, cpb, rows, ppb)
+                smallest = bound if smallest is None else min(smallest, bound)
+                if not _fits(bound, dtype):
+                    continue
                 ws, items = _igemm.workspace_elems(_shape(p), tables.problems, tables.taps,
                                                    mode, isa, dtype.itemsize, cpb, rows, ppb)
                 if ws * dtype.itemsize > WS_BUDGET and not (rows == 1 and ppb == 1):
@@ -162,6 +206,8 @@ def _plan_igemm(params, dtype, isa, threads, algorithm):
                 cost, _ = _igemm_cost(p, tables, mode, mr, nr, cpb, rows, ppb, threads)
                 if best is None or cost < best[0]:
                     best = (cost, name, rows, ppb, ws, items, width)
+    if best is None:
+        raise _too_big(p, dtype, smallest)
     _, name, rows, ppb, ws, items, width = best
     n = _threads.threads_for(items, p.flops, threads)
     return Plan(name, isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize), rows=rows,
@@ -177,12 +223,21 @@ def _plan_depthwise(params, dtype, isa, threads):
                                           p.padding[0], p.padding[2], p.dilation[0],
                                           p.dilation[1], rows, isa, dtype.itemsize)
 
+    def bound(rows):
+        elems, wsub = _band_bound([-p.padding[0], (p.KH - 1) * p.dilation[0] - p.padding[0]],
+                                  [-p.padding[2], (p.KW - 1) * p.dilation[1] - p.padding[2]],
+                                  p.stride[0], p.stride[1], p.W_out, rows)
+        return elems + rows * wsub + SLACK_MAX
+
     rows = p.H_out
     channels = p.N * p.C_in
     if threads > 1 and channels < 4 * threads:
         rows = _cdiv(p.H_out, _cdiv(4 * threads, channels))
-    while rows > 1 and workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4:
+    while rows > 1 and (not _fits(bound(rows), dtype)
+                        or workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4):
         rows = _cdiv(rows, 2)
+    if not _fits(bound(rows), dtype):
+        raise _too_big(p, dtype, bound(rows))
     ws, items = workspace(rows)
     n = _threads.threads_for(items, p.flops, threads)
     return Plan("depthwise", isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize),
