@@ -16,7 +16,8 @@
 #             in place of Debian's numpy 1.24, e.g. --numpy 2.4.6 (the host venv's version).
 #
 # Steps, each reused when its inputs have not changed:
-#   1. host tools: qemu-user-static and gcc-<triplet> (apt-get install, if root and missing);
+#   1. host tools: qemu-user-static, gcc-<triplet>, debian-archive-keyring (apt-get install,
+#      if root and missing);
 #      a Python with Cython >= 3 (PYTHON, else python3, else a venv made in the cache).
 #   2. sysroot: Debian's python3.11, libpython3.11-dev, python3-numpy, python3-pytest,
 #      python3-hypothesis, libgomp1 and their dependencies for the target, resolved and
@@ -24,8 +25,8 @@
 #      unpacked with dpkg -x, with the BLAS/LAPACK links a real install would make, and the
 #      Python files compiled to .pyc once (the emulated Python would otherwise recompile
 #      them on every start).
-#   3. build: tools/arm_cross_build.py (Cython here, <triplet>-gcc with setup.py's flags and
-#      the target Python's).
+#   3. build: from an sdist of the repository (setup.py sdist), tools/arm_cross_build.py
+#      (Cython here, <triplet>-gcc with setup.py's flags and the target Python's).
 #   4. test: the package and tests staged in a temporary directory, pytest run by the target's
 #      python3.11 under qemu-<arch>-static -L <sysroot>.
 #
@@ -83,6 +84,7 @@ step() { printf '[test-arm %s %3ds] %s\n' "$TARGET" $((SECONDS - T0)) "$*"; }
 need_apt=()
 command -v "$QEMU" >/dev/null || need_apt+=(qemu-user-static)
 command -v "$TRIPLET-gcc" >/dev/null || need_apt+=("gcc-$TRIPLET")
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need_apt+=(debian-archive-keyring)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         step "installing ${need_apt[*]}"
@@ -182,10 +184,14 @@ if [ "$(cat "$BUILD/stamp" 2>/dev/null)" = "$src_hash" ]; then
 else
     step "build: cross-compiling with $TRIPLET-gcc ${ARCH_FLAGS:-(default flags)}"
     rm -rf "$BUILD"
-    mkdir -p "$BUILD/src"
+    mkdir -p "$BUILD/tree" "$BUILD/src"
     (cd "$REPO" && tar -c --exclude='*.so' --exclude='*.c' --exclude=__pycache__ \
-        "${SRC_LIST[@]}") | tar -x -C "$BUILD/src"
+        "${SRC_LIST[@]}" README.md) | tar -x -C "$BUILD/tree"
     b0=$SECONDS
+    # Built from the sdist, as on a board: a file the sdist leaves out fails here.
+    (cd "$BUILD/tree" && run_py "$HOST_PY" setup.py -q sdist -d "$BUILD/dist" >/dev/null 2>&1) \
+        || { echo "test-arm.sh: setup.py sdist failed" >&2; exit 1; }
+    tar -xzf "$BUILD"/dist/*.tar.gz -C "$BUILD/src" --strip-components=1
     run_py "$HOST_PY" "$REPO/tools/arm_cross_build.py" "$BUILD/src" "$SYSROOT" "$TRIPLET" \
         "$BUILD/out" --arch-flags "$ARCH_FLAGS" -j "$JOBS"
     echo "$src_hash" > "$BUILD/stamp"
