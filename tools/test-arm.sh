@@ -16,8 +16,8 @@
 #             in place of Debian's numpy 1.24, e.g. --numpy 2.4.6 (the host venv's version).
 #
 # Steps, each reused when its inputs have not changed:
-#   1. host tools: qemu-user-static, gcc-<triplet>, debian-archive-keyring (apt-get install,
-#      if root and missing);
+#   1. host tools: qemu-user-static, gcc-<triplet>, libc6-dev-<arch>-cross,
+#      debian-archive-keyring (apt-get install, if root and missing);
 #      a Python with Cython >= 3 (PYTHON, else python3, else a venv made in the cache).
 #   2. sysroot: Debian's python3.11, libpython3.11-dev, python3-numpy, python3-pytest,
 #      python3-hypothesis, libgomp1 and their dependencies for the target, resolved and
@@ -84,6 +84,8 @@ step() { printf '[test-arm %s %3ds] %s\n' "$TARGET" $((SECONDS - T0)) "$*"; }
 need_apt=()
 command -v "$QEMU" >/dev/null || need_apt+=(qemu-user-static)
 command -v "$TRIPLET-gcc" >/dev/null || need_apt+=("gcc-$TRIPLET")
+# Only a Recommends of the cross gcc: without it <stdlib.h> resolves to the host's.
+[ -e "/usr/$TRIPLET/include/stdlib.h" ] || need_apt+=("libc6-dev-$DEB_ARCH-cross")
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need_apt+=(debian-archive-keyring)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
