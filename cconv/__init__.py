@@ -11,5 +11,5 @@ from ._threads import get_num_threads, set_num_threads
 from .functional import conv2d, conv_transpose2d
 from .modules import Conv2d, ConvTranspose2d
 
-__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads", "get_num_threads", "show_config",
-           "__version__"]
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads",
+           "get_num_threads", "show_config", "__version__"]

@@ -1,4 +1,9 @@
-"""python -m cconv: show the configuration and run the founding example with its timing."""
+"""python -m cconv: show the configuration and run the founding example with its timing.
+
+python -m cconv bench [...]: benchmark cconv against its peers on named layers of real
+networks (cconv/_bench.py; `python -m cconv bench --help`).
+"""
+import os
 import sys
 import time
 
@@ -8,6 +13,15 @@ import cconv
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "bench":
+        from . import _bench
+        return _bench.main(argv[1:])
+    if argv:
+        print(f"usage: python -m cconv            show the configuration, run the founding "
+              f"example\n       python -m cconv bench ...  benchmarks (--help)\n"
+              f"python -m cconv: unknown argument {argv[0]!r}", file=sys.stderr)
+        return 2
     cconv.show_config()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 256, 24, 24), dtype=np.float32)
@@ -24,5 +38,23 @@ def main(argv=None):
     return 0
 
 
+def _reexec_without_slow_blas_env():
+    """`bench` only: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow numpy's matmul (a peer) and
+    are read when numpy is imported, so re-run this command in a fresh process without
+    them (unless --keep-env). The removed values are recorded in the benchmark's metadata."""
+    from ._bench import SLOW_BLAS_ENV
+    found = {k: os.environ[k] for k in SLOW_BLAS_ENV if k in os.environ}
+    if not found or "--keep-env" in sys.argv or os.name != "posix":
+        return
+    env = {k: v for k, v in os.environ.items() if k not in SLOW_BLAS_ENV}
+    env["CCONV_BENCH_UNSET"] = " ".join(f"{k}={v}" for k, v in found.items())
+    print(f"python -m cconv bench: re-running without {env['CCONV_BENCH_UNSET']} (they "
+          f"slow numpy's matmul; --keep-env keeps them)", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "cconv", *sys.argv[1:]], env)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["bench"]:
+        _reexec_without_slow_blas_env()
     sys.exit(main(sys.argv[1:]))

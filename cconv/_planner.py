@@ -15,11 +15,11 @@ available; it is cached. The reduction blocking (input channels per K block) nev
 the thread count, so results are bitwise identical for any thread count.
 """
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _isa, _params, _threads
+from . import _isa, _threads
 from ._kernels import _depthwise, _igemm
 
 ALGORITHMS = ("igemm", "igemm_cl", "depthwise")
@@ -34,10 +34,9 @@ WS_BUDGET = 512 * 1024
 # _tile_cost): filling the band buffer, and copying a C block out (transposed in channel mode).
 FILL_CYCLES = 0.5
 COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.5}
+PACK_CYCLES = 2.0
 ITEM_CYCLES = 400
 CACHE_LINE = 64
-# Most slack elements a band buffer adds per sub-image, for any variant (4 vectors of 16 lanes).
-SLACK_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -48,20 +47,27 @@ class Plan:
     dtype: np.dtype
     threads: int
     workspace_elems: int
+    workspace_elems_raw: int = 0  # per thread, when the weights are packed on the fly
     rows: int = 0        # output (grid) rows per band
     cpb: int = 0         # igemm: input channels per K block
     ppb: int = 0         # igemm: weight panels per channel block
     width: int = 0       # igemm: weight panel width (MR in pixel mode, NR in channel mode)
+    kernel: object = field(default=None, compare=False, repr=False)  # prepared, runs it
+    bias_only: tuple = ()  # output phases (rh, step, rw, step) that no tap reaches: bias only
+    layout: tuple = ()     # igemm: the weight taps (kh list, kw list) of each problem
+
+    def __post_init__(self):
+        # Identifies the packed-weight layout this plan reads (modules cache by it). For a
+        # transposed convolution the taps of each phase depend on the input size.
+        object.__setattr__(self, "weight_key",
+                           (self.algorithm, self.dtype.str, self.cpb, self.width, self.layout))
 
     @property
     def workspace_bytes(self):
-        """Extra memory of the call beyond input, output and packed weights."""
-        return self.threads * self.workspace_elems * self.dtype.itemsize
-
-    @property
-    def weight_key(self):
-        """Identifies the packed-weight layout this plan reads (modules cache by it)."""
-        return (self.algorithm, self.dtype.str, self.cpb, self.width)
+        """Extra memory of a call beyond input, output and packed weights (the functional
+        API's call, which packs the weights on the fly, when that needs more)."""
+        per_thread = max(self.workspace_elems, self.workspace_elems_raw)
+        return self.threads * per_thread * self.dtype.itemsize
 
 
 def _cdiv(a, b):
@@ -70,43 +76,6 @@ def _cdiv(a, b):
 
 def _round_up(n, multiple):
     return _cdiv(n, multiple) * multiple
-
-
-def _band_bound(offh, offw, sh, sw, Wp, rows):
-    """(elements of one channel's band buffer, sub-image pitch) for bands of `rows` grid rows,
-    in Python ints: an upper bound of _band.pxd's band_init, whose Py_ssize_t products wrap
-    for strides / dilations / paddings far beyond the image (on 32-bit platforms, within the
-    sizes _params accepts: tools/test-arm.sh armv7 crashed on one)."""
-    span_h, span_w = max(offh) - min(offh), max(offw) - min(offw)
-    wsub = Wp + span_w // sw
-    phases = min(sh, span_h + 1) * min(sw, span_w + 1)
-    return phases * ((rows + span_h // sh) * wsub + SLACK_MAX), wsub
-
-
-def _fits(elems, dtype):
-    """Whether a per-thread workspace of `elems` keeps the kernels' index arithmetic exact."""
-    return elems * dtype.itemsize <= _params.SIZE_LIMIT
-
-
-def _too_big(params, dtype, elems):
-    return MemoryError(f"conv2d: this geometry (stride {params.stride}, dilation "
-                       f"{params.dilation}, padding {params.padding}) needs a workspace of "
-                       f"{elems * dtype.itemsize} bytes per thread, more than this platform "
-                       f"can address")
-
-
-def _igemm_bound(params, tables, mode, mr, nr, cpb, rows, ppb):
-    """Upper bound (Python ints) of _igemm.workspace_elems: band buffer plus C block."""
-    p = params
-    band = c_block = 0
-    for row in tables.problems.tolist():
-        KH, KW, sh, sw, hp, wp, t0 = row[0], row[1], row[2], row[3], row[4], row[5], row[11]
-        offh = tables.taps[t0:t0 + KH].tolist()
-        offw = tables.taps[t0 + KH:t0 + KH + KW].tolist()
-        elems, wsub = _band_bound(offh, offw, sh, sw, wp, rows)
-        band = max(band, min(cpb, p.Cg) * elems)
-        c_block = max(c_block, (ppb * max(mr, nr) + p.Mg) * rows * (wsub + wp))
-    return band + c_block
 
 
 def check_algorithm(params, algorithm):
@@ -118,20 +87,24 @@ def check_algorithm(params, algorithm):
                          f"{params.groups} groups")
 
 
-def plan(params, dtype, algorithm=None):
-    """The plan for params in dtype on the current variant and thread count."""
+def plan(params, dtype, algorithm=None, prepacked=True):
+    """The plan for params in dtype on the current variant and thread count. prepacked:
+    whether the weights will be packed once beforehand (a module's), or passed raw (a
+    functional call's), which makes packing part of each call's cost."""
     if algorithm is not None:
         check_algorithm(params, algorithm)
-    return _plan(params, np.dtype(dtype), algorithm, _isa.current(), _threads.get_num_threads())
+    return _plan(params, np.dtype(dtype), algorithm, _isa.current(), _threads.get_num_threads(),
+                 prepacked)
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(params, dtype, algorithm, isa, threads):
-    if algorithm is None and params.Cg == 1 and not params.transposed:
-        algorithm = "depthwise"
-    if algorithm == "depthwise":
-        return _plan_depthwise(params, dtype, isa, threads)
-    return _plan_igemm(params, dtype, isa, threads, algorithm)
+def _plan(params, dtype, algorithm, isa, threads, prepacked):
+    if algorithm == "depthwise" or (algorithm is None and params.Cg == 1
+                                    and not params.transposed):
+        plan = _plan_depthwise(params, dtype, isa, threads, forced=algorithm is not None)
+        if plan is not None:
+            return plan
+    return _plan_igemm(params, dtype, isa, threads, algorithm, prepacked)
 
 
 def _shape(params):
@@ -145,9 +118,9 @@ def _tile_cost(r):
     return max(r, (r + 4) / 2)
 
 
-def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads):
+def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked):
     """Estimated cycles of one call: the slowest thread's items, each costing its tiles, its
-    band fills and its output copy."""
+    band fills, its output copy and (raw weights in channel mode) its weight packing."""
     p = params
     npanels = _cdiv(p.Mg, mr) if mode == _igemm.MODE_PIXELS else _cdiv(p.Mg, nr)
     nmb = _cdiv(npanels, ppb)
@@ -168,91 +141,114 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads):
             compute = R * npp * block * K * _tile_cost(wp / npp)
             copy = block * nr * R * wp
         fill = 0 if tables.reads_input_in_place else p.Cg * (R + len(kh)) * wsub
-        cost = compute + FILL_CYCLES * fill + COPY_CYCLES[mode] * copy + ITEM_CYCLES
+        pack = 0 if prepacked or mode == _igemm.MODE_PIXELS else block * nr * K
+        cost = (compute + FILL_CYCLES * fill + COPY_CYCLES[mode] * copy + PACK_CYCLES * pack
+                + ITEM_CYCLES)
         worst = max(worst, cost)
         items += p.N * p.groups * nmb * _cdiv(hp, R)
     return _cdiv(items, threads) * worst, items
 
 
-def _plan_igemm(params, dtype, isa, threads, algorithm):
+def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
     """The cheapest (mode, band rows, panels per block) within the workspace budget."""
     p = params
     mr, nr = _igemm.tile(isa, dtype.itemsize)
-    base = igemm_tables(params, 0)
+    base = igemm_tables(params)
+    if p.Cg == 0:
+        # No input channels: every output is its bias (an empty sum).
+        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=((0, 1, 0, 1),))
+    if not base.taps_of_problem:
+        # No tap ever reads the image: every output is its bias.
+        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=base.bias_only)
     taps = max(len(kh) * len(kw) for kh, kw in base.taps_of_problem)
     cpb = max(1, KC_MAX // taps)
     hp_max = max(hp for hp, _ in base.grid_of_problem)
     modes = [algorithm] if algorithm else list(_MODES)
     best = None
-    smallest = None
     for name in modes:
         mode = _MODES[name]
         width = mr if mode == _igemm.MODE_PIXELS else nr
         npanels = _cdiv(p.Mg, width)
-        tables = igemm_tables(params, npanels * width if mode == _igemm.MODE_CHANNELS else 0)
         band_counts = sorted({_cdiv(hp_max, r) for r in range(1, hp_max + 1)})
         for nb in band_counts:
             rows = _cdiv(hp_max, nb)
             for nmb in range(1, min(npanels, 4 * threads) + 1):
                 ppb = _cdiv(npanels, nmb)
-                bound = _igemm_bound(p, tables, mode, mr, nr, cpb, rows, ppb)
-                smallest = bound if smallest is None else min(smallest, bound)
-                if not _fits(bound, dtype):
-                    continue
-                ws, items = _igemm.workspace_elems(_shape(p), tables.problems, tables.taps,
-                                                   mode, isa, dtype.itemsize, cpb, rows, ppb)
+                ws, ws_raw, items = _igemm.workspace_elems(_shape(p), base.problems, base.taps,
+                                                           mode, isa, dtype.itemsize, cpb,
+                                                           rows, ppb)
+                ws = ws if prepacked else ws_raw
                 if ws * dtype.itemsize > WS_BUDGET and not (rows == 1 and ppb == 1):
                     continue
-                cost, _ = _igemm_cost(p, tables, mode, mr, nr, cpb, rows, ppb, threads)
+                cost, _ = _igemm_cost(p, base, mode, mr, nr, cpb, rows, ppb, threads,
+                                      prepacked)
                 if best is None or cost < best[0]:
                     best = (cost, name, rows, ppb, ws, items, width)
-    if best is None:
-        raise _too_big(p, dtype, smallest)
-    _, name, rows, ppb, ws, items, width = best
+    _, name, rows, ppb, _, items, width = best
     n = _threads.threads_for(items, p.flops, threads)
-    return Plan(name, isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize), rows=rows,
-                cpb=cpb, ppb=ppb, width=width)
+    taps = p.KH * p.KW
+    if p.transposed:  # weight (C_in, C_out/groups, kh, kw)
+        strides = (p.Cg * p.Mg * taps, taps, p.Mg * taps)
+    else:  # weight (C_out, C_in/groups, kh, kw)
+        strides = (p.Mg * p.Cg * taps, p.Cg * taps, taps)
+    kernel = _igemm.IGemm(_shape(p), base.problems, base.taps, _MODES[name], isa,
+                          dtype.itemsize, cpb, rows, ppb, *strides)
+    return Plan(name, isa, dtype, n, kernel.workspace_elems,
+                workspace_elems_raw=kernel.workspace_elems_raw, rows=rows,
+                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=base.bias_only,
+                layout=base.taps_of_problem)
 
 
-def _plan_depthwise(params, dtype, isa, threads):
+def _plan_depthwise(params, dtype, isa, threads, forced):
+    """The depthwise plan, or None (unless forced) when even a one-row band would exceed the
+    workspace budget."""
     p = params
+    th, tw = conv_taps(params)
+    if not th or not tw:
+        return Plan("depthwise", isa, dtype, 1, 0, bias_only=((0, 1, 0, 1),))
     shape = _shape(p)[:7]
+    geometry = (np.array([off for _, off in th], np.intp),
+                np.array([off for _, off in tw], np.intp), p.stride[0], p.stride[1])
 
     def workspace(rows):
-        return _depthwise.workspace_elems(shape, p.KH, p.KW, p.stride[0], p.stride[1],
-                                          p.padding[0], p.padding[2], p.dilation[0],
-                                          p.dilation[1], rows, isa, dtype.itemsize)
+        return _depthwise.workspace_elems(shape, *geometry, rows, isa, dtype.itemsize)
 
-    def bound(rows):
-        elems, wsub = _band_bound([-p.padding[0], (p.KH - 1) * p.dilation[0] - p.padding[0]],
-                                  [-p.padding[2], (p.KW - 1) * p.dilation[1] - p.padding[2]],
-                                  p.stride[0], p.stride[1], p.W_out, rows)
-        return elems + rows * wsub + SLACK_MAX
-
+    if not forced and workspace(1)[0] * dtype.itemsize > WS_BUDGET:
+        return None
     rows = p.H_out
     channels = p.N * p.C_in
-    if threads > 1 and channels < 4 * threads:
+    if threads > 1 and 0 < channels < 4 * threads:
         rows = _cdiv(p.H_out, _cdiv(4 * threads, channels))
-    while rows > 1 and (not _fits(bound(rows), dtype)
-                        or workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4):
+    while rows > 1 and workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4:
         rows = _cdiv(rows, 2)
-    if not _fits(bound(rows), dtype):
-        raise _too_big(p, dtype, bound(rows))
     ws, items = workspace(rows)
     n = _threads.threads_for(items, p.flops, threads)
-    return Plan("depthwise", isa, dtype, n, _round_up(ws, CACHE_LINE // dtype.itemsize),
-                rows=rows)
+    kernel = _depthwise.Depthwise(shape, *geometry, rows, isa, dtype.itemsize)
+    layout = ((tuple(k for k, _ in th), tuple(k for k, _ in tw)),)
+    return Plan("depthwise", isa, dtype, n, ws, rows=rows, kernel=kernel, layout=layout)
+
+
+def conv_taps(params):
+    """conv2d's taps [(k, input offset)] along rows and along columns, without those that
+    only ever read padding (huge dilations would otherwise make the band span the padding)."""
+    p = params
+    th = [(kh, kh * p.dilation[0] - p.padding[0]) for kh in range(p.KH)]
+    tw = [(kw, kw * p.dilation[1] - p.padding[2]) for kw in range(p.KW)]
+    return ([(k, off) for k, off in th if _reaches(off, p.stride[0], p.H_out, p.H)],
+            [(k, off) for k, off in tw if _reaches(off, p.stride[1], p.W_out, p.W)])
 
 
 @dataclass(frozen=True)
 class IGemmTables:
     """The implicit GEMMs of one convolution, as _igemm.igemm takes them.
 
-    problems: one row of _igemm.PROBLEM_FIELDS per GEMM; taps: their offh/offw tables;
+    problems: one row of _igemm.PROBLEM_FIELDS per GEMM; taps: their offh/offw/weight-tap
+    tables;
     taps_of_problem: per GEMM, the weight's (kh list, kw list) it uses, in tap order;
     grid_of_problem: per GEMM, its pixel grid (Hp, Wp); wsub_of_problem: its band pitch;
-    bias_only: the output phases (rh, rw) of a transposed convolution that no tap reaches
-    (their outputs are the bias).
+    bias_only: the output phases (rh, oys, rw, oxs) that no tap reaches (their outputs
+    out[:, :, rh::oys, rw::oxs] are the bias): phases of a transposed convolution, or a whole
+    conv2d whose taps all read padding only.
     """
     problems: np.ndarray
     taps: np.ndarray
@@ -263,115 +259,126 @@ class IGemmTables:
     reads_input_in_place: bool
 
 
-def _transposed_taps(r, size_out, stride, pad, dilation, kernel):
+def _reaches(offset, stride, n_out, size):
+    """Whether input index i*stride + offset lies in [0, size) for some i in [0, n_out)."""
+    lo = max(0, _cdiv(-offset, stride))
+    hi = min(n_out - 1, (size - 1 - offset) // stride)
+    return lo <= hi
+
+
+def _transposed_taps(r, size_out, size_in, stride, pad, dilation, kernel):
     """Taps of output phase r (outputs r, r + stride, ...) of a transposed convolution along
-    one axis: [(k, input offset)], with input index = i + offset for the phase's i-th output.
+    one axis: [(k, input offset)], with input index = i + offset for the phase's i-th output
+    (without taps that never land inside the input), and the phase's output count.
 
     Output o receives x[ih] * w[k] where ih*stride - pad + k*dilation == o: for o = r +
     stride*i that needs (r + pad - k*dilation) divisible by stride, then ih = i + that / stride.
     """
+    n_out = _cdiv(size_out - r, stride) if r < size_out else 0
     taps = [(k, (r + pad - k * dilation) // stride) for k in range(kernel)
             if (r + pad - k * dilation) % stride == 0]
-    return taps, _cdiv(size_out - r, stride) if r < size_out else 0
+    return [(k, off) for k, off in taps if _reaches(off, 1, n_out, size_in)], n_out
 
 
 @functools.lru_cache(maxsize=512)
-def igemm_tables(params, padded_rows):
-    """The problem tables of params. padded_rows: rows of a group's packed weights (Mg in
-    pixel mode, Mg rounded up to NR in channel mode; 0 means Mg), which sets a_offset."""
+def igemm_tables(params):
+    """The problem tables of params (see IGemmTables)."""
     p = params
-    rows_p = padded_rows or p.Mg
     if not p.transposed:
         # conv2d: one GEMM over the whole output; input index = i*stride + k*dilation - pad.
-        phases = [((0, p.stride[0], [(kh, kh * p.dilation[0] - p.padding[0])
-                                      for kh in range(p.KH)], p.H_out),
-                   (0, p.stride[1], [(kw, kw * p.dilation[1] - p.padding[2])
-                                      for kw in range(p.KW)], p.W_out))]
+        th, tw = conv_taps(params)
+        phases = [((0, p.stride[0], th, p.H_out), (0, p.stride[1], tw, p.W_out))]
     else:
-        rows = [(r, 1, *_transposed_taps(r, p.H_out, p.stride[0], p.padding[0],
+        rows = [(r, 1, *_transposed_taps(r, p.H_out, p.H, p.stride[0], p.padding[0],
                                           p.dilation[0], p.KH)) for r in range(p.stride[0])]
-        cols = [(r, 1, *_transposed_taps(r, p.W_out, p.stride[1], p.padding[2],
+        cols = [(r, 1, *_transposed_taps(r, p.W_out, p.W, p.stride[1], p.padding[2],
                                           p.dilation[1], p.KW)) for r in range(p.stride[1])]
         phases = [(rh, rw) for rh in rows for rw in cols]
     problems, taps, used, grids, wsubs, bias_only = [], [], [], [], [], []
-    a_offset = 0
     oys, oxs = p.stride if p.transposed else (1, 1)
     for (rh, sh, th, hp), (rw, sw, tw, wp) in phases:
         if hp == 0 or wp == 0:
             continue
         if not th or not tw:
-            bias_only.append((rh, rw))
+            bias_only.append((rh, oys, rw, oxs))
             continue
-        problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, a_offset,
-                         len(taps)])
+        problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, len(taps)])
         offw = [off for _, off in tw]
-        taps += [off for _, off in th] + offw
+        # Weight taps: tap (kh, kw) of a channel pair lies at kh*KW + kw in the weight.
+        taps += [off for _, off in th] + offw + [kh * p.KW + kw for kh, _ in th
+                                                  for kw, _ in tw]
         used.append((tuple(k for k, _ in th), tuple(k for k, _ in tw)))
         grids.append((hp, wp))
         wsubs.append(wp + (max(offw) - min(offw)) // sw)
-        a_offset += p.groups * rows_p * p.Cg * len(th) * len(tw)
     problems = np.array(problems, dtype=np.intp).reshape(-1, len(_igemm.PROBLEM_FIELDS))
     taps = np.array(taps, dtype=np.intp)
     problems.flags.writeable = taps.flags.writeable = False
     in_place_b = all(r[0] == r[1] == r[2] == r[3] == 1 and r[4] == p.H and r[5] == p.W
-                     and taps[r[11]] == taps[r[11] + 1] == 0 for r in problems)
+                     and taps[r[10]] == taps[r[10] + 1] == 0 for r in problems)
     return IGemmTables(problems, taps, tuple(used), tuple(grids), tuple(wsubs),
                        tuple(bias_only), in_place_b)
 
 
-def _padded_rows(plan, params):
-    if plan.algorithm == "igemm_cl":
-        return _round_up(params.Mg, plan.width)
-    return 0
+def aligned_empty(n, dtype):
+    """An uninitialised 1-D array of n elements starting on a cache line (for weights packed
+    once: a vector load that straddles two lines costs about twice one that does not)."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(n + CACHE_LINE // dtype.itemsize, dtype=dtype)
+    skip = (-raw.ctypes.data % CACHE_LINE) // dtype.itemsize
+    return raw[skip:skip + n]
+
+
+def _workspace(plan, per_thread):
+    """A call's workspace: per_thread elements for each thread, and one cache line of slack
+    the kernel uses to start its slices on a line."""
+    return np.empty(plan.threads * per_thread + CACHE_LINE // plan.dtype.itemsize, plan.dtype)
+
+
+def _taps(w, kh, kw):
+    """w[..., kh, kw] for lists of taps (the whole array when they are all of them)."""
+    if kh != tuple(range(w.shape[-2])):
+        w = w[..., list(kh), :]
+    if kw != tuple(range(w.shape[-1])):
+        w = w[..., list(kw)]
+    return w
 
 
 def prepare_weight(plan, params, weight):
-    """Weights in the layout the plan's kernel reads (C-contiguous, plan.dtype)."""
-    p = params
+    """The weights as the plan's kernel reads them, prepared once (a module's weights):
+    packed into the micro-kernel's panels (igemm), or one row of taps per channel."""
+    if plan.kernel is None:
+        return np.empty(0, dtype=plan.dtype)
     if plan.algorithm == "depthwise":
-        return np.ascontiguousarray(weight.reshape(p.C_out, p.KH * p.KW))
-    mode = _MODES[plan.algorithm]
-    tables = igemm_tables(params, _padded_rows(plan, params))
-    if not p.transposed:
-        # conv2d: A[g, m, (c, kh, kw)] is the weight itself.
-        mats = [weight.reshape(p.groups, p.Mg, p.Cg * p.KH * p.KW)]
-    else:
-        # Transposed: weight (C_in, C_out/groups, kh, kw). Phase GEMM: A[g, m, (c, th, tw)] =
-        # weight[g*Cg + c, m, kh[th], kw[tw]], one phase after another.
-        w = weight.reshape(p.groups, p.Cg, p.Mg, p.KH, p.KW)
-        mats = [np.ascontiguousarray(w[:, :, :, list(kh)][:, :, :, :, list(kw)]
-                                     .transpose(0, 2, 1, 3, 4)).reshape(p.groups, p.Mg, -1)
-                for kh, kw in tables.taps_of_problem]
-    total = sum(p.groups * (_padded_rows(plan, params) or p.Mg) * a.shape[2] for a in mats)
-    packed = np.empty(total, dtype=plan.dtype)
-    offset = 0
-    for (kh, kw), a in zip(tables.taps_of_problem, mats):
-        offset += _igemm.pack_weights(a, packed[offset:], len(kh) * len(kw), plan.cpb, mode,
-                                      plan.width)
+        return depthwise_weight(plan, params, weight)
+    packed = aligned_empty(plan.kernel.packed_size, plan.dtype)
+    plan.kernel.pack(weight.reshape(-1), packed)
     return packed
 
 
-def execute(plan, params, x, packed, bias, out):
-    """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous."""
+def depthwise_weight(plan, params, weight):
+    (kh, kw), = plan.layout
+    return np.ascontiguousarray(_taps(weight, kh, kw)).reshape(params.C_out, -1)
+
+
+def execute(plan, params, x, weight, bias, out, packed=True):
+    """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
+    weight: prepare_weight()'s result, or (packed false) the weight array itself, which the
+    kernel then packs panel by panel as it goes (no separate pass over large weights)."""
     p = params
     if out.size == 0:
         return out
-    if p.Cg == 0:
-        # No input channels: every output is its bias (an empty sum).
-        out[...] = 0 if bias is None else bias[:, None, None]
-        return out
-    ws = np.empty(plan.threads * plan.workspace_elems, dtype=plan.dtype)
-    if plan.algorithm == "depthwise":
-        _depthwise.depthwise(x, packed, bias, out, p.KH, p.KW, p.stride[0], p.stride[1],
-                             p.padding[0], p.padding[2], p.dilation[0], p.dilation[1],
-                             plan.rows, plan.isa, ws, plan.threads)
-        return out
-    tables = igemm_tables(params, _padded_rows(plan, params))
-    _igemm.igemm(x, packed, bias, out, p.groups, tables.problems, tables.taps,
-                 _MODES[plan.algorithm], plan.isa, plan.cpb, plan.rows, plan.ppb, ws,
-                 plan.threads)
-    for rh, rw in tables.bias_only:
-        out[:, :, rh::p.stride[0], rw::p.stride[1]] = 0 if bias is None else bias[:, None, None]
+    if plan.kernel is not None:
+        if plan.algorithm == "depthwise":
+            if not packed:
+                weight = depthwise_weight(plan, params, weight)
+            plan.kernel.run(x, weight, bias, out, _workspace(plan, plan.workspace_elems),
+                            plan.threads)
+        else:
+            per_thread = plan.workspace_elems if packed else plan.workspace_elems_raw
+            plan.kernel.run(x, weight.reshape(-1), packed, bias, out,
+                            _workspace(plan, per_thread), plan.threads)
+    for rh, oys, rw, oxs in plan.bias_only:
+        out[:, :, rh::oys, rw::oxs] = 0 if bias is None else bias[:, None, None]
     return out
 
 

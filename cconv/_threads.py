@@ -16,6 +16,7 @@ import os
 MIN_FLOPS_PARALLEL = 2_000_000
 
 _requested = None           # set_num_threads(n), or None for the environment's default
+_default = None             # the environment's default, read once
 _pool_started = False       # this process ran a call with more than one thread
 _forked_after_pool = False  # we are a forked child of a process whose pool had started
 
@@ -45,18 +46,24 @@ def _from_environment():
 
 
 def get_num_threads():
-    """The number of threads cconv may use per call (before small problems use fewer)."""
+    """The number of threads cconv may use per call (before small problems use fewer).
+    OMP_NUM_THREADS is read at the first call (as OpenMP reads it at start-up)."""
+    global _default
     if _forked_after_pool:
         return 1
     requested = _requested
-    return requested if requested is not None else _from_environment()
+    if requested is not None:
+        return requested
+    if _default is None:
+        _default = _from_environment()
+    return _default
 
 
 def set_num_threads(n):
     """Use at most n threads per call from now on (n >= 1); None restores the default."""
-    global _requested
+    global _requested, _default
     if n is None:
-        _requested = None
+        _requested = _default = None
         return
     if isinstance(n, bool):
         raise TypeError(f"set_num_threads(): n must be an int >= 1, got {n!r}")

@@ -65,9 +65,10 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     result = _params.check_out(fn, out, shape, dtype, x4, w, b)
     if result is None:
         result = np.empty(shape, dtype=dtype)
-    plan = _planner.plan(params, dtype, algorithm)
-    packed = _planner.prepare_weight(plan, params, _params.contiguous(w, dtype))
-    _planner.execute(plan, params, _params.contiguous(x4, dtype), packed,
+    plan = _planner.plan(params, dtype, algorithm, prepacked=False)
+    # The kernel reads the weights where they lie, or packs each panel as it uses it: no
+    # separate pass over them.
+    _planner.execute(plan, params, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
                      None if b is None else _params.contiguous(b, dtype),
-                     result.reshape(params.output_shape))
+                     result.reshape(params.output_shape), packed=False)
     return result

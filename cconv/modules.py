@@ -167,10 +167,11 @@ class _ConvNd:
         return IncompatibleKeys(missing, unexpected)
 
     # ---- calls ----------------------------------------------------------------------------
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
-
     def _input(self, input):
+        """(input as a 4-D C-contiguous array of the module's dtype, whether unbatched)."""
+        if (type(input) is np.ndarray and input.dtype == self.dtype and input.ndim == 4
+                and input.flags.c_contiguous):
+            return input, False
         fn = type(self).__name__
         x = input if isinstance(input, np.ndarray) else _params.as_float_array(fn, "input",
                                                                               input)
@@ -197,22 +198,27 @@ class _ConvNd:
         return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)),
                       mode=_NUMPY_PAD_MODE[self.padding_mode])
 
-    def _run(self, params, x, out_shape, algorithm=None):
-        snap = self._snapshot
-        key = (params, _isa.current(), _threads.get_num_threads(), algorithm)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = _planner.plan(params, self.dtype, algorithm)
-            if len(self._plans) > 64:
+    def _run(self, x, unbatched, key, params_of):
+        """Convolve x (4-D, C-contiguous, module dtype). key identifies the call's geometry
+        (with the variant and thread count, it keys the cached params and plan);
+        params_of() computes the ConvParams on a miss."""
+        cache_key = (key, _isa.current(), _threads.get_num_threads())
+        call = self._plans.get(cache_key)
+        if call is None:
+            params = params_of()
+            call = (params, _planner.plan(params, self.dtype))
+            if len(self._plans) >= 64:
                 self._plans.clear()
-            self._plans[key] = plan
+            self._plans[cache_key] = call
+        params, plan = call
+        snap = self._snapshot  # once: a concurrent load_state_dict swaps it whole
         packed = snap.packed.get(plan.weight_key)
         if packed is None:
             packed = _planner.prepare_weight(plan, params, snap.weight)
             snap.packed[plan.weight_key] = packed
-        out = np.empty(out_shape, dtype=self.dtype)
-        _planner.execute(plan, params, x, packed, snap.bias, out.reshape(params.output_shape))
-        return out
+        out = np.empty(params.output_shape, dtype=self.dtype)
+        _planner.execute(plan, params, x, packed, snap.bias, out)
+        return out[0] if unbatched else out
 
     # ---- repr -----------------------------------------------------------------------------
     def extra_repr(self):
@@ -264,15 +270,15 @@ class Conv2d(_ConvNd):
     def forward(self, input):
         """Convolve input (N, C_in, H, W) or (C_in, H, W); the result has the module's
         dtype (a floating input of another dtype is cast to it)."""
-        fn = type(self).__name__
         x, unbatched = self._input(input)
         pads = self._pads
         if self.padding_mode != "zeros":
             x, pads = self._pad_input(x), (0, 0, 0, 0)
-        params = _params.conv2d_params(fn, x.shape, self._weight_shape(), self.stride, pads,
-                                       self.dilation, self.groups)
-        shape = params.output_shape[1:] if unbatched else params.output_shape
-        return self._run(params, x, shape)
+        return self._run(x, unbatched, x.shape, lambda: _params.conv2d_params(
+            type(self).__name__, x.shape, self._weight_shape(), self.stride, pads,
+            self.dilation, self.groups))
+
+    __call__ = forward
 
 
 class ConvTranspose2d(_ConvNd):
@@ -328,11 +334,11 @@ class ConvTranspose2d(_ConvNd):
     def forward(self, input, output_size=None):
         """Transposed convolution of input (N, C_in, H, W) or (C_in, H, W). output_size
         (2 numbers, or the whole output shape) picks output_padding as torch does."""
-        fn = type(self).__name__
         x, unbatched = self._input(input)
         output_padding = self._output_padding(x.ndim - unbatched, x.shape[2:], output_size)
-        params = _params.conv_transpose2d_params(fn, x.shape, self._weight_shape(),
-                                                 self.stride, self.padding, output_padding,
-                                                 self.dilation, self.groups)
-        shape = params.output_shape[1:] if unbatched else params.output_shape
-        return self._run(params, x, shape)
+        return self._run(x, unbatched, (x.shape, output_padding),
+                         lambda: _params.conv_transpose2d_params(
+                             type(self).__name__, x.shape, self._weight_shape(), self.stride,
+                             self.padding, output_padding, self.dilation, self.groups))
+
+    __call__ = forward

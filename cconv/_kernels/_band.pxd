@@ -33,8 +33,19 @@ cdef struct Band:
     Py_ssize_t Wsub              # sub-image pitch: Wp + (owmax - owmin) // sw
     Py_ssize_t slack             # zeros after each sub-image, for vector over-reads
     Py_ssize_t nph, npw          # phases some tap reads: min(stride, span of the offsets)
-    Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack
+    Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack, rounded
     Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
+
+
+cdef inline floating *line_aligned(floating *p) noexcept nogil:
+    """p rounded up to the next 64-byte cache line (the workspace has that much slack)."""
+    return <floating *> ((<size_t> p + 63) & ~(<size_t> 63))
+
+
+cdef inline Py_ssize_t round_line(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    """n elements rounded up to whole 64-byte cache lines."""
+    cdef Py_ssize_t per_line = 64 // itemsize
+    return (n + per_line - 1) // per_line * per_line
 
 
 cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -80,7 +91,8 @@ cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, P
     # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
     b.nph = min(sh, ohmax - b.ohmin + 1)
     b.npw = min(sw, owmax - b.owmin + 1)
-    b.sub_size = (rows + b.extra) * b.Wsub + slack
+    # Whole cache lines (16 elements: 64 bytes or more), so sub-images start on one.
+    b.sub_size = ((rows + b.extra) * b.Wsub + slack + 15) // 16 * 16
     b.chan_stride = b.nph * b.npw * b.sub_size
 
 

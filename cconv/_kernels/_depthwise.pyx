@@ -2,7 +2,7 @@
 """Depthwise convolution: groups == in_channels, one input channel per group.
 
     out[n, c*m + j, oh, ow] = bias[c*m + j]
-        + sum_{kh, kw} w[c*m + j, kh, kw] * x[n, c, oh*sh + kh*dh - pt, ow*sw + kw*dw - pl]
+        + sum_{th, tw} w[c*m + j, th, tw] * x[n, c, oh*sh + offh[th], ow*sw + offw[tw]]
 
 (x zero outside the image) for a channel multiplier m = C_out / C_in (m = 1 for MobileNet's
 depthwise layers; C_in = 1 makes any single-input-channel layer, e.g. MNIST's first, a
@@ -10,7 +10,9 @@ depthwise one). Layouts: x, out NCHW (C-contiguous); w (C_out, KH*KW). The plann
 whenever each group has one input channel: a GEMM per group would have K = KH*KW and waste
 its register tile.
 
-Each work item is a band of output rows of one (image, input channel). The band's input is
+Taps are given as offset tables (kh*dh - pt for each kept tap row, likewise for columns), so
+the planner can drop taps that only ever read padding. Each work item is a band of output
+rows of one (image, input channel). The band's input is
 copied once into the band buffer (_band.pxd: zero-padded, split into stride phases), where
 every tap of every output pixel is at a fixed offset. dwconv_ukernel then computes outputs
 with the columns across the SIMD lanes and the taps in registers, for each of the m outputs:
@@ -24,7 +26,7 @@ from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 
-from ._band cimport Band, band_init, cdiv, fill_band, tap_offset
+from ._band cimport Band, band_init, cdiv, fill_band, line_aligned, round_line, tap_offset
 
 
 cdef extern from "dwconv_dispatch.h" nogil:
@@ -58,25 +60,23 @@ cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py
         cc_dwconv_ukernel_f64(isa)(taps, base, toff, w, bias, out, n)
 
 
-cdef void band_setup(Layer *L, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
-                     Py_ssize_t rows, Py_ssize_t lanes, Py_ssize_t *toff) noexcept nogil:
+cdef void band_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t itemsize,
+                     Py_ssize_t lanes, Py_ssize_t *toff) noexcept:
     """Band geometry and, if toff is not NULL, the tap offsets (KH*KW entries)."""
-    cdef Py_ssize_t offh[2], offw[2], kh, kw
-    # The band depends only on the extreme taps; the others lie between them.
-    offh[0], offh[1] = -pt, (KH - 1) * dh - pt
-    offw[0], offw[1] = -pl, (KW - 1) * dw - pl
-    band_init(&L.band, L.H, L.W, sh, sw, offh, 2, offw, 2, L.W_out, rows, 4 * lanes)
+    cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
+    band_init(&L.band, L.H, L.W, sh, sw, &offh[0], KH, &offw[0], KW, L.W_out, rows,
+              4 * lanes)
     L.taps = KH * KW
     L.rows = rows
     L.nbands = cdiv(L.H_out, rows)
     L.flat = L.W_out < 4 * lanes
-    L.ws_band = L.band.chan_stride
-    L.ws = L.ws_band + (rows * L.band.Wsub + 4 * lanes if L.flat else 0)
+    L.ws_band = round_line(L.band.chan_stride, itemsize)
+    L.ws = L.ws_band + round_line(rows * L.band.Wsub + 4 * lanes if L.flat else 0, itemsize)
     if toff != NULL:
         for kh in range(KH):
             for kw in range(KW):
-                toff[kh * KW + kw] = tap_offset(&L.band, kh * dh - pt, kw * dw - pl)
+                toff[kh * KW + kw] = tap_offset(&L.band, offh[kh], offw[kw])
 
 
 cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
@@ -121,53 +121,79 @@ cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
     return L
 
 
-def workspace_elems(Py_ssize_t[::1] shape, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
-                    Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
-                    Py_ssize_t rows, int isa, Py_ssize_t itemsize):
-    """Per-thread workspace (elements) and work items of depthwise() with these arguments.
-    shape: N, C_in, H, W, C_out, H_out, W_out."""
+def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
+                    const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
+                    int isa, Py_ssize_t itemsize):
+    """Per-thread workspace (elements) and work items of Depthwise with these arguments.
+    shape: N, C_in, H, W, C_out, H_out, W_out; offh, offw: the input row (column) of each
+    tap row (column) at output 0, e.g. kh*dilation - padding."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], isa)
-    band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows, cc_dwconv_lanes(isa, itemsize), NULL)
+    band_setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL)
     return L.ws, L.N * L.C_in * L.nbands
 
 
-def depthwise(const floating[:, :, :, ::1] x, const floating[:, ::1] w,
-              const floating[::1] bias, floating[:, :, :, ::1] out, Py_ssize_t KH,
-              Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
-              Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t rows, int isa, floating[::1] ws,
-              int nthreads):
-    """Depthwise conv2d (module docstring) on nthreads threads, bands of `rows` output rows.
-
-    x (N, C_in, H, W); w (C_out, KH*KW) with C_out a multiple of C_in; bias (C_out,) or None;
-    out (N, C_out, H_out, W_out), every element written once; ws: nthreads times the
-    per-thread elements of workspace_elems(...). pt, pl: top and left padding (the bottom and
-    right padding follow from the output size)."""
-    cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],
-                            out.shape[2], out.shape[3], isa)
-    cdef Py_ssize_t item, total
+cdef class Depthwise:
+    """One depthwise layer, prepared once (band geometry, tap offsets) and run many times.
+    Arguments as for workspace_elems(); the weights it runs with have one column per tap."""
+    cdef Layer L
     cdef Py_ssize_t *toff
-    cdef const floating *bias_p = NULL
-    cdef floating *wsp
-    if w.shape[0] != L.C_out or w.shape[1] != KH * KW:
-        raise ValueError(f"w has shape {tuple(w.shape)[:2]}, expected ({L.C_out}, {KH * KW})")
-    toff = <Py_ssize_t *> malloc(KH * KW * sizeof(Py_ssize_t))
-    if toff == NULL:
-        raise MemoryError()
-    try:
-        band_setup(&L, KH, KW, sh, sw, pt, pl, dh, dw, rows,
-                   cc_dwconv_lanes(isa, sizeof(floating)), toff)
-        if ws.shape[0] < nthreads * L.ws:
-            raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
-        total = L.N * L.C_in * L.nbands
+    cdef Py_ssize_t itemsize
+    cdef readonly Py_ssize_t workspace_elems
+
+    def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
+                  const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
+                  int isa, Py_ssize_t itemsize):
+        self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+                          shape[6], isa)
+        self.toff = <Py_ssize_t *> malloc(offh.shape[0] * offw.shape[0] * sizeof(Py_ssize_t))
+        if self.toff == NULL:
+            raise MemoryError()
+        band_setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
+                   self.toff)
+        self.workspace_elems = self.L.ws
+        self.itemsize = itemsize
+
+    def __dealloc__(self):
+        free(self.toff)
+
+    def run(self, const floating[:, :, :, ::1] x, const floating[:, ::1] w,
+            const floating[::1] bias, floating[:, :, :, ::1] out, floating[::1] ws,
+            int nthreads):
+        """Compute out from x (module docstring) on nthreads threads. w (C_out, KH*KW); bias
+        (C_out,) or None; ws: nthreads * workspace_elems elements, plus a cache line."""
+        cdef Layer *L = &self.L
+        cdef const Py_ssize_t *toff = self.toff
+        cdef Py_ssize_t item, total = L.N * L.C_in * L.nbands
+        cdef const floating *bias_p = NULL
+        cdef Py_ssize_t slack = 64 // sizeof(floating)
+        cdef floating *ws0
+        cdef floating *wsp
+        if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
+                or x.shape[3] != L.W or out.shape[0] != L.N or out.shape[1] != L.C_out
+                or out.shape[2] != L.H_out or out.shape[3] != L.W_out
+                or w.shape[0] != L.C_out or w.shape[1] != L.taps
+                or sizeof(floating) != self.itemsize):
+            raise ValueError("Depthwise.run: arrays do not match the prepared geometry")
+        if ws.shape[0] < nthreads * L.ws + slack:
+            raise ValueError(f"ws has {ws.shape[0]} elements, expected "
+                             f"{nthreads * L.ws + slack}")
         if total == 0:
             return
         if bias is not None:
             bias_p = &bias[0]
+        ws0 = line_aligned(&ws[0])
+        if nthreads == 1:
+            # No parallel region for one thread: it would cost more than a tiny layer.
+            with nogil:
+                for item in range(total):
+                    run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
+                             ws0)
+            return
+        # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
+        # next item. Each item is still computed by one thread in a fixed order, so the result
+        # does not depend on which thread took it.
         with nogil, parallel(num_threads=nthreads):
-            wsp = &ws[threadid() * L.ws]
-            for item in prange(total, schedule="static"):
-                run_band(&L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
-                         wsp)
-    finally:
-        free(toff)
+            wsp = ws0 + threadid() * L.ws
+            for item in prange(total, schedule="dynamic", chunksize=1):
+                run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff, wsp)

@@ -43,25 +43,30 @@ from cython.parallel cimport parallel, prange, threadid
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
 
-from ._band cimport Band, band_init, cdiv, fill_band, split_start, tap_offset
+from ._band cimport (Band, band_init, cdiv, fill_band, line_aligned, round_line, split_start,
+                     tap_offset)
 
 
 cdef extern from "gemm_dispatch.h" nogil:
-    ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *,
+    ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
                                     const float *, const Py_ssize_t *, float *, Py_ssize_t,
-                                    Py_ssize_t, const float *, int) noexcept nogil
-    ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *,
+                                    Py_ssize_t, const float *, const float *,
+                                    int) noexcept nogil
+    ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, Py_ssize_t,
                                     const double *, const Py_ssize_t *, double *, Py_ssize_t,
-                                    Py_ssize_t, const double *, int) noexcept nogil
+                                    Py_ssize_t, const double *, const double *,
+                                    int) noexcept nogil
     cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)
     cc_gemm_f64_fn cc_gemm_ukernel_f64(int isa, Py_ssize_t mr)
     Py_ssize_t cc_gemm_nr(int isa, Py_ssize_t itemsize)
     int cc_isa_mr_max(int isa)
 
 
-# Columns of the `problems` table given to igemm(): one row per problem.
+# Columns of the `problems` table: one row per problem. taps_offset: where its offh (KH
+# entries), then offw (KW entries), then its weight taps (KH*KW entries: the offset in the
+# weight of tap (th, tw) within one (output, input) channel pair) lie in the `taps` table.
 PROBLEM_FIELDS = ("KH", "KW", "sh", "sw", "Hp", "Wp", "oy0", "oys", "ox0", "oxs",
-                  "a_offset", "taps_offset")
+                  "taps_offset")
 
 
 cdef enum:
@@ -77,15 +82,17 @@ cdef struct Problem:
     Py_ssize_t KH, KW, sh, sw        # taps and input strides
     const Py_ssize_t *offh           # input row of tap row th, minus i*sh (KH entries)
     const Py_ssize_t *offw           # input column of tap column tw, minus j*sw (KW entries)
+    const Py_ssize_t *wtap           # weight offset of tap (th, tw) (KH*KW entries)
     Py_ssize_t Hp, Wp                # GEMM pixel grid (i, j)
     Py_ssize_t oy0, oys, ox0, oxs    # where pixel (i, j) lands in the output
-    Py_ssize_t a_offset              # this problem's packed weights in wpack
+    Py_ssize_t a_offset              # this problem's packed weights
     Py_ssize_t T, K, nkb, nbands     # taps, reduction length, K blocks, bands
     Py_ssize_t items                 # work items: N * groups * nmb * nbands
     bint in_place_b                  # 1x1, stride 1, no offset: the input is the band
     bint in_place_c                  # pixel mode, no padding columns: output written in place
     Band band
     Py_ssize_t *koff                 # offset of K row (c, th, tw) of a K block in the band
+    Py_ssize_t *wkoff                # ... and in the raw weights (c*sc + wtap), per block
 
 
 cdef struct Layer:
@@ -97,19 +104,26 @@ cdef struct Layer:
     Py_ssize_t rows                  # grid rows per band (at most)
     Py_ssize_t npanels, ppb, nmb     # channel panels per group, per channel block; blocks
     Py_ssize_t kmax                  # most K rows of a block over all problems
+    Py_ssize_t sg, sm, sc            # weight strides of a group, output and input channel
+    Py_ssize_t rows_p                # packed weight rows of a group (padded to NR: channels)
+    Py_ssize_t packed_size           # elements of the packed weights of all problems
     Py_ssize_t ws_band, ws_c, ws     # per-thread buffer: band, C block, total (elements)
+    Py_ssize_t ws_pack               # more per thread for raw weights (channel mode packs)
     Py_ssize_t *ktab                 # ktab[r * kmax + k] = k * r, r <= max(mr, nr)
 
 
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
-                         const Py_ssize_t *aoff, const floating *b, const Py_ssize_t *boff,
-                         floating *c, Py_ssize_t ldc, Py_ssize_t nr, const floating *bias,
+                         const Py_ssize_t *aoff, Py_ssize_t lda, const floating *b,
+                         const Py_ssize_t *boff, floating *c, Py_ssize_t ldc, Py_ssize_t nr,
+                         const floating *bias, const floating *bias_col,
                          int accumulate) noexcept nogil:
     """The mr x NR tile of variant isa (the one place the dtype picks a symbol)."""
     if floating is float:
-        cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
+        cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
+                                     accumulate)
     else:
-        cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, b, boff, c, ldc, nr, bias, accumulate)
+        cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
+                                     accumulate)
 
 
 cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
@@ -122,20 +136,24 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
     L.Cg = L.C_in // L.groups
     L.Mg = L.C_out // L.groups
     L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
+    L.rows_p = L.Mg if L.mode == PIXELS else L.npanels * L.nr
     L.nmb = cdiv(L.npanels, L.ppb)
     L.kmax = 1
+    L.packed_size = 0
     for p in range(nprob):
         pr = &probs[p]
         pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
         pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
         pr.oy0, pr.oys = problems[p, 6], problems[p, 7]
         pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]
-        pr.a_offset = problems[p, 10]
-        pr.offh = &taps[problems[p, 11]]
-        pr.offw = &taps[problems[p, 11] + pr.KH]
+        pr.offh = &taps[problems[p, 10]]
+        pr.offw = &taps[problems[p, 10] + pr.KH]
+        pr.wtap = &taps[problems[p, 10] + pr.KH + pr.KW]
         pr.koff = NULL
         pr.T = pr.KH * pr.KW
         pr.K = L.Cg * pr.T
+        pr.a_offset = L.packed_size
+        L.packed_size += L.groups * L.rows_p * pr.K
         pr.nkb = cdiv(L.Cg, L.cpb)
         pr.nbands = cdiv(pr.Hp, L.rows)
         pr.items = L.N * L.groups * L.nmb * pr.nbands
@@ -161,9 +179,13 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
             pix = L.rows * pr.Wp
             c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
         total += pr.items
-    L.ws_band = band_max
-    L.ws_c = c_max
-    L.ws = band_max + c_max
+    # Each part of a thread's buffer starts on a cache line (so do the threads' buffers).
+    L.ws_band = round_line(band_max, itemsize)
+    L.ws_c = round_line(c_max, itemsize)
+    L.ws = L.ws_band + L.ws_c
+    # Raw weights: pixel mode reads them in place (lda = their row stride); channel mode
+    # packs one NR panel at a time.
+    L.ws_pack = 0 if L.mode == PIXELS else L.kmax * L.nr
     return total
 
 
@@ -180,7 +202,8 @@ cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
     for p in range(nprob):
         pr = &probs[p]
         pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
-        if pr.koff == NULL:
+        pr.wkoff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+        if pr.koff == NULL or pr.wkoff == NULL:
             return -1
         k = 0
         for c in range(min(L.cpb, L.Cg)):
@@ -191,6 +214,7 @@ cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
                     else:
                         pr.koff[k] = c * pr.band.chan_stride + tap_offset(
                             &pr.band, pr.offh[th], pr.offw[tw])
+                    pr.wkoff[k] = c * L.sc + pr.wtap[th * pr.KW + tw]
                     k += 1
     return 0
 
@@ -200,36 +224,71 @@ cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
     PyMem_RawFree(L.ktab)
     for p in range(nprob):
         PyMem_RawFree(probs[p].koff)
+        PyMem_RawFree(probs[p].wkoff)
+
+
+cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_ssize_t gi,
+                      Py_ssize_t pan0, Py_ssize_t pan1, Py_ssize_t c0, Py_ssize_t c1,
+                      floating *dst) noexcept nogil:
+    """Pack weight panels pan0..pan1 of group gi, for the K block of input channels c0..c1.
+
+    A[g, m, (c, t)] = w[g*sg + m*sm + c*sc + wtap[t]] (t: the problem's taps; wkoff holds
+    c*sc + wtap[t] relative to the block's first channel), laid out as
+    the micro-kernel reads it, panel after panel: pixel mode, panel rows r0..r0+r, k-major:
+    dst[(r0 - first r0)*kcb + kk*r + i] = A[g, r0 + i, k0 + kk]; channel mode, NR-wide
+    panels (zero past Mg): dst[(p - pan0)*kcb*NR + kk*NR + lane] = A[g, p*NR + lane, k0 + kk].
+    """
+    cdef Py_ssize_t kcb = (c1 - c0) * pr.T
+    cdef const Py_ssize_t *wkoff = pr.wkoff
+    cdef Py_ssize_t pan, r0, r, i, m, kk
+    cdef Py_ssize_t rbase = split_start(pan0, L.Mg, L.npanels) if L.mode == PIXELS else pan0 * L.nr
+    cdef const floating *wm
+    cdef floating *d
+    for pan in range(pan0, pan1):
+        if L.mode == PIXELS:
+            r0 = split_start(pan, L.Mg, L.npanels)
+            r = split_start(pan + 1, L.Mg, L.npanels) - r0
+        else:
+            r0 = pan * L.nr
+            r = L.nr
+        d = dst + (r0 - rbase) * kcb
+        for i in range(r):
+            m = r0 + i
+            if m >= L.Mg:
+                for kk in range(kcb):
+                    d[kk * r + i] = 0
+                continue
+            wm = w + gi * L.sg + m * L.sm + c0 * L.sc
+            for kk in range(kcb):
+                d[kk * r + i] = wm[wkoff[kk]]
 
 
 cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,
                      floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
-                     Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t,
-                     const floating *bias) noexcept nogil:
-    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] (+ bias[m]) for m < M,
-    u < R, t < Wp: a C block to its place in the output (rows of channels, or transposed)."""
+                     Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t) noexcept nogil:
+    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] for m < M, u < R,
+    t < Wp: a C block to its place in the output (rows of channels, or transposed)."""
     cdef Py_ssize_t m, u, t
-    cdef floating bv
     cdef floating *om
     cdef const floating *cm
     for m in range(M):
-        bv = bias[m] if bias != NULL else 0
         for u in range(R):
             om = o + m * os_m + o0 + u * os_u
             cm = c + m * cs_m + u * cs_u
             if os_t == 1 and cs_t == 1:
                 for t in range(Wp):
-                    om[t] = cm[t] + bv
+                    om[t] = cm[t]
             else:
                 for t in range(Wp):
-                    om[t * os_t] = cm[t * cs_t] + bv
+                    om[t * os_t] = cm[t * cs_t]
 
 
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
-                      Py_ssize_t mb, Py_ssize_t band, const floating *x,
-                      const floating *wpack, const floating *bias, floating *out,
+                      Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
+                      bint packed, const floating *bias, floating *out,
                       floating *ws) noexcept nogil:
-    """Pixel mode: C[channels x band pixels] for one work item. See the module docstring."""
+    """Pixel mode: C[channels x band pixels] for one work item. See the module docstring.
+    w: the packed weights, or (packed false) the raw ones, read in place."""
     cdef const Band *bd = &pr.band
     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
     cdef Py_ssize_t i0 = band * L.rows
@@ -242,13 +301,14 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
-    cdef const floating *a_g = wpack + pr.a_offset + gi * L.Mg * pr.K
+    cdef const floating *a_g = w + pr.a_offset + gi * L.rows_p * pr.K
     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
     cdef const floating *bp
+    cdef const floating *a_k
     cdef const Py_ssize_t *boff
     cdef floating *cp
     cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
@@ -262,6 +322,10 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
         else:
             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
             src = bbuf
+        if packed:
+            a_k = a_g + k0 * L.rows_p + row0 * kcb
+        else:
+            a_k = w + gi * L.sg + row0 * L.sm + c0 * L.sc
         for jt in range(ntiles):
             j0 = jt * L.nr
             jn = min(L.nr, flat - j0)
@@ -283,16 +347,22 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 else:
                     cp = cbuf + (r0 - row0) * cpitch + j0
                     ldc = cpitch
-                ukernel(L.isa, r, kcb, a_g + k0 * L.Mg + r0 * kcb, L.ktab + r * L.kmax, bp,
-                        boff, cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, kb > 0)
+                if packed:
+                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1,
+                            bp, boff, cp, ldc, jn,
+                            (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0)
+                else:
+                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff,
+                            cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL,
+                            kb > 0)
     if not pr.in_place_c:
         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
-                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs, NULL)
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
 cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
-                        Py_ssize_t mb, Py_ssize_t band, const floating *x,
-                        const floating *wpack, const floating *bias, floating *out,
+                        Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
+                        bint packed, const floating *bias, floating *out,
                         floating *ws) noexcept nogil:
     """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
     cdef const Band *bd = &pr.band
@@ -303,14 +373,17 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
     cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
     cdef Py_ssize_t cp0 = mb * L.ppb
     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
-    cdef Py_ssize_t ncp = L.npanels
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
-    cdef const floating *b_g = wpack + pr.a_offset + gi * ncp * L.nr * pr.K
+    cdef const floating *b_g = w + pr.a_offset + gi * L.rows_p * pr.K
+    cdef const floating *b_k
+    cdef floating *pbuf = ws + L.ws
     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co
+    cdef const floating *bias_c
+    cdef floating bias_pad[64]          # NR <= 32 lanes
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -321,25 +394,39 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
         else:
             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
             src = bbuf
-        for u in range(R):
-            for pp in range(npp):
-                t0 = split_start(pp, pr.Wp, npp)
-                r = split_start(pp + 1, pr.Wp, npp) - t0
-                for cpn in range(cp0, cp1):
-                    ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff,
-                            b_g + k0 * ncp * L.nr + cpn * kcb * L.nr, L.ktab + L.nr * L.kmax,
+        # Weight panel outer: it stays in L1 while the band's pixel tiles stream past.
+        for cpn in range(cp0, cp1):
+            if packed:
+                b_k = b_g + k0 * L.rows_p + cpn * kcb * L.nr
+            else:
+                pack_panels(L, pr, w, gi, cpn, cpn + 1, c0, c1, pbuf)
+                b_k = pbuf
+            # Summing starts from the bias, as in pixel mode (both round alike); a last,
+            # partial panel's bias is read from a zero-padded copy.
+            bias_c = NULL
+            if bias != NULL and kb == 0:
+                bias_c = bias + gi * L.Mg + cpn * L.nr
+                if (cpn + 1) * L.nr > L.Mg:
+                    for lane in range(L.nr):
+                        bias_pad[lane] = bias_c[lane] if cpn * L.nr + lane < L.Mg else 0
+                    bias_c = bias_pad
+            for u in range(R):
+                for pp in range(npp):
+                    t0 = split_start(pp, pr.Wp, npp)
+                    r = split_start(pp + 1, pr.Wp, npp) - t0
+                    ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
+                            L.ktab + L.nr * L.kmax,
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
-                            NULL, kb > 0)
+                            NULL, bias_c, kb > 0)
     for cpn in range(cp0, cp1):
         co = cpn * L.nr
         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
                    HWo, min(L.nr, L.Mg - co), R, pr.Wp,
-                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
-                   (bias + gi * L.Mg + co) if bias != NULL else NULL)
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
 cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,
-                   const floating *wpack, const floating *bias, floating *out,
+                   const floating *w, bint packed, const floating *bias, floating *out,
                    floating *ws) noexcept nogil:
     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
     cdef Py_ssize_t band = item % pr.nbands
@@ -347,9 +434,20 @@ cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const flo
     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
     if L.mode == PIXELS:
-        pixels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+        pixels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws)
     else:
-        channels_item(L, pr, n, gi, mb, band, x, wpack, bias, out, ws)
+        channels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws)
+
+
+cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t item,
+                            const floating *x, const floating *w, bint packed,
+                            const floating *bias, floating *out, floating *ws) noexcept nogil:
+    """Work item `item` of the whole call: find its problem, then run it."""
+    cdef Py_ssize_t p = 0
+    while item >= probs[p].items:
+        item -= probs[p].items
+        p += 1
+    run_item(L, &probs[p], item, x, w, packed, bias, out, ws)
 
 
 cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
@@ -374,8 +472,9 @@ def tile(int isa, Py_ssize_t itemsize):
 def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
-    """Per-thread workspace (elements) and work items of igemm() with these arguments.
-    shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
+    """(per-thread workspace with packed weights, the same with raw weights, work items) of
+    IGemm with these arguments, in elements. shape: N, C_in, H, W, C_out, H_out, W_out,
+    groups."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
     cdef Py_ssize_t nprob = problems.shape[0], items
@@ -384,97 +483,126 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
         raise MemoryError()
     try:
         items = setup(&L, probs, nprob, problems, taps, itemsize)
-        return L.ws, items
+        return L.ws, L.ws + L.ws_pack, items
     finally:
         PyMem_Free(probs)
 
 
-def pack_weights(const floating[:, :, ::1] a, floating[::1] dst, Py_ssize_t taps,
-                 Py_ssize_t cpb, int mode, Py_ssize_t width):
-    """Pack A[g, m, k] (groups x Mg x K, K = channels * taps) into the layout the kernels read.
-
-    K blocks: the input channels split evenly into cdiv(channels, cpb) blocks.
-    Pixel mode (width = MR): per group, K block and MR panel (Mg split evenly into panels of
-    at most MR rows), k-major: dst[g*Mg*K + k0*Mg + r0*kcb + kk*r + i] = A[g, r0 + i, k0 + kk].
-    Channel mode (width = NR): per group, K block and NR-wide panel of channels (zero past
-    Mg): dst[g*P*K + k0*P + p*kcb*NR + kk*NR + lane] = A[g, p*NR + lane, k0 + kk], P =
-    cdiv(Mg, NR)*NR. Returns the number of elements written (dst may be larger).
-    """
-    cdef Py_ssize_t G = a.shape[0], Mg = a.shape[1], K = a.shape[2]
-    cdef Py_ssize_t channels = K // taps
-    cdef Py_ssize_t nkb = cdiv(channels, cpb)
-    cdef Py_ssize_t npanels = cdiv(Mg, width)
-    cdef Py_ssize_t rows_p = Mg if mode == PIXELS else npanels * width
-    cdef Py_ssize_t gi, kb, k0, kcb, pan, r0, r, kk, i, m
-    cdef floating *d
-    if dst.shape[0] < G * rows_p * K:
-        raise ValueError(f"dst has {dst.shape[0]} elements, expected {G * rows_p * K}")
-    with nogil:
-        for gi in range(G):
-            for kb in range(nkb):
-                k0 = split_start(kb, channels, nkb) * taps
-                kcb = split_start(kb + 1, channels, nkb) * taps - k0
-                for pan in range(npanels):
-                    if mode == PIXELS:
-                        r0 = split_start(pan, Mg, npanels)
-                        r = split_start(pan + 1, Mg, npanels) - r0
-                    else:
-                        r0 = pan * width
-                        r = width
-                    d = &dst[gi * rows_p * K + k0 * rows_p + r0 * kcb]
-                    for kk in range(kcb):
-                        for i in range(r):
-                            m = r0 + i
-                            d[kk * r + i] = a[gi, m, k0 + kk] if m < Mg else 0
-    return G * rows_p * K
-
-
-def igemm(const floating[:, :, :, ::1] x, const floating[::1] wpack, const floating[::1] bias,
-          floating[:, :, :, ::1] out, Py_ssize_t groups, const Py_ssize_t[:, ::1] problems,
-          const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t cpb, Py_ssize_t rows,
-          Py_ssize_t ppb, floating[::1] ws, int nthreads):
-    """Run the problems of one convolution (module docstring) on nthreads threads.
-
-    x (N, C_in, H, W); wpack: pack_weights of every problem at its a_offset; bias (C_out,)
-    or None; out (N, C_out, H_out, W_out), every element written exactly once; problems: one
-    row of PROBLEM_FIELDS each, taps holding offh then offw at taps_offset; mode:
-    MODE_PIXELS or MODE_CHANNELS; cpb: input channels per K block; rows: grid rows per band;
-    ppb: panels per channel block; ws: nthreads * workspace_elems(...)[0] elements.
-    Assumes (the planner's tables): the problems cover the output exactly once.
-    """
-    cdef Layer L = layer_of(x.shape[0], x.shape[1], x.shape[2], x.shape[3], out.shape[1],
-                            out.shape[2], out.shape[3], groups, mode, isa, sizeof(floating),
-                            cpb, rows, ppb)
-    cdef Py_ssize_t nprob = problems.shape[0], p, total, item, local
+cdef class IGemm:
+    """One convolution's GEMM problems, prepared once (geometry, offset tables) and run many
+    times. Arguments as for workspace_elems(), plus the weight's strides: (sg, sm, sc), the
+    elements between groups, output channels and input channels in the weight array
+    (conv2d's (C_out, Cg, kh, kw): (Mg*Cg*kh*kw, Cg*kh*kw, kh*kw); conv_transpose2d's
+    (C_in, Mg, kh, kw): (Cg*Mg*kh*kw, kh*kw, Mg*kh*kw)). Planned once per layer geometry by
+    cconv._planner."""
+    cdef Layer L
     cdef Problem *probs
-    cdef floating *wsp
-    cdef const floating *bias_p = NULL
-    if bias is not None:
-        bias_p = &bias[0]
-    probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
-    if probs == NULL:
-        raise MemoryError()
-    for p in range(nprob):
-        probs[p].koff = NULL
-    L.ktab = NULL
-    try:
-        total = setup(&L, probs, nprob, problems, taps, sizeof(floating))
-        if ws.shape[0] < nthreads * L.ws:
-            raise ValueError(f"ws has {ws.shape[0]} elements, expected {nthreads * L.ws}")
-        if total == 0:
-            return
-        if alloc_tables(&L, probs, nprob) != 0:
+    cdef Py_ssize_t nprob, total
+    cdef object keep               # the tables the problems point into
+    cdef readonly Py_ssize_t workspace_elems, workspace_elems_raw, packed_size
+
+    def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
+                  const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
+                  Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb, Py_ssize_t sg,
+                  Py_ssize_t sm, Py_ssize_t sc):
+        cdef Py_ssize_t p
+        self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
+                          shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+        self.L.sg, self.L.sm, self.L.sc = sg, sm, sc
+        self.nprob = problems.shape[0]
+        self.keep = (problems, taps)
+        self.probs = <Problem *> PyMem_Malloc(max(self.nprob, 1) * sizeof(Problem))
+        if self.probs == NULL:
             raise MemoryError()
+        for p in range(self.nprob):
+            self.probs[p].koff = self.probs[p].wkoff = NULL
+        self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize)
+        self.workspace_elems = self.L.ws
+        self.workspace_elems_raw = self.L.ws + self.L.ws_pack
+        self.packed_size = self.L.packed_size
+        if alloc_tables(&self.L, self.probs, self.nprob) != 0:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self.probs != NULL:
+            free_tables(&self.L, self.probs, self.nprob)
+            PyMem_Free(self.probs)
+
+    cdef void check(self, Py_ssize_t w_size, Py_ssize_t itemsize, bint packed) except *:
+        """The weights (packed or raw) and the dtype match what was prepared."""
+        cdef Layer *L = &self.L
+        if L.nr != cc_gemm_nr(L.isa, itemsize):
+            raise TypeError("IGemm: the arrays' dtype is not the one it was prepared for")
+        if packed and w_size < L.packed_size:
+            raise ValueError(f"packed weights have {w_size} elements, expected "
+                             f"{L.packed_size}")
+        if not packed and w_size < L.groups * L.sg:
+            raise ValueError(f"weights have {w_size} elements, expected {L.groups * L.sg}")
+
+    def pack(self, const floating[::1] w, floating[::1] dst):
+        """Pack the raw weights w (C-contiguous, flattened) for run(..., packed=True): every
+        problem, group, K block and panel, in the order run reads them."""
+        cdef Layer *L = &self.L
+        cdef Problem *pr
+        cdef Py_ssize_t p, gi, kb, c0, c1
+        self.check(w.shape[0], sizeof(floating), False)
+        if dst.shape[0] < L.packed_size:
+            raise ValueError(f"dst has {dst.shape[0]} elements, expected {L.packed_size}")
+        with nogil:
+            for p in range(self.nprob):
+                pr = &self.probs[p]
+                for gi in range(L.groups):
+                    for kb in range(pr.nkb):
+                        c0 = split_start(kb, L.Cg, pr.nkb)
+                        c1 = split_start(kb + 1, L.Cg, pr.nkb)
+                        pack_panels(L, pr, &w[0], gi, 0, L.npanels, c0, c1,
+                                    &dst[pr.a_offset + gi * L.rows_p * pr.K
+                                         + c0 * pr.T * L.rows_p])
+
+    def run(self, const floating[:, :, :, ::1] x, const floating[::1] w, bint packed,
+            const floating[::1] bias, floating[:, :, :, ::1] out, floating[::1] ws,
+            int nthreads):
+        """Compute out from x (module docstring) on nthreads threads.
+
+        x (N, C_in, H, W) and out (N, C_out, H_out, W_out) as prepared; w: pack()'s result
+        (packed true) or the raw weights, flattened (packed false: each work item packs the
+        panels it uses into its workspace); bias (C_out,) or None; ws: nthreads *
+        (workspace_elems if packed else workspace_elems_raw) elements, plus a cache line.
+        Every element of out is written exactly once."""
+        cdef Layer *L = &self.L
+        cdef Problem *probs = self.probs
+        cdef Py_ssize_t item, per_thread = L.ws if packed else L.ws + L.ws_pack
+        cdef Py_ssize_t slack = 64 // sizeof(floating)
+        cdef floating *ws0
+        cdef floating *wsp
+        cdef const floating *bias_p = NULL
+        if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
+                or x.shape[3] != L.W or out.shape[0] != L.N or out.shape[1] != L.C_out
+                or out.shape[2] != L.H_out or out.shape[3] != L.W_out):
+            raise ValueError("IGemm.run: arrays do not match the prepared geometry")
+        if bias is not None and bias.shape[0] != L.C_out:
+            raise ValueError(f"bias has {bias.shape[0]} elements, expected {L.C_out}")
+        self.check(w.shape[0], sizeof(floating), packed)
+        if ws.shape[0] < nthreads * per_thread + slack:
+            raise ValueError(f"ws has {ws.shape[0]} elements, expected "
+                             f"{nthreads * per_thread + slack}")
+        if self.total == 0:
+            return
+        if bias is not None:
+            bias_p = &bias[0]
+        ws0 = line_aligned(&ws[0])
+        if nthreads == 1:
+            # No parallel region for one thread: it would cost more than a tiny layer.
+            with nogil:
+                for item in range(self.total):
+                    run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
+                               &out[0, 0, 0, 0], ws0)
+            return
+        # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
+        # next item. Each item is still computed by one thread in a fixed order, so the result
+        # does not depend on which thread took it.
         with nogil, parallel(num_threads=nthreads):
-            wsp = &ws[threadid() * L.ws] if L.ws > 0 else NULL
-            for item in prange(total, schedule="static"):
-                local = item
-                p = 0
-                while local >= probs[p].items:
-                    local = local - probs[p].items
-                    p = p + 1
-                run_item(&L, &probs[p], local, &x[0, 0, 0, 0], &wpack[0], bias_p,
-                         &out[0, 0, 0, 0], wsp)
-    finally:
-        free_tables(&L, probs, nprob)
-        PyMem_Free(probs)
+            wsp = ws0 + threadid() * per_thread
+            for item in prange(self.total, schedule="dynamic", chunksize=1):
+                run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
+                           &out[0, 0, 0, 0], wsp)

@@ -19,12 +19,12 @@
 #define CC_BODY "gemm_tables.h"
 #include "instantiate.h"
 
-typedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, const float *,
-                               const Py_ssize_t *, float *, Py_ssize_t, Py_ssize_t,
-                               const float *, int);
-typedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, const double *,
-                               const Py_ssize_t *, double *, Py_ssize_t, Py_ssize_t,
-                               const double *, int);
+typedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
+                               const float *, const Py_ssize_t *, float *, Py_ssize_t,
+                               Py_ssize_t, const float *, const float *, int);
+typedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, Py_ssize_t,
+                               const double *, const Py_ssize_t *, double *, Py_ssize_t,
+                               Py_ssize_t, const double *, const double *, int);
 
 /* Assumes: 0 <= isa < CC_NUM_ISAS and 1 <= mr <= cc_isa_mr_max(isa). */
 static inline cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)

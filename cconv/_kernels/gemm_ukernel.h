@@ -4,13 +4,19 @@
  *
  *     C[MR x NR] = (accumulate ? C : bias) + A[MR x kc] * B[kc x NR]      NR = 2 vectors
  *
- *   A  a[aoff[k] + i]     broadcast, one scalar per row and k
+ * The bias is per row (bias[i], pixels in lanes) or per column (bias_col[j], channels in
+ * lanes; NR readable entries), or absent; summing starts from it in either orientation, so
+ * both orientations round alike.
+ *
+ *   A  a[aoff[k] + i*lda] broadcast, one scalar per row and k
  *   B  b[boff[k] + j]     two vector loads per k
  *   C  c[i * ldc + j]     j < nr (nr < NR only for a last, partial tile: through a stack tile)
  *
  * The offset tables let both operands be read where they lie: packed weights (aoff[k] = k*MR,
- * or boff[k] = k*NR), a 1x1 layer's input (boff[k] = k*H*W), or the zero-padded band buffer
- * of the driver (one offset per input channel and tap), so there is no im2col matrix.
+ * lda = 1, or boff[k] = k*NR), the weight array itself (one offset per input channel and tap,
+ * lda = the weight's row stride), a 1x1 layer's input (boff[k] = k*H*W), or the zero-padded
+ * band buffer of the driver (one offset per input channel and tap): no im2col matrix, and no
+ * packing pass over the weights for a one-off call.
  *
  * The accumulators are MR x 2 named vectors (CC_ROWS x-macros), which GCC and Clang keep in
  * registers; an array of accumulators is not reliably register-allocated.
@@ -25,14 +31,17 @@
 
 #define CC_DECL(i) CC_V c##i##a, c##i##b;
 #define CC_INIT(i) c##i##a = c##i##b = zero + (bias ? bias[i] : (CC_T)0);
+#define CC_INIT_COL(i) c##i##a = bc0; c##i##b = bc1;
 #define CC_LOAD(i) c##i##a = CC_LOADU(cs + (i) * cs_ld); c##i##b = CC_LOADU(cs + (i) * cs_ld + CC_VL);
-#define CC_FMA(i) { const CC_T ai = ak[i]; c##i##a += b0 * ai; c##i##b += b1 * ai; }
+#define CC_FMA(i) { const CC_T ai = ak[(i) * lda]; c##i##a += b0 * ai; c##i##b += b1 * ai; }
 #define CC_STORE(i) CC_STOREU(cs + (i) * cs_ld, c##i##a); CC_STOREU(cs + (i) * cs_ld + CC_VL, c##i##b);
 
 CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a,
-                            const Py_ssize_t *restrict aoff, const CC_T *restrict b,
+                            const Py_ssize_t *restrict aoff, Py_ssize_t lda,
+                            const CC_T *restrict b,
                             const Py_ssize_t *restrict boff, CC_T *restrict c, Py_ssize_t ldc,
-                            Py_ssize_t nr, const CC_T *restrict bias, int accumulate)
+                            Py_ssize_t nr, const CC_T *restrict bias,
+                            const CC_T *restrict bias_col, int accumulate)
 {
     const CC_V zero = {0};
     CC_T tile[CC_MR * CC_NR];
@@ -52,6 +61,9 @@ CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a,
     CC_CAT(CC_ROWS_, CC_MR)(CC_DECL)
     if (accumulate) {
         CC_CAT(CC_ROWS_, CC_MR)(CC_LOAD)
+    } else if (bias_col) {
+        const CC_V bc0 = CC_LOADU(bias_col), bc1 = CC_LOADU(bias_col + CC_VL);
+        CC_CAT(CC_ROWS_, CC_MR)(CC_INIT_COL)
     } else {
         CC_CAT(CC_ROWS_, CC_MR)(CC_INIT)
     }
@@ -75,6 +87,7 @@ CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a,
 #undef CC_STOREU
 #undef CC_DECL
 #undef CC_INIT
+#undef CC_INIT_COL
 #undef CC_LOAD
 #undef CC_FMA
 #undef CC_STORE

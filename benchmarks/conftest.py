@@ -1,0 +1,50 @@
+"""pytest-benchmark suite: `python -m pytest benchmarks --benchmark-only` (see README.md).
+
+Parametrized over layers x threads x contenders, chosen with --bench-layers (quick, all or
+names/substrings; default all), --bench-threads (default 1,2) and --bench-contenders
+(default all five). Peers that are not installed are skipped.
+"""
+import os
+
+import pytest
+import shapes
+
+from cconv import _bench
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("cconv benchmarks")
+    group.addoption("--bench-layers", default="all",
+                    help="layers: quick, all (default) or comma-separated names or substrings")
+    group.addoption("--bench-threads", default="1,2",
+                    help="comma-separated thread counts (default 1,2)")
+    group.addoption("--bench-contenders", default=",".join(_bench.CONTENDERS),
+                    help=f"comma-separated among {','.join(_bench.CONTENDERS)} (default all)")
+
+
+def pytest_generate_tests(metafunc):
+    config = metafunc.config
+    if "layer" in metafunc.fixturenames:
+        layers = shapes.select(config.getoption("--bench-layers"))
+        metafunc.parametrize("layer", layers, ids=[layer.name for layer in layers])
+    if "threads" in metafunc.fixturenames:
+        threads = [int(t) for t in config.getoption("--bench-threads").split(",")]
+        metafunc.parametrize("threads", threads, ids=[f"t{t}" for t in threads])
+    if "contender" in metafunc.fixturenames:
+        names = [c.strip() for c in config.getoption("--bench-contenders").split(",")]
+        bad = [c for c in names if c not in _bench.CONTENDERS]
+        if bad:
+            raise pytest.UsageError(f"--bench-contenders: unknown {bad}; expected some of "
+                                    f"{', '.join(_bench.CONTENDERS)}")
+        metafunc.parametrize("contender", names)
+
+
+def pytest_report_header(config):
+    info = _bench.machine_info()
+    lines = [f"cconv {info['cconv']}: {info['cpu']}, {info['cpus_usable']} usable CPUs; "
+             f"torch {info['torch']}, onnxruntime {info['onnxruntime']}, numpy {info['numpy']}"]
+    slow = {k: os.environ[k] for k in _bench.SLOW_BLAS_ENV if k in os.environ}
+    if slow:
+        lines.append(f"WARNING: {slow} slows the numpy peer's matmul; run with "
+                     f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE")
+    return lines

@@ -1,0 +1,194 @@
+"""The benchmark instruments themselves: layers, the numpy im2col peer, the CLI, the tables.
+
+Fast (no timing thresholds, a few seconds), and independent of the peers: torch is only used
+where installed.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cconv
+from cconv import _bench, _layers, _params, _planner
+
+ROOT = Path(cconv.__file__).resolve().parents[1]
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def _direct_conv2d(x, w, b, stride, padding, dilation, groups):
+    """Slow, obviously correct float64 convolution (a sum over taps), PyTorch's semantics."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    N, C, H, W = x.shape
+    M, Cg, KH, KW = w.shape
+    Ho = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((N, M, Ho, Wo))
+    Mg = M // groups
+    for m in range(M):
+        g = m // Mg
+        for c in range(Cg):
+            for kh in range(KH):
+                for kw in range(KW):
+                    patch = xp[:, g * Cg + c, kh * dh:kh * dh + (Ho - 1) * sh + 1:sh,
+                               kw * dw:kw * dw + (Wo - 1) * sw + 1:sw]
+                    out[:, m] += w[m, c, kh, kw] * patch
+        if b is not None:
+            out[:, m] += b[m]
+    return out
+
+
+# Small geometries that break im2col bookkeeping: non-square kernels, asymmetric stride,
+# padding and dilation, groups, prime sizes.
+SMALL = [
+    _layers.Layer("small.a", "test", 2, 3, 7, 5, 4, (3, 2), (2, 1), (1, 0), (1, 2), 1),
+    _layers.Layer("small.g", "test", 1, 6, 9, 11, 4, (3, 3), (1, 2), (2, 1), (2, 1), 2),
+    _layers.Layer("small.dw", "test", 1, 5, 8, 7, 5, (3, 3), (2, 2), (1, 1), (1, 1), 5),
+    _layers.Layer("small.1x1", "test", 3, 4, 5, 5, 7, (1, 1)),
+]
+SMALL_T = [
+    _layers.Layer("small.t", "test", 2, 4, 5, 6, 3, (4, 3), (2, 3), (1, 0), (1, 2), 1,
+                  True, (1, 2)),
+    _layers.Layer("small.tg", "test", 1, 6, 4, 4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 2,
+                  True, (1, 0)),
+]
+
+
+@pytest.mark.parametrize("layer", SMALL, ids=lambda layer: layer.name)
+def test_numpy_im2col_matches_direct_and_cconv(layer):
+    x, w, b = _bench.make_arrays(layer, np.float64)
+    kw = layer.conv_kwargs()
+    got = _bench.numpy_conv2d(x, w, b, **kw)
+    assert got.shape == layer.output_shape
+    want = _direct_conv2d(x, w, b, layer.stride, layer.padding, layer.dilation, layer.groups)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cconv.conv2d(x, w, b, **kw), want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["mnist.conv1", "resnext50.s2.3x3g32", "tinycam96.stem",
+                                  "mobilenetv2.dw56s2"])
+def test_numpy_im2col_matches_cconv_on_real_layers(name):
+    layer = _layers.by_name(name)
+    x, w, b = _bench.make_arrays(layer, np.float32)
+    got = _bench.numpy_conv2d(x, w, b, **layer.conv_kwargs())
+    ok, diff = _bench.check(got, cconv.conv2d(x, w, b, **layer.conv_kwargs()).astype(float))
+    assert ok, diff
+
+
+@pytest.mark.parametrize("layer", SMALL_T, ids=lambda layer: layer.name)
+def test_numpy_conv_transpose_is_the_adjoint_of_conv2d(layer):
+    """<conv2d(y, w), x> == <y, conv_transpose2d(x, w)>, with the transposed layer's output
+    shape as conv2d's input (output_padding makes that shape unambiguous)."""
+    rng = np.random.default_rng(1)
+    x, w, _ = _bench.make_arrays(layer, np.float64)
+    y = rng.standard_normal(layer.output_shape)
+    t = _bench.numpy_conv_transpose2d(x, w, None, **layer.conv_kwargs())
+    assert t.shape == layer.output_shape
+    c = _direct_conv2d(y, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+    assert c.shape == x.shape
+    np.testing.assert_allclose(np.vdot(c, x), np.vdot(y, t), rtol=1e-10)
+    if torch is not None:
+        want = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
+                                                    **layer.conv_kwargs()).numpy()
+        np.testing.assert_allclose(t, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("layer", _layers.LAYERS, ids=lambda layer: layer.name)
+def test_every_layer_has_a_valid_geometry(layer):
+    assert min(layer.output_shape) >= 1
+    x, w, b = _bench.make_arrays(layer, np.float32)
+    if layer.transposed:
+        out = _bench.numpy_conv_transpose2d(x, w, b, **layer.conv_kwargs())
+        if hasattr(cconv, "conv_transpose2d"):
+            assert cconv.conv_transpose2d(x, w, b, **layer.conv_kwargs()).shape == out.shape
+    else:
+        plan = _planner.plan_for_conv2d(layer.input_shape, layer.weight_shape,
+                                        **layer.conv_kwargs())
+        assert plan.algorithm in _planner.ALGORITHMS and plan.workspace_bytes >= 0
+        out = cconv.conv2d(x, w, b, **layer.conv_kwargs())
+        p = _params.conv2d_params("conv2d", layer.input_shape, layer.weight_shape,
+                                  layer.stride, (layer.padding[0],) * 2 + (layer.padding[1],) * 2,
+                                  layer.dilation, layer.groups)
+        assert p.flops == layer.flops
+    assert out.shape == layer.output_shape
+
+
+def test_layer_selection():
+    assert len(_layers.LAYERS) >= 30
+    quick = _layers.select("quick")
+    assert [layer.name for layer in quick] == [n for n in (lay.name for lay in _layers.LAYERS)
+                                               if n in _layers.QUICK]
+    kinds = {layer.kind for layer in quick}
+    assert {"dense", "1x1", "strided", "depthwise", "grouped", "dilated",
+            "transposed"} <= kinds
+    assert any(layer.N > 1 for layer in quick)
+    assert {layer.name for layer in _layers.select("mnist")} == {"mnist.conv1",
+                                                                 "mnist.conv2.b32"}
+    assert len(_layers.select("all")) == len(_layers.LAYERS)
+    with pytest.raises(ValueError, match="matches no layer"):
+        _layers.select("no-such-layer")
+
+
+def test_check_catches_a_wrong_output():
+    ref = np.ones((1, 2, 3, 3))
+    assert _bench.check(ref.astype(np.float32), ref)[0]
+    ok, diff = _bench.check(ref + 0.1, ref)
+    assert not ok and diff == pytest.approx(0.1)
+    assert not _bench.check(np.ones((1, 2, 3, 4)), ref)[0]
+
+
+def test_format_table_ratios_and_geomeans():
+    rec = {"layer": "x", "threads": 1, "flops": 2e9, "algorithm": "igemm", "plan_threads": 1,
+           "workspace_bytes": 2048, "others_cpus": 0.0,
+           "times": {"cconv-module": 0.01, "cconv-functional": 0.02, "numpy": 0.04},
+           "checks": {}, "notes": {"torch": "torch is not installed"}}
+    assert _bench.ratio(rec, "numpy", "cconv-module") == pytest.approx(4)
+    text = _bench.format_table([rec, dict(rec, layer="y", threads=2)], ["numpy", "torch"])
+    assert "200.0" in text and "4.00" in text and "2.00" in text
+    assert "torch is not installed" in text
+    assert _bench.geomeans([rec], ["numpy"])[1]["numpy:m"] == pytest.approx(4)
+
+
+def test_cli_writes_valid_json(tmp_path):
+    out = tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if k not in _bench.SLOW_BLAS_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cconv", "bench", "--layers", "mnist", "--threads", "1",
+         "--peers", "numpy", "--json", str(out), "--rounds", "2", "--target-ms", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "mnist.conv1" in proc.stdout and "numpy:m" in proc.stdout
+    data = json.loads(out.read_text())
+    assert {r["layer"] for r in data["records"]} == {"mnist.conv1", "mnist.conv2.b32"}
+    for r in data["records"]:
+        assert r["threads"] == 1 and r["algorithm"]
+        assert set(r["times"]) == {"cconv-functional", "cconv-module", "numpy"}
+        assert all(c["ok"] for c in r["checks"].values())
+    assert data["overhead"] and data["meta"]["peers"] == ["numpy"]
+
+
+def test_summary_reads_pytest_benchmark_json(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import summary
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    info = {"layer": "founding.3x3", "threads": 1, "flops": 339738624, "algorithm": "igemm",
+            "plan_threads": 1, "workspace_bytes": 196608}
+    data = {"benchmarks": [
+        {"extra_info": dict(info, contender=c), "stats": {"median": t}}
+        for c, t in (("cconv-module", 0.005), ("cconv-functional", 0.006), ("torch", 0.01))]}
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(data))
+    assert summary.main([str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "founding.3x3" in text and "2.00" in text and "1.67" in text
