@@ -141,7 +141,7 @@ def test_igemm_channels_around_the_tile(isa, dtype):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("case", [
     # (x shape, w shape, kwargs): each a distinct path of the driver
-    ((2, 5, 7, 9), (6, 5, 1, 1), {}),                                  # 1x1 in place, partial panel
+    ((2, 5, 7, 9), (6, 5, 1, 1), {}),                                  # 1x1 in place, partial tile
     ((1, 4, 4, 4), (3, 4, 1, 1), {}),                                  # 1x1 in place, 16 pixels
     ((1, 4, 5, 6), (3, 4, 1, 1), dict(stride=2)),                      # 1x1 strided: packed
     ((1, 3, 5, 6), (4, 3, 1, 1), dict(padding=1)),                     # 1x1 padded: packed
