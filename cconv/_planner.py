@@ -177,8 +177,10 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked
             compute = tiles * K * _tile_cost(rows_per)
             copy = block * rows_per * R * wp
         else:
-            npp = _cdiv(wp, mr)
-            compute = R * npp * block * K * _tile_cost(wp / npp)
+            joined = wsub == wp  # no padding columns: tiles run across rows
+            seg, nseg = (R * wp, 1) if joined else (wp, R)
+            npp = _cdiv(seg, mr)
+            compute = nseg * npp * block * K * _tile_cost(seg / npp)
             copy = block * nr * R * wp
         fill = 0 if tables.reads_input_in_place else p.Cg * (R + len(kh)) * wsub
         pack = 0 if prepacked or mode == _igemm.MODE_PIXELS else block * nr * K

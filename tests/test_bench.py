@@ -15,7 +15,8 @@ import pytest
 import cconv
 from cconv import _bench, _layers, _params, _planner
 
-ROOT = Path(cconv.__file__).resolve().parents[1]
+ROOT = Path(cconv.__file__).resolve().parents[1]   # where the imported cconv lives
+REPO = Path(__file__).resolve().parents[1]         # this checkout (benchmarks/ is here)
 
 try:
     import torch
@@ -177,11 +178,11 @@ def test_cli_writes_valid_json(tmp_path):
 
 
 def test_summary_reads_pytest_benchmark_json(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import summary
     finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+        sys.path.remove(str(REPO / "benchmarks"))
     info = {"layer": "founding.3x3", "threads": 1, "flops": 339738624, "algorithm": "igemm",
             "plan_threads": 1, "workspace_bytes": 196608}
     data = {"benchmarks": [

@@ -29,6 +29,11 @@ from libc.stdlib cimport free, malloc
 from ._band cimport Band, band_init, cdiv, fill_band, line_aligned, round_line, tap_offset
 
 
+cdef extern from "isa.h" nogil:
+    unsigned long cc_flush_denormals()
+    void cc_restore_fp_mode(unsigned long old)
+
+
 cdef extern from "dwconv_dispatch.h" nogil:
     ctypedef void (*cc_dwconv_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *,
                                       const float *, float, float *, Py_ssize_t) noexcept nogil
@@ -167,6 +172,7 @@ cdef class Depthwise:
         cdef Py_ssize_t item, total = L.N * L.C_in * L.nbands
         cdef const floating *bias_p = NULL
         cdef Py_ssize_t slack = 64 // sizeof(floating)
+        cdef unsigned long fp_mode
         cdef floating *ws0
         cdef floating *wsp
         if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
@@ -186,14 +192,18 @@ cdef class Depthwise:
         if nthreads == 1:
             # No parallel region for one thread: it would cost more than a tiny layer.
             with nogil:
+                fp_mode = cc_flush_denormals()
                 for item in range(total):
                     run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
                              ws0)
+                cc_restore_fp_mode(fp_mode)
             return
         # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
         # next item. Each item is still computed by one thread in a fixed order, so the result
         # does not depend on which thread took it.
         with nogil, parallel(num_threads=nthreads):
             wsp = ws0 + threadid() * L.ws
+            fp_mode = cc_flush_denormals()
             for item in prange(total, schedule="dynamic", chunksize=1):
                 run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff, wsp)
+            cc_restore_fp_mode(fp_mode)

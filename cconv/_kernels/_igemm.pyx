@@ -47,15 +47,20 @@ from ._band cimport (Band, band_init, cdiv, fill_band, line_aligned, round_line,
                      tap_offset)
 
 
+cdef extern from "isa.h" nogil:
+    unsigned long cc_flush_denormals()
+    void cc_restore_fp_mode(unsigned long old)
+
+
 cdef extern from "gemm_dispatch.h" nogil:
     ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
                                     const float *, const Py_ssize_t *, float *, Py_ssize_t,
                                     Py_ssize_t, const float *, const float *,
-                                    int) noexcept nogil
+                                    int, Py_ssize_t) noexcept nogil
     ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, Py_ssize_t,
                                     const double *, const Py_ssize_t *, double *, Py_ssize_t,
                                     Py_ssize_t, const double *, const double *,
-                                    int) noexcept nogil
+                                    int, Py_ssize_t) noexcept nogil
     cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)
     cc_gemm_f64_fn cc_gemm_ukernel_f64(int isa, Py_ssize_t mr)
     Py_ssize_t cc_gemm_nr(int isa, Py_ssize_t itemsize)
@@ -115,15 +120,15 @@ cdef struct Layer:
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
                          const Py_ssize_t *aoff, Py_ssize_t lda, const floating *b,
                          const Py_ssize_t *boff, floating *c, Py_ssize_t ldc, Py_ssize_t nr,
-                         const floating *bias, const floating *bias_col,
-                         int accumulate) noexcept nogil:
+                         const floating *bias, const floating *bias_col, int accumulate,
+                         Py_ssize_t pf) noexcept nogil:
     """The mr x NR tile of variant isa (the one place the dtype picks a symbol)."""
     if floating is float:
         cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
-                                     accumulate)
+                                     accumulate, pf)
     else:
         cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
-                                     accumulate)
+                                     accumulate, pf)
 
 
 cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
@@ -294,7 +299,6 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef Py_ssize_t i0 = band * L.rows
     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
-    cdef Py_ssize_t ntiles = cdiv(flat, L.nr)
     cdef Py_ssize_t pan0 = mb * L.ppb
     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
@@ -311,7 +315,8 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef const floating *a_k
     cdef const Py_ssize_t *boff
     cdef floating *cp
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, jt, j0, jn, pan, r0, r, ldc, t, kk
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, j0, jn, pan, r0, r, ldc, t, kk, lead, pf
+    cdef Py_ssize_t vbytes = L.nr // 2 * sizeof(floating)    # one vector
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -326,18 +331,25 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
             a_k = a_g + k0 * L.rows_p + row0 * kcb
         else:
             a_k = w + gi * L.sg + row0 * L.sm + c0 * L.sc
-        for jt in range(ntiles):
-            j0 = jt * L.nr
-            jn = min(L.nr, flat - j0)
+        # An input read in place: start the full tiles on a vector boundary when every
+        # channel row is aligned alike (a load across two cache lines costs about two).
+        lead = 0
+        if pr.in_place_b and (HW * sizeof(floating)) % vbytes == 0:
+            lead = ((-<Py_ssize_t> src) & (vbytes - 1)) // sizeof(floating)
+        j0 = 0
+        while j0 < flat:
+            jn = min(L.nr if (j0 > 0 or lead == 0) else lead, flat - j0)
             bp = src + j0
             boff = pr.koff
-            if pr.in_place_b and jn < L.nr:
+            pf = 2 * L.nr if pr.in_place_b else 0
+            if pr.in_place_b and j0 + L.nr > flat:
                 # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
                 for kk in range(kcb):
                     for t in range(L.nr):
                         bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
                 bp = bbuf
                 boff = L.ktab + L.nr * L.kmax
+                pf = 0
             for pan in range(pan0, pan1):
                 r0 = split_start(pan, L.Mg, L.npanels)
                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
@@ -347,14 +359,17 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 else:
                     cp = cbuf + (r0 - row0) * cpitch + j0
                     ldc = cpitch
+                # The first panel prefetches the next tiles of an input read in place.
                 if packed:
                     ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1,
                             bp, boff, cp, ldc, jn,
-                            (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0)
+                            (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0,
+                            pf if pan == pan0 else 0)
                 else:
                     ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff,
                             cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL,
-                            kb > 0)
+                            kb > 0, pf if pan == pan0 else 0)
+            j0 += jn
     if not pr.in_place_c:
         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
@@ -364,13 +379,18 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                         Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
                         bint packed, const floating *bias, floating *out,
                         floating *ws) noexcept nogil:
-    """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+    """Channel mode: C[band pixels x channels], tiles of MR pixels x NR channels. A tile's
+    pixels are consecutive in the band: within one row, or anywhere when rows have no
+    padding columns between them (then a 7x7 band is 49 pixels in tiles of 10, not 7s)."""
     cdef const Band *bd = &pr.band
     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
     cdef Py_ssize_t i0 = band * L.rows
     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
     cdef Py_ssize_t pix = L.rows * pr.Wp
-    cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+    cdef bint joined = bd.Wsub == pr.Wp
+    cdef Py_ssize_t nseg = 1 if joined else R
+    cdef Py_ssize_t seg = R * pr.Wp if joined else pr.Wp
+    cdef Py_ssize_t npp = cdiv(seg, L.mr)
     cdef Py_ssize_t cp0 = mb * L.ppb
     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
@@ -410,14 +430,14 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                     for lane in range(L.nr):
                         bias_pad[lane] = bias_c[lane] if cpn * L.nr + lane < L.Mg else 0
                     bias_c = bias_pad
-            for u in range(R):
+            for u in range(nseg):
                 for pp in range(npp):
-                    t0 = split_start(pp, pr.Wp, npp)
-                    r = split_start(pp + 1, pr.Wp, npp) - t0
+                    t0 = split_start(pp, seg, npp)
+                    r = split_start(pp + 1, seg, npp) - t0
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
                             L.ktab + L.nr * L.kmax,
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
-                            NULL, bias_c, kb > 0)
+                            NULL, bias_c, kb > 0, 0)
     for cpn in range(cp0, cp1):
         co = cpn * L.nr
         copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
@@ -573,6 +593,7 @@ cdef class IGemm:
         cdef Problem *probs = self.probs
         cdef Py_ssize_t item, per_thread = L.ws if packed else L.ws + L.ws_pack
         cdef Py_ssize_t slack = 64 // sizeof(floating)
+        cdef unsigned long fp_mode
         cdef floating *ws0
         cdef floating *wsp
         cdef const floating *bias_p = NULL
@@ -594,15 +615,19 @@ cdef class IGemm:
         if nthreads == 1:
             # No parallel region for one thread: it would cost more than a tiny layer.
             with nogil:
+                fp_mode = cc_flush_denormals()
                 for item in range(self.total):
                     run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
                                &out[0, 0, 0, 0], ws0)
+                cc_restore_fp_mode(fp_mode)
             return
         # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
         # next item. Each item is still computed by one thread in a fixed order, so the result
         # does not depend on which thread took it.
         with nogil, parallel(num_threads=nthreads):
             wsp = ws0 + threadid() * per_thread
+            fp_mode = cc_flush_denormals()
             for item in prange(self.total, schedule="dynamic", chunksize=1):
                 run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
                            &out[0, 0, 0, 0], wsp)
+            cc_restore_fp_mode(fp_mode)

@@ -21,10 +21,10 @@
 
 typedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
                                const float *, const Py_ssize_t *, float *, Py_ssize_t,
-                               Py_ssize_t, const float *, const float *, int);
+                               Py_ssize_t, const float *, const float *, int, Py_ssize_t);
 typedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, Py_ssize_t,
                                const double *, const Py_ssize_t *, double *, Py_ssize_t,
-                               Py_ssize_t, const double *, const double *, int);
+                               Py_ssize_t, const double *, const double *, int, Py_ssize_t);
 
 /* Assumes: 0 <= isa < CC_NUM_ISAS and 1 <= mr <= cc_isa_mr_max(isa). */
 static inline cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)

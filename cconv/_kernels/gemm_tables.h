@@ -91,7 +91,7 @@
 
 static void (*const CC_CAT(CC_CAT3(cc_gemm_, CC_DT, _v), CC_ID)[13])(
     Py_ssize_t, const CC_T *, const Py_ssize_t *, Py_ssize_t, const CC_T *, const Py_ssize_t *,
-    CC_T *, Py_ssize_t, Py_ssize_t, const CC_T *, const CC_T *, int) = {
+    CC_T *, Py_ssize_t, Py_ssize_t, const CC_T *, const CC_T *, int, Py_ssize_t) = {
     0,
     CC_UKNAME(1),
 #if CC_MRMAX >= 2

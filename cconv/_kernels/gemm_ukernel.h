@@ -12,6 +12,9 @@
  *   B  b[boff[k] + j]     two vector loads per k
  *   C  c[i * ldc + j]     j < nr (nr < NR only for a last, partial tile: through a stack tile)
  *
+ * pf > 0 prefetches B's rows pf elements ahead (the next tiles of an input read in place,
+ * which the hardware prefetcher cannot follow across hundreds of channel rows).
+ *
  * The offset tables let both operands be read where they lie: packed weights (aoff[k] = k*MR,
  * lda = 1, or boff[k] = k*NR), the weight array itself (one offset per input channel and tap,
  * lda = the weight's row stride), a 1x1 layer's input (boff[k] = k*H*W), or the zero-padded
@@ -41,7 +44,7 @@ CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a,
                             const CC_T *restrict b,
                             const Py_ssize_t *restrict boff, CC_T *restrict c, Py_ssize_t ldc,
                             Py_ssize_t nr, const CC_T *restrict bias,
-                            const CC_T *restrict bias_col, int accumulate)
+                            const CC_T *restrict bias_col, int accumulate, Py_ssize_t pf)
 {
     const CC_V zero = {0};
     CC_T tile[CC_MR * CC_NR];
@@ -67,12 +70,24 @@ CC_TARGET static void CC_UK(Py_ssize_t kc, const CC_T *restrict a,
     } else {
         CC_CAT(CC_ROWS_, CC_MR)(CC_INIT)
     }
-    for (Py_ssize_t k = 0; k < kc; k++) {
-        const CC_T *ak = a + aoff[k];
-        const CC_T *bk = b + boff[k];
-        const CC_V b0 = CC_LOADU(bk);
-        const CC_V b1 = CC_LOADU(bk + CC_VL);
-        CC_CAT(CC_ROWS_, CC_MR)(CC_FMA)
+    if (pf > 0) {
+        for (Py_ssize_t k = 0; k < kc; k++) {
+            const CC_T *ak = a + aoff[k];
+            const CC_T *bk = b + boff[k];
+            __builtin_prefetch(bk + pf);
+            __builtin_prefetch(bk + pf + CC_VL);
+            const CC_V b0 = CC_LOADU(bk);
+            const CC_V b1 = CC_LOADU(bk + CC_VL);
+            CC_CAT(CC_ROWS_, CC_MR)(CC_FMA)
+        }
+    } else {
+        for (Py_ssize_t k = 0; k < kc; k++) {
+            const CC_T *ak = a + aoff[k];
+            const CC_T *bk = b + boff[k];
+            const CC_V b0 = CC_LOADU(bk);
+            const CC_V b1 = CC_LOADU(bk + CC_VL);
+            CC_CAT(CC_ROWS_, CC_MR)(CC_FMA)
+        }
     }
     CC_CAT(CC_ROWS_, CC_MR)(CC_STORE)
     if (nr < CC_NR) {

@@ -145,6 +145,50 @@ static inline int cc_isa_mr_max(int isa)
     }
 }
 
+/*
+ * Subnormal numbers are flushed to zero inside the kernels (and only there: the previous mode
+ * is restored when a call returns). Without this, a layer fed subnormals runs about 150 times
+ * slower on x86 (each such operation takes a microcode assist); results differ only where
+ * values fall below 1.2e-38 (float32) or 2.2e-308 (float64). armv7 NEON always flushes.
+ */
+#if defined(CC_ARCH_X86) && defined(__SSE__)
+#include <xmmintrin.h>
+static inline unsigned long cc_flush_denormals(void)
+{
+    unsigned long old = _mm_getcsr();
+    _mm_setcsr((unsigned int)(old | 0x8040));   /* FTZ (bit 15) and DAZ (bit 6) */
+    return old;
+}
+static inline void cc_restore_fp_mode(unsigned long old) { _mm_setcsr((unsigned int)old); }
+#elif defined(__aarch64__) && defined(__GNUC__)
+static inline unsigned long cc_flush_denormals(void)
+{
+    unsigned long old;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(old));
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(old | (1UL << 24)));   /* FZ */
+    return old;
+}
+static inline void cc_restore_fp_mode(unsigned long old)
+{
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(old));
+}
+#elif defined(__arm__) && defined(__GNUC__) && defined(__ARM_FP)
+static inline unsigned long cc_flush_denormals(void)
+{
+    unsigned int old;
+    __asm__ __volatile__("vmrs %0, fpscr" : "=r"(old));
+    __asm__ __volatile__("vmsr fpscr, %0" : : "r"(old | (1U << 24)));   /* FZ */
+    return old;
+}
+static inline void cc_restore_fp_mode(unsigned long old)
+{
+    __asm__ __volatile__("vmsr fpscr, %0" : : "r"((unsigned int)old));
+}
+#else
+static inline unsigned long cc_flush_denormals(void) { return 0; }
+static inline void cc_restore_fp_mode(unsigned long old) { (void)old; }
+#endif
+
 #define CC_CAT_(a, b) a##b
 #define CC_CAT(a, b) CC_CAT_(a, b)
 #define CC_CAT3(a, b, c) CC_CAT(CC_CAT(a, b), c)

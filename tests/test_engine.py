@@ -1,0 +1,121 @@
+"""Properties of the engine itself: its two GEMM orientations round alike, the module and the
+functional call agree bitwise, and the planner keeps every layer's workspace bounded."""
+import numpy as np
+import pytest
+from conftest import random_arrays
+
+import cconv
+from cconv import _isa, _layers, _params, _planner
+
+GEOMETRIES = [
+    # (N, C_in, H, W, C_out, kernel, conv kwargs)
+    (1, 20, 9, 11, 70, (3, 3), dict(padding=1)),
+    (2, 33, 7, 7, 40, (1, 1), {}),
+    (1, 16, 15, 13, 24, (3, 2), dict(stride=2, padding=(1, 0), dilation=(1, 2))),
+    (1, 300, 5, 6, 33, (3, 3), dict(padding=1)),          # several K blocks
+    (3, 8, 12, 12, 12, (3, 3), dict(padding=1, groups=4)),
+]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_orientations_round_alike(geometry, dtype, isa):
+    """Pixels or channels along the lanes: the same products summed in the same order from
+    the bias, so bitwise the same result."""
+    N, C_in, H, W, C_out, kernel, kw = geometry
+    g = kw.get("groups", 1)
+    x, w, b = random_arrays(3, (N, C_in, H, W), (C_out, C_in // g, *kernel), True, dtype)
+    with _isa.forced(isa):
+        pixels = cconv.conv2d(x, w, b, algorithm="igemm", **kw)
+        channels = cconv.conv2d(x, w, b, algorithm="igemm_cl", **kw)
+    np.testing.assert_array_equal(pixels, channels)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_orientations_round_alike_transposed(dtype, isa):
+    x, w, b = random_arrays(4, (2, 24, 7, 6), (24, 18, 4, 3), True, dtype, channels=18)
+    kw = dict(stride=(2, 3), padding=1, output_padding=(1, 0))
+    with _isa.forced(isa):
+        pixels = cconv.conv_transpose2d(x, w, b, algorithm="igemm", **kw)
+        channels = cconv.conv_transpose2d(x, w, b, algorithm="igemm_cl", **kw)
+    np.testing.assert_array_equal(pixels, channels)
+
+
+@pytest.mark.parametrize("layer", [layer for layer in _layers.LAYERS
+                                   if layer.flops < 300e6], ids=lambda layer: layer.name)
+def test_module_equals_functional_bitwise(layer):
+    """A module (packed weights) and a functional call (raw weights, maybe another
+    orientation) give the same bits on the benchmark layers."""
+    x, w, b = random_arrays(5, layer.input_shape, layer.weight_shape, True, np.float32,
+                            channels=layer.C_out)
+    args, kwargs = layer.module_args()
+    if layer.transposed:
+        module, functional = cconv.ConvTranspose2d(*args, **kwargs), cconv.conv_transpose2d
+    else:
+        module, functional = cconv.Conv2d(*args, **kwargs), cconv.conv2d
+    module.load_state_dict({"weight": w, "bias": b})
+    np.testing.assert_array_equal(module(x), functional(x, w, b, **layer.conv_kwargs()))
+
+
+def _plans(layer, threads):
+    cconv.set_num_threads(threads)
+    fn = "conv_transpose2d" if layer.transposed else "conv2d"
+    kw = layer.conv_kwargs()
+    if layer.transposed:
+        params = _params.conv_transpose2d_geometry(
+            fn, layer.input_shape, layer.weight_shape, kw["stride"], kw["padding"],
+            kw["output_padding"], kw["groups"], kw["dilation"])
+    else:
+        params = _params.conv2d_geometry(fn, layer.input_shape, layer.weight_shape,
+                                         kw["stride"], kw["padding"], kw["dilation"],
+                                         kw["groups"])
+    return [_planner.plan(params, np.float32, prepacked=prepacked)
+            for prepacked in (True, False)]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("layer", [layer for layer in _layers.LAYERS if layer.C_in >= 16],
+                         ids=lambda layer: layer.name)
+def test_workspace_is_bounded(layer, threads):
+    """Extra memory per call, beyond input, output and packed weights: at most 1 MiB a
+    thread on every benchmark layer with 16 input channels or more, module or functional."""
+    for plan in _plans(layer, threads):
+        assert plan.workspace_bytes <= plan.threads * (1 << 20), plan
+        assert plan.threads <= threads
+
+
+def test_workspace_does_not_grow_with_the_image():
+    """The band buffer holds a few rows: a much larger image needs no more workspace per
+    thread."""
+    small = _planner.plan_for_conv2d((1, 64, 64, 64), (64, 64, 3, 3), padding=1)
+    large = _planner.plan_for_conv2d((1, 64, 1024, 1024), (64, 64, 3, 3), padding=1)
+    assert large.workspace_bytes / large.threads <= 2 * small.workspace_bytes / small.threads
+    assert large.workspace_bytes / large.threads <= 1 << 20
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_subnormals_are_flushed_inside_the_kernels_only(threads, isa):
+    """Inside a call subnormals count as zero (no slow microcode path); the caller's
+    floating-point mode is restored afterwards."""
+    cconv.set_num_threads(threads)
+    tiny = np.float32(1e-39)                      # subnormal in float32
+    x = np.full((1, 4, 40, 40), tiny, np.float32)
+    w = np.ones((8, 4, 3, 3), np.float32)
+    with _isa.forced(isa):
+        y = cconv.conv2d(x, w, padding=1)
+    assert not y.any()
+    assert np.float32(tiny) * np.float32(1.0) == tiny   # this thread's mode is back
+
+
+@pytest.mark.parametrize("offset", range(0, 17, 3))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inputs_at_any_alignment(offset, dtype, isa):
+    """A 1x1 layer reads its input in place, with tiles shifted to the input's alignment:
+    every starting address gives the same bits."""
+    x, w, b = random_arrays(6, (1, 24, 16, 16), (40, 24, 1, 1), True, dtype)
+    raw = np.empty(x.size + 32, dtype)
+    shifted = raw[offset:offset + x.size].reshape(x.shape)
+    shifted[...] = x
+    with _isa.forced(isa):
+        expected = cconv.conv2d(x, w, b, algorithm="igemm")
+        np.testing.assert_array_equal(cconv.conv2d(shifted, w, b, algorithm="igemm"), expected)
