@@ -107,36 +107,9 @@ def _plan(params, dtype, algorithm, isa, threads, prepacked):
     return _plan_igemm(params, dtype, isa, threads, algorithm, prepacked)
 
 
-def _band_bound(offh, offw, sh, sw, Wp, rows):
-    """(elements of one channel's band buffer, sub-image pitch) for bands of `rows` grid rows,
-    in Python ints: an upper bound of _band.pxd's band_init (with its slack and cache-line
-    rounding), whose Py_ssize_t products wrap for strides / dilations / paddings far beyond
-    the image on 32-bit platforms, within the sizes _params accepts (tools/test-arm.sh armv7
-    crashed on one: the buffer came out undersized and the kernel wrote past it)."""
-    span_h, span_w = max(offh) - min(offh), max(offw) - min(offw)
-    wsub = Wp + span_w // sw
-    phases = min(sh, span_h + 1) * min(sw, span_w + 1)
-    return phases * ((rows + span_h // sh) * wsub + 64 + 16), wsub
-
-
-def _igemm_bound(params, tables, mr, nr, cpb, rows, ppb):
-    """Upper bound (Python ints) of _igemm's per-thread workspace, raw weights included."""
-    p = params
-    t_col = _igemm.PROBLEM_FIELDS.index("taps_offset")
-    band = c_block = pack = 0
-    for row in tables.problems.tolist():
-        KH, KW, sh, sw, wp, t0 = row[0], row[1], row[2], row[3], row[5], row[t_col]
-        offh = tables.taps[t0:t0 + KH].tolist()
-        offw = tables.taps[t0 + KH:t0 + KH + KW].tolist()
-        elems, wsub = _band_bound(offh, offw, sh, sw, wp, rows)
-        band = max(band, min(cpb, p.Cg) * elems)
-        c_block = max(c_block, (ppb * max(mr, nr) + p.Mg) * rows * (wsub + wp))
-        pack = max(pack, cpb * KH * KW * max(mr, nr))
-    return band + c_block + pack + 64
-
-
 def _fits(elems, dtype):
-    """Whether a per-thread workspace of `elems` keeps the kernels' index arithmetic exact."""
+    """Whether a per-thread workspace of `elems` keeps the kernels' index arithmetic exact.
+    The kernels compute sizes saturating at PY_SSIZE_T_MAX, so an impossible one fails."""
     return elems * dtype.itemsize <= _params.SIZE_LIMIT
 
 
@@ -217,14 +190,13 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
             rows = _cdiv(hp_max, nb)
             for nmb in range(1, min(npanels, 4 * threads) + 1):
                 ppb = _cdiv(npanels, nmb)
-                bound = _igemm_bound(p, base, mr, nr, cpb, rows, ppb)
-                smallest = bound if smallest is None else min(smallest, bound)
-                if not _fits(bound, dtype):
-                    continue
                 ws, ws_raw, items = _igemm.workspace_elems(_shape(p), base.problems, base.taps,
                                                            mode, isa, dtype.itemsize, cpb,
                                                            rows, ppb)
                 ws = ws if prepacked else ws_raw
+                smallest = ws if smallest is None else min(smallest, ws)
+                if not _fits(ws, dtype):
+                    continue
                 if ws * dtype.itemsize > WS_BUDGET and not (rows == 1 and ppb == 1):
                     continue
                 cost, _ = _igemm_cost(p, base, mode, mr, nr, cpb, rows, ppb, threads,
@@ -262,23 +234,18 @@ def _plan_depthwise(params, dtype, isa, threads, forced):
     def workspace(rows):
         return _depthwise.workspace_elems(shape, *geometry, rows, isa, dtype.itemsize)
 
-    def bound(rows):
-        elems, wsub = _band_bound([off for _, off in th], [off for _, off in tw],
-                                  p.stride[0], p.stride[1], p.W_out, rows)
-        return elems + rows * wsub + 128
-
-    if not _fits(bound(1), dtype):
+    smallest = workspace(1)[0]
+    if not _fits(smallest, dtype):
         if forced:
-            raise _too_big(p, dtype, bound(1))
+            raise _too_big(p, dtype, smallest)
         return None
-    if not forced and workspace(1)[0] * dtype.itemsize > WS_BUDGET:
+    if not forced and smallest * dtype.itemsize > WS_BUDGET:
         return None
     rows = p.H_out
     channels = p.N * p.C_in
     if threads > 1 and 0 < channels < 4 * threads:
         rows = _cdiv(p.H_out, _cdiv(4 * threads, channels))
-    while rows > 1 and (not _fits(bound(rows), dtype)
-                        or workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4):
+    while rows > 1 and workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4:
         rows = _cdiv(rows, 2)
     ws, items = workspace(rows)
     n = _threads.threads_for(items, p.flops, threads)

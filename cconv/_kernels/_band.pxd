@@ -22,6 +22,9 @@ band, where an im2col matrix would copy it once per tap.
 
 from cython cimport floating
 
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
 
 cdef struct Band:
     Py_ssize_t H, W              # input plane
@@ -37,15 +40,30 @@ cdef struct Band:
     Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
 
 
+cdef inline Py_ssize_t mul_sat(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """a * b, or PY_SSIZE_T_MAX where that would overflow (a size no buffer can have).
+    Workspace sizes are computed with these, so a geometry too large for the platform
+    (32-bit: Py_ssize_t wraps at 2**31) comes out as too large, never as a small wrapped
+    number. Assumes: a, b >= 0."""
+    if b != 0 and a > PY_SSIZE_T_MAX // b:
+        return PY_SSIZE_T_MAX
+    return a * b
+
+
+cdef inline Py_ssize_t add_sat(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """a + b, or PY_SSIZE_T_MAX where that would overflow. Assumes: a, b >= 0."""
+    return PY_SSIZE_T_MAX if a > PY_SSIZE_T_MAX - b else a + b
+
+
 cdef inline floating *line_aligned(floating *p) noexcept nogil:
     """p rounded up to the next 64-byte cache line (the workspace has that much slack)."""
     return <floating *> ((<size_t> p + 63) & ~(<size_t> 63))
 
 
 cdef inline Py_ssize_t round_line(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
-    """n elements rounded up to whole 64-byte cache lines."""
+    """n elements rounded up to whole 64-byte cache lines (saturating, as mul_sat)."""
     cdef Py_ssize_t per_line = 64 // itemsize
-    return (n + per_line - 1) // per_line * per_line
+    return add_sat(n, per_line - 1) // per_line * per_line
 
 
 cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -92,8 +110,9 @@ cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, P
     b.nph = min(sh, ohmax - b.ohmin + 1)
     b.npw = min(sw, owmax - b.owmin + 1)
     # Whole cache lines (16 elements: 64 bytes or more), so sub-images start on one.
-    b.sub_size = ((rows + b.extra) * b.Wsub + slack + 15) // 16 * 16
-    b.chan_stride = b.nph * b.npw * b.sub_size
+    # Saturating: a span far beyond the image comes out too large, never wrapped.
+    b.sub_size = add_sat(mul_sat(rows + b.extra, b.Wsub), slack + 15) // 16 * 16
+    b.chan_stride = mul_sat(b.nph * b.npw, b.sub_size)
 
 
 cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,

@@ -43,8 +43,12 @@ from cython.parallel cimport parallel, prange, threadid
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
 
-from ._band cimport (Band, band_init, cdiv, fill_band, line_aligned, round_line, split_start,
-                     tap_offset)
+from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
+                     round_line, split_start, tap_offset)
+
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef extern from "isa.h" nogil:
@@ -172,22 +176,24 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
                          and pr.Wp == L.W_out)
         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
+        # Sizes saturate (mul_sat): too large for the platform reads as too large.
         if pr.in_place_b:
             # Only the last, partial tile of a 1x1 band is copied (pixel mode).
             band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)
         else:
-            band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+            band_max = max(band_max, mul_sat(min(L.cpb, L.Cg), pr.band.chan_stride))
         if L.mode == PIXELS:
             if not pr.in_place_c:
-                c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+                c_max = max(c_max, mul_sat(min(L.ppb * L.mr, L.Mg),
+                                           mul_sat(L.rows, pr.band.Wsub)))
         else:
-            pix = L.rows * pr.Wp
-            c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
+            pix = mul_sat(L.rows, pr.Wp)
+            c_max = max(c_max, mul_sat(min(L.ppb, L.npanels) * L.nr, pix))
         total += pr.items
     # Each part of a thread's buffer starts on a cache line (so do the threads' buffers).
     L.ws_band = round_line(band_max, itemsize)
     L.ws_c = round_line(c_max, itemsize)
-    L.ws = L.ws_band + L.ws_c
+    L.ws = add_sat(L.ws_band, L.ws_c)
     # Raw weights: pixel mode reads them in place (lda = their row stride); channel mode
     # packs one NR panel at a time.
     L.ws_pack = 0 if L.mode == PIXELS else L.kmax * L.nr
@@ -493,8 +499,8 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
     """(per-thread workspace with packed weights, the same with raw weights, work items) of
-    IGemm with these arguments, in elements. shape: N, C_in, H, W, C_out, H_out, W_out,
-    groups."""
+    IGemm with these arguments, in elements (PY_SSIZE_T_MAX where a size would overflow).
+    shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
     cdef Py_ssize_t nprob = problems.shape[0], items
@@ -503,7 +509,7 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
         raise MemoryError()
     try:
         items = setup(&L, probs, nprob, problems, taps, itemsize)
-        return L.ws, L.ws + L.ws_pack, items
+        return L.ws, add_sat(L.ws, L.ws_pack), items
     finally:
         PyMem_Free(probs)
 
@@ -538,7 +544,10 @@ cdef class IGemm:
             self.probs[p].koff = self.probs[p].wkoff = NULL
         self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize)
         self.workspace_elems = self.L.ws
-        self.workspace_elems_raw = self.L.ws + self.L.ws_pack
+        self.workspace_elems_raw = add_sat(self.L.ws, self.L.ws_pack)
+        if self.workspace_elems_raw > PY_SSIZE_T_MAX // 64:
+            raise MemoryError("IGemm: the workspace of this geometry exceeds what this "
+                              "platform can address")
         self.packed_size = self.L.packed_size
         if alloc_tables(&self.L, self.probs, self.nprob) != 0:
             raise MemoryError()
