@@ -8,14 +8,17 @@ each tap (th, tw); outside the image the input is zero (that is the padding). Fo
 grid rows [i0, i0 + R), the buffer holds, per input channel, sh*sw sub-images (only those
 some tap reads: one for a 1x1 stride-2 layer)
 
-    sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + ph, t*sw + owmin + pw]      (0 outside x)
+    sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + ph*gh, t*sw + owmin + pw*gw]   (0 outside x)
 
 with u < R + (ohmax - ohmin)//sh and t < Wsub = Wp + (owmax - owmin)//sw. In the flat index
 f = u*Wsub + j of a band pixel (row u, column j < Wp), tap (th, tw) then reads
 
-    sub[rh % sh][rw % sw][f + (rh // sh)*Wsub + rw // sw],   rh = offh - ohmin, rw = offw - owmin
+    sub[(rh % sh)/gh][(rw % sw)/gw][f + (rh // sh)*Wsub + rw // sw],
+                                                     rh = offh - ohmin, rw = offw - owmin
 
-i.e. a fixed offset per tap: contiguous vectors along j, and across rows too (columns
+where gh = gcd(sh, every rh) (likewise gw): the phases taps read are multiples of it, so a
+layer whose dilation is a multiple of its stride has one phase, not sh. That is a fixed
+offset per tap: contiguous vectors along j, and across rows too (columns
 j in [Wp, Wsub) of each row are computed and dropped). Every input element is copied once per
 band, where an im2col matrix would copy it once per tap.
 """
@@ -35,7 +38,8 @@ cdef struct Band:
     Py_ssize_t Wp                # grid columns
     Py_ssize_t Wsub              # sub-image pitch: Wp + (owmax - owmin) // sw
     Py_ssize_t slack             # zeros after each sub-image, for vector over-reads
-    Py_ssize_t nph, npw          # phases some tap reads: min(stride, span of the offsets)
+    Py_ssize_t gh, gw            # phase step: gcd of the stride and every tap's offset
+    Py_ssize_t nph, npw          # phases the taps can read: min(stride, span + 1) / step
     Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack, rounded
     Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
 
@@ -64,6 +68,13 @@ cdef inline Py_ssize_t round_line(Py_ssize_t n, Py_ssize_t itemsize) noexcept no
     """n elements rounded up to whole 64-byte cache lines (saturating, as mul_sat)."""
     cdef Py_ssize_t per_line = 64 // itemsize
     return add_sat(n, per_line - 1) // per_line * per_line
+
+
+cdef inline Py_ssize_t gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Greatest common divisor of a, b >= 0 (gcd(a, 0) == a)."""
+    while b:
+        a, b = b, a % b
+    return a
 
 
 cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -106,20 +117,29 @@ cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, P
         owmax = max(owmax, offw[i])
     b.extra = (ohmax - b.ohmin) // sh
     b.Wsub = Wp + (owmax - b.owmin) // sw
-    # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
-    b.nph = min(sh, ohmax - b.ohmin + 1)
-    b.npw = min(sw, owmax - b.owmin + 1)
+    # The phases the taps read: multiples of gh (likewise gw) below the stride and within
+    # the offsets' span. A 1x1 stride-2 layer reads one of four; a dilation that is a
+    # multiple of the stride, one.
+    b.gh = sh
+    for i in range(KH):
+        b.gh = gcd(b.gh, offh[i] - b.ohmin)
+    b.gw = sw
+    for i in range(KW):
+        b.gw = gcd(b.gw, offw[i] - b.owmin)
+    b.nph = min(sh - b.gh, ohmax - b.ohmin) // b.gh + 1
+    b.npw = min(sw - b.gw, owmax - b.owmin) // b.gw + 1
     # Whole cache lines (16 elements: 64 bytes or more), so sub-images start on one.
     # Saturating: a span far beyond the image comes out too large, never wrapped.
     b.sub_size = add_sat(mul_sat(rows + b.extra, b.Wsub), slack + 15) // 16 * 16
-    b.chan_stride = mul_sat(b.nph * b.npw, b.sub_size)
+    b.chan_stride = mul_sat(mul_sat(b.nph, b.npw), b.sub_size)
 
 
 cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,
                                   Py_ssize_t offw) noexcept nogil:
     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
-    return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+    return ((((rh % b.sh) // b.gh) * b.npw + (rw % b.sw) // b.gw) * b.sub_size
+            + (rh // b.sh) * b.Wsub
             + rw // b.sw)
 
 
@@ -138,7 +158,7 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
     for c in range(channels):
         for ph in range(b.nph):
             for u in range(nrow):
-                ih = (i0 + u) * b.sh + b.ohmin + ph
+                ih = (i0 + u) * b.sh + b.ohmin + ph * b.gh
                 for pw in range(b.npw):
                     d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
                     if ih < 0 or ih >= b.H:
@@ -148,7 +168,7 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
                     row = x + (c * b.H + ih) * b.W
                     # Sub-image column t holds input column t*sw + col0: inside for t in
                     # [lo, hi).
-                    col0 = b.owmin + pw
+                    col0 = b.owmin + pw * b.gw
                     lo = min(max(cdiv(-col0, sw), 0), Wsub)
                     hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
                     for t in range(lo):
