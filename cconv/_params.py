@@ -206,12 +206,13 @@ def check_bias(fn, bias, weight, channels):
 
 
 def check_sizes(fn, *shapes, itemsize=8):
-    """Every shape's element count (and byte count) must stay far from overflow."""
+    """Every shape's element count must stay far from overflow (the kernels index elements
+    with Py_ssize_t; on 32-bit that allows arrays of 2**27 elements: 512 MiB of float32)."""
     for shape in shapes:
         count = 1
         for s in shape:
             count *= s
-        if count * itemsize > SIZE_LIMIT:
+        if count > SIZE_LIMIT:
             raise MemoryError(f"{fn}(): an array of shape {tuple(shape)} would need "
                               f"{count * itemsize} bytes, more than this platform can "
                               f"address")
