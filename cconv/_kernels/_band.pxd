@@ -152,25 +152,27 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
     cdef Py_ssize_t nrow = R + b.extra
     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
-    cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
+    cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw, H = b.H, W = b.W, slack = b.slack
     cdef const floating *row
+    cdef floating *d0
     cdef floating *d
     for c in range(channels):
-        for ph in range(b.nph):
-            for u in range(nrow):
-                ih = (i0 + u) * b.sh + b.ohmin + ph * b.gh
-                for pw in range(b.npw):
-                    d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
-                    if ih < 0 or ih >= b.H:
+        for pw in range(b.npw):
+            # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi)
+            # (computed once per column phase: the divisions cost more than a short row).
+            col0 = b.owmin + pw * b.gw
+            lo = min(max(cdiv(-col0, sw), 0), Wsub)
+            hi = min(max(cdiv(W - col0, sw), lo), Wsub)
+            for ph in range(b.nph):
+                d0 = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size
+                for u in range(nrow):
+                    ih = (i0 + u) * b.sh + b.ohmin + ph * b.gh
+                    d = d0 + u * Wsub
+                    if ih < 0 or ih >= H:
                         for t in range(Wsub):
                             d[t] = 0
                         continue
-                    row = x + (c * b.H + ih) * b.W
-                    # Sub-image column t holds input column t*sw + col0: inside for t in
-                    # [lo, hi).
-                    col0 = b.owmin + pw * b.gw
-                    lo = min(max(cdiv(-col0, sw), 0), Wsub)
-                    hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+                    row = x + (c * H + ih) * W
                     for t in range(lo):
                         d[t] = 0
                     # Constant strides, so that the compiler vectorises the copies.
@@ -185,8 +187,6 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
                             d[t] = row[t * sw + col0]
                     for t in range(hi, Wsub):
                         d[t] = 0
-        for ph in range(b.nph):
-            for pw in range(b.npw):
-                d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
-                for t in range(b.slack):
+                d = d0 + nrow * Wsub
+                for t in range(slack):
                     d[t] = 0

@@ -86,6 +86,10 @@ cdef enum:
 MODE_PIXELS = PIXELS
 MODE_CHANNELS = CHANNELS
 
+# Pixel mode takes the weight panels in the outer loop when a K block of the band's pixels
+# is at most this big (it stays in L2 while each panel is read once); else the tiles.
+cdef Py_ssize_t PANEL_OUTER_BYTES = 128 * 1024
+
 
 cdef struct Problem:
     Py_ssize_t KH, KW, sh, sw        # taps and input strides
@@ -294,6 +298,49 @@ cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssi
                     om[t * os_t] = cm[t * cs_t]
 
 
+cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr) noexcept nogil:
+    """First pixel of tile jt of a band: tiles of NR pixels, after a first one of `lead`."""
+    if lead == 0:
+        return jt * nr
+    return 0 if jt == 0 else lead + (jt - 1) * nr
+
+
+cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py_ssize_t pan,
+                            Py_ssize_t row0, Py_ssize_t lead, Py_ssize_t flat,
+                            Py_ssize_t ntiles, Py_ssize_t kb, Py_ssize_t kcb, bint packed,
+                            const floating *a_k, const floating *src, const floating *bbuf,
+                            const floating *bias_g, floating *out_ng, Py_ssize_t i0,
+                            floating *cbuf, Py_ssize_t cpitch, bint prefetch) noexcept nogil:
+    """Pixel mode: the tile of weight panel `pan` and pixel tile `jt` for one K block.
+    prefetch: fetch the next tiles of an input read in place (the first panel of a tile)."""
+    cdef Py_ssize_t HWo = L.H_out * L.W_out
+    cdef Py_ssize_t j0 = tile_start(jt, lead, L.nr)
+    cdef Py_ssize_t jn = min(tile_start(jt + 1, lead, L.nr), flat) - j0
+    cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels)
+    cdef Py_ssize_t r = split_start(pan + 1, L.Mg, L.npanels) - r0
+    cdef const floating *bp = src + j0
+    cdef const Py_ssize_t *boff = pr.koff
+    cdef Py_ssize_t pf = 2 * L.nr if (prefetch and pr.in_place_b) else 0
+    cdef floating *cp
+    cdef Py_ssize_t ldc
+    if pr.in_place_b and j0 + L.nr > flat:
+        bp = bbuf            # the last tile, copied (pixels_item)
+        boff = L.ktab + L.nr * L.kmax
+        pf = 0
+    if pr.in_place_c:
+        cp = out_ng + r0 * HWo + i0 * L.W_out + j0
+        ldc = HWo
+    else:
+        cp = cbuf + (r0 - row0) * cpitch + j0
+        ldc = cpitch
+    if packed:
+        ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1, bp, boff,
+                cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
+    else:
+        ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff, cp, ldc,
+                jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
+
+
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
                       Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
                       bint packed, const floating *bias, floating *out,
@@ -317,11 +364,8 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
-    cdef const floating *bp
     cdef const floating *a_k
-    cdef const Py_ssize_t *boff
-    cdef floating *cp
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, j0, jn, pan, r0, r, ldc, t, kk, lead, pf
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, j0, pan, t, kk, lead, jt, ntiles
     cdef Py_ssize_t vbytes = L.nr // 2 * sizeof(floating)    # one vector
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
@@ -339,43 +383,33 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
             a_k = w + gi * L.sg + row0 * L.sm + c0 * L.sc
         # An input read in place: start the full tiles on a vector boundary when every
         # channel row is aligned alike (a load across two cache lines costs about two).
+        # Only the last tile may run past the band (it is copied): no shift for a band of
+        # less than two tiles.
         lead = 0
         if pr.in_place_b and (HW * sizeof(floating)) % vbytes == 0:
             lead = ((-<Py_ssize_t> src) & (vbytes - 1)) // sizeof(floating)
-        j0 = 0
-        while j0 < flat:
-            jn = min(L.nr if (j0 > 0 or lead == 0) else lead, flat - j0)
-            bp = src + j0
-            boff = pr.koff
-            pf = 2 * L.nr if pr.in_place_b else 0
-            if pr.in_place_b and j0 + L.nr > flat:
-                # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
-                for kk in range(kcb):
-                    for t in range(L.nr):
-                        bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
-                bp = bbuf
-                boff = L.ktab + L.nr * L.kmax
-                pf = 0
+            if flat < lead + L.nr:
+                lead = 0
+        ntiles = (lead > 0) + cdiv(flat - lead, L.nr)
+        if pr.in_place_b and flat - L.nr < tile_start(ntiles - 1, lead, L.nr):
+            # The input ends inside the last tile: copy it, zero-padded, to read NR lanes.
+            j0 = tile_start(ntiles - 1, lead, L.nr)
+            for kk in range(kcb):
+                for t in range(L.nr):
+                    bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if j0 + t < flat else 0
+        # Loop order: when the band's B block is small (a 7x7 layer), weight panel outer, so
+        # each panel is read once and the few tiles come from cache; else tile outer, so a
+        # tile (read from the input in place, prefetched) serves every panel from L1.
+        if kcb * flat * sizeof(floating) <= PANEL_OUTER_BYTES:
             for pan in range(pan0, pan1):
-                r0 = split_start(pan, L.Mg, L.npanels)
-                r = split_start(pan + 1, L.Mg, L.npanels) - r0
-                if pr.in_place_c:
-                    cp = out_ng + r0 * HWo + i0 * L.W_out + j0
-                    ldc = HWo
-                else:
-                    cp = cbuf + (r0 - row0) * cpitch + j0
-                    ldc = cpitch
-                # The first panel prefetches the next tiles of an input read in place.
-                if packed:
-                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1,
-                            bp, boff, cp, ldc, jn,
-                            (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0,
-                            pf if pan == pan0 else 0)
-                else:
-                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff,
-                            cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL,
-                            kb > 0, pf if pan == pan0 else 0)
-            j0 += jn
+                for jt in range(ntiles):
+                    pixel_tile(L, pr, jt, pan, row0, lead, flat, ntiles, kb, kcb, packed, a_k,
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, False)
+        else:
+            for jt in range(ntiles):
+                for pan in range(pan0, pan1):
+                    pixel_tile(L, pr, jt, pan, row0, lead, flat, ntiles, kb, kcb, packed, a_k,
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
     if not pr.in_place_c:
         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
