@@ -389,8 +389,7 @@ def depthwise_weight(plan, params, weight):
 def execute(plan, params, x, weight, bias, out, packed=True):
     """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
     weight: prepare_weight()'s result, or (packed false) the weight array itself, which the
-    kernel then packs panel by panel as it goes (no separate pass over large weights)."""
-    p = params
+    kernel reads in place or packs panel by panel as it goes (no pass over it first)."""
     if out.size == 0:
         return out
     if plan.kernel is not None:
