@@ -71,6 +71,8 @@ class ConvParams:
 
 def int_pair(fn, name, value, minimum):
     """`value` as a pair of ints >= minimum: an int, or a sequence of one or two ints."""
+    if type(value) is int and minimum <= value <= SIZE_LIMIT:  # the common case, fast
+        return (value, value)
     if isinstance(value, (list, tuple)):
         items = list(value)
         if len(items) == 1:
@@ -167,7 +169,11 @@ def contiguous(arr, dtype):
 
 def check_same_dtype(fn, input, weight, bias):
     """The dtype of the call: input, weight and bias must agree (PyTorch refuses mixtures)."""
-    dtype = input.dtype.newbyteorder("=")
+    dtype = input.dtype
+    if (dtype in DTYPES and weight.dtype == dtype
+            and (bias is None or bias.dtype == dtype)):  # the common case, fast
+        return dtype
+    dtype = dtype.newbyteorder("=")
     for name, arr in (("weight", weight), ("bias", bias)):
         if arr is not None and arr.dtype.newbyteorder("=") != dtype:
             raise TypeError(f"{fn}(): input has dtype {dtype} but {name} has dtype "
@@ -203,12 +209,13 @@ def check_bias(fn, bias, weight, channels):
 
 
 def check_sizes(fn, *shapes, itemsize=8):
-    """Every shape's element count (and byte count) must stay far from overflow."""
+    """Every shape's element count must stay far from overflow (the kernels index elements
+    with Py_ssize_t; on 32-bit that allows arrays of 2**27 elements: 512 MiB of float32)."""
     for shape in shapes:
         count = 1
         for s in shape:
             count *= s
-        if count * itemsize > SIZE_LIMIT:
+        if count > SIZE_LIMIT:
             raise MemoryError(f"{fn}(): an array of shape {tuple(shape)} would need "
                               f"{count * itemsize} bytes, more than this platform can "
                               f"address")
@@ -294,8 +301,35 @@ def conv_transpose2d_params(fn, x_shape, w_shape, stride, padding, output_paddin
     return params
 
 
+def _plain(value):
+    """Whether value is an int, a str, or a tuple of ints: arguments that may key a cache
+    (bools and numpy ints are excluded, so that True never hits the entry of 1)."""
+    if type(value) in (int, str):
+        return True
+    return type(value) is tuple and all(type(v) is int for v in value)
+
+
+_GEOMETRY_CACHE = {}
+
+
 def conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
-    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups."""
+    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups
+    (remembered for plain arguments: repeated calls skip the checks they already passed)."""
+    key = None
+    if _plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int:
+        key = (fn, x_shape, w_shape, stride, padding, dilation, groups)
+        params = _GEOMETRY_CACHE.get(key)
+        if params is not None:
+            return params
+    params = _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups)
+    if key is not None:
+        if len(_GEOMETRY_CACHE) >= 1024:
+            _GEOMETRY_CACHE.clear()
+        _GEOMETRY_CACHE[key] = params
+    return params
+
+
+def _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
     groups = positive_int(fn, "groups", groups)
     stride = int_pair(fn, "stride", stride, 1)
     dilation = int_pair(fn, "dilation", dilation, 1)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _isa, _threads
+from . import _isa, _params, _threads
 from ._kernels import _depthwise, _igemm
 
 ALGORITHMS = ("igemm", "igemm_cl", "depthwise")
@@ -107,6 +107,19 @@ def _plan(params, dtype, algorithm, isa, threads, prepacked):
     return _plan_igemm(params, dtype, isa, threads, algorithm, prepacked)
 
 
+def _fits(elems, dtype):
+    """Whether a per-thread workspace of `elems` keeps the kernels' index arithmetic exact.
+    The kernels compute sizes saturating at PY_SSIZE_T_MAX, so an impossible one fails."""
+    return elems * dtype.itemsize <= _params.SIZE_LIMIT
+
+
+def _too_big(params, dtype, elems):
+    return MemoryError(f"conv2d: this geometry (stride {params.stride}, dilation "
+                       f"{params.dilation}, padding {params.padding}) needs a workspace of "
+                       f"{elems * dtype.itemsize} bytes per thread, more than this platform "
+                       f"can address")
+
+
 def _shape(params):
     p = params
     return np.array([p.N, p.C_in, p.H, p.W, p.C_out, p.H_out, p.W_out, p.groups], np.intp)
@@ -137,8 +150,10 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked
             compute = tiles * K * _tile_cost(rows_per)
             copy = block * rows_per * R * wp
         else:
-            npp = _cdiv(wp, mr)
-            compute = R * npp * block * K * _tile_cost(wp / npp)
+            joined = wsub == wp  # no padding columns: tiles run across rows
+            seg, nseg = (R * wp, 1) if joined else (wp, R)
+            npp = _cdiv(seg, mr)
+            compute = nseg * npp * block * K * _tile_cost(seg / npp)
             copy = block * nr * R * wp
         fill = 0 if tables.reads_input_in_place else p.Cg * (R + len(kh)) * wsub
         pack = 0 if prepacked or mode == _igemm.MODE_PIXELS else block * nr * K
@@ -165,6 +180,7 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
     hp_max = max(hp for hp, _ in base.grid_of_problem)
     modes = [algorithm] if algorithm else list(_MODES)
     best = None
+    smallest = None
     for name in modes:
         mode = _MODES[name]
         width = mr if mode == _igemm.MODE_PIXELS else nr
@@ -178,12 +194,17 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
                                                            mode, isa, dtype.itemsize, cpb,
                                                            rows, ppb)
                 ws = ws if prepacked else ws_raw
+                smallest = ws if smallest is None else min(smallest, ws)
+                if not _fits(ws, dtype):
+                    continue
                 if ws * dtype.itemsize > WS_BUDGET and not (rows == 1 and ppb == 1):
                     continue
                 cost, _ = _igemm_cost(p, base, mode, mr, nr, cpb, rows, ppb, threads,
                                       prepacked)
                 if best is None or cost < best[0]:
                     best = (cost, name, rows, ppb, ws, items, width)
+    if best is None:
+        raise _too_big(p, dtype, smallest)
     _, name, rows, ppb, _, items, width = best
     n = _threads.threads_for(items, p.flops, threads)
     taps = p.KH * p.KW
@@ -213,7 +234,12 @@ def _plan_depthwise(params, dtype, isa, threads, forced):
     def workspace(rows):
         return _depthwise.workspace_elems(shape, *geometry, rows, isa, dtype.itemsize)
 
-    if not forced and workspace(1)[0] * dtype.itemsize > WS_BUDGET:
+    smallest = workspace(1)[0]
+    if not _fits(smallest, dtype):
+        if forced:
+            raise _too_big(p, dtype, smallest)
+        return None
+    if not forced and smallest * dtype.itemsize > WS_BUDGET:
         return None
     rows = p.H_out
     channels = p.N * p.C_in
@@ -363,8 +389,7 @@ def depthwise_weight(plan, params, weight):
 def execute(plan, params, x, weight, bias, out, packed=True):
     """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
     weight: prepare_weight()'s result, or (packed false) the weight array itself, which the
-    kernel then packs panel by panel as it goes (no separate pass over large weights)."""
-    p = params
+    kernel reads in place or packs panel by panel as it goes (no pass over it first)."""
     if out.size == 0:
         return out
     if plan.kernel is not None:

@@ -11,7 +11,7 @@ import pytest
 from reference import absolute, conv2d_module_ref, conv2d_ref, conv_transpose2d_ref
 
 import cconv
-from cconv import _isa, _planner
+from cconv import _isa, _params, _planner
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -172,6 +172,19 @@ def case_id(name, bias, **fields):
 def seed_of(*parts):
     """A stable seed from any printable parts (a test case's id)."""
     return zlib.crc32(repr(parts).encode())
+
+
+# Arguments above this are refused (ValueError, naming them) before any size arithmetic: on
+# 64-bit 2**59, on 32-bit platforms (armv7) 2**27. Tests of huge arguments expect that there.
+SIZE_LIMIT = _params.SIZE_LIMIT
+
+
+def huge_expectation(values, exc, match, names):
+    """(exception, regex) a call with these argument values raises: (exc, match) where the
+    platform takes them, else the ValueError that names one of `names` as too large."""
+    if max(abs(v) for v in values) > SIZE_LIMIT and not any(v < 0 for v in values):
+        return ValueError, rf"({names}).*too large"
+    return exc, match
 
 
 def random_arrays(seed, x_shape, w_shape, bias, dtype, channels=None):

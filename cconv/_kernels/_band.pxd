@@ -8,19 +8,25 @@ each tap (th, tw); outside the image the input is zero (that is the padding). Fo
 grid rows [i0, i0 + R), the buffer holds, per input channel, sh*sw sub-images (only those
 some tap reads: one for a 1x1 stride-2 layer)
 
-    sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + ph, t*sw + owmin + pw]      (0 outside x)
+    sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + ph*gh, t*sw + owmin + pw*gw]   (0 outside x)
 
 with u < R + (ohmax - ohmin)//sh and t < Wsub = Wp + (owmax - owmin)//sw. In the flat index
 f = u*Wsub + j of a band pixel (row u, column j < Wp), tap (th, tw) then reads
 
-    sub[rh % sh][rw % sw][f + (rh // sh)*Wsub + rw // sw],   rh = offh - ohmin, rw = offw - owmin
+    sub[(rh % sh)/gh][(rw % sw)/gw][f + (rh // sh)*Wsub + rw // sw],
+                                                     rh = offh - ohmin, rw = offw - owmin
 
-i.e. a fixed offset per tap: contiguous vectors along j, and across rows too (columns
+where gh = gcd(sh, every rh) (likewise gw): the phases taps read are multiples of it, so a
+layer whose dilation is a multiple of its stride has one phase, not sh. That is a fixed
+offset per tap: contiguous vectors along j, and across rows too (columns
 j in [Wp, Wsub) of each row are computed and dropped). Every input element is copied once per
 band, where an im2col matrix would copy it once per tap.
 """
 
 from cython cimport floating
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef struct Band:
@@ -32,9 +38,25 @@ cdef struct Band:
     Py_ssize_t Wp                # grid columns
     Py_ssize_t Wsub              # sub-image pitch: Wp + (owmax - owmin) // sw
     Py_ssize_t slack             # zeros after each sub-image, for vector over-reads
-    Py_ssize_t nph, npw          # phases some tap reads: min(stride, span of the offsets)
+    Py_ssize_t gh, gw            # phase step: gcd of the stride and every tap's offset
+    Py_ssize_t nph, npw          # phases the taps can read: min(stride, span + 1) / step
     Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack, rounded
     Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
+
+
+cdef inline Py_ssize_t mul_sat(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """a * b, or PY_SSIZE_T_MAX where that would overflow (a size no buffer can have).
+    Workspace sizes are computed with these, so a geometry too large for the platform
+    (32-bit: Py_ssize_t wraps at 2**31) comes out as too large, never as a small wrapped
+    number. Assumes: a, b >= 0."""
+    if b != 0 and a > PY_SSIZE_T_MAX // b:
+        return PY_SSIZE_T_MAX
+    return a * b
+
+
+cdef inline Py_ssize_t add_sat(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """a + b, or PY_SSIZE_T_MAX where that would overflow. Assumes: a, b >= 0."""
+    return PY_SSIZE_T_MAX if a > PY_SSIZE_T_MAX - b else a + b
 
 
 cdef inline floating *line_aligned(floating *p) noexcept nogil:
@@ -43,9 +65,16 @@ cdef inline floating *line_aligned(floating *p) noexcept nogil:
 
 
 cdef inline Py_ssize_t round_line(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
-    """n elements rounded up to whole 64-byte cache lines."""
+    """n elements rounded up to whole 64-byte cache lines (saturating, as mul_sat)."""
     cdef Py_ssize_t per_line = 64 // itemsize
-    return (n + per_line - 1) // per_line * per_line
+    return add_sat(n, per_line - 1) // per_line * per_line
+
+
+cdef inline Py_ssize_t gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Greatest common divisor of a, b >= 0 (gcd(a, 0) == a)."""
+    while b:
+        a, b = b, a % b
+    return a
 
 
 cdef inline Py_ssize_t fdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -88,19 +117,29 @@ cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, P
         owmax = max(owmax, offw[i])
     b.extra = (ohmax - b.ohmin) // sh
     b.Wsub = Wp + (owmax - b.owmin) // sw
-    # Offsets span [0, ohmax - ohmin]: a 1x1 stride-2 layer reads one phase of four.
-    b.nph = min(sh, ohmax - b.ohmin + 1)
-    b.npw = min(sw, owmax - b.owmin + 1)
+    # The phases the taps read: multiples of gh (likewise gw) below the stride and within
+    # the offsets' span. A 1x1 stride-2 layer reads one of four; a dilation that is a
+    # multiple of the stride, one.
+    b.gh = sh
+    for i in range(KH):
+        b.gh = gcd(b.gh, offh[i] - b.ohmin)
+    b.gw = sw
+    for i in range(KW):
+        b.gw = gcd(b.gw, offw[i] - b.owmin)
+    b.nph = min(sh - b.gh, ohmax - b.ohmin) // b.gh + 1
+    b.npw = min(sw - b.gw, owmax - b.owmin) // b.gw + 1
     # Whole cache lines (16 elements: 64 bytes or more), so sub-images start on one.
-    b.sub_size = ((rows + b.extra) * b.Wsub + slack + 15) // 16 * 16
-    b.chan_stride = b.nph * b.npw * b.sub_size
+    # Saturating: a span far beyond the image comes out too large, never wrapped.
+    b.sub_size = add_sat(mul_sat(rows + b.extra, b.Wsub), slack + 15) // 16 * 16
+    b.chan_stride = mul_sat(mul_sat(b.nph, b.npw), b.sub_size)
 
 
 cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,
                                   Py_ssize_t offw) noexcept nogil:
     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
-    return (((rh % b.sh) * b.npw + rw % b.sw) * b.sub_size + (rh // b.sh) * b.Wsub
+    return ((((rh % b.sh) // b.gh) * b.npw + (rw % b.sw) // b.gw) * b.sub_size
+            + (rh // b.sh) * b.Wsub
             + rw // b.sw)
 
 
@@ -113,25 +152,27 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
     cdef Py_ssize_t nrow = R + b.extra
     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
-    cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw
+    cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw, H = b.H, W = b.W, slack = b.slack
     cdef const floating *row
+    cdef floating *d0
     cdef floating *d
     for c in range(channels):
-        for ph in range(b.nph):
-            for u in range(nrow):
-                ih = (i0 + u) * b.sh + b.ohmin + ph
-                for pw in range(b.npw):
-                    d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + u * b.Wsub
-                    if ih < 0 or ih >= b.H:
+        for pw in range(b.npw):
+            # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi)
+            # (computed once per column phase: the divisions cost more than a short row).
+            col0 = b.owmin + pw * b.gw
+            lo = min(max(cdiv(-col0, sw), 0), Wsub)
+            hi = min(max(cdiv(W - col0, sw), lo), Wsub)
+            for ph in range(b.nph):
+                d0 = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size
+                for u in range(nrow):
+                    ih = (i0 + u) * b.sh + b.ohmin + ph * b.gh
+                    d = d0 + u * Wsub
+                    if ih < 0 or ih >= H:
                         for t in range(Wsub):
                             d[t] = 0
                         continue
-                    row = x + (c * b.H + ih) * b.W
-                    # Sub-image column t holds input column t*sw + col0: inside for t in
-                    # [lo, hi).
-                    col0 = b.owmin + pw
-                    lo = min(max(cdiv(-col0, sw), 0), Wsub)
-                    hi = min(max(cdiv(b.W - col0, sw), lo), Wsub)
+                    row = x + (c * H + ih) * W
                     for t in range(lo):
                         d[t] = 0
                     # Constant strides, so that the compiler vectorises the copies.
@@ -146,8 +187,6 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
                             d[t] = row[t * sw + col0]
                     for t in range(hi, Wsub):
                         d[t] = 0
-        for ph in range(b.nph):
-            for pw in range(b.npw):
-                d = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size + nrow * b.Wsub
-                for t in range(b.slack):
+                d = d0 + nrow * Wsub
+                for t in range(slack):
                     d[t] = 0

@@ -26,7 +26,12 @@ from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 
-from ._band cimport Band, band_init, cdiv, fill_band, line_aligned, round_line, tap_offset
+from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
+                     round_line, tap_offset)
+
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef extern from "isa.h" nogil:
@@ -76,8 +81,10 @@ cdef void band_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1]
     L.rows = rows
     L.nbands = cdiv(L.H_out, rows)
     L.flat = L.W_out < 4 * lanes
+    # Sizes saturate (mul_sat): too large for the platform reads as too large.
     L.ws_band = round_line(L.band.chan_stride, itemsize)
-    L.ws = L.ws_band + round_line(rows * L.band.Wsub + 4 * lanes if L.flat else 0, itemsize)
+    L.ws = add_sat(L.ws_band, round_line(add_sat(mul_sat(rows, L.band.Wsub), 4 * lanes)
+                                         if L.flat else 0, itemsize))
     if toff != NULL:
         for kh in range(KH):
             for kw in range(KW):
@@ -129,7 +136,8 @@ cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
 def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
                     const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
                     int isa, Py_ssize_t itemsize):
-    """Per-thread workspace (elements) and work items of Depthwise with these arguments.
+    """Per-thread workspace (elements; PY_SSIZE_T_MAX where a size would overflow) and work
+    items of Depthwise with these arguments.
     shape: N, C_in, H, W, C_out, H_out, W_out; offh, offw: the input row (column) of each
     tap row (column) at output 0, e.g. kh*dilation - padding."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
@@ -157,6 +165,9 @@ cdef class Depthwise:
         band_setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
                    self.toff)
         self.workspace_elems = self.L.ws
+        if self.workspace_elems > PY_SSIZE_T_MAX // 64:
+            raise MemoryError("Depthwise: the workspace of this geometry exceeds what this "
+                              "platform can address")
         self.itemsize = itemsize
 
     def __dealloc__(self):

@@ -43,8 +43,12 @@ from cython.parallel cimport parallel, prange, threadid
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
 
-from ._band cimport (Band, band_init, cdiv, fill_band, line_aligned, round_line, split_start,
-                     tap_offset)
+from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
+                     round_line, split_start, tap_offset)
+
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef extern from "isa.h" nogil:
@@ -81,6 +85,10 @@ cdef enum:
 
 MODE_PIXELS = PIXELS
 MODE_CHANNELS = CHANNELS
+
+# Pixel mode takes the weight panels in the outer loop when a K block of the band's pixels
+# is at most this big (it stays in L2 while each panel is read once); else the tiles.
+cdef Py_ssize_t PANEL_OUTER_BYTES = 128 * 1024
 
 
 cdef struct Problem:
@@ -172,22 +180,24 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
                          and pr.Wp == L.W_out)
         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
+        # Sizes saturate (mul_sat): too large for the platform reads as too large.
         if pr.in_place_b:
             # Only the last, partial tile of a 1x1 band is copied (pixel mode).
             band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)
         else:
-            band_max = max(band_max, min(L.cpb, L.Cg) * pr.band.chan_stride)
+            band_max = max(band_max, mul_sat(min(L.cpb, L.Cg), pr.band.chan_stride))
         if L.mode == PIXELS:
             if not pr.in_place_c:
-                c_max = max(c_max, min(L.ppb * L.mr, L.Mg) * L.rows * pr.band.Wsub)
+                c_max = max(c_max, mul_sat(min(L.ppb * L.mr, L.Mg),
+                                           mul_sat(L.rows, pr.band.Wsub)))
         else:
-            pix = L.rows * pr.Wp
-            c_max = max(c_max, min(L.ppb, L.npanels) * L.nr * pix)
+            pix = mul_sat(L.rows, pr.Wp)
+            c_max = max(c_max, mul_sat(min(L.ppb, L.npanels) * L.nr, pix))
         total += pr.items
     # Each part of a thread's buffer starts on a cache line (so do the threads' buffers).
     L.ws_band = round_line(band_max, itemsize)
     L.ws_c = round_line(c_max, itemsize)
-    L.ws = L.ws_band + L.ws_c
+    L.ws = add_sat(L.ws_band, L.ws_c)
     # Raw weights: pixel mode reads them in place (lda = their row stride); channel mode
     # packs one NR panel at a time.
     L.ws_pack = 0 if L.mode == PIXELS else L.kmax * L.nr
@@ -288,6 +298,49 @@ cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssi
                     om[t * os_t] = cm[t * cs_t]
 
 
+cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr) noexcept nogil:
+    """First pixel of tile jt of a band: tiles of NR pixels, after a first one of `lead`."""
+    if lead == 0:
+        return jt * nr
+    return 0 if jt == 0 else lead + (jt - 1) * nr
+
+
+cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py_ssize_t pan,
+                            Py_ssize_t row0, Py_ssize_t lead, Py_ssize_t flat,
+                            Py_ssize_t ntiles, Py_ssize_t kb, Py_ssize_t kcb, bint packed,
+                            const floating *a_k, const floating *src, const floating *bbuf,
+                            const floating *bias_g, floating *out_ng, Py_ssize_t i0,
+                            floating *cbuf, Py_ssize_t cpitch, bint prefetch) noexcept nogil:
+    """Pixel mode: the tile of weight panel `pan` and pixel tile `jt` for one K block.
+    prefetch: fetch the next tiles of an input read in place (the first panel of a tile)."""
+    cdef Py_ssize_t HWo = L.H_out * L.W_out
+    cdef Py_ssize_t j0 = tile_start(jt, lead, L.nr)
+    cdef Py_ssize_t jn = min(tile_start(jt + 1, lead, L.nr), flat) - j0
+    cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels)
+    cdef Py_ssize_t r = split_start(pan + 1, L.Mg, L.npanels) - r0
+    cdef const floating *bp = src + j0
+    cdef const Py_ssize_t *boff = pr.koff
+    cdef Py_ssize_t pf = 2 * L.nr if (prefetch and pr.in_place_b) else 0
+    cdef floating *cp
+    cdef Py_ssize_t ldc
+    if pr.in_place_b and j0 + L.nr > flat:
+        bp = bbuf            # the last tile, copied (pixels_item)
+        boff = L.ktab + L.nr * L.kmax
+        pf = 0
+    if pr.in_place_c:
+        cp = out_ng + r0 * HWo + i0 * L.W_out + j0
+        ldc = HWo
+    else:
+        cp = cbuf + (r0 - row0) * cpitch + j0
+        ldc = cpitch
+    if packed:
+        ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1, bp, boff,
+                cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
+    else:
+        ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff, cp, ldc,
+                jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
+
+
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
                       Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
                       bint packed, const floating *bias, floating *out,
@@ -311,11 +364,8 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
-    cdef const floating *bp
     cdef const floating *a_k
-    cdef const Py_ssize_t *boff
-    cdef floating *cp
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, j0, jn, pan, r0, r, ldc, t, kk, lead, pf
+    cdef Py_ssize_t kb, c0, c1, k0, kcb, j0, pan, t, kk, lead, jt, ntiles
     cdef Py_ssize_t vbytes = L.nr // 2 * sizeof(floating)    # one vector
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
@@ -333,43 +383,33 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
             a_k = w + gi * L.sg + row0 * L.sm + c0 * L.sc
         # An input read in place: start the full tiles on a vector boundary when every
         # channel row is aligned alike (a load across two cache lines costs about two).
+        # Only the last tile may run past the band (it is copied): no shift for a band of
+        # less than two tiles.
         lead = 0
         if pr.in_place_b and (HW * sizeof(floating)) % vbytes == 0:
             lead = ((-<Py_ssize_t> src) & (vbytes - 1)) // sizeof(floating)
-        j0 = 0
-        while j0 < flat:
-            jn = min(L.nr if (j0 > 0 or lead == 0) else lead, flat - j0)
-            bp = src + j0
-            boff = pr.koff
-            pf = 2 * L.nr if pr.in_place_b else 0
-            if pr.in_place_b and j0 + L.nr > flat:
-                # The input ends here: copy the partial tile, zero-padded, to read NR lanes.
-                for kk in range(kcb):
-                    for t in range(L.nr):
-                        bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if t < jn else 0
-                bp = bbuf
-                boff = L.ktab + L.nr * L.kmax
-                pf = 0
+            if flat < lead + L.nr:
+                lead = 0
+        ntiles = (lead > 0) + cdiv(flat - lead, L.nr)
+        if pr.in_place_b and flat - L.nr < tile_start(ntiles - 1, lead, L.nr):
+            # The input ends inside the last tile: copy it, zero-padded, to read NR lanes.
+            j0 = tile_start(ntiles - 1, lead, L.nr)
+            for kk in range(kcb):
+                for t in range(L.nr):
+                    bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if j0 + t < flat else 0
+        # Loop order: when the band's B block is small (a 7x7 layer), weight panel outer, so
+        # each panel is read once and the few tiles come from cache; else tile outer, so a
+        # tile (read from the input in place, prefetched) serves every panel from L1.
+        if kcb * flat * sizeof(floating) <= PANEL_OUTER_BYTES:
             for pan in range(pan0, pan1):
-                r0 = split_start(pan, L.Mg, L.npanels)
-                r = split_start(pan + 1, L.Mg, L.npanels) - r0
-                if pr.in_place_c:
-                    cp = out_ng + r0 * HWo + i0 * L.W_out + j0
-                    ldc = HWo
-                else:
-                    cp = cbuf + (r0 - row0) * cpitch + j0
-                    ldc = cpitch
-                # The first panel prefetches the next tiles of an input read in place.
-                if packed:
-                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1,
-                            bp, boff, cp, ldc, jn,
-                            (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0,
-                            pf if pan == pan0 else 0)
-                else:
-                    ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff,
-                            cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL,
-                            kb > 0, pf if pan == pan0 else 0)
-            j0 += jn
+                for jt in range(ntiles):
+                    pixel_tile(L, pr, jt, pan, row0, lead, flat, ntiles, kb, kcb, packed, a_k,
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, False)
+        else:
+            for jt in range(ntiles):
+                for pan in range(pan0, pan1):
+                    pixel_tile(L, pr, jt, pan, row0, lead, flat, ntiles, kb, kcb, packed, a_k,
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
     if not pr.in_place_c:
         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
@@ -379,13 +419,18 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                         Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
                         bint packed, const floating *bias, floating *out,
                         floating *ws) noexcept nogil:
-    """Channel mode: C[band pixels x channels], tiles of MR pixels of one row x NR channels."""
+    """Channel mode: C[band pixels x channels], tiles of MR pixels x NR channels. A tile's
+    pixels are consecutive in the band: within one row, or anywhere when rows have no
+    padding columns between them (then a 7x7 band is 49 pixels in tiles of 10, not 7s)."""
     cdef const Band *bd = &pr.band
     cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
     cdef Py_ssize_t i0 = band * L.rows
     cdef Py_ssize_t R = min(L.rows, pr.Hp - i0)
     cdef Py_ssize_t pix = L.rows * pr.Wp
-    cdef Py_ssize_t npp = cdiv(pr.Wp, L.mr)
+    cdef bint joined = bd.Wsub == pr.Wp
+    cdef Py_ssize_t nseg = 1 if joined else R
+    cdef Py_ssize_t seg = R * pr.Wp if joined else pr.Wp
+    cdef Py_ssize_t npp = cdiv(seg, L.mr)
     cdef Py_ssize_t cp0 = mb * L.ppb
     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
@@ -425,10 +470,10 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                     for lane in range(L.nr):
                         bias_pad[lane] = bias_c[lane] if cpn * L.nr + lane < L.Mg else 0
                     bias_c = bias_pad
-            for u in range(R):
+            for u in range(nseg):
                 for pp in range(npp):
-                    t0 = split_start(pp, pr.Wp, npp)
-                    r = split_start(pp + 1, pr.Wp, npp) - t0
+                    t0 = split_start(pp, seg, npp)
+                    r = split_start(pp + 1, seg, npp) - t0
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
                             L.ktab + L.nr * L.kmax,
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
@@ -488,8 +533,8 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
                     Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
     """(per-thread workspace with packed weights, the same with raw weights, work items) of
-    IGemm with these arguments, in elements. shape: N, C_in, H, W, C_out, H_out, W_out,
-    groups."""
+    IGemm with these arguments, in elements (PY_SSIZE_T_MAX where a size would overflow).
+    shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
     cdef Py_ssize_t nprob = problems.shape[0], items
@@ -498,7 +543,7 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
         raise MemoryError()
     try:
         items = setup(&L, probs, nprob, problems, taps, itemsize)
-        return L.ws, L.ws + L.ws_pack, items
+        return L.ws, add_sat(L.ws, L.ws_pack), items
     finally:
         PyMem_Free(probs)
 
@@ -533,7 +578,10 @@ cdef class IGemm:
             self.probs[p].koff = self.probs[p].wkoff = NULL
         self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize)
         self.workspace_elems = self.L.ws
-        self.workspace_elems_raw = self.L.ws + self.L.ws_pack
+        self.workspace_elems_raw = add_sat(self.L.ws, self.L.ws_pack)
+        if self.workspace_elems_raw > PY_SSIZE_T_MAX // 64:
+            raise MemoryError("IGemm: the workspace of this geometry exceeds what this "
+                              "platform can address")
         self.packed_size = self.L.packed_size
         if alloc_tables(&self.L, self.probs, self.nprob) != 0:
             raise MemoryError()
