@@ -4,6 +4,9 @@ import gc
 import io
 import multiprocessing
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -247,6 +250,44 @@ def test_fork_while_another_thread_convolves():
     for status, result in results:
         assert status == "ok", result
         assert np.array_equal(result, expected)
+
+
+def _uses_libgomp():
+    try:
+        with open("/proc/self/maps") as f:
+            return _runtime.openmp and "libgomp.so.1" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not _uses_libgomp(),
+                    reason="needs fork and cconv built with GNU libgomp")
+@pytest.mark.xfail(strict=True, reason="fork safety tracks only cconv's own parallel "
+                   "regions (report KB6)")
+def test_fork_after_another_libgomp_user_ran_threads():
+    """Another library in the process (one linked to the same libgomp.so.1: a BLAS, a
+    scikit-learn built against the system's libgomp) ran a parallel region; cconv never
+    did. A forked child that convolves with 2 threads hangs in libgomp: the hook holds a
+    child to one thread only when cconv itself had started the pool."""
+    code = textwrap.dedent("""
+        import ctypes, os, signal, numpy as np, cconv
+        gomp, libc = ctypes.CDLL("libgomp.so.1"), ctypes.CDLL(None)
+        gomp.GOMP_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint,
+                                       ctypes.c_uint]
+        # another library's parallel region: free(NULL) on 2 threads
+        gomp.GOMP_parallel(ctypes.cast(libc.free, ctypes.c_void_p), None, 2, 0)
+        cconv.set_num_threads(2)
+        x, w = np.ones((2, 32, 30, 30), np.float32), np.ones((48, 32, 3, 3), np.float32)
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(5)           # a hung child is killed (a good one takes ms)
+            y = cconv.conv2d(x, w, padding=1)
+            os._exit(0 if float(y[0, 0, 1, 1]) == 288.0 else 1)
+        print("child", os.waitpid(pid, 0)[1])
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert "child 0" in proc.stdout, f"child status: {proc.stdout} {proc.stderr[-300:]}"
 
 
 def test_openmp_is_compiled_in():

@@ -110,8 +110,8 @@ print_summary=1"
         # CPython and numpy at import; torch is not imported (no torch tests here).
         printf '{\n  python-cond\n  Memcheck:Cond\n  obj:*libpython*\n}\n' >"$SUPP"
         if [[ $# -eq 0 ]]; then
-            set -- -k "not avx512 and not torch and not sse2" tests/test_errors.py \
-                tests/test_layouts.py
+            set -- -k "not avx512 and not torch and not sse2 and not every_isa" \
+                tests/test_errors.py tests/test_layouts.py
         fi
         CMD=(valgrind --tool=memcheck --error-exitcode=99 --track-origins=no
              --suppressions="$SUPP" --errors-for-leak-kinds=none --leak-check=no
