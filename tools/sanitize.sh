@@ -18,9 +18,10 @@
 #             -O1 -g. The kernels are `noexcept`, so a failed check inside them is printed as
 #             an "unraisable" exception and would otherwise be ignored: pytest turns those
 #             into errors (-W error::pytest.PytestUnraisableExceptionWarning).
-#   valgrind  an ordinary -O1 -g build under valgrind memcheck, on a small subset (valgrind
-#             cannot execute AVX-512: CCONV_ISA=avx2 is forced, and tests that force the
-#             avx512 variant are deselected). Slow: ~100x.
+#   valgrind  the debug build under valgrind memcheck, on a subset (tests/test_errors.py and
+#             tests/test_layouts.py on the avx2 variant: valgrind cannot execute AVX-512, so
+#             CCONV_ISA=avx2 and tests forcing other variants are deselected), with
+#             tools/valgrind-python.supp for CPython's own reports. ~50x slower.
 #
 # Environment: PYTHON (default: python3; numpy, pytest, hypothesis needed, torch optional),
 # CC (default: gcc), KEEP=1 keeps the scratch copy, SCRATCH_DIR (default: $TMPDIR or /tmp).
@@ -62,7 +63,7 @@ cd "$SCRATCH"
 case "$MODE" in
     asan) export CCONV_SANITIZE=address,undefined ;;
     debug) export CCONV_DEBUG=1 ;;
-    valgrind) export CCONV_DEBUG=0 CFLAGS="${CFLAGS:-} -O1 -g" ;;
+    valgrind) export CCONV_DEBUG=1 ;;   # -O1 -g (and the bounds checks) for readable stacks
 esac
 
 SECONDS=0
@@ -106,9 +107,7 @@ print_summary=1"
         ;;
     valgrind)
         export CCONV_ISA=avx2 PYTHONMALLOC=malloc
-        SUPP="$SCRATCH/valgrind-python.supp"
-        # CPython and numpy at import; torch is not imported (no torch tests here).
-        printf '{\n  python-cond\n  Memcheck:Cond\n  obj:*libpython*\n}\n' >"$SUPP"
+        SUPP="$SCRATCH/tools/valgrind-python.supp"     # CPython's and ld.so's own noise
         if [[ $# -eq 0 ]]; then
             set -- -k "not avx512 and not torch and not sse2 and not every_isa" \
                 tests/test_errors.py tests/test_layouts.py
