@@ -11,9 +11,14 @@ multi-threaded call is held to one thread (os.register_at_fork), whatever it ask
 import operator
 import os
 
-# Below this many floating-point operations a call runs on one thread. Measured with
-# benchmarks/test_threads.py: under ~2 MFLOP the second thread's start-up eats the gain.
+# Below this many floating-point operations a call runs on one thread: a layer of 2 MFLOP
+# takes ~20 us on one core, and starting and joining a team costs a few us plus the cold
+# caches of the second core (python -m cconv bench: mnist.conv1, 0.1 MFLOP, is slower on two
+# threads than on one).
 MIN_FLOPS_PARALLEL = 2_000_000
+# The most threads one call starts: oversubscribing the CPUs gains nothing, and each OpenMP
+# thread needs a stack.
+MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 
 _requested = None           # set_num_threads(n), or None for the environment's default
 _default = None             # the environment's default, read once
@@ -79,11 +84,12 @@ def set_num_threads(n):
 
 def threads_for(work_items, flops, available):
     """Threads for one call with `work_items` independent items and `flops` operations, when
-    `available` (get_num_threads()) may be used."""
+    `available` (get_num_threads()) may be used: never more than MAX_THREADS (an absurd
+    request such as set_num_threads(10**6) would make libgomp fail to start the team)."""
     global _pool_started
     if flops < MIN_FLOPS_PARALLEL or work_items < 2:
         return 1
-    n = min(available, work_items)
+    n = min(available, work_items, MAX_THREADS)
     if n > 1:
         _pool_started = True
     return n

@@ -65,6 +65,8 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     result = _params.check_out(fn, out, shape, dtype, x4, w, b)
     if result is None:
         result = np.empty(shape, dtype=dtype)
+    if result.size == 0:
+        return result
     plan = _planner.plan(params, dtype, algorithm, prepacked=False)
     # The kernel reads the weights where they lie, or packs each panel as it uses it: no
     # separate pass over them.
