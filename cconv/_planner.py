@@ -53,7 +53,7 @@ class Plan:
     ppb: int = 0         # igemm: weight panels per channel block
     width: int = 0       # igemm: weight panel width (MR in pixel mode, NR in channel mode)
     kernel: object = field(default=None, compare=False, repr=False)  # prepared, runs it
-    bias_only: tuple = ()  # output phases (rh, step, rw, step) that no tap reaches: bias only
+    bias_fill: bool = False  # some outputs are reached by no tap: fill the bias first
     layout: tuple = ()     # igemm: the weight taps (kh list, kw list) of each problem
 
     def __post_init__(self):
@@ -164,6 +164,18 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked
     return _cdiv(items, threads) * worst, items
 
 
+def _band_candidates(rows, threads):
+    """Band heights worth costing: splits of the rows into up to 8 bands a thread, and
+    powers of two below (a few dozen, whatever the image: planning time must not grow with
+    the output)."""
+    heights = {_cdiv(rows, nb) for nb in range(1, min(rows, 8 * threads) + 1)}
+    h = 1
+    while h < rows:
+        heights.add(h)
+        h *= 2
+    return sorted(heights, reverse=True)
+
+
 def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
     """The cheapest (mode, band rows, panels per block) within the workspace budget."""
     p = params
@@ -171,10 +183,10 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
     base = igemm_tables(params)
     if p.Cg == 0:
         # No input channels: every output is its bias (an empty sum).
-        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=((0, 1, 0, 1),))
+        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_fill=True)
     if not base.taps_of_problem:
         # No tap ever reads the image: every output is its bias.
-        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_only=base.bias_only)
+        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_fill=True)
     taps = max(len(kh) * len(kw) for kh, kw in base.taps_of_problem)
     cpb = max(1, KC_MAX // taps)
     hp_max = max(hp for hp, _ in base.grid_of_problem)
@@ -185,9 +197,7 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
         mode = _MODES[name]
         width = mr if mode == _igemm.MODE_PIXELS else nr
         npanels = _cdiv(p.Mg, width)
-        band_counts = sorted({_cdiv(hp_max, r) for r in range(1, hp_max + 1)})
-        for nb in band_counts:
-            rows = _cdiv(hp_max, nb)
+        for rows in _band_candidates(hp_max, threads):
             for nmb in range(1, min(npanels, 4 * threads) + 1):
                 ppb = _cdiv(npanels, nmb)
                 ws, ws_raw, items = _igemm.workspace_elems(_shape(p), base.problems, base.taps,
@@ -216,7 +226,7 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
                           dtype.itemsize, cpb, rows, ppb, *strides)
     return Plan(name, isa, dtype, n, kernel.workspace_elems,
                 workspace_elems_raw=kernel.workspace_elems_raw, rows=rows,
-                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_only=base.bias_only,
+                cpb=cpb, ppb=ppb, width=width, kernel=kernel, bias_fill=base.bias_fill,
                 layout=base.taps_of_problem)
 
 
@@ -226,7 +236,7 @@ def _plan_depthwise(params, dtype, isa, threads, forced):
     p = params
     th, tw = conv_taps(params)
     if not th or not tw:
-        return Plan("depthwise", isa, dtype, 1, 0, bias_only=((0, 1, 0, 1),))
+        return Plan("depthwise", isa, dtype, 1, 0, bias_fill=True)
     shape = _shape(p)[:7]
     geometry = (np.array([off for _, off in th], np.intp),
                 np.array([off for _, off in tw], np.intp), p.stride[0], p.stride[1])
@@ -272,16 +282,16 @@ class IGemmTables:
     tables;
     taps_of_problem: per GEMM, the weight's (kh list, kw list) it uses, in tap order;
     grid_of_problem: per GEMM, its pixel grid (Hp, Wp); wsub_of_problem: its band pitch;
-    bias_only: the output phases (rh, oys, rw, oxs) that no tap reaches (their outputs
-    out[:, :, rh::oys, rw::oxs] are the bias): phases of a transposed convolution, or a whole
-    conv2d whose taps all read padding only.
+    bias_fill: some outputs are reached by no tap (stride phases of a transposed
+    convolution, or a conv2d whose taps all read padding only): the output is filled with
+    the bias first, and the GEMMs overwrite their own outputs.
     """
     problems: np.ndarray
     taps: np.ndarray
     taps_of_problem: tuple
     grid_of_problem: tuple
     wsub_of_problem: tuple
-    bias_only: tuple
+    bias_fill: bool
     reads_input_in_place: bool
 
 
@@ -292,18 +302,29 @@ def _reaches(offset, stride, n_out, size):
     return lo <= hi
 
 
-def _transposed_taps(r, size_out, size_in, stride, pad, dilation, kernel):
-    """Taps of output phase r (outputs r, r + stride, ...) of a transposed convolution along
-    one axis: [(k, input offset)], with input index = i + offset for the phase's i-th output
-    (without taps that never land inside the input), and the phase's output count.
+def _transposed_phases(size_out, size_in, stride, pad, dilation, kernel):
+    """The output phases of a transposed convolution along one axis that some tap reaches:
+    [(r, taps, n_out)] for outputs r, r + stride, ..., n_out of them, with taps [(k, input
+    offset)] (input index = i + offset for the phase's i-th output), and whether every
+    output is in one of them.
 
     Output o receives x[ih] * w[k] where ih*stride - pad + k*dilation == o: for o = r +
-    stride*i that needs (r + pad - k*dilation) divisible by stride, then ih = i + that / stride.
+    stride*i that needs r == (k*dilation - pad) mod stride, then ih = i + (r + pad -
+    k*dilation) / stride. So at most `kernel` phases have taps, whatever the stride: the
+    others hold only the bias and are not listed (no work or memory per stride phase).
     """
-    n_out = _cdiv(size_out - r, stride) if r < size_out else 0
-    taps = [(k, (r + pad - k * dilation) // stride) for k in range(kernel)
-            if (r + pad - k * dilation) % stride == 0]
-    return [(k, off) for k, off in taps if _reaches(off, 1, n_out, size_in)], n_out
+    by_phase = {}
+    for k in range(kernel):
+        r = (k * dilation - pad) % stride
+        if r < size_out:
+            by_phase.setdefault(r, []).append((k, (r + pad - k * dilation) // stride))
+    phases = []
+    for r in sorted(by_phase):
+        n_out = _cdiv(size_out - r, stride)
+        taps = [(k, off) for k, off in by_phase[r] if _reaches(off, 1, n_out, size_in)]
+        if taps:
+            phases.append((r, taps, n_out))
+    return phases, len(phases) == min(stride, size_out)
 
 
 @functools.lru_cache(maxsize=512)
@@ -313,36 +334,39 @@ def igemm_tables(params):
     if not p.transposed:
         # conv2d: one GEMM over the whole output; input index = i*stride + k*dilation - pad.
         th, tw = conv_taps(params)
-        phases = [((0, p.stride[0], th, p.H_out), (0, p.stride[1], tw, p.W_out))]
+        rows = [(0, th, p.H_out)] if th else []
+        cols = [(0, tw, p.W_out)] if tw else []
+        steps, covered = (1, 1, p.stride[0], p.stride[1]), bool(th and tw)
     else:
-        rows = [(r, 1, *_transposed_taps(r, p.H_out, p.H, p.stride[0], p.padding[0],
-                                          p.dilation[0], p.KH)) for r in range(p.stride[0])]
-        cols = [(r, 1, *_transposed_taps(r, p.W_out, p.W, p.stride[1], p.padding[2],
-                                          p.dilation[1], p.KW)) for r in range(p.stride[1])]
-        phases = [(rh, rw) for rh in rows for rw in cols]
-    problems, taps, used, grids, wsubs, bias_only = [], [], [], [], [], []
-    oys, oxs = p.stride if p.transposed else (1, 1)
-    for (rh, sh, th, hp), (rw, sw, tw, wp) in phases:
-        if hp == 0 or wp == 0:
-            continue
-        if not th or not tw:
-            bias_only.append((rh, oys, rw, oxs))
-            continue
-        problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, len(taps)])
-        offw = [off for _, off in tw]
-        # Weight taps: tap (kh, kw) of a channel pair lies at kh*KW + kw in the weight.
-        taps += [off for _, off in th] + offw + [kh * p.KW + kw for kh, _ in th
-                                                  for kw, _ in tw]
-        used.append((tuple(k for k, _ in th), tuple(k for k, _ in tw)))
-        grids.append((hp, wp))
-        wsubs.append(wp + (max(offw) - min(offw)) // sw)
+        rows, all_rows = _transposed_phases(p.H_out, p.H, p.stride[0], p.padding[0],
+                                            p.dilation[0], p.KH)
+        cols, all_cols = _transposed_phases(p.W_out, p.W, p.stride[1], p.padding[2],
+                                            p.dilation[1], p.KW)
+        steps, covered = (p.stride[0], p.stride[1], 1, 1), all_rows and all_cols
+    oys, oxs, sh, sw = steps
+    problems, taps, used, grids, wsubs = [], [], [], [], []
+    start = 0
+    for rh, th, hp in rows:
+        for rw, tw, wp in cols:
+            offh = np.array([off for _, off in th], np.intp)
+            offw = np.array([off for _, off in tw], np.intp)
+            kh = np.array([k for k, _ in th], np.intp)
+            kw = np.array([k for k, _ in tw], np.intp)
+            # Weight taps: tap (kh, kw) of a channel pair lies at kh*KW + kw in the weight.
+            wtap = (kh[:, None] * p.KW + kw[None, :]).ravel()
+            problems.append([len(th), len(tw), sh, sw, hp, wp, rh, oys, rw, oxs, start])
+            taps += [offh, offw, wtap]
+            start += offh.size + offw.size + wtap.size
+            used.append((tuple(kh.tolist()), tuple(kw.tolist())))
+            grids.append((hp, wp))
+            wsubs.append(wp + int(offw.max() - offw.min()) // sw)
     problems = np.array(problems, dtype=np.intp).reshape(-1, len(_igemm.PROBLEM_FIELDS))
-    taps = np.array(taps, dtype=np.intp)
+    taps = np.concatenate(taps) if taps else np.empty(0, np.intp)
     problems.flags.writeable = taps.flags.writeable = False
     in_place_b = all(r[0] == r[1] == r[2] == r[3] == 1 and r[4] == p.H and r[5] == p.W
                      and taps[r[10]] == taps[r[10] + 1] == 0 for r in problems)
     return IGemmTables(problems, taps, tuple(used), tuple(grids), tuple(wsubs),
-                       tuple(bias_only), in_place_b)
+                       not covered, in_place_b)
 
 
 def aligned_empty(n, dtype):
@@ -392,6 +416,8 @@ def execute(plan, params, x, weight, bias, out, packed=True):
     kernel reads in place or packs panel by panel as it goes (no pass over it first)."""
     if out.size == 0:
         return out
+    if plan.bias_fill:
+        out[...] = 0 if bias is None else bias[:, None, None]
     if plan.kernel is not None:
         if plan.algorithm == "depthwise":
             if not packed:
@@ -402,8 +428,6 @@ def execute(plan, params, x, weight, bias, out, packed=True):
             per_thread = plan.workspace_elems if packed else plan.workspace_elems_raw
             plan.kernel.run(x, weight.reshape(-1), packed, bias, out,
                             _workspace(plan, per_thread), plan.threads)
-    for rh, oys, rw, oxs in plan.bias_only:
-        out[:, :, rh::oys, rw::oxs] = 0 if bias is None else bias[:, None, None]
     return out
 
 

@@ -5,20 +5,26 @@ may run on. A call then uses `threads_for(work_items, flops)` of them: one for s
 (a parallel region costs more than it saves), never more than there are work items.
 
 Fork safety: GNU libgomp hangs in a forked child whose parent had started its thread pool, as
-soon as the child asks for more than one thread. After a fork, a child whose parent ran a
-multi-threaded call is held to one thread (os.register_at_fork), whatever it asks for.
+soon as the child asks for more than one thread. Any library sharing the process's libgomp
+(another extension, numpy's BLAS) may have started it, so every forked child is held to one
+thread (os.register_at_fork), whatever it asks for. Processes started with 'spawn' or
+'forkserver' are not affected.
 """
 import operator
 import os
 
-# Below this many floating-point operations a call runs on one thread. Measured with
-# benchmarks/test_threads.py: under ~2 MFLOP the second thread's start-up eats the gain.
+# Below this many floating-point operations a call runs on one thread: a layer of 2 MFLOP
+# takes ~20 us on one core, and starting and joining a team costs a few us plus the cold
+# caches of the second core (python -m cconv bench: mnist.conv1, 0.1 MFLOP, is slower on two
+# threads than on one).
 MIN_FLOPS_PARALLEL = 2_000_000
+# The most threads one call starts: oversubscribing the CPUs gains nothing, and each OpenMP
+# thread needs a stack.
+MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 
 _requested = None           # set_num_threads(n), or None for the environment's default
 _default = None             # the environment's default, read once
-_pool_started = False       # this process ran a call with more than one thread
-_forked_after_pool = False  # we are a forked child of a process whose pool had started
+_forked = False             # we are a forked child: one thread
 
 
 def _cpus_available():
@@ -49,7 +55,7 @@ def get_num_threads():
     """The number of threads cconv may use per call (before small problems use fewer).
     OMP_NUM_THREADS is read at the first call (as OpenMP reads it at start-up)."""
     global _default
-    if _forked_after_pool:
+    if _forked:
         return 1
     requested = _requested
     if requested is not None:
@@ -79,20 +85,16 @@ def set_num_threads(n):
 
 def threads_for(work_items, flops, available):
     """Threads for one call with `work_items` independent items and `flops` operations, when
-    `available` (get_num_threads()) may be used."""
-    global _pool_started
+    `available` (get_num_threads()) may be used: never more than MAX_THREADS (an absurd
+    request such as set_num_threads(10**6) would make libgomp fail to start the team)."""
     if flops < MIN_FLOPS_PARALLEL or work_items < 2:
         return 1
-    n = min(available, work_items)
-    if n > 1:
-        _pool_started = True
-    return n
+    return min(available, work_items, MAX_THREADS)
 
 
 def _after_fork_in_child():
-    global _forked_after_pool
-    if _pool_started:
-        _forked_after_pool = True
+    global _forked
+    _forked = True
 
 
 if hasattr(os, "register_at_fork"):

@@ -65,6 +65,8 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     result = _params.check_out(fn, out, shape, dtype, x4, w, b)
     if result is None:
         result = np.empty(shape, dtype=dtype)
+    if result.size == 0:
+        return result
     # A misaligned out= (np.frombuffer at an odd offset) is filled from an aligned result.
     target = result if result.flags.aligned else np.empty(shape, dtype=dtype)
     plan = _planner.plan(params, dtype, algorithm, prepacked=False)

@@ -206,18 +206,22 @@ class _ConvNd:
         call = self._plans.get(cache_key)
         if call is None:
             params = params_of()
-            call = (params, _planner.plan(params, self.dtype))
+            # Allocate before planning: an impossible output fails at once.
+            out = np.empty(params.output_shape, dtype=self.dtype)
+            call = (params, _planner.plan(params, self.dtype) if out.size else None)
             if len(self._plans) >= 64:
                 self._plans.clear()
             self._plans[cache_key] = call
+        else:
+            out = np.empty(call[0].output_shape, dtype=self.dtype)
         params, plan = call
-        snap = self._snapshot  # once: a concurrent load_state_dict swaps it whole
-        packed = snap.packed.get(plan.weight_key)
-        if packed is None:
-            packed = _planner.prepare_weight(plan, params, snap.weight)
-            snap.packed[plan.weight_key] = packed
-        out = np.empty(params.output_shape, dtype=self.dtype)
-        _planner.execute(plan, params, x, packed, snap.bias, out)
+        if plan is not None:
+            snap = self._snapshot  # once: a concurrent load_state_dict swaps it whole
+            packed = snap.packed.get(plan.weight_key)
+            if packed is None:
+                packed = _planner.prepare_weight(plan, params, snap.weight)
+                snap.packed[plan.weight_key] = packed
+            _planner.execute(plan, params, x, packed, snap.bias, out)
         return out[0] if unbatched else out
 
     # ---- repr -----------------------------------------------------------------------------
