@@ -50,7 +50,7 @@ FUZZ = settings(max_examples=EXAMPLES or 150, deadline=None, derandomize=not EXA
 SIZE_LIMIT = _params.SIZE_LIMIT
 OUT_MAX = 1 << 14           # output elements of a call that is run and checked
 COPY_MAX = 1 << 16          # elements of an input made contiguous
-ROWS_MAX = 1 << 14          # output rows or columns (planning cost; see KNOWN_BUGS)
+ROWS_MAX = 1 << 14          # output rows or columns (the reference loops over them)
 TAPS_MAX = 1024             # kernel taps (the reference loops over them; see KNOWN_BUGS)
 IMPOSSIBLE = 1 << 50        # bytes no machine has: such a call must fail, and quickly
 
@@ -59,11 +59,6 @@ KNOWN_BUGS = {
     # Band buffer of every stride phase between the taps' (a multiple of gcd(stride,
     # dilation)): hundreds of TiB asked for a tiny output (test_large_stride_...).
     "phases": lambda s, d, k: _phases(s[0], d[0], k[0]) * _phases(s[1], d[1], k[1]) > 1 << 12,
-    # Planning takes time in proportion to the output rows (hours for 2**31 rows), and a
-    # module plans before it allocates, so an impossible output hangs instead of failing:
-    # handled by ROWS_MAX (size_class).
-    # conv_transpose2d builds one Python tuple per stride phase pair.
-    "transposed-phases": lambda s: s[0] * s[1] > 1 << 12,
 }
 
 def _phases(s, d, k):
@@ -226,11 +221,8 @@ def copy_elems(arr, dtype):
     return 0 if ok else a.size
 
 
-def size_class(out_elems, copies, itemsize, rows, plans_first=False):
-    """HUGE, SKIP or OK by the sizes a call allocates and plans over. plans_first: the call
-    plans before it allocates its output (modules: see KNOWN_BUGS)."""
-    if plans_first and max(rows) > ROWS_MAX:
-        return Outcome.SKIP
+def size_class(out_elems, copies, itemsize, rows):
+    """HUGE, SKIP or OK by the sizes a call allocates (and the reference loops over)."""
     if max(out_elems, copies) * itemsize >= IMPOSSIBLE:
         return Outcome.HUGE
     if out_elems > OUT_MAX or copies > COPY_MAX or max(rows) > ROWS_MAX:
@@ -539,8 +531,6 @@ def functional_outcome(fn, kw, dtype):
             return Outcome.SKIP, None, None
         if fn == "conv2d" and KNOWN_BUGS["phases"](stride, dilation, kernel):
             return Outcome.SKIP, None, None
-        if fn != "conv2d" and KNOWN_BUGS["transposed-phases"](stride):
-            return Outcome.SKIP, None, None
     if outcome != Outcome.OK:
         return outcome, None, None
     x4 = x if x.ndim == 4 else x[None]
@@ -799,10 +789,9 @@ def fuzz_module(transposed, case):
                 assume(False)   # numpy cannot pad an empty axis in these modes
     if outcome == Outcome.OK:
         elems = int(np.prod([float(n) for n in shape])) if all(shape) else 0
-        outcome = size_class(elems, x64.size, mdt.itemsize, shape[2:], plans_first=True)
+        outcome = size_class(elems, x64.size, mdt.itemsize, shape[2:])
         kernel = w.shape[2:]
-        if not transposed and KNOWN_BUGS["phases"](stride, dilation, kernel) \
-                or transposed and KNOWN_BUGS["transposed-phases"](stride):
+        if not transposed and KNOWN_BUGS["phases"](stride, dilation, kernel):
             outcome = Outcome.SKIP
     assume(outcome != Outcome.SKIP)
     ref = None
@@ -1013,7 +1002,7 @@ def test_impossible_sizes_fail_before_touching_memory(case):
         assert _rss() - before < 64 << 20, "memory was touched before failing"
 
 
-# ---- known bugs (xfail until fixed: strict, so a fix shows up as XPASS) ------------------------
+# ---- bugs found by fuzzing (xfail while open: strict, so a fix shows up as XPASS) -------------
 
 def _run_python(code, timeout=60, kill_after=None):
     """The finished process of `python -c code` (None if it ran past kill_after seconds)."""
@@ -1080,10 +1069,10 @@ def test_large_stride_and_dilation_tiny_output(algorithm, multiple, dtype):
     check_result(y, ref, 2 // groups * 4, dtype, algorithm, False, "conv2d")
 
 
-@pytest.mark.xfail(strict=True, reason="one Python tuple per stride phase pair (report KB2)")
 def test_transposed_planning_does_not_grow_with_stride():
-    """conv_transpose2d of one pixel with stride 512: one output, but the planner builds all
-    512*512 phase pairs (stride 2**16 makes 2**32 of them: hours, then out of memory)."""
+    """conv_transpose2d of one pixel with stride 512: one output, but the planner built all
+    512*512 phase pairs (stride 2**16: 2**32 of them, hours, then out of memory). Fixed:
+    phases from the taps."""
     params = _params.conv_transpose2d_geometry("conv_transpose2d", (1, 2, 1, 1), (2, 1, 1, 1),
                                                512, 0, 0, 1, 1)
     _planner.igemm_tables.cache_clear()
@@ -1113,10 +1102,9 @@ def test_planning_memory_is_linear_and_small_in_the_taps():
     assert peak < 64 * 65536 + (1 << 20), f"planning took {peak / 65536:.0f} bytes per tap"
 
 
-@pytest.mark.xfail(strict=True, reason="planning cost grows with the output rows (report KB3)")
 def test_planning_effort_does_not_grow_with_the_output_rows(monkeypatch):
-    """An empty batch with padding 2**16 (an output of (0, 1, 131073, 131073)): the planner
-    tries every band height, ~2*sqrt(rows) workspace probes (padding 2**29: hours)."""
+    """An output of 2**17 + 1 rows (padding 2**16 on a 1x1 image): the planner tried every
+    band height, ~2*sqrt(rows) workspace probes (2**29 rows: hours). Fixed: log-many."""
     calls = []
     real = _planner._igemm
 
@@ -1128,16 +1116,17 @@ def test_planning_effort_does_not_grow_with_the_output_rows(monkeypatch):
     monkeypatch.setattr(_planner, "_igemm", types.SimpleNamespace(
         **dict(names, workspace_elems=counting)))
     _planner._plan.cache_clear()
-    x = np.ones((0, 2, 1, 1), np.float32)
-    cconv.conv2d(x, np.ones((1, 2, 1, 1), np.float32), padding=2**16, algorithm="igemm")
-    assert len(calls) < 100, f"{len(calls)} workspace probes to plan an empty output"
+    x = np.ones((1, 2, 1, 1), np.float32)
+    y = cconv.conv2d(x, np.ones((1, 2, 1, 1), np.float32), padding=(2**16, 0),
+                     algorithm="igemm")
+    assert y.shape == (1, 1, 2**17 + 1, 1) and y.sum() == 2
+    assert 0 < len(calls) < 100, f"{len(calls)} workspace probes to plan {y.shape[2]} rows"
 
 
-@pytest.mark.xfail(strict=True, reason="module plans before allocating (report KB3)")
 def test_module_with_impossible_output_fails_quickly():
     """Conv2d(2, 1, 1, padding=(2**40, 0)) on one pixel: an output of 2**41 rows (8 TiB)
-    that conv2d refuses at once (numpy cannot allocate it); the module first plans over
-    every band height of those rows (days)."""
+    that conv2d refuses at once (numpy cannot allocate it); the module planned first, over
+    every band height of those rows (days). Fixed: modules allocate before planning."""
     proc = _run_python("""
         import numpy as np, cconv
         try:
@@ -1149,12 +1138,11 @@ def test_module_with_impossible_output_fails_quickly():
     assert "MemoryError" in proc.stdout, proc.stdout + proc.stderr[-300:]
 
 
-@pytest.mark.xfail(strict=True, reason="thread count not capped: libgomp crash (report KB5)")
 @pytest.mark.parametrize("how", ["set_num_threads", "OMP_NUM_THREADS"])
 def test_absurd_thread_count_does_not_crash(how):
     """set_num_threads(10**6) (or OMP_NUM_THREADS=1000000) is accepted; a call with 100000
-    work items then asks libgomp for 100000 threads: it overflows the stack (segfault) or
-    fails to create them (exit)."""
+    work items asked libgomp for 100000 threads: it overflowed the stack (segfault) or
+    failed to create them (exit). Fixed: threads per call capped."""
     set_threads = "cconv.set_num_threads(10**6)" if how == "set_num_threads" else ""
     proc = _run_python(f"""
         import os

@@ -262,13 +262,12 @@ def _uses_libgomp():
 
 @pytest.mark.skipif(not hasattr(os, "fork") or not _uses_libgomp(),
                     reason="needs fork and cconv built with GNU libgomp")
-@pytest.mark.xfail(strict=True, reason="fork safety tracks only cconv's own parallel "
-                   "regions (report KB6)")
 def test_fork_after_another_libgomp_user_ran_threads():
     """Another library in the process (one linked to the same libgomp.so.1: a BLAS, a
     scikit-learn built against the system's libgomp) ran a parallel region; cconv never
-    did. A forked child that convolves with 2 threads hangs in libgomp: the hook holds a
-    child to one thread only when cconv itself had started the pool."""
+    did. A forked child that convolved with 2 threads hung in libgomp while the hook held a
+    child to one thread only when cconv itself had started the pool. Fixed: every forked
+    child runs on one thread."""
     code = textwrap.dedent("""
         import ctypes, os, signal, numpy as np, cconv
         gomp, libc = ctypes.CDLL("libgomp.so.1"), ctypes.CDLL(None)
