@@ -66,6 +66,8 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     if result is None:
         result = np.empty(shape, dtype=dtype)
     if result.size == 0:
+        if algorithm is not None:   # checked as for any other call
+            _planner.check_algorithm(params, algorithm)
         return result
     # A misaligned out= (np.frombuffer at an odd offset) is filled from an aligned result.
     target = result if result.flags.aligned else np.empty(shape, dtype=dtype)

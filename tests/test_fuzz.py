@@ -895,6 +895,16 @@ def test_fuzz_module_weights(transposed, how, value, seed):
     assert np.array_equal(y, expected), "the module does not use its current weights"
 
 
+@pytest.mark.parametrize("algorithm", ["winograd", 7, "depthwise"])
+@pytest.mark.parametrize("N", [0, 1])
+def test_algorithm_is_checked_for_empty_outputs_too(algorithm, N):
+    """A bad algorithm= is refused whatever the batch size (an empty output once skipped
+    the check, found by the long fuzz profile)."""
+    with pytest.raises(ValueError, match="algorithm="):
+        cconv.conv2d(np.ones((N, 2, 3, 3), F32), np.ones((1, 2, 1, 1), F32),
+                     algorithm=algorithm)
+
+
 # ---- module arguments outside the fuzzed ones: errors of ours, naming the argument ----------
 
 def _xfail(reason):
