@@ -19,8 +19,8 @@ IMPOSSIBLE bytes) are skipped: they are correct calls, just too slow to fuzz. So
 regions of the known bugs listed in KNOWN_BUGS (each has its own test below, marked xfail).
 
 Profiles (examples per test; 5 fuzz tests):
-    pytest -q tests/test_fuzz.py                               CI: 60 each, fixed seed (~10 s)
-    CCONV_FUZZ_EXAMPLES=20000 pytest -q tests/test_fuzz.py     long: random seeds (~40 min)
+    pytest -q tests/test_fuzz.py                               CI: 150 each, fixed seed (~15 s)
+    CCONV_FUZZ_EXAMPLES=20000 pytest -q tests/test_fuzz.py     long: random seeds (~11 min)
     CCONV_FUZZ_EXAMPLES=2000 tools/sanitize.sh asan -- tests/test_fuzz.py   under ASan+UBSan
 """
 import math
