@@ -85,11 +85,12 @@ class _ConvNd:
             self._pads = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
         given = dtype
         try:
-            dtype = np.dtype(dtype)
+            # None: the default, float32 (as torch's default dtype).
+            dtype = np.dtype(np.float32 if dtype is None else dtype)
         except TypeError:
             dtype = None
-        # (np.dtype(None) is float64, and a dtype compares equal to None: test `is None`.)
-        if given is None or dtype is None or dtype not in _params.DTYPES:
+        # (A dtype compares equal to None, as np.dtype(None) is float64: test `is None`.)
+        if dtype is None or dtype not in _params.DTYPES:
             raise TypeError(f"{fn}: dtype must be float32 or float64, got dtype={given!r}")
         self.dtype = dtype
         if not isinstance(bias, (bool, int, np.bool_)):
