@@ -37,9 +37,15 @@ def _readonly(arr):
     return arr
 
 
-def _as_rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
+def _as_rng(fn, rng):
+    """A numpy Generator from rng: None, a Generator, or a non-negative int seed."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return np.random.default_rng(rng)
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
+        raise TypeError(f"{fn}: rng must be None, an int seed or a numpy Generator, got "
+                        f"{type(rng).__name__} {rng!r}")
+    if rng < 0:
+        raise ValueError(f"{fn}: rng must be a non-negative seed, got rng={rng}")
     return np.random.default_rng(rng)
 
 
@@ -77,11 +83,26 @@ class _ConvNd:
         else:
             self.padding = _params.int_pair(fn, "padding", padding, 0)
             self._pads = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
-        dtype = np.dtype(dtype)
-        if dtype not in _params.DTYPES:
-            raise TypeError(f"{fn}: dtype must be float32 or float64, got {dtype}")
+        given = dtype
+        try:
+            # None: the default, float32 (as torch's default dtype).
+            dtype = np.dtype(np.float32 if dtype is None else dtype)
+        except TypeError:
+            dtype = None
+        # (A dtype compares equal to None, as np.dtype(None) is float64: test `is None`.)
+        if dtype is None or dtype not in _params.DTYPES:
+            raise TypeError(f"{fn}: dtype must be float32 or float64, got dtype={given!r}")
         self.dtype = dtype
+        if not isinstance(bias, (bool, int, np.bool_)):
+            raise TypeError(f"{fn}: bias must be True or False, got {type(bias).__name__}")
         self._has_bias = bool(bias)
+        weights = 1
+        for size in self._weight_shape():
+            weights *= size
+        if weights > _params.SIZE_LIMIT:
+            raise ValueError(f"{fn}: a weight of shape {self._weight_shape()} is too large "
+                             f"(kernel_size={self.kernel_size}); at most {_params.SIZE_LIMIT} "
+                             f"elements")
         self._plans = {}
 
     # ---- weights --------------------------------------------------------------------------
@@ -98,7 +119,7 @@ class _ConvNd:
     def reset_parameters(self, rng=None):
         """PyTorch's initialisation: weight and bias uniform in +-1/sqrt(fan_in), where
         fan_in = weight.shape[1] * kh * kw. rng: a seed or numpy Generator."""
-        rng = _as_rng(rng)
+        rng = _as_rng(type(self).__name__, rng)
         fan_in = self._fan_in()
         bound = 1.0 / np.sqrt(fan_in) if fan_in else 0.0
         weight = rng.uniform(-bound, bound, self._weight_shape()).astype(self.dtype)
@@ -150,6 +171,9 @@ class _ConvNd:
         keys are errors. Returns (missing_keys, unexpected_keys), as torch does."""
         fn = type(self).__name__
         expected = ["weight"] + (["bias"] if self._has_bias else [])
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"{fn}.load_state_dict: state_dict must be a mapping of names to "
+                            f"arrays, got {type(state_dict).__name__}")
         keys = list(state_dict.keys())
         missing = [k for k in expected if k not in state_dict]
         unexpected = [k for k in keys if k not in expected]
@@ -316,11 +340,12 @@ class ConvTranspose2d(_ConvNd):
         if output_size is None:
             return self.output_padding
         fn = type(self).__name__
-        try:
-            size = [int(s) for s in output_size]
-        except TypeError:
+        if (isinstance(output_size, (str, bytes)) or not hasattr(output_size, "__len__")
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                           for v in output_size)):
             raise TypeError(f"{fn}: output_size must be a sequence of ints, got "
-                            f"{output_size!r}") from None
+                            f"{output_size!r}")
+        size = [int(v) for v in output_size]
         leading = ndim - 2
         if len(size) == leading + 2:
             size = size[leading:]
