@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI: the whole test suite (the fuzz tests included) against an AddressSanitizer +
 # UndefinedBehaviorSanitizer build of cconv, made in a scratch copy (tools/sanitize.sh asan).
-# Measured on the 2-core CI machine: ~90 s to build, ~95 s to test (about 3 minutes in all).
+# Measured on the 2-core CI machine: ~85 s to build, ~85-110 s to test (about 3 minutes).
 #
 #   tools/ci-sanitize.sh            # asan (set CCONV_SANITIZE_MODES="asan debug" for both)
 #
