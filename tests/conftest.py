@@ -4,7 +4,12 @@ data, and fixtures for every instruction-set variant, both dtypes and (optional)
 Tests import the helpers with `from conftest import ...` (pytest puts tests/ on sys.path).
 """
 import functools
+import os
+import subprocess
+import sys
+import tempfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +48,22 @@ APPLIES = {
     "igemm_cl": lambda C_in, groups, transposed: True,
     "depthwise": lambda C_in, groups, transposed: C_in == groups and not transposed,
 }
+
+# Where the cconv under test lives: a child Python must import this one, not the source tree
+# of the working directory (which has no compiled kernels when cconv was pip-installed).
+CCONV_HOME = str(Path(cconv.__file__).resolve().parents[1])
+
+
+def run_python(args, *, env=None, **kwargs):
+    """subprocess.run([python, *args]) importing the cconv under test: run from a scratch
+    directory (python -c / -m put the working directory first on sys.path) with that cconv's
+    home first on PYTHONPATH. `env` defaults to os.environ; output is captured as text."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [CCONV_HOME, env.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory() as scratch:
+        return subprocess.run([sys.executable, *args], cwd=scratch, env=env,
+                              capture_output=True, text=True, **kwargs)
+
 
 HAS_TRANSPOSED = hasattr(cconv, "conv_transpose2d") and hasattr(cconv, "ConvTranspose2d")
 requires_transposed = pytest.mark.skipif(not HAS_TRANSPOSED,

@@ -5,17 +5,16 @@ where installed.
 """
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 import cconv
 from cconv import _bench, _layers, _params, _planner
 
-ROOT = Path(cconv.__file__).resolve().parents[1]   # where the imported cconv lives
 REPO = Path(__file__).resolve().parents[1]         # this checkout (benchmarks/ is here)
 
 try:
@@ -161,11 +160,10 @@ def test_format_table_ratios_and_geomeans():
 def test_cli_writes_valid_json(tmp_path):
     out = tmp_path / "out.json"
     env = {k: v for k, v in os.environ.items() if k not in _bench.SLOW_BLAS_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "cconv", "bench", "--layers", "mnist", "--threads", "1",
+    proc = run_python(
+        ["-m", "cconv", "bench", "--layers", "mnist", "--threads", "1",
          "--peers", "numpy", "--json", str(out), "--rounds", "2", "--target-ms", "2"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "mnist.conv1" in proc.stdout and "numpy:m" in proc.stdout
     data = json.loads(out.read_text())

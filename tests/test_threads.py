@@ -4,8 +4,6 @@ import gc
 import io
 import multiprocessing
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -21,6 +19,7 @@ from conftest import (
     operation,
     random_arrays,
     requires_transposed,
+    run_python,
 )
 
 import cconv
@@ -284,8 +283,7 @@ def test_fork_after_another_libgomp_user_ran_threads():
             os._exit(0 if float(y[0, 0, 1, 1]) == 288.0 else 1)
         print("child", os.waitpid(pid, 0)[1])
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    proc = run_python(["-c", code], timeout=60)
     assert "child 0" in proc.stdout, f"child status: {proc.stdout} {proc.stderr[-300:]}"
 
 
