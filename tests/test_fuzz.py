@@ -27,14 +27,13 @@ import math
 import operator
 import os
 import subprocess
-import sys
 import textwrap
 import tracemalloc
 import types
 
 import numpy as np
 import pytest
-from conftest import ASAN, DTYPES, assert_within, error_bound
+from conftest import ASAN, DTYPES, assert_within, error_bound, run_python
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 from reference import pad_input
@@ -1052,11 +1051,8 @@ def test_impossible_sizes_fail_before_touching_memory(case):
 
 def _run_python(code, timeout=60, kill_after=None):
     """The finished process of `python -c code` (None if it ran past kill_after seconds)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     try:
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                              capture_output=True, text=True, timeout=kill_after or timeout,
-                              env=env)
+        return run_python(["-c", textwrap.dedent(code)], timeout=kill_after or timeout)
     except subprocess.TimeoutExpired:
         if kill_after is None:
             raise
@@ -1131,11 +1127,11 @@ def test_transposed_planning_does_not_grow_with_stride():
     assert peak < 1 << 20, f"planning one output pixel took {peak / 2**20:.0f} MiB"
 
 
-@pytest.mark.xfail(strict=True, reason="Python objects per kernel tap (report KB4)")
 def test_planning_memory_is_linear_and_small_in_the_taps():
-    """A 256x256 kernel (65536 taps): the kernel needs a few offsets per tap (8 bytes each);
-    the planner's Python tables take ~330 bytes per tap (a 16384x16384 kernel, 1 GiB of
-    weights, would need ~90 GB: the OOM killer, not MemoryError)."""
+    """A 256x256 kernel (65536 taps, 2 channels): the kernel needs a few offsets per reduction
+    step (8 bytes each). The table of k * width held a row for every width up to max(MR, NR)
+    (~290 bytes per tap: a 16384x16384 kernel, 1 GiB of weights, needed ~90 GB, the OOM
+    killer rather than MemoryError; report KB4). Fixed: rows only for the widths used (~50)."""
     params = _params.conv2d_geometry("conv2d", (1, 2, 256, 256), (1, 2, 256, 256), 1, 0, 1, 1)
     _planner.igemm_tables.cache_clear()
     _planner._plan.cache_clear()

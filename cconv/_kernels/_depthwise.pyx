@@ -159,7 +159,9 @@ cdef class Depthwise:
                   int isa, Py_ssize_t itemsize):
         self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                           shape[6], isa)
-        self.toff = <Py_ssize_t *> malloc(offh.shape[0] * offw.shape[0] * sizeof(Py_ssize_t))
+        cdef Py_ssize_t table = mul_sat(mul_sat(offh.shape[0], offw.shape[0]),
+                                        sizeof(Py_ssize_t))
+        self.toff = NULL if table == PY_SSIZE_T_MAX else <Py_ssize_t *> malloc(table)
         if self.toff == NULL:
             raise MemoryError()
         band_setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),

@@ -122,7 +122,8 @@ cdef struct Layer:
     Py_ssize_t packed_size           # elements of the packed weights of all problems
     Py_ssize_t ws_band, ws_c, ws     # per-thread buffer: band, C block, total (elements)
     Py_ssize_t ws_pack               # more per thread for raw weights (channel mode packs)
-    Py_ssize_t *ktab                 # ktab[r * kmax + k] = k * r, r <= max(mr, nr)
+    Py_ssize_t *ktab                 # k * r for the widths r that occur: see k_times
+    Py_ssize_t wlo                   # the narrower width of the pixel-mode weight panels
 
 
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
@@ -166,7 +167,7 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
         pr.T = pr.KH * pr.KW
         pr.K = L.Cg * pr.T
         pr.a_offset = L.packed_size
-        L.packed_size += L.groups * L.rows_p * pr.K
+        L.packed_size = add_sat(L.packed_size, mul_sat(mul_sat(L.groups, L.rows_p), pr.K))
         pr.nkb = cdiv(L.Cg, L.cpb)
         pr.nbands = cdiv(pr.Hp, L.rows)
         pr.items = L.N * L.groups * L.nmb * pr.nbands
@@ -200,24 +201,39 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
     L.ws = add_sat(L.ws_band, L.ws_c)
     # Raw weights: pixel mode reads them in place (lda = their row stride); channel mode
     # packs one NR panel at a time.
-    L.ws_pack = 0 if L.mode == PIXELS else L.kmax * L.nr
+    L.ws_pack = 0 if L.mode == PIXELS else mul_sat(L.kmax, L.nr)
     return total
 
 
+cdef inline const Py_ssize_t *k_times(const Layer *L, Py_ssize_t width) noexcept nogil:
+    """The table k * width, k < kmax, for a pixel-mode panel width (wlo or wlo + 1: panels
+    split Mg evenly) or NR. Assumes: width is one of those."""
+    if width == L.nr:
+        return L.ktab + 2 * L.kmax
+    return L.ktab + (width - L.wlo) * L.kmax
+
+
 cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
-    """Offset tables: each problem's koff, and ktab. Returns -1 when out of memory."""
-    cdef Py_ssize_t p, c, th, tw, k, r, rmax = max(L.mr, L.nr)
+    """Offset tables: each problem's koff and wkoff, and ktab (three rows: k times the two
+    weight panel widths and NR; see k_times). Returns -1 when out of memory. About 40 bytes
+    per reduction step (input channel x tap), so a huge kernel fails here cleanly."""
+    cdef Py_ssize_t p, c, th, tw, k, i, width
+    cdef Py_ssize_t table = mul_sat(L.kmax, sizeof(Py_ssize_t))
     cdef Problem *pr
-    L.ktab = <Py_ssize_t *> PyMem_RawMalloc((rmax + 1) * L.kmax * sizeof(Py_ssize_t))
+    if table > PY_SSIZE_T_MAX // 4:
+        return -1
+    L.wlo = L.Mg // L.npanels if L.mode == PIXELS else L.nr
+    L.ktab = <Py_ssize_t *> PyMem_RawMalloc(3 * table)
     if L.ktab == NULL:
         return -1
-    for r in range(rmax + 1):
+    for i in range(3):
+        width = L.wlo + i if i < 2 else L.nr
         for k in range(L.kmax):
-            L.ktab[r * L.kmax + k] = k * r
+            L.ktab[i * L.kmax + k] = k * width
     for p in range(nprob):
         pr = &probs[p]
-        pr.koff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
-        pr.wkoff = <Py_ssize_t *> PyMem_RawMalloc(L.kmax * sizeof(Py_ssize_t))
+        pr.koff = <Py_ssize_t *> PyMem_RawMalloc(table)
+        pr.wkoff = <Py_ssize_t *> PyMem_RawMalloc(table)
         if pr.koff == NULL or pr.wkoff == NULL:
             return -1
         k = 0
@@ -325,7 +341,7 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     cdef Py_ssize_t ldc
     if pr.in_place_b and j0 + L.nr > flat:
         bp = bbuf            # the last tile, copied (pixels_item)
-        boff = L.ktab + L.nr * L.kmax
+        boff = k_times(L, L.nr)
         pf = 0
     if pr.in_place_c:
         cp = out_ng + r0 * HWo + i0 * L.W_out + j0
@@ -334,7 +350,7 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
         cp = cbuf + (r0 - row0) * cpitch + j0
         ldc = cpitch
     if packed:
-        ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, L.ktab + r * L.kmax, 1, bp, boff,
+        ukernel(L.isa, r, kcb, a_k + (r0 - row0) * kcb, k_times(L, r), 1, bp, boff,
                 cp, ldc, jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
     else:
         ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff, cp, ldc,
@@ -475,7 +491,7 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                     t0 = split_start(pp, seg, npp)
                     r = split_start(pp + 1, seg, npp) - t0
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
-                            L.ktab + L.nr * L.kmax,
+                            k_times(L, L.nr),
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
                             NULL, bias_c, kb > 0, 0)
     for cpn in range(cp0, cp1):
