@@ -57,7 +57,11 @@ CCONV_HOME = str(Path(cconv.__file__).resolve().parents[1])
 def run_python(args, *, env=None, **kwargs):
     """subprocess.run([python, *args]) importing the cconv under test: run from a scratch
     directory (python -c / -m put the working directory first on sys.path) with that cconv's
-    home first on PYTHONPATH. `env` defaults to os.environ; output is captured as text."""
+    home first on PYTHONPATH. `env` defaults to os.environ; output is captured as text.
+    Skips where no child Python can start: under qemu user-mode emulation without
+    binfmt_misc (tools/test-arm.sh) sys.executable is an ARM binary the host cannot exec."""
+    if os.environ.get("CCONV_TEST_NO_CHILD_PYTHON") == "1":
+        pytest.skip("no child Python can start here (CCONV_TEST_NO_CHILD_PYTHON=1)")
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [CCONV_HOME, env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as scratch:

@@ -74,7 +74,15 @@ BAD_TYPES = [None, "1", "", "same ", 1.0, 1.5, float("nan"), float("inf"), True,
              np.array([1, 2]), np.array(1.0), [1.0], [1, None], [[1]], (1, "1"), slice(1),
              type, Ellipsis]
 BAD_LENGTHS = [[], (), [1, 1, 1], (1, 1, 1, 1)]
-INT_FORMS = [int, np.int64, np.intp, lambda v: np.array(v), lambda v: [v], lambda v: (v,)]
+INTP = np.iinfo(np.intp)
+
+
+def _as_intp(v):
+    """np.intp(v) where it holds v (32 bits on armv7), else np.int64(v)."""
+    return np.intp(v) if INTP.min <= v <= INTP.max else np.int64(v)
+
+
+INT_FORMS = [int, np.int64, _as_intp, lambda v: np.array(v), lambda v: [v], lambda v: (v,)]
 EXCEPTIONS = (ValueError, TypeError, MemoryError)
 
 
@@ -229,9 +237,18 @@ def size_class(out_elems, copies, itemsize, rows):
     return Outcome.OK
 
 
+def above_size_limit(*size_args):
+    """cconv's one rule beyond PyTorch's: no stride/padding/dilation/output_padding above
+    SIZE_LIMIT (sys.maxsize // 16: 2**59 on 64-bit platforms, 2**27 on 32-bit ones), so that
+    no size derived from them overflows Py_ssize_t. String paddings are not sizes."""
+    return any(max(pair_of(a)) > SIZE_LIMIT for a in size_args if not isinstance(a, str))
+
+
 def conv2d_geometry(x_shape, w_shape, b_shape, stride, padding, dilation, groups):
     """(outcome, pads, output shape) of conv2d for type-valid arguments, PyTorch's rules."""
     if len(x_shape) not in (3, 4) or len(w_shape) != 4:
+        return Outcome.FAIL, None, None
+    if above_size_limit(stride, padding, dilation):
         return Outcome.FAIL, None, None
     N, C, H, W = x_shape if len(x_shape) == 4 else (1, *x_shape)
     M, Cg, KH, KW = w_shape
@@ -262,6 +279,8 @@ def conv_transpose2d_geometry(x_shape, w_shape, b_shape, stride, padding, output
                               dilation, groups):
     """(outcome, output shape) of conv_transpose2d for type-valid arguments."""
     if len(x_shape) not in (3, 4) or len(w_shape) != 4:
+        return Outcome.FAIL, None
+    if above_size_limit(stride, padding, output_padding, dilation):
         return Outcome.FAIL, None
     N, C, H, W = x_shape if len(x_shape) == 4 else (1, *x_shape)
     Cw, Mg, KH, KW = w_shape
@@ -699,6 +718,9 @@ def module_outcome(transposed, args):
         if padding == "same" and pair_of(args["stride"]) != (1, 1):
             return Outcome.FAIL, None
     if not transposed and args.get("padding_mode", "zeros") not in cconv.modules.PADDING_MODES:
+        return Outcome.FAIL, None
+    if above_size_limit(*(args[k] for k in ("stride", "padding", "dilation", "output_padding")
+                          if k in args)):
         return Outcome.FAIL, None
     shape = (C, M // g, *k) if transposed else (M, C // g, *k)
     elems = float(np.prod([float(s) for s in shape]))
