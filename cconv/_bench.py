@@ -51,6 +51,11 @@ SHORT = {"cconv-functional": "f", "cconv-module": "m", "torch": "torch",
 # ulp. Relative to max(1, max |reference|).
 TOLERANCE = 2e-3
 MAX_BATCH = 100_000
+# Pause before each multi-threaded batch: right after another contender's threads ran on
+# every core (numpy's OpenBLAS above all), the next contender's threads ran up to 2-3x slower
+# for ~0.2 s on the 2-core development machine (measured; not their spinning: the process's
+# CPU time stops at once). Each contender then starts from a machine left idle alike.
+SETTLE_S = 0.25
 # Environment variables that make numpy's OpenBLAS slower; `python -m cconv bench` re-runs
 # itself without them (cconv/__main__.py) unless --keep-env.
 SLOW_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -361,7 +366,9 @@ def wait_quiet(max_s, say=None, threshold=0.25, probe_s=0.5):
             say(f"waiting for other processes to go quiet ({others:.2f} CPUs busy)")
 
 
-def _time_batch(call, k):
+def _time_batch(call, k, settle_s=0.0):
+    """Seconds per call over k calls, after a pause of settle_s (see SETTLE_S)."""
+    time.sleep(settle_s)
     t0 = time.perf_counter()
     for _ in range(k):
         call()
@@ -388,6 +395,7 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
               "min_times": {}, "samples": {}, "calls_per_round": {}, "checks": {},
               "notes": {}}
     say = progress.update if progress else (lambda text: None)
+    settle_s = SETTLE_S if threads > 1 else 0.0
     with ThreadSettings(threads):
         record.update(plan_info(layer, dtype))
         if "plan_error" in record:
@@ -429,7 +437,7 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
                 say(f"round {r + 1}/{rounds}")
                 start = r % len(names) if names else 0
                 for name in names[start:] + names[:start]:
-                    samples[name].append(_time_batch(live[name].call, batch[name]))
+                    samples[name].append(_time_batch(live[name].call, batch[name], settle_s))
             record["others_cpus"] = _others_cpus(snap, _cpu_snapshot())
         finally:
             if gc_was_enabled:
