@@ -44,6 +44,11 @@ from . import _config, _layers, _planner, _threads
 CCONV = ("cconv-functional", "cconv-module")
 PEERS = ("torch", "onnxruntime", "numpy")
 CONTENDERS = CCONV + PEERS
+# The ceiling: numpy's float32 matmul of two MATMUL_N x MATMUL_N matrices (BLAS threads as
+# the row's), timed in every row's rounds with the contenders when the numpy peer is on; the
+# %mm column is cconv-module's GFLOP/s as a share of its GFLOP/s.
+CEILING = "matmul"
+MATMUL_N = 2048
 SHORT = {"cconv-functional": "f", "cconv-module": "m", "torch": "torch",
          "onnxruntime": "ort", "numpy": "numpy"}
 
@@ -220,6 +225,10 @@ def make_contender(name, layer, x, w, b, threads):
         return Contender(name, lambda: session.run(None, feed)[0])
     if name == "numpy":
         return Contender(name, lambda: numpy_conv(layer, x, w, b))
+    if name == CEILING:
+        rng = np.random.default_rng(0)
+        a, c = (rng.random((MATMUL_N, MATMUL_N), np.float32) for _ in range(2))
+        return Contender(name, lambda: np.matmul(a, c))
     raise ValueError(f"unknown contender {name!r}; expected one of {CONTENDERS}")
 
 
@@ -408,6 +417,9 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
             try:
                 c = make_contender(name, layer, x, w, b, threads)
                 out = c.to_numpy(c.call())
+                if name == CEILING:   # not a convolution: nothing to check
+                    live[name] = c
+                    continue
             except UnavailableError as exc:
                 record["notes"][name] = str(exc)
                 continue
@@ -494,6 +506,9 @@ def format_table(records, peers):
     """The summary table: one row per layer and thread count, then geomeans per thread
     count, then the notes (skipped and failed contenders)."""
     head = ["layer", "thr", "module ms", "GFLOP/s", "algorithm", "used", "ws KiB", "busy"]
+    ceiling = any(CEILING in r["times"] for r in records)
+    if ceiling:
+        head.insert(4, "%mm")
     for p in peers:
         head += [f"{SHORT[p]}:f", f"{SHORT[p]}:m"]
     rows = []
@@ -507,6 +522,10 @@ def format_table(records, peers):
                str(r.get("plan_threads", "-")),
                "-" if ws is None else f"{ws / 1024:.0f}",
                "-" if r.get("others_cpus") is None else f"{r['others_cpus']:.2f}"]
+        if ceiling:
+            mm = r["times"].get(CEILING)
+            row.insert(4, "-" if t is None or mm is None
+                       else f"{r['flops'] * mm / (t * 2 * MATMUL_N ** 3) * 100:.0f}")
         for p in peers:
             row += [_cell(r, p, "cconv-functional"), _cell(r, p, "cconv-module")]
         rows.append(row)
@@ -516,7 +535,7 @@ def format_table(records, peers):
         n = sum(r["threads"] == t and any(ratio(r, p, c) for p in peers for c in CCONV)
                 for r in records)
         row = [f"geomean ({n} layers)", str(t)]
-        row += [""] * 6
+        row += [""] * (7 if ceiling else 6)
         for p in peers:
             for path in CCONV:
                 v = values[f"{SHORT[p]}:{SHORT[path]}"]
@@ -525,7 +544,7 @@ def format_table(records, peers):
     widths = [max(len(x[i]) for x in [head] + rows + foot) for i in range(len(head))]
 
     def fmt(row):
-        return "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w)
+        return "  ".join(c.ljust(w) if i == 0 or head[i] == "algorithm" else c.rjust(w)
                          for i, (c, w) in enumerate(zip(row, widths))).rstrip()
     rule = "-" * len(fmt(head))
     lines = [fmt(head), rule] + [fmt(r) for r in rows] + [rule] + [fmt(r) for r in foot]
@@ -534,6 +553,9 @@ def format_table(records, peers):
                  "module ms and GFLOP/s: cconv-module, median per call;")
     lines.append("busy: CPUs' worth of time other processes took while the row was timed "
                  "(noise).")
+    if ceiling:
+        lines.append(f"%mm: cconv-module's GFLOP/s as a percentage of numpy's float32 matmul "
+                     f"({MATMUL_N}x{MATMUL_N}) timed in the same rounds.")
     lines.append("<peer>:f / <peer>:m = peer time / cconv time, for cconv-functional / "
                  "cconv-module: above 1, cconv is faster.")
     notes = {}
@@ -574,7 +596,7 @@ def plot(records, path, contenders):
               f"written", file=sys.stderr)
         return False
     threads = sorted({r["threads"] for r in records})
-    names = [n for n in contenders if any(n in r["times"] for r in records)]
+    names = [n for n in contenders if n != CEILING and any(n in r["times"] for r in records)]
     layers = list(dict.fromkeys(r["layer"] for r in records))
     fig, axes = plt.subplots(len(threads), 1, figsize=(max(8, 0.45 * len(layers) + 3),
                                                        4.2 * len(threads)), squeeze=False)
@@ -782,7 +804,7 @@ def main(argv=None):
     target_s = (args.target_ms or (15 if args.quick else 30)) / 1e3
     dtype = np.dtype(args.dtype)
     peers = args.peers
-    contenders = list(CCONV) + peers
+    contenders = list(CCONV) + peers + ([CEILING] if "numpy" in peers else [])
     info = machine_info()
     if info["slow_blas_env"]:
         print(f"warning: {info['slow_blas_env']} is set and slows numpy's matmul; run "
@@ -800,7 +822,9 @@ def main(argv=None):
                           f"{t} thread{'s' if t > 1 else ''}")
             if args.wait_quiet > 0:
                 wait_quiet(args.wait_quiet, progress.update)
-            rec = bench_layer(layer, t, contenders, dtype=dtype, rounds=rounds,
+            rec = bench_layer(layer, t, [c for c in contenders if c != CEILING
+                                         or layer is not OVERHEAD_LAYER],
+                              dtype=dtype, rounds=rounds,
                               target_s=target_s, progress=progress)
             (overhead if layer is OVERHEAD_LAYER else records).append(rec)
     finally:

@@ -165,12 +165,12 @@ def test_cli_writes_valid_json(tmp_path):
          "--peers", "numpy", "--json", str(out), "--rounds", "2", "--target-ms", "2"],
         env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "mnist.conv1" in proc.stdout and "numpy:m" in proc.stdout
+    assert "mnist.conv1" in proc.stdout and "numpy:m" in proc.stdout and "%mm" in proc.stdout
     data = json.loads(out.read_text())
     assert {r["layer"] for r in data["records"]} == {"mnist.conv1", "mnist.conv2.b32"}
     for r in data["records"]:
         assert r["threads"] == 1 and r["algorithm"]
-        assert set(r["times"]) == {"cconv-functional", "cconv-module", "numpy"}
+        assert set(r["times"]) == {"cconv-functional", "cconv-module", "numpy", "matmul"}
         assert all(c["ok"] for c in r["checks"].values())
     assert data["overhead"] and data["meta"]["peers"] == ["numpy"]
 
@@ -191,3 +191,15 @@ def test_summary_reads_pytest_benchmark_json(tmp_path, capsys):
     assert summary.main([str(path)]) == 0
     text = capsys.readouterr().out
     assert "founding.3x3" in text and "2.00" in text and "1.67" in text
+
+
+def test_format_table_matmul_share():
+    """%mm: the module's GFLOP/s as a percentage of the matmul timed with it."""
+    mm_flops = 2 * _bench.MATMUL_N ** 3
+    rec = {"layer": "x", "threads": 1, "flops": mm_flops, "algorithm": "igemm",
+           "plan_threads": 1, "workspace_bytes": 0, "others_cpus": 0.0,
+           "times": {"cconv-module": 0.4, "cconv-functional": 0.4, "matmul": 0.3},
+           "checks": {}, "notes": {}}
+    head, _, row = _bench.format_table([rec], []).splitlines()[:3]
+    assert head.split()[5] == "%mm" and row.split()[4] == "75"   # ("module ms" is 2 words)
+    assert "%mm" not in _bench.format_table([dict(rec, times={"cconv-module": 0.4})], [])
