@@ -178,35 +178,23 @@ def test_forked_child_can_convolve_after_parent_used_threads():
     cconv.set_num_threads(2)
     assert _planner.plan_for_conv2d(x.shape, w.shape, padding=1).threads == 2
     expected = cconv.conv2d(x, w, b, padding=1)       # the parent's thread pool now runs
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_convolve_in_child, args=(queue, x, w, b))
-    child.start()
-    try:
-        status, result = queue.get(timeout=120)
-    except Exception:
-        status, result = "hung", "no result within 120 s"
-    finally:
-        child.join(timeout=10)
-        if child.is_alive():
-            child.kill()
-            child.join()
+    status, result, exitcode = _result_of_forked(_convolve_in_child, x, w, b)
     assert status == "ok", result
-    assert child.exitcode == 0
+    assert exitcode == 0
     assert np.array_equal(result, expected)
 
 
 def _convolve_in_grandchild(queue, x, w, b):
     """A forked child forks again; the grandchild convolves (asking for 2 threads)."""
     try:
-        status, result = _result_of_forked(_convolve_in_child, x, w, b)
+        status, result, _ = _result_of_forked(_convolve_in_child, x, w, b)
         queue.put((status, result))
     except BaseException as exc:  # report anything to the parent
         queue.put(("error", repr(exc)))
 
 
 def _result_of_forked(target, *args):
-    """(status, result) of target(queue, *args) run in a forked child."""
+    """(status, result, exit code) of target(queue, *args) run in a forked child."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=target, args=(queue, *args))
@@ -220,7 +208,7 @@ def _result_of_forked(target, *args):
         if child.is_alive():
             child.kill()
             child.join()
-    return status, result
+    return status, result, child.exitcode
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
@@ -246,7 +234,7 @@ def test_fork_while_another_thread_convolves():
     finally:
         stop.set()
         thread.join()
-    for status, result in results:
+    for status, result, _ in results:
         assert status == "ok", result
         assert np.array_equal(result, expected)
 
