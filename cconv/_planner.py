@@ -181,11 +181,9 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
     p = params
     mr, nr = _igemm.tile(isa, dtype.itemsize)
     base = igemm_tables(params)
-    if p.Cg == 0:
-        # No input channels: every output is its bias (an empty sum).
-        return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_fill=True)
-    if not base.taps_of_problem:
-        # No tap ever reads the image: every output is its bias.
+    if p.Cg == 0 or not base.taps_of_problem:
+        # No input channels (an empty sum), or no tap ever reads the image: every output is
+        # its bias.
         return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_fill=True)
     taps = max(len(kh) * len(kw) for kh, kw in base.taps_of_problem)
     cpb = max(1, KC_MAX // taps)

@@ -323,7 +323,7 @@ cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr)
 
 cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py_ssize_t pan,
                             Py_ssize_t row0, Py_ssize_t lead, Py_ssize_t flat,
-                            Py_ssize_t ntiles, Py_ssize_t kb, Py_ssize_t kcb, bint packed,
+                            Py_ssize_t kb, Py_ssize_t kcb, bint packed,
                             const floating *a_k, const floating *src, const floating *bbuf,
                             const floating *bias_g, floating *out_ng, Py_ssize_t i0,
                             floating *cbuf, Py_ssize_t cpitch, bint prefetch) noexcept nogil:
@@ -419,12 +419,12 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
         if kcb * flat * sizeof(floating) <= PANEL_OUTER_BYTES:
             for pan in range(pan0, pan1):
                 for jt in range(ntiles):
-                    pixel_tile(L, pr, jt, pan, row0, lead, flat, ntiles, kb, kcb, packed, a_k,
+                    pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
                                src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, False)
         else:
             for jt in range(ntiles):
                 for pan in range(pan0, pan1):
-                    pixel_tile(L, pr, jt, pan, row0, lead, flat, ntiles, kb, kcb, packed, a_k,
+                    pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
                                src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
     if not pr.in_place_c:
         copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
@@ -650,7 +650,8 @@ cdef class IGemm:
         Every element of out is written exactly once."""
         cdef Layer *L = &self.L
         cdef Problem *probs = self.probs
-        cdef Py_ssize_t item, per_thread = L.ws if packed else L.ws + L.ws_pack
+        cdef Py_ssize_t item
+        cdef Py_ssize_t per_thread = self.workspace_elems if packed else self.workspace_elems_raw
         cdef Py_ssize_t slack = 64 // sizeof(floating)
         cdef unsigned long fp_mode
         cdef floating *ws0
