@@ -2,6 +2,10 @@
 
 python -m cconv bench [...]: benchmark cconv against its peers on named layers of real
 networks (cconv/_bench.py; `python -m cconv bench --help`).
+
+`cconv` and `cconv bench [...]` (the console script pip installs) do the same from any
+directory: `python -m` puts the working directory first on sys.path, so in a checkout of
+cconv's sources it would import their unbuilt package instead of the installed one.
 """
 import os
 import sys
@@ -48,13 +52,21 @@ def _reexec_without_slow_blas_env():
         return
     env = {k: v for k, v in os.environ.items() if k not in SLOW_BLAS_ENV}
     env["CCONV_BENCH_UNSET"] = " ".join(f"{k}={v}" for k, v in found.items())
-    print(f"python -m cconv bench: re-running without {env['CCONV_BENCH_UNSET']} (they "
+    print(f"cconv bench: re-running without {env['CCONV_BENCH_UNSET']} (they "
           f"slow numpy's matmul; --keep-env keeps them)", file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "cconv", *sys.argv[1:]], env)
+    # The new process imports this very cconv, whatever its working directory holds.
+    home = os.path.dirname(os.path.dirname(os.path.abspath(cconv.__file__)))
+    code = f"import sys; sys.path.insert(0, {home!r}); from cconv.__main__ import run; run()"
+    os.execve(sys.executable, [sys.executable, "-c", code, *sys.argv[1:]], env)
 
 
-if __name__ == "__main__":
+def run():
+    """The command line: `python -m cconv ...` or the `cconv` console script."""
     if sys.argv[1:2] == ["bench"]:
         _reexec_without_slow_blas_env()
     sys.exit(main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    run()

@@ -5,6 +5,7 @@ where installed.
 """
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -173,6 +174,21 @@ def test_cli_writes_valid_json(tmp_path):
         assert set(r["times"]) == {"cconv-functional", "cconv-module", "numpy", "matmul"}
         assert all(c["ok"] for c in r["checks"].values())
     assert data["overhead"] and data["meta"]["peers"] == ["numpy"]
+
+
+def test_console_script_runs_in_a_source_checkout():
+    """README's main command, `cconv bench ...`, run from the root of a checkout whose
+    cconv/ is unbuilt (CI: a clean clone, cconv pip-installed): neither the script nor its
+    re-run without OPENBLAS_CORETYPE may import that source tree (`python -m` would)."""
+    script = Path(sys.executable).with_name("cconv")
+    if not script.exists() or os.environ.get("CCONV_TEST_NO_CHILD_PYTHON") == "1":
+        pytest.skip("the cconv console script is not installed here (pip install .)")
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    proc = subprocess.run([str(script), "bench", "--list"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "re-running without OPENBLAS_CORETYPE" in proc.stderr
+    assert "founding.3x3" in proc.stdout
 
 
 def test_summary_reads_pytest_benchmark_json(tmp_path, capsys):
