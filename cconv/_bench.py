@@ -748,7 +748,7 @@ def build_parser():
                              "(default: all; those not installed are skipped with a note)")
     parser.add_argument("--quick", action="store_true",
                         help="the quick layer set (unless --layers), 5 rounds of 15 ms: "
-                             "under a minute")
+                             "under 2 minutes")
     parser.add_argument("--rounds", type=int, default=None,
                         help="interleaved rounds per layer (default 7; --quick 5)")
     parser.add_argument("--target-ms", type=float, default=None,
