@@ -25,9 +25,12 @@ from ._kernels import _depthwise, _igemm
 ALGORITHMS = ("igemm", "igemm_cl", "depthwise")
 _MODES = {"igemm": _igemm.MODE_PIXELS, "igemm_cl": _igemm.MODE_CHANNELS}
 
-# Most reduction rows per K block (whole input channels: KC_MAX // taps of them). A 12-row
-# slice of packed weights, 12 x 256 floats, stays in L1 while the tiles stream.
-KC_MAX = 256
+# Most reduction rows per K block (whole input channels: KC_MAX[mode] // taps of them), so
+# that a tile's operands stay in L1 (48 KiB here) while the other operand streams past. Pixel
+# mode: a 12-row weight slice (12 x 256 floats) and a tile of 32 pixels (32 x 256). Channel
+# mode: a 32-wide weight panel, 32 x 128 floats; 256 rows made it 32 KiB, which with a tile's
+# band rows overflowed L1 (1.03-1.2x slower on 8 of the 9 channel-mode layers measured).
+KC_MAX = {_igemm.MODE_PIXELS: 256, _igemm.MODE_CHANNELS: 128}
 # Per-thread workspace budget (band buffer + C block); the bound is 1 MiB a thread.
 WS_BUDGET = 512 * 1024
 # Cycles per element of the copies around the GEMM, relative to one tile-k step (see
@@ -186,7 +189,6 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
         # its bias.
         return Plan(algorithm or "igemm", isa, dtype, 1, 0, bias_fill=True)
     taps = max(len(kh) * len(kw) for kh, kw in base.taps_of_problem)
-    cpb = max(1, KC_MAX // taps)
     hp_max = max(hp for hp, _ in base.grid_of_problem)
     hp_min = min(hp for hp, _ in base.grid_of_problem)
     # Stride phases of a transposed convolution interleave in the output: two threads on
@@ -201,6 +203,7 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
     for name in modes:
         mode = _MODES[name]
         width = mr if mode == _igemm.MODE_PIXELS else nr
+        cpb = max(1, KC_MAX[mode] // taps)
         npanels = _cdiv(p.Mg, width)
         for rows in _band_candidates(hp_max, threads):
             for nmb in range(1, min(npanels, 4 * threads) + 1):
@@ -220,10 +223,10 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
                 shared = interleaved and p.N * p.groups * blocks * _cdiv(hp_min, rows) < threads
                 cost = (shared, cost)
                 if best is None or cost < best[0]:
-                    best = (cost, name, rows, ppb, ws, items, width)
+                    best = (cost, name, rows, ppb, ws, items, width, cpb)
     if best is None:
         raise _too_big(p, dtype, smallest)
-    _, name, rows, ppb, _, items, width = best
+    _, name, rows, ppb, _, items, width, cpb = best
     n = _threads.threads_for(items, p.flops, threads)
     taps = p.KH * p.KW
     if p.transposed:  # weight (C_in, C_out/groups, kh, kw)

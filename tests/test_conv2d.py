@@ -84,7 +84,8 @@ NAMED = [
     Case(1, 1, 10, 10, 1, (3, 3), name="founding-10x10"),
     Case(1, 256, 24, 24, 128, (3, 3), padding=(1, 1), name="founding-24x24x256"),
     Case(32, 3, 24, 24, 8, (3, 3), padding=(1, 1), name="founding-batch32-rgb"),
-    # Reductions K = C_in/groups * kh * kw around the 256-row K block.
+    # Reductions K = C_in/groups * kh * kw around the K blocks (256 rows in pixel mode, 128 in
+    # channel mode: K256 and K257-1x1 are two and three blocks there).
     Case(1, 17, 9, 11, 13, (5, 3), padding=(2, 1), name="K255"),
     Case(2, 16, 7, 8, 12, (4, 4), padding="same", name="K256"),
     Case(1, 256, 5, 17, 7, (1, 1), name="K256-1x1"),

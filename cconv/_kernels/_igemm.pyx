@@ -29,7 +29,7 @@ operands as (base, offset table), so the same tile runs in two orientations:
 Tiling (the BLIS loop order; every block size is fixed per layer, never per thread):
 
     for each work item (problem, n, g, channel block, band of R grid rows)     <- threads
-      for each K block (a range of whole input channels, ~KC_MAX rows of K)
+      for each K block (a range of whole input channels, ~KC_MAX rows of K, see _planner)
         fill the band buffer for those channels (or read the input in place)
         for each tile of the band (NR pixels, or MR pixels of one row)
           for each panel of the channel block
