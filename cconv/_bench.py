@@ -56,11 +56,14 @@ SHORT = {"cconv-functional": "f", "cconv-module": "m", "torch": "torch",
 # ulp. Relative to max(1, max |reference|).
 TOLERANCE = 2e-3
 MAX_BATCH = 100_000
-# Pause before each multi-threaded batch: right after another contender's threads ran on
-# every core (numpy's OpenBLAS above all), the next contender's threads ran up to 2-3x slower
-# for ~0.2 s on the 2-core development machine (measured; not their spinning: the process's
-# CPU time stops at once). Each contender then starts from a machine left idle alike.
+# Pauses before each multi-threaded batch, so that every batch starts from a machine left
+# idle alike (measured on the 2-core development machine, each pair of contenders): right
+# after numpy's OpenBLAS threads or onnxruntime's (which spin on idle cores) ran on every
+# core, the next contender ran 1.7-4x slower for ~0.2 s; after cconv's or torch's OpenMP
+# threads, onnxruntime ran 1.5x slower for a few ms (their spin-wait), none after 20 ms.
 SETTLE_S = 0.25
+SETTLE_AFTER = ("onnxruntime", "numpy", CEILING)
+SETTLE_SHORT_S = 0.05
 # Environment variables that make numpy's OpenBLAS slower; `python -m cconv bench` re-runs
 # itself without them (cconv/__main__.py) unless --keep-env.
 SLOW_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -404,7 +407,7 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
               "min_times": {}, "samples": {}, "calls_per_round": {}, "checks": {},
               "notes": {}}
     say = progress.update if progress else (lambda text: None)
-    settle_s = SETTLE_S if threads > 1 else 0.0
+    settle = threads > 1
     with ThreadSettings(threads):
         record.update(plan_info(layer, dtype))
         if "plan_error" in record:
@@ -445,11 +448,15 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
                 batch[name] = _calibrate(live[name].call, target_s)
             samples = {name: [] for name in names}
             snap = _cpu_snapshot()
+            previous = names[-1] if names else None    # the last one warmed up
             for r in range(rounds):
                 say(f"round {r + 1}/{rounds}")
                 start = r % len(names) if names else 0
                 for name in names[start:] + names[:start]:
-                    samples[name].append(_time_batch(live[name].call, batch[name], settle_s))
+                    pause = (0.0 if not settle else SETTLE_S if previous in SETTLE_AFTER
+                             else SETTLE_SHORT_S)
+                    samples[name].append(_time_batch(live[name].call, batch[name], pause))
+                    previous = name
             record["others_cpus"] = _others_cpus(snap, _cpu_snapshot())
         finally:
             if gc_was_enabled:
@@ -747,8 +754,8 @@ def build_parser():
                         help="comma-separated peers among torch,onnxruntime,numpy, or none "
                              "(default: all; those not installed are skipped with a note)")
     parser.add_argument("--quick", action="store_true",
-                        help="the quick layer set (unless --layers), 5 rounds of 15 ms: "
-                             "under 2 minutes")
+                        help="the quick layer set (unless --layers), 5 rounds of 15 ms, no "
+                             "matmul ceiling: under a minute")
     parser.add_argument("--rounds", type=int, default=None,
                         help="interleaved rounds per layer (default 7; --quick 5)")
     parser.add_argument("--target-ms", type=float, default=None,
@@ -804,7 +811,9 @@ def main(argv=None):
     target_s = (args.target_ms or (15 if args.quick else 30)) / 1e3
     dtype = np.dtype(args.dtype)
     peers = args.peers
-    contenders = list(CCONV) + peers + ([CEILING] if "numpy" in peers else [])
+    # The matmul ceiling (the %mm column) takes 1 s a row: not in the quick run.
+    ceiling = "numpy" in peers and not args.quick
+    contenders = list(CCONV) + peers + ([CEILING] if ceiling else [])
     info = machine_info()
     if info["slow_blas_env"]:
         print(f"warning: {info['slow_blas_env']} is set and slows numpy's matmul; run "

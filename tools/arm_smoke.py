@@ -153,7 +153,7 @@ def test_igemm_channels_around_the_tile(isa, dtype):
     ((2, 4, 6, 5), (6, 2, 3, 3), dict(groups=2, padding=1)),           # grouped
     ((1, 6, 5, 5), (6, 1, 3, 3), dict(groups=6, algorithm="igemm")),   # depthwise via igemm
     ((1, 255, 3, 3), (2, 255, 1, 1), {}),                              # K = 255
-    ((1, 32, 3, 3), (3, 32, 2, 4), dict(padding=1)),                   # K = 256: one pixel-mode K block
+    ((1, 32, 3, 3), (3, 32, 2, 4), dict(padding=1)),                   # K = 256 (pixel-mode block)
     ((1, 257, 2, 2), (3, 257, 1, 1), dict(padding=1)),                 # K = 257: two K blocks
     ((1, 60, 4, 5), (13, 60, 3, 3), dict(padding=1)),                  # K = 540: three K blocks
     ((0, 3, 5, 5), (2, 3, 3, 3), {}),                                  # batch 0
