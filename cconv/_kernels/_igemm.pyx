@@ -56,6 +56,13 @@ cdef extern from "isa.h" nogil:
     void cc_restore_fp_mode(unsigned long old)
 
 
+cdef extern from "transpose.h" nogil:
+    void cc_transpose_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src, Py_ssize_t lds,
+                          float *dst, Py_ssize_t ldd)
+    void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src, Py_ssize_t lds,
+                          double *dst, Py_ssize_t ldd)
+
+
 cdef extern from "gemm_dispatch.h" nogil:
     ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
                                     const float *, const Py_ssize_t *, float *, Py_ssize_t,
@@ -106,6 +113,7 @@ cdef struct Problem:
     Band band
     Py_ssize_t *koff                 # offset of K row (c, th, tw) of a K block in the band
     Py_ssize_t *wkoff                # ... and in the raw weights (c*sc + wtap), per block
+    bint wk_contig                   # wkoff[k] == k: a K block is contiguous in the weight
 
 
 cdef struct Layer:
@@ -164,6 +172,7 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
         pr.offw = &taps[problems[p, 10] + pr.KH]
         pr.wtap = &taps[problems[p, 10] + pr.KH + pr.KW]
         pr.koff = NULL
+        pr.wk_contig = False
         pr.T = pr.KH * pr.KW
         pr.K = L.Cg * pr.T
         pr.a_offset = L.packed_size
@@ -247,6 +256,10 @@ cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
                             &pr.band, pr.offh[th], pr.offw[tw])
                     pr.wkoff[k] = c * L.sc + pr.wtap[th * pr.KW + tw]
                     k += 1
+        pr.wk_contig = True
+        for i in range(k):
+            if pr.wkoff[i] != i:
+                pr.wk_contig = False
     return 0
 
 
@@ -268,10 +281,12 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
     the micro-kernel reads it, panel after panel: pixel mode, panel rows r0..r0+r, k-major:
     dst[(r0 - first r0)*kcb + kk*r + i] = A[g, r0 + i, k0 + kk]; channel mode, NR-wide
     panels (zero past Mg): dst[(p - pan0)*kcb*NR + kk*NR + lane] = A[g, p*NR + lane, k0 + kk].
+    A block contiguous in the weight (conv2d's, with every tap) is a transpose, done in
+    vector tiles (transpose.h).
     """
     cdef Py_ssize_t kcb = (c1 - c0) * pr.T
     cdef const Py_ssize_t *wkoff = pr.wkoff
-    cdef Py_ssize_t pan, r0, r, i, m, kk
+    cdef Py_ssize_t pan, r0, r, i, kk, valid
     cdef Py_ssize_t rbase = split_start(pan0, L.Mg, L.npanels) if L.mode == PIXELS else pan0 * L.nr
     cdef const floating *wm
     cdef floating *d
@@ -283,15 +298,20 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
             r0 = pan * L.nr
             r = L.nr
         d = dst + (r0 - rbase) * kcb
-        for i in range(r):
-            m = r0 + i
-            if m >= L.Mg:
+        valid = max(0, min(r, L.Mg - r0))
+        wm = w + gi * L.sg + r0 * L.sm + c0 * L.sc
+        if pr.wk_contig:
+            if floating is float:
+                cc_transpose_f32(valid, kcb, wm, L.sm, d, r)
+            else:
+                cc_transpose_f64(valid, kcb, wm, L.sm, d, r)
+        else:
+            for i in range(valid):
                 for kk in range(kcb):
-                    d[kk * r + i] = 0
-                continue
-            wm = w + gi * L.sg + m * L.sm + c0 * L.sc
+                    d[kk * r + i] = wm[i * L.sm + wkoff[kk]]
+        for i in range(valid, r):
             for kk in range(kcb):
-                d[kk * r + i] = wm[wkoff[kk]]
+                d[kk * r + i] = 0
 
 
 cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,
