@@ -138,9 +138,9 @@ def _tile_cost(r):
     return max(r, (r + 4) / 2)
 
 
-def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked):
+def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked, itemsize):
     """Estimated cycles of one call: the slowest thread's items, each costing its tiles, its
-    band fills, its output copy and (raw weights in channel mode) its weight packing."""
+    band fills, its output copy and (raw weights) its weight packing or scattered reads."""
     p = params
     npanels = _cdiv(p.Mg, mr) if mode == _igemm.MODE_PIXELS else _cdiv(p.Mg, nr)
     nmb = _cdiv(npanels, ppb)
@@ -163,8 +163,19 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked
             compute = nseg * npp * block * K * _tile_cost(seg / npp)
             copy = block * nr * R * wp
         fill = 0 if tables.reads_input_in_place else p.Cg * (R + len(kh)) * wsub
-        pack = 0 if prepacked or mode == _igemm.MODE_PIXELS else block * nr * K
         contiguous = not p.transposed and (kh, kw) == (tuple(range(p.KH)), tuple(range(p.KW)))
+        if prepacked:
+            pack = 0
+        elif mode == _igemm.MODE_CHANNELS:
+            pack = block * nr * K
+        elif p.transposed:
+            # Pixel mode reads raw weights in place, rows (output channels) kh*kw elements
+            # apart in a transposed weight, each step's K entries scattered: a tile step
+            # reads up to one line per row, about what packing them costs (DCGAN's 4x4/s2
+            # ran 1.4-2.3x slower than with packed weights). conv2d's rows run along K.
+            pack = block * (p.Mg / npanels) * K * min(1.0, p.KH * p.KW * itemsize / CACHE_LINE)
+        else:
+            pack = 0
         cost = (compute + FILL_CYCLES * fill + COPY_CYCLES[mode] * copy
                 + PACK_CYCLES[contiguous] * pack
                 + ITEM_CYCLES)
@@ -224,7 +235,7 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
                 if ws * dtype.itemsize > WS_BUDGET and not (rows == 1 and ppb == 1):
                     continue
                 cost, _ = _igemm_cost(p, base, mode, mr, nr, cpb, rows, ppb, threads,
-                                      prepacked)
+                                      prepacked, dtype.itemsize)
                 blocks = _cdiv(npanels, ppb)
                 shared = interleaved and p.N * p.groups * blocks * _cdiv(hp_min, rows) < threads
                 cost = (shared, cost)
