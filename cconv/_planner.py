@@ -36,7 +36,11 @@ WS_BUDGET = 512 * 1024
 # Cycles per element of the copies around the GEMM, relative to one tile-k step (see
 # _tile_cost): filling the band buffer, and copying a C block out (transposed in channel mode).
 FILL_CYCLES = 0.5
-COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.5}
+# (Channel mode's block is transposed into the output in vector tiles, 1.0: 0.5 made the
+# planner take channel mode on layers where it measured up to 7% slower; element by element
+# where its pixels land `stride` apart, the phases of a transposed convolution, 1.5.)
+COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.0}
+COPY_STRIDED_CYCLES = 1.5
 # Packing raw weights into a channel-mode panel, per element: a K block contiguous in the
 # weight (conv2d's with every tap) is transposed in vector tiles, ~0.15 ns an element inside
 # a call (measured on ResNet-50 stage 4); any other goes element by element, ~1 ns. (One
@@ -176,7 +180,9 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked
             pack = block * (p.Mg / npanels) * K * min(1.0, p.KH * p.KW * itemsize / CACHE_LINE)
         else:
             pack = 0
-        cost = (compute + FILL_CYCLES * fill + COPY_CYCLES[mode] * copy
+        strided = mode == _igemm.MODE_CHANNELS and p.transposed and p.stride[1] > 1
+        copy_cycles = COPY_STRIDED_CYCLES if strided else COPY_CYCLES[mode]
+        cost = (compute + FILL_CYCLES * fill + copy_cycles * copy
                 + PACK_CYCLES[contiguous] * pack
                 + ITEM_CYCLES)
         worst = max(worst, cost)

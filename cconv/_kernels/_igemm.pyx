@@ -322,6 +322,18 @@ cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssi
     cdef Py_ssize_t m, u, t
     cdef floating *om
     cdef const floating *cm
+    if cs_m == 1 and os_t == 1:
+        # Channel mode's block, pixels x channels, into channel rows: a transpose per row,
+        # or one for the band when its rows follow each other in both.
+        if os_u == Wp and cs_u == Wp * cs_t:
+            Wp *= R
+            R = 1
+        for u in range(R):
+            if floating is float:
+                cc_transpose_f32(Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
+            else:
+                cc_transpose_f64(Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
+        return
     for m in range(M):
         for u in range(R):
             om = o + m * os_m + o0 + u * os_u
