@@ -71,12 +71,15 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
         return result
     # A misaligned out= (np.frombuffer at an odd offset) is filled from an aligned result.
     target = result if result.flags.aligned else np.empty(shape, dtype=dtype)
-    plan = _planner.plan(params, dtype, algorithm, prepacked=False)
-    # The kernel reads the weights where they lie, or packs each panel as it uses it: no
-    # separate pass over them.
-    _planner.execute(plan, params, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
+    w = _params.contiguous(w, dtype)
+    # Weights used many times are packed first, as a module's; others are read raw.
+    packed = _planner.pack_first(params)
+    plan = _planner.plan(params, dtype, algorithm, prepacked=packed)
+    if packed:
+        w = _planner.prepare_weight(plan, params, w)
+    _planner.execute(plan, params, _params.contiguous(x4, dtype), w,
                      None if b is None else _params.contiguous(b, dtype),
-                     target.reshape(params.output_shape), packed=False)
+                     target.reshape(params.output_shape), packed=packed)
     if target is not result:
         result[...] = target
     return result

@@ -2,7 +2,7 @@
 functional call agree bitwise, and the planner keeps every layer's workspace bounded."""
 import numpy as np
 import pytest
-from conftest import check_conv2d, random_arrays
+from conftest import check_conv2d, check_conv_transpose2d, random_arrays
 
 import cconv
 from cconv import _isa, _layers, _params, _planner
@@ -55,6 +55,33 @@ def test_module_equals_functional_bitwise(layer):
         module, functional = cconv.Conv2d(*args, **kwargs), cconv.conv2d
     module.load_state_dict({"weight": w, "bias": b})
     np.testing.assert_array_equal(module(x), functional(x, w, b, **layer.conv_kwargs()))
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_functional_packs_first_from_the_threshold(transposed, algorithm, dtype, isa):
+    """A functional call whose weights are used PACK_FIRST_USES times or more packs them
+    first (the module's path); one below reads them raw. Both sides of the threshold match
+    the reference, and each matches a module bitwise."""
+    side = int(np.sqrt(_planner.PACK_FIRST_USES))          # 32: 1024 pixels
+    for size in (side - 1, side):
+        w_shape = (6, 5, 3, 3) if transposed else (5, 6, 3, 3)
+        x, w, b = random_arrays(7, (1, 6, size, size), w_shape, True, dtype, channels=5)
+        kw = dict(stride=2, padding=1, output_padding=1) if transposed else dict(padding=1)
+        op = cconv.conv_transpose2d if transposed else cconv.conv2d
+        params = (_params.conv_transpose2d_geometry("t", x.shape, w.shape, 2, 1, 1, 1, 1)
+                  if transposed else
+                  _params.conv2d_geometry("t", x.shape, w.shape, 1, 1, 1, 1))
+        assert _planner.pack_first(params) == (size == side)
+        with _isa.forced(isa):
+            y = op(x, w, b, algorithm=algorithm, **kw)
+            (check_conv_transpose2d if transposed else check_conv2d)(y, x, w, b, **kw)
+            if algorithm == _planner.plan(params, dtype).algorithm:
+                module = (cconv.ConvTranspose2d if transposed else cconv.Conv2d)(
+                    6, 5, 3, dtype=dtype, **kw)
+                module.load_state_dict({"weight": w, "bias": b})
+                np.testing.assert_array_equal(module(x), y)
 
 
 def _plans(layer, threads):
