@@ -2,7 +2,7 @@
 
 For each layer (cconv._layers) and thread count, the contenders are
 
-    cconv-functional   cconv.conv2d(x, w, b, ...) (raw weights: read in place or packed per panel)
+    cconv-functional   cconv.conv2d(x, w, b, ...) (raw weights: packed first or per panel)
     cconv-module       cconv.Conv2d(...)(x) (weights packed once)
     torch              torch.nn.functional.conv2d under torch.no_grad(), torch.set_num_threads
     onnxruntime        a one-node Conv / ConvTranspose model, intra_op_num_threads=n,
