@@ -59,8 +59,12 @@ def _has_openmp():
 
 
 def _flags():
+    # -fno-tree-loop-distribute-patterns: GCC turns the short zero-fill and copy loops
+    # around the kernels (a band row's padding, a few elements) into memset/memcpy calls
+    # that cost more than the loops; without them MobileNet's small depthwise layers and the
+    # tiny first layers ran 8-12% faster (clang ignores the flag with a warning).
     compile_args = ["-std=c11", "-ffp-contract=fast", "-Wno-unused-function",
-                    "-Wno-unreachable-code"]
+                    "-Wno-unreachable-code", "-fno-tree-loop-distribute-patterns"]
     link_args = []
     if _flag("CCONV_DEBUG"):
         compile_args += ["-O1", "-g"]
