@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _isa, _params, _threads
-from ._kernels import _depthwise, _igemm
+from ._kernels import _depthwise, _igemm, _runtime
 
 ALGORITHMS = ("igemm", "igemm_cl", "depthwise")
 _MODES = {"igemm": _igemm.MODE_PIXELS, "igemm_cl": _igemm.MODE_CHANNELS}
@@ -408,7 +408,7 @@ def aligned_empty(n, dtype):
     once: a vector load that straddles two lines costs about twice one that does not)."""
     dtype = np.dtype(dtype)
     raw = np.empty(n + CACHE_LINE // dtype.itemsize, dtype=dtype)
-    skip = (-raw.ctypes.data % CACHE_LINE) // dtype.itemsize
+    skip = _runtime.line_offset(raw.view(np.uint8)) // dtype.itemsize
     return raw[skip:skip + n]
 
 

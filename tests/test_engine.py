@@ -152,3 +152,13 @@ def test_inputs_at_any_alignment(size, dtype, threads, isa):
             shifted[...] = x
             np.testing.assert_array_equal(cconv.conv2d(shifted, w, b, algorithm="igemm"),
                                           expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aligned_empty_starts_on_a_cache_line(dtype):
+    """Packed weights start on a 64-byte line, whatever address numpy's allocation got."""
+    for n in (1, 7, 100, 4096, 100_000):
+        arrays = [_planner.aligned_empty(n, dtype) for _ in range(8)]
+        for a in arrays:
+            assert a.shape == (n,) and a.dtype == dtype
+            assert a.ctypes.data % 64 == 0

@@ -52,3 +52,10 @@ build_flags = CC_BUILD_FLAGS.decode()
 def omp_max_threads():
     """OpenMP's own default team size (1 without OpenMP)."""
     return cc_omp_max_threads()
+
+
+def line_offset(const unsigned char[::1] buf):
+    """Bytes from the start of buf (non-empty) to the next 64-byte boundary: what
+    numpy's .ctypes.data would tell, in a tenth of the time (a functional call aligns its
+    packed weights with it)."""
+    return (-<Py_ssize_t> &buf[0]) & 63
