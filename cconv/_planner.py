@@ -428,18 +428,22 @@ def _taps(w, kh, kw):
 
 
 # A functional call packs its weights first, as a module does once, when each weight is
-# used at least this many times (once per output pixel of conv2d, per input pixel of a
+# used at least PACK_FIRST_USES times (once per output pixel of conv2d, per input pixel of a
 # transposed convolution): packing, ~0.5 ns an element, then costs ~2% of the call or less
 # (an element's uses take ~20 ns per 1000), and the call runs as the module's. Else
 # (ResNet-50's 7x7 to 28x28 layers) the kernel reads the weights in place or packs each
-# panel as it uses it, with no separate pass over them.
+# panel as it uses it, with no separate pass over them; so do weights under
+# PACK_FIRST_WEIGHTS elements, which read in place cost less than a buffer to pack them in
+# (~5 us; measured 3-9% slower packed first on MobileNetV2's pointwise layers).
 PACK_FIRST_USES = 1024
+PACK_FIRST_WEIGHTS = 8192
 
 
 def pack_first(params):
-    """Whether a functional call should pack its weights before running (PACK_FIRST_USES)."""
+    """Whether a functional call should pack its weights before running (see above)."""
     p = params
-    return p.N * (p.H * p.W if p.transposed else p.H_out * p.W_out) >= PACK_FIRST_USES
+    uses = p.N * (p.H * p.W if p.transposed else p.H_out * p.W_out)
+    return uses >= PACK_FIRST_USES and p.Mg * p.C_in * p.KH * p.KW >= PACK_FIRST_WEIGHTS
 
 
 def prepare_weight(plan, params, weight):

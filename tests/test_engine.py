@@ -60,26 +60,29 @@ def test_module_equals_functional_bitwise(layer):
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
 @pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_functional_packs_first_from_the_threshold(transposed, algorithm, dtype, isa):
-    """A functional call whose weights are used PACK_FIRST_USES times or more packs them
-    first (the module's path); one below reads them raw. Both sides of the threshold match
-    the reference, and each matches a module bitwise."""
+def test_functional_packs_first_from_the_thresholds(transposed, algorithm, dtype, isa):
+    """A functional call packs its weights first (the module's path) when each is used
+    PACK_FIRST_USES times or more and there are PACK_FIRST_WEIGHTS of them or more; else it
+    reads them raw. Every side of the thresholds matches the reference, and a module
+    bitwise."""
     side = int(np.sqrt(_planner.PACK_FIRST_USES))          # 32: 1024 pixels
-    for size in (side - 1, side):
-        w_shape = (6, 5, 3, 3) if transposed else (5, 6, 3, 3)
-        x, w, b = random_arrays(7, (1, 6, size, size), w_shape, True, dtype, channels=5)
+    channels = int(np.ceil(np.sqrt(_planner.PACK_FIRST_WEIGHTS / 9)))      # 31: 8649 weights
+    for size, c, first in ((side - 1, channels, False), (side, channels, True),
+                           (side, channels - 1, False)):
+        w_shape = (c, c, 3, 3)
+        x, w, b = random_arrays(7, (1, c, size, size), w_shape, True, dtype, channels=c)
         kw = dict(stride=2, padding=1, output_padding=1) if transposed else dict(padding=1)
         op = cconv.conv_transpose2d if transposed else cconv.conv2d
         params = (_params.conv_transpose2d_geometry("t", x.shape, w.shape, 2, 1, 1, 1, 1)
                   if transposed else
                   _params.conv2d_geometry("t", x.shape, w.shape, 1, 1, 1, 1))
-        assert _planner.pack_first(params) == (size == side)
+        assert _planner.pack_first(params) == first
         with _isa.forced(isa):
             y = op(x, w, b, algorithm=algorithm, **kw)
             (check_conv_transpose2d if transposed else check_conv2d)(y, x, w, b, **kw)
             if algorithm == _planner.plan(params, dtype).algorithm:
                 module = (cconv.ConvTranspose2d if transposed else cconv.Conv2d)(
-                    6, 5, 3, dtype=dtype, **kw)
+                    c, c, 3, dtype=dtype, **kw)
                 module.load_state_dict({"weight": w, "bias": b})
                 np.testing.assert_array_equal(module(x), y)
 
