@@ -442,8 +442,9 @@ PACK_FIRST_WEIGHTS = 8192
 def pack_first(params):
     """Whether a functional call should pack its weights before running (see above)."""
     p = params
-    uses = p.N * (p.H * p.W if p.transposed else p.H_out * p.W_out)
-    return uses >= PACK_FIRST_USES and p.Mg * p.C_in * p.KH * p.KW >= PACK_FIRST_WEIGHTS
+    weights = p.Mg * p.C_in * p.KH * p.KW
+    # Each weight's multiply-adds: flops already count them for either direction.
+    return weights >= PACK_FIRST_WEIGHTS and p.flops // (2 * weights) >= PACK_FIRST_USES
 
 
 def prepare_weight(plan, params, weight):

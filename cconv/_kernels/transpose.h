@@ -32,6 +32,12 @@ typedef long long cc_tr_v2l __attribute__((vector_size(16)));
 #define CC_SHUF2(a, b, i, j) __builtin_shuffle(a, b, (cc_tr_v2l){i, j})
 #endif
 
+/* The edges that do not fill a tile, element by element: rows [i0, i1) x cols [k0, k1). */
+#define CC_TR_EDGE(i0, i1, k0, k1)                                                           \
+    for (Py_ssize_t ii = (i0); ii < (i1); ii++)                                             \
+        for (Py_ssize_t kk = (k0); kk < (k1); kk++)                                         \
+            dst[kk * ldd + ii] = src[ii * lds + kk];
+
 static void cc_transpose_f32(Py_ssize_t rows, Py_ssize_t cols, const float *restrict src,
                              Py_ssize_t lds, float *restrict dst, Py_ssize_t ldd)
 {
@@ -51,13 +57,9 @@ static void cc_transpose_f32(Py_ssize_t rows, Py_ssize_t cols, const float *rest
             *(cc_tr_v4fu *)(o + 2 * ldd) = CC_SHUF4(ab1, cd1, 0, 1, 4, 5);
             *(cc_tr_v4fu *)(o + 3 * ldd) = CC_SHUF4(ab1, cd1, 2, 3, 6, 7);
         }
-        for (; k < cols; k++)
-            for (Py_ssize_t u = 0; u < 4; u++)
-                dst[k * ldd + i + u] = s[u * lds + k];
+        CC_TR_EDGE(i, i + 4, cols4, cols)
     }
-    for (; i < rows; i++)
-        for (k = 0; k < cols; k++)
-            dst[k * ldd + i] = src[i * lds + k];
+    CC_TR_EDGE(rows4, rows, 0, cols)
 }
 
 static void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *restrict src,
@@ -72,17 +74,13 @@ static void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *res
             *(cc_tr_v2du *)(dst + k * ldd + i) = CC_SHUF2(a, b, 0, 2);
             *(cc_tr_v2du *)(dst + (k + 1) * ldd + i) = CC_SHUF2(a, b, 1, 3);
         }
-        for (; k < cols; k++) {
-            dst[k * ldd + i] = s[k];
-            dst[k * ldd + i + 1] = s[lds + k];
-        }
+        CC_TR_EDGE(i, i + 2, cols2, cols)
     }
-    for (; i < rows; i++)
-        for (k = 0; k < cols; k++)
-            dst[k * ldd + i] = src[i * lds + k];
+    CC_TR_EDGE(rows2, rows, 0, cols)
 }
 
 #undef CC_SHUF4
 #undef CC_SHUF2
+#undef CC_TR_EDGE
 
 #endif /* CCONV_TRANSPOSE_H */
