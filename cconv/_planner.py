@@ -412,12 +412,6 @@ def aligned_empty(n, dtype):
     return raw[skip:skip + n]
 
 
-def _workspace(plan, per_thread):
-    """A call's workspace: per_thread elements for each thread, and one cache line of slack
-    the kernel uses to start its slices on a line."""
-    return np.empty(plan.threads * per_thread + CACHE_LINE // plan.dtype.itemsize, plan.dtype)
-
-
 def _taps(w, kh, kw):
     """w[..., kh, kw] for lists of taps (the whole array when they are all of them)."""
     if kh != tuple(range(w.shape[-2])):
@@ -476,12 +470,9 @@ def execute(plan, params, x, weight, bias, out, packed=True):
         if plan.algorithm == "depthwise":
             if not packed:
                 weight = depthwise_weight(plan, params, weight)
-            plan.kernel.run(x, weight, bias, out, _workspace(plan, plan.workspace_elems),
-                            plan.threads)
+            plan.kernel.run(x, weight, bias, out, plan.threads)
         else:
-            per_thread = plan.workspace_elems if packed else plan.workspace_elems_raw
-            plan.kernel.run(x, weight.reshape(-1), packed, bias, out,
-                            _workspace(plan, per_thread), plan.threads)
+            plan.kernel.run(x, weight, packed, bias, out, plan.threads)
     return out
 
 

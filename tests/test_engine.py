@@ -165,3 +165,32 @@ def test_aligned_empty_starts_on_a_cache_line(dtype):
         for a in arrays:
             assert a.shape == (n,) and a.dtype == dtype
             assert a.ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl", "depthwise"])
+def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
+    """The kernels take their arrays' buffers directly: an array of another shape, dtype or
+    layout, or a read-only output, is an error before any element is touched."""
+    groups = 4 if algorithm == "depthwise" else 1
+    x, w, b = random_arrays(7, (1, 4, 6, 6), (4, 4 // groups, 3, 3), True, np.float32)
+    params = _params.conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, groups)
+    plan = _planner.plan(params, np.float32, algorithm)
+    packed = _planner.prepare_weight(plan, params, w)
+    out = np.zeros(params.output_shape, np.float32)
+    _planner.execute(plan, params, x, packed, b, out)
+    check_conv2d(out, x, w, b, padding=1, groups=groups)
+    bad = {
+        "x": [x[:, :3], x.astype(np.float64), np.asfortranarray(x), x.astype(np.int32)],
+        "bias": [b[:3], b.astype(np.float64)],
+        "out": [out[:, :3], out.astype(np.float64), np.asfortranarray(out), out.copy()],
+    }
+    bad["out"][-1].flags.writeable = False
+    for name, values in bad.items():
+        for value in values:
+            args = dict(x=x, bias=b, out=out.copy())
+            args[name] = value
+            with pytest.raises((TypeError, ValueError, BufferError)):
+                _planner.execute(plan, params, args["x"], packed, args["bias"], args["out"])
+    with pytest.raises((TypeError, ValueError)):
+        _planner.execute(plan, params, x, packed[:-1] if algorithm != "depthwise"
+                         else packed[:, :-1], b, out)

@@ -28,6 +28,7 @@ from libc.stdlib cimport free, malloc
 
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
                      round_line, tap_offset)
+from ._buffers cimport release, shape_is, take, workspace
 
 
 cdef extern from "Python.h":
@@ -175,48 +176,69 @@ cdef class Depthwise:
     def __dealloc__(self):
         free(self.toff)
 
-    def run(self, const floating[:, :, :, ::1] x, const floating[:, ::1] w,
-            const floating[::1] bias, floating[:, :, :, ::1] out, floating[::1] ws,
-            int nthreads):
-        """Compute out from x (module docstring) on nthreads threads. w (C_out, KH*KW); bias
-        (C_out,) or None; ws: nthreads * workspace_elems elements, plus a cache line."""
+    def run(self, x, w, bias, out, int nthreads):
+        """Compute out from x (module docstring) on nthreads threads. x, out as prepared,
+        C-contiguous, of the prepared dtype; w (C_out, KH*KW); bias (C_out,) or None. The
+        workspace (nthreads * workspace_elems) is allocated here."""
         cdef Layer *L = &self.L
-        cdef const Py_ssize_t *toff = self.toff
-        cdef Py_ssize_t item, total = L.N * L.C_in * L.nbands
-        cdef const floating *bias_p = NULL
-        cdef Py_ssize_t slack = 64 // sizeof(floating)
-        cdef unsigned long fp_mode
-        cdef floating *ws0
-        cdef floating *wsp
-        if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
-                or x.shape[3] != L.W or out.shape[0] != L.N or out.shape[1] != L.C_out
-                or out.shape[2] != L.H_out or out.shape[3] != L.W_out
-                or w.shape[0] != L.C_out or w.shape[1] != L.taps
-                or sizeof(floating) != self.itemsize):
-            raise ValueError("Depthwise.run: arrays do not match the prepared geometry")
-        if ws.shape[0] < nthreads * L.ws + slack:
-            raise ValueError(f"ws has {ws.shape[0]} elements, expected "
-                             f"{nthreads * L.ws + slack}")
-        if total == 0:
-            return
-        if bias is not None:
-            bias_p = &bias[0]
-        ws0 = line_aligned(&ws[0])
-        if nthreads == 1:
-            # No parallel region for one thread: it would cost more than a tiny layer.
+        cdef Py_ssize_t total = L.N * L.C_in * L.nbands
+        cdef Py_buffer v[4]        # x, w, out, bias
+        cdef int held = 0
+        cdef void *ws = NULL
+        cdef const void *bias_p = NULL
+        try:
+            take(x, v, &held, self.itemsize, False)
+            take(w, v, &held, self.itemsize, False)
+            take(out, v, &held, self.itemsize, True)
+            if bias is not None:
+                take(bias, v, &held, self.itemsize, False)
+            if (not shape_is(&v[0], 4, L.N, L.C_in, L.H, L.W)
+                    or not shape_is(&v[2], 4, L.N, L.C_out, L.H_out, L.W_out)
+                    or not shape_is(&v[1], 2, L.C_out, L.taps)):
+                raise ValueError("Depthwise.run: arrays do not match the prepared geometry")
+            if bias is not None and not shape_is(&v[3], 1, L.C_out):
+                raise ValueError(f"bias has shape {bias.shape}, expected ({L.C_out},)")
+            if total == 0:
+                return
+            if bias is not None:
+                bias_p = v[3].buf
+            ws = workspace(nthreads, L.ws, self.itemsize)
             with nogil:
-                fp_mode = cc_flush_denormals()
-                for item in range(total):
-                    run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff,
-                             ws0)
-                cc_restore_fp_mode(fp_mode)
-            return
-        # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
-        # next item. Each item is still computed by one thread in a fixed order, so the result
-        # does not depend on which thread took it.
-        with nogil, parallel(num_threads=nthreads):
-            wsp = ws0 + threadid() * L.ws
-            fp_mode = cc_flush_denormals()
-            for item in prange(total, schedule="dynamic", chunksize=1):
-                run_band(L, item, &x[0, 0, 0, 0], &w[0, 0], bias_p, &out[0, 0, 0, 0], toff, wsp)
-            cc_restore_fp_mode(fp_mode)
+                if self.itemsize == sizeof(float):
+                    run_all(L, self.toff, total, <const float *> v[0].buf,
+                            <const float *> v[1].buf, <const float *> bias_p,
+                            <float *> v[2].buf, <float *> ws, nthreads)
+                else:
+                    run_all(L, self.toff, total, <const double *> v[0].buf,
+                            <const double *> v[1].buf, <const double *> bias_p,
+                            <double *> v[2].buf, <double *> ws, nthreads)
+        finally:
+            free(ws)
+            release(v, held)
+
+
+cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, const floating *x,
+                  const floating *w, const floating *bias, floating *out, floating *ws,
+                  int nthreads) noexcept nogil:
+    """Every work item of the call, on nthreads threads, each with L.ws elements of ws (from
+    workspace())."""
+    cdef Py_ssize_t item
+    cdef unsigned long fp_mode
+    cdef floating *wsp
+    ws = line_aligned(ws)
+    if nthreads == 1:
+        # No parallel region for one thread: it would cost more than a tiny layer.
+        fp_mode = cc_flush_denormals()
+        for item in range(total):
+            run_band(L, item, x, w, bias, out, toff, ws)
+        cc_restore_fp_mode(fp_mode)
+        return
+    # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the next
+    # item. Each item is still computed by one thread in a fixed order, so the result does
+    # not depend on which thread took it.
+    with parallel(num_threads=nthreads):
+        wsp = ws + threadid() * L.ws
+        fp_mode = cc_flush_denormals()
+        for item in prange(total, schedule="dynamic", chunksize=1):
+            run_band(L, item, x, w, bias, out, toff, wsp)
+        cc_restore_fp_mode(fp_mode)

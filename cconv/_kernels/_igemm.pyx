@@ -42,9 +42,11 @@ result is bitwise identical for every thread count.
 from cython.parallel cimport parallel, prange, threadid
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
+from libc.stdlib cimport free
 
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
                      round_line, split_start, tap_offset)
+from ._buffers cimport elements, release, shape_is, take, workspace
 
 
 cdef extern from "Python.h":
@@ -607,6 +609,7 @@ cdef class IGemm:
     cdef Problem *probs
     cdef Py_ssize_t nprob, total
     cdef object keep               # the tables the problems point into
+    cdef Py_ssize_t itemsize
     cdef readonly Py_ssize_t workspace_elems, workspace_elems_raw, packed_size
 
     def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
@@ -625,6 +628,7 @@ cdef class IGemm:
         for p in range(self.nprob):
             self.probs[p].koff = self.probs[p].wkoff = NULL
         self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize)
+        self.itemsize = itemsize
         self.workspace_elems = self.L.ws
         self.workspace_elems_raw = add_sat(self.L.ws, self.L.ws_pack)
         if self.workspace_elems_raw > PY_SSIZE_T_MAX // 64:
@@ -670,56 +674,74 @@ cdef class IGemm:
                                     &dst[pr.a_offset + gi * L.rows_p * pr.K
                                          + c0 * pr.T * L.rows_p])
 
-    def run(self, const floating[:, :, :, ::1] x, const floating[::1] w, bint packed,
-            const floating[::1] bias, floating[:, :, :, ::1] out, floating[::1] ws,
-            int nthreads):
+    def run(self, x, w, bint packed, bias, out, int nthreads):
         """Compute out from x (module docstring) on nthreads threads.
 
-        x (N, C_in, H, W) and out (N, C_out, H_out, W_out) as prepared; w: pack()'s result
-        (packed true) or the raw weights, flattened (packed false: each work item packs the
-        panels it uses into its workspace); bias (C_out,) or None; ws: nthreads *
-        (workspace_elems if packed else workspace_elems_raw) elements, plus a cache line.
-        Every element of out is written exactly once."""
+        x (N, C_in, H, W) and out (N, C_out, H_out, W_out) as prepared, C-contiguous, of the
+        prepared dtype; w: pack()'s result (packed true) or the raw weights (packed false:
+        each work item packs the panels it uses into its workspace), any shape, C-contiguous;
+        bias (C_out,) or None. The workspace (nthreads * workspace_elems, or
+        workspace_elems_raw with raw weights) is allocated here. Every element of out is
+        written exactly once."""
         cdef Layer *L = &self.L
-        cdef Problem *probs = self.probs
-        cdef Py_ssize_t item
         cdef Py_ssize_t per_thread = self.workspace_elems if packed else self.workspace_elems_raw
-        cdef Py_ssize_t slack = 64 // sizeof(floating)
-        cdef unsigned long fp_mode
-        cdef floating *ws0
-        cdef floating *wsp
-        cdef const floating *bias_p = NULL
-        if (x.shape[0] != L.N or x.shape[1] != L.C_in or x.shape[2] != L.H
-                or x.shape[3] != L.W or out.shape[0] != L.N or out.shape[1] != L.C_out
-                or out.shape[2] != L.H_out or out.shape[3] != L.W_out):
-            raise ValueError("IGemm.run: arrays do not match the prepared geometry")
-        if bias is not None and bias.shape[0] != L.C_out:
-            raise ValueError(f"bias has {bias.shape[0]} elements, expected {L.C_out}")
-        self.check(w.shape[0], sizeof(floating), packed)
-        if ws.shape[0] < nthreads * per_thread + slack:
-            raise ValueError(f"ws has {ws.shape[0]} elements, expected "
-                             f"{nthreads * per_thread + slack}")
-        if self.total == 0:
-            return
-        if bias is not None:
-            bias_p = &bias[0]
-        ws0 = line_aligned(&ws[0])
-        if nthreads == 1:
-            # No parallel region for one thread: it would cost more than a tiny layer.
+        cdef Py_buffer v[4]        # x, w, out, bias
+        cdef int held = 0
+        cdef void *ws = NULL
+        cdef const void *bias_p = NULL
+        try:
+            take(x, v, &held, self.itemsize, False)
+            take(w, v, &held, self.itemsize, False)
+            take(out, v, &held, self.itemsize, True)
+            if bias is not None:
+                take(bias, v, &held, self.itemsize, False)
+            if (not shape_is(&v[0], 4, L.N, L.C_in, L.H, L.W)
+                    or not shape_is(&v[2], 4, L.N, L.C_out, L.H_out, L.W_out)):
+                raise ValueError("IGemm.run: arrays do not match the prepared geometry")
+            if bias is not None and not shape_is(&v[3], 1, L.C_out):
+                raise ValueError(f"bias has shape {bias.shape}, expected ({L.C_out},)")
+            self.check(elements(&v[1]), self.itemsize, packed)
+            if self.total == 0:
+                return
+            if bias is not None:
+                bias_p = v[3].buf
+            ws = workspace(nthreads, per_thread, self.itemsize)
             with nogil:
-                fp_mode = cc_flush_denormals()
-                for item in range(self.total):
-                    run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
-                               &out[0, 0, 0, 0], ws0)
-                cc_restore_fp_mode(fp_mode)
-            return
-        # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the
-        # next item. Each item is still computed by one thread in a fixed order, so the result
-        # does not depend on which thread took it.
-        with nogil, parallel(num_threads=nthreads):
-            wsp = ws0 + threadid() * per_thread
-            fp_mode = cc_flush_denormals()
-            for item in prange(self.total, schedule="dynamic", chunksize=1):
-                run_global(L, probs, item, &x[0, 0, 0, 0], &w[0], packed, bias_p,
-                           &out[0, 0, 0, 0], wsp)
-            cc_restore_fp_mode(fp_mode)
+                if self.itemsize == sizeof(float):
+                    run_all(L, self.probs, self.total, <const float *> v[0].buf,
+                            <const float *> v[1].buf, packed, <const float *> bias_p,
+                            <float *> v[2].buf, <float *> ws, per_thread, nthreads)
+                else:
+                    run_all(L, self.probs, self.total, <const double *> v[0].buf,
+                            <const double *> v[1].buf, packed, <const double *> bias_p,
+                            <double *> v[2].buf, <double *> ws, per_thread, nthreads)
+        finally:
+            free(ws)
+            release(v, held)
+
+
+cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t total, const floating *x,
+                  const floating *w, bint packed, const floating *bias, floating *out,
+                  floating *ws, Py_ssize_t per_thread, int nthreads) noexcept nogil:
+    """Every work item of the call, on nthreads threads, each with per_thread elements of
+    ws (from workspace())."""
+    cdef Py_ssize_t item
+    cdef unsigned long fp_mode
+    cdef floating *wsp
+    ws = line_aligned(ws)
+    if nthreads == 1:
+        # No parallel region for one thread: it would cost more than a tiny layer.
+        fp_mode = cc_flush_denormals()
+        for item in range(total):
+            run_global(L, probs, item, x, w, packed, bias, out, ws)
+        cc_restore_fp_mode(fp_mode)
+        return
+    # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the next
+    # item. Each item is still computed by one thread in a fixed order, so the result does
+    # not depend on which thread took it.
+    with parallel(num_threads=nthreads):
+        wsp = ws + threadid() * per_thread
+        fp_mode = cc_flush_denormals()
+        for item in prange(total, schedule="dynamic", chunksize=1):
+            run_global(L, probs, item, x, w, packed, bias, out, wsp)
+        cc_restore_fp_mode(fp_mode)
