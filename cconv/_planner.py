@@ -413,24 +413,23 @@ def aligned_empty(n, dtype):
 
 
 def _taps(w, kh, kw):
-    """w[..., kh, kw] for lists of taps (the whole array when they are all of them)."""
-    if kh != tuple(range(w.shape[-2])):
+    """w[..., kh, kw] for the kept taps kh, kw (sorted lists of distinct rows / columns):
+    w itself when they are all of them."""
+    if len(kh) != w.shape[-2]:
         w = w[..., list(kh), :]
-    if kw != tuple(range(w.shape[-1])):
+    if len(kw) != w.shape[-1]:
         w = w[..., list(kw)]
     return w
 
 
 # A functional call packs its weights first, as a module does once, when each weight is
 # used at least PACK_FIRST_USES times (once per output pixel of conv2d, per input pixel of a
-# transposed convolution): packing, ~0.5 ns an element, then costs ~2% of the call or less
-# (an element's uses take ~20 ns per 1000), and the call runs as the module's. Else
-# (ResNet-50's 7x7 to 28x28 layers) the kernel reads the weights in place or packs each
-# panel as it uses it, with no separate pass over them; so do weights under
-# PACK_FIRST_WEIGHTS elements, which read in place cost less than a buffer to pack them in
-# (~5 us; measured 3-9% slower packed first on MobileNetV2's pointwise layers).
+# transposed convolution): the kernel packs them into a buffer of the call (~0.5 ns an
+# element, ~2% of the call or less: an element's uses take ~20 ns per 1000) and then runs
+# as the module's, bitwise alike. Else (ResNet-50's 7x7 to 28x28 layers) it reads the
+# weights in place or packs each panel as it uses it, with no separate pass over them:
+# packing them all first, in one thread, made those layers 1.3-2.5x slower.
 PACK_FIRST_USES = 1024
-PACK_FIRST_WEIGHTS = 8192
 
 
 def pack_first(params):
@@ -438,7 +437,7 @@ def pack_first(params):
     p = params
     weights = p.Mg * p.C_in * p.KH * p.KW
     # Each weight's multiply-adds: flops already count them for either direction.
-    return weights >= PACK_FIRST_WEIGHTS and p.flops // (2 * weights) >= PACK_FIRST_USES
+    return weights > 0 and p.flops // (2 * weights) >= PACK_FIRST_USES
 
 
 def prepare_weight(plan, params, weight):
@@ -455,13 +454,16 @@ def prepare_weight(plan, params, weight):
 
 def depthwise_weight(plan, params, weight):
     (kh, kw), = plan.layout
-    return np.ascontiguousarray(_taps(weight, kh, kw)).reshape(params.C_out, -1)
+    w = _taps(weight, kh, kw)
+    return (w if w.flags.c_contiguous else np.ascontiguousarray(w)).reshape(params.C_out, -1)
 
 
-def execute(plan, params, x, weight, bias, out, packed=True):
+def execute(plan, params, x, weight, bias, out, packed=True, pack_first=False):
     """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
     weight: prepare_weight()'s result, or (packed false) the weight array itself, which the
-    kernel reads in place or packs panel by panel as it goes (no pass over it first)."""
+    kernel reads in place or packs panel by panel as it goes (no pass over it first), or,
+    with pack_first (a plan made with prepacked=True), packs whole into a buffer of the call
+    first and then runs as with prepare_weight()'s result, bitwise alike."""
     if out.size == 0:
         return out
     if plan.bias_fill:
@@ -472,7 +474,7 @@ def execute(plan, params, x, weight, bias, out, packed=True):
                 weight = depthwise_weight(plan, params, weight)
             plan.kernel.run(x, weight, bias, out, plan.threads)
         else:
-            plan.kernel.run(x, weight, packed, bias, out, plan.threads)
+            plan.kernel.run(x, weight, packed, bias, out, plan.threads, pack_first)
     return out
 
 

@@ -72,14 +72,13 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     # A misaligned out= (np.frombuffer at an odd offset) is filled from an aligned result.
     target = result if result.flags.aligned else np.empty(shape, dtype=dtype)
     w = _params.contiguous(w, dtype)
-    # Weights used many times are packed first, as a module's; others are read raw.
-    packed = _planner.pack_first(params)
-    plan = _planner.plan(params, dtype, algorithm, prepacked=packed)
-    if packed:
-        w = _planner.prepare_weight(plan, params, w)
+    # Weights used many times are packed first, as a module's, in the kernel; others are
+    # read raw.
+    pack_first = _planner.pack_first(params)
+    plan = _planner.plan(params, dtype, algorithm, prepacked=pack_first)
     _planner.execute(plan, params, _params.contiguous(x4, dtype), w,
                      None if b is None else _params.contiguous(b, dtype),
-                     target.reshape(params.output_shape), packed=packed)
+                     target.reshape(params.output_shape), packed=False, pack_first=pack_first)
     if target is not result:
         result[...] = target
     return result

@@ -60,15 +60,13 @@ def test_module_equals_functional_bitwise(layer):
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
 @pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_functional_packs_first_from_the_thresholds(transposed, algorithm, dtype, isa):
+def test_functional_packs_first_from_the_threshold(transposed, algorithm, dtype, isa):
     """A functional call packs its weights first (the module's path) when each is used
-    PACK_FIRST_USES times or more and there are PACK_FIRST_WEIGHTS of them or more; else it
-    reads them raw. Every side of the thresholds matches the reference, and a module
-    bitwise."""
+    PACK_FIRST_USES times or more; else it reads them raw. Both sides of the threshold match
+    the reference, and a module bitwise."""
     side = int(np.sqrt(_planner.PACK_FIRST_USES))          # 32: 1024 pixels
-    channels = int(np.ceil(np.sqrt(_planner.PACK_FIRST_WEIGHTS / 9)))      # 31: 8649 weights
-    for size, c, first in ((side - 1, channels, False), (side, channels, True),
-                           (side, channels - 1, False)):
+    c = 6
+    for size, first in ((side - 1, False), (side, True)):
         w_shape = (c, c, 3, 3)
         x, w, b = random_arrays(7, (1, c, size, size), w_shape, True, dtype, channels=c)
         kw = dict(stride=2, padding=1, output_padding=1) if transposed else dict(padding=1)
@@ -80,11 +78,12 @@ def test_functional_packs_first_from_the_thresholds(transposed, algorithm, dtype
         with _isa.forced(isa):
             y = op(x, w, b, algorithm=algorithm, **kw)
             (check_conv_transpose2d if transposed else check_conv2d)(y, x, w, b, **kw)
-            if algorithm == _planner.plan(params, dtype).algorithm:
-                module = (cconv.ConvTranspose2d if transposed else cconv.Conv2d)(
-                    c, c, 3, dtype=dtype, **kw)
-                module.load_state_dict({"weight": w, "bias": b})
-                np.testing.assert_array_equal(module(x), y)
+            # The module's path: the same plan, with the weights packed beforehand.
+            plan = _planner.plan(params, dtype, algorithm)
+            packed = _planner.prepare_weight(plan, params, w)
+            expected = np.empty(params.output_shape, dtype)
+            _planner.execute(plan, params, x, packed, b, expected)
+            np.testing.assert_array_equal(y, expected)
 
 
 def _plans(layer, threads):
@@ -194,3 +193,6 @@ def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
     with pytest.raises((TypeError, ValueError)):
         _planner.execute(plan, params, x, packed[:-1] if algorithm != "depthwise"
                          else packed[:, :-1], b, out)
+    if algorithm != "depthwise":
+        with pytest.raises(ValueError, match="pack_first"):
+            plan.kernel.run(x, packed, True, b, out, 1, True)

@@ -657,38 +657,32 @@ cdef class IGemm:
     def pack(self, const floating[::1] w, floating[::1] dst):
         """Pack the raw weights w (C-contiguous, flattened) for run(..., packed=True): every
         problem, group, K block and panel, in the order run reads them."""
-        cdef Layer *L = &self.L
-        cdef Problem *pr
-        cdef Py_ssize_t p, gi, kb, c0, c1
         self.check(w.shape[0], sizeof(floating), False)
-        if dst.shape[0] < L.packed_size:
-            raise ValueError(f"dst has {dst.shape[0]} elements, expected {L.packed_size}")
+        if dst.shape[0] < self.L.packed_size:
+            raise ValueError(f"dst has {dst.shape[0]} elements, expected "
+                             f"{self.L.packed_size}")
         with nogil:
-            for p in range(self.nprob):
-                pr = &self.probs[p]
-                for gi in range(L.groups):
-                    for kb in range(pr.nkb):
-                        c0 = split_start(kb, L.Cg, pr.nkb)
-                        c1 = split_start(kb + 1, L.Cg, pr.nkb)
-                        pack_panels(L, pr, &w[0], gi, 0, L.npanels, c0, c1,
-                                    &dst[pr.a_offset + gi * L.rows_p * pr.K
-                                         + c0 * pr.T * L.rows_p])
+            pack_all(&self.L, self.probs, self.nprob, &w[0], &dst[0])
 
-    def run(self, x, w, bint packed, bias, out, int nthreads):
+    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False):
         """Compute out from x (module docstring) on nthreads threads.
 
         x (N, C_in, H, W) and out (N, C_out, H_out, W_out) as prepared, C-contiguous, of the
-        prepared dtype; w: pack()'s result (packed true) or the raw weights (packed false:
-        each work item packs the panels it uses into its workspace), any shape, C-contiguous;
-        bias (C_out,) or None. The workspace (nthreads * workspace_elems, or
-        workspace_elems_raw with raw weights) is allocated here. Every element of out is
-        written exactly once."""
+        prepared dtype; w: pack()'s result (packed true) or the raw weights, any shape,
+        C-contiguous (packed false: each work item packs the panels it uses into its
+        workspace, or, with pack_first, they are all packed first into a buffer of this call,
+        and the call runs as with pack()'s result); bias (C_out,) or None. The workspace
+        (nthreads * workspace_elems, or workspace_elems_raw for raw weights not packed
+        first) is allocated here. Every element of out is written exactly once."""
         cdef Layer *L = &self.L
-        cdef Py_ssize_t per_thread = self.workspace_elems if packed else self.workspace_elems_raw
+        cdef Py_ssize_t per_thread
         cdef Py_buffer v[4]        # x, w, out, bias
         cdef int held = 0
         cdef void *ws = NULL
+        cdef void *pk = NULL
         cdef const void *bias_p = NULL
+        if pack_first and packed:
+            raise ValueError("IGemm.run: pack_first needs the raw weights (packed false)")
         try:
             take(x, v, &held, self.itemsize, False)
             take(w, v, &held, self.itemsize, False)
@@ -705,29 +699,58 @@ cdef class IGemm:
                 return
             if bias is not None:
                 bias_p = v[3].buf
+            if pack_first:
+                pk = workspace(1, L.packed_size, self.itemsize)
+            per_thread = (self.workspace_elems if packed or pack_first
+                          else self.workspace_elems_raw)
             ws = workspace(nthreads, per_thread, self.itemsize)
             with nogil:
                 if self.itemsize == sizeof(float):
-                    run_all(L, self.probs, self.total, <const float *> v[0].buf,
-                            <const float *> v[1].buf, packed, <const float *> bias_p,
-                            <float *> v[2].buf, <float *> ws, per_thread, nthreads)
+                    run_all(L, self.probs, self.nprob, self.total, <const float *> v[0].buf,
+                            <const float *> v[1].buf, packed, <float *> pk,
+                            <const float *> bias_p, <float *> v[2].buf, <float *> ws,
+                            per_thread, nthreads)
                 else:
-                    run_all(L, self.probs, self.total, <const double *> v[0].buf,
-                            <const double *> v[1].buf, packed, <const double *> bias_p,
-                            <double *> v[2].buf, <double *> ws, per_thread, nthreads)
+                    run_all(L, self.probs, self.nprob, self.total, <const double *> v[0].buf,
+                            <const double *> v[1].buf, packed, <double *> pk,
+                            <const double *> bias_p, <double *> v[2].buf, <double *> ws,
+                            per_thread, nthreads)
         finally:
             free(ws)
+            free(pk)
             release(v, held)
 
 
-cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t total, const floating *x,
-                  const floating *w, bint packed, const floating *bias, floating *out,
-                  floating *ws, Py_ssize_t per_thread, int nthreads) noexcept nogil:
+cdef void pack_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, const floating *w,
+                   floating *dst) noexcept nogil:
+    """Pack the raw weights w into dst (L.packed_size elements): every problem, group, K
+    block and panel, in the order the items read them."""
+    cdef const Problem *pr
+    cdef Py_ssize_t p, gi, kb, c0, c1
+    for p in range(nprob):
+        pr = &probs[p]
+        for gi in range(L.groups):
+            for kb in range(pr.nkb):
+                c0 = split_start(kb, L.Cg, pr.nkb)
+                c1 = split_start(kb + 1, L.Cg, pr.nkb)
+                pack_panels(L, pr, w, gi, 0, L.npanels, c0, c1,
+                            &dst[pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p])
+
+
+cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, Py_ssize_t total,
+                  const floating *x, const floating *w, bint packed, floating *pk,
+                  const floating *bias, floating *out, floating *ws, Py_ssize_t per_thread,
+                  int nthreads) noexcept nogil:
     """Every work item of the call, on nthreads threads, each with per_thread elements of
-    ws (from workspace())."""
+    ws (from workspace()). pk: NULL, or a buffer (from workspace()) to pack the raw weights
+    w into first, then run as with packed weights."""
     cdef Py_ssize_t item
     cdef unsigned long fp_mode
     cdef floating *wsp
+    if pk != NULL:
+        pk = line_aligned(pk)
+        pack_all(L, probs, nprob, w, pk)
+        w, packed = pk, True
     ws = line_aligned(ws)
     if nthreads == 1:
         # No parallel region for one thread: it would cost more than a tiny layer.
