@@ -73,6 +73,22 @@ def test_bitwise_identical_for_any_thread_count(problem, algorithm, dtype, isa):
         assert np.array_equal(results[n], results[1]), f"{n} threads differ from 1"
 
 
+@pytest.mark.parametrize("shape", [((1, 1, 28, 28), (8, 1, 3, 3)),       # depthwise
+                                   ((1, 3, 20, 20), (16, 3, 3, 3))])     # igemm
+def test_small_problems_are_planned_for_the_one_thread_they_run_on(shape):
+    """A call below the serial threshold runs on one thread whatever the thread count, and
+    is planned as on one (not with the bands of a split it will not make)."""
+    x_shape, w_shape = shape
+    plans = []
+    for n in (1, 2, 4):
+        cconv.set_num_threads(n)
+        plans.append(_planner.plan_for_conv2d(x_shape, w_shape, padding=1))
+    for plan in plans:
+        assert plan.threads == 1
+        assert (plan.algorithm, plan.rows, plan.ppb, plan.workspace_elems) == (
+            plans[0].algorithm, plans[0].rows, plans[0].ppb, plans[0].workspace_elems)
+
+
 def test_concurrent_python_threads():
     """16 Python threads convolving at once (conv2d of several shapes and algorithms,
     unbatched, conv_transpose2d, and one shared module) all get exactly their sequential
