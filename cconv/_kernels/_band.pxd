@@ -180,7 +180,8 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
                     # file is compiled for the baseline), 5% faster on the depthwise layers
                     # than the loop. Else constant strides, which the compiler vectorises.
                     if sw == 1:
-                        memcpy(d + lo, row + lo + col0, (hi - lo) * sizeof(floating))
+                        if hi > lo:
+                            memcpy(d + lo, row + lo + col0, (hi - lo) * sizeof(floating))
                     elif sw == 2:
                         for t in range(lo, hi):
                             d[t] = row[2 * t + col0]
