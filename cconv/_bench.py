@@ -387,10 +387,13 @@ def _time_batch(call, k, settle_s=0.0):
     return (time.perf_counter() - t0) / k
 
 
-def _calibrate(call, target_s):
-    """Calls per batch so that a batch takes about target_s (one call, then a warm-up batch
-    that refines the estimate)."""
-    t = _time_batch(call, 1)
+def _calibrate(call, target_s, settle_s=0.0):
+    """Calls per batch so that a batch takes about target_s: one call (its one-off costs),
+    one timed after the pause the rounds give (a contender calibrated while another's
+    threads still spun got a batch of 3 calls instead of 40, and every later batch of it
+    paid for the pause before it), then a warm-up batch that refines the estimate."""
+    _time_batch(call, 1)
+    t = _time_batch(call, 1, settle_s)
     k = max(1, min(MAX_BATCH, int(target_s / max(t, 1e-7))))
     t = _time_batch(call, k)
     return max(1, min(MAX_BATCH, round(target_s / max(t, 1e-9))))
@@ -443,19 +446,22 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
         gc.disable()
         try:
             batch = {}
+            previous = CEILING       # unknown (the row before): pause as after a spinner
+
+            def pause():
+                return (0.0 if not settle else SETTLE_S if previous in SETTLE_AFTER
+                        else SETTLE_SHORT_S)
             for name in names:
                 say(f"warming up {name}")
-                batch[name] = _calibrate(live[name].call, target_s)
+                batch[name] = _calibrate(live[name].call, target_s, pause())
+                previous = name
             samples = {name: [] for name in names}
             snap = _cpu_snapshot()
-            previous = names[-1] if names else None    # the last one warmed up
             for r in range(rounds):
                 say(f"round {r + 1}/{rounds}")
                 start = r % len(names) if names else 0
                 for name in names[start:] + names[:start]:
-                    pause = (0.0 if not settle else SETTLE_S if previous in SETTLE_AFTER
-                             else SETTLE_SHORT_S)
-                    samples[name].append(_time_batch(live[name].call, batch[name], pause))
+                    samples[name].append(_time_batch(live[name].call, batch[name], pause()))
                     previous = name
             record["others_cpus"] = _others_cpus(snap, _cpu_snapshot())
         finally:
