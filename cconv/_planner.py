@@ -110,16 +110,30 @@ def plan(params, dtype, algorithm=None, prepacked=True):
 
 @functools.lru_cache(maxsize=512)
 def _plan(params, dtype, algorithm, isa, threads, prepacked):
-    if params.flops < _threads.MIN_FLOPS_PARALLEL:
+    depthwise = algorithm == "depthwise" or (algorithm is None and params.Cg == 1
+                                             and not params.transposed)
+    if _work(params, depthwise) < _threads.MIN_FLOPS_PARALLEL:
         # It will run on one thread (threads_for): plan its bands for one, not for a split
         # (MNIST's first layer: 6 us with one band, 9 us with the bands of two threads).
         threads = 1
-    if algorithm == "depthwise" or (algorithm is None and params.Cg == 1
-                                    and not params.transposed):
+    if depthwise:
         plan = _plan_depthwise(params, dtype, isa, threads, forced=algorithm is not None)
         if plan is not None:
             return plan
     return _plan_igemm(params, dtype, isa, threads, algorithm, prepacked)
+
+
+# A depthwise multiply-add costs about 8 of the GEMM's (few taps per output, bound by loads
+# and the band copies: MobileNetV2's depthwise layers run at 10-20 GFLOP/s where its dense
+# layers run at 100+), so the threshold for threads (_threads.MIN_FLOPS_PARALLEL, in GEMM
+# flops) counts its flops 8 times: MobileNetV2's 14x14 depthwise (1.35 MFLOP, ~100 us)
+# runs 1.6x faster on 2 threads.
+DEPTHWISE_FLOP_COST = 8
+
+
+def _work(params, depthwise):
+    """The call's work in GEMM flops (what _threads.threads_for weighs)."""
+    return params.flops * (DEPTHWISE_FLOP_COST if depthwise else 1)
 
 
 def _fits(elems, dtype):
@@ -296,7 +310,7 @@ def _plan_depthwise(params, dtype, isa, threads, forced):
     while rows > 1 and workspace(rows)[0] * dtype.itemsize > WS_BUDGET // 4:
         rows = _cdiv(rows, 2)
     ws, items = workspace(rows)
-    n = _threads.threads_for(items, p.flops, threads)
+    n = _threads.threads_for(items, _work(p, True), threads)
     kernel = _depthwise.Depthwise(shape, *geometry, rows, isa, dtype.itemsize)
     layout = ((tuple(k for k, _ in th), tuple(k for k, _ in tw)),)
     return Plan("depthwise", isa, dtype, n, ws, rows=rows, kernel=kernel, layout=layout)

@@ -225,6 +225,10 @@ cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, cons
     cdef Py_ssize_t item
     cdef unsigned long fp_mode
     cdef floating *wsp
+    # Items are small (a 14x14 channel: ~0.25 us): handed out one by one, the shared counter
+    # bounced between the cores each time (2 threads: 1.08x faster than one; in chunks of a
+    # sixteenth of a thread's share, 1.6x).
+    cdef Py_ssize_t chunk = max(1, total // (16 * nthreads))
     ws = line_aligned(ws)
     if nthreads == 1:
         # No parallel region for one thread: it would cost more than a tiny layer.
@@ -239,6 +243,6 @@ cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, cons
     with parallel(num_threads=nthreads):
         wsp = ws + threadid() * L.ws
         fp_mode = cc_flush_denormals()
-        for item in prange(total, schedule="dynamic", chunksize=1):
+        for item in prange(total, schedule="dynamic", chunksize=chunk):
             run_band(L, item, x, w, bias, out, toff, wsp)
         cc_restore_fp_mode(fp_mode)
