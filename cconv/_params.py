@@ -8,7 +8,8 @@ allocated, so the kernels' index arithmetic (including intermediate values such 
 """
 import operator
 import sys
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -53,18 +54,28 @@ class ConvParams:
         """Output channels per group."""
         return self.C_out // self.groups
 
-    @property
+    # Computed once per instance (cached_property writes the instance's __dict__, which a
+    # frozen dataclass allows): a call looks them up a few times, and the geometry cache
+    # hands repeated calls the same instance.
+    @cached_property
     def flops(self):
         """Floating-point operations (2 per multiply-add) over the whole batch."""
         if self.transposed:
             return 2 * self.N * self.C_in * self.H * self.W * self.Mg * self.KH * self.KW
         return 2 * self.N * self.C_out * self.H_out * self.W_out * self.Cg * self.KH * self.KW
 
+    @cached_property
+    def _hash(self):
+        return hash(astuple(self))
+
+    def __hash__(self):
+        return self._hash
+
     @property
     def input_shape(self):
         return (self.N, self.C_in, self.H, self.W)
 
-    @property
+    @cached_property
     def output_shape(self):
         return (self.N, self.C_out, self.H_out, self.W_out)
 
