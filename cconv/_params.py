@@ -8,7 +8,7 @@ allocated, so the kernels' index arithmetic (including intermediate values such 
 """
 import operator
 import sys
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -66,7 +66,11 @@ class ConvParams:
 
     @cached_property
     def _hash(self):
-        return hash(astuple(self))
+        # The fields, listed (dataclasses.astuple deep-copies them: ~30 us a call). Equal
+        # instances have equal fields, so equal hashes, whatever this list leaves out.
+        return hash((self.N, self.C_in, self.H, self.W, self.C_out, self.KH, self.KW,
+                     self.stride, self.padding, self.dilation, self.groups, self.H_out,
+                     self.W_out, self.transposed, self.output_padding))
 
     def __hash__(self):
         return self._hash
@@ -323,21 +327,27 @@ def _plain(value):
 _GEOMETRY_CACHE = {}
 
 
-def conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
-    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups
-    (remembered for plain arguments: repeated calls skip the checks they already passed)."""
-    key = None
-    if _plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int:
-        key = (fn, x_shape, w_shape, stride, padding, dilation, groups)
-        params = _GEOMETRY_CACHE.get(key)
-        if params is not None:
-            return params
-    params = _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups)
-    if key is not None:
+def _remembered(key, compute):
+    """compute(), remembered under key (fn, shapes, then the user's arguments) when those
+    arguments are plain: repeated calls skip the checks they already passed. Errors are
+    raised again each time (only results are kept)."""
+    if not all(_plain(v) for v in key[3:]):
+        return compute()
+    params = _GEOMETRY_CACHE.get(key)
+    if params is None:
+        params = compute()
         if len(_GEOMETRY_CACHE) >= 1024:
             _GEOMETRY_CACHE.clear()
         _GEOMETRY_CACHE[key] = params
     return params
+
+
+def conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
+    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups
+    (remembered for plain arguments: repeated calls skip the checks they already passed)."""
+    return _remembered((fn, x_shape, w_shape, stride, padding, dilation, groups),
+                       lambda: _conv2d_geometry(fn, x_shape, w_shape, stride, padding,
+                                                dilation, groups))
 
 
 def _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
@@ -350,7 +360,17 @@ def _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
 
 def conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding, groups,
                               dilation):
-    """ConvParams of conv_transpose2d from shapes and the user's arguments."""
+    """ConvParams of conv_transpose2d from shapes and the user's arguments (remembered for
+    plain arguments, as conv2d_geometry's)."""
+    return _remembered((fn, x_shape, w_shape, stride, padding, output_padding, groups,
+                        dilation),
+                       lambda: _conv_transpose2d_geometry(fn, x_shape, w_shape, stride,
+                                                          padding, output_padding, groups,
+                                                          dilation))
+
+
+def _conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding, groups,
+                               dilation):
     groups = positive_int(fn, "groups", groups)
     stride = int_pair(fn, "stride", stride, 1)
     dilation = int_pair(fn, "dilation", dilation, 1)

@@ -403,3 +403,20 @@ def test_conv2d_huge_broadcast_input_fails_cleanly(shape):
     x = np.broadcast_to(np.zeros((1, 1, 1, 1), F32), shape)
     with pytest.raises(MemoryError, match=r"shape \(" + str(shape[0])):
         cconv.conv2d(x, np.ones((1, 1, 1, 1), F32))
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+def test_remembered_geometry_still_checks_every_call(transposed):
+    """Repeated calls reuse the checked geometry of plain arguments, but an argument equal to
+    a remembered one that is not a plain int (True == 1) or a bad one is still refused."""
+    op = cconv.conv_transpose2d if transposed else cconv.conv2d
+    x = np.ones((1, 2, 5, 5), np.float32)
+    w = np.ones((2, 2, 3, 3), np.float32)
+    for _ in range(2):
+        op(x, w, stride=1, padding=(1, 1), dilation=1)
+        with pytest.raises(TypeError, match="stride"):
+            op(x, w, stride=True, padding=(1, 1), dilation=1)
+        with pytest.raises(TypeError, match="padding"):
+            op(x, w, stride=1, padding=(1, True), dilation=1)
+        with pytest.raises(ValueError, match="dilation"):
+            op(x, w, stride=1, padding=(1, 1), dilation=0)
