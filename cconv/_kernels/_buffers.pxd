@@ -71,6 +71,26 @@ cdef inline void release(Py_buffer *views, int held) noexcept:
         PyBuffer_Release(&views[i])
 
 
+cdef inline int take_call(object x, object w, object out, object bias, Py_buffer *views,
+                          int *held, Py_ssize_t itemsize, Py_ssize_t N, Py_ssize_t C_in,
+                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t C_out, Py_ssize_t H_out,
+                          Py_ssize_t W_out, str who) except -1:
+    """The arrays of kernel `who`'s run, into views: x (N, C_in, H, W), w (any shape: the caller
+    checks it), out (N, C_out, H_out, W_out, writable) and bias (C_out,) when not None, in
+    that order (views[0..3])."""
+    take(x, views, held, itemsize, False)
+    take(w, views, held, itemsize, False)
+    take(out, views, held, itemsize, True)
+    if bias is not None:
+        take(bias, views, held, itemsize, False)
+    if (not shape_is(&views[0], 4, N, C_in, H, W)
+            or not shape_is(&views[2], 4, N, C_out, H_out, W_out)):
+        raise ValueError(f"{who}: arrays do not match the prepared geometry")
+    if bias is not None and not shape_is(&views[3], 1, C_out):
+        raise ValueError(f"bias has shape {bias.shape}, expected ({C_out},)")
+    return 0
+
+
 cdef inline void *workspace(int nthreads, Py_ssize_t per_thread,
                             Py_ssize_t itemsize) except NULL:
     """A call's workspace: per_thread elements for each of nthreads threads and a cache line

@@ -28,7 +28,7 @@ from libc.stdlib cimport free, malloc
 
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
                      round_line, tap_offset)
-from ._buffers cimport release, shape_is, take, workspace
+from ._buffers cimport release, shape_is, take_call, workspace
 
 
 cdef extern from "Python.h":
@@ -187,17 +187,10 @@ cdef class Depthwise:
         cdef void *ws = NULL
         cdef const void *bias_p = NULL
         try:
-            take(x, v, &held, self.itemsize, False)
-            take(w, v, &held, self.itemsize, False)
-            take(out, v, &held, self.itemsize, True)
-            if bias is not None:
-                take(bias, v, &held, self.itemsize, False)
-            if (not shape_is(&v[0], 4, L.N, L.C_in, L.H, L.W)
-                    or not shape_is(&v[2], 4, L.N, L.C_out, L.H_out, L.W_out)
-                    or not shape_is(&v[1], 2, L.C_out, L.taps)):
-                raise ValueError("Depthwise.run: arrays do not match the prepared geometry")
-            if bias is not None and not shape_is(&v[3], 1, L.C_out):
-                raise ValueError(f"bias has shape {bias.shape}, expected ({L.C_out},)")
+            take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
+                      L.C_out, L.H_out, L.W_out, "Depthwise.run")
+            if not shape_is(&v[1], 2, L.C_out, L.taps):
+                raise ValueError("Depthwise.run: w does not match the prepared geometry")
             if total == 0:
                 return
             if bias is not None:

@@ -46,7 +46,7 @@ from libc.stdlib cimport free
 
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
                      round_line, split_start, tap_offset)
-from ._buffers cimport elements, release, shape_is, take, workspace
+from ._buffers cimport elements, release, take_call, workspace
 
 
 cdef extern from "Python.h":
@@ -684,16 +684,8 @@ cdef class IGemm:
         if pack_first and packed:
             raise ValueError("IGemm.run: pack_first needs the raw weights (packed false)")
         try:
-            take(x, v, &held, self.itemsize, False)
-            take(w, v, &held, self.itemsize, False)
-            take(out, v, &held, self.itemsize, True)
-            if bias is not None:
-                take(bias, v, &held, self.itemsize, False)
-            if (not shape_is(&v[0], 4, L.N, L.C_in, L.H, L.W)
-                    or not shape_is(&v[2], 4, L.N, L.C_out, L.H_out, L.W_out)):
-                raise ValueError("IGemm.run: arrays do not match the prepared geometry")
-            if bias is not None and not shape_is(&v[3], 1, L.C_out):
-                raise ValueError(f"bias has shape {bias.shape}, expected ({L.C_out},)")
+            take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
+                      L.C_out, L.H_out, L.W_out, "IGemm.run")
             self.check(elements(&v[1]), self.itemsize, packed)
             if self.total == 0:
                 return
