@@ -37,6 +37,8 @@ TOLERANCE = {
     ("igemm_cl", np.dtype(np.float64)): 4.0,
     ("depthwise", np.dtype(np.float32)): 3.0,
     ("depthwise", np.dtype(np.float64)): 4.0,
+    ("depthwise_cl", np.dtype(np.float32)): 3.0,
+    ("depthwise_cl", np.dtype(np.float64)): 4.0,
 }
 # Absolute slack for results whose exact value is (near) zero.
 TINY = {dt: 16 * np.finfo(dt).tiny for dt in DTYPES}
@@ -47,6 +49,7 @@ APPLIES = {
     "igemm": lambda C_in, groups, transposed: True,
     "igemm_cl": lambda C_in, groups, transposed: True,
     "depthwise": lambda C_in, groups, transposed: C_in == groups and not transposed,
+    "depthwise_cl": lambda C_in, groups, transposed: C_in == groups and not transposed,
 }
 
 # Where the cconv under test lives: a child Python must import this one, not the source tree

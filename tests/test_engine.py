@@ -41,6 +41,47 @@ def test_both_orientations_round_alike_transposed(dtype, isa):
     np.testing.assert_array_equal(pixels, channels)
 
 
+DEPTHWISE_GEOMETRIES = [
+    # (N, C_in, H, W, multiplier, kernel, conv kwargs)
+    (1, 40, 14, 14, 1, (3, 3), dict(padding=1)),            # two blocks of lanes and a part
+    (2, 17, 9, 30, 2, (3, 5), dict(padding=(1, 2), stride=(1, 2))),
+    (1, 33, 28, 28, 1, (3, 3), dict(padding=1, stride=2)),  # stride phases in both axes
+    (1, 20, 11, 13, 3, (2, 3), dict(dilation=(3, 2), padding=(0, 4))),
+    (1, 16, 32, 32, 1, (5, 5), dict(padding=2)),            # channel planes 4 KiB apart
+    (3, 5, 7, 6, 1, (7, 7), dict(padding=3, stride=3)),
+    (1, 24, 40, 8, 1, (1, 1), dict(stride=(3, 1))),         # rows no tap reads
+]
+
+
+@pytest.mark.parametrize("geometry", DEPTHWISE_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_orientations_round_alike(geometry, dtype, threads, isa):
+    """Depthwise with the columns or the channels along the lanes: each output sums the
+    same products in the same order from the bias, so bitwise the same result (and both
+    match the reference)."""
+    N, C_in, H, W, m, kernel, kw = geometry
+    x, w, b = random_arrays(6, (N, C_in, H, W), (C_in * m, 1, *kernel), True, dtype)
+    cconv.set_num_threads(threads)
+    with _isa.forced(isa):
+        rows = cconv.conv2d(x, w, b, groups=C_in, algorithm="depthwise", **kw)
+        channels = cconv.conv2d(x, w, b, groups=C_in, algorithm="depthwise_cl", **kw)
+    check_conv2d(channels, x, w, b, groups=C_in, **kw)
+    np.testing.assert_array_equal(rows, channels)
+
+
+def test_depthwise_orientation_follows_the_width():
+    """The planner's rule: channels along the lanes for narrow images with a vector of
+    channels or more, columns along the lanes for wide ones or few channels."""
+    def algorithm(x_shape, groups):
+        return _planner.plan_for_conv2d(x_shape, (x_shape[1], 1, 3, 3), padding=1,
+                                        groups=groups).algorithm
+    assert algorithm((1, 384, 14, 14), 384) == "depthwise_cl"
+    assert algorithm((1, 960, 7, 7), 960) == "depthwise_cl"
+    assert algorithm((1, 32, 112, 112), 32) == "depthwise"
+    assert algorithm((1, 2, 14, 14), 2) == "depthwise"
+
+
 @pytest.mark.parametrize("layer", [layer for layer in _layers.LAYERS
                                    if layer.flops < 300e6], ids=lambda layer: layer.name)
 def test_module_equals_functional_bitwise(layer):
@@ -166,11 +207,12 @@ def test_aligned_empty_starts_on_a_cache_line(dtype):
             assert a.ctypes.data % 64 == 0
 
 
-@pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl", "depthwise"])
+@pytest.mark.parametrize("algorithm", _planner.ALGORITHMS)
 def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
     """The kernels take their arrays' buffers directly: an array of another shape, dtype or
     layout, or a read-only output, is an error before any element is touched."""
-    groups = 4 if algorithm == "depthwise" else 1
+    depthwise = algorithm.startswith("depthwise")
+    groups = 4 if depthwise else 1
     x, w, b = random_arrays(7, (1, 4, 6, 6), (4, 4 // groups, 3, 3), True, np.float32)
     params = _params.conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, groups)
     plan = _planner.plan(params, np.float32, algorithm)
@@ -191,8 +233,8 @@ def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
             with pytest.raises((TypeError, ValueError, BufferError)):
                 _planner.execute(plan, params, args["x"], packed, args["bias"], args["out"])
     with pytest.raises((TypeError, ValueError)):
-        _planner.execute(plan, params, x, packed[:-1] if algorithm != "depthwise"
+        _planner.execute(plan, params, x, packed[:-1] if not depthwise
                          else packed[:, :-1], b, out)
-    if algorithm != "depthwise":
+    if not depthwise:
         with pytest.raises(ValueError, match="pack_first"):
             plan.kernel.run(x, packed, True, b, out, 1, True)

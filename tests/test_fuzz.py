@@ -533,7 +533,7 @@ def functional_outcome(fn, kw, dtype):
     if outcome != Outcome.OK:
         return outcome, None, None
     algorithm = kw.get("algorithm")
-    if algorithm == "depthwise" and (fn != "conv2d" or w.shape[1] != 1):
+    if algorithm in ("depthwise", "depthwise_cl") and (fn != "conv2d" or w.shape[1] != 1):
         return Outcome.FAIL, None, None
     out_elems = int(np.prod([float(s) for s in shape])) if all(shape) else 0
     copies = copy_elems(x, dtype) + copy_elems(w, dtype)
@@ -1081,13 +1081,13 @@ def _phase_geometry(e, multiple):
 
 
 @pytest.mark.parametrize("multiple", [True, False], ids=["dilation-multiple", "not-multiple"])
-@pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl", "depthwise"])
+@pytest.mark.parametrize("algorithm", _planner.ALGORITHMS)
 def test_huge_stride_and_dilation_do_not_crash(algorithm, multiple):
     """stride 2**31 with dilation and padding near 2**32: the band buffer was sized for
     min(stride, span) phases per axis, whose product overflowed Py_ssize_t (a tiny workspace,
     then writes far past it: segfault; fixed by gcd phases and saturating sizes). In a child
     process: the right result or a clean MemoryError, never a crash."""
-    groups = 2 if algorithm == "depthwise" else 1
+    groups = 2 if algorithm.startswith("depthwise") else 1
     proc = _run_python(f"""
         import numpy as np, cconv
         x = np.ones((1, 2, 2, 2), np.float32)
@@ -1108,12 +1108,12 @@ def test_huge_stride_and_dilation_do_not_crash(algorithm, multiple):
     True, pytest.param(False, marks=pytest.mark.xfail(
         strict=True, reason="band buffer of stride phases (report KB1)"))],
     ids=["dilation-multiple", "not-multiple"])
-@pytest.mark.parametrize("algorithm", ["igemm", "depthwise"])
+@pytest.mark.parametrize("algorithm", ["igemm", "depthwise", "depthwise_cl"])
 def test_large_stride_and_dilation_tiny_output(algorithm, multiple, dtype):
     """The same geometries at 2**20: a valid 3x3 output needs no memory. When the taps'
     offsets are not multiples of a large divisor of the stride, cconv sizes its band for
     every phase in between (2**40 sub-images) and raises MemoryError (384 TiB)."""
-    groups = 2 if algorithm == "depthwise" else 1
+    groups = 2 if algorithm.startswith("depthwise") else 1
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 2, 2, 2)).astype(dtype)
     w = rng.standard_normal((2 if groups == 2 else 1, 2 // groups, 2, 2)).astype(dtype)

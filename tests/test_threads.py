@@ -132,7 +132,7 @@ def test_concurrent_python_threads():
 def _long_call(algorithm, target_seconds=0.3, max_bytes=64 << 20):
     """A conv2d call of `algorithm` lasting about target_seconds on one thread (the batch
     doubled until it does, within max_bytes of output): returns (run, its output shape)."""
-    if algorithm == "depthwise":
+    if algorithm.startswith("depthwise"):
         image, w_shape, kwargs = (32, 48, 48), (256, 1, 7, 7), dict(groups=32, padding=3)
     else:
         image, w_shape, kwargs = (256, 8, 8), (256, 256, 3, 3), dict(padding=1)

@@ -11,20 +11,33 @@ whenever each group has one input channel: a GEMM per group would have K = KH*KW
 its register tile.
 
 Taps are given as offset tables (kh*dh - pt for each kept tap row, likewise for columns), so
-the planner can drop taps that only ever read padding. Each work item is a band of output
-rows of one (image, input channel). The band's input is
-copied once into the band buffer (_band.pxd: zero-padded, split into stride phases), where
-every tap of every output pixel is at a fixed offset. dwconv_ukernel then computes outputs
-with the columns across the SIMD lanes and the taps in registers, for each of the m outputs:
-row by row, written in place, when rows are wide; over the band's flat index (rows joined,
-padding columns computed and dropped) when rows are narrower than a few vectors, as on
-MobileNet's 14x14 and 7x7 layers.
+the planner can drop taps that only ever read padding. Two orientations (the planner picks
+one by the image's size, see _planner):
+
+  columns in lanes (MODE_ROWS)     Each work item is a band of output rows of one (image,
+                                   input channel). The band's input is copied once into the
+                                   band buffer (_band.pxd: zero-padded, split into stride
+                                   phases), where every tap of every output pixel is at a fixed
+                                   offset. dwconv_ukernel then computes the outputs with the
+                                   columns across the SIMD lanes, for each of the m outputs:
+                                   row by row, written in place, when rows are wide; over the
+                                   band's flat index (rows joined, padding columns computed and
+                                   dropped) when rows are narrower than a few vectors.
+  channels in lanes (MODE_CHANNELS) Each work item is a band of output rows of one image
+                                   and a block of VL input channels (one vector). The band's
+                                   input is transposed into the same band layout with VL lanes
+                                   per element, every output row is computed by
+                                   dwconv_cl_ukernel with no lane wasted whatever the width,
+                                   and transposed back into the m output channels of each
+                                   input channel. Best on small images (MobileNet's 14x14 and
+                                   7x7), where rows are a vector or two wide.
 Each output element is computed by one thread in a fixed order: bitwise identical results for
 any thread count.
 """
 from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
                      round_line, tap_offset)
@@ -40,24 +53,62 @@ cdef extern from "isa.h" nogil:
     void cc_restore_fp_mode(unsigned long old)
 
 
+cdef extern from "transpose.h" nogil:
+    void cc_transpose_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src, Py_ssize_t lds,
+                          float *dst, Py_ssize_t ldd)
+    void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src, Py_ssize_t lds,
+                          double *dst, Py_ssize_t ldd)
+    void cc_copy_pixels(Py_ssize_t n, const void *src, Py_ssize_t stride, void *dst,
+                        Py_ssize_t bytes)
+    void cc_transpose_grid_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src,
+                               Py_ssize_t lds, float *dst, Py_ssize_t ldd, Py_ssize_t W,
+                               Py_ssize_t dpitch)
+    void cc_transpose_grid_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src,
+                               Py_ssize_t lds, double *dst, Py_ssize_t ldd, Py_ssize_t W,
+                               Py_ssize_t dpitch)
+
+
 cdef extern from "dwconv_dispatch.h" nogil:
     ctypedef void (*cc_dwconv_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *,
                                       const float *, float, float *, Py_ssize_t) noexcept nogil
     ctypedef void (*cc_dwconv_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *,
                                       const double *, double, double *,
                                       Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_dwconv_cl_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *,
+                                         Py_ssize_t, const float *, const float *, float *,
+                                         Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_dwconv_cl_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *,
+                                         Py_ssize_t, const double *, const double *, double *,
+                                         Py_ssize_t) noexcept nogil
     cc_dwconv_f32_fn cc_dwconv_ukernel_f32(int isa)
     cc_dwconv_f64_fn cc_dwconv_ukernel_f64(int isa)
+    cc_dwconv_cl_f32_fn cc_dwconv_cl_ukernel_f32(int isa)
+    cc_dwconv_cl_f64_fn cc_dwconv_cl_ukernel_f64(int isa)
     Py_ssize_t cc_dwconv_lanes(int isa, Py_ssize_t itemsize)
+
+
+cdef enum:
+    ROWS = 0                         # output columns along the SIMD lanes
+    CHANNELS = 1                     # channels along the SIMD lanes
+
+
+MODE_ROWS = ROWS
+MODE_CHANNELS = CHANNELS
 
 
 cdef struct Layer:
     Py_ssize_t N, C_in, H, W, C_out, H_out, W_out, m
-    Py_ssize_t taps, rows, nbands
+    Py_ssize_t taps, sh, sw
+    int mode, isa
+    Py_ssize_t items
+    # Rows mode
+    Py_ssize_t rows, nbands
     bint flat                        # rows narrower than 4 vectors: compute the band flat
     Py_ssize_t ws_band, ws           # per-thread elements: band buffer, total
-    int isa
-    Band band
+    Band band                        # (channel mode: one band of every output row)
+    # Channel mode: VL lanes, blocks of VL channels, the input columns xlo..xhi its phases
+    # read. Per thread: the input block, the output block, the weights, the bias, a row.
+    Py_ssize_t lanes, nblocks, xlo, xhi, ws_in, ws_out
 
 
 cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py_ssize_t *toff,
@@ -71,16 +122,51 @@ cdef inline void dw_run(int isa, Py_ssize_t taps, const floating *base, const Py
         cc_dwconv_ukernel_f64(isa)(taps, base, toff, w, bias, out, n)
 
 
-cdef void band_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
-                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t itemsize,
-                     Py_ssize_t lanes, Py_ssize_t *toff) noexcept:
-    """Band geometry and, if toff is not NULL, the tap offsets (KH*KW entries)."""
+cdef inline void dw_cl_run(int isa, Py_ssize_t taps, const floating *base,
+                           const Py_ssize_t *toff, Py_ssize_t step, const floating *w,
+                           const floating *bias, floating *out, Py_ssize_t n) noexcept nogil:
+    """Channel mode's row: out[j*VL + l] = bias[l] + sum_t w[t*VL + l]*base[j*step + toff[t] +
+    l], j < n, by variant isa's micro-kernel."""
+    if floating is float:
+        cc_dwconv_cl_ukernel_f32(isa)(taps, base, toff, step, w, bias, out, n)
+    else:
+        cc_dwconv_cl_ukernel_f64(isa)(taps, base, toff, step, w, bias, out, n)
+
+
+cdef inline void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating *src,
+                           Py_ssize_t lds, floating *dst, Py_ssize_t ldd) noexcept nogil:
+    """dst[k*ldd + i] = src[i*lds + k], i < rows, k < cols (transpose.h)."""
+    if floating is float:
+        cc_transpose_f32(rows, cols, src, lds, dst, ldd)
+    else:
+        cc_transpose_f64(rows, cols, src, lds, dst, ldd)
+
+
+cdef inline void transpose_grid(Py_ssize_t rows, Py_ssize_t cols, const floating *src,
+                                Py_ssize_t lds, floating *dst, Py_ssize_t ldd, Py_ssize_t W,
+                                Py_ssize_t dpitch) noexcept nogil:
+    """dst[(k // W)*dpitch + (k % W)*ldd + i] = src[i*lds + k], i < rows, k < cols."""
+    if floating is float:
+        cc_transpose_grid_f32(rows, cols, src, lds, dst, ldd, W, dpitch)
+    else:
+        cc_transpose_grid_f64(rows, cols, src, lds, dst, ldd, W, dpitch)
+
+
+cdef void setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
+                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t itemsize,
+                Py_ssize_t lanes, Py_ssize_t *toff) noexcept:
+    """The geometry of L.mode and, if toff is not NULL, the tap offsets (KH*KW entries)."""
     cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
-    band_init(&L.band, L.H, L.W, sh, sw, &offh[0], KH, &offw[0], KW, L.W_out, rows,
-              4 * lanes)
     L.taps = KH * KW
+    L.sh, L.sw = sh, sw
     L.rows = rows
     L.nbands = cdiv(L.H_out, rows)
+    if L.mode == CHANNELS:
+        channels_setup(L, offh, offw, itemsize, lanes, toff)
+        return
+    band_init(&L.band, L.H, L.W, sh, sw, &offh[0], KH, &offw[0], KW, L.W_out, rows,
+              4 * lanes)
+    L.items = L.N * L.C_in * L.nbands
     L.flat = L.W_out < 4 * lanes
     # Sizes saturate (mul_sat): too large for the platform reads as too large.
     L.ws_band = round_line(L.band.chan_stride, itemsize)
@@ -90,6 +176,143 @@ cdef void band_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1]
         for kh in range(KH):
             for kw in range(KW):
                 toff[kh * KW + kw] = tap_offset(&L.band, offh[kh], offw[kw])
+
+
+# Pixels per transpose of channel mode's input (16 KiB of float32 lanes on AVX-512).
+cdef Py_ssize_t GRID_PIXELS = 256
+
+
+cdef void channels_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
+                         Py_ssize_t itemsize, Py_ssize_t lanes, Py_ssize_t *toff) noexcept:
+    """Channel mode's geometry: the input block is a band (_band.pxd: zero-padded, split into
+    stride phases) with VL lanes per element; its workspace and, if toff is not NULL, tap
+    offsets."""
+    cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
+    cdef Band *bd = &L.band
+    band_init(bd, L.H, L.W, L.sh, L.sw, &offh[0], KH, &offw[0], KW, L.W_out, L.rows, 0)
+    L.lanes = lanes
+    L.nblocks = cdiv(L.C_in, lanes)
+    L.items = L.N * L.nblocks * L.nbands
+    # The input columns some phase reads (strided rows are transposed into a row buffer,
+    # then each phase picked from it).
+    L.xlo = max(0, bd.owmin)
+    L.xhi = min(L.W, add_sat(add_sat(bd.owmin, (bd.npw - 1) * bd.gw),
+                             add_sat(mul_sat(bd.Wsub - 1, L.sw), 1)))
+    # Sizes saturate (mul_sat): too large for the platform reads as too large.
+    L.ws_in = round_line(mul_sat(bd.chan_stride, lanes), itemsize)
+    L.ws_out = round_line(mul_sat(mul_sat(L.rows, L.W_out), lanes), itemsize)
+    L.ws = add_sat(add_sat(L.ws_in, L.ws_out), mul_sat(L.taps + 1, lanes))
+    if L.sh > 1 or L.sw > 1:
+        # The row buffer: up to GRID_PIXELS pixels of whole rows, or one row.
+        L.ws = add_sat(L.ws, mul_sat(max(0, L.xhi - L.xlo) * max(1, GRID_PIXELS // L.W),
+                                     lanes))
+    L.ws = round_line(L.ws, itemsize)
+    if toff != NULL:
+        for kh in range(KH):
+            for kw in range(KW):
+                toff[kh * KW + kw] = tap_offset(bd, offh[kh], offw[kw]) * lanes
+
+
+cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ssize_t i0,
+                     Py_ssize_t R, floating *blk, floating *rowbuf) noexcept nogil:
+    """Channel mode's input block of grid rows [i0, i0 + R) and `valid` channels from xc
+    (their planes), as fill_band lays out one channel, with VL lanes per element: the
+    elements inside the image, and zeros for the rows outside it. Assumes: the columns
+    outside the image and the slack are zero (run_all zeroes the workspace; no item writes
+    them)."""
+    cdef const Band *bd = &L.band
+    cdef Py_ssize_t VL = L.lanes, HW = L.H * L.W, Wsub = bd.Wsub, width = L.xhi - L.xlo
+    cdef Py_ssize_t nrow = R + bd.extra
+    cdef Py_ssize_t top = i0 * L.sh + bd.ohmin          # input row of sub-image row 0
+    cdef Py_ssize_t ih, ih1, i, k, r, u, ph, pw, col0, lo, hi
+    cdef floating *d
+    # Whole rows are transposed flattened, a few at a time: no ragged edge per row, and the
+    # part of the buffer being written stays in L1 (the transpose passes over it once per 4
+    # lanes).
+    cdef Py_ssize_t chunk = max(1, GRID_PIXELS // L.W) if width == L.W else 1
+    for ph in range(bd.nph):
+        for u in range(nrow):
+            ih = top + u * L.sh + ph * bd.gh
+            if ih < 0 or ih >= L.H:
+                for pw in range(bd.npw):
+                    memset(blk + ((ph * bd.npw + pw) * bd.sub_size + u * Wsub) * VL, 0,
+                           Wsub * VL * sizeof(floating))
+    if L.sh == 1 and L.sw == 1:
+        # One phase, rows after one another in both: straight into the block.
+        lo = L.xlo - bd.owmin
+        ih = max(0, top)
+        ih1 = min(L.H, top + nrow)
+        while ih < ih1:
+            k = min(chunk, ih1 - ih)
+            transpose_grid(valid, k * width, xc + ih * L.W + L.xlo, HW,
+                           blk + ((ih - top) * Wsub + lo) * VL, VL, width, Wsub * VL)
+            ih += k
+        return
+    # Strided: rows into the row buffer, then each to the sub-image rows and phases that
+    # read it, every stride-th pixel.
+    ih = max(0, top)
+    ih1 = min(L.H, top + (nrow - 1) * L.sh + (bd.nph - 1) * bd.gh + 1)
+    while ih < ih1:
+        k = min(chunk, ih1 - ih)
+        transpose_grid(valid, k * width, xc + ih * L.W + L.xlo, HW, rowbuf, VL, width,
+                       width * VL)
+        for i in range(k):
+            r = ih + i - top
+            if r % bd.gh != 0 or (r % L.sh) // bd.gh >= bd.nph or r // L.sh >= nrow:
+                continue
+            ph, u = (r % L.sh) // bd.gh, r // L.sh
+            d = blk + (ph * bd.npw * bd.sub_size + u * Wsub) * VL
+            for pw in range(bd.npw):
+                col0 = bd.owmin + pw * bd.gw
+                lo = min(max(cdiv(-col0, L.sw), 0), Wsub)
+                hi = min(max(cdiv(L.W - col0, L.sw), lo), Wsub)
+                if hi > lo:
+                    cc_copy_pixels(hi - lo, rowbuf + (i * width + lo * L.sw + col0 - L.xlo) * VL,
+                                   L.sw * VL * sizeof(floating),
+                                   d + (pw * bd.sub_size + lo) * VL, VL * sizeof(floating))
+        ih += k
+
+
+cdef void run_block(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
+                    const floating *bias, floating *out, const Py_ssize_t *toff,
+                    floating *ws) noexcept nogil:
+    """Channel mode's work item `item`: one band of output rows of one image and VL input
+    channels, all m outputs each. Lanes past the last channel hold zeros or an earlier
+    block's values: computed and dropped.
+    Assumes: ws holds L.ws elements owned by this thread, zeroed before its first item."""
+    cdef const Band *bd = &L.band
+    cdef Py_ssize_t band = item % L.nbands
+    cdef Py_ssize_t c0 = (item // L.nbands) % L.nblocks * L.lanes
+    cdef Py_ssize_t n = item // (L.nbands * L.nblocks)
+    cdef Py_ssize_t i0 = band * L.rows
+    cdef Py_ssize_t R = min(L.rows, L.H_out - i0)
+    cdef Py_ssize_t valid = min(L.lanes, L.C_in - c0)
+    cdef Py_ssize_t VL = L.lanes, HWo = L.H_out * L.W_out
+    cdef floating *blk = ws
+    cdef floating *ob = ws + L.ws_in
+    cdef floating *wt = ob + L.ws_out
+    cdef floating *bv = wt + L.taps * VL
+    cdef floating *oc
+    cdef Py_ssize_t j, lane, oy, step
+    fill_block(L, x + (n * L.C_in + c0) * L.H * L.W, valid, i0, R, blk, bv + VL)
+    for j in range(L.m):
+        # Output channel (c0 + lane)*m + j: its taps and bias across the lanes.
+        transpose(valid, L.taps, w + (c0 * L.m + j) * L.taps, L.m * L.taps, wt, VL)
+        for lane in range(valid):
+            bv[lane] = bias[(c0 + lane) * L.m + j] if bias != NULL else 0
+        for oy in range(R):
+            dw_cl_run(L.isa, L.taps, blk + oy * bd.Wsub * VL, toff, VL, wt, bv,
+                      ob + oy * L.W_out * VL, L.W_out)
+        # All lanes in one transpose, which keeps a line of each lane's output row open. When
+        # those rows are a multiple of 4 KiB apart (32x32 float32) they all share one L1 set,
+        # more lines than it holds (2x slower): then four lanes at a time.
+        oc = out + (n * L.C_out + c0 * L.m + j) * HWo + i0 * L.W_out
+        step = 4 if (L.m * HWo * sizeof(floating)) % 4096 == 0 else VL
+        lane = 0
+        while lane < valid:
+            transpose(R * L.W_out, min(step, valid - lane), ob + lane, VL,
+                      oc + lane * L.m * HWo, L.m * HWo)
+            lane += step
 
 
 cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
@@ -124,27 +347,37 @@ cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const flo
                        o + u * L.W_out, L.W_out)
 
 
+cdef inline void run_item(const Layer *L, Py_ssize_t item, const floating *x,
+                          const floating *w, const floating *bias, floating *out,
+                          const Py_ssize_t *toff, floating *ws) noexcept nogil:
+    if L.mode == CHANNELS:
+        run_block(L, item, x, w, bias, out, toff, ws)
+    else:
+        run_band(L, item, x, w, bias, out, toff, ws)
+
+
 cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
-                    Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, int isa):
+                    Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, int mode, int isa):
     cdef Layer L
     L.N, L.C_in, L.H, L.W = N, C_in, H, W
     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
     L.m = C_out // C_in
-    L.isa = isa
+    L.mode, L.isa = mode, isa
     return L
 
 
 def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
                     const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
-                    int isa, Py_ssize_t itemsize):
+                    int mode, int isa, Py_ssize_t itemsize):
     """Per-thread workspace (elements; PY_SSIZE_T_MAX where a size would overflow) and work
     items of Depthwise with these arguments.
     shape: N, C_in, H, W, C_out, H_out, W_out; offh, offw: the input row (column) of each
-    tap row (column) at output 0, e.g. kh*dilation - padding."""
+    tap row (column) at output 0, e.g. kh*dilation - padding; rows: output rows per band
+    (rows mode)."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                            shape[6], isa)
-    band_setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL)
-    return L.ws, L.N * L.C_in * L.nbands
+                            shape[6], mode, isa)
+    setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL)
+    return L.ws, L.items
 
 
 cdef class Depthwise:
@@ -157,16 +390,16 @@ cdef class Depthwise:
 
     def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
                   const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
-                  int isa, Py_ssize_t itemsize):
+                  int mode, int isa, Py_ssize_t itemsize):
         self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                          shape[6], isa)
+                          shape[6], mode, isa)
         cdef Py_ssize_t table = mul_sat(mul_sat(offh.shape[0], offw.shape[0]),
                                         sizeof(Py_ssize_t))
         self.toff = NULL if table == PY_SSIZE_T_MAX else <Py_ssize_t *> malloc(table)
         if self.toff == NULL:
             raise MemoryError()
-        band_setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
-                   self.toff)
+        setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
+              self.toff)
         self.workspace_elems = self.L.ws
         if self.workspace_elems > PY_SSIZE_T_MAX // 64:
             raise MemoryError("Depthwise: the workspace of this geometry exceeds what this "
@@ -181,7 +414,7 @@ cdef class Depthwise:
         C-contiguous, of the prepared dtype; w (C_out, KH*KW); bias (C_out,) or None. The
         workspace (nthreads * workspace_elems) is allocated here."""
         cdef Layer *L = &self.L
-        cdef Py_ssize_t total = L.N * L.C_in * L.nbands
+        cdef Py_ssize_t total = L.items
         cdef Py_buffer v[4]        # x, w, out, bias
         cdef int held = 0
         cdef void *ws = NULL
@@ -226,8 +459,10 @@ cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, cons
     if nthreads == 1:
         # No parallel region for one thread: it would cost more than a tiny layer.
         fp_mode = cc_flush_denormals()
+        if L.mode == CHANNELS:
+            memset(ws, 0, L.ws * sizeof(floating))
         for item in range(total):
-            run_band(L, item, x, w, bias, out, toff, ws)
+            run_item(L, item, x, w, bias, out, toff, ws)
         cc_restore_fp_mode(fp_mode)
         return
     # Dynamic: a thread that runs ahead (uneven items, a sibling descheduled) takes the next
@@ -236,6 +471,8 @@ cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, cons
     with parallel(num_threads=nthreads):
         wsp = ws + threadid() * L.ws
         fp_mode = cc_flush_denormals()
+        if L.mode == CHANNELS:
+            memset(wsp, 0, L.ws * sizeof(floating))
         for item in prange(total, schedule="dynamic", chunksize=chunk):
-            run_band(L, item, x, w, bias, out, toff, wsp)
+            run_item(L, item, x, w, bias, out, toff, wsp)
         cc_restore_fp_mode(fp_mode)

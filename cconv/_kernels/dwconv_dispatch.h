@@ -1,6 +1,7 @@
 /*
  * The depthwise row micro-kernels of every instruction-set variant (isa.h), and
- * cc_dwconv_ukernel_f32/_f64(isa): the row function of variant `isa`.
+ * cc_dwconv_ukernel_f32/_f64(isa) (columns in the lanes) and cc_dwconv_cl_ukernel_f32/_f64(isa)
+ * (channels in the lanes): the row functions of variant `isa`.
  */
 #ifndef CCONV_DWCONV_DISPATCH_H
 #define CCONV_DWCONV_DISPATCH_H
@@ -13,33 +14,41 @@ typedef void (*cc_dwconv_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *,
 typedef void (*cc_dwconv_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *,
                                  const double *, double, double *, Py_ssize_t);
 
-#define CC_DW_NAME(id, dt) CC_CAT(CC_CAT3(dwconv_ukernel_, CC_NAME_##id, _), dt)
+typedef void (*cc_dwconv_cl_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
+                                    const float *, const float *, float *, Py_ssize_t);
+typedef void (*cc_dwconv_cl_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, Py_ssize_t,
+                                    const double *, const double *, double *, Py_ssize_t);
 
-/* Assumes: 0 <= isa < CC_NUM_ISAS. */
-static inline cc_dwconv_f32_fn cc_dwconv_ukernel_f32(int isa)
-{
-    switch (isa) {
+#define CC_DW_NAME(kind, id, dt) CC_CAT(CC_CAT3(kind, CC_NAME_##id, _), dt)
+
+/* Variant isa's function of a family: (kind, dtype) -> returned type. Assumes:
+   0 <= isa < CC_NUM_ISAS. */
 #if CC_NUM_ISAS > 2
-    case 2: return CC_DW_NAME(2, f32);
-#endif
-#if CC_NUM_ISAS > 1
-    case 1: return CC_DW_NAME(1, f32);
-#endif
-    default: return CC_DW_NAME(0, f32);
+#define CC_DW_PICK(kind, dt)                                                                 \
+    switch (isa) {                                                                           \
+    case 2: return CC_DW_NAME(kind, 2, dt);                                                  \
+    case 1: return CC_DW_NAME(kind, 1, dt);                                                  \
+    default: return CC_DW_NAME(kind, 0, dt);                                                 \
     }
+#elif CC_NUM_ISAS > 1
+#define CC_DW_PICK(kind, dt)                                                                 \
+    switch (isa) {                                                                           \
+    case 1: return CC_DW_NAME(kind, 1, dt);                                                  \
+    default: return CC_DW_NAME(kind, 0, dt);                                                 \
+    }
+#else
+#define CC_DW_PICK(kind, dt) (void)isa; return CC_DW_NAME(kind, 0, dt);
+#endif
+
+static inline cc_dwconv_f32_fn cc_dwconv_ukernel_f32(int isa) { CC_DW_PICK(dwconv_ukernel_, f32) }
+static inline cc_dwconv_f64_fn cc_dwconv_ukernel_f64(int isa) { CC_DW_PICK(dwconv_ukernel_, f64) }
+static inline cc_dwconv_cl_f32_fn cc_dwconv_cl_ukernel_f32(int isa)
+{
+    CC_DW_PICK(dwconv_cl_ukernel_, f32)
 }
-
-static inline cc_dwconv_f64_fn cc_dwconv_ukernel_f64(int isa)
+static inline cc_dwconv_cl_f64_fn cc_dwconv_cl_ukernel_f64(int isa)
 {
-    switch (isa) {
-#if CC_NUM_ISAS > 2
-    case 2: return CC_DW_NAME(2, f64);
-#endif
-#if CC_NUM_ISAS > 1
-    case 1: return CC_DW_NAME(1, f64);
-#endif
-    default: return CC_DW_NAME(0, f64);
-    }
+    CC_DW_PICK(dwconv_cl_ukernel_, f64)
 }
 
 /* Lanes of variant isa's vectors for this dtype size: how far a row may be over-read. */

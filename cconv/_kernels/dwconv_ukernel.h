@@ -1,6 +1,8 @@
 /*
- * dwconv_ukernel_<isa>_<dt>: one output row of a depthwise convolution (the CC_BODY of
- * dwconv_dispatch.h; see instantiate.h for the macros it is given).
+ * The depthwise micro-kernels (the CC_BODY of dwconv_dispatch.h; see instantiate.h for the
+ * macros they are given): one output row, with its columns or its channels in the lanes.
+ *
+ * dwconv_ukernel_<isa>_<dt>: columns in the lanes, one channel.
  *
  *     out[j] = bias + sum_t w[t] * base[toff[t] + j]        j < n, t < taps
  *
@@ -48,6 +50,51 @@ CC_TARGET static void CC_DW(Py_ssize_t taps, const CC_T *base, const Py_ssize_t 
     }
 }
 
+/*
+ * dwconv_cl_ukernel_<isa>_<dt>: channels in the lanes, CC_VL channels of one output row.
+ *
+ *     out[j*VL + l] = bias[l] + sum_t w[t*VL + l] * base[j*step + toff[t] + l]   j < n, l < VL
+ *
+ * base is a (rows, columns, VL channels) block of input; toff[t] is where tap t of output 0
+ * lies in it and `step` how far the next output column's taps are. Four output columns at a
+ * time share each tap's weight vector. Each lane sums in the same order as dwconv_ukernel
+ * (the bias, then the taps in order, one fused multiply-add each), so both orientations give
+ * the same bits.
+ */
+#define CC_DWCL CC_CAT(CC_CAT3(dwconv_cl_ukernel_, CC_NAME, _), CC_DT)
+
+CC_TARGET static void CC_DWCL(Py_ssize_t taps, const CC_T *base, const Py_ssize_t *toff,
+                              Py_ssize_t step, const CC_T *w, const CC_T *bias, CC_T *out,
+                              Py_ssize_t n)
+{
+    const CC_V zero = {0};
+    const CC_V b = zero + CC_LOADU(bias);
+    Py_ssize_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        CC_V a0 = b, a1 = b, a2 = b, a3 = b;
+        const CC_T *r = base + j * step;
+        for (Py_ssize_t t = 0; t < taps; t++) {
+            const CC_T *q = r + toff[t];
+            const CC_V wt = CC_LOADU(w + t * CC_VL);
+            a0 += CC_LOADU(q) * wt;
+            a1 += CC_LOADU(q + step) * wt;
+            a2 += CC_LOADU(q + 2 * step) * wt;
+            a3 += CC_LOADU(q + 3 * step) * wt;
+        }
+        CC_STOREU(out + j * CC_VL, a0);
+        CC_STOREU(out + (j + 1) * CC_VL, a1);
+        CC_STOREU(out + (j + 2) * CC_VL, a2);
+        CC_STOREU(out + (j + 3) * CC_VL, a3);
+    }
+    for (; j < n; j++) {
+        CC_V a0 = b;
+        for (Py_ssize_t t = 0; t < taps; t++)
+            a0 += CC_LOADU(base + j * step + toff[t]) * CC_LOADU(w + t * CC_VL);
+        CC_STOREU(out + j * CC_VL, a0);
+    }
+}
+
+#undef CC_DWCL
 #undef CC_DW
 #undef CC_LOADU
 #undef CC_STOREU

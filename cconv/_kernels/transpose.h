@@ -16,6 +16,7 @@
 #define CCONV_TRANSPOSE_H
 
 #include <Python.h>
+#include <string.h>
 
 typedef float cc_tr_v4f __attribute__((vector_size(16)));
 typedef float cc_tr_v4fu __attribute__((vector_size(16), aligned(4), may_alias));
@@ -31,6 +32,32 @@ typedef long long cc_tr_v2l __attribute__((vector_size(16)));
 #define CC_SHUF4(a, b, i, j, k, l) __builtin_shuffle(a, b, (cc_tr_v4i){i, j, k, l})
 #define CC_SHUF2(a, b, i, j) __builtin_shuffle(a, b, (cc_tr_v2l){i, j})
 #endif
+
+/* The destination of column k of cc_transpose_grid_*: `at` for the current column, whose
+   place in its row of W is x; CC_TR_NEXT moves both to column k + 1. */
+#define CC_TR_NEXT                                                                           \
+    if (++x == W) {                                                                          \
+        x = 0;                                                                               \
+        row += dpitch;                                                                       \
+    }
+
+/* Store a tile's n columns o[0..n) at columns k..k+n of cc_transpose_grid_*: with constant
+   offsets when they lie in one row of W (the common case), else one by one. */
+#define CC_TR_STORE(VU, n)                                                                   \
+    if (x + (n) <= W) {                                                                      \
+        for (int j = 0; j < (n); j++)                                                        \
+            *(VU *)(row + (x + j) * ldd) = o[j];                                            \
+        x += (n);                                                                            \
+        if (x == W) {                                                                        \
+            x = 0;                                                                           \
+            row += dpitch;                                                                   \
+        }                                                                                    \
+    } else {                                                                                 \
+        for (int j = 0; j < (n); j++) {                                                      \
+            *(VU *)(row + x * ldd) = o[j];                                                  \
+            CC_TR_NEXT                                                                       \
+        }                                                                                    \
+    }
 
 /* The edges that do not fill a tile, element by element: rows [i0, i1) x cols [k0, k1). */
 #define CC_TR_EDGE(i0, i1, k0, k1)                                                           \
@@ -79,6 +106,84 @@ static void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *res
     CC_TR_EDGE(rows2, rows, 0, cols)
 }
 
+/*
+ * cc_transpose_grid_f32/_f64: the same, with the destination's columns laid out as rows of W:
+ *
+ *     dst[(k / W) * dpitch + (k % W) * ldd + i] = src[i * lds + k]
+ *
+ * (an image's channels, rows of W pixels flattened in src, into a (rows, columns, channels)
+ * block whose rows are dpitch elements apart: depthwise convolution's channels-in-lanes mode).
+ */
+#define CC_TR_GRID(name, T, n, TILE)                                                         \
+    static void name(Py_ssize_t rows, Py_ssize_t cols, const T *restrict src, Py_ssize_t lds,  \
+                     T *restrict dst, Py_ssize_t ldd, Py_ssize_t W, Py_ssize_t dpitch)        \
+    {                                                                                        \
+        for (Py_ssize_t i = 0; i < rows; i += (n)) {                                         \
+            const T *s = src + i * lds;                                                      \
+            T *row = dst + i;                                                                \
+            Py_ssize_t x = 0, k = 0;                                                         \
+            if (i + (n) <= rows) {                                                           \
+                for (; k + (n) <= cols; k += (n)) {                                          \
+                    TILE                                                                     \
+                }                                                                            \
+            }                                                                                \
+            for (; k < cols; k++) {                                                          \
+                for (Py_ssize_t ii = i; ii < i + (n) && ii < rows; ii++)                     \
+                    row[x * ldd + ii - i] = src[ii * lds + k];                               \
+                CC_TR_NEXT                                                                   \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+/* A 4 x 4 float tile (2 x 2 double) as in cc_transpose_*, stored by CC_TR_STORE. */
+#define CC_TR_GRID_TILE_F32                                                                  \
+    const cc_tr_v4f a = *(const cc_tr_v4fu *)(s + k);                                        \
+    const cc_tr_v4f b = *(const cc_tr_v4fu *)(s + lds + k);                                  \
+    const cc_tr_v4f c = *(const cc_tr_v4fu *)(s + 2 * lds + k);                              \
+    const cc_tr_v4f d = *(const cc_tr_v4fu *)(s + 3 * lds + k);                              \
+    const cc_tr_v4f ab0 = CC_SHUF4(a, b, 0, 4, 1, 5), ab1 = CC_SHUF4(a, b, 2, 6, 3, 7);      \
+    const cc_tr_v4f cd0 = CC_SHUF4(c, d, 0, 4, 1, 5), cd1 = CC_SHUF4(c, d, 2, 6, 3, 7);      \
+    const cc_tr_v4f o[4] = {CC_SHUF4(ab0, cd0, 0, 1, 4, 5), CC_SHUF4(ab0, cd0, 2, 3, 6, 7),  \
+                            CC_SHUF4(ab1, cd1, 0, 1, 4, 5), CC_SHUF4(ab1, cd1, 2, 3, 6, 7)}; \
+    CC_TR_STORE(cc_tr_v4fu, 4)
+#define CC_TR_GRID_TILE_F64                                                                  \
+    const cc_tr_v2d a = *(const cc_tr_v2du *)(s + k);                                        \
+    const cc_tr_v2d b = *(const cc_tr_v2du *)(s + lds + k);                                  \
+    const cc_tr_v2d o[2] = {CC_SHUF2(a, b, 0, 2), CC_SHUF2(a, b, 1, 3)};                     \
+    CC_TR_STORE(cc_tr_v2du, 2)
+
+CC_TR_GRID(cc_transpose_grid_f32, float, 4, CC_TR_GRID_TILE_F32)
+CC_TR_GRID(cc_transpose_grid_f64, double, 2, CC_TR_GRID_TILE_F64)
+
+#undef CC_TR_GRID
+#undef CC_TR_GRID_TILE_F32
+#undef CC_TR_GRID_TILE_F64
+
+/*
+ * cc_copy_pixels: dst[t * bytes ...] = src[t * stride ...], `bytes` bytes each, t < n: picking
+ * every stride-th pixel (a vector of channels) of a transposed row. Sizes of one 16-, 32- or
+ * 64-byte vector are copied by fixed-size moves, not a memcpy call per pixel.
+ */
+#define CC_COPY_PIXELS(size)                                                                 \
+    for (Py_ssize_t t = 0; t < n; t++)                                                       \
+        memcpy(dst + t * (size), src + t * stride, (size));
+
+static void cc_copy_pixels(Py_ssize_t n, const void *src_, Py_ssize_t stride, void *dst_,
+                           Py_ssize_t bytes)
+{
+    const char *src = (const char *)src_;
+    char *dst = (char *)dst_;
+    switch (bytes) {
+    case 16: CC_COPY_PIXELS(16) break;
+    case 32: CC_COPY_PIXELS(32) break;
+    case 64: CC_COPY_PIXELS(64) break;
+    default: CC_COPY_PIXELS(bytes)
+    }
+}
+
+#undef CC_COPY_PIXELS
+#undef CC_TR_NEXT
+#undef CC_TR_STORE
 #undef CC_SHUF4
 #undef CC_SHUF2
 #undef CC_TR_EDGE
