@@ -50,6 +50,8 @@ DEPTHWISE_GEOMETRIES = [
     (1, 16, 32, 32, 1, (5, 5), dict(padding=2)),            # channel planes 4 KiB apart
     (3, 5, 7, 6, 1, (7, 7), dict(padding=3, stride=3)),
     (1, 24, 40, 8, 1, (1, 1), dict(stride=(3, 1))),         # rows no tap reads
+    (1, 20, 15, 17, 1, (3, 3), dict(stride=2, dilation=2, padding=2)),  # one phase of two
+    (1, 16, 6, 9, 1, (1, 1), dict(stride=(1, 2))),          # the same, rows flattened
 ]
 
 

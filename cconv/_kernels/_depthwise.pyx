@@ -62,10 +62,12 @@ cdef extern from "transpose.h" nogil:
                         Py_ssize_t bytes)
     void cc_transpose_grid_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src,
                                Py_ssize_t lds, float *dst, Py_ssize_t ldd, Py_ssize_t W,
-                               Py_ssize_t dpitch)
+                               Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
+                               Py_ssize_t r0)
     void cc_transpose_grid_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src,
                                Py_ssize_t lds, double *dst, Py_ssize_t ldd, Py_ssize_t W,
-                               Py_ssize_t dpitch)
+                               Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
+                               Py_ssize_t r0)
 
 
 cdef extern from "dwconv_dispatch.h" nogil:
@@ -144,12 +146,14 @@ cdef inline void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating *src
 
 cdef inline void transpose_grid(Py_ssize_t rows, Py_ssize_t cols, const floating *src,
                                 Py_ssize_t lds, floating *dst, Py_ssize_t ldd, Py_ssize_t W,
-                                Py_ssize_t dpitch) noexcept nogil:
-    """dst[(k // W)*dpitch + (k % W)*ldd + i] = src[i*lds + k], i < rows, k < cols."""
+                                Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
+                                Py_ssize_t r0) noexcept nogil:
+    """dst[(k // W)*dpitch + (r % sw)*pstride + (r // sw)*ldd + i] = src[i*lds + k] with
+    r = r0 + k % W, i < rows, k < cols (transpose.h)."""
     if floating is float:
-        cc_transpose_grid_f32(rows, cols, src, lds, dst, ldd, W, dpitch)
+        cc_transpose_grid_f32(rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride, r0)
     else:
-        cc_transpose_grid_f64(rows, cols, src, lds, dst, ldd, W, dpitch)
+        cc_transpose_grid_f64(rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride, r0)
 
 
 cdef void setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
@@ -202,8 +206,8 @@ cdef void channels_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[
     L.ws_in = round_line(mul_sat(bd.chan_stride, lanes), itemsize)
     L.ws_out = round_line(mul_sat(mul_sat(L.rows, L.W_out), lanes), itemsize)
     L.ws = add_sat(add_sat(L.ws_in, L.ws_out), mul_sat(L.taps + 1, lanes))
-    if L.sh > 1 or L.sw > 1:
-        # The row buffer: up to GRID_PIXELS pixels of whole rows, or one row.
+    if not (bd.gw == 1 and bd.npw == L.sw):
+        # The row buffer (fill_block): up to GRID_PIXELS pixels of whole rows, or one row.
         L.ws = add_sat(L.ws, mul_sat(max(0, L.xhi - L.xlo) * max(1, GRID_PIXELS // L.W),
                                      lanes))
     L.ws = round_line(L.ws, itemsize)
@@ -222,14 +226,17 @@ cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ss
     them)."""
     cdef const Band *bd = &L.band
     cdef Py_ssize_t VL = L.lanes, HW = L.H * L.W, Wsub = bd.Wsub, width = L.xhi - L.xlo
-    cdef Py_ssize_t nrow = R + bd.extra
+    cdef Py_ssize_t nrow = R + bd.extra, pstride = bd.sub_size * VL
     cdef Py_ssize_t top = i0 * L.sh + bd.ohmin          # input row of sub-image row 0
     cdef Py_ssize_t ih, ih1, i, k, r, u, ph, pw, col0, lo, hi
+    # Every column phase read (a 3x3 or 5x5 stride-2 layer): the transpose deals a row's
+    # columns to them. Else each row goes through the row buffer, its phases picked from it.
+    cdef bint direct = bd.gw == 1 and bd.npw == L.sw
+    # Whole rows that follow one another in the block (stride 1 down) are transposed
+    # flattened, a few at a time: no ragged edge per row, and the part of the block being
+    # written stays in L1 (the transpose passes over it once per 4 lanes).
+    cdef Py_ssize_t chunk = max(1, GRID_PIXELS // L.W) if width == L.W and L.sh == 1 else 1
     cdef floating *d
-    # Whole rows are transposed flattened, a few at a time: no ragged edge per row, and the
-    # part of the buffer being written stays in L1 (the transpose passes over it once per 4
-    # lanes).
-    cdef Py_ssize_t chunk = max(1, GRID_PIXELS // L.W) if width == L.W else 1
     for ph in range(bd.nph):
         for u in range(nrow):
             ih = top + u * L.sh + ph * bd.gh
@@ -237,31 +244,24 @@ cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ss
                 for pw in range(bd.npw):
                     memset(blk + ((ph * bd.npw + pw) * bd.sub_size + u * Wsub) * VL, 0,
                            Wsub * VL * sizeof(floating))
-    if L.sh == 1 and L.sw == 1:
-        # One phase, rows after one another in both: straight into the block.
-        lo = L.xlo - bd.owmin
-        ih = max(0, top)
-        ih1 = min(L.H, top + nrow)
-        while ih < ih1:
-            k = min(chunk, ih1 - ih)
-            transpose_grid(valid, k * width, xc + ih * L.W + L.xlo, HW,
-                           blk + ((ih - top) * Wsub + lo) * VL, VL, width, Wsub * VL)
-            ih += k
-        return
-    # Strided: rows into the row buffer, then each to the sub-image rows and phases that
-    # read it, every stride-th pixel.
     ih = max(0, top)
     ih1 = min(L.H, top + (nrow - 1) * L.sh + (bd.nph - 1) * bd.gh + 1)
     while ih < ih1:
+        r = ih - top
+        if r % bd.gh != 0 or (r % L.sh) // bd.gh >= bd.nph or r // L.sh >= nrow:
+            ih += 1     # a row no tap reads
+            continue
+        ph, u = (r % L.sh) // bd.gh, r // L.sh
         k = min(chunk, ih1 - ih)
+        d = blk + (ph * bd.npw * bd.sub_size + u * Wsub) * VL
+        if direct:
+            transpose_grid(valid, k * width, xc + ih * L.W + L.xlo, HW, d, VL, width,
+                           Wsub * VL, L.sw, pstride, L.xlo - bd.owmin)
+            ih += k
+            continue
         transpose_grid(valid, k * width, xc + ih * L.W + L.xlo, HW, rowbuf, VL, width,
-                       width * VL)
+                       width * VL, 1, 0, 0)
         for i in range(k):
-            r = ih + i - top
-            if r % bd.gh != 0 or (r % L.sh) // bd.gh >= bd.nph or r // L.sh >= nrow:
-                continue
-            ph, u = (r % L.sh) // bd.gh, r // L.sh
-            d = blk + (ph * bd.npw * bd.sub_size + u * Wsub) * VL
             for pw in range(bd.npw):
                 col0 = bd.owmin + pw * bd.gw
                 lo = min(max(cdiv(-col0, L.sw), 0), Wsub)
@@ -269,7 +269,8 @@ cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ss
                 if hi > lo:
                     cc_copy_pixels(hi - lo, rowbuf + (i * width + lo * L.sw + col0 - L.xlo) * VL,
                                    L.sw * VL * sizeof(floating),
-                                   d + (pw * bd.sub_size + lo) * VL, VL * sizeof(floating))
+                                   d + (i * Wsub + pw * bd.sub_size + lo) * VL,
+                                   VL * sizeof(floating))
         ih += k
 
 

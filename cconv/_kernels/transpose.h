@@ -33,28 +33,42 @@ typedef long long cc_tr_v2l __attribute__((vector_size(16)));
 #define CC_SHUF2(a, b, i, j) __builtin_shuffle(a, b, (cc_tr_v2l){i, j})
 #endif
 
-/* The destination of column k of cc_transpose_grid_*: `at` for the current column, whose
-   place in its row of W is x; CC_TR_NEXT moves both to column k + 1. */
+/* Where column k of cc_transpose_grid_* goes: row + ph*pstride + t*ldd, with x its place in
+   its row of W, ph and t its phase and index there; CC_TR_NEXT moves to column k + 1. */
 #define CC_TR_NEXT                                                                           \
+    if (++ph == sw) {                                                                        \
+        ph = 0;                                                                              \
+        t++;                                                                                 \
+    }                                                                                        \
     if (++x == W) {                                                                          \
         x = 0;                                                                               \
+        ph = r0 % sw;                                                                        \
+        t = r0 / sw;                                                                         \
         row += dpitch;                                                                       \
     }
 
 /* Store a tile's n columns o[0..n) at columns k..k+n of cc_transpose_grid_*: with constant
-   offsets when they lie in one row of W (the common case), else one by one. */
+   offsets when they lie in one row of W and one phase (the common case) or alternate between
+   two (a stride-2 layer's), else one by one. */
 #define CC_TR_STORE(VU, n)                                                                   \
-    if (x + (n) <= W) {                                                                      \
+    if (sw == 1 && x + (n) <= W) {                                                           \
         for (int j = 0; j < (n); j++)                                                        \
-            *(VU *)(row + (x + j) * ldd) = o[j];                                            \
+            *(VU *)(row + (t + j) * ldd) = o[j];                                            \
         x += (n);                                                                            \
+        t += (n);                                                                            \
         if (x == W) {                                                                        \
             x = 0;                                                                           \
+            t = r0;                                                                          \
             row += dpitch;                                                                   \
         }                                                                                    \
+    } else if (sw == 2 && x + (n) < W) {                                                     \
+        for (int j = 0; j < (n); j++)                                                        \
+            *(VU *)(row + ((ph + j) & 1) * pstride + (t + ((ph + j) >> 1)) * ldd) = o[j];   \
+        x += (n);                                                                            \
+        t += (n) / 2;                                                                        \
     } else {                                                                                 \
         for (int j = 0; j < (n); j++) {                                                      \
-            *(VU *)(row + x * ldd) = o[j];                                                  \
+            *(VU *)(row + ph * pstride + t * ldd) = o[j];                                   \
             CC_TR_NEXT                                                                       \
         }                                                                                    \
     }
@@ -107,21 +121,25 @@ static void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *res
 }
 
 /*
- * cc_transpose_grid_f32/_f64: the same, with the destination's columns laid out as rows of W:
+ * cc_transpose_grid_f32/_f64: the same, with the destination's columns laid out as rows of W
+ * pixels, and each row split into sw phases pstride elements apart:
  *
- *     dst[(k / W) * dpitch + (k % W) * ldd + i] = src[i * lds + k]
+ *     dst[(k / W) * dpitch + (r % sw) * pstride + (r / sw) * ldd + i] = src[i * lds + k]
+ *                                                                  r = r0 + k % W
  *
  * (an image's channels, rows of W pixels flattened in src, into a (rows, columns, channels)
- * block whose rows are dpitch elements apart: depthwise convolution's channels-in-lanes mode).
+ * block: depthwise convolution's channels-in-lanes mode; with sw > 1, a row's columns dealt
+ * to its stride phases). Assumes: r0 >= 0, sw >= 1.
  */
 #define CC_TR_GRID(name, T, n, TILE)                                                         \
     static void name(Py_ssize_t rows, Py_ssize_t cols, const T *restrict src, Py_ssize_t lds,  \
-                     T *restrict dst, Py_ssize_t ldd, Py_ssize_t W, Py_ssize_t dpitch)        \
+                     T *restrict dst, Py_ssize_t ldd, Py_ssize_t W, Py_ssize_t dpitch,        \
+                     Py_ssize_t sw, Py_ssize_t pstride, Py_ssize_t r0)                        \
     {                                                                                        \
         for (Py_ssize_t i = 0; i < rows; i += (n)) {                                         \
             const T *s = src + i * lds;                                                      \
             T *row = dst + i;                                                                \
-            Py_ssize_t x = 0, k = 0;                                                         \
+            Py_ssize_t x = 0, k = 0, ph = r0 % sw, t = r0 / sw;                              \
             if (i + (n) <= rows) {                                                           \
                 for (; k + (n) <= cols; k += (n)) {                                          \
                     TILE                                                                     \
@@ -129,7 +147,7 @@ static void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *res
             }                                                                                \
             for (; k < cols; k++) {                                                          \
                 for (Py_ssize_t ii = i; ii < i + (n) && ii < rows; ii++)                     \
-                    row[x * ldd + ii - i] = src[ii * lds + k];                               \
+                    row[ph * pstride + t * ldd + ii - i] = src[ii * lds + k];                \
                 CC_TR_NEXT                                                                   \
             }                                                                                \
         }                                                                                    \
