@@ -49,6 +49,10 @@ CONTENDERS = CCONV + PEERS
 # %mm column is cconv-module's GFLOP/s as a share of its GFLOP/s.
 CEILING = "matmul"
 MATMUL_N = 2048
+# cconv-module on one thread, timed in the same rounds as the others in every row with more
+# threads (not in the quick run): the vs1T column, cconv-module's speedup from its threads,
+# measured as the ratios are (two rows timed minutes apart drift with the machine).
+SERIAL = "cconv-module@1"
 SHORT = {"cconv-functional": "f", "cconv-module": "m", "torch": "torch",
          "onnxruntime": "ort", "numpy": "numpy"}
 
@@ -228,6 +232,16 @@ def make_contender(name, layer, x, w, b, threads):
         return Contender(name, lambda: session.run(None, feed)[0])
     if name == "numpy":
         return Contender(name, lambda: numpy_conv(layer, x, w, b))
+    if name == SERIAL:
+        module = make_contender("cconv-module", layer, x, w, b, threads)
+
+        def serial():
+            cconv.set_num_threads(1)
+            try:
+                return module.call()
+            finally:
+                cconv.set_num_threads(threads)
+        return Contender(name, serial)
     if name == CEILING:
         rng = np.random.default_rng(0)
         a, c = (rng.random((MATMUL_N, MATMUL_N), np.float32) for _ in range(2))
@@ -520,6 +534,9 @@ def format_table(records, peers):
     count, then the notes (skipped and failed contenders)."""
     head = ["layer", "thr", "module ms", "GFLOP/s", "algorithm", "used", "ws KiB", "busy"]
     ceiling = any(CEILING in r["times"] for r in records)
+    serial = any(SERIAL in r["times"] for r in records)
+    if serial:
+        head.insert(4, "vs1T")
     if ceiling:
         head.insert(4, "%mm")
     for p in peers:
@@ -535,6 +552,9 @@ def format_table(records, peers):
                str(r.get("plan_threads", "-")),
                "-" if ws is None else f"{ws / 1024:.0f}",
                "-" if r.get("others_cpus") is None else f"{r['others_cpus']:.2f}"]
+        if serial:
+            t1 = r["times"].get(SERIAL)
+            row.insert(4, "-" if t is None or t1 is None else f"{t1 / t:.2f}")
         if ceiling:
             mm = r["times"].get(CEILING)
             row.insert(4, "-" if t is None or mm is None
@@ -548,7 +568,7 @@ def format_table(records, peers):
         n = sum(r["threads"] == t and any(ratio(r, p, c) for p in peers for c in CCONV)
                 for r in records)
         row = [f"geomean ({n} layers)", str(t)]
-        row += [""] * (7 if ceiling else 6)
+        row += [""] * (6 + ceiling + serial)
         for p in peers:
             for path in CCONV:
                 v = values[f"{SHORT[p]}:{SHORT[path]}"]
@@ -569,6 +589,9 @@ def format_table(records, peers):
     if ceiling:
         lines.append(f"%mm: cconv-module's GFLOP/s as a percentage of numpy's float32 matmul "
                      f"({MATMUL_N}x{MATMUL_N}) timed in the same rounds.")
+    if serial:
+        lines.append("vs1T: cconv-module's time on 1 thread / its time on thr threads, both "
+                     "timed in the same rounds.")
     lines.append("<peer>:f / <peer>:m = peer time / cconv time, for cconv-functional / "
                  "cconv-module: above 1, cconv is faster.")
     notes = {}
@@ -609,7 +632,8 @@ def plot(records, path, contenders):
               f"written", file=sys.stderr)
         return False
     threads = sorted({r["threads"] for r in records})
-    names = [n for n in contenders if n != CEILING and any(n in r["times"] for r in records)]
+    names = [n for n in contenders
+             if n not in (CEILING, SERIAL) and any(n in r["times"] for r in records)]
     layers = list(dict.fromkeys(r["layer"] for r in records))
     fig, axes = plt.subplots(len(threads), 1, figsize=(max(8, 0.45 * len(layers) + 3),
                                                        4.2 * len(threads)), squeeze=False)
@@ -819,7 +843,8 @@ def main(argv=None):
     peers = args.peers
     # The matmul ceiling (the %mm column) takes 1 s a row: not in the quick run.
     ceiling = "numpy" in peers and not args.quick
-    contenders = list(CCONV) + peers + ([CEILING] if ceiling else [])
+    contenders = (list(CCONV) + peers + ([CEILING] if ceiling else [])
+                  + ([SERIAL] if not args.quick else []))
     info = machine_info()
     if info["slow_blas_env"]:
         print(f"warning: {info['slow_blas_env']} is set and slows numpy's matmul; run "
@@ -837,8 +862,9 @@ def main(argv=None):
                           f"{t} thread{'s' if t > 1 else ''}")
             if args.wait_quiet > 0:
                 wait_quiet(args.wait_quiet, progress.update)
-            rec = bench_layer(layer, t, [c for c in contenders if c != CEILING
-                                         or layer is not OVERHEAD_LAYER],
+            rec = bench_layer(layer, t, [c for c in contenders
+                                         if (c != CEILING or layer is not OVERHEAD_LAYER)
+                                         and (c != SERIAL or t > 1)],
                               dtype=dtype, rounds=rounds,
                               target_s=target_s, progress=progress)
             (overhead if layer is OVERHEAD_LAYER else records).append(rec)
