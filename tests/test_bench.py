@@ -219,3 +219,15 @@ def test_format_table_matmul_share():
     head, _, row = _bench.format_table([rec], []).splitlines()[:3]
     assert head.split()[5] == "%mm" and row.split()[4] == "75"   # ("module ms" is 2 words)
     assert "%mm" not in _bench.format_table([dict(rec, times={"cconv-module": 0.4})], [])
+
+
+def test_format_table_thread_speedup():
+    """vs1T: cconv-module's time on one thread over its time on the row's threads, from the
+    same rounds; '-' in one-thread rows."""
+    rec = {"layer": "x", "threads": 2, "flops": 1e9, "algorithm": "igemm", "plan_threads": 2,
+           "workspace_bytes": 0, "others_cpus": 0.0,
+           "times": {"cconv-module": 0.5, _bench.SERIAL: 0.9}, "checks": {}, "notes": {}}
+    one = dict(rec, threads=1, times={"cconv-module": 0.9})
+    head, _, row2, row1 = _bench.format_table([rec, one], []).splitlines()[:4]
+    assert head.split()[5] == "vs1T" and row2.split()[4] == "1.80" and row1.split()[4] == "-"
+    assert "vs1T" not in _bench.format_table([one], [])
