@@ -178,12 +178,15 @@ def test_igemm_paths(isa, dtype, case):
     ((1, 1, 10, 10), (4, 1, 3, 3), dict(padding=1)),                        # C_in 1 (MNIST)
     ((1, 2, 6, 6), (2, 1, 3, 3), dict(groups=2, padding="same", bias=False)),
 ])
-def test_depthwise(isa, dtype, case):
+@pytest.mark.parametrize("algorithm", ["depthwise", "depthwise_cl"])
+def test_depthwise(isa, dtype, case, algorithm):
+    """Both orientations (columns or channels along the lanes), each against the
+    reference; the planner picks one of them."""
     x_shape, w_shape, kw = case
     plan = _planner.plan_for_conv2d(x_shape, w_shape, **{k: v for k, v in kw.items()
                                                          if k != "bias"})
-    assert plan.algorithm == "depthwise"
-    check(isa, dtype, x_shape, w_shape, **kw)
+    assert plan.algorithm in ("depthwise", "depthwise_cl")
+    check(isa, dtype, x_shape, w_shape, **kw, algorithm=algorithm)
 
 
 # ---- threads ------------------------------------------------------------------------------
@@ -193,7 +196,8 @@ def test_depthwise(isa, dtype, case):
     ((1, 32, 16, 17), (24, 32, 3, 3), dict(padding=1)),
     ((2, 32, 24, 25), (32, 32, 1, 1), {}),
     ((1, 32, 64, 65), (32, 1, 3, 3), dict(groups=32, padding=1)),
-], ids=["igemm3x3", "igemm1x1", "depthwise"])
+    ((1, 192, 28, 28), (192, 1, 3, 3), dict(groups=192, padding=1)),
+], ids=["igemm3x3", "igemm1x1", "depthwise", "depthwise_cl"])
 def test_one_thread_equals_two_bitwise(isa, dtype, x_shape, w_shape, kw):
     x = data(x_shape, dtype, 10)
     w = data(w_shape, dtype, 11)
