@@ -58,12 +58,18 @@ cdef extern from "transpose.h" nogil:
                           float *dst, Py_ssize_t ldd)
     void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src, Py_ssize_t lds,
                           double *dst, Py_ssize_t ldd)
+    void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols, const float *src,
+                              Py_ssize_t lds, float *dst, Py_ssize_t ldd)
     void cc_copy_pixels(Py_ssize_t n, const void *src, Py_ssize_t stride, void *dst,
                         Py_ssize_t bytes)
     void cc_transpose_grid_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src,
                                Py_ssize_t lds, float *dst, Py_ssize_t ldd, Py_ssize_t W,
                                Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
                                Py_ssize_t r0)
+    void cc_transpose_grid_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols,
+                                   const float *src, Py_ssize_t lds, float *dst,
+                                   Py_ssize_t ldd, Py_ssize_t W, Py_ssize_t dpitch,
+                                   Py_ssize_t sw, Py_ssize_t pstride, Py_ssize_t r0)
     void cc_transpose_grid_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src,
                                Py_ssize_t lds, double *dst, Py_ssize_t ldd, Py_ssize_t W,
                                Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
@@ -135,23 +141,25 @@ cdef inline void dw_cl_run(int isa, Py_ssize_t taps, const floating *base,
         cc_dwconv_cl_ukernel_f64(isa)(taps, base, toff, step, w, bias, out, n)
 
 
-cdef inline void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating *src,
+cdef inline void transpose(int isa, Py_ssize_t rows, Py_ssize_t cols, const floating *src,
                            Py_ssize_t lds, floating *dst, Py_ssize_t ldd) noexcept nogil:
-    """dst[k*ldd + i] = src[i*lds + k], i < rows, k < cols (transpose.h)."""
+    """dst[k*ldd + i] = src[i*lds + k], i < rows, k < cols (transpose.h, variant isa's
+    tiles)."""
     if floating is float:
-        cc_transpose_f32(rows, cols, src, lds, dst, ldd)
+        cc_transpose_isa_f32(isa, rows, cols, src, lds, dst, ldd)
     else:
         cc_transpose_f64(rows, cols, src, lds, dst, ldd)
 
 
-cdef inline void transpose_grid(Py_ssize_t rows, Py_ssize_t cols, const floating *src,
-                                Py_ssize_t lds, floating *dst, Py_ssize_t ldd, Py_ssize_t W,
-                                Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
-                                Py_ssize_t r0) noexcept nogil:
+cdef inline void transpose_grid(int isa, Py_ssize_t rows, Py_ssize_t cols,
+                                const floating *src, Py_ssize_t lds, floating *dst,
+                                Py_ssize_t ldd, Py_ssize_t W, Py_ssize_t dpitch, Py_ssize_t sw,
+                                Py_ssize_t pstride, Py_ssize_t r0) noexcept nogil:
     """dst[(k // W)*dpitch + (r % sw)*pstride + (r // sw)*ldd + i] = src[i*lds + k] with
-    r = r0 + k % W, i < rows, k < cols (transpose.h)."""
+    r = r0 + k % W, i < rows, k < cols (transpose.h, variant isa's tiles)."""
     if floating is float:
-        cc_transpose_grid_f32(rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride, r0)
+        cc_transpose_grid_isa_f32(isa, rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride,
+                                  r0)
     else:
         cc_transpose_grid_f64(rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride, r0)
 
@@ -255,11 +263,11 @@ cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ss
         k = min(chunk, ih1 - ih)
         d = blk + (ph * bd.npw * bd.sub_size + u * Wsub) * VL
         if direct:
-            transpose_grid(valid, k * width, xc + ih * L.W + L.xlo, HW, d, VL, width,
+            transpose_grid(L.isa, valid, k * width, xc + ih * L.W + L.xlo, HW, d, VL, width,
                            Wsub * VL, L.sw, pstride, L.xlo - bd.owmin)
             ih += k
             continue
-        transpose_grid(valid, k * width, xc + ih * L.W + L.xlo, HW, rowbuf, VL, width,
+        transpose_grid(L.isa, valid, k * width, xc + ih * L.W + L.xlo, HW, rowbuf, VL, width,
                        width * VL, 1, 0, 0)
         for i in range(k):
             for pw in range(bd.npw):
@@ -298,7 +306,7 @@ cdef void run_block(const Layer *L, Py_ssize_t item, const floating *x, const fl
     fill_block(L, x + (n * L.C_in + c0) * L.H * L.W, valid, i0, R, blk, bv + VL)
     for j in range(L.m):
         # Output channel (c0 + lane)*m + j: its taps and bias across the lanes.
-        transpose(valid, L.taps, w + (c0 * L.m + j) * L.taps, L.m * L.taps, wt, VL)
+        transpose(L.isa, valid, L.taps, w + (c0 * L.m + j) * L.taps, L.m * L.taps, wt, VL)
         for lane in range(valid):
             bv[lane] = bias[(c0 + lane) * L.m + j] if bias != NULL else 0
         for oy in range(R):
@@ -311,7 +319,7 @@ cdef void run_block(const Layer *L, Py_ssize_t item, const floating *x, const fl
         step = 4 if (L.m * HWo * sizeof(floating)) % 4096 == 0 else VL
         lane = 0
         while lane < valid:
-            transpose(R * L.W_out, min(step, valid - lane), ob + lane, VL,
+            transpose(L.isa, R * L.W_out, min(step, valid - lane), ob + lane, VL,
                       oc + lane * L.m * HWo, L.m * HWo)
             lane += step
 

@@ -63,6 +63,8 @@ cdef extern from "transpose.h" nogil:
                           float *dst, Py_ssize_t ldd)
     void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src, Py_ssize_t lds,
                           double *dst, Py_ssize_t ldd)
+    void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols, const float *src,
+                              Py_ssize_t lds, float *dst, Py_ssize_t ldd)
 
 
 cdef extern from "gemm_dispatch.h" nogil:
@@ -304,7 +306,7 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
         wm = w + gi * L.sg + r0 * L.sm + c0 * L.sc
         if pr.wk_contig:
             if floating is float:
-                cc_transpose_f32(valid, kcb, wm, L.sm, d, r)
+                cc_transpose_isa_f32(L.isa, valid, kcb, wm, L.sm, d, r)
             else:
                 cc_transpose_f64(valid, kcb, wm, L.sm, d, r)
         else:
@@ -316,11 +318,13 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
                 d[kk * r + i] = 0
 
 
-cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssize_t cs_t,
-                     floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R, Py_ssize_t Wp,
-                     Py_ssize_t o0, Py_ssize_t os_u, Py_ssize_t os_t) noexcept nogil:
+cdef void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u,
+                     Py_ssize_t cs_t, floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R,
+                     Py_ssize_t Wp, Py_ssize_t o0, Py_ssize_t os_u,
+                     Py_ssize_t os_t) noexcept nogil:
     """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] for m < M, u < R,
-    t < Wp: a C block to its place in the output (rows of channels, or transposed)."""
+    t < Wp: a C block to its place in the output (rows of channels, or transposed by
+    variant isa's tiles)."""
     cdef Py_ssize_t m, u, t
     cdef floating *om
     cdef const floating *cm
@@ -332,7 +336,7 @@ cdef void copy_block(const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u, Py_ssi
             R = 1
         for u in range(R):
             if floating is float:
-                cc_transpose_f32(Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
+                cc_transpose_isa_f32(isa, Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
             else:
                 cc_transpose_f64(Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
         return
@@ -461,8 +465,8 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
                                src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
     if not pr.in_place_c:
-        copy_block(cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R, pr.Wp,
-                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
+        copy_block(L.isa, cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R,
+                   pr.Wp, (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
 cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -530,8 +534,8 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                             NULL, bias_c, kb > 0, 0)
     for cpn in range(cp0, cp1):
         co = cpn * L.nr
-        copy_block(cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr, out_ng + co * HWo,
-                   HWo, min(L.nr, L.Mg - co), R, pr.Wp,
+        copy_block(L.isa, cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr,
+                   out_ng + co * HWo, HWo, min(L.nr, L.Mg - co), R, pr.Wp,
                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
