@@ -287,12 +287,23 @@ def _plan_igemm(params, dtype, isa, threads, algorithm, prepacked):
 
 
 # Depthwise runs with the channels in the lanes (depthwise_cl) when output rows are at most
-# this wide and there are channels to fill a vector. Measured against the columns
-# in the lanes, 3x3 layers, 1 thread, float32 AVX-512: 1.6x faster at 14x14 (MobileNetV2's
-# dw14), 2.8x at 7x7, 1.2x at 24 to 28 wide, 1.4-4x at stride 2 to those widths; 0.94-1.1x
-# at 32 to 56, 0.8x at 112 (there the rows fill the lanes, and transposing costs more).
-# float64: 1.1x at 14, 1.0x at 28. With 2 threads the gains are ~15% smaller.
-DW_CHANNELS_MAX_WIDTH = 28
+# this wide and there are channels to fill a vector. Measured against the columns in the
+# lanes, 3x3 layers, 1 thread: float32 on AVX-512 (whose transposes store whole cache lines,
+# transpose.h) 1.7x faster at 14x14 (MobileNetV2's dw14), 3x at 7x7, 1.6x at 28x28, 1.1x at
+# 32 to 56 wide, 1.4-3.3x at stride 2 to 56/28/7 wide; 0.94x at 112 (there the rows fill
+# the lanes, and transposing costs more). float32 on AVX2 or SSE2: 1.2-2.1x up to 28 wide,
+# 0.8-0.9x at 32 to 56. float64 on AVX-512: 1.1-1.6x up to 14, 0.9x at 28. With 2 threads
+# the gains are ~10% smaller.
+DW_CHANNELS_MAX_WIDTH = {"float32-avx512": 56, "float32": 28, "float64": 14}
+
+
+def _dw_channels_max_width(isa, dtype):
+    """The widest output rows depthwise_cl runs on by default (see above)."""
+    if dtype.itemsize == 8:
+        return DW_CHANNELS_MAX_WIDTH["float64"]
+    if _isa.NAMES[isa] == "avx512":
+        return DW_CHANNELS_MAX_WIDTH["float32-avx512"]
+    return DW_CHANNELS_MAX_WIDTH["float32"]
 
 
 def _plan_depthwise(params, dtype, isa, threads, algorithm):
@@ -313,7 +324,7 @@ def _plan_depthwise(params, dtype, isa, threads, algorithm):
 
     lanes = _igemm.tile(isa, dtype.itemsize)[1] // 2     # one vector
     if algorithm is None:
-        narrow = p.W_out <= DW_CHANNELS_MAX_WIDTH and p.C_in >= lanes
+        narrow = p.W_out <= _dw_channels_max_width(isa, dtype) and p.C_in >= lanes
         algorithm = "depthwise_cl" if narrow else "depthwise"
     mode = _DW_MODES[algorithm]
     smallest = workspace(1, mode)[0]
