@@ -481,3 +481,31 @@ def test_weight_swaps_during_calls_are_atomic(cls):
     assert not mixed, f"{len(mixed)} of {len(matches)} calls match no whole state"
     seen = {m[0] for m in matches}
     assert swaps[0] > 10 and len(seen) > 1, (swaps[0], seen)
+
+
+def test_a_smaller_team_than_asked_still_computes_every_item():
+    """OpenMP may start fewer threads than a call asks for (here OMP_THREAD_LIMIT=1 against
+    set_num_threads(4)): the threads that did start take the missing ones' shares, and the
+    result is the one-thread result, bit for bit, for every algorithm."""
+    code = textwrap.dedent("""
+        import numpy as np, cconv
+        rng = np.random.default_rng(0)
+        cases = [((1, 32, 30, 30), (48, 32, 3, 3), 1, "igemm"),
+                 ((1, 32, 14, 14), (48, 32, 3, 3), 1, "igemm_cl"),
+                 ((1, 32, 60, 60), (32, 1, 3, 3), 32, "depthwise"),
+                 ((1, 64, 28, 28), (64, 1, 3, 3), 64, "depthwise_cl")]
+        for xs, ws, g, algorithm in cases:
+            x = rng.standard_normal(xs).astype(np.float32)
+            w = rng.standard_normal(ws).astype(np.float32)
+            cconv.set_num_threads(1)
+            one = cconv.conv2d(x, w, padding=1, groups=g, algorithm=algorithm)
+            cconv.set_num_threads(4)
+            plan = cconv._planner.plan_for_conv2d(xs, ws, padding=1, groups=g,
+                                                  algorithm=algorithm)
+            assert plan.threads == 4, plan
+            many = cconv.conv2d(x, w, padding=1, groups=g, algorithm=algorithm)
+            assert np.array_equal(one, many), algorithm
+        print("ok")
+    """)
+    proc = run_python(["-c", code], env=dict(os.environ, OMP_THREAD_LIMIT="1"), timeout=120)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]

@@ -34,7 +34,7 @@ one by the image's size, see _planner):
 Each output element is computed by one thread in a fixed order: bitwise identical results for
 any thread count.
 """
-from cython.parallel cimport parallel, prange, threadid
+from cython.parallel cimport parallel, threadid
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -42,6 +42,7 @@ from libc.string cimport memset
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
                      round_line, tap_offset)
 from ._buffers cimport release, shape_is, take_call, workspace
+from ._shares cimport SHARE_PAD, Shares, shares_init, take
 
 
 cdef extern from "Python.h":
@@ -427,6 +428,7 @@ cdef class Depthwise:
         cdef Py_buffer v[4]        # x, w, out, bias
         cdef int held = 0
         cdef void *ws = NULL
+        cdef Py_ssize_t *counters = NULL
         cdef const void *bias_p = NULL
         try:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
@@ -438,28 +440,32 @@ cdef class Depthwise:
             if bias is not None:
                 bias_p = v[3].buf
             ws = workspace(nthreads, L.ws, self.itemsize)
+            counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
             with nogil:
                 if self.itemsize == sizeof(float):
                     run_all(L, self.toff, total, <const float *> v[0].buf,
                             <const float *> v[1].buf, <const float *> bias_p,
-                            <float *> v[2].buf, <float *> ws, nthreads)
+                            <float *> v[2].buf, <float *> ws, nthreads, counters)
                 else:
                     run_all(L, self.toff, total, <const double *> v[0].buf,
                             <const double *> v[1].buf, <const double *> bias_p,
-                            <double *> v[2].buf, <double *> ws, nthreads)
+                            <double *> v[2].buf, <double *> ws, nthreads, counters)
         finally:
             free(ws)
+            free(counters)
             release(v, held)
 
 
 cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, const floating *x,
                   const floating *w, const floating *bias, floating *out, floating *ws,
-                  int nthreads) noexcept nogil:
+                  int nthreads, Py_ssize_t *counters) noexcept nogil:
     """Every work item of the call, on nthreads threads, each with L.ws elements of ws (from
-    workspace())."""
+    workspace()). counters: nthreads * SHARE_PAD entries (nthreads > 1)."""
     cdef Py_ssize_t item
     cdef unsigned long fp_mode
     cdef floating *wsp
+    cdef Shares sh
+    cdef int tid
     ws = line_aligned(ws)
     if nthreads == 1:
         # No parallel region for one thread: it would cost more than a tiny layer.
@@ -470,17 +476,19 @@ cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, cons
             run_item(L, item, x, w, bias, out, toff, ws)
         cc_restore_fp_mode(fp_mode)
         return
-    # Each thread takes a contiguous share of the items, the same on every call: its input
-    # and output stay in its core's cache for the next call, and only the shares' ends can
-    # share a cache line. Handed out on demand (schedule dynamic, in chunks), MobileNetV2's
-    # 14x14 depthwise took 49 us on 2 threads (channels in lanes) where this takes 36 (1 thread:
-    # 59). Each item is computed by one thread in a fixed order: the result does not depend
-    # on which.
+    # Contiguous shares (_shares.pxd): a thread's input and output stay in its core's cache
+    # for the next call, and only the shares' ends can share a cache line. Handed out on
+    # demand (schedule dynamic, in chunks), MobileNetV2's 14x14 depthwise took 49 us on 2
+    # threads (channels in lanes) where fixed shares take 36 (1 thread: 59).
+    shares_init(&sh, total, nthreads, False, counters)
     with parallel(num_threads=nthreads):
-        wsp = ws + threadid() * L.ws
+        tid = threadid()
+        wsp = ws + tid * L.ws
         fp_mode = cc_flush_denormals()
         if L.mode == CHANNELS:
             memset(wsp, 0, L.ws * sizeof(floating))
-        for item in prange(total, schedule="static"):
+        item = take(&sh, tid)
+        while item >= 0:
             run_item(L, item, x, w, bias, out, toff, wsp)
+            item = take(&sh, tid)
         cc_restore_fp_mode(fp_mode)

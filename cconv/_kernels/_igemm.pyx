@@ -39,7 +39,7 @@ Tiling (the BLIS loop order; every block size is fixed per layer, never per thre
 Each output element belongs to one work item and is summed over K in a fixed order, so the
 result is bitwise identical for every thread count.
 """
-from cython.parallel cimport parallel, prange, threadid
+from cython.parallel cimport parallel, threadid
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
 from libc.stdlib cimport free
@@ -47,6 +47,7 @@ from libc.stdlib cimport free
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
                      round_line, split_start, tap_offset)
 from ._buffers cimport elements, release, take_call, workspace
+from ._shares cimport SHARE_PAD, Shares, shares_init, take
 
 
 cdef extern from "Python.h":
@@ -684,6 +685,7 @@ cdef class IGemm:
         cdef int held = 0
         cdef void *ws = NULL
         cdef void *pk = NULL
+        cdef Py_ssize_t *counters = NULL
         cdef const void *bias_p = NULL
         if pack_first and packed:
             raise ValueError("IGemm.run: pack_first needs the raw weights (packed false)")
@@ -700,20 +702,22 @@ cdef class IGemm:
             per_thread = (self.workspace_elems if packed or pack_first
                           else self.workspace_elems_raw)
             ws = workspace(nthreads, per_thread, self.itemsize)
+            counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
             with nogil:
                 if self.itemsize == sizeof(float):
                     run_all(L, self.probs, self.nprob, self.total, <const float *> v[0].buf,
                             <const float *> v[1].buf, packed, <float *> pk,
                             <const float *> bias_p, <float *> v[2].buf, <float *> ws,
-                            per_thread, nthreads)
+                            per_thread, nthreads, counters)
                 else:
                     run_all(L, self.probs, self.nprob, self.total, <const double *> v[0].buf,
                             <const double *> v[1].buf, packed, <double *> pk,
                             <const double *> bias_p, <double *> v[2].buf, <double *> ws,
-                            per_thread, nthreads)
+                            per_thread, nthreads, counters)
         finally:
             free(ws)
             free(pk)
+            free(counters)
             release(v, held)
 
 
@@ -736,13 +740,16 @@ cdef void pack_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, const
 cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, Py_ssize_t total,
                   const floating *x, const floating *w, bint packed, floating *pk,
                   const floating *bias, floating *out, floating *ws, Py_ssize_t per_thread,
-                  int nthreads) noexcept nogil:
+                  int nthreads, Py_ssize_t *counters) noexcept nogil:
     """Every work item of the call, on nthreads threads, each with per_thread elements of
     ws (from workspace()). pk: NULL, or a buffer (from workspace()) to pack the raw weights
-    w into first, then run as with packed weights."""
+    w into first, then run as with packed weights. counters: nthreads * SHARE_PAD entries
+    (nthreads > 1)."""
     cdef Py_ssize_t item
     cdef unsigned long fp_mode
     cdef floating *wsp
+    cdef Shares sh
+    cdef int tid
     if pk != NULL:
         pk = line_aligned(pk)
         pack_all(L, probs, nprob, w, pk)
@@ -755,16 +762,19 @@ cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, Py_ssi
             run_global(L, probs, item, x, w, packed, bias, out, ws)
         cc_restore_fp_mode(fp_mode)
         return
-    # Items dealt round-robin, the same to each thread on every call: the weight panels and
-    # output a thread used stay in its core's cache for the next call. Handed out on demand
-    # (schedule dynamic, in chunks), 2 threads ran 1.66-1.85x faster than one where this runs
-    # 1.81-1.97x (MobileNetV2's pw7, ResNet-50's 1x1 64->256 and 3x3 layers; quiet machine).
-    # Contiguous shares (static without chunks) ran U-Net's 2x2/s2 1.4x: its items are in phase
-    # order, and two threads on two phases write alternate elements of the same lines. Each
-    # item is computed by one thread in a fixed order: the result does not depend on which.
+    # Shares dealt round-robin (_shares.pxd): a thread's weight panels and output stay in its
+    # core's cache for the next call. Handed out on demand (schedule dynamic, in chunks), 2
+    # threads ran 1.66-1.85x faster than one where fixed shares run 1.81-1.97x (MobileNetV2's
+    # pw7, ResNet-50's 1x1 64->256 and 3x3 layers; quiet machine). Dealt, not contiguous: a
+    # transposed convolution's items are in phase order, and two threads on two phases write
+    # alternate elements of the same lines (contiguous halves: U-Net's 2x2/s2 1.4x slower).
+    shares_init(&sh, total, nthreads, True, counters)
     with parallel(num_threads=nthreads):
-        wsp = ws + threadid() * per_thread
+        tid = threadid()
+        wsp = ws + tid * per_thread
         fp_mode = cc_flush_denormals()
-        for item in prange(total, schedule="static", chunksize=1):
+        item = take(&sh, tid)
+        while item >= 0:
             run_global(L, probs, item, x, w, packed, bias, out, wsp)
+            item = take(&sh, tid)
         cc_restore_fp_mode(fp_mode)
