@@ -66,6 +66,7 @@ cdef extern from "transpose.h" nogil:
                           double *dst, Py_ssize_t ldd)
     void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols, const float *src,
                               Py_ssize_t lds, float *dst, Py_ssize_t ldd)
+    void cc_scatter2_isa_f32(int isa, Py_ssize_t n, const float *src, float *dst)
 
 
 cdef extern from "gemm_dispatch.h" nogil:
@@ -348,6 +349,10 @@ cdef void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_
             if os_t == 1 and cs_t == 1:
                 for t in range(Wp):
                     om[t] = cm[t]
+            elif floating is float and os_t == 2 and cs_t == 1:
+                # A stride-2 phase of a transposed convolution (U-Net's 2x2/s2: a quarter of
+                # its time element by element; vectors under a mask on AVX-512).
+                cc_scatter2_isa_f32(isa, Wp, cm, om)
             else:
                 for t in range(Wp):
                     om[t * os_t] = cm[t * cs_t]

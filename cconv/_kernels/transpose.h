@@ -189,6 +189,41 @@ static inline void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t col
 }
 
 /*
+ * cc_scatter2_isa_f32: dst[2 * t] = src[t] for t < n (a stride-2 phase of a transposed
+ * convolution's output row), writing no other element: another thread may be writing the
+ * odd ones. AVX-512: 8 at a time, expanded into the even lanes and stored under a mask;
+ * element by element elsewhere.
+ */
+#if defined(CC_ARCH_X86) && CC_NUM_ISAS > 2
+__attribute__((target("avx512f")))
+static void cc_scatter2_f32_avx512(Py_ssize_t n, const float *src, float *dst)
+{
+    Py_ssize_t t = 0;
+    for (; t + 8 <= n; t += 8)
+        _mm512_mask_storeu_ps(dst + 2 * t, 0x5555, _mm512_maskz_expandloadu_ps(0x5555, src + t));
+    if (t < n) {
+        /* The last n - t < 8: as many mask bits, so nothing past either end is touched. */
+        const __mmask16 m = (__mmask16)(0x5555u & ((1u << (2 * (n - t))) - 1u));
+        _mm512_mask_storeu_ps(dst + 2 * t, m, _mm512_maskz_expandloadu_ps(m, src + t));
+    }
+    _mm256_zeroupper();
+}
+#endif
+
+static inline void cc_scatter2_isa_f32(int isa, Py_ssize_t n, const float *src, float *dst)
+{
+#if defined(CC_ARCH_X86) && CC_NUM_ISAS > 2
+    if (isa == 2) {
+        cc_scatter2_f32_avx512(n, src, dst);
+        return;
+    }
+#endif
+    (void)isa;
+    for (Py_ssize_t t = 0; t < n; t++)
+        dst[2 * t] = src[t];
+}
+
+/*
  * cc_transpose_grid_f32/_f64: the same, with the destination's columns laid out as rows of W
  * pixels, and each row split into sw phases pstride elements apart:
  *
