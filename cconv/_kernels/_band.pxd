@@ -144,6 +144,16 @@ cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,
             + rw // b.sw)
 
 
+cdef inline Py_ssize_t phase_columns(const Band *b, Py_ssize_t pw, Py_ssize_t *lo,
+                                     Py_ssize_t *hi) noexcept nogil:
+    """Column phase pw: its sub-image column t holds input column t*sw + col0 (returned),
+    inside the image for t in [lo, hi)."""
+    cdef Py_ssize_t col0 = b.owmin + pw * b.gw
+    lo[0] = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
+    hi[0] = min(max(cdiv(b.W - col0, b.sw), lo[0]), b.Wsub)
+    return col0
+
+
 cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels,
                            Py_ssize_t i0, Py_ssize_t R, floating *dst) noexcept nogil:
     """Copy the input of grid rows [i0, i0 + R) of `channels` channels into dst (layout in the
@@ -159,11 +169,8 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
     cdef floating *d
     for c in range(channels):
         for pw in range(b.npw):
-            # Sub-image column t holds input column t*sw + col0: inside for t in [lo, hi)
-            # (computed once per column phase: the divisions cost more than a short row).
-            col0 = b.owmin + pw * b.gw
-            lo = min(max(cdiv(-col0, sw), 0), Wsub)
-            hi = min(max(cdiv(W - col0, sw), lo), Wsub)
+            # Once per column phase: the divisions cost more than a short row.
+            col0 = phase_columns(b, pw, &lo, &hi)
             for ph in range(b.nph):
                 d0 = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size
                 for u in range(nrow):

@@ -40,9 +40,10 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
-                     round_line, tap_offset)
+                     phase_columns, round_line, tap_offset)
 from ._buffers cimport release, shape_is, take_call, workspace
 from ._shares cimport SHARE_PAD, Shares, shares_init, take
+from ._transpose cimport cc_copy_pixels, transpose, transpose_grid
 
 
 cdef extern from "Python.h":
@@ -52,29 +53,6 @@ cdef extern from "Python.h":
 cdef extern from "isa.h" nogil:
     unsigned long cc_flush_denormals()
     void cc_restore_fp_mode(unsigned long old)
-
-
-cdef extern from "transpose.h" nogil:
-    void cc_transpose_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src, Py_ssize_t lds,
-                          float *dst, Py_ssize_t ldd)
-    void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src, Py_ssize_t lds,
-                          double *dst, Py_ssize_t ldd)
-    void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols, const float *src,
-                              Py_ssize_t lds, float *dst, Py_ssize_t ldd)
-    void cc_copy_pixels(Py_ssize_t n, const void *src, Py_ssize_t stride, void *dst,
-                        Py_ssize_t bytes)
-    void cc_transpose_grid_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src,
-                               Py_ssize_t lds, float *dst, Py_ssize_t ldd, Py_ssize_t W,
-                               Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
-                               Py_ssize_t r0)
-    void cc_transpose_grid_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols,
-                                   const float *src, Py_ssize_t lds, float *dst,
-                                   Py_ssize_t ldd, Py_ssize_t W, Py_ssize_t dpitch,
-                                   Py_ssize_t sw, Py_ssize_t pstride, Py_ssize_t r0)
-    void cc_transpose_grid_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src,
-                               Py_ssize_t lds, double *dst, Py_ssize_t ldd, Py_ssize_t W,
-                               Py_ssize_t dpitch, Py_ssize_t sw, Py_ssize_t pstride,
-                               Py_ssize_t r0)
 
 
 cdef extern from "dwconv_dispatch.h" nogil:
@@ -140,29 +118,6 @@ cdef inline void dw_cl_run(int isa, Py_ssize_t taps, const floating *base,
         cc_dwconv_cl_ukernel_f32(isa)(taps, base, toff, step, w, bias, out, n)
     else:
         cc_dwconv_cl_ukernel_f64(isa)(taps, base, toff, step, w, bias, out, n)
-
-
-cdef inline void transpose(int isa, Py_ssize_t rows, Py_ssize_t cols, const floating *src,
-                           Py_ssize_t lds, floating *dst, Py_ssize_t ldd) noexcept nogil:
-    """dst[k*ldd + i] = src[i*lds + k], i < rows, k < cols (transpose.h, variant isa's
-    tiles)."""
-    if floating is float:
-        cc_transpose_isa_f32(isa, rows, cols, src, lds, dst, ldd)
-    else:
-        cc_transpose_f64(rows, cols, src, lds, dst, ldd)
-
-
-cdef inline void transpose_grid(int isa, Py_ssize_t rows, Py_ssize_t cols,
-                                const floating *src, Py_ssize_t lds, floating *dst,
-                                Py_ssize_t ldd, Py_ssize_t W, Py_ssize_t dpitch, Py_ssize_t sw,
-                                Py_ssize_t pstride, Py_ssize_t r0) noexcept nogil:
-    """dst[(k // W)*dpitch + (r % sw)*pstride + (r // sw)*ldd + i] = src[i*lds + k] with
-    r = r0 + k % W, i < rows, k < cols (transpose.h, variant isa's tiles)."""
-    if floating is float:
-        cc_transpose_grid_isa_f32(isa, rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride,
-                                  r0)
-    else:
-        cc_transpose_grid_f64(rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride, r0)
 
 
 cdef void setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
@@ -272,9 +227,7 @@ cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ss
                        width * VL, 1, 0, 0)
         for i in range(k):
             for pw in range(bd.npw):
-                col0 = bd.owmin + pw * bd.gw
-                lo = min(max(cdiv(-col0, L.sw), 0), Wsub)
-                hi = min(max(cdiv(L.W - col0, L.sw), lo), Wsub)
+                col0 = phase_columns(bd, pw, &lo, &hi)
                 if hi > lo:
                     cc_copy_pixels(hi - lo, rowbuf + (i * width + lo * L.sw + col0 - L.xlo) * VL,
                                    L.sw * VL * sizeof(floating),

@@ -48,6 +48,7 @@ from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mu
                      round_line, split_start, tap_offset)
 from ._buffers cimport elements, release, take_call, workspace
 from ._shares cimport SHARE_PAD, Shares, shares_init, take
+from ._transpose cimport cc_scatter2_isa_f32, transpose
 
 
 cdef extern from "Python.h":
@@ -57,16 +58,6 @@ cdef extern from "Python.h":
 cdef extern from "isa.h" nogil:
     unsigned long cc_flush_denormals()
     void cc_restore_fp_mode(unsigned long old)
-
-
-cdef extern from "transpose.h" nogil:
-    void cc_transpose_f32(Py_ssize_t rows, Py_ssize_t cols, const float *src, Py_ssize_t lds,
-                          float *dst, Py_ssize_t ldd)
-    void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *src, Py_ssize_t lds,
-                          double *dst, Py_ssize_t ldd)
-    void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols, const float *src,
-                              Py_ssize_t lds, float *dst, Py_ssize_t ldd)
-    void cc_scatter2_isa_f32(int isa, Py_ssize_t n, const float *src, float *dst)
 
 
 cdef extern from "gemm_dispatch.h" nogil:
@@ -307,10 +298,7 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
         valid = max(0, min(r, L.Mg - r0))
         wm = w + gi * L.sg + r0 * L.sm + c0 * L.sc
         if pr.wk_contig:
-            if floating is float:
-                cc_transpose_isa_f32(L.isa, valid, kcb, wm, L.sm, d, r)
-            else:
-                cc_transpose_f64(valid, kcb, wm, L.sm, d, r)
+            transpose(L.isa, valid, kcb, wm, L.sm, d, r)
         else:
             for i in range(valid):
                 for kk in range(kcb):
@@ -337,10 +325,7 @@ cdef void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_
             Wp *= R
             R = 1
         for u in range(R):
-            if floating is float:
-                cc_transpose_isa_f32(isa, Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
-            else:
-                cc_transpose_f64(Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
+            transpose(isa, Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
         return
     for m in range(M):
         for u in range(R):

@@ -126,6 +126,27 @@ static void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *res
 }
 
 #if defined(CC_ARCH_X86) && CC_NUM_ISAS > 2
+/* The AVX-512 tile: rows s[0..16) (lds apart) at columns k..k+3 into o[0..4), o[j] holding
+   column k + j of the 16 rows. 128-bit lane q of a[j] gathers row 4q + j; the lanes are then
+   transposed in place. */
+#define CC_TR_TILE16X4_AVX512                                                                \
+    __m512 a[4];                                                                             \
+    for (int j = 0; j < 4; j++) {                                                            \
+        const float *q = s + j * lds + k;                                                    \
+        __m512 v = _mm512_broadcast_f32x4(_mm_loadu_ps(q));                                  \
+        v = _mm512_mask_broadcast_f32x4(v, 0x00F0, _mm_loadu_ps(q + 4 * lds));               \
+        v = _mm512_mask_broadcast_f32x4(v, 0x0F00, _mm_loadu_ps(q + 8 * lds));               \
+        a[j] = _mm512_mask_broadcast_f32x4(v, 0xF000, _mm_loadu_ps(q + 12 * lds));           \
+    }                                                                                        \
+    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(a[0], a[1]));                     \
+    const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(a[0], a[1]));                     \
+    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(a[2], a[3]));                     \
+    const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(a[2], a[3]));                     \
+    const __m512 o[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)),                       \
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)),                       \
+                         _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)),                       \
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3))};
+
 /* The AVX-512 variant's float transpose, 16 rows at a time: each 16 x 4 tile is gathered
    into four registers by 16-byte broadcasts (load ports, not the shuffle port), transposed
    within their 128-bit lanes, and stored as four whole rows of 16. ~1.4x the 4 x 4 tiles'
@@ -139,24 +160,9 @@ static void cc_transpose16_f32_avx512(Py_ssize_t rows, Py_ssize_t cols,
     for (i = 0; i < rows16; i += 16) {
         const float *s = src + i * lds;
         for (k = 0; k < cols4; k += 4) {
-            __m512 a[4];
-            for (int j = 0; j < 4; j++) {
-                /* 128-bit lane q of a[j]: row 4q + j, columns k..k+3 */
-                const float *r = s + j * lds + k;
-                __m512 v = _mm512_broadcast_f32x4(_mm_loadu_ps(r));
-                v = _mm512_mask_broadcast_f32x4(v, 0x00F0, _mm_loadu_ps(r + 4 * lds));
-                v = _mm512_mask_broadcast_f32x4(v, 0x0F00, _mm_loadu_ps(r + 8 * lds));
-                a[j] = _mm512_mask_broadcast_f32x4(v, 0xF000, _mm_loadu_ps(r + 12 * lds));
-            }
-            const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(a[0], a[1]));
-            const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(a[0], a[1]));
-            const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(a[2], a[3]));
-            const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(a[2], a[3]));
-            float *o = dst + k * ldd + i;
-            _mm512_storeu_ps(o, _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)));
-            _mm512_storeu_ps(o + ldd, _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
-            _mm512_storeu_ps(o + 2 * ldd, _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
-            _mm512_storeu_ps(o + 3 * ldd, _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
+            CC_TR_TILE16X4_AVX512
+            for (int j = 0; j < 4; j++)
+                _mm512_storeu_ps(dst + (k + j) * ldd + i, o[j]);
         }
         CC_TR_EDGE(i, i + 16, cols4, cols)
     }
@@ -280,30 +286,16 @@ CC_TR_GRID(, cc_transpose_grid_f64, double, 2, 2, CC_TR_GRID_TILE_F64, )
 #if defined(CC_ARCH_X86) && CC_NUM_ISAS > 2
 typedef float cc_tr_v16fu __attribute__((vector_size(64), aligned(4), may_alias));
 
-/* The AVX-512 variant's tile: 16 rows x 4 columns, as in cc_transpose16_f32_avx512. */
+/* The AVX-512 tile, stored by CC_TR_STORE. */
 #define CC_TR_GRID_TILE_AVX512                                                               \
-    __m512 a[4];                                                                             \
-    for (int j = 0; j < 4; j++) {                                                            \
-        const float *q = s + j * lds + k;                                                    \
-        __m512 v = _mm512_broadcast_f32x4(_mm_loadu_ps(q));                                  \
-        v = _mm512_mask_broadcast_f32x4(v, 0x00F0, _mm_loadu_ps(q + 4 * lds));               \
-        v = _mm512_mask_broadcast_f32x4(v, 0x0F00, _mm_loadu_ps(q + 8 * lds));               \
-        a[j] = _mm512_mask_broadcast_f32x4(v, 0xF000, _mm_loadu_ps(q + 12 * lds));           \
-    }                                                                                        \
-    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(a[0], a[1]));                     \
-    const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(a[0], a[1]));                     \
-    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(a[2], a[3]));                     \
-    const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(a[2], a[3]));                     \
-    const __m512 o[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)),                       \
-                         _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)),                       \
-                         _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)),                       \
-                         _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3))};                      \
+    CC_TR_TILE16X4_AVX512                                                                    \
     CC_TR_STORE(cc_tr_v16fu, 4)
 
 /* Upper register halves cleaned on the way out: legacy-SSE code follows. */
 CC_TR_GRID(__attribute__((target("avx512f"))), cc_transpose_grid16_f32_avx512, float, 16, 4,
            CC_TR_GRID_TILE_AVX512, _mm256_zeroupper();)
 #undef CC_TR_GRID_TILE_AVX512
+#undef CC_TR_TILE16X4_AVX512
 #endif
 
 /* cc_transpose_grid_f32 with variant isa's widest tiles where their stores are whole cache
