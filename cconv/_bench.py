@@ -68,6 +68,13 @@ MAX_BATCH = 100_000
 SETTLE_S = 0.25
 SETTLE_AFTER = ("onnxruntime", "numpy", CEILING)
 SETTLE_SHORT_S = 0.05
+# Before each timed batch (after its pause), the contender runs untimed for this long: after
+# a pause, the first calls ran slower while the idle cores woke (2 threads, ResNet-50 s2/s4
+# layers: 1.5-2x the steady time for the first 2-4 calls, ~5 ms), at 1 thread too (1.3-1.5x),
+# and that part of a batch measured the machine's wake-up, not the contender: the 2-thread
+# speedup of the same code read 1.29-2.02 without it and 1.77-2.03 with it (8 layers, one run
+# each, same hour).
+WARM_S = 0.005
 # Environment variables that make numpy's OpenBLAS slower; `python -m cconv bench` re-runs
 # itself without them (cconv/__main__.py) unless --keep-env.
 SLOW_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -393,8 +400,13 @@ def wait_quiet(max_s, say=None, threshold=0.25, probe_s=0.5):
 
 
 def _time_batch(call, k, settle_s=0.0):
-    """Seconds per call over k calls, after a pause of settle_s (see SETTLE_S)."""
+    """Seconds per call over k calls, after a pause of settle_s (see SETTLE_S) and WARM_S of
+    untimed calls (at least one)."""
     time.sleep(settle_s)
+    warm_until = time.perf_counter() + WARM_S
+    call()
+    while time.perf_counter() < warm_until:
+        call()
     t0 = time.perf_counter()
     for _ in range(k):
         call()

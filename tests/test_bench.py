@@ -146,6 +146,22 @@ def test_check_catches_a_wrong_output():
     assert not _bench.check(np.ones((1, 2, 3, 4)), ref)[0]
 
 
+def test_a_timed_batch_follows_untimed_calls(monkeypatch):
+    """The calls of a batch are timed only after WARM_S of untimed ones (at least one), so a
+    contender's first, slower calls after a pause are not part of its time."""
+    clock = [0.0]
+    calls = []
+
+    def call():
+        calls.append(clock[0])
+        clock[0] += 0.002 if len(calls) > 1 else 0.1     # the first call is slow
+
+    monkeypatch.setattr(_bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(_bench.time, "sleep", lambda s: None)
+    assert _bench._time_batch(call, 4) == pytest.approx(0.002)
+    assert len(calls) == 4 + 1
+
+
 def test_format_table_ratios_and_geomeans():
     rec = {"layer": "x", "threads": 1, "flops": 2e9, "algorithm": "igemm", "plan_threads": 1,
            "workspace_bytes": 2048, "others_cpus": 0.0,
