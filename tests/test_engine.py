@@ -105,16 +105,21 @@ def test_module_equals_functional_bitwise(layer):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_functional_packs_first_from_the_threshold(transposed, algorithm, dtype, isa):
     """A functional call packs its weights first (the module's path) when each is used
-    PACK_FIRST_USES times or more; else it reads them raw. Both sides of the threshold match
-    the reference, and a module bitwise."""
+    PACK_FIRST_USES times or more, or (a transposed convolution) several stride phases share
+    them; else it reads them raw. Both sides of the threshold match the reference, and a
+    module bitwise."""
     side = int(np.sqrt(_planner.PACK_FIRST_USES))          # 32: 1024 pixels
     c = 6
-    for size, first in ((side - 1, False), (side, True)):
+    cases = [(side - 1, 1, False), (side, 1, True)] + ([(side - 1, 2, True)] if transposed
+                                                         else [])
+    for size, stride, first in cases:
         w_shape = (c, c, 3, 3)
         x, w, b = random_arrays(7, (1, c, size, size), w_shape, True, dtype, channels=c)
-        kw = dict(stride=2, padding=1, output_padding=1) if transposed else dict(padding=1)
+        kw = (dict(stride=stride, padding=1, output_padding=stride - 1) if transposed
+              else dict(padding=1))
         op = cconv.conv_transpose2d if transposed else cconv.conv2d
-        params = (_params.conv_transpose2d_geometry("t", x.shape, w.shape, 2, 1, 1, 1, 1)
+        params = (_params.conv_transpose2d_geometry("t", x.shape, w.shape, stride, 1,
+                                                    stride - 1, 1, 1)
                   if transposed else
                   _params.conv2d_geometry("t", x.shape, w.shape, 1, 1, 1, 1))
         assert _planner.pack_first(params) == first
@@ -127,6 +132,30 @@ def test_functional_packs_first_from_the_threshold(transposed, algorithm, dtype,
             expected = np.empty(params.output_shape, dtype)
             _planner.execute(plan, params, x, packed, b, expected)
             np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("kw", [dict(stride=1, padding=4), dict(stride=2, padding=3),
+                                dict(stride=3, padding=1, dilation=2)])
+@pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_kernels_pack_alike_raw_and_first(kw, algorithm, dtype, isa):
+    """A transposed convolution's weights are packed a channel's taps at a time (every stride
+    phase from one read), in tiles of at most 64 taps: a 9x9 kernel needs two. Raw (each
+    item packs its panels), packed first and a module's packed weights give the reference,
+    bitwise alike; 40 output channels leave a part panel."""
+    x, w, b = random_arrays(8, (1, 12, 6, 5), (12, 40, 9, 9), True, dtype, channels=40)
+    params = _params.conv_transpose2d_geometry("t", x.shape, w.shape, kw["stride"],
+                                               kw["padding"], 0, 1, kw.get("dilation", 1))
+    with _isa.forced(isa):
+        raw = cconv.conv_transpose2d(x, w, b, algorithm=algorithm, **kw)
+        check_conv_transpose2d(raw, x, w, b, **kw)
+        plan = _planner.plan(params, dtype, algorithm)
+        first = np.empty(params.output_shape, dtype)
+        _planner.execute(plan, params, x, w, b, first, packed=False, pack_first=True)
+        module = np.empty(params.output_shape, dtype)
+        _planner.execute(plan, params, x, _planner.prepare_weight(plan, params, w), b, module)
+    np.testing.assert_array_equal(raw, module)
+    np.testing.assert_array_equal(first, module)
 
 
 def _plans(layer, threads):

@@ -505,6 +505,15 @@ def test_a_smaller_team_than_asked_still_computes_every_item():
             assert plan.threads == 4, plan
             many = cconv.conv2d(x, w, padding=1, groups=g, algorithm=algorithm)
             assert np.array_equal(one, many), algorithm
+        # Stride phases: the call's threads pack the weights first, then compute.
+        x = rng.standard_normal((1, 32, 14, 14)).astype(np.float32)
+        w = rng.standard_normal((32, 48, 4, 4)).astype(np.float32)
+        for algorithm in ("igemm", "igemm_cl"):
+            cconv.set_num_threads(1)
+            one = cconv.conv_transpose2d(x, w, stride=2, padding=1, algorithm=algorithm)
+            cconv.set_num_threads(4)
+            many = cconv.conv_transpose2d(x, w, stride=2, padding=1, algorithm=algorithm)
+            assert np.array_equal(one, many), algorithm
         print("ok")
     """)
     proc = run_python(["-c", code], env=dict(os.environ, OMP_THREAD_LIMIT="1"), timeout=120)

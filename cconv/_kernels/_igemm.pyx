@@ -268,6 +268,57 @@ cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
         PyMem_RawFree(probs[p].wkoff)
 
 
+cdef enum:
+    # Columns of the weight (taps of one channel pair) pack_by_channel transposes at a time:
+    # its tile is TILE_COLS x 32 lanes (NR, or a pixel-mode panel's rows), on the stack.
+    TILE_COLS = 64
+    # Problems pack_all packs together (the stride phases of a transposed convolution).
+    PACK_GROUP = 16
+
+
+cdef void pack_by_channel(const Layer *L, const Problem *probs, Py_ssize_t nprob,
+                          const floating *wm, Py_ssize_t valid, Py_ssize_t r, Py_ssize_t nc,
+                          floating **dst) noexcept nogil:
+    """One weight panel, for nc input channels and nprob problems at once: rows wm + i*sm
+    (i < valid; zero up to r), and dst[p][(c*T + t)*r + i] = A[row i, channel c, tap t] of
+    problem p (its taps' wtap).
+
+    Each channel's columns (within its kh*kw taps) are transposed once, in vector tiles, into
+    a tile of rows of r lanes, and each problem copies the rows of its taps. The stride phases
+    of a transposed convolution each take some taps of every channel pair: packed together,
+    the weight is read once for all of them, not element by element per phase (DCGAN's
+    4x4/s2: ~1 ns an element that way).
+    Assumes: r <= 32; the problems' wtap lie within one channel pair's taps."""
+    cdef floating buf[TILE_COLS * 32 + 16]
+    cdef floating *tile = line_aligned(buf)
+    cdef Py_ssize_t lo = PY_SSIZE_T_MAX, hi = 0, p, t, c, j0, j1, i, w
+    cdef const Problem *pr
+    cdef const floating *row
+    cdef floating *d
+    for p in range(nprob):
+        for t in range(probs[p].T):
+            lo = min(lo, probs[p].wtap[t])
+            hi = max(hi, probs[p].wtap[t] + 1)
+    for c in range(nc):
+        j0 = lo
+        while j0 < hi:
+            j1 = min(j0 + TILE_COLS, hi)
+            transpose(L.isa, valid, j1 - j0, wm + c * L.sc + j0, L.sm, tile, r)
+            for w in range(j1 - j0):
+                for i in range(valid, r):
+                    tile[w * r + i] = 0
+            for p in range(nprob):
+                pr = &probs[p]
+                d = dst[p] + c * pr.T * r
+                for t in range(pr.T):
+                    if j0 <= pr.wtap[t] < j1:
+                        # A loop, not a memcpy call: rows of 32 lanes or fewer.
+                        row = tile + (pr.wtap[t] - j0) * r
+                        for i in range(r):
+                            d[t * r + i] = row[i]
+            j0 = j1
+
+
 cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_ssize_t gi,
                       Py_ssize_t pan0, Py_ssize_t pan1, Py_ssize_t c0, Py_ssize_t c1,
                       floating *dst) noexcept nogil:
@@ -282,7 +333,6 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
     vector tiles (transpose.h).
     """
     cdef Py_ssize_t kcb = (c1 - c0) * pr.T
-    cdef const Py_ssize_t *wkoff = pr.wkoff
     cdef Py_ssize_t pan, r0, r, i, kk, valid
     cdef Py_ssize_t rbase = split_start(pan0, L.Mg, L.npanels) if L.mode == PIXELS else pan0 * L.nr
     cdef const floating *wm
@@ -299,13 +349,11 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
         wm = w + gi * L.sg + r0 * L.sm + c0 * L.sc
         if pr.wk_contig:
             transpose(L.isa, valid, kcb, wm, L.sm, d, r)
-        else:
-            for i in range(valid):
+            for i in range(valid, r):
                 for kk in range(kcb):
-                    d[kk * r + i] = wm[i * L.sm + wkoff[kk]]
-        for i in range(valid, r):
-            for kk in range(kcb):
-                d[kk * r + i] = 0
+                    d[kk * r + i] = 0
+        else:
+            pack_by_channel(L, pr, 1, wm, valid, r, c1 - c0, &d)
 
 
 cdef void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u,
@@ -711,20 +759,54 @@ cdef class IGemm:
             release(v, held)
 
 
+cdef inline Py_ssize_t pack_units(const Layer *L, const Problem *probs) noexcept nogil:
+    """The units pack_unit packs: (group, K block, panel), the same blocks in every problem."""
+    return L.groups * probs[0].nkb * L.npanels
+
+
+cdef void pack_unit(const Layer *L, const Problem *probs, Py_ssize_t nprob, const floating *w,
+                    floating *dst, Py_ssize_t unit) noexcept nogil:
+    """Pack one (group, K block, panel) of every problem of the raw weights w into dst (laid
+    out as pack_all's). A lone problem whose K blocks are contiguous in the weight (conv2d's)
+    is transposed block by block; others (the phases of a transposed convolution, up to
+    PACK_GROUP at once) channel by channel, each channel pair's taps read once
+    (pack_by_channel)."""
+    cdef const Problem *pr
+    cdef Py_ssize_t nkb = probs[0].nkb
+    cdef Py_ssize_t pan = unit % L.npanels
+    cdef Py_ssize_t kb = (unit // L.npanels) % nkb
+    cdef Py_ssize_t gi = unit // (L.npanels * nkb)
+    cdef Py_ssize_t c0 = split_start(kb, L.Cg, nkb)
+    cdef Py_ssize_t c1 = split_start(kb + 1, L.Cg, nkb)
+    cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels) if L.mode == PIXELS else pan * L.nr
+    cdef Py_ssize_t r = (split_start(pan + 1, L.Mg, L.npanels) - r0 if L.mode == PIXELS
+                         else L.nr)
+    cdef Py_ssize_t p, p0 = 0, np
+    cdef floating *d[PACK_GROUP]
+    if nprob == 1 and probs[0].wk_contig:
+        pr = &probs[0]
+        pack_panels(L, pr, w, gi, pan, pan + 1, c0, c1,
+                    &dst[pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p
+                         + r0 * (c1 - c0) * pr.T])
+        return
+    while p0 < nprob:
+        np = min(PACK_GROUP, nprob - p0)
+        for p in range(np):
+            pr = &probs[p0 + p]
+            d[p] = &dst[pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p
+                        + r0 * (c1 - c0) * pr.T]
+        pack_by_channel(L, &probs[p0], np, w + gi * L.sg + r0 * L.sm + c0 * L.sc,
+                        max(0, min(r, L.Mg - r0)), r, c1 - c0, d)
+        p0 += np
+
+
 cdef void pack_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, const floating *w,
                    floating *dst) noexcept nogil:
     """Pack the raw weights w into dst (L.packed_size elements): every problem, group, K
     block and panel, in the order the items read them."""
-    cdef const Problem *pr
-    cdef Py_ssize_t p, gi, kb, c0, c1
-    for p in range(nprob):
-        pr = &probs[p]
-        for gi in range(L.groups):
-            for kb in range(pr.nkb):
-                c0 = split_start(kb, L.Cg, pr.nkb)
-                c1 = split_start(kb + 1, L.Cg, pr.nkb)
-                pack_panels(L, pr, w, gi, 0, L.npanels, c0, c1,
-                            &dst[pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p])
+    cdef Py_ssize_t unit
+    for unit in range(pack_units(L, probs)):
+        pack_unit(L, probs, nprob, w, dst, unit)
 
 
 cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, Py_ssize_t total,
@@ -735,14 +817,26 @@ cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, Py_ssi
     ws (from workspace()). pk: NULL, or a buffer (from workspace()) to pack the raw weights
     w into first, then run as with packed weights. counters: nthreads * SHARE_PAD entries
     (nthreads > 1)."""
-    cdef Py_ssize_t item
+    cdef Py_ssize_t item, unit, units
     cdef unsigned long fp_mode
     cdef floating *wsp
     cdef Shares sh
     cdef int tid
     if pk != NULL:
         pk = line_aligned(pk)
-        pack_all(L, probs, nprob, w, pk)
+        units = pack_units(L, probs)
+        if nthreads == 1 or units < 2:
+            pack_all(L, probs, nprob, w, pk)
+        else:
+            # Packed by every thread, a panel at a time, before any item reads them (DCGAN's
+            # 4x4/s2 at 2 threads: the packing was a fifth of the call in one thread).
+            shares_init(&sh, units, nthreads, False, counters)
+            with parallel(num_threads=nthreads):
+                tid = threadid()
+                unit = take(&sh, tid)
+                while unit >= 0:
+                    pack_unit(L, probs, nprob, w, pk, unit)
+                    unit = take(&sh, tid)
         w, packed = pk, True
     ws = line_aligned(ws)
     if nthreads == 1:
