@@ -319,35 +319,35 @@ def conv_transpose2d_params(fn, x_shape, w_shape, stride, padding, output_paddin
 def _plain(value):
     """Whether value is an int, a str, or a tuple of ints: arguments that may key a cache
     (bools and numpy ints are excluded, so that True never hits the entry of 1)."""
-    if type(value) in (int, str):
+    t = type(value)
+    if t is int or t is str:
         return True
-    return type(value) is tuple and all(type(v) is int for v in value)
+    return t is tuple and all(type(v) is int for v in value)
 
 
 _GEOMETRY_CACHE = {}
 
 
-def _remembered(key, compute):
-    """compute(), remembered under key (fn, shapes, then the user's arguments) when those
-    arguments are plain: repeated calls skip the checks they already passed. Errors are
-    raised again each time (only results are kept)."""
-    if not all(_plain(v) for v in key[3:]):
-        return compute()
-    params = _GEOMETRY_CACHE.get(key)
-    if params is None:
-        params = compute()
-        if len(_GEOMETRY_CACHE) >= 1024:
-            _GEOMETRY_CACHE.clear()
-        _GEOMETRY_CACHE[key] = params
+def _remember(key, params):
+    """params, remembered under key (see conv2d_geometry)."""
+    if len(_GEOMETRY_CACHE) >= 1024:
+        _GEOMETRY_CACHE.clear()
+    _GEOMETRY_CACHE[key] = params
     return params
 
 
 def conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
-    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups
-    (remembered for plain arguments: repeated calls skip the checks they already passed)."""
-    return _remembered((fn, x_shape, w_shape, stride, padding, dilation, groups),
-                       lambda: _conv2d_geometry(fn, x_shape, w_shape, stride, padding,
-                                                dilation, groups))
+    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups,
+    remembered when those arguments are plain (_plain): repeated calls skip the checks they
+    already passed. Errors are raised again each time (only results are kept)."""
+    plain = _plain(stride) and _plain(padding) and _plain(dilation) and _plain(groups)
+    if plain:
+        key = (fn, x_shape, w_shape, stride, padding, dilation, groups)
+        params = _GEOMETRY_CACHE.get(key)
+        if params is not None:
+            return params
+    params = _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups)
+    return _remember(key, params) if plain else params
 
 
 def _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
@@ -362,11 +362,16 @@ def conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padd
                               dilation):
     """ConvParams of conv_transpose2d from shapes and the user's arguments (remembered for
     plain arguments, as conv2d_geometry's)."""
-    return _remembered((fn, x_shape, w_shape, stride, padding, output_padding, groups,
-                        dilation),
-                       lambda: _conv_transpose2d_geometry(fn, x_shape, w_shape, stride,
-                                                          padding, output_padding, groups,
-                                                          dilation))
+    plain = (_plain(stride) and _plain(padding) and _plain(output_padding) and _plain(groups)
+             and _plain(dilation))
+    if plain:
+        key = (fn, x_shape, w_shape, stride, padding, output_padding, groups, dilation)
+        params = _GEOMETRY_CACHE.get(key)
+        if params is not None:
+            return params
+    params = _conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding,
+                                        groups, dilation)
+    return _remember(key, params) if plain else params
 
 
 def _conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding, groups,

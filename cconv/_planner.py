@@ -486,6 +486,7 @@ def _taps(w, kh, kw):
 PACK_FIRST_USES = 1024
 
 
+@functools.lru_cache(maxsize=512)
 def pack_first(params):
     """Whether a functional call should pack its weights before running (see above)."""
     p = params

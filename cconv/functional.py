@@ -78,7 +78,8 @@ def _run(fn, params, x4, w, b, dtype, unbatched, out, algorithm):
     plan = _planner.plan(params, dtype, algorithm, prepacked=pack_first)
     _planner.execute(plan, params, _params.contiguous(x4, dtype), w,
                      None if b is None else _params.contiguous(b, dtype),
-                     target.reshape(params.output_shape), packed=False, pack_first=pack_first)
+                     target.reshape(params.output_shape) if unbatched else target,
+                     packed=False, pack_first=pack_first)
     if target is not result:
         result[...] = target
     return result
