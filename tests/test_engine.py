@@ -41,6 +41,56 @@ def test_both_orientations_round_alike_transposed(dtype, isa):
     np.testing.assert_array_equal(pixels, channels)
 
 
+KERNEL_SIZED_STRIDES = [
+    # (N, C_in, H, W, C_out, kernel = stride, groups)
+    (1, 8, 9, 7, 6, (2, 2), 1),
+    (2, 6, 5, 6, 10, (3, 2), 2),       # 3 x 2 rows per output channel, two groups
+    (1, 5, 4, 9, 7, (2, 3), 1),        # fx 3: no pairs to interleave
+    (1, 12, 6, 40, 3, (1, 2), 1),      # rows only along x
+    (3, 4, 3, 3, 40, (4, 4), 1),       # 640 GEMM rows: pairs split by channel blocks
+]
+
+
+@pytest.mark.parametrize("geometry", KERNEL_SIZED_STRIDES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_sized_strides_run_as_one_gemm(geometry, dtype, threads, isa):
+    """A transposed convolution whose kernel is its stride (U-Net's 2x2/s2) runs in pixel
+    mode as one 1x1 GEMM of kh*kw rows per output channel, copied depth to space: the
+    reference's result, and the bits of its stride phases in channel mode, of the module,
+    and of one thread."""
+    N, C_in, H, W, C_out, k, g = geometry
+    x, w, b = random_arrays(9, (N, C_in, H, W), (C_in, C_out // g, *k), True, dtype,
+                            channels=C_out)
+    kw = dict(stride=k, groups=g)
+    plan = _planner.plan_for_conv_transpose2d(x.shape, w.shape, dtype=dtype,
+                                              algorithm="igemm", **kw)
+    assert plan.d2s == k
+    assert not _planner.plan_for_conv_transpose2d(x.shape, w.shape, dtype=dtype,
+                                                  algorithm="igemm_cl", **kw).d2s
+    with _isa.forced(isa):
+        cconv.set_num_threads(1)
+        one = cconv.conv_transpose2d(x, w, b, algorithm="igemm", **kw)
+        cconv.set_num_threads(threads)
+        y = cconv.conv_transpose2d(x, w, b, algorithm="igemm", **kw)
+        phases = cconv.conv_transpose2d(x, w, b, algorithm="igemm_cl", **kw)
+        module = cconv.ConvTranspose2d(C_in, C_out, k, stride=k, groups=g, dtype=dtype)
+        module.load_state_dict({"weight": w, "bias": b})
+        from_module = module(x)
+    check_conv_transpose2d(y, x, w, b, **kw)
+    np.testing.assert_array_equal(y, one)
+    np.testing.assert_array_equal(y, phases)
+    np.testing.assert_array_equal(from_module, y)     # whichever plan the module took
+
+
+def test_unet_upsampling_is_planned_as_one_gemm():
+    plan = _planner.plan_for_conv_transpose2d((1, 64, 56, 56), (64, 32, 2, 2), stride=2)
+    assert plan.algorithm == "igemm" and plan.d2s == (2, 2)
+    # With padding the kernel's taps overlap other phases' outputs: phases, as before.
+    assert not _planner.plan_for_conv_transpose2d((1, 64, 56, 56), (64, 32, 2, 2), stride=2,
+                                                  padding=1).d2s
+
+
 DEPTHWISE_GEOMETRIES = [
     # (N, C_in, H, W, multiplier, kernel, conv kwargs)
     (1, 40, 14, 14, 1, (3, 3), dict(padding=1)),            # two blocks of lanes and a part

@@ -388,3 +388,23 @@ def test_conv_transpose2d_adjoint(isa, dtype):
     lhs = np.vdot(y.astype(np.float64), r.astype(np.float64))
     rhs = np.vdot(x.astype(np.float64), xt.astype(np.float64))
     assert abs(lhs - rhs) <= 1e3 * np.finfo(dtype).eps * (np.abs(y).sum() + 1)
+
+
+@pytest.mark.skipif(not hasattr(cconv, "conv_transpose2d"), reason="no conv_transpose2d yet")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_kernel_sized_stride_adjoint(isa, dtype):
+    """The same identity for U-Net's 2x2/s2 (one GEMM copied depth to space), in both
+    orientations: the adjoint of conv2d, and the same bits either way."""
+    x = data((1, 5, 8, 10), dtype, 1)
+    w = data((6, 5, 2, 2), dtype, 2)
+    with _isa.forced(isa):
+        y = cconv.conv2d(x, w, stride=2)
+        r = data(y.shape, dtype, 3)
+        xt = cconv.conv_transpose2d(r, w, stride=2, algorithm="igemm")
+        xc = cconv.conv_transpose2d(r, w, stride=2, algorithm="igemm_cl")
+    assert xt.shape == x.shape
+    np.testing.assert_array_equal(xt, xc)
+    lhs = np.vdot(y.astype(np.float64), r.astype(np.float64))
+    rhs = np.vdot(x.astype(np.float64), xt.astype(np.float64))
+    assert abs(lhs - rhs) <= 1e3 * np.finfo(dtype).eps * (np.abs(y).sum() + 1)

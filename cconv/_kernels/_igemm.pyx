@@ -36,6 +36,10 @@ Tiling (the BLIS loop order; every block size is fixed per layer, never per thre
             gemm_ukernel: C tile (+)= A panel * B panel        (registers)
       copy the C block to the output (adding the bias in channel mode)
 
+Depth to space (fy, fx > 1, pixel mode): the GEMM's rows are (co, a, b) triples, fy*fx per
+output channel, and its pixel (i, j) of row (co, a, b) lands at output (co, i*fy + a,
+j*fx + b) (copy_d2s): a transposed convolution whose kernel is its stride, as one 1x1 GEMM.
+
 Each output element belongs to one work item and is summed over K in a fixed order, so the
 result is bitwise identical for every thread count.
 """
@@ -129,6 +133,7 @@ cdef struct Layer:
     Py_ssize_t ws_pack               # more per thread for raw weights (channel mode packs)
     Py_ssize_t *ktab                 # k * r for the widths r that occur: see k_times
     Py_ssize_t wlo                   # the narrower width of the pixel-mode weight panels
+    Py_ssize_t fy, fx                # depth to space (copy_d2s; 1, 1: none)
 
 
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
@@ -183,7 +188,8 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
                   L.rows, L.nr)
         if pr.in_place_b:
             pr.band.Wsub = L.W
-        pr.in_place_c = (L.mode == PIXELS and pr.band.Wsub == L.W_out
+        pr.in_place_c = (L.mode == PIXELS and L.fy == 1 and L.fx == 1
+                         and pr.band.Wsub == L.W_out
                          and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
                          and pr.Wp == L.W_out)
         L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
@@ -391,6 +397,40 @@ cdef void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_
                     om[t * os_t] = cm[t * cs_t]
 
 
+cdef void copy_d2s(const Layer *L, const floating *c, Py_ssize_t cpitch, Py_ssize_t cs_u,
+                   floating *out_ng, Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t i0,
+                   Py_ssize_t R) noexcept nogil:
+    """A pixel-mode C block (rows row0..row1 of a group, R band rows from grid row i0) into
+    the output, depth to space: row m = (co*fy + a)*fx + b, pixel (i, j) lands at output
+    channel co, (i*fy + a, j*fx + b). A transposed convolution whose kernel is its stride
+    (U-Net's 2x2/s2) is one 1x1 GEMM of fy*fx rows per output channel, then this. With fx 2,
+    rows b = 0 and 1 are interleaved into whole output rows (each line written once, not
+    half by each of two stride phases)."""
+    cdef Py_ssize_t Wv = L.W_out, Wr = L.W_out * L.fx
+    cdef Py_ssize_t HWr = L.H_out * L.fy * Wr, P = L.fy * L.fx
+    cdef Py_ssize_t m = row0, co, a, b, u, t, step
+    cdef const floating *x
+    cdef const floating *y
+    cdef floating *d
+    while m < row1:
+        co = m // P
+        a = (m % P) // L.fx
+        b = m % L.fx
+        step = 2 if (L.fx == 2 and b == 0 and m + 1 < row1) else 1
+        for u in range(R):
+            x = c + (m - row0) * cpitch + u * cs_u
+            d = out_ng + co * HWr + ((i0 + u) * L.fy + a) * Wr + b
+            if step == 2:
+                y = x + cpitch
+                for t in range(Wv):
+                    d[2 * t] = x[t]
+                    d[2 * t + 1] = y[t]
+            else:
+                for t in range(Wv):
+                    d[t * L.fx] = x[t]
+        m += step
+
+
 cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr) noexcept nogil:
     """First pixel of tile jt of a band: tiles of NR pixels, after a first one of `lead`."""
     if lead == 0:
@@ -503,7 +543,9 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 for pan in range(pan0, pan1):
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
                                src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
-    if not pr.in_place_c:
+    if L.fy * L.fx > 1:
+        copy_d2s(L, cbuf, cpitch, bd.Wsub, out_ng, row0, row1, i0, R)
+    elif not pr.in_place_c:
         copy_block(L.isa, cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R,
                    pr.Wp, (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
@@ -606,13 +648,17 @@ cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t ite
 cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
                     Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, Py_ssize_t groups,
                     int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows,
-                    Py_ssize_t ppb):
+                    Py_ssize_t ppb, Py_ssize_t fy, Py_ssize_t fx):
     cdef Layer L
+    if fy < 1 or fx < 1 or (mode != PIXELS and fy * fx > 1):
+        raise ValueError(f"IGemm: depth to space ({fy}, {fx}) needs factors >= 1 and pixel "
+                         f"mode")
     L.N, L.C_in, L.H, L.W = N, C_in, H, W
     L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
     L.groups, L.mode, L.isa = groups, mode, isa
     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
     L.cpb, L.rows, L.ppb = cpb, rows, ppb
+    L.fy, L.fx = fy, fx
     L.ktab = NULL
     return L
 
@@ -624,12 +670,13 @@ def tile(int isa, Py_ssize_t itemsize):
 
 def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
                     const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
-                    Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
+                    Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb, Py_ssize_t fy=1,
+                    Py_ssize_t fx=1):
     """(per-thread workspace with packed weights, the same with raw weights, work items) of
     IGemm with these arguments, in elements (PY_SSIZE_T_MAX where a size would overflow).
     shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                            shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+                            shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb, fy, fx)
     cdef Py_ssize_t nprob = problems.shape[0], items
     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
     if probs == NULL:
@@ -658,10 +705,10 @@ cdef class IGemm:
     def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
                   const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
                   Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb, Py_ssize_t sg,
-                  Py_ssize_t sm, Py_ssize_t sc):
+                  Py_ssize_t sm, Py_ssize_t sc, Py_ssize_t fy=1, Py_ssize_t fx=1):
         cdef Py_ssize_t p
         self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                          shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb)
+                          shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb, fy, fx)
         self.L.sg, self.L.sm, self.L.sc = sg, sm, sc
         self.nprob = problems.shape[0]
         self.keep = (problems, taps)
