@@ -73,7 +73,7 @@ SETTLE_SHORT_S = 0.05
 # layers: 1.5-2x the steady time for the first 2-4 calls, ~5 ms), at 1 thread too (1.3-1.5x),
 # and that part of a batch measured the machine's wake-up, not the contender: the 2-thread
 # speedup of the same code read 1.29-2.02 without it and 1.77-2.03 with it (8 layers, one run
-# each, same hour).
+# each, same hour). A sixth of the batch's target (5 ms for 30 ms batches) at most.
 WARM_S = 0.005
 # Environment variables that make numpy's OpenBLAS slower; `python -m cconv bench` re-runs
 # itself without them (cconv/__main__.py) unless --keep-env.
@@ -399,11 +399,11 @@ def wait_quiet(max_s, say=None, threshold=0.25, probe_s=0.5):
             say(f"waiting for other processes to go quiet ({others:.2f} CPUs busy)")
 
 
-def _time_batch(call, k, settle_s=0.0):
-    """Seconds per call over k calls, after a pause of settle_s (see SETTLE_S) and WARM_S of
-    untimed calls (at least one)."""
+def _time_batch(call, k, settle_s=0.0, warm_s=WARM_S):
+    """Seconds per call over k calls, after a pause of settle_s (see SETTLE_S) and warm_s of
+    untimed calls (at least one; see WARM_S)."""
     time.sleep(settle_s)
-    warm_until = time.perf_counter() + WARM_S
+    warm_until = time.perf_counter() + warm_s
     call()
     while time.perf_counter() < warm_until:
         call()
@@ -487,7 +487,8 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
                 say(f"round {r + 1}/{rounds}")
                 start = r % len(names) if names else 0
                 for name in names[start:] + names[:start]:
-                    samples[name].append(_time_batch(live[name].call, batch[name], pause()))
+                    samples[name].append(_time_batch(live[name].call, batch[name], pause(),
+                                                     min(WARM_S, target_s / 6)))
                     previous = name
             record["others_cpus"] = _others_cpus(snap, _cpu_snapshot())
         finally:
@@ -796,10 +797,10 @@ def build_parser():
                         help="comma-separated peers among torch,onnxruntime,numpy, or none "
                              "(default: all; those not installed are skipped with a note)")
     parser.add_argument("--quick", action="store_true",
-                        help="the quick layer set (unless --layers), 5 rounds of 15 ms, no "
+                        help="the quick layer set (unless --layers), 4 rounds of 15 ms, no "
                              "matmul ceiling: under a minute")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="interleaved rounds per layer (default 7; --quick 5)")
+                        help="interleaved rounds per layer (default 7; --quick 4)")
     parser.add_argument("--target-ms", type=float, default=None,
                         help="time of one batch of calls per contender and round (default "
                              "30; --quick 15)")
@@ -849,7 +850,7 @@ def main(argv=None):
     for path in (args.json, args.plot):
         if path and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-    rounds = args.rounds or (5 if args.quick else 7)
+    rounds = args.rounds or (4 if args.quick else 7)
     target_s = (args.target_ms or (15 if args.quick else 30)) / 1e3
     dtype = np.dtype(args.dtype)
     peers = args.peers
