@@ -274,6 +274,20 @@ cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
         PyMem_RawFree(probs[p].wkoff)
 
 
+cdef inline Py_ssize_t panel_start(const Layer *L, Py_ssize_t pan) noexcept nogil:
+    """The first weight row (output channel of a group) of panel pan: pixel mode splits Mg
+    evenly into panels, channel mode into NR-wide ones (the last zero-padded). Panel pan's
+    rows are panel_start(pan) .. panel_start(pan + 1)."""
+    return split_start(pan, L.Mg, L.npanels) if L.mode == PIXELS else pan * L.nr
+
+
+cdef inline Py_ssize_t packed_offset(const Layer *L, const Problem *pr, Py_ssize_t gi,
+                                     Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t r0) noexcept nogil:
+    """Where, in the packed weights, the panel starting at row r0 of group gi lies for the
+    K block of input channels c0..c1 (pack_panels' layout)."""
+    return pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p + r0 * (c1 - c0) * pr.T
+
+
 cdef enum:
     # Columns of the weight (taps of one channel pair) pack_by_channel transposes at a time:
     # its tile is TILE_COLS x 32 lanes (NR, or a pixel-mode panel's rows), on the stack.
@@ -340,16 +354,12 @@ cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_s
     """
     cdef Py_ssize_t kcb = (c1 - c0) * pr.T
     cdef Py_ssize_t pan, r0, r, i, kk, valid
-    cdef Py_ssize_t rbase = split_start(pan0, L.Mg, L.npanels) if L.mode == PIXELS else pan0 * L.nr
+    cdef Py_ssize_t rbase = panel_start(L, pan0)
     cdef const floating *wm
     cdef floating *d
     for pan in range(pan0, pan1):
-        if L.mode == PIXELS:
-            r0 = split_start(pan, L.Mg, L.npanels)
-            r = split_start(pan + 1, L.Mg, L.npanels) - r0
-        else:
-            r0 = pan * L.nr
-            r = L.nr
+        r0 = panel_start(L, pan)
+        r = panel_start(L, pan + 1) - r0
         d = dst + (r0 - rbase) * kcb
         valid = max(0, min(r, L.Mg - r0))
         wm = w + gi * L.sg + r0 * L.sm + c0 * L.sc
@@ -491,19 +501,17 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
-    cdef const floating *a_g = w + pr.a_offset + gi * L.rows_p * pr.K
     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
     cdef floating *bbuf = ws
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
     cdef const floating *a_k
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, j0, pan, t, kk, lead, jt, ntiles
+    cdef Py_ssize_t kb, c0, c1, kcb, j0, pan, t, kk, lead, jt, ntiles
     cdef Py_ssize_t vbytes = L.nr // 2 * sizeof(floating)    # one vector
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
-        k0 = c0 * pr.T
         kcb = (c1 - c0) * pr.T
         if pr.in_place_b:
             src = x_ng + c0 * HW + i0 * L.W
@@ -511,7 +519,7 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
             src = bbuf
         if packed:
-            a_k = a_g + k0 * L.rows_p + row0 * kcb
+            a_k = w + packed_offset(L, pr, gi, c0, c1, row0)
         else:
             a_k = w + gi * L.sg + row0 * L.sm + c0 * L.sc
         # An input read in place: start the full tiles on a vector boundary when every
@@ -569,7 +577,6 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
     cdef Py_ssize_t cp0 = mb * L.ppb
     cdef Py_ssize_t cp1 = min(cp0 + L.ppb, L.npanels)
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
-    cdef const floating *b_g = w + pr.a_offset + gi * L.rows_p * pr.K
     cdef const floating *b_k
     cdef floating *pbuf = ws + L.ws
     cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
@@ -578,11 +585,10 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
     cdef const floating *src
     cdef const floating *bias_c
     cdef floating bias_pad[64]          # NR <= 32 lanes
-    cdef Py_ssize_t kb, c0, c1, k0, kcb, u, pp, t0, r, cpn, co, lane
+    cdef Py_ssize_t kb, c0, c1, kcb, u, pp, t0, r, cpn, co, lane
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
-        k0 = c0 * pr.T
         kcb = (c1 - c0) * pr.T
         if pr.in_place_b:
             src = x_ng + c0 * HW + i0 * L.W
@@ -592,7 +598,7 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
         # Weight panel outer: it stays in L1 while the band's pixel tiles stream past.
         for cpn in range(cp0, cp1):
             if packed:
-                b_k = b_g + k0 * L.rows_p + cpn * kcb * L.nr
+                b_k = w + packed_offset(L, pr, gi, c0, c1, cpn * L.nr)
             else:
                 pack_panels(L, pr, w, gi, cpn, cpn + 1, c0, c1, pbuf)
                 b_k = pbuf
@@ -818,30 +824,24 @@ cdef void pack_unit(const Layer *L, const Problem *probs, Py_ssize_t nprob, cons
     is transposed block by block; others (the phases of a transposed convolution, up to
     PACK_GROUP at once) channel by channel, each channel pair's taps read once
     (pack_by_channel)."""
-    cdef const Problem *pr
     cdef Py_ssize_t nkb = probs[0].nkb
     cdef Py_ssize_t pan = unit % L.npanels
     cdef Py_ssize_t kb = (unit // L.npanels) % nkb
     cdef Py_ssize_t gi = unit // (L.npanels * nkb)
     cdef Py_ssize_t c0 = split_start(kb, L.Cg, nkb)
     cdef Py_ssize_t c1 = split_start(kb + 1, L.Cg, nkb)
-    cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels) if L.mode == PIXELS else pan * L.nr
-    cdef Py_ssize_t r = (split_start(pan + 1, L.Mg, L.npanels) - r0 if L.mode == PIXELS
-                         else L.nr)
+    cdef Py_ssize_t r0 = panel_start(L, pan)
+    cdef Py_ssize_t r = panel_start(L, pan + 1) - r0
     cdef Py_ssize_t p, p0 = 0, np
     cdef floating *d[PACK_GROUP]
     if nprob == 1 and probs[0].wk_contig:
-        pr = &probs[0]
-        pack_panels(L, pr, w, gi, pan, pan + 1, c0, c1,
-                    &dst[pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p
-                         + r0 * (c1 - c0) * pr.T])
+        pack_panels(L, &probs[0], w, gi, pan, pan + 1, c0, c1,
+                    &dst[packed_offset(L, &probs[0], gi, c0, c1, r0)])
         return
     while p0 < nprob:
         np = min(PACK_GROUP, nprob - p0)
         for p in range(np):
-            pr = &probs[p0 + p]
-            d[p] = &dst[pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p
-                        + r0 * (c1 - c0) * pr.T]
+            d[p] = &dst[packed_offset(L, &probs[p0 + p], gi, c0, c1, r0)]
         pack_by_channel(L, &probs[p0], np, w + gi * L.sg + r0 * L.sm + c0 * L.sc,
                         max(0, min(r, L.Mg - r0)), r, c1 - c0, d)
         p0 += np
