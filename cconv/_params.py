@@ -328,26 +328,29 @@ def _plain(value):
 _GEOMETRY_CACHE = {}
 
 
-def _remember(key, params):
-    """params, remembered under key (see conv2d_geometry)."""
-    if len(_GEOMETRY_CACHE) >= 1024:
-        _GEOMETRY_CACHE.clear()
-    _GEOMETRY_CACHE[key] = params
+def _remembered(key, compute, *args):
+    """compute(*args), remembered under key (fn, shapes, then the user's arguments) when those
+    arguments are plain: repeated calls skip the checks they already passed. Errors are
+    raised again each time (only results are kept). (No closure, no generator: a call that
+    hits costs ~0.6 us, one with them cost 2.1.)"""
+    for value in key[3:]:
+        if not _plain(value):
+            return compute(*args)
+    params = _GEOMETRY_CACHE.get(key)
+    if params is None:
+        params = compute(*args)
+        if len(_GEOMETRY_CACHE) >= 1024:
+            _GEOMETRY_CACHE.clear()
+        _GEOMETRY_CACHE[key] = params
     return params
 
 
 def conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
-    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups,
-    remembered when those arguments are plain (_plain): repeated calls skip the checks they
-    already passed. Errors are raised again each time (only results are kept)."""
-    plain = _plain(stride) and _plain(padding) and _plain(dilation) and _plain(groups)
-    if plain:
-        key = (fn, x_shape, w_shape, stride, padding, dilation, groups)
-        params = _GEOMETRY_CACHE.get(key)
-        if params is not None:
-            return params
-    params = _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups)
-    return _remember(key, params) if plain else params
+    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups
+    (remembered for plain arguments: repeated calls skip the checks they already passed)."""
+    return _remembered((fn, x_shape, w_shape, stride, padding, dilation, groups),
+                       _conv2d_geometry, fn, x_shape, w_shape, stride, padding, dilation,
+                       groups)
 
 
 def _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
@@ -362,16 +365,10 @@ def conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padd
                               dilation):
     """ConvParams of conv_transpose2d from shapes and the user's arguments (remembered for
     plain arguments, as conv2d_geometry's)."""
-    plain = (_plain(stride) and _plain(padding) and _plain(output_padding) and _plain(groups)
-             and _plain(dilation))
-    if plain:
-        key = (fn, x_shape, w_shape, stride, padding, output_padding, groups, dilation)
-        params = _GEOMETRY_CACHE.get(key)
-        if params is not None:
-            return params
-    params = _conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding,
-                                        groups, dilation)
-    return _remember(key, params) if plain else params
+    return _remembered((fn, x_shape, w_shape, stride, padding, output_padding, groups,
+                        dilation),
+                       _conv_transpose2d_geometry, fn, x_shape, w_shape, stride, padding,
+                       output_padding, groups, dilation)
 
 
 def _conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding, groups,
