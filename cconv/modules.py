@@ -21,9 +21,16 @@ _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
+# Packed forms a module keeps of its weights, each as big as the weights: one per layout its
+# calls needed (the algorithm and blocking the input size chose, the taps a tiny input
+# reaches). A module called at many sizes repacks rather than growing without bound.
+PACKED_LAYOUTS_MAX = 4
+
+
 class _Snapshot:
     """Weights and their packed forms, replaced whole, never modified (but `packed`, a cache
-    filled on first use per layout; concurrent fills compute the same value)."""
+    filled on first use per layout, at most PACKED_LAYOUTS_MAX of them; concurrent fills
+    compute the same value)."""
     __slots__ = ("weight", "bias", "packed")
 
     def __init__(self, weight, bias):
@@ -244,6 +251,8 @@ class _ConvNd:
             packed = snap.packed.get(plan.weight_key)
             if packed is None:
                 packed = _planner.prepare_weight(plan, params, snap.weight)
+                if len(snap.packed) >= PACKED_LAYOUTS_MAX:
+                    snap.packed.clear()
                 snap.packed[plan.weight_key] = packed
             _planner.execute(plan, params, x, packed, snap.bias, out)
         return out[0] if unbatched else out

@@ -246,3 +246,21 @@ def test_module_calls_with_varying_input_sizes(layer, isa):
         x = rng.standard_normal((n, args[0], h, w)).astype(np.float32)
         check_conv2d_module(conv(x), x, conv.weight, conv.bias, **module_kwargs(conv),
                             what=f"input {x.shape}")
+
+
+def test_packed_weights_stay_bounded():
+    """A module called at many sizes keeps at most PACKED_LAYOUTS_MAX packed copies of its
+    weights, and every call stays right. (Of a 5x5 kernel dilated 3 and padded 6, inputs 1 to
+    3 wide reach only the middle column of taps, 4 to 6 the middle three, wider all: each
+    (height, width) class its own layout.)"""
+    from cconv import modules
+    conv = cconv.Conv2d(3, 4, 5, padding=6, dilation=3, rng=2)
+    rng = np.random.default_rng(3)
+    layouts = set()
+    for h, w in [(1, 1), (1, 4), (4, 1), (4, 4), (7, 1), (1, 7), (7, 7), (4, 7), (1, 1)]:
+        x = rng.standard_normal((1, 3, h, w)).astype(np.float32)
+        check_conv2d_module(conv(x), x, conv.weight, conv.bias, **module_kwargs(conv),
+                            what=f"input {x.shape}")
+        layouts |= set(conv._snapshot.packed)
+        assert 1 <= len(conv._snapshot.packed) <= modules.PACKED_LAYOUTS_MAX
+    assert len(layouts) > modules.PACKED_LAYOUTS_MAX    # the bound was reached
