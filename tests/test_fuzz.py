@@ -787,7 +787,9 @@ def fuzz_module(transposed, case):
             Hs, Ws = x64.shape[-2:]
             limit = {"reflect": lambda p, n: p < n, "circular": lambda p, n: p <= n,
                      "replicate": lambda p, n: True}[mode]
-            padded = [float(max(n, 1)) for n in x64.shape[:-2]] + [
+            # An empty batch pads to an empty array, whatever the padding (as torch: a
+            # result of the output's shape).
+            padded = [float(n) for n in x64.shape[:-2]] + [
                 float(Hs + pads[0] + pads[1]), float(Ws + pads[2] + pads[3])]
             if not (all(limit(p, Hs) for p in pads[:2]) and all(limit(p, Ws) for p in pads[2:])):
                 outcome = Outcome.FAIL
