@@ -14,6 +14,9 @@ GEOMETRIES = [
     (1, 16, 15, 13, 24, (3, 2), dict(stride=2, padding=(1, 0), dilation=(1, 2))),
     (1, 300, 5, 6, 33, (3, 3), dict(padding=1)),          # several K blocks
     (3, 8, 12, 12, 12, (3, 3), dict(padding=1, groups=4)),
+    # Taps reading stride phases 0 and 3 of 4 (rows), 0 and 2 of 3 (columns): the band
+    # lists those, two sub-images per axis, not every phase up to the largest.
+    (1, 6, 23, 19, 10, (2, 2), dict(stride=(4, 3), dilation=(3, 2), padding=(1, 2))),
 ]
 
 
@@ -102,6 +105,7 @@ DEPTHWISE_GEOMETRIES = [
     (1, 24, 40, 8, 1, (1, 1), dict(stride=(3, 1))),         # rows no tap reads
     (1, 20, 15, 17, 1, (3, 3), dict(stride=2, dilation=2, padding=2)),  # one phase of two
     (1, 16, 6, 9, 1, (1, 1), dict(stride=(1, 2))),          # the same, rows flattened
+    (1, 16, 23, 19, 1, (2, 2), dict(stride=(4, 3), dilation=(3, 2), padding=(1, 2))),  # listed
 ]
 
 

@@ -5,29 +5,36 @@ _depthwise (inline, compiled into each).
 
 A convolution's output grid pixel (i, j) reads input (i*sh + offh[th], j*sw + offw[tw]) for
 each tap (th, tw); outside the image the input is zero (that is the padding). For a band of
-grid rows [i0, i0 + R), the buffer holds, per input channel, sh*sw sub-images (only those
-some tap reads: one for a 1x1 stride-2 layer)
+grid rows [i0, i0 + R), the buffer holds, per input channel, a sub-image per pair of stride
+phases (row phase ph, column phase pw) that taps read (one for a 1x1 stride-2 layer)
 
-    sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + ph*gh, t*sw + owmin + pw*gw]   (0 outside x)
+    sub[ph][pw][u][t] = x[(i0 + u)*sh + ohmin + hph(ph), t*sw + owmin + wph(pw)]  (0 outside x)
 
 with u < R + (ohmax - ohmin)//sh and t < Wsub = Wp + (owmax - owmin)//sw. In the flat index
 f = u*Wsub + j of a band pixel (row u, column j < Wp), tap (th, tw) then reads
 
-    sub[(rh % sh)/gh][(rw % sw)/gw][f + (rh // sh)*Wsub + rw // sw],
+    sub[slot(rh % sh)][slot(rw % sw)][f + (rh // sh)*Wsub + rw // sw],
                                                      rh = offh - ohmin, rw = offw - owmin
 
-where gh = gcd(sh, every rh) (likewise gw): the phases taps read are multiples of it, so a
-layer whose dilation is a multiple of its stride has one phase, not sh. That is a fixed
-offset per tap: contiguous vectors along j, and across rows too (columns
-j in [Wp, Wsub) of each row are computed and dropped). Every input element is copied once per
-band, where an im2col matrix would copy it once per tap.
+The phases taps read are multiples of gh = gcd(sh, every rh) (likewise gw), so a layer whose
+dilation is a multiple of its stride has one phase, not sh. Slots are phases 0, gh, 2*gh, ...
+up to the largest read (hph(ph) = ph*gh), or, when the taps read fewer of those (at most
+PHASES_MAX), a list of just those (hph(ph) = hph[ph]): stride 2**20 with dilation 2**21 - 1
+reads phases 0 and 2**20 - 1, two sub-images, not 2**20. That is a fixed offset per tap:
+contiguous vectors along j, and across rows too (columns j in [Wp, Wsub) of each row are
+computed and dropped). Every input element is copied once per band and phase it lies in,
+where an im2col matrix would copy it once per tap.
 """
 
 from cython cimport floating
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
+
+
+cdef enum:
+    PHASES_MAX = 32              # phases a band lists per axis (see the module docstring)
 
 
 cdef struct Band:
@@ -40,7 +47,10 @@ cdef struct Band:
     Py_ssize_t Wsub              # sub-image pitch: Wp + (owmax - owmin) // sw
     Py_ssize_t slack             # zeros after each sub-image, for vector over-reads
     Py_ssize_t gh, gw            # phase step: gcd of the stride and every tap's offset
-    Py_ssize_t nph, npw          # phases the taps can read: min(stride, span + 1) / step
+    Py_ssize_t nph, npw          # phase slots (sub-images along each axis)
+    bint hlisted, wlisted        # slots are the phases in hph / wph, not multiples of gh / gw
+    Py_ssize_t hph[PHASES_MAX]   # listed row phases (offsets below sh), ascending
+    Py_ssize_t wph[PHASES_MAX]   # ... and column phases
     Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack, rounded
     Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
 
@@ -100,6 +110,62 @@ cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,
     return i * (total // parts) + min(i, total % parts)
 
 
+cdef inline Py_ssize_t phase_slots(const Py_ssize_t *off, Py_ssize_t n, Py_ssize_t omin,
+                                   Py_ssize_t s, Py_ssize_t g, Py_ssize_t *ph,
+                                   bint *listed) noexcept nogil:
+    """The phase slots of one axis, for taps at offsets off[0..n) (smallest omin), stride s
+    and phase step g: their number; listed: whether they are ph[0..number), the distinct
+    phases read, ascending (when those are fewer than the multiples of g up to the largest,
+    and at most PHASES_MAX), or else those multiples."""
+    cdef Py_ssize_t i, j, r, top = 0, count = 0
+    for i in range(n):
+        r = (off[i] - omin) % s
+        top = max(top, r)
+        if count < 0:
+            continue
+        j = 0
+        while j < count and ph[j] < r:
+            j += 1
+        if j < count and ph[j] == r:
+            continue
+        if count == PHASES_MAX:
+            count = -1       # too many to list
+            continue
+        memmove(&ph[j + 1], &ph[j], (count - j) * sizeof(Py_ssize_t))
+        ph[j] = r
+        count += 1
+    listed[0] = 0 <= count < top // g + 1
+    return count if listed[0] else top // g + 1
+
+
+cdef inline Py_ssize_t row_phase(const Band *b, Py_ssize_t ph) noexcept nogil:
+    """The row offset (below the stride, from ohmin) of row slot ph."""
+    return b.hph[ph] if b.hlisted else ph * b.gh
+
+
+cdef inline Py_ssize_t col_phase(const Band *b, Py_ssize_t pw) noexcept nogil:
+    """The column offset (below the stride, from owmin) of column slot pw."""
+    return b.wph[pw] if b.wlisted else pw * b.gw
+
+
+cdef inline Py_ssize_t find_slot(const Py_ssize_t *ph, bint listed, Py_ssize_t n,
+                                 Py_ssize_t g, Py_ssize_t r) noexcept nogil:
+    """The slot holding phase r (an offset below the stride) of an axis (its phase list,
+    whether listed, its slots, its step), or -1 when none does."""
+    cdef Py_ssize_t i
+    if not listed:
+        return r // g if r % g == 0 and r // g < n else -1
+    for i in range(n):
+        if ph[i] == r:
+            return i
+    return -1
+
+
+cdef inline Py_ssize_t row_slot(const Band *b, Py_ssize_t r) noexcept nogil:
+    """The row slot holding row phase r, or -1."""
+    return find_slot(b.hph, b.hlisted, b.nph, b.gh, r)
+
+
 cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,
                            const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
                            Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
@@ -118,17 +184,16 @@ cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, P
         owmax = max(owmax, offw[i])
     b.extra = (ohmax - b.ohmin) // sh
     b.Wsub = Wp + (owmax - b.owmin) // sw
-    # The phases the taps read: multiples of gh (likewise gw) below the stride and within
-    # the offsets' span. A 1x1 stride-2 layer reads one of four; a dilation that is a
-    # multiple of the stride, one.
+    # The phases the taps read: multiples of gh (likewise gw) below the stride. A 1x1
+    # stride-2 layer reads one of four; a dilation that is a multiple of the stride, one.
     b.gh = sh
     for i in range(KH):
         b.gh = gcd(b.gh, offh[i] - b.ohmin)
     b.gw = sw
     for i in range(KW):
         b.gw = gcd(b.gw, offw[i] - b.owmin)
-    b.nph = min(sh - b.gh, ohmax - b.ohmin) // b.gh + 1
-    b.npw = min(sw - b.gw, owmax - b.owmin) // b.gw + 1
+    b.nph = phase_slots(offh, KH, b.ohmin, sh, b.gh, b.hph, &b.hlisted)
+    b.npw = phase_slots(offw, KW, b.owmin, sw, b.gw, b.wph, &b.wlisted)
     # Whole cache lines (16 elements: 64 bytes or more), so sub-images start on one.
     # Saturating: a span far beyond the image comes out too large, never wrapped.
     b.sub_size = add_sat(mul_sat(rows + b.extra, b.Wsub), slack + 15) // 16 * 16
@@ -139,7 +204,8 @@ cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,
                                   Py_ssize_t offw) noexcept nogil:
     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
-    return ((((rh % b.sh) // b.gh) * b.npw + (rw % b.sw) // b.gw) * b.sub_size
+    cdef Py_ssize_t pw = find_slot(b.wph, b.wlisted, b.npw, b.gw, rw % b.sw)
+    return ((row_slot(b, rh % b.sh) * b.npw + pw) * b.sub_size
             + (rh // b.sh) * b.Wsub
             + rw // b.sw)
 
@@ -148,7 +214,7 @@ cdef inline Py_ssize_t phase_columns(const Band *b, Py_ssize_t pw, Py_ssize_t *l
                                      Py_ssize_t *hi) noexcept nogil:
     """Column phase pw: its sub-image column t holds input column t*sw + col0 (returned),
     inside the image for t in [lo, hi)."""
-    cdef Py_ssize_t col0 = b.owmin + pw * b.gw
+    cdef Py_ssize_t col0 = b.owmin + col_phase(b, pw)
     lo[0] = min(max(cdiv(-col0, b.sw), 0), b.Wsub)
     hi[0] = min(max(cdiv(b.W - col0, b.sw), lo[0]), b.Wsub)
     return col0
@@ -163,7 +229,8 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
     cdef Py_ssize_t c, ph, pw, u, t, ih, col0, lo, hi
     cdef Py_ssize_t nrow = R + b.extra
     # Locals, not b's fields, in the loops: stores through d could alias *b otherwise.
-    cdef Py_ssize_t Wsub = b.Wsub, sw = b.sw, H = b.H, W = b.W, slack = b.slack
+    cdef Py_ssize_t Wsub = b.Wsub, sh = b.sh, sw = b.sw, H = b.H, W = b.W, slack = b.slack
+    cdef Py_ssize_t top
     cdef const floating *row
     cdef floating *d0
     cdef floating *d
@@ -173,8 +240,9 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
             col0 = phase_columns(b, pw, &lo, &hi)
             for ph in range(b.nph):
                 d0 = dst + c * b.chan_stride + (ph * b.npw + pw) * b.sub_size
+                top = i0 * sh + b.ohmin + row_phase(b, ph)    # input row of row 0
                 for u in range(nrow):
-                    ih = (i0 + u) * b.sh + b.ohmin + ph * b.gh
+                    ih = top + u * sh
                     d = d0 + u * Wsub
                     if ih < 0 or ih >= H:
                         for t in range(Wsub):

@@ -39,8 +39,8 @@ from cython cimport floating
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
-                     phase_columns, round_line, tap_offset)
+from ._band cimport (Band, add_sat, band_init, cdiv, col_phase, fill_band, line_aligned,
+                     mul_sat, phase_columns, round_line, row_phase, row_slot, tap_offset)
 from ._buffers cimport release, shape_is, take_call, workspace
 from ._shares cimport SHARE_PAD, Shares, shares_init, take
 from ._transpose cimport cc_copy_pixels, transpose, transpose_grid
@@ -164,7 +164,7 @@ cdef void channels_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[
     # The input columns some phase reads (strided rows are transposed into a row buffer,
     # then each phase picked from it).
     L.xlo = max(0, bd.owmin)
-    L.xhi = min(L.W, add_sat(add_sat(bd.owmin, (bd.npw - 1) * bd.gw),
+    L.xhi = min(L.W, add_sat(add_sat(bd.owmin, col_phase(bd, bd.npw - 1)),
                              add_sat(mul_sat(bd.Wsub - 1, L.sw), 1)))
     # Sizes saturate (mul_sat): too large for the platform reads as too large.
     L.ws_in = round_line(mul_sat(bd.chan_stride, lanes), itemsize)
@@ -203,19 +203,19 @@ cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ss
     cdef floating *d
     for ph in range(bd.nph):
         for u in range(nrow):
-            ih = top + u * L.sh + ph * bd.gh
+            ih = top + u * L.sh + row_phase(bd, ph)
             if ih < 0 or ih >= L.H:
                 for pw in range(bd.npw):
                     memset(blk + ((ph * bd.npw + pw) * bd.sub_size + u * Wsub) * VL, 0,
                            Wsub * VL * sizeof(floating))
     ih = max(0, top)
-    ih1 = min(L.H, top + (nrow - 1) * L.sh + (bd.nph - 1) * bd.gh + 1)
+    ih1 = min(L.H, top + (nrow - 1) * L.sh + row_phase(bd, bd.nph - 1) + 1)
     while ih < ih1:
         r = ih - top
-        if r % bd.gh != 0 or (r % L.sh) // bd.gh >= bd.nph or r // L.sh >= nrow:
+        ph, u = row_slot(bd, r % L.sh), r // L.sh
+        if ph < 0 or u >= nrow:
             ih += 1     # a row no tap reads
             continue
-        ph, u = (r % L.sh) // bd.gh, r // L.sh
         k = min(chunk, ih1 - ih)
         d = blk + (ph * bd.npw * bd.sub_size + u * Wsub) * VL
         if direct:
