@@ -236,6 +236,11 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked
                 + ITEM_CYCLES)
         worst = max(worst, cost)
         items += p.N * p.groups * nmb * _cdiv(hp, R)
+    # No term for a straggler (a core the host slows). Adding 0.15-1 of the worst item's
+    # cost, so that 2 threads get more, smaller items, chose bands of 1-4 rows: on the 20
+    # layers of 100 MFLOP or more (alternating A/B, 2 threads) 0.92-1.71x the time at 0.15
+    # (worse on 10, better on 5), 0.98-1.86x at 1. This model counts a thin band's tiles,
+    # not what it loses in cache reuse.
     return _cdiv(items, threads) * worst, items
 
 
@@ -510,7 +515,11 @@ def _taps(w, kh, kw):
 # convolution with several stride phases packs first whatever its uses: each phase takes
 # some taps of every channel pair, and packing them panel by panel read each weight's cache
 # line once per phase (DCGAN's 4x4/s2, 14x14 input: 1.30x the module's time raw, 1.1x
-# packed first, by all the call's threads).
+# packed first, by all the call's threads). Packing every phase's panel together as each
+# K block comes (each weight read once, no buffer of the whole weight), with a band and a C
+# block per phase, ran DCGAN 1.16-1.24x the module's time against 1.01-1.13 packed first:
+# four C blocks left L2 to the tiles. Packing first is bound by memory here (DCGAN's pack:
+# 0.43-0.53 ns an element, a plain copy of the weight 0.34-0.36).
 PACK_FIRST_USES = 1024
 
 
