@@ -166,6 +166,11 @@ cdef inline Py_ssize_t row_slot(const Band *b, Py_ssize_t r) noexcept nogil:
     return find_slot(b.hph, b.hlisted, b.nph, b.gh, r)
 
 
+cdef inline Py_ssize_t col_slot(const Band *b, Py_ssize_t r) noexcept nogil:
+    """The column slot holding column phase r, or -1."""
+    return find_slot(b.wph, b.wlisted, b.npw, b.gw, r)
+
+
 cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,
                            const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
                            Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
@@ -204,8 +209,7 @@ cdef inline Py_ssize_t tap_offset(const Band *b, Py_ssize_t offh,
                                   Py_ssize_t offw) noexcept nogil:
     """Where tap (offh, offw) reads flat pixel 0 of a band, relative to its channel."""
     cdef Py_ssize_t rh = offh - b.ohmin, rw = offw - b.owmin
-    cdef Py_ssize_t pw = find_slot(b.wph, b.wlisted, b.npw, b.gw, rw % b.sw)
-    return ((row_slot(b, rh % b.sh) * b.npw + pw) * b.sub_size
+    return ((row_slot(b, rh % b.sh) * b.npw + col_slot(b, rw % b.sw)) * b.sub_size
             + (rh // b.sh) * b.Wsub
             + rw // b.sw)
 

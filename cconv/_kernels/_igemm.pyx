@@ -459,8 +459,8 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     cdef Py_ssize_t HWo = L.H_out * L.W_out
     cdef Py_ssize_t j0 = tile_start(jt, lead, L.nr)
     cdef Py_ssize_t jn = min(tile_start(jt + 1, lead, L.nr), flat) - j0
-    cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels)
-    cdef Py_ssize_t r = split_start(pan + 1, L.Mg, L.npanels) - r0
+    cdef Py_ssize_t r0 = panel_start(L, pan)
+    cdef Py_ssize_t r = panel_start(L, pan + 1) - r0
     cdef const floating *bp = src + j0
     cdef const Py_ssize_t *boff = pr.koff
     cdef Py_ssize_t pf = 2 * L.nr if (prefetch and pr.in_place_b) else 0
@@ -497,8 +497,8 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef Py_ssize_t flat = (R - 1) * bd.Wsub + pr.Wp
     cdef Py_ssize_t pan0 = mb * L.ppb
     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
-    cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
-    cdef Py_ssize_t row1 = split_start(pan1, L.Mg, L.npanels)
+    cdef Py_ssize_t row0 = panel_start(L, pan0)
+    cdef Py_ssize_t row1 = panel_start(L, pan1)
     cdef Py_ssize_t cpitch = L.rows * bd.Wsub
     cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
     cdef const floating *bias_g = (bias + gi * L.Mg) if bias != NULL else NULL
