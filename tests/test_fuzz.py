@@ -15,15 +15,13 @@ length, or an integer near 2**62, 2**63, 2**64, beyond, or negative. What the ca
 is decided here from PyTorch's rules (`*_outcome` below), independently of cconv's code.
 
 Calls whose output or input copy would be large but possible (between OUT_MAX elements and
-IMPOSSIBLE bytes) are skipped: they are correct calls, just too slow to fuzz. So are the
-regions of the known bugs listed in KNOWN_BUGS (each has its own test below, marked xfail).
+IMPOSSIBLE bytes) are skipped: they are correct calls, just too slow to fuzz.
 
 Profiles (examples per test; 5 fuzz tests):
     pytest -q tests/test_fuzz.py                               CI: 150 each, fixed seed (~15 s)
     CCONV_FUZZ_EXAMPLES=20000 pytest -q tests/test_fuzz.py     long: random seeds (~11 min)
     CCONV_FUZZ_EXAMPLES=2000 tools/sanitize.sh asan -- tests/test_fuzz.py   under ASan+UBSan
 """
-import math
 import operator
 import os
 import subprocess
@@ -50,27 +48,8 @@ SIZE_LIMIT = _params.SIZE_LIMIT
 OUT_MAX = 1 << 14           # output elements of a call that is run and checked
 COPY_MAX = 1 << 16          # elements of an input made contiguous
 ROWS_MAX = 1 << 14          # output rows or columns (the reference loops over them)
-TAPS_MAX = 1024             # kernel taps (the reference loops over them; see KNOWN_BUGS)
+TAPS_MAX = 1024             # kernel taps (the reference loops over them)
 IMPOSSIBLE = 1 << 50        # bytes no machine has: such a call must fail, and quickly
-
-# Regions skipped by the fuzz tests until the bug is fixed (each has an xfail test below).
-KNOWN_BUGS = {
-    # A band lists the stride phases its taps read only up to _band.PHASES_MAX (32) of them
-    # per axis; with more, it holds every phase up to the largest read, in steps of
-    # gcd(stride, dilation): with a huge stride, gigabytes or more (test_large_stride_...
-    # shows the geometries that list).
-    "phases": lambda s, d, k: _phases(s[0], d[0], k[0]) * _phases(s[1], d[1], k[1]) > 1 << 12,
-}
-PHASES_MAX = 32
-
-def _phases(s, d, k):
-    """Stride phases a band holds along one axis (at most: taps may be dropped)."""
-    if k == 1:
-        return 1
-    read = {t * d % s for t in range(k)}
-    upto = max(read) // math.gcd(s, d) + 1
-    return min(len(read), upto) if len(read) <= PHASES_MAX else upto
-
 
 # Sizes are valid up to SIZE_LIMIT (sys.maxsize // 16: 2**59 on 64-bit platforms, 2**27 on
 # 32-bit ones, where 2**31 and up are too large: cconv's one rule beyond torch's).
@@ -548,8 +527,6 @@ def functional_outcome(fn, kw, dtype):
         kernel = w.shape[2:]
         if kernel[0] * kernel[1] > TAPS_MAX:
             return Outcome.SKIP, None, None
-        if fn == "conv2d" and KNOWN_BUGS["phases"](stride, dilation, kernel):
-            return Outcome.SKIP, None, None
     if outcome != Outcome.OK:
         return outcome, None, None
     x4 = x if x.ndim == 4 else x[None]
@@ -811,9 +788,6 @@ def fuzz_module(transposed, case):
     if outcome == Outcome.OK:
         elems = int(np.prod([float(n) for n in shape])) if all(shape) else 0
         outcome = size_class(elems, x64.size, mdt.itemsize, shape[2:])
-        kernel = w.shape[2:]
-        if not transposed and KNOWN_BUGS["phases"](stride, dilation, kernel):
-            outcome = Outcome.SKIP
     assume(outcome != Outcome.SKIP)
     ref = None
     if outcome == Outcome.OK:
@@ -1132,6 +1106,26 @@ def test_large_stride_and_dilation_tiny_output(algorithm, kind, dtype):
     ref = direct_conv2d(x, w, None, (g["stride"],) * 2, pads, (g["dilation"],) * 2, groups,
                         y.shape)
     check_result(y, ref, 2 // groups * 4, dtype, algorithm, False, "conv2d")
+
+
+@pytest.mark.parametrize("algorithm", _planner.ALGORITHMS)
+def test_many_stride_phases_far_apart(algorithm, dtype):
+    """34 taps reading 34 distinct stride phases spread over half the stride (stride 4096,
+    dilation 2049: phases 0, 2, ..., 32 and 2049, 2051, ..., 2081). A band listed at most 32
+    phases per axis; with more it held every phase up to the largest read, 2082 sub-images
+    (1.1-8.5 MB of workspace here; gigabytes at stride 2**20, so the fuzz tests skipped the
+    region). It lists them all: a band has at most as many phases as taps on each axis."""
+    s, d, k = 4096, 2049, 34
+    groups = 2 if algorithm.startswith("depthwise") else 1
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 2, (k - 1) * d + 1, 3)).astype(dtype)
+    w = rng.standard_normal((2, 2 // groups, k, 1)).astype(dtype)
+    kw = dict(stride=(s, 1), dilation=(d, 1), groups=groups)
+    plan = _planner.plan_for_conv2d(x.shape, w.shape, **kw, dtype=dtype, algorithm=algorithm)
+    assert plan.workspace_bytes < 256 * 1024, plan.workspace_bytes
+    y = cconv.conv2d(x, w, **kw, algorithm=algorithm)
+    ref = direct_conv2d(x, w, None, (s, 1), (0, 0, 0, 0), (d, 1), groups, y.shape)
+    check_result(y, ref, 2 // groups * k, dtype, algorithm, False, "conv2d")
 
 
 def test_transposed_planning_does_not_grow_with_stride():

@@ -325,13 +325,13 @@ def test_depthwise_tall_stride_wide_rows(isa, dtype):
 
 @pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl"])
 def test_workspace_sizes_saturate_not_wrap(algorithm):
-    """Stride 2**21 with dilation 2**20 + 1 and 34 taps: they read 34 distinct stride phases
-    (more than a band lists), spread over about 2**20, a band buffer too large for 32-bit.
-    The kernels' size arithmetic saturates at PY_SSIZE_T_MAX, so the size reads as huge,
-    never as a small wrapped number, and the planner refuses it with MemoryError (on 64-bit
-    it may fit the address space)."""
+    """Stride 2**21 with dilation 2**20 + 1 and 34 taps on rows 2**26 wide: the taps read 34
+    distinct stride phases, each a sub-image of 17 such rows, a band buffer of about 2**35
+    elements, too large for 32-bit. The kernels' size arithmetic saturates at
+    PY_SSIZE_T_MAX, so the size reads as huge, never as a small wrapped number, and the
+    planner refuses it with MemoryError (on 64-bit it may fit the address space)."""
     s, d, k = 2**21, 2**20 + 1, 34
-    x_shape, w_shape = (1, 1, (k - 1) * d + 1, 1), (1, 1, k, 1)
+    x_shape, w_shape = (1, 1, (k - 1) * d + 1, 2**26), (1, 1, k, 1)
     params = _params.conv2d_geometry("conv2d", x_shape, w_shape, (s, 1), 0, (d, 1), 1)
     tables = _planner.igemm_tables(params)
     mode = _planner._MODES[algorithm]

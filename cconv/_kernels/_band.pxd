@@ -18,23 +18,22 @@ f = u*Wsub + j of a band pixel (row u, column j < Wp), tap (th, tw) then reads
 
 The phases taps read are multiples of gh = gcd(sh, every rh) (likewise gw), so a layer whose
 dilation is a multiple of its stride has one phase, not sh. Slots are phases 0, gh, 2*gh, ...
-up to the largest read (hph(ph) = ph*gh), or, when the taps read fewer of those (at most
-PHASES_MAX), a list of just those (hph(ph) = hph[ph]): stride 2**20 with dilation 2**21 - 1
-reads phases 0 and 2**20 - 1, two sub-images, not 2**20. That is a fixed offset per tap:
+up to the largest read (hph(ph) = ph*gh), or, when the taps read fewer of those, a list of
+just those (hph(ph) = hph[ph], at most one per tap: KH entries, which the caller provides):
+stride 2**20 with dilation 2**21 - 1 reads phases 0 and 2**20 - 1, two sub-images, not
+2**20. So a band never holds more sub-images than taps along each axis. That is a fixed
+offset per tap:
 contiguous vectors along j, and across rows too (columns j in [Wp, Wsub) of each row are
 computed and dropped). Every input element is copied once per band and phase it lies in,
 where an im2col matrix would copy it once per tap.
 """
 
 from cython cimport floating
-from libc.string cimport memcpy, memmove
+from libc.stdlib cimport qsort
+from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
-
-
-cdef enum:
-    PHASES_MAX = 32              # phases a band lists per axis (see the module docstring)
 
 
 cdef struct Band:
@@ -49,8 +48,8 @@ cdef struct Band:
     Py_ssize_t gh, gw            # phase step: gcd of the stride and every tap's offset
     Py_ssize_t nph, npw          # phase slots (sub-images along each axis)
     bint hlisted, wlisted        # slots are the phases in hph / wph, not multiples of gh / gw
-    Py_ssize_t hph[PHASES_MAX]   # listed row phases (offsets below sh), ascending
-    Py_ssize_t wph[PHASES_MAX]   # ... and column phases
+    Py_ssize_t *hph              # listed row phases (offsets below sh), ascending: KH entries
+    Py_ssize_t *wph              # ... and column phases: KW entries (both band_init's caller's)
     Py_ssize_t sub_size          # elements per sub-image: (R + extra)*Wsub + slack, rounded
     Py_ssize_t chan_stride       # elements per channel: nph*npw*sub_size
 
@@ -110,32 +109,31 @@ cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,
     return i * (total // parts) + min(i, total % parts)
 
 
+cdef inline int compare_ssize(const void *a, const void *b) noexcept nogil:
+    """qsort's order of Py_ssize_t values: ascending."""
+    cdef Py_ssize_t x = (<const Py_ssize_t *> a)[0], y = (<const Py_ssize_t *> b)[0]
+    return (x > y) - (x < y)
+
+
 cdef inline Py_ssize_t phase_slots(const Py_ssize_t *off, Py_ssize_t n, Py_ssize_t omin,
                                    Py_ssize_t s, Py_ssize_t g, Py_ssize_t *ph,
                                    bint *listed) noexcept nogil:
     """The phase slots of one axis, for taps at offsets off[0..n) (smallest omin), stride s
     and phase step g: their number; listed: whether they are ph[0..number), the distinct
-    phases read, ascending (when those are fewer than the multiples of g up to the largest,
-    and at most PHASES_MAX), or else those multiples."""
-    cdef Py_ssize_t i, j, r, top = 0, count = 0
+    phases read, ascending (when those are fewer than the multiples of g up to the largest),
+    or else those multiples. ph: n entries."""
+    cdef Py_ssize_t i, count = 0
     for i in range(n):
-        r = (off[i] - omin) % s
-        top = max(top, r)
-        if count < 0:
-            continue
-        j = 0
-        while j < count and ph[j] < r:
-            j += 1
-        if j < count and ph[j] == r:
-            continue
-        if count == PHASES_MAX:
-            count = -1       # too many to list
-            continue
-        memmove(&ph[j + 1], &ph[j], (count - j) * sizeof(Py_ssize_t))
-        ph[j] = r
-        count += 1
-    listed[0] = 0 <= count < top // g + 1
-    return count if listed[0] else top // g + 1
+        ph[i] = (off[i] - omin) % s
+    qsort(ph, n, sizeof(Py_ssize_t), compare_ssize)
+    for i in range(n):
+        if count == 0 or ph[i] != ph[count - 1]:
+            ph[count] = ph[i]
+            count += 1
+    # The largest phase read is ph[count - 1]: the multiples of g up to it number
+    # ph[count - 1] // g + 1, at least count.
+    listed[0] = count < ph[count - 1] // g + 1
+    return count if listed[0] else ph[count - 1] // g + 1
 
 
 cdef inline Py_ssize_t row_phase(const Band *b, Py_ssize_t ph) noexcept nogil:
@@ -152,13 +150,16 @@ cdef inline Py_ssize_t find_slot(const Py_ssize_t *ph, bint listed, Py_ssize_t n
                                  Py_ssize_t g, Py_ssize_t r) noexcept nogil:
     """The slot holding phase r (an offset below the stride) of an axis (its phase list,
     whether listed, its slots, its step), or -1 when none does."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t lo = 0, hi = n, mid
     if not listed:
         return r // g if r % g == 0 and r // g < n else -1
-    for i in range(n):
-        if ph[i] == r:
-            return i
-    return -1
+    while lo < hi:              # ph is ascending: the first entry not below r
+        mid = lo + (hi - lo) // 2
+        if ph[mid] < r:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < n and ph[lo] == r else -1
 
 
 cdef inline Py_ssize_t row_slot(const Band *b, Py_ssize_t r) noexcept nogil:
@@ -173,9 +174,10 @@ cdef inline Py_ssize_t col_slot(const Band *b, Py_ssize_t r) noexcept nogil:
 
 cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,
                            const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
-                           Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows,
-                           Py_ssize_t slack) noexcept nogil:
-    """The geometry of bands of `rows` grid rows for these taps.
+                           Py_ssize_t KW, Py_ssize_t Wp, Py_ssize_t rows, Py_ssize_t slack,
+                           Py_ssize_t *phases) noexcept nogil:
+    """The geometry of bands of `rows` grid rows for these taps. phases: KH + KW entries for
+    the phase lists, kept as long as the band is used.
     Assumes: KH, KW >= 1; rows >= 1."""
     cdef Py_ssize_t i, ohmax = offh[0], owmax = offw[0]
     b.H, b.W, b.sh, b.sw, b.Wp, b.rows, b.slack = H, W, sh, sw, Wp, rows, slack
@@ -197,6 +199,8 @@ cdef inline void band_init(Band *b, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, P
     b.gw = sw
     for i in range(KW):
         b.gw = gcd(b.gw, offw[i] - b.owmin)
+    b.hph = phases
+    b.wph = phases + KH
     b.nph = phase_slots(offh, KH, b.ohmin, sh, b.gh, b.hph, &b.hlisted)
     b.npw = phase_slots(offw, KW, b.owmin, sw, b.gw, b.wph, &b.wlisted)
     # Whole cache lines (16 elements: 64 bytes or more), so sub-images start on one.

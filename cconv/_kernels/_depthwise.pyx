@@ -122,18 +122,19 @@ cdef inline void dw_cl_run(int isa, Py_ssize_t taps, const floating *base,
 
 cdef void setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t itemsize,
-                Py_ssize_t lanes, Py_ssize_t *toff) noexcept:
-    """The geometry of L.mode and, if toff is not NULL, the tap offsets (KH*KW entries)."""
+                Py_ssize_t lanes, Py_ssize_t *toff, Py_ssize_t *phases) noexcept:
+    """The geometry of L.mode and, if toff is not NULL, the tap offsets (KH*KW entries).
+    phases: KH + KW entries for the band's phase lists, kept while L is used."""
     cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
     L.taps = KH * KW
     L.sh, L.sw = sh, sw
     L.rows = rows
     L.nbands = cdiv(L.H_out, rows)
     if L.mode == CHANNELS:
-        channels_setup(L, offh, offw, itemsize, lanes, toff)
+        channels_setup(L, offh, offw, itemsize, lanes, toff, phases)
         return
     band_init(&L.band, L.H, L.W, sh, sw, &offh[0], KH, &offw[0], KW, L.W_out, rows,
-              4 * lanes)
+              4 * lanes, phases)
     L.items = L.N * L.C_in * L.nbands
     L.flat = L.W_out < 4 * lanes
     # Sizes saturate (mul_sat): too large for the platform reads as too large.
@@ -151,13 +152,14 @@ cdef Py_ssize_t GRID_PIXELS = 256
 
 
 cdef void channels_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
-                         Py_ssize_t itemsize, Py_ssize_t lanes, Py_ssize_t *toff) noexcept:
+                         Py_ssize_t itemsize, Py_ssize_t lanes, Py_ssize_t *toff,
+                         Py_ssize_t *phases) noexcept:
     """Channel mode's geometry: the input block is a band (_band.pxd: zero-padded, split into
     stride phases) with VL lanes per element; its workspace and, if toff is not NULL, tap
     offsets."""
     cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
     cdef Band *bd = &L.band
-    band_init(bd, L.H, L.W, L.sh, L.sw, &offh[0], KH, &offw[0], KW, L.W_out, L.rows, 0)
+    band_init(bd, L.H, L.W, L.sh, L.sw, &offh[0], KH, &offw[0], KW, L.W_out, L.rows, 0, phases)
     L.lanes = lanes
     L.nblocks = cdiv(L.C_in, lanes)
     L.items = L.N * L.nblocks * L.nbands
@@ -339,8 +341,21 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
     (rows mode)."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], mode, isa)
-    setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL)
+    cdef Py_ssize_t *phases = alloc_phases(offh, offw)
+    setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL,
+          phases)
+    free(phases)
     return L.ws, L.items
+
+
+cdef Py_ssize_t *alloc_phases(const Py_ssize_t[::1] offh,
+                              const Py_ssize_t[::1] offw) except NULL:
+    """Room for a band's phase lists (KH + KW entries, _band.pxd), for setup(); free it."""
+    cdef Py_ssize_t n = max(offh.shape[0] + offw.shape[0], 1)
+    cdef Py_ssize_t *phases = <Py_ssize_t *> malloc(n * sizeof(Py_ssize_t))
+    if phases == NULL:
+        raise MemoryError()
+    return phases
 
 
 cdef class Depthwise:
@@ -348,6 +363,7 @@ cdef class Depthwise:
     Arguments as for workspace_elems(); the weights it runs with have one column per tap."""
     cdef Layer L
     cdef Py_ssize_t *toff
+    cdef Py_ssize_t *phases            # the band's phase lists
     cdef Py_ssize_t itemsize
     cdef readonly Py_ssize_t workspace_elems
 
@@ -361,8 +377,9 @@ cdef class Depthwise:
         self.toff = NULL if table == PY_SSIZE_T_MAX else <Py_ssize_t *> malloc(table)
         if self.toff == NULL:
             raise MemoryError()
+        self.phases = alloc_phases(offh, offw)
         setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
-              self.toff)
+              self.toff, self.phases)
         self.workspace_elems = self.L.ws
         if self.workspace_elems > PY_SSIZE_T_MAX // 64:
             raise MemoryError("Depthwise: the workspace of this geometry exceeds what this "
@@ -371,6 +388,7 @@ cdef class Depthwise:
 
     def __dealloc__(self):
         free(self.toff)
+        free(self.phases)
 
     def run(self, x, w, bias, out, int nthreads):
         """Compute out from x (module docstring) on nthreads threads. x, out as prepared,

@@ -150,11 +150,25 @@ cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *
                                      accumulate, pf)
 
 
+cdef Py_ssize_t *alloc_phases(const Py_ssize_t[:, ::1] problems) except NULL:
+    """Room for every problem's band phase lists (its KH + KW entries, _band.pxd), for
+    setup(); PyMem_RawFree it."""
+    cdef Py_ssize_t p, n = 0
+    cdef Py_ssize_t *phases
+    for p in range(problems.shape[0]):
+        n += problems[p, 0] + problems[p, 1]   # the tap table holds as many entries
+    phases = <Py_ssize_t *> PyMem_RawMalloc(max(n, 1) * sizeof(Py_ssize_t))
+    if phases == NULL:
+        raise MemoryError()
+    return phases
+
+
 cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
                       const Py_ssize_t[:, ::1] problems, const Py_ssize_t[::1] taps,
-                      Py_ssize_t itemsize) noexcept nogil:
+                      Py_ssize_t itemsize, Py_ssize_t *phases) noexcept nogil:
     """Derive every problem's geometry and the per-thread workspace; return the work items.
-    koff tables are left NULL (alloc_tables fills them)."""
+    phases: alloc_phases(problems)'s room, kept while the problems are used. koff tables
+    are left NULL (alloc_tables fills them)."""
     cdef Py_ssize_t p, total = 0, band_max = 0, c_max = 0, pix
     cdef Problem *pr
     L.Cg = L.C_in // L.groups
@@ -185,7 +199,8 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
         pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0
                          and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)
         band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
-                  L.rows, L.nr)
+                  L.rows, L.nr, phases)
+        phases += pr.KH + pr.KW
         if pr.in_place_b:
             pr.band.Wsub = L.W
         pr.in_place_c = (L.mode == PIXELS and L.fy == 1 and L.fx == 1
@@ -689,14 +704,17 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb, fy, fx)
     cdef Py_ssize_t nprob = problems.shape[0], items
+    cdef Py_ssize_t *phases = alloc_phases(problems)
     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
     if probs == NULL:
+        PyMem_RawFree(phases)
         raise MemoryError()
     try:
-        items = setup(&L, probs, nprob, problems, taps, itemsize)
+        items = setup(&L, probs, nprob, problems, taps, itemsize, phases)
         return L.ws, add_sat(L.ws, L.ws_pack), items
     finally:
         PyMem_Free(probs)
+        PyMem_RawFree(phases)
 
 
 cdef class IGemm:
@@ -708,6 +726,7 @@ cdef class IGemm:
     cconv._planner."""
     cdef Layer L
     cdef Problem *probs
+    cdef Py_ssize_t *phases          # the bands' phase lists
     cdef Py_ssize_t nprob, total
     cdef object keep               # the tables the problems point into
     cdef Py_ssize_t itemsize
@@ -723,12 +742,14 @@ cdef class IGemm:
         self.L.sg, self.L.sm, self.L.sc = sg, sm, sc
         self.nprob = problems.shape[0]
         self.keep = (problems, taps)
+        self.phases = alloc_phases(problems)
         self.probs = <Problem *> PyMem_Malloc(max(self.nprob, 1) * sizeof(Problem))
         if self.probs == NULL:
             raise MemoryError()
         for p in range(self.nprob):
             self.probs[p].koff = self.probs[p].wkoff = NULL
-        self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize)
+        self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize,
+                           self.phases)
         self.itemsize = itemsize
         self.workspace_elems = self.L.ws
         self.workspace_elems_raw = add_sat(self.L.ws, self.L.ws_pack)
@@ -743,6 +764,7 @@ cdef class IGemm:
         if self.probs != NULL:
             free_tables(&self.L, self.probs, self.nprob)
             PyMem_Free(self.probs)
+        PyMem_RawFree(self.phases)
 
     cdef void check(self, Py_ssize_t w_size, Py_ssize_t itemsize, bint packed) except *:
         """The weights (packed or raw) and the dtype match what was prepared."""
