@@ -48,6 +48,16 @@ FILL_CYCLES = 0.5
 # where its pixels land `stride` apart, the phases of a transposed convolution, 1.5.)
 COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.0}
 COPY_STRIDED_CYCLES = 1.5
+# Pixel mode's tiles run this much slower than _tile_cost on a conv2d that reads a band
+# buffer (taps or a stride): their pixel vectors load from anywhere in a row, across cache
+# lines, where an input read in place is aligned. Measured against 1.0 (module, alternating
+# A/B; the plans it changes take channel mode): ResNet-50's stem 0.90-0.92x the time on
+# AVX-512 (1 and 2 threads), 0.91-0.95x on AVX2, 0.96-1.03x on SSE2; its stride-2 1x1
+# downsample 0.90-1.03x on AVX-512, 0.99-1.01x on AVX2 and SSE2; MNIST's conv2 at batch 32
+# 0.88x on AVX2; MobileNetV2's stem 0.95x and a 96x96 camera stem 0.93-0.97x on SSE2. Not on
+# the phases of a transposed convolution: the 3x3/s2 decoder layer, which it also changed,
+# ran 0.99-1.18x.
+PIXEL_BAND_FACTOR = 1.2
 # Packing raw weights into a channel-mode panel, per element: a K block contiguous in the
 # weight (conv2d's with every tap) is transposed in vector tiles, ~0.15 ns an element inside
 # a call (measured on ResNet-50 stage 4); any other goes element by element, ~1 ns. (One
@@ -208,6 +218,8 @@ def _igemm_cost(params, tables, mode, mr, nr, cpb, rows, ppb, threads, prepacked
             rows_per = p.Mg / npanels
             tiles = _cdiv((R - 1) * wsub + wp, nr) * block
             compute = tiles * K * _tile_cost(rows_per)
+            if not (tables.reads_input_in_place or p.transposed):
+                compute *= PIXEL_BAND_FACTOR
             copy = block * rows_per * R * wp
         else:
             joined = wsub == wp  # no padding columns: tiles run across rows
