@@ -48,9 +48,10 @@ FILL_CYCLES = 0.5
 # where its pixels land `stride` apart, the phases of a transposed convolution, 1.5.)
 COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.0}
 COPY_STRIDED_CYCLES = 1.5
-# Pixel mode's tiles run this much slower than _tile_cost on a conv2d that reads a band
-# buffer (taps or a stride): their pixel vectors load from anywhere in a row, across cache
-# lines, where an input read in place is aligned. Measured against 1.0 (module, alternating
+# Pixel mode's tiles run about this much slower than _tile_cost on a conv2d that reads a band
+# buffer (taps or a stride; its pixel vectors load at any offset in a row, most of them
+# across two cache lines, where an input read in place is aligned: the likely cause, not
+# measured on its own; this VM has no cache counters). Measured against 1.0 (module, alternating
 # A/B; the plans it changes take channel mode): ResNet-50's stem 0.90-0.92x the time on
 # AVX-512 (1 and 2 threads), 0.91-0.95x on AVX2, 0.96-1.03x on SSE2; its stride-2 1x1
 # downsample 0.90-1.03x on AVX-512, 0.99-1.01x on AVX2 and SSE2; MNIST's conv2 at batch 32

@@ -451,6 +451,8 @@ cdef void copy_d2s(const Layer *L, const floating *c, Py_ssize_t cpitch, Py_ssiz
                     d[2 * t] = x[t]
                     d[2 * t + 1] = y[t]
             else:
+                # fx > 2 row by row: masked AVX-512 vectors here (cc_scatter2's, any stride)
+                # or the fx rows interleaved ran 4x4/s4 and 3x3/s3 layers 0.98-1.01x the time.
                 for t in range(Wv):
                     d[t * L.fx] = x[t]
         m += step
@@ -566,6 +568,11 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 for pan in range(pan0, pan1):
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
                                src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
+    # A band with padding columns goes through the C block, copied out here (ResNet-50's
+    # stem: 13% of its time). Tiles within one image row written in place instead, only
+    # those across the padding columns through a tile of their own, ran 1.03-1.08x slower on
+    # the six stems and padded layers measured: writing the output costs about as much from
+    # the tiles as from this copy.
     if L.fy * L.fx > 1:
         copy_d2s(L, cbuf, cpitch, bd.Wsub, out_ng, row0, row1, i0, R)
     elif not pr.in_place_c:
@@ -635,6 +642,9 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                 for pp in range(npp):
                     t0 = split_start(pp, seg, npp)
                     r = split_start(pp + 1, seg, npp) - t0
+                    # (Prefetching the next tile's band pixels, 16 to 256 elements ahead
+                    # in each K row, on six 3x3 layers and the stem: no consistent gain,
+                    # 0.85-1.03x the time in one run, 0.99-1.08x when repeated.)
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
                             k_times(L, L.nr),
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
