@@ -213,7 +213,10 @@ class _ConvNd:
         return _params.contiguous(x4, self.dtype), unbatched
 
     def _pad_input(self, x):
-        """Explicit padding for padding_mode != 'zeros', with PyTorch's limits."""
+        """Explicit padding for padding_mode != 'zeros', with PyTorch's limits: (the padded
+        input, the padding left to the convolution). An empty batch has an empty result
+        whatever the mode: no copy (numpy cannot even describe one of 2**32 x 2**32 pixels),
+        its padding left to the convolution, as zeros."""
         fn = type(self).__name__
         pt, pb, pl, pr = self._pads
         H, W = x.shape[2], x.shape[3]
@@ -226,8 +229,10 @@ class _ConvNd:
                 raise ValueError(f"{fn}: padding_mode='circular' needs padding at most the "
                                  f"input size, got padding ({before}, {after}) at dimension "
                                  f"{dim} of input {list(x.shape)}")
+        if x.shape[0] == 0:
+            return x, self._pads
         return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)),
-                      mode=_NUMPY_PAD_MODE[self.padding_mode])
+                      mode=_NUMPY_PAD_MODE[self.padding_mode]), (0, 0, 0, 0)
 
     def _run(self, x, unbatched, key, params_of):
         """Convolve x (4-D, C-contiguous, module dtype). key identifies the call's geometry
@@ -310,7 +315,7 @@ class Conv2d(_ConvNd):
         x, unbatched = self._input(input)
         pads = self._pads
         if self.padding_mode != "zeros":
-            x, pads = self._pad_input(x), (0, 0, 0, 0)
+            x, pads = self._pad_input(x)
         return self._run(x, unbatched, x.shape, lambda: _params.conv2d_params(
             type(self).__name__, x.shape, self._weight_shape(), self.stride, pads,
             self.dilation, self.groups))

@@ -78,6 +78,26 @@ def test_padding_mode_at_its_limit(mode, padding, size, torch):
     np.testing.assert_allclose(cm(x), t, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["replicate", "reflect", "circular"])
+def test_padding_mode_on_an_empty_batch(mode):
+    """An empty batch gives an empty result of the output's shape, with no padded copy. With
+    padding 2**31 - 1 on both axes that copy would be 2**32 x 2**32 pixels, which numpy
+    refused to describe ("array is too big", from np.pad; found by the long fuzz profile;
+    torch 2.13 fails there too, "Stride calculation overflowed", on its own padded copy).
+    The modes' limits still hold: reflect and circular refuse such padding."""
+    big = 2**31 - 1
+    m = cconv.Conv2d(1, 1, 1, stride=big, dilation=big, padding=big, padding_mode=mode)
+    x = np.zeros((0, 1, 1, 1), np.float32)
+    if mode == "replicate":
+        y = m(x)
+        assert y.shape == (0, 1, 3, 3) and y.dtype == np.float32
+    else:
+        with pytest.raises(ValueError, match=f"padding_mode='{mode}'"):
+            m(x)
+    m = cconv.Conv2d(2, 3, 3, padding=1, padding_mode=mode)
+    assert m(np.zeros((0, 2, 4, 5), np.float32)).shape == (0, 3, 4, 5)
+
+
 # Argument combinations for repr: (args, kwargs).
 REPR_CASES = [
     ((3, 8, 3), {}),
