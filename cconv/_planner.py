@@ -55,7 +55,9 @@ COPY_STRIDED_CYCLES = 1.5
 # A/B; the plans it changes take channel mode): ResNet-50's stem 0.90-0.92x the time on
 # AVX-512 (1 and 2 threads), 0.91-0.95x on AVX2, 0.96-1.03x on SSE2; its stride-2 1x1
 # downsample 0.90-1.03x on AVX-512, 0.99-1.01x on AVX2 and SSE2; MNIST's conv2 at batch 32
-# 0.88x on AVX2; MobileNetV2's stem 0.95x and a 96x96 camera stem 0.93-0.97x on SSE2. Not on
+# 0.88x on AVX2; MobileNetV2's stem 0.95x and a 96x96 camera stem 0.93-0.97x on SSE2
+# (float32). float64: the stem 0.90-0.98x, MNIST's conv2 0.88x, the AVX2 stems 0.92-1.05x;
+# the downsample 0.89-1.05x on AVX-512 but 1.05-1.06x on AVX2, the one loss measured. Not on
 # the phases of a transposed convolution: the 3x3/s2 decoder layer, which it also changed,
 # ran 0.99-1.18x.
 PIXEL_BAND_FACTOR = 1.2
