@@ -22,14 +22,13 @@ up to the largest read (hph(ph) = ph*gh), or, when the taps read fewer of those,
 just those (hph(ph) = hph[ph], at most one per tap: KH entries, which the caller provides):
 stride 2**20 with dilation 2**21 - 1 reads phases 0 and 2**20 - 1, two sub-images, not
 2**20. So a band never holds more sub-images than taps along each axis. That is a fixed
-offset per tap:
-contiguous vectors along j, and across rows too (columns j in [Wp, Wsub) of each row are
-computed and dropped). Every input element is copied once per band and phase it lies in,
-where an im2col matrix would copy it once per tap.
+offset per tap: contiguous vectors along j, and across rows too (columns j in [Wp, Wsub) of
+each row are computed and dropped). Every input element is copied once per band and phase it
+lies in, where an im2col matrix would copy it once per tap.
 """
 
 from cython cimport floating
-from libc.stdlib cimport qsort
+from libc.stdlib cimport malloc, qsort
 from libc.string cimport memcpy
 
 cdef extern from "Python.h":
@@ -107,6 +106,15 @@ cdef inline Py_ssize_t split_start(Py_ssize_t i, Py_ssize_t total,
     at most one (the larger first). Written without i * total, which could overflow.
     Assumes: 0 <= i <= parts, parts > 0."""
     return i * (total // parts) + min(i, total % parts)
+
+
+cdef inline Py_ssize_t *phase_room(Py_ssize_t taps) except NULL:
+    """Room for the phase lists of bands whose axes have `taps` taps in all (KH + KW for
+    one band), for band_init; free() it once the bands are no longer used."""
+    cdef Py_ssize_t *room = <Py_ssize_t *> malloc(max(taps, 1) * sizeof(Py_ssize_t))
+    if room == NULL:
+        raise MemoryError()
+    return room
 
 
 cdef inline int compare_ssize(const void *a, const void *b) noexcept nogil:

@@ -40,7 +40,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._band cimport (Band, add_sat, band_init, cdiv, col_phase, fill_band, line_aligned,
-                     mul_sat, phase_columns, round_line, row_phase, row_slot, tap_offset)
+                     mul_sat, phase_columns, phase_room, round_line, row_phase, row_slot,
+                     tap_offset)
 from ._buffers cimport release, shape_is, take_call, workspace
 from ._shares cimport SHARE_PAD, Shares, shares_init, take
 from ._transpose cimport cc_copy_pixels, transpose, transpose_grid
@@ -341,21 +342,11 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
     (rows mode)."""
     cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
                             shape[6], mode, isa)
-    cdef Py_ssize_t *phases = alloc_phases(offh, offw)
+    cdef Py_ssize_t *phases = phase_room(offh.shape[0] + offw.shape[0])
     setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL,
           phases)
     free(phases)
     return L.ws, L.items
-
-
-cdef Py_ssize_t *alloc_phases(const Py_ssize_t[::1] offh,
-                              const Py_ssize_t[::1] offw) except NULL:
-    """Room for a band's phase lists (KH + KW entries, _band.pxd), for setup(); free it."""
-    cdef Py_ssize_t n = max(offh.shape[0] + offw.shape[0], 1)
-    cdef Py_ssize_t *phases = <Py_ssize_t *> malloc(n * sizeof(Py_ssize_t))
-    if phases == NULL:
-        raise MemoryError()
-    return phases
 
 
 cdef class Depthwise:
@@ -377,7 +368,7 @@ cdef class Depthwise:
         self.toff = NULL if table == PY_SSIZE_T_MAX else <Py_ssize_t *> malloc(table)
         if self.toff == NULL:
             raise MemoryError()
-        self.phases = alloc_phases(offh, offw)
+        self.phases = phase_room(offh.shape[0] + offw.shape[0])
         setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
               self.toff, self.phases)
         self.workspace_elems = self.L.ws

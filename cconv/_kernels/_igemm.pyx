@@ -49,7 +49,7 @@ from cython cimport floating
 from libc.stdlib cimport free
 
 from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
-                     round_line, split_start, tap_offset)
+                     phase_room, round_line, split_start, tap_offset)
 from ._buffers cimport elements, release, take_call, workspace
 from ._shares cimport SHARE_PAD, Shares, shares_init, take
 from ._transpose cimport cc_scatter2_isa_f32, transpose
@@ -151,16 +151,11 @@ cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *
 
 
 cdef Py_ssize_t *alloc_phases(const Py_ssize_t[:, ::1] problems) except NULL:
-    """Room for every problem's band phase lists (its KH + KW entries, _band.pxd), for
-    setup(); PyMem_RawFree it."""
+    """phase_room for every problem's band (its KH + KW taps), for setup(); free() it."""
     cdef Py_ssize_t p, n = 0
-    cdef Py_ssize_t *phases
     for p in range(problems.shape[0]):
         n += problems[p, 0] + problems[p, 1]   # the tap table holds as many entries
-    phases = <Py_ssize_t *> PyMem_RawMalloc(max(n, 1) * sizeof(Py_ssize_t))
-    if phases == NULL:
-        raise MemoryError()
-    return phases
+    return phase_room(n)
 
 
 cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
@@ -717,14 +712,14 @@ def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
     cdef Py_ssize_t *phases = alloc_phases(problems)
     cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
     if probs == NULL:
-        PyMem_RawFree(phases)
+        free(phases)
         raise MemoryError()
     try:
         items = setup(&L, probs, nprob, problems, taps, itemsize, phases)
         return L.ws, add_sat(L.ws, L.ws_pack), items
     finally:
         PyMem_Free(probs)
-        PyMem_RawFree(phases)
+        free(phases)
 
 
 cdef class IGemm:
@@ -774,7 +769,7 @@ cdef class IGemm:
         if self.probs != NULL:
             free_tables(&self.L, self.probs, self.nprob)
             PyMem_Free(self.probs)
-        PyMem_RawFree(self.phases)
+        free(self.phases)
 
     cdef void check(self, Py_ssize_t w_size, Py_ssize_t itemsize, bint packed) except *:
         """The weights (packed or raw) and the dtype match what was prepared."""
