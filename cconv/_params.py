@@ -316,44 +316,22 @@ def conv_transpose2d_params(fn, x_shape, w_shape, stride, padding, output_paddin
     return params
 
 
-def _plain(value):
-    """Whether value is an int, a str, or a tuple of ints: arguments that may key a cache
+def plain(values):
+    """Whether every value is an int, a str or a tuple of ints: arguments that may key a cache
     (bools and numpy ints are excluded, so that True never hits the entry of 1)."""
-    t = type(value)
-    if t is int or t is str:
-        return True
-    return t is tuple and all(type(v) is int for v in value)
-
-
-_GEOMETRY_CACHE = {}
-
-
-def _remembered(key, compute, *args):
-    """compute(*args), remembered under key (fn, shapes, then the user's arguments) when those
-    arguments are plain: repeated calls skip the checks they already passed. Errors are
-    raised again each time (only results are kept). (No closure, no generator: a call that
-    hits costs ~0.6 us, one with them cost 2.1.)"""
-    for value in key[3:]:
-        if not _plain(value):
-            return compute(*args)
-    params = _GEOMETRY_CACHE.get(key)
-    if params is None:
-        params = compute(*args)
-        if len(_GEOMETRY_CACHE) >= 1024:
-            _GEOMETRY_CACHE.clear()
-        _GEOMETRY_CACHE[key] = params
-    return params
+    for value in values:
+        t = type(value)
+        if t is tuple:
+            for v in value:     # no generator: this runs on every functional call
+                if type(v) is not int:
+                    return False
+        elif t is not int and t is not str:
+            return False
+    return True
 
 
 def conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
-    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups
-    (remembered for plain arguments: repeated calls skip the checks they already passed)."""
-    return _remembered((fn, x_shape, w_shape, stride, padding, dilation, groups),
-                       _conv2d_geometry, fn, x_shape, w_shape, stride, padding, dilation,
-                       groups)
-
-
-def _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
+    """ConvParams of conv2d from shapes and the user's stride/padding/dilation/groups."""
     groups = positive_int(fn, "groups", groups)
     stride = int_pair(fn, "stride", stride, 1)
     dilation = int_pair(fn, "dilation", dilation, 1)
@@ -363,16 +341,7 @@ def _conv2d_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
 
 def conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding, groups,
                               dilation):
-    """ConvParams of conv_transpose2d from shapes and the user's arguments (remembered for
-    plain arguments, as conv2d_geometry's)."""
-    return _remembered((fn, x_shape, w_shape, stride, padding, output_padding, groups,
-                        dilation),
-                       _conv_transpose2d_geometry, fn, x_shape, w_shape, stride, padding,
-                       output_padding, groups, dilation)
-
-
-def _conv_transpose2d_geometry(fn, x_shape, w_shape, stride, padding, output_padding, groups,
-                               dilation):
+    """ConvParams of conv_transpose2d from shapes and the user's arguments."""
     groups = positive_int(fn, "groups", groups)
     stride = int_pair(fn, "stride", stride, 1)
     dilation = int_pair(fn, "dilation", dilation, 1)

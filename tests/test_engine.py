@@ -154,6 +154,33 @@ def test_module_equals_functional_bitwise(layer):
     np.testing.assert_array_equal(module(x), functional(x, w, b, **layer.conv_kwargs()))
 
 
+def test_repeated_functional_calls_run_the_plan_of_their_own_setting(monkeypatch):
+    """A functional call remembers its geometry and plan per dtype, algorithm, variant and
+    thread count: repeating the shapes under another setting runs that setting's plan, and an
+    algorithm that does not fit is refused however often the shapes were planned."""
+    ran = []
+    execute = _planner.execute
+    monkeypatch.setattr(_planner, "execute", lambda plan, *args, **kwargs: (
+        ran.append(plan), execute(plan, *args, **kwargs))[1])
+    x, w, b = random_arrays(6, (1, 16, 24, 24), (16, 16, 3, 3), True, np.float64)
+    for _ in range(2):
+        for threads in (1, 2):
+            cconv.set_num_threads(threads)
+            for isa in _isa.SUPPORTED:
+                for algorithm in (None, "igemm", "igemm_cl"):
+                    for dtype in (np.float32, np.float64):
+                        with _isa.forced(isa):
+                            y = cconv.conv2d(x.astype(dtype), w.astype(dtype),
+                                             b.astype(dtype), padding=1, algorithm=algorithm)
+                        plan = ran.pop()
+                        assert (plan.isa, plan.dtype, plan.threads) == (
+                            _isa.NAMES.index(isa), np.dtype(dtype), threads)
+                        assert algorithm in (None, plan.algorithm)
+                        check_conv2d(y, x, w, b, dtype=dtype, padding=1)
+            with pytest.raises(ValueError, match="algorithm='depthwise'"):
+                cconv.conv2d(x, w, b, padding=1, algorithm="depthwise")
+
+
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
 @pytest.mark.parametrize("algorithm", ["igemm", "igemm_cl"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
