@@ -55,8 +55,8 @@ class ConvParams:
         return self.C_out // self.groups
 
     # Computed once per instance (cached_property writes the instance's __dict__, which a
-    # frozen dataclass allows): a call looks them up a few times, and the geometry cache
-    # hands repeated calls the same instance.
+    # frozen dataclass allows): a call looks them up a few times, and repeated calls get the
+    # same instance (from a module's plans, or functional's prepared calls).
     @cached_property
     def flops(self):
         """Floating-point operations (2 per multiply-add) over the whole batch."""
