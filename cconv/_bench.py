@@ -53,6 +53,11 @@ MATMUL_N = 2048
 # threads (not in the quick run): the vs1T column, cconv-module's speedup from its threads,
 # measured as the ratios are (two rows timed minutes apart drift with the machine).
 SERIAL = "cconv-module@1"
+# The ceiling on one BLAS thread, timed likewise in rows with more threads: the mm1T column,
+# the speedup the machine gives a compute-bound BLAS from the same threads in the same rounds
+# (on the shared 2-core development machine its per-round ratio swings 1.3-2.9 as cconv's
+# does), the yardstick for vs1T.
+CEILING_SERIAL = "matmul@1"
 SHORT = {"cconv-functional": "f", "cconv-module": "m", "torch": "torch",
          "onnxruntime": "ort", "numpy": "numpy"}
 
@@ -66,7 +71,7 @@ MAX_BATCH = 100_000
 # core, the next contender ran 1.7-4x slower for ~0.2 s; after cconv's or torch's OpenMP
 # threads, onnxruntime ran 1.5x slower for a few ms (their spin-wait), none after 20 ms.
 SETTLE_S = 0.25
-SETTLE_AFTER = ("onnxruntime", "numpy", CEILING)
+SETTLE_AFTER = ("onnxruntime", "numpy", CEILING, CEILING_SERIAL)
 SETTLE_SHORT_S = 0.05
 # Before each timed batch (after its pause), the contender runs untimed for this long: after
 # a pause, the first calls ran slower while the idle cores woke (2 threads, ResNet-50 s2/s4
@@ -249,10 +254,19 @@ def make_contender(name, layer, x, w, b, threads):
             finally:
                 cconv.set_num_threads(threads)
         return Contender(name, serial)
-    if name == CEILING:
+    if name in (CEILING, CEILING_SERIAL):
         rng = np.random.default_rng(0)
         a, c = (rng.random((MATMUL_N, MATMUL_N), np.float32) for _ in range(2))
-        return Contender(name, lambda: np.matmul(a, c))
+        if name == CEILING:
+            return Contender(name, lambda: np.matmul(a, c))
+        tpc = _optional("threadpoolctl")
+        if tpc is None:
+            raise UnavailableError("threadpoolctl is not installed")
+
+        def serial_matmul():
+            with tpc.threadpool_limits(limits=1, user_api="blas"):
+                return np.matmul(a, c)
+        return Contender(name, serial_matmul)
     raise ValueError(f"unknown contender {name!r}; expected one of {CONTENDERS}")
 
 
@@ -449,7 +463,7 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
             try:
                 c = make_contender(name, layer, x, w, b, threads)
                 out = c.to_numpy(c.call())
-                if name == CEILING:   # not a convolution: nothing to check
+                if name in (CEILING, CEILING_SERIAL):   # not a convolution: no check
                     live[name] = c
                     continue
             except UnavailableError as exc:
@@ -548,6 +562,9 @@ def format_table(records, peers):
     head = ["layer", "thr", "module ms", "GFLOP/s", "algorithm", "used", "ws KiB", "busy"]
     ceiling = any(CEILING in r["times"] for r in records)
     serial = any(SERIAL in r["times"] for r in records)
+    mm1 = any(CEILING_SERIAL in r["times"] for r in records)
+    if mm1:
+        head.insert(4, "mm1T")
     if serial:
         head.insert(4, "vs1T")
     if ceiling:
@@ -565,6 +582,9 @@ def format_table(records, peers):
                str(r.get("plan_threads", "-")),
                "-" if ws is None else f"{ws / 1024:.0f}",
                "-" if r.get("others_cpus") is None else f"{r['others_cpus']:.2f}"]
+        if mm1:
+            m1, mt = r["times"].get(CEILING_SERIAL), r["times"].get(CEILING)
+            row.insert(4, "-" if m1 is None or mt is None else f"{m1 / mt:.2f}")
         if serial:
             t1 = r["times"].get(SERIAL)
             row.insert(4, "-" if t is None or t1 is None else f"{t1 / t:.2f}")
@@ -581,7 +601,7 @@ def format_table(records, peers):
         n = sum(r["threads"] == t and any(ratio(r, p, c) for p in peers for c in CCONV)
                 for r in records)
         row = [f"geomean ({n} layers)", str(t)]
-        row += [""] * (6 + ceiling + serial)
+        row += [""] * (6 + ceiling + serial + mm1)
         for p in peers:
             for path in CCONV:
                 v = values[f"{SHORT[p]}:{SHORT[path]}"]
@@ -605,6 +625,9 @@ def format_table(records, peers):
     if serial:
         lines.append("vs1T: cconv-module's time on 1 thread / its time on thr threads, both "
                      "timed in the same rounds.")
+    if mm1:
+        lines.append("mm1T: the same for numpy's matmul (1 BLAS thread / thr), in the same "
+                     "rounds: what the machine gives a compute-bound BLAS.")
     lines.append("<peer>:f / <peer>:m = peer time / cconv time, for cconv-functional / "
                  "cconv-module: above 1, cconv is faster.")
     notes = {}
@@ -646,7 +669,8 @@ def plot(records, path, contenders):
         return False
     threads = sorted({r["threads"] for r in records})
     names = [n for n in contenders
-             if n not in (CEILING, SERIAL) and any(n in r["times"] for r in records)]
+             if n not in (CEILING, CEILING_SERIAL, SERIAL)
+             and any(n in r["times"] for r in records)]
     layers = list(dict.fromkeys(r["layer"] for r in records))
     fig, axes = plt.subplots(len(threads), 1, figsize=(max(8, 0.45 * len(layers) + 3),
                                                        4.2 * len(threads)), squeeze=False)
@@ -856,13 +880,17 @@ def main(argv=None):
     peers = args.peers
     # The matmul ceiling (the %mm column) takes 1 s a row: not in the quick run.
     ceiling = "numpy" in peers and not args.quick
-    contenders = (list(CCONV) + peers + ([CEILING] if ceiling else [])
+    contenders = (list(CCONV) + peers + ([CEILING, CEILING_SERIAL] if ceiling else [])
                   + ([SERIAL] if not args.quick else []))
     info = machine_info()
     if info["slow_blas_env"]:
         print(f"warning: {info['slow_blas_env']} is set and slows numpy's matmul; run "
               f"without --keep-env, or with env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE",
               file=sys.stderr)
+    if "numpy" in peers and info["threadpoolctl"] is None:
+        print("warning: threadpoolctl is not installed: numpy's BLAS uses every core in every "
+              "row, so the numpy column at fewer threads is not a like-for-like peer (pip "
+              "install threadpoolctl, or \".[bench]\")", file=sys.stderr)
     progress = Progress(enabled=not args.no_progress)
     steps = [(layer, t) for layer in layers for t in args.threads]
     if not args.no_overhead:
@@ -876,8 +904,9 @@ def main(argv=None):
             if args.wait_quiet > 0:
                 wait_quiet(args.wait_quiet, progress.update)
             rec = bench_layer(layer, t, [c for c in contenders
-                                         if (c != CEILING or layer is not OVERHEAD_LAYER)
-                                         and (c != SERIAL or t > 1)],
+                                         if (c not in (CEILING, CEILING_SERIAL)
+                                             or layer is not OVERHEAD_LAYER)
+                                         and (c not in (SERIAL, CEILING_SERIAL) or t > 1)],
                               dtype=dtype, rounds=rounds,
                               target_s=target_s, progress=progress)
             (overhead if layer is OVERHEAD_LAYER else records).append(rec)

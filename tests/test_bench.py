@@ -247,3 +247,40 @@ def test_format_table_thread_speedup():
     head, _, row2, row1 = _bench.format_table([rec, one], []).splitlines()[:4]
     assert head.split()[5] == "vs1T" and row2.split()[4] == "1.80" and row1.split()[4] == "-"
     assert "vs1T" not in _bench.format_table([one], [])
+
+
+def test_format_table_matmul_speedup():
+    """mm1T: numpy's matmul on one BLAS thread over its time on the row's threads, from the
+    same rounds, next to vs1T; '-' in one-thread rows."""
+    rec = {"layer": "x", "threads": 2, "flops": 1e9, "algorithm": "igemm", "plan_threads": 2,
+           "workspace_bytes": 0, "others_cpus": 0.0,
+           "times": {"cconv-module": 0.5, _bench.SERIAL: 0.9, "matmul": 0.4,
+                     _bench.CEILING_SERIAL: 0.7}, "checks": {}, "notes": {}}
+    one = dict(rec, threads=1, times={"cconv-module": 0.9, "matmul": 0.7})
+    head, _, row2, row1 = _bench.format_table([rec, one], []).splitlines()[:4]
+    assert head.split()[5:8] == ["%mm", "vs1T", "mm1T"]
+    assert row2.split()[5:7] == ["1.80", "1.75"] and row1.split()[5:7] == ["-", "-"]
+    assert "mm1T" not in _bench.format_table([one], [])
+
+
+def test_serial_matmul_uses_one_blas_thread():
+    """The mm1T contender limits numpy's BLAS to one thread during its call only."""
+    tpc = pytest.importorskip("threadpoolctl")
+    layer = _layers.by_name("mnist.conv1")
+    x, w, b = _bench.make_arrays(layer, np.float32)
+    seen = []
+    real = np.matmul
+
+    def spy(a, c):
+        seen.append([i["num_threads"] for i in tpc.threadpool_info()
+                     if i["user_api"] == "blas"])
+        return real(a, c)
+    c = _bench.make_contender(_bench.CEILING_SERIAL, layer, x, w, b, 2)
+    before = [i["num_threads"] for i in tpc.threadpool_info() if i["user_api"] == "blas"]
+    np.matmul = spy
+    try:
+        c.call()
+    finally:
+        np.matmul = real
+    assert seen == [[1] * len(before)]
+    assert [i["num_threads"] for i in tpc.threadpool_info() if i["user_api"] == "blas"] == before
