@@ -58,6 +58,8 @@ SERIAL = "cconv-module@1"
 # (on the shared 2-core development machine its per-round ratio swings 1.3-2.9 as cconv's
 # does), the yardstick for vs1T.
 CEILING_SERIAL = "matmul@1"
+MATMULS = (CEILING, CEILING_SERIAL)         # not convolutions: not checked, not plotted
+ONE_THREAD = (SERIAL, CEILING_SERIAL)       # only in rows with more threads
 SHORT = {"cconv-functional": "f", "cconv-module": "m", "torch": "torch",
          "onnxruntime": "ort", "numpy": "numpy"}
 
@@ -71,7 +73,7 @@ MAX_BATCH = 100_000
 # core, the next contender ran 1.7-4x slower for ~0.2 s; after cconv's or torch's OpenMP
 # threads, onnxruntime ran 1.5x slower for a few ms (their spin-wait), none after 20 ms.
 SETTLE_S = 0.25
-SETTLE_AFTER = ("onnxruntime", "numpy", CEILING, CEILING_SERIAL)
+SETTLE_AFTER = ("onnxruntime", "numpy", *MATMULS)
 SETTLE_SHORT_S = 0.05
 # Before each timed batch (after its pause), the contender runs untimed for this long: after
 # a pause, the first calls ran slower while the idle cores woke (2 threads, ResNet-50 s2/s4
@@ -254,7 +256,7 @@ def make_contender(name, layer, x, w, b, threads):
             finally:
                 cconv.set_num_threads(threads)
         return Contender(name, serial)
-    if name in (CEILING, CEILING_SERIAL):
+    if name in MATMULS:
         rng = np.random.default_rng(0)
         a, c = (rng.random((MATMUL_N, MATMUL_N), np.float32) for _ in range(2))
         if name == CEILING:
@@ -463,7 +465,7 @@ def bench_layer(layer, threads, contenders=CONTENDERS, *, dtype=np.float32, roun
             try:
                 c = make_contender(name, layer, x, w, b, threads)
                 out = c.to_numpy(c.call())
-                if name in (CEILING, CEILING_SERIAL):   # not a convolution: no check
+                if name in MATMULS:   # not a convolution: nothing to check
                     live[name] = c
                     continue
             except UnavailableError as exc:
@@ -669,8 +671,7 @@ def plot(records, path, contenders):
         return False
     threads = sorted({r["threads"] for r in records})
     names = [n for n in contenders
-             if n not in (CEILING, CEILING_SERIAL, SERIAL)
-             and any(n in r["times"] for r in records)]
+             if n not in MATMULS + ONE_THREAD and any(n in r["times"] for r in records)]
     layers = list(dict.fromkeys(r["layer"] for r in records))
     fig, axes = plt.subplots(len(threads), 1, figsize=(max(8, 0.45 * len(layers) + 3),
                                                        4.2 * len(threads)), squeeze=False)
@@ -880,7 +881,7 @@ def main(argv=None):
     peers = args.peers
     # The matmul ceiling (the %mm column) takes 1 s a row: not in the quick run.
     ceiling = "numpy" in peers and not args.quick
-    contenders = (list(CCONV) + peers + ([CEILING, CEILING_SERIAL] if ceiling else [])
+    contenders = (list(CCONV) + peers + (list(MATMULS) if ceiling else [])
                   + ([SERIAL] if not args.quick else []))
     info = machine_info()
     if info["slow_blas_env"]:
@@ -904,9 +905,8 @@ def main(argv=None):
             if args.wait_quiet > 0:
                 wait_quiet(args.wait_quiet, progress.update)
             rec = bench_layer(layer, t, [c for c in contenders
-                                         if (c not in (CEILING, CEILING_SERIAL)
-                                             or layer is not OVERHEAD_LAYER)
-                                         and (c not in (SERIAL, CEILING_SERIAL) or t > 1)],
+                                         if (c not in MATMULS or layer is not OVERHEAD_LAYER)
+                                         and (c not in ONE_THREAD or t > 1)],
                               dtype=dtype, rounds=rounds,
                               target_s=target_s, progress=progress)
             (overhead if layer is OVERHEAD_LAYER else records).append(rec)

@@ -263,7 +263,7 @@ def test_format_table_matmul_speedup():
     assert "mm1T" not in _bench.format_table([one], [])
 
 
-def test_serial_matmul_uses_one_blas_thread():
+def test_serial_matmul_uses_one_blas_thread(monkeypatch):
     """The mm1T contender limits numpy's BLAS to one thread during its call only."""
     tpc = pytest.importorskip("threadpoolctl")
     layer = _layers.by_name("mnist.conv1")
@@ -277,10 +277,7 @@ def test_serial_matmul_uses_one_blas_thread():
         return real(a, c)
     c = _bench.make_contender(_bench.CEILING_SERIAL, layer, x, w, b, 2)
     before = [i["num_threads"] for i in tpc.threadpool_info() if i["user_api"] == "blas"]
-    np.matmul = spy
-    try:
-        c.call()
-    finally:
-        np.matmul = real
+    monkeypatch.setattr(np, "matmul", spy)
+    c.call()
     assert seen == [[1] * len(before)]
     assert [i["num_threads"] for i in tpc.threadpool_info() if i["user_api"] == "blas"] == before
