@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference import absolute, conv2d_module_ref, conv2d_ref, conv_transpose2d_ref
 
 import cconv
 from cconv import _isa, _params, _planner
+from cconv.testing import absolute, conv2d_module_ref, conv2d_ref, conv_transpose2d_ref
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -17,9 +17,9 @@ from conftest import (
     sample_cases,
     seed_of,
 )
-from reference import conv2d_abs, conv2d_output_size, conv2d_padding, conv2d_ref
 
 import cconv
+from cconv.testing import conv2d_abs, conv2d_output_size, conv2d_padding, conv2d_ref
 
 # Most multiply-adds of one sampled case (keeps the sweep fast on a shared 2-core machine).
 MAC_BUDGET = 4_000_000

@@ -19,9 +19,9 @@ from conftest import (
     sample_cases,
     seed_of,
 )
-from reference import conv_transpose2d_abs, conv_transpose2d_output_size, conv_transpose2d_ref
 
 import cconv
+from cconv.testing import conv_transpose2d_abs, conv_transpose2d_output_size, conv_transpose2d_ref
 
 pytestmark = pytest.mark.skipif(not HAS_TRANSPOSED, reason="cconv has no conv_transpose2d yet")
 

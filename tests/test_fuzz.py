@@ -34,10 +34,10 @@ import pytest
 from conftest import ASAN, DTYPES, assert_within, error_bound, run_python
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
-from reference import pad_input
 
 import cconv
 from cconv import _isa, _params, _planner
+from cconv.testing import pad_input
 
 EXAMPLES = int(os.environ.get("CCONV_FUZZ_EXAMPLES", "0") or 0)
 FUZZ = settings(max_examples=EXAMPLES or 150, deadline=None, derandomize=not EXAMPLES,
@@ -941,7 +941,7 @@ def test_module_argument_errors_name_the_argument(case):
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("seed", range(6))
 def test_direct_reference_matches_reference(transposed, seed):
-    from reference import conv2d_ref, conv_transpose2d_ref
+    from cconv.testing import conv2d_ref, conv_transpose2d_ref
     rng = np.random.default_rng(seed)
     groups = int(rng.integers(1, 3))
     stride = tuple(int(s) for s in rng.integers(1, 4, 2))

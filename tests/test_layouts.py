@@ -15,10 +15,10 @@ from conftest import (
     reference_bound,
     requires_transposed,
 )
-from reference import conv2d_abs
 
 import cconv
 from cconv import _isa
+from cconv.testing import conv2d_abs
 
 
 def readonly(arr, tmp_path):

@@ -12,9 +12,9 @@ from conftest import (
     random_arrays,
     seed_of,
 )
-from reference import absolute, conv2d_module_ref
 
 import cconv
+from cconv.testing import absolute, conv2d_module_ref
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 

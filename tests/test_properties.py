@@ -13,10 +13,10 @@ from conftest import (
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from reference import conv2d_abs, conv2d_output_size, conv2d_padding
 
 import cconv
 from cconv import _isa
+from cconv.testing import conv2d_abs, conv2d_output_size, conv2d_padding
 
 MAC_BUDGET = 300_000
 SETTINGS = settings(deadline=None, max_examples=40,

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 from conftest import seed_of
-from reference import conv2d_abs, conv2d_padding, conv2d_ref, conv_transpose2d_ref, pad_input
+
+from cconv.testing import conv2d_abs, conv2d_padding, conv2d_ref, conv_transpose2d_ref, pad_input
 
 GRID3 = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)   # [[1 2 3] [4 5 6] [7 8 9]]
 GRID5 = np.arange(25.0).reshape(1, 1, 5, 5)        # x[i, j] = 5i + j

@@ -1,4 +1,6 @@
-"""Slow, obviously-correct float64 convolutions with PyTorch's semantics: the tests' oracle.
+"""Slow, obviously-correct float64 convolutions with PyTorch's semantics: the one
+oracle of cconv's tests, fuzz, ARM smoke run and benchmarks (numpy only; `import cconv`
+never loads it).
 
 conv2d_ref pads the input with explicit zeros, then, for each group and each kernel tap
 (kh, kw), adds the product of the weight tap with the strided input window that tap sees:
