@@ -21,24 +21,12 @@ typedef void (*cc_dwconv_cl_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t
 
 #define CC_DW_NAME(kind, id, dt) CC_CAT(CC_CAT3(kind, CC_NAME_##id, _), dt)
 
-/* Variant isa's function of a family: (kind, dtype) -> returned type. Assumes:
-   0 <= isa < CC_NUM_ISAS. */
-#if CC_NUM_ISAS > 2
-#define CC_DW_PICK(kind, dt)                                                                 \
-    switch (isa) {                                                                           \
-    case 2: return CC_DW_NAME(kind, 2, dt);                                                  \
-    case 1: return CC_DW_NAME(kind, 1, dt);                                                  \
-    default: return CC_DW_NAME(kind, 0, dt);                                                 \
-    }
-#elif CC_NUM_ISAS > 1
-#define CC_DW_PICK(kind, dt)                                                                 \
-    switch (isa) {                                                                           \
-    case 1: return CC_DW_NAME(kind, 1, dt);                                                  \
-    default: return CC_DW_NAME(kind, 0, dt);                                                 \
-    }
-#else
-#define CC_DW_PICK(kind, dt) (void)isa; return CC_DW_NAME(kind, 0, dt);
-#endif
+/* Variant isa's function of a family, by CC_ISA_PICK. Assumes: 0 <= isa < CC_NUM_ISAS. */
+#define CC_DW_PICK(kind, dt) CC_ISA_PICK(isa, CC_DW_PICK_##kind##dt)
+#define CC_DW_PICK_dwconv_ukernel_f32(id) CC_DW_NAME(dwconv_ukernel_, id, f32)
+#define CC_DW_PICK_dwconv_ukernel_f64(id) CC_DW_NAME(dwconv_ukernel_, id, f64)
+#define CC_DW_PICK_dwconv_cl_ukernel_f32(id) CC_DW_NAME(dwconv_cl_ukernel_, id, f32)
+#define CC_DW_PICK_dwconv_cl_ukernel_f64(id) CC_DW_NAME(dwconv_cl_ukernel_, id, f64)
 
 static inline cc_dwconv_f32_fn cc_dwconv_ukernel_f32(int isa) { CC_DW_PICK(dwconv_ukernel_, f32) }
 static inline cc_dwconv_f64_fn cc_dwconv_ukernel_f64(int isa) { CC_DW_PICK(dwconv_ukernel_, f64) }

@@ -27,30 +27,16 @@ typedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, P
                                Py_ssize_t, const double *, const double *, int, Py_ssize_t);
 
 /* Assumes: 0 <= isa < CC_NUM_ISAS and 1 <= mr <= cc_isa_mr_max(isa). */
+#define CC_GEMM_F32_OF(id) cc_gemm_f32_v##id[mr]
+#define CC_GEMM_F64_OF(id) cc_gemm_f64_v##id[mr]
 static inline cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)
 {
-    switch (isa) {
-#if CC_NUM_ISAS > 2
-    case 2: return cc_gemm_f32_v2[mr];
-#endif
-#if CC_NUM_ISAS > 1
-    case 1: return cc_gemm_f32_v1[mr];
-#endif
-    default: return cc_gemm_f32_v0[mr];
-    }
+    CC_ISA_PICK(isa, CC_GEMM_F32_OF)
 }
 
 static inline cc_gemm_f64_fn cc_gemm_ukernel_f64(int isa, Py_ssize_t mr)
 {
-    switch (isa) {
-#if CC_NUM_ISAS > 2
-    case 2: return cc_gemm_f64_v2[mr];
-#endif
-#if CC_NUM_ISAS > 1
-    case 1: return cc_gemm_f64_v1[mr];
-#endif
-    default: return cc_gemm_f64_v0[mr];
-    }
+    CC_ISA_PICK(isa, CC_GEMM_F64_OF)
 }
 
 /* Columns (pixels) of a tile: two vectors of `itemsize`-byte lanes. */

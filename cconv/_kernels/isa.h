@@ -20,9 +20,11 @@
  *   anything else:
  *   scalar    16             (baseline, emulated)         -          4
  *
- * Each family is instantiated for every variant and dtype by instantiate.h.
- * Variant ids are small ints in the order of the list: 0 is always the baseline, each later id
- * needs more of the CPU. Python passes the id to the kernels as a plain int.
+ * Each family is instantiated for every variant and dtype by instantiate.h, and a variant's
+ * function is picked at run time by CC_ISA_PICK: the one dispatch mechanism.
+ * Variant ids (enum cc_isa) are small ints in the order of the list: 0 is always the baseline,
+ * each later id needs more of the CPU. cconv._isa.Isa mirrors them by name (CC_ISA_NAMES, in
+ * id order); Python passes the id to the kernels as a plain int.
  */
 #ifndef CCONV_ISA_H
 #define CCONV_ISA_H
@@ -44,6 +46,7 @@
 #define CC_MRMAX_0 6
 #define CC_MRMAX_1 6
 #define CC_MRMAX_2 12
+enum cc_isa { CC_ISA_SSE2 = 0, CC_ISA_AVX2 = 1, CC_ISA_AVX512 = 2 };
 #elif defined(__aarch64__)
 #define CC_ARCH_AARCH64 1
 #define CC_NUM_ISAS 1
@@ -51,6 +54,7 @@
 #define CC_NAME_0 neon
 #define CC_VBYTES_0 16
 #define CC_MRMAX_0 12
+enum cc_isa { CC_ISA_NEON = 0 };
 #elif defined(__arm__) && defined(__GNUC__) && !defined(__clang__) && !defined(__ARM_NEON)
 #define CC_ARCH_ARM32 1
 #define CC_NUM_ISAS 2
@@ -66,18 +70,40 @@
 #define CC_VBYTES_1 16
 #define CC_MRMAX_0 4
 #define CC_MRMAX_1 6
+enum cc_isa { CC_ISA_SCALAR = 0, CC_ISA_NEON = 1 };
 #elif defined(__ARM_NEON)
 #define CC_NUM_ISAS 1
 #define CC_ISA_NAMES {"neon"}
 #define CC_NAME_0 neon
 #define CC_VBYTES_0 16
 #define CC_MRMAX_0 6
+enum cc_isa { CC_ISA_NEON = 0 };
 #else
 #define CC_NUM_ISAS 1
 #define CC_ISA_NAMES {"scalar"}
 #define CC_NAME_0 scalar
 #define CC_VBYTES_0 16
 #define CC_MRMAX_0 4
+enum cc_isa { CC_ISA_SCALAR = 0 };
+#endif
+
+/* `return X(id);` for the variant id == isa (X: a macro of the id, e.g. a family's function
+   of that variant). Assumes: 0 <= isa < CC_NUM_ISAS. */
+#if CC_NUM_ISAS > 2
+#define CC_ISA_PICK(isa, X)                                                                  \
+    switch (isa) {                                                                           \
+    case 2: return X(2);                                                                     \
+    case 1: return X(1);                                                                     \
+    default: return X(0);                                                                    \
+    }
+#elif CC_NUM_ISAS > 1
+#define CC_ISA_PICK(isa, X)                                                                  \
+    switch (isa) {                                                                           \
+    case 1: return X(1);                                                                     \
+    default: return X(0);                                                                    \
+    }
+#else
+#define CC_ISA_PICK(isa, X) (void)(isa); return X(0);
 #endif
 
 #ifndef CC_TARGET_0
@@ -101,13 +127,13 @@ static inline int cc_isa_supported(int isa)
         return 1;
 #if defined(CC_ARCH_X86)
     __builtin_cpu_init();
-    if (isa == 1)
+    if (isa == CC_ISA_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (isa == 2)
+    if (isa == CC_ISA_AVX512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
                __builtin_cpu_supports("fma");
 #elif defined(CC_ARCH_ARM32) && defined(__linux__)
-    if (isa == 1) {
+    if (isa == CC_ISA_NEON) {
         unsigned long hw = getauxval(AT_HWCAP);
         return (hw & HWCAP_NEON) && (hw & HWCAP_VFPv4);
     }
@@ -122,32 +148,12 @@ static inline const char *cc_isa_name(int isa)
 }
 
 /* Vector bytes of variant `isa` (the SIMD width its micro-kernels use). */
-static inline int cc_isa_vector_bytes(int isa)
-{
-    switch (isa) {
-#if CC_NUM_ISAS > 2
-    case 2: return CC_VBYTES_2;
-#endif
-#if CC_NUM_ISAS > 1
-    case 1: return CC_VBYTES_1;
-#endif
-    default: return CC_VBYTES_0;
-    }
-}
+#define CC_VBYTES_OF(id) CC_VBYTES_##id
+static inline int cc_isa_vector_bytes(int isa) { CC_ISA_PICK(isa, CC_VBYTES_OF) }
 
 /* Most rows of a gemm tile of variant `isa` (how many accumulator rows fit in its registers). */
-static inline int cc_isa_mr_max(int isa)
-{
-    switch (isa) {
-#if CC_NUM_ISAS > 2
-    case 2: return CC_MRMAX_2;
-#endif
-#if CC_NUM_ISAS > 1
-    case 1: return CC_MRMAX_1;
-#endif
-    default: return CC_MRMAX_0;
-    }
-}
+#define CC_MRMAX_OF(id) CC_MRMAX_##id
+static inline int cc_isa_mr_max(int isa) { CC_ISA_PICK(isa, CC_MRMAX_OF) }
 
 /*
  * Subnormal numbers are flushed to zero inside the kernels (and only there: the previous mode

@@ -175,7 +175,7 @@ static void cc_transpose16_f32_avx512(Py_ssize_t rows, Py_ssize_t cols,
 }
 #endif
 
-/* cc_transpose_f32 with variant isa's widest tiles (isa.h's ids: 2 is AVX-512 on x86-64)
+/* cc_transpose_f32 with variant isa's widest tiles (AVX-512 on x86-64)
    where their stores are whole cache lines: dst and its rows 64-byte aligned (a weight panel
    of a functional call: ResNet-50's stage-4 3x3 1.24 -> 1.10x the module's time). A store
    across two lines costs about two: into 7x7 or 14x14 output planes the wide tiles ran
@@ -185,7 +185,7 @@ static inline void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t col
                                         Py_ssize_t ldd)
 {
 #if defined(CC_ARCH_X86) && CC_NUM_ISAS > 2
-    if (isa == 2 && rows >= 16 && ldd % 16 == 0 && (size_t)dst % 64 == 0) {
+    if (isa == CC_ISA_AVX512 && rows >= 16 && ldd % 16 == 0 && (size_t)dst % 64 == 0) {
         cc_transpose16_f32_avx512(rows, cols, src, lds, dst, ldd);
         return;
     }
@@ -219,7 +219,7 @@ static void cc_scatter2_f32_avx512(Py_ssize_t n, const float *src, float *dst)
 static inline void cc_scatter2_isa_f32(int isa, Py_ssize_t n, const float *src, float *dst)
 {
 #if defined(CC_ARCH_X86) && CC_NUM_ISAS > 2
-    if (isa == 2) {
+    if (isa == CC_ISA_AVX512) {
         cc_scatter2_f32_avx512(n, src, dst);
         return;
     }
@@ -306,8 +306,8 @@ static inline void cc_transpose_grid_isa_f32(int isa, Py_ssize_t rows, Py_ssize_
                                              Py_ssize_t sw, Py_ssize_t pstride, Py_ssize_t r0)
 {
 #if defined(CC_ARCH_X86) && CC_NUM_ISAS > 2
-    if (isa == 2 && rows == 16 && ldd == 16 && dpitch % 16 == 0 && pstride % 16 == 0 &&
-        (size_t)dst % 64 == 0) {
+    if (isa == CC_ISA_AVX512 && rows == 16 && ldd == 16 && dpitch % 16 == 0 &&
+        pstride % 16 == 0 && (size_t)dst % 64 == 0) {
         cc_transpose_grid16_f32_avx512(rows, cols, src, lds, dst, ldd, W, dpitch, sw, pstride,
                                        r0);
         return;
