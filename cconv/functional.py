@@ -8,7 +8,7 @@ cconv._planner.ALGORITHMS (for tests and benchmarks); by default the planner cho
 """
 import numpy as np
 
-from . import _isa, _params, _planner, _threads
+from . import _cache, _engine, _isa, _params, _planner, _threads
 
 __all__ = ["conv2d", "conv_transpose2d"]
 
@@ -68,12 +68,9 @@ def _arrays(fn, input, weight, bias):
 
 # Prepared calls: (fn, shapes, the user's geometry arguments, dtype, algorithm, variant,
 # threads) -> (ConvParams, pack_first, plan), for arguments that can key a cache
-# (_params.plain): a repeated call skips the checks it already passed and the planner, in
-# one lookup (a 1x1x1x1 call took 6.5-7.4 us with the geometry, pack_first and the plan
-# looked up one by one; 4.5 us with this and _arrays' fast path, the module's 2.0). Only
-# results are kept: a bad argument is refused again on every call.
-_PREPARED = {}
-_PREPARED_MAX = 512     # as many as the planner keeps
+# (_params.plain): a repeated call skips the checks it already passed and the planner, in one
+# lookup. Only results are kept: a bad argument is refused again on every call.
+_PREPARED = _cache.Cache()
 
 
 def _prepared(key, dtype, algorithm, geometry):
@@ -97,9 +94,7 @@ def _prepared(key, dtype, algorithm, geometry):
         call = (params, pack_first, _planner.plan(params, dtype, algorithm,
                                                   prepacked=pack_first))
     if call_key is not None:
-        if len(_PREPARED) >= _PREPARED_MAX:
-            _PREPARED.clear()
-        _PREPARED[call_key] = call
+        _PREPARED.put(call_key, call)
     return call
 
 
@@ -112,7 +107,7 @@ def _run(fn, call, x4, w, b, dtype, unbatched, out):
         return result
     # A misaligned out= (np.frombuffer at an odd offset) is filled from an aligned result.
     target = result if result.flags.aligned else np.empty(shape, dtype=dtype)
-    _planner.execute(plan, params, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
+    _engine.execute(plan, params, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
                      None if b is None else _params.contiguous(b, dtype),
                      target.reshape(params.output_shape) if unbatched else target,
                      packed=False, pack_first=pack_first)

@@ -11,7 +11,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _isa, _params, _planner, _threads
+from . import _cache, _engine, _isa, _params, _planner, _threads
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
@@ -25,6 +25,8 @@ IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_k
 # calls needed (the algorithm and blocking the input size chose, the taps a tiny input
 # reaches). A module called at many sizes repacks rather than growing without bound.
 PACKED_LAYOUTS_MAX = 4
+# Input sizes a module remembers the plan of.
+PLANS_MAX = 64
 
 
 class _Snapshot:
@@ -36,7 +38,7 @@ class _Snapshot:
     def __init__(self, weight, bias):
         self.weight = weight
         self.bias = bias
-        self.packed = {}
+        self.packed = _cache.Cache(PACKED_LAYOUTS_MAX)
 
 
 def _readonly(arr):
@@ -110,7 +112,7 @@ class _ConvNd:
             raise ValueError(f"{fn}: a weight of shape {self._weight_shape()} is too large "
                              f"(kernel_size={self.kernel_size}); at most {_params.SIZE_LIMIT} "
                              f"elements")
-        self._plans = {}
+        self._plans = _cache.Cache(PLANS_MAX)
 
     # ---- weights --------------------------------------------------------------------------
     def _weight_shape(self):
@@ -244,10 +246,8 @@ class _ConvNd:
             params = params_of()
             # Allocate before planning: an impossible output fails at once.
             out = np.empty(params.output_shape, dtype=self.dtype)
-            call = (params, _planner.plan(params, self.dtype) if out.size else None)
-            if len(self._plans) >= 64:
-                self._plans.clear()
-            self._plans[cache_key] = call
+            call = self._plans.put(cache_key, (params, _planner.plan(params, self.dtype)
+                                                   if out.size else None))
         else:
             out = np.empty(call[0].output_shape, dtype=self.dtype)
         params, plan = call
@@ -255,11 +255,9 @@ class _ConvNd:
             snap = self._snapshot  # once: a concurrent load_state_dict swaps it whole
             packed = snap.packed.get(plan.weight_key)
             if packed is None:
-                packed = _planner.prepare_weight(plan, params, snap.weight)
-                if len(snap.packed) >= PACKED_LAYOUTS_MAX:
-                    snap.packed.clear()
-                snap.packed[plan.weight_key] = packed
-            _planner.execute(plan, params, x, packed, snap.bias, out)
+                packed = snap.packed.put(plan.weight_key,
+                                         _engine.prepare_weight(plan, params, snap.weight))
+            _engine.execute(plan, params, x, packed, snap.bias, out)
         return out[0] if unbatched else out
 
     # ---- repr -----------------------------------------------------------------------------

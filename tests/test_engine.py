@@ -5,7 +5,7 @@ import pytest
 from conftest import check_conv2d, check_conv_transpose2d, random_arrays
 
 import cconv
-from cconv import _isa, _layers, _params, _planner
+from cconv import _engine, _isa, _layers, _params, _planner
 
 GEOMETRIES = [
     # (N, C_in, H, W, C_out, kernel, conv kwargs)
@@ -159,8 +159,8 @@ def test_repeated_functional_calls_run_the_plan_of_their_own_setting(monkeypatch
     thread count: repeating the shapes under another setting runs that setting's plan, and an
     algorithm that does not fit is refused however often the shapes were planned."""
     ran = []
-    execute = _planner.execute
-    monkeypatch.setattr(_planner, "execute", lambda plan, *args, **kwargs: (
+    execute = _engine.execute
+    monkeypatch.setattr(_engine, "execute", lambda plan, *args, **kwargs: (
         ran.append(plan), execute(plan, *args, **kwargs))[1])
     x, w, b = random_arrays(6, (1, 16, 24, 24), (16, 16, 3, 3), True, np.float64)
     for _ in range(2):
@@ -209,9 +209,9 @@ def test_functional_packs_first_from_the_threshold(transposed, algorithm, dtype,
             (check_conv_transpose2d if transposed else check_conv2d)(y, x, w, b, **kw)
             # The module's path: the same plan, with the weights packed beforehand.
             plan = _planner.plan(params, dtype, algorithm)
-            packed = _planner.prepare_weight(plan, params, w)
+            packed = _engine.prepare_weight(plan, params, w)
             expected = np.empty(params.output_shape, dtype)
-            _planner.execute(plan, params, x, packed, b, expected)
+            _engine.execute(plan, params, x, packed, b, expected)
             np.testing.assert_array_equal(y, expected)
 
 
@@ -232,9 +232,9 @@ def test_wide_kernels_pack_alike_raw_and_first(kw, algorithm, dtype, isa):
         check_conv_transpose2d(raw, x, w, b, **kw)
         plan = _planner.plan(params, dtype, algorithm)
         first = np.empty(params.output_shape, dtype)
-        _planner.execute(plan, params, x, w, b, first, packed=False, pack_first=True)
+        _engine.execute(plan, params, x, w, b, first, packed=False, pack_first=True)
         module = np.empty(params.output_shape, dtype)
-        _planner.execute(plan, params, x, _planner.prepare_weight(plan, params, w), b, module)
+        _engine.execute(plan, params, x, _engine.prepare_weight(plan, params, w), b, module)
     np.testing.assert_array_equal(raw, module)
     np.testing.assert_array_equal(first, module)
 
@@ -313,7 +313,7 @@ def test_inputs_at_any_alignment(size, dtype, threads, isa):
 def test_aligned_empty_starts_on_a_cache_line(dtype):
     """Packed weights start on a 64-byte line, whatever address numpy's allocation got."""
     for n in (1, 7, 100, 4096, 100_000):
-        arrays = [_planner.aligned_empty(n, dtype) for _ in range(8)]
+        arrays = [_engine.aligned_empty(n, dtype) for _ in range(8)]
         for a in arrays:
             assert a.shape == (n,) and a.dtype == dtype
             assert a.ctypes.data % 64 == 0
@@ -328,9 +328,9 @@ def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
     x, w, b = random_arrays(7, (1, 4, 6, 6), (4, 4 // groups, 3, 3), True, np.float32)
     params = _params.conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, groups)
     plan = _planner.plan(params, np.float32, algorithm)
-    packed = _planner.prepare_weight(plan, params, w)
+    packed = _engine.prepare_weight(plan, params, w)
     out = np.zeros(params.output_shape, np.float32)
-    _planner.execute(plan, params, x, packed, b, out)
+    _engine.execute(plan, params, x, packed, b, out)
     check_conv2d(out, x, w, b, padding=1, groups=groups)
     bad = {
         "x": [x[:, :3], x.astype(np.float64), np.asfortranarray(x), x.astype(np.int32)],
@@ -343,10 +343,9 @@ def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
             args = dict(x=x, bias=b, out=out.copy())
             args[name] = value
             with pytest.raises((TypeError, ValueError, BufferError)):
-                _planner.execute(plan, params, args["x"], packed, args["bias"], args["out"])
+                _engine.execute(plan, params, args["x"], packed, args["bias"], args["out"])
     with pytest.raises((TypeError, ValueError)):
-        _planner.execute(plan, params, x, packed[:-1] if not depthwise
-                         else packed[:, :-1], b, out)
+        _engine.execute(plan, params, x, packed[:-1], b, out)
     if not depthwise:
         with pytest.raises(ValueError, match="pack_first"):
-            plan.kernel.run(x, packed, True, b, out, 1, True)
+            _engine.kernel(plan, params).run(x, packed, True, b, out, 1, True)

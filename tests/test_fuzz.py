@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import cconv
-from cconv import _isa, _params, _planner
+from cconv import _isa, _lowering, _params, _planner
 from cconv.testing import pad_input
 
 EXAMPLES = int(os.environ.get("CCONV_FUZZ_EXAMPLES", "0") or 0)
@@ -1134,10 +1134,10 @@ def test_transposed_planning_does_not_grow_with_stride():
     phases from the taps."""
     params = _params.conv_transpose2d_geometry("conv_transpose2d", (1, 2, 1, 1), (2, 1, 1, 1),
                                                512, 0, 0, 1, 1)
-    _planner.igemm_tables.cache_clear()
+    _lowering.gemm.cache_clear()
     tracemalloc.start()
     try:
-        _planner.igemm_tables(params)
+        _lowering.gemm(params)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -1150,7 +1150,7 @@ def test_planning_memory_is_linear_and_small_in_the_taps():
     (~290 bytes per tap: a 16384x16384 kernel, 1 GiB of weights, needed ~90 GB, the OOM
     killer rather than MemoryError; report KB4). Fixed: rows only for the widths used (~50)."""
     params = _params.conv2d_geometry("conv2d", (1, 2, 256, 256), (1, 2, 256, 256), 1, 0, 1, 1)
-    _planner.igemm_tables.cache_clear()
+    _lowering.gemm.cache_clear()
     _planner._plan.cache_clear()
     tracemalloc.start()
     try:
@@ -1167,13 +1167,17 @@ def test_planning_effort_does_not_grow_with_the_output_rows(monkeypatch):
     calls = []
     real = _planner._igemm
 
-    def counting(*args):
-        calls.append(1)
-        return real.workspace_elems(*args)
+    class Counting:
+        def __init__(self, lowering):
+            self.problems = real.Problems(lowering)
+
+        def sizes(self, *args):
+            calls.append(1)
+            return self.problems.sizes(*args)
 
     names = {k: getattr(real, k) for k in dir(real) if not k.startswith("__")}
     monkeypatch.setattr(_planner, "_igemm", types.SimpleNamespace(
-        **dict(names, workspace_elems=counting)))
+        **dict(names, Problems=Counting)))
     _planner._plan.cache_clear()
     x = np.ones((1, 2, 1, 1), np.float32)
     y = cconv.conv2d(x, np.ones((1, 2, 1, 1), np.float32), padding=(2**16, 0),

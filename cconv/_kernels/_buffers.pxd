@@ -19,7 +19,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
 from libc.stdlib cimport malloc
 
-from ._band cimport add_sat, mul_sat
+from ._sizes cimport add_sat, mul_sat
 
 
 cdef extern from "Python.h":

@@ -11,8 +11,8 @@ whenever each group has one input channel: a GEMM per group would have K = KH*KW
 its register tile.
 
 Taps are given as offset tables (kh*dh - pt for each kept tap row, likewise for columns), so
-the planner can drop taps that only ever read padding. Two orientations (the planner picks
-one by the image's size, see _planner):
+the planner can drop taps that only ever read padding (cconv._lowering.DepthwiseLowering).
+Two orientations (the planner picks one by the image's size, see _planner):
 
   columns in lanes (MODE_ROWS)     Each work item is a band of output rows of one (image,
                                    input channel). The band's input is copied once into the
@@ -34,26 +34,22 @@ one by the image's size, see _planner):
 Each output element is computed by one thread in a fixed order: bitwise identical results for
 any thread count.
 """
-from cython.parallel cimport parallel, threadid
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from ._band cimport (Band, add_sat, band_init, cdiv, col_phase, fill_band, line_aligned,
-                     mul_sat, phase_columns, phase_room, round_line, row_phase, row_slot,
-                     tap_offset)
-from ._buffers cimport release, shape_is, take_call, workspace
-from ._shares cimport SHARE_PAD, Shares, shares_init, take
+from ._band cimport (Band, band_init, col_phase, fill_band, phase_columns, phase_room,
+                     row_phase, row_slot, tap_offset)
+from ._buffers cimport elements, release, take_call, workspace
+from ._conv cimport Conv, conv_of
+from ._driver cimport item_fn, line_up, run_items
+from ._shares cimport SHARE_PAD
+from ._sizes cimport add_sat, cdiv, mul_sat, round_line
 from ._transpose cimport cc_copy_pixels, transpose, transpose_grid
 
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
-
-
-cdef extern from "isa.h" nogil:
-    unsigned long cc_flush_denormals()
-    void cc_restore_fp_mode(unsigned long old)
 
 
 cdef extern from "dwconv_dispatch.h" nogil:
@@ -121,20 +117,21 @@ cdef inline void dw_cl_run(int isa, Py_ssize_t taps, const floating *base,
         cc_dwconv_cl_ukernel_f64(isa)(taps, base, toff, step, w, bias, out, n)
 
 
-cdef void setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
-                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows, Py_ssize_t itemsize,
-                Py_ssize_t lanes, Py_ssize_t *toff, Py_ssize_t *phases) noexcept:
+cdef void setup(Layer *L, const Py_ssize_t *offh, Py_ssize_t KH, const Py_ssize_t *offw,
+                Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
+                Py_ssize_t itemsize, Py_ssize_t lanes, Py_ssize_t *toff,
+                Py_ssize_t *phases) noexcept:
     """The geometry of L.mode and, if toff is not NULL, the tap offsets (KH*KW entries).
     phases: KH + KW entries for the band's phase lists, kept while L is used."""
-    cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
+    cdef Py_ssize_t kh, kw
     L.taps = KH * KW
     L.sh, L.sw = sh, sw
     L.rows = rows
     L.nbands = cdiv(L.H_out, rows)
     if L.mode == CHANNELS:
-        channels_setup(L, offh, offw, itemsize, lanes, toff, phases)
+        channels_setup(L, offh, KH, offw, KW, itemsize, lanes, toff, phases)
         return
-    band_init(&L.band, L.H, L.W, sh, sw, &offh[0], KH, &offw[0], KW, L.W_out, rows,
+    band_init(&L.band, L.H, L.W, sh, sw, offh, KH, offw, KW, L.W_out, rows,
               4 * lanes, phases)
     L.items = L.N * L.C_in * L.nbands
     L.flat = L.W_out < 4 * lanes
@@ -152,15 +149,15 @@ cdef void setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw
 cdef Py_ssize_t GRID_PIXELS = 256
 
 
-cdef void channels_setup(Layer *L, const Py_ssize_t[::1] offh, const Py_ssize_t[::1] offw,
-                         Py_ssize_t itemsize, Py_ssize_t lanes, Py_ssize_t *toff,
-                         Py_ssize_t *phases) noexcept:
+cdef void channels_setup(Layer *L, const Py_ssize_t *offh, Py_ssize_t KH,
+                         const Py_ssize_t *offw, Py_ssize_t KW, Py_ssize_t itemsize,
+                         Py_ssize_t lanes, Py_ssize_t *toff, Py_ssize_t *phases) noexcept:
     """Channel mode's geometry: the input block is a band (_band.pxd: zero-padded, split into
     stride phases) with VL lanes per element; its workspace and, if toff is not NULL, tap
     offsets."""
-    cdef Py_ssize_t KH = offh.shape[0], KW = offw.shape[0], kh, kw
+    cdef Py_ssize_t kh, kw
     cdef Band *bd = &L.band
-    band_init(bd, L.H, L.W, L.sh, L.sw, &offh[0], KH, &offw[0], KW, L.W_out, L.rows, 0, phases)
+    band_init(bd, L.H, L.W, L.sh, L.sw, offh, KH, offw, KW, L.W_out, L.rows, 0, phases)
     L.lanes = lanes
     L.nblocks = cdiv(L.C_in, lanes)
     L.items = L.N * L.nblocks * L.nbands
@@ -322,135 +319,175 @@ cdef inline void run_item(const Layer *L, Py_ssize_t item, const floating *x,
         run_band(L, item, x, w, bias, out, toff, ws)
 
 
-cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
-                    Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, int mode, int isa):
-    cdef Layer L
-    L.N, L.C_in, L.H, L.W = N, C_in, H, W
-    L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
-    L.m = C_out // C_in
-    L.mode, L.isa = mode, isa
-    return L
+cdef struct Call:
+    const Layer *L
+    const Py_ssize_t *toff
+    const void *x
+    const void *w
+    const void *bias
+    void *out
 
 
-def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
-                    const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
-                    int mode, int isa, Py_ssize_t itemsize):
-    """Per-thread workspace (elements; PY_SSIZE_T_MAX where a size would overflow) and work
-    items of Depthwise with these arguments.
-    shape: N, C_in, H, W, C_out, H_out, W_out; offh, offw: the input row (column) of each
-    tap row (column) at output 0, e.g. kh*dilation - padding; rows: output rows per band
-    (rows mode)."""
-    cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                            shape[6], mode, isa)
-    cdef Py_ssize_t *phases = phase_room(offh.shape[0] + offw.shape[0])
-    setup(&L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL,
-          phases)
-    free(phases)
-    return L.ws, L.items
+cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    run_item(c.L, item, <const float *> c.x, <const float *> c.w, <const float *> c.bias,
+             <float *> c.out, c.toff, <float *> ws)
+
+
+cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    run_item(c.L, item, <const double *> c.x, <const double *> c.w, <const double *> c.bias,
+             <double *> c.out, c.toff, <double *> ws)
+
+
+cdef void pack_taps(const Layer *L, const Py_ssize_t *wtap, Py_ssize_t KHW,
+                    const floating *w, floating *dst) noexcept nogil:
+    """dst[co*taps + t] = w[co*KHW + wtap[t]]: the kept taps of each output channel."""
+    cdef Py_ssize_t co, t
+    for co in range(L.C_out):
+        for t in range(L.taps):
+            dst[co * L.taps + t] = w[co * KHW + wtap[t]]
 
 
 cdef class Depthwise:
-    """One depthwise layer, prepared once (band geometry, tap offsets) and run many times.
-    Arguments as for workspace_elems(); the weights it runs with have one column per tap."""
+    """One depthwise layer (cconv._lowering.DepthwiseLowering: its params, kept taps kh, kw
+    and their offsets offh, offw) in one mode, with bands of `rows` output rows, prepared
+    once (band geometry, tap offsets) and run many times. The kernel interface of
+    cconv._engine: pack(), run(), packed_size, workspace_elems(_raw). Packed weights hold
+    one row of kept taps per output channel."""
     cdef Layer L
-    cdef Py_ssize_t *toff
-    cdef Py_ssize_t *phases            # the band's phase lists
-    cdef Py_ssize_t itemsize
-    cdef readonly Py_ssize_t workspace_elems
+    cdef Py_ssize_t *toff              # band offset of each kept tap
+    cdef Py_ssize_t *wtap              # weight offset of each kept tap (kh*KW + kw)
+    cdef Py_ssize_t *phases            # the band's phase lists, then the taps' offsets
+    cdef Py_ssize_t itemsize, KHW
+    cdef readonly Py_ssize_t workspace_elems, workspace_elems_raw, packed_size
 
-    def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[::1] offh,
-                  const Py_ssize_t[::1] offw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t rows,
-                  int mode, int isa, Py_ssize_t itemsize):
-        self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                          shape[6], mode, isa)
-        cdef Py_ssize_t table = mul_sat(mul_sat(offh.shape[0], offw.shape[0]),
-                                        sizeof(Py_ssize_t))
+    def __cinit__(self, lowering, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t rows):
+        cdef Conv g = conv_of(lowering.params)
+        cdef Py_ssize_t KH = len(lowering.offh), KW = len(lowering.offw), th, tw
+        self.L = layer_of(&g, mode, isa)
+        cdef Py_ssize_t table = mul_sat(mul_sat(KH, KW), sizeof(Py_ssize_t))
         self.toff = NULL if table == PY_SSIZE_T_MAX else <Py_ssize_t *> malloc(table)
-        if self.toff == NULL:
+        self.wtap = NULL if table == PY_SSIZE_T_MAX else <Py_ssize_t *> malloc(table)
+        if self.toff == NULL or self.wtap == NULL:
             raise MemoryError()
-        self.phases = phase_room(offh.shape[0] + offw.shape[0])
-        setup(&self.L, offh, offw, sh, sw, rows, itemsize, cc_dwconv_lanes(isa, itemsize),
-              self.toff, self.phases)
-        self.workspace_elems = self.L.ws
+        self.phases = phase_room(2 * (KH + KW))
+        offsets(lowering, self.phases + KH + KW)
+        setup(&self.L, self.phases + KH + KW, KH, self.phases + 2 * KH + KW, KW,
+              lowering.params.stride[0], lowering.params.stride[1], rows, itemsize,
+              cc_dwconv_lanes(isa, itemsize), self.toff, self.phases)
+        for th in range(KH):
+            for tw in range(KW):
+                self.wtap[th * KW + tw] = lowering.kh[th] * g.KW + lowering.kw[tw]
+        self.KHW = g.KH * g.KW
+        self.workspace_elems = self.workspace_elems_raw = self.L.ws
         if self.workspace_elems > PY_SSIZE_T_MAX // 64:
             raise MemoryError("Depthwise: the workspace of this geometry exceeds what this "
                               "platform can address")
+        self.packed_size = self.L.C_out * self.L.taps
         self.itemsize = itemsize
 
     def __dealloc__(self):
         free(self.toff)
+        free(self.wtap)
         free(self.phases)
 
-    def run(self, x, w, bias, out, int nthreads):
+    def pack(self, const floating[::1] w, floating[::1] dst):
+        """The raw weights w (C_out, 1, KH, KW), flattened, as run(..., packed=True) takes
+        them: dst (C_out, kept taps)."""
+        if w.shape[0] < self.L.C_out * self.KHW or dst.shape[0] < self.packed_size:
+            raise ValueError(f"Depthwise.pack: weights of {w.shape[0]} elements into "
+                             f"{dst.shape[0]}, expected {self.L.C_out * self.KHW} into "
+                             f"{self.packed_size}")
+        with nogil:
+            pack_taps(&self.L, self.wtap, self.KHW, &w[0], &dst[0])
+
+    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False):
         """Compute out from x (module docstring) on nthreads threads. x, out as prepared,
-        C-contiguous, of the prepared dtype; w (C_out, KH*KW); bias (C_out,) or None. The
+        C-contiguous numpy arrays of the prepared dtype; w: pack()'s result (packed true) or
+        the raw weights (C_out, 1, KH, KW), read in place when every tap is kept, else packed
+        first (whatever pack_first says: they are small); bias (C_out,) or None. The
         workspace (nthreads * workspace_elems) is allocated here."""
         cdef Layer *L = &self.L
         cdef Py_ssize_t total = L.items
         cdef Py_buffer v[4]        # x, w, out, bias
         cdef int held = 0
         cdef void *ws = NULL
+        cdef void *pk = NULL
         cdef Py_ssize_t *counters = NULL
-        cdef const void *bias_p = NULL
+        cdef Call call
+        cdef item_fn item = item_f32 if self.itemsize == sizeof(float) else item_f64
         try:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
                       L.C_out, L.H_out, L.W_out, "Depthwise.run")
-            if not shape_is(&v[1], 2, L.C_out, L.taps):
+            if elements(&v[1]) != (self.packed_size if packed else L.C_out * self.KHW):
                 raise ValueError("Depthwise.run: w does not match the prepared geometry")
             if total == 0:
                 return
-            if bias is not None:
-                bias_p = v[3].buf
+            call.L, call.toff, call.x, call.out = L, self.toff, v[0].buf, v[2].buf
+            call.w = v[1].buf
+            call.bias = v[3].buf if bias is not None else NULL
+            if not packed and L.taps != self.KHW:
+                pk = workspace(1, self.packed_size, self.itemsize)
+                call.w = line_up(pk)
+                with nogil:
+                    if self.itemsize == sizeof(float):
+                        pack_taps(L, self.wtap, self.KHW, <const float *> v[1].buf,
+                                  <float *> call.w)
+                    else:
+                        pack_taps(L, self.wtap, self.KHW, <const double *> v[1].buf,
+                                  <double *> call.w)
             ws = workspace(nthreads, L.ws, self.itemsize)
             counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
+            # Contiguous shares: a thread's input and output stay in its core's cache for the
+            # next call, and only the shares' ends can share a cache line. Channel mode's
+            # workspace is zeroed first (fill_block's columns outside the image).
             with nogil:
-                if self.itemsize == sizeof(float):
-                    run_all(L, self.toff, total, <const float *> v[0].buf,
-                            <const float *> v[1].buf, <const float *> bias_p,
-                            <float *> v[2].buf, <float *> ws, nthreads, counters)
-                else:
-                    run_all(L, self.toff, total, <const double *> v[0].buf,
-                            <const double *> v[1].buf, <const double *> bias_p,
-                            <double *> v[2].buf, <double *> ws, nthreads, counters)
+                run_items(item, &call, total, ws, L.ws * self.itemsize, L.mode == CHANNELS,
+                          False, nthreads, counters)
         finally:
             free(ws)
+            free(pk)
             free(counters)
             release(v, held)
 
 
-cdef void run_all(const Layer *L, const Py_ssize_t *toff, Py_ssize_t total, const floating *x,
-                  const floating *w, const floating *bias, floating *out, floating *ws,
-                  int nthreads, Py_ssize_t *counters) noexcept nogil:
-    """Every work item of the call, on nthreads threads, each with L.ws elements of ws (from
-    workspace()). counters: nthreads * SHARE_PAD entries (nthreads > 1)."""
-    cdef Py_ssize_t item
-    cdef unsigned long fp_mode
-    cdef floating *wsp
-    cdef Shares sh
-    cdef int tid
-    ws = line_aligned(ws)
-    if nthreads == 1:
-        # No parallel region for one thread: it would cost more than a tiny layer.
-        fp_mode = cc_flush_denormals()
-        if L.mode == CHANNELS:
-            memset(ws, 0, L.ws * sizeof(floating))
-        for item in range(total):
-            run_item(L, item, x, w, bias, out, toff, ws)
-        cc_restore_fp_mode(fp_mode)
-        return
-    # Contiguous shares (_shares.pxd): a thread's input and output stay in its core's cache
-    # for the next call, and only the shares' ends can share a cache line. Handed out on
-    # demand (schedule dynamic, in chunks), MobileNetV2's 14x14 depthwise took 49 us on 2
-    # threads (channels in lanes) where fixed shares take 36 (1 thread: 59).
-    shares_init(&sh, total, nthreads, False, counters)
-    with parallel(num_threads=nthreads):
-        tid = threadid()
-        wsp = ws + tid * L.ws
-        fp_mode = cc_flush_denormals()
-        if L.mode == CHANNELS:
-            memset(wsp, 0, L.ws * sizeof(floating))
-        item = take(&sh, tid)
-        while item >= 0:
-            run_item(L, item, x, w, bias, out, toff, wsp)
-            item = take(&sh, tid)
-        cc_restore_fp_mode(fp_mode)
+cdef int offsets(lowering, Py_ssize_t *dst) except -1:
+    """dst <- the lowering's offh, then its offw."""
+    cdef Py_ssize_t i, KH = len(lowering.offh)
+    for i in range(KH):
+        dst[i] = lowering.offh[i]
+    for i in range(len(lowering.offw)):
+        dst[KH + i] = lowering.offw[i]
+    return 0
+
+
+cdef Layer layer_of(const Conv *g, int mode, int isa) noexcept:
+    cdef Layer L
+    L.N, L.C_in, L.H, L.W = g.N, g.C_in, g.H, g.W
+    L.C_out, L.H_out, L.W_out = g.C_out, g.H_out, g.W_out
+    L.m = g.C_out // g.C_in
+    L.mode, L.isa = mode, isa
+    return L
+
+
+def lanes(int isa, Py_ssize_t itemsize):
+    """Lanes of variant isa's vectors for this dtype size (channel mode's block of channels)."""
+    return cc_dwconv_lanes(isa, itemsize)
+
+
+def sizes(lowering, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t rows):
+    """(per-thread workspace, work items) of Depthwise with these arguments, in elements
+    (PY_SSIZE_T_MAX where a size would overflow)."""
+    cdef Conv g = conv_of(lowering.params)
+    cdef Layer L = layer_of(&g, mode, isa)
+    cdef Py_ssize_t KH = len(lowering.offh), KW = len(lowering.offw)
+    cdef Py_ssize_t *room = phase_room(2 * (KH + KW))
+    try:
+        offsets(lowering, room + KH + KW)
+        setup(&L, room + KH + KW, KH, room + 2 * KH + KW, KW, lowering.params.stride[0],
+              lowering.params.stride[1], rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL,
+              room)
+    finally:
+        free(room)
+    return L.ws, L.items

@@ -11,7 +11,8 @@ convolution), each image n and group g:
 (x is zero outside the image: that is the padding), a GEMM of M = Mg output channels,
 N = Hp*Wp output pixels and K = Cg*KH*KW. x and out are NCHW, C-contiguous.
 
-The im2col matrix is never formed. Its rows are read where they lie, through a table of
+The planner picks it for every convolution that is not depthwise (cconv._planner). The
+im2col matrix is never formed. Its rows are read where they lie, through a table of
 offsets, from the band buffer (_band.pxd: a band of input rows, zero-padded and split into
 stride phases, one copy per input element instead of one per tap) or, for a 1x1 stride-1
 unpadded layer, from the input itself. The micro-kernel gemm_ukernel_<MR>x<NR> takes both
@@ -29,7 +30,7 @@ operands as (base, offset table), so the same tile runs in two orientations:
 Tiling (the BLIS loop order; every block size is fixed per layer, never per thread):
 
     for each work item (problem, n, g, channel block, band of R grid rows)     <- threads
-      for each K block (a range of whole input channels, ~KC_MAX rows of K, see _planner)
+      for each K block (a range of whole input channels: the plan's cpb)
         fill the band buffer for those channels (or read the input in place)
         for each tile of the band (NR pixels, or MR pixels of one row)
           for each panel of the channel block
@@ -41,54 +42,29 @@ output channel, and its pixel (i, j) of row (co, a, b) lands at output (co, i*fy
 j*fx + b) (copy_d2s): a transposed convolution whose kernel is its stride, as one 1x1 GEMM.
 
 Each output element belongs to one work item and is summed over K in a fixed order, so the
-result is bitwise identical for every thread count.
+result is bitwise identical for every thread count (_driver.pxd). Parts: _gemm.pxd (records,
+micro-kernel call, packed layout), _pack.pxd (weight packing), _scatter.pxd (output copies).
 """
-from cython.parallel cimport parallel, threadid
+
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
 from cython cimport floating
-from libc.stdlib cimport free
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
-from ._band cimport (Band, add_sat, band_init, cdiv, fill_band, line_aligned, mul_sat,
-                     phase_room, round_line, split_start, tap_offset)
+from ._band cimport Band, band_init, fill_band, phase_room, tap_offset
 from ._buffers cimport elements, release, take_call, workspace
-from ._shares cimport SHARE_PAD, Shares, shares_init, take
-from ._transpose cimport cc_scatter2_isa_f32, transpose
+from ._conv cimport Conv, conv_of
+from ._driver cimport item_fn, line_up, run_items
+from ._gemm cimport (CHANNELS, PIXELS, Layer, Problem, cc_gemm_nr, cc_isa_mr_max, k_times,
+                     packed_offset, panel_start, ukernel)
+from ._pack cimport pack_all, pack_panels, pack_unit, pack_units
+from ._scatter cimport copy_block, copy_d2s
+from ._shares cimport SHARE_PAD
+from ._sizes cimport add_sat, cdiv, mul_sat, round_line, split_start
 
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
-
-
-cdef extern from "isa.h" nogil:
-    unsigned long cc_flush_denormals()
-    void cc_restore_fp_mode(unsigned long old)
-
-
-cdef extern from "gemm_dispatch.h" nogil:
-    ctypedef void (*cc_gemm_f32_fn)(Py_ssize_t, const float *, const Py_ssize_t *, Py_ssize_t,
-                                    const float *, const Py_ssize_t *, float *, Py_ssize_t,
-                                    Py_ssize_t, const float *, const float *,
-                                    int, Py_ssize_t) noexcept nogil
-    ctypedef void (*cc_gemm_f64_fn)(Py_ssize_t, const double *, const Py_ssize_t *, Py_ssize_t,
-                                    const double *, const Py_ssize_t *, double *, Py_ssize_t,
-                                    Py_ssize_t, const double *, const double *,
-                                    int, Py_ssize_t) noexcept nogil
-    cc_gemm_f32_fn cc_gemm_ukernel_f32(int isa, Py_ssize_t mr)
-    cc_gemm_f64_fn cc_gemm_ukernel_f64(int isa, Py_ssize_t mr)
-    Py_ssize_t cc_gemm_nr(int isa, Py_ssize_t itemsize)
-    int cc_isa_mr_max(int isa)
-
-
-# Columns of the `problems` table: one row per problem. taps_offset: where its offh (KH
-# entries), then offw (KW entries), then its weight taps (KH*KW entries: the offset in the
-# weight of tap (th, tw) within one (output, input) channel pair) lie in the `taps` table.
-PROBLEM_FIELDS = ("KH", "KW", "sh", "sw", "Hp", "Wp", "oy0", "oys", "ox0", "oxs",
-                  "taps_offset")
-
-
-cdef enum:
-    PIXELS = 0                       # pixels along the SIMD lanes
-    CHANNELS = 1                     # output channels along the SIMD lanes
 
 
 MODE_PIXELS = PIXELS
@@ -99,75 +75,14 @@ MODE_CHANNELS = CHANNELS
 cdef Py_ssize_t PANEL_OUTER_BYTES = 128 * 1024
 
 
-cdef struct Problem:
-    Py_ssize_t KH, KW, sh, sw        # taps and input strides
-    const Py_ssize_t *offh           # input row of tap row th, minus i*sh (KH entries)
-    const Py_ssize_t *offw           # input column of tap column tw, minus j*sw (KW entries)
-    const Py_ssize_t *wtap           # weight offset of tap (th, tw) (KH*KW entries)
-    Py_ssize_t Hp, Wp                # GEMM pixel grid (i, j)
-    Py_ssize_t oy0, oys, ox0, oxs    # where pixel (i, j) lands in the output
-    Py_ssize_t a_offset              # this problem's packed weights
-    Py_ssize_t T, K, nkb, nbands     # taps, reduction length, K blocks, bands
-    Py_ssize_t items                 # work items: N * groups * nmb * nbands
-    bint in_place_b                  # 1x1, stride 1, no offset: the input is the band
-    bint in_place_c                  # pixel mode, no padding columns: output written in place
-    Band band
-    Py_ssize_t *koff                 # offset of K row (c, th, tw) of a K block in the band
-    Py_ssize_t *wkoff                # ... and in the raw weights (c*sc + wtap), per block
-    bint wk_contig                   # wkoff[k] == k: a K block is contiguous in the weight
-
-
-cdef struct Layer:
-    Py_ssize_t N, C_in, H, W, C_out, H_out, W_out
-    Py_ssize_t groups, Cg, Mg
-    int mode, isa
-    Py_ssize_t mr, nr                # the micro-kernel's most rows and its columns
-    Py_ssize_t cpb                   # input channels per K block (at most)
-    Py_ssize_t rows                  # grid rows per band (at most)
-    Py_ssize_t npanels, ppb, nmb     # channel panels per group, per channel block; blocks
-    Py_ssize_t kmax                  # most K rows of a block over all problems
-    Py_ssize_t sg, sm, sc            # weight strides of a group, output and input channel
-    Py_ssize_t rows_p                # packed weight rows of a group (padded to NR: channels)
-    Py_ssize_t packed_size           # elements of the packed weights of all problems
-    Py_ssize_t ws_band, ws_c, ws     # per-thread buffer: band, C block, total (elements)
-    Py_ssize_t ws_pack               # more per thread for raw weights (channel mode packs)
-    Py_ssize_t *ktab                 # k * r for the widths r that occur: see k_times
-    Py_ssize_t wlo                   # the narrower width of the pixel-mode weight panels
-    Py_ssize_t fy, fx                # depth to space (copy_d2s; 1, 1: none)
-
-
-cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
-                         const Py_ssize_t *aoff, Py_ssize_t lda, const floating *b,
-                         const Py_ssize_t *boff, floating *c, Py_ssize_t ldc, Py_ssize_t nr,
-                         const floating *bias, const floating *bias_col, int accumulate,
-                         Py_ssize_t pf) noexcept nogil:
-    """The mr x NR tile of variant isa (the one place the dtype picks a symbol)."""
-    if floating is float:
-        cc_gemm_ukernel_f32(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
-                                     accumulate, pf)
-    else:
-        cc_gemm_ukernel_f64(isa, mr)(kc, a, aoff, lda, b, boff, c, ldc, nr, bias, bias_col,
-                                     accumulate, pf)
-
-
-cdef Py_ssize_t *alloc_phases(const Py_ssize_t[:, ::1] problems) except NULL:
-    """phase_room for every problem's band (its KH + KW taps), for setup(); free() it."""
-    cdef Py_ssize_t p, n = 0
-    for p in range(problems.shape[0]):
-        n += problems[p, 0] + problems[p, 1]   # the tap table holds as many entries
-    return phase_room(n)
-
-
-cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
-                      const Py_ssize_t[:, ::1] problems, const Py_ssize_t[::1] taps,
-                      Py_ssize_t itemsize, Py_ssize_t *phases) noexcept nogil:
+cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob, Py_ssize_t itemsize,
+                      Py_ssize_t *phases) noexcept nogil:
     """Derive every problem's geometry and the per-thread workspace; return the work items.
-    phases: alloc_phases(problems)'s room, kept while the problems are used. koff tables
-    are left NULL (alloc_tables fills them)."""
+    Assumes: probs hold their taps, grid and output placement (Problems.read); phases has
+    room for every problem's KH + KW phases and is kept while the problems are used. koff
+    tables are left NULL (alloc_tables fills them)."""
     cdef Py_ssize_t p, total = 0, band_max = 0, c_max = 0, pix
     cdef Problem *pr
-    L.Cg = L.C_in // L.groups
-    L.Mg = L.C_out // L.groups
     L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
     L.rows_p = L.Mg if L.mode == PIXELS else L.npanels * L.nr
     L.nmb = cdiv(L.npanels, L.ppb)
@@ -175,13 +90,6 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
     L.packed_size = 0
     for p in range(nprob):
         pr = &probs[p]
-        pr.KH, pr.KW, pr.sh, pr.sw = problems[p, 0], problems[p, 1], problems[p, 2], problems[p, 3]
-        pr.Hp, pr.Wp = problems[p, 4], problems[p, 5]
-        pr.oy0, pr.oys = problems[p, 6], problems[p, 7]
-        pr.ox0, pr.oxs = problems[p, 8], problems[p, 9]
-        pr.offh = &taps[problems[p, 10]]
-        pr.offw = &taps[problems[p, 10] + pr.KH]
-        pr.wtap = &taps[problems[p, 10] + pr.KH + pr.KW]
         pr.koff = NULL
         pr.wk_contig = False
         pr.T = pr.KH * pr.KW
@@ -227,13 +135,6 @@ cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob,
     return total
 
 
-cdef inline const Py_ssize_t *k_times(const Layer *L, Py_ssize_t width) noexcept nogil:
-    """The table k * width, k < kmax, for a pixel-mode panel width (wlo or wlo + 1: panels
-    split Mg evenly) or NR. Assumes: width is one of those."""
-    if width == L.nr:
-        return L.ktab + 2 * L.kmax
-    return L.ktab + (width - L.wlo) * L.kmax
-
 
 cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
     """Offset tables: each problem's koff and wkoff, and ktab (three rows: k times the two
@@ -276,6 +177,7 @@ cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
     return 0
 
 
+
 cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
     cdef Py_ssize_t p
     PyMem_RawFree(L.ktab)
@@ -284,180 +186,13 @@ cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil
         PyMem_RawFree(probs[p].wkoff)
 
 
-cdef inline Py_ssize_t panel_start(const Layer *L, Py_ssize_t pan) noexcept nogil:
-    """The first weight row (output channel of a group) of panel pan: pixel mode splits Mg
-    evenly into panels, channel mode into NR-wide ones (the last zero-padded). Panel pan's
-    rows are panel_start(pan) .. panel_start(pan + 1)."""
-    return split_start(pan, L.Mg, L.npanels) if L.mode == PIXELS else pan * L.nr
-
-
-cdef inline Py_ssize_t packed_offset(const Layer *L, const Problem *pr, Py_ssize_t gi,
-                                     Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t r0) noexcept nogil:
-    """Where, in the packed weights, the panel starting at row r0 of group gi lies for the
-    K block of input channels c0..c1 (pack_panels' layout)."""
-    return pr.a_offset + gi * L.rows_p * pr.K + c0 * pr.T * L.rows_p + r0 * (c1 - c0) * pr.T
-
-
-cdef enum:
-    # Columns of the weight (taps of one channel pair) pack_by_channel transposes at a time:
-    # its tile is TILE_COLS x 32 lanes (NR, or a pixel-mode panel's rows), on the stack.
-    TILE_COLS = 64
-    # Problems pack_all packs together (the stride phases of a transposed convolution).
-    PACK_GROUP = 16
-
-
-cdef void pack_by_channel(const Layer *L, const Problem *probs, Py_ssize_t nprob,
-                          const floating *wm, Py_ssize_t valid, Py_ssize_t r, Py_ssize_t nc,
-                          floating **dst) noexcept nogil:
-    """One weight panel, for nc input channels and nprob problems at once: rows wm + i*sm
-    (i < valid; zero up to r), and dst[p][(c*T + t)*r + i] = A[row i, channel c, tap t] of
-    problem p (its taps' wtap).
-
-    Each channel's columns (within its kh*kw taps) are transposed once, in vector tiles, into
-    a tile of rows of r lanes, and each problem copies the rows of its taps. The stride phases
-    of a transposed convolution each take some taps of every channel pair: packed together,
-    the weight is read once for all of them, not element by element per phase (DCGAN's
-    4x4/s2: ~1 ns an element that way).
-    Assumes: r <= 32; the problems' wtap lie within one channel pair's taps."""
-    cdef floating buf[TILE_COLS * 32 + 16]
-    cdef floating *tile = line_aligned(buf)
-    cdef Py_ssize_t lo = PY_SSIZE_T_MAX, hi = 0, p, t, c, j0, j1, i, w
-    cdef const Problem *pr
-    cdef const floating *row
-    cdef floating *d
-    for p in range(nprob):
-        for t in range(probs[p].T):
-            lo = min(lo, probs[p].wtap[t])
-            hi = max(hi, probs[p].wtap[t] + 1)
-    for c in range(nc):
-        j0 = lo
-        while j0 < hi:
-            j1 = min(j0 + TILE_COLS, hi)
-            transpose(L.isa, valid, j1 - j0, wm + c * L.sc + j0, L.sm, tile, r)
-            for w in range(j1 - j0):
-                for i in range(valid, r):
-                    tile[w * r + i] = 0
-            for p in range(nprob):
-                pr = &probs[p]
-                d = dst[p] + c * pr.T * r
-                for t in range(pr.T):
-                    if j0 <= pr.wtap[t] < j1:
-                        # A loop, not a memcpy call: rows of 32 lanes or fewer.
-                        row = tile + (pr.wtap[t] - j0) * r
-                        for i in range(r):
-                            d[t * r + i] = row[i]
-            j0 = j1
-
-
-cdef void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_ssize_t gi,
-                      Py_ssize_t pan0, Py_ssize_t pan1, Py_ssize_t c0, Py_ssize_t c1,
-                      floating *dst) noexcept nogil:
-    """Pack weight panels pan0..pan1 of group gi, for the K block of input channels c0..c1.
-
-    A[g, m, (c, t)] = w[g*sg + m*sm + c*sc + wtap[t]] (t: the problem's taps; wkoff holds
-    c*sc + wtap[t] relative to the block's first channel), laid out as
-    the micro-kernel reads it, panel after panel: pixel mode, panel rows r0..r0+r, k-major:
-    dst[(r0 - first r0)*kcb + kk*r + i] = A[g, r0 + i, k0 + kk]; channel mode, NR-wide
-    panels (zero past Mg): dst[(p - pan0)*kcb*NR + kk*NR + lane] = A[g, p*NR + lane, k0 + kk].
-    A block contiguous in the weight (conv2d's, with every tap) is a transpose, done in
-    vector tiles (transpose.h).
-    """
-    cdef Py_ssize_t kcb = (c1 - c0) * pr.T
-    cdef Py_ssize_t pan, r0, r, i, kk, valid
-    cdef Py_ssize_t rbase = panel_start(L, pan0)
-    cdef const floating *wm
-    cdef floating *d
-    for pan in range(pan0, pan1):
-        r0 = panel_start(L, pan)
-        r = panel_start(L, pan + 1) - r0
-        d = dst + (r0 - rbase) * kcb
-        valid = max(0, min(r, L.Mg - r0))
-        wm = w + gi * L.sg + r0 * L.sm + c0 * L.sc
-        if pr.wk_contig:
-            transpose(L.isa, valid, kcb, wm, L.sm, d, r)
-            for i in range(valid, r):
-                for kk in range(kcb):
-                    d[kk * r + i] = 0
-        else:
-            pack_by_channel(L, pr, 1, wm, valid, r, c1 - c0, &d)
-
-
-cdef void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u,
-                     Py_ssize_t cs_t, floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R,
-                     Py_ssize_t Wp, Py_ssize_t o0, Py_ssize_t os_u,
-                     Py_ssize_t os_t) noexcept nogil:
-    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] for m < M, u < R,
-    t < Wp: a C block to its place in the output (rows of channels, or transposed by
-    variant isa's tiles)."""
-    cdef Py_ssize_t m, u, t
-    cdef floating *om
-    cdef const floating *cm
-    if cs_m == 1 and os_t == 1:
-        # Channel mode's block, pixels x channels, into channel rows: a transpose per row,
-        # or one for the band when its rows follow each other in both.
-        if os_u == Wp and cs_u == Wp * cs_t:
-            Wp *= R
-            R = 1
-        for u in range(R):
-            transpose(isa, Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
-        return
-    for m in range(M):
-        for u in range(R):
-            om = o + m * os_m + o0 + u * os_u
-            cm = c + m * cs_m + u * cs_u
-            if os_t == 1 and cs_t == 1:
-                for t in range(Wp):
-                    om[t] = cm[t]
-            elif floating is float and os_t == 2 and cs_t == 1:
-                # A stride-2 phase of a transposed convolution (U-Net's 2x2/s2: a quarter of
-                # its time element by element; vectors under a mask on AVX-512).
-                cc_scatter2_isa_f32(isa, Wp, cm, om)
-            else:
-                for t in range(Wp):
-                    om[t * os_t] = cm[t * cs_t]
-
-
-cdef void copy_d2s(const Layer *L, const floating *c, Py_ssize_t cpitch, Py_ssize_t cs_u,
-                   floating *out_ng, Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t i0,
-                   Py_ssize_t R) noexcept nogil:
-    """A pixel-mode C block (rows row0..row1 of a group, R band rows from grid row i0) into
-    the output, depth to space: row m = (co*fy + a)*fx + b, pixel (i, j) lands at output
-    channel co, (i*fy + a, j*fx + b). A transposed convolution whose kernel is its stride
-    (U-Net's 2x2/s2) is one 1x1 GEMM of fy*fx rows per output channel, then this. With fx 2,
-    rows b = 0 and 1 are interleaved into whole output rows (each line written once, not
-    half by each of two stride phases)."""
-    cdef Py_ssize_t Wv = L.W_out, Wr = L.W_out * L.fx
-    cdef Py_ssize_t HWr = L.H_out * L.fy * Wr, P = L.fy * L.fx
-    cdef Py_ssize_t m = row0, co, a, b, u, t, step
-    cdef const floating *x
-    cdef const floating *y
-    cdef floating *d
-    while m < row1:
-        co = m // P
-        a = (m % P) // L.fx
-        b = m % L.fx
-        step = 2 if (L.fx == 2 and b == 0 and m + 1 < row1) else 1
-        for u in range(R):
-            x = c + (m - row0) * cpitch + u * cs_u
-            d = out_ng + co * HWr + ((i0 + u) * L.fy + a) * Wr + b
-            if step == 2:
-                y = x + cpitch
-                for t in range(Wv):
-                    d[2 * t] = x[t]
-                    d[2 * t + 1] = y[t]
-            else:
-                # fx > 2 row by row: masked AVX-512 vectors here (cc_scatter2's, any stride)
-                # or the fx rows interleaved ran 4x4/s4 and 3x3/s3 layers 0.98-1.01x the time.
-                for t in range(Wv):
-                    d[t * L.fx] = x[t]
-        m += step
-
 
 cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr) noexcept nogil:
     """First pixel of tile jt of a band: tiles of NR pixels, after a first one of `lead`."""
     if lead == 0:
         return jt * nr
     return 0 if jt == 0 else lead + (jt - 1) * nr
+
 
 
 cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py_ssize_t pan,
@@ -494,6 +229,7 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     else:
         ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff, cp, ldc,
                 jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
+
 
 
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -575,6 +311,7 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                    pr.Wp, (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
+
 cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
                         Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
                         bint packed, const floating *bias, floating *out,
@@ -651,6 +388,7 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
 
 
+
 cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,
                    const floating *w, bint packed, const floating *bias, floating *out,
                    floating *ws) noexcept nogil:
@@ -665,6 +403,7 @@ cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const flo
         channels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws)
 
 
+
 cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t item,
                             const floating *x, const floating *w, bint packed,
                             const floating *bias, floating *out, floating *ws) noexcept nogil:
@@ -676,17 +415,50 @@ cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t ite
     run_item(L, &probs[p], item, x, w, packed, bias, out, ws)
 
 
-cdef Layer layer_of(Py_ssize_t N, Py_ssize_t C_in, Py_ssize_t H, Py_ssize_t W,
-                    Py_ssize_t C_out, Py_ssize_t H_out, Py_ssize_t W_out, Py_ssize_t groups,
-                    int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows,
-                    Py_ssize_t ppb, Py_ssize_t fy, Py_ssize_t fx):
+cdef struct Call:
+    const Layer *L
+    const Problem *probs
+    Py_ssize_t nprob
+    const void *x
+    const void *w                    # packed (packed true) or raw weights
+    bint packed
+    const void *bias
+    void *out
+    void *pk                         # where pack units go (packing first)
+
+
+cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    run_global(c.L, c.probs, item, <const float *> c.x, <const float *> c.w, c.packed,
+               <const float *> c.bias, <float *> c.out, <float *> ws)
+
+
+cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    run_global(c.L, c.probs, item, <const double *> c.x, <const double *> c.w, c.packed,
+               <const double *> c.bias, <double *> c.out, <double *> ws)
+
+
+cdef void pack_f32(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    pack_unit(c.L, c.probs, c.nprob, <const float *> c.w, <float *> c.pk, unit)
+
+
+cdef void pack_f64(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    pack_unit(c.L, c.probs, c.nprob, <const double *> c.w, <double *> c.pk, unit)
+
+
+cdef Layer layer_of(const Conv *g, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb,
+                    Py_ssize_t rows, Py_ssize_t ppb, Py_ssize_t fy, Py_ssize_t fx) except *:
     cdef Layer L
     if fy < 1 or fx < 1 or (mode != PIXELS and fy * fx > 1):
         raise ValueError(f"IGemm: depth to space ({fy}, {fx}) needs factors >= 1 and pixel "
                          f"mode")
-    L.N, L.C_in, L.H, L.W = N, C_in, H, W
-    L.C_out, L.H_out, L.W_out = C_out, H_out, W_out
-    L.groups, L.mode, L.isa = groups, mode, isa
+    L.N, L.C_in, L.H, L.W = g.N, g.C_in, g.H, g.W
+    L.C_out, L.H_out, L.W_out = g.C_out, g.H_out, g.W_out
+    L.groups, L.Cg, L.Mg = g.groups, g.Cg, g.Mg
+    L.mode, L.isa = mode, isa
     L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
     L.cpb, L.rows, L.ppb = cpb, rows, ppb
     L.fy, L.fx = fy, fx
@@ -699,62 +471,112 @@ def tile(int isa, Py_ssize_t itemsize):
     return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
 
 
-def workspace_elems(Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
-                    const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
-                    Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb, Py_ssize_t fy=1,
-                    Py_ssize_t fx=1):
-    """(per-thread workspace with packed weights, the same with raw weights, work items) of
-    IGemm with these arguments, in elements (PY_SSIZE_T_MAX where a size would overflow).
-    shape: N, C_in, H, W, C_out, H_out, W_out, groups."""
-    cdef Layer L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                            shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb, fy, fx)
-    cdef Py_ssize_t nprob = problems.shape[0], items
-    cdef Py_ssize_t *phases = alloc_phases(problems)
-    cdef Problem *probs = <Problem *> PyMem_Malloc(max(nprob, 1) * sizeof(Problem))
-    if probs == NULL:
-        free(phases)
-        raise MemoryError()
-    try:
-        items = setup(&L, probs, nprob, problems, taps, itemsize, phases)
-        return L.ws, add_sat(L.ws, L.ws_pack), items
-    finally:
-        PyMem_Free(probs)
-        free(phases)
+cdef class Problems:
+    """The GEMM problems of one lowering (cconv._lowering.GemmLowering: its params, problems,
+    d2s and weight_strides), read into C once: what IGemm runs, and what sizes() tells the
+    planner for each tiling it weighs."""
+    cdef Conv conv
+    cdef Problem *probs              # taps, grid and output placement of each problem
+    cdef Py_ssize_t *taps            # their offh, offw and wtap tables
+    cdef readonly Py_ssize_t nprob
+    cdef Py_ssize_t nphases          # KH + KW summed over the problems
+    cdef Py_ssize_t fy, fx, sg, sm, sc
+
+    def __cinit__(self, lowering):
+        cdef Py_ssize_t p, th, tw, n = 0, at = 0
+        cdef Problem *pr
+        self.conv = conv_of(lowering.params)
+        problems = lowering.problems
+        self.nprob = len(problems)
+        self.fy, self.fx = lowering.d2s
+        self.sg, self.sm, self.sc = lowering.weight_strides
+        for spec in problems:
+            n += len(spec.offh) + len(spec.offw) + len(spec.offh) * len(spec.offw)
+        self.probs = <Problem *> PyMem_Malloc(max(self.nprob, 1) * sizeof(Problem))
+        self.taps = <Py_ssize_t *> PyMem_Malloc(max(n, 1) * sizeof(Py_ssize_t))
+        if self.probs == NULL or self.taps == NULL:
+            raise MemoryError()
+        self.nphases = 0
+        for p, spec in enumerate(problems):
+            pr = &self.probs[p]
+            pr.KH, pr.KW = len(spec.offh), len(spec.offw)
+            pr.sh, pr.sw, pr.Hp, pr.Wp = spec.sh, spec.sw, spec.Hp, spec.Wp
+            pr.oy0, pr.oys, pr.ox0, pr.oxs = spec.oy0, spec.oys, spec.ox0, spec.oxs
+            pr.koff = pr.wkoff = NULL
+            pr.offh = &self.taps[at]
+            pr.offw = pr.offh + pr.KH
+            pr.wtap = pr.offw + pr.KW
+            for th in range(pr.KH):
+                self.taps[at + th] = spec.offh[th]
+            for tw in range(pr.KW):
+                self.taps[at + pr.KH + tw] = spec.offw[tw]
+            # Tap (kh, kw) of a channel pair lies at kh*KW + kw in the weight.
+            for th in range(pr.KH):
+                for tw in range(pr.KW):
+                    self.taps[at + pr.KH + pr.KW + th * pr.KW + tw] = (
+                        spec.kh[th] * self.conv.KW + spec.kw[tw])
+            at += pr.KH + pr.KW + pr.KH * pr.KW
+            self.nphases += pr.KH + pr.KW
+
+    def __dealloc__(self):
+        PyMem_Free(self.probs)
+        PyMem_Free(self.taps)
+
+    cdef Layer layer(self, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb,
+                     Py_ssize_t rows, Py_ssize_t ppb) except *:
+        return layer_of(&self.conv, mode, isa, itemsize, cpb, rows, ppb, self.fy, self.fx)
+
+    cdef Problem *copy(self) except NULL:
+        """The problems, for one tiling's setup(); PyMem_Free() them."""
+        cdef Problem *probs = <Problem *> PyMem_Malloc(max(self.nprob, 1) * sizeof(Problem))
+        if probs == NULL:
+            raise MemoryError()
+        memcpy(probs, self.probs, self.nprob * sizeof(Problem))
+        return probs
+
+    def sizes(self, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t rows,
+              Py_ssize_t ppb):
+        """What IGemm with this tiling would need: (per-thread workspace with packed
+        weights, the same with raw weights, work items), in elements (PY_SSIZE_T_MAX where a
+        size would overflow), then per problem its band pitch (grid columns plus the taps'
+        span) and whether it reads the input in place."""
+        cdef Layer L = self.layer(mode, isa, itemsize, cpb, rows, ppb)
+        cdef Py_ssize_t items, p
+        cdef Py_ssize_t *phases = phase_room(self.nphases)
+        cdef Problem *probs = NULL
+        try:
+            probs = self.copy()
+            items = setup(&L, probs, self.nprob, itemsize, phases)
+            return (L.ws, add_sat(L.ws, L.ws_pack), items,
+                    tuple(probs[p].band.Wsub for p in range(self.nprob)),
+                    tuple(bool(probs[p].in_place_b) for p in range(self.nprob)))
+        finally:
+            PyMem_Free(probs)
+            free(phases)
 
 
 cdef class IGemm:
-    """One convolution's GEMM problems, prepared once (geometry, offset tables) and run many
-    times. Arguments as for workspace_elems(), plus the weight's strides: (sg, sm, sc), the
-    elements between groups, output channels and input channels in the weight array
-    (conv2d's (C_out, Cg, kh, kw): (Mg*Cg*kh*kw, Cg*kh*kw, kh*kw); conv_transpose2d's
-    (C_in, Mg, kh, kw): (Cg*Mg*kh*kw, kh*kw, Mg*kh*kw)). Planned once per layer geometry by
-    cconv._planner."""
+    """One convolution's GEMM problems with one tiling (mode, input channels per K block
+    cpb, grid rows per band, weight panels per channel block ppb), prepared once (geometry,
+    offset tables) and run many times. The kernel interface of cconv._engine: pack(), run(),
+    packed_size, workspace_elems(_raw)."""
     cdef Layer L
     cdef Problem *probs
     cdef Py_ssize_t *phases          # the bands' phase lists
     cdef Py_ssize_t nprob, total
-    cdef object keep               # the tables the problems point into
+    cdef Problems problems           # what probs point into
     cdef Py_ssize_t itemsize
     cdef readonly Py_ssize_t workspace_elems, workspace_elems_raw, packed_size
 
-    def __cinit__(self, Py_ssize_t[::1] shape, const Py_ssize_t[:, ::1] problems,
-                  const Py_ssize_t[::1] taps, int mode, int isa, Py_ssize_t itemsize,
-                  Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb, Py_ssize_t sg,
-                  Py_ssize_t sm, Py_ssize_t sc, Py_ssize_t fy=1, Py_ssize_t fx=1):
-        cdef Py_ssize_t p
-        self.L = layer_of(shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-                          shape[6], shape[7], mode, isa, itemsize, cpb, rows, ppb, fy, fx)
-        self.L.sg, self.L.sm, self.L.sc = sg, sm, sc
-        self.nprob = problems.shape[0]
-        self.keep = (problems, taps)
-        self.phases = alloc_phases(problems)
-        self.probs = <Problem *> PyMem_Malloc(max(self.nprob, 1) * sizeof(Problem))
-        if self.probs == NULL:
-            raise MemoryError()
-        for p in range(self.nprob):
-            self.probs[p].koff = self.probs[p].wkoff = NULL
-        self.total = setup(&self.L, self.probs, self.nprob, problems, taps, itemsize,
-                           self.phases)
+    def __cinit__(self, Problems problems, int mode, int isa, Py_ssize_t itemsize,
+                  Py_ssize_t cpb, Py_ssize_t rows, Py_ssize_t ppb):
+        self.L = problems.layer(mode, isa, itemsize, cpb, rows, ppb)
+        self.L.sg, self.L.sm, self.L.sc = problems.sg, problems.sm, problems.sc
+        self.problems = problems
+        self.nprob = problems.nprob
+        self.phases = phase_room(problems.nphases)
+        self.probs = problems.copy()
+        self.total = setup(&self.L, self.probs, self.nprob, itemsize, self.phases)
         self.itemsize = itemsize
         self.workspace_elems = self.L.ws
         self.workspace_elems_raw = add_sat(self.L.ws, self.L.ws_pack)
@@ -795,149 +617,58 @@ cdef class IGemm:
     def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False):
         """Compute out from x (module docstring) on nthreads threads.
 
-        x (N, C_in, H, W) and out (N, C_out, H_out, W_out) as prepared, C-contiguous, of the
-        prepared dtype; w: pack()'s result (packed true) or the raw weights, any shape,
-        C-contiguous (packed false: each work item packs the panels it uses into its
-        workspace, or, with pack_first, they are all packed first into a buffer of this call,
-        and the call runs as with pack()'s result); bias (C_out,) or None. The workspace
-        (nthreads * workspace_elems, or workspace_elems_raw for raw weights not packed
-        first) is allocated here. Every element of out is written exactly once."""
+        x (N, C_in, H, W) and out (N, C_out, H_out, W_out) of the convolution, C-contiguous
+        numpy arrays of the prepared dtype; w: pack()'s result (packed true) or the raw
+        weights, any shape, C-contiguous (packed false: each work item packs the panels it
+        uses into its workspace, or, with pack_first, they are all packed first into a buffer
+        of this call, and the call runs as with pack()'s result); bias (C_out,) or None. The
+        workspace (nthreads * workspace_elems, or workspace_elems_raw for raw weights not
+        packed first) is allocated here. Every element of out is written exactly once."""
         cdef Layer *L = &self.L
-        cdef Py_ssize_t per_thread
+        cdef Py_ssize_t per_thread, units
         cdef Py_buffer v[4]        # x, w, out, bias
         cdef int held = 0
         cdef void *ws = NULL
         cdef void *pk = NULL
         cdef Py_ssize_t *counters = NULL
-        cdef const void *bias_p = NULL
+        cdef Call call
+        cdef item_fn item = item_f32 if self.itemsize == sizeof(float) else item_f64
+        cdef item_fn pack = pack_f32 if self.itemsize == sizeof(float) else pack_f64
         if pack_first and packed:
             raise ValueError("IGemm.run: pack_first needs the raw weights (packed false)")
+        if L.fy * L.fx > 1:
+            # The GEMM's view of the output and bias: fy*fx rows per output channel.
+            out = out.reshape(L.N, L.C_out, L.H_out, L.W_out)
+            bias = None if bias is None else bias.repeat(L.fy * L.fx)
         try:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
                       L.C_out, L.H_out, L.W_out, "IGemm.run")
             self.check(elements(&v[1]), self.itemsize, packed)
             if self.total == 0:
                 return
-            if bias is not None:
-                bias_p = v[3].buf
+            call.L, call.probs, call.nprob = L, self.probs, self.nprob
+            call.x, call.w, call.packed, call.out = v[0].buf, v[1].buf, packed, v[2].buf
+            call.bias = v[3].buf if bias is not None else NULL
+            counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
             if pack_first:
                 pk = workspace(1, L.packed_size, self.itemsize)
+                call.pk = line_up(pk)
+                units = pack_units(L, self.probs)
+                # Packed by every thread, a unit at a time, before any item reads them.
+                with nogil:
+                    run_items(pack, &call, units, NULL, 0, False, False,
+                              nthreads if units >= 2 else 1, counters)
+                call.w, call.packed = call.pk, True
             per_thread = (self.workspace_elems if packed or pack_first
                           else self.workspace_elems_raw)
             ws = workspace(nthreads, per_thread, self.itemsize)
-            counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
+            # Shares dealt round-robin: a transposed convolution's items are in phase order,
+            # and two threads on two phases would write alternate elements of the same lines.
             with nogil:
-                if self.itemsize == sizeof(float):
-                    run_all(L, self.probs, self.nprob, self.total, <const float *> v[0].buf,
-                            <const float *> v[1].buf, packed, <float *> pk,
-                            <const float *> bias_p, <float *> v[2].buf, <float *> ws,
-                            per_thread, nthreads, counters)
-                else:
-                    run_all(L, self.probs, self.nprob, self.total, <const double *> v[0].buf,
-                            <const double *> v[1].buf, packed, <double *> pk,
-                            <const double *> bias_p, <double *> v[2].buf, <double *> ws,
-                            per_thread, nthreads, counters)
+                run_items(item, &call, self.total, ws, per_thread * self.itemsize, False, True,
+                          nthreads, counters)
         finally:
             free(ws)
             free(pk)
             free(counters)
             release(v, held)
-
-
-cdef inline Py_ssize_t pack_units(const Layer *L, const Problem *probs) noexcept nogil:
-    """The units pack_unit packs: (group, K block, panel), the same blocks in every problem."""
-    return L.groups * probs[0].nkb * L.npanels
-
-
-cdef void pack_unit(const Layer *L, const Problem *probs, Py_ssize_t nprob, const floating *w,
-                    floating *dst, Py_ssize_t unit) noexcept nogil:
-    """Pack one (group, K block, panel) of every problem of the raw weights w into dst (laid
-    out as pack_all's). A lone problem whose K blocks are contiguous in the weight (conv2d's)
-    is transposed block by block; others (the phases of a transposed convolution, up to
-    PACK_GROUP at once) channel by channel, each channel pair's taps read once
-    (pack_by_channel)."""
-    cdef Py_ssize_t nkb = probs[0].nkb
-    cdef Py_ssize_t pan = unit % L.npanels
-    cdef Py_ssize_t kb = (unit // L.npanels) % nkb
-    cdef Py_ssize_t gi = unit // (L.npanels * nkb)
-    cdef Py_ssize_t c0 = split_start(kb, L.Cg, nkb)
-    cdef Py_ssize_t c1 = split_start(kb + 1, L.Cg, nkb)
-    cdef Py_ssize_t r0 = panel_start(L, pan)
-    cdef Py_ssize_t r = panel_start(L, pan + 1) - r0
-    cdef Py_ssize_t p, p0 = 0, np
-    cdef floating *d[PACK_GROUP]
-    if nprob == 1 and probs[0].wk_contig:
-        pack_panels(L, &probs[0], w, gi, pan, pan + 1, c0, c1,
-                    &dst[packed_offset(L, &probs[0], gi, c0, c1, r0)])
-        return
-    while p0 < nprob:
-        np = min(PACK_GROUP, nprob - p0)
-        for p in range(np):
-            d[p] = &dst[packed_offset(L, &probs[p0 + p], gi, c0, c1, r0)]
-        pack_by_channel(L, &probs[p0], np, w + gi * L.sg + r0 * L.sm + c0 * L.sc,
-                        max(0, min(r, L.Mg - r0)), r, c1 - c0, d)
-        p0 += np
-
-
-cdef void pack_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, const floating *w,
-                   floating *dst) noexcept nogil:
-    """Pack the raw weights w into dst (L.packed_size elements): every problem, group, K
-    block and panel, in the order the items read them."""
-    cdef Py_ssize_t unit
-    for unit in range(pack_units(L, probs)):
-        pack_unit(L, probs, nprob, w, dst, unit)
-
-
-cdef void run_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, Py_ssize_t total,
-                  const floating *x, const floating *w, bint packed, floating *pk,
-                  const floating *bias, floating *out, floating *ws, Py_ssize_t per_thread,
-                  int nthreads, Py_ssize_t *counters) noexcept nogil:
-    """Every work item of the call, on nthreads threads, each with per_thread elements of
-    ws (from workspace()). pk: NULL, or a buffer (from workspace()) to pack the raw weights
-    w into first, then run as with packed weights. counters: nthreads * SHARE_PAD entries
-    (nthreads > 1)."""
-    cdef Py_ssize_t item, unit, units
-    cdef unsigned long fp_mode
-    cdef floating *wsp
-    cdef Shares sh
-    cdef int tid
-    if pk != NULL:
-        pk = line_aligned(pk)
-        units = pack_units(L, probs)
-        if nthreads == 1 or units < 2:
-            pack_all(L, probs, nprob, w, pk)
-        else:
-            # Packed by every thread, a panel at a time, before any item reads them (DCGAN's
-            # 4x4/s2 at 2 threads: the packing was a fifth of the call in one thread).
-            shares_init(&sh, units, nthreads, False, counters)
-            with parallel(num_threads=nthreads):
-                tid = threadid()
-                unit = take(&sh, tid)
-                while unit >= 0:
-                    pack_unit(L, probs, nprob, w, pk, unit)
-                    unit = take(&sh, tid)
-        w, packed = pk, True
-    ws = line_aligned(ws)
-    if nthreads == 1:
-        # No parallel region for one thread: it would cost more than a tiny layer.
-        fp_mode = cc_flush_denormals()
-        for item in range(total):
-            run_global(L, probs, item, x, w, packed, bias, out, ws)
-        cc_restore_fp_mode(fp_mode)
-        return
-    # Shares dealt round-robin (_shares.pxd): a thread's weight panels and output stay in its
-    # core's cache for the next call. Handed out on demand (schedule dynamic, in chunks), 2
-    # threads ran 1.66-1.85x faster than one where fixed shares run 1.81-1.97x (MobileNetV2's
-    # pw7, ResNet-50's 1x1 64->256 and 3x3 layers; quiet machine). Dealt, not contiguous: a
-    # transposed convolution's items are in phase order, and two threads on two phases write
-    # alternate elements of the same lines (contiguous halves: U-Net's 2x2/s2 1.4x slower).
-    shares_init(&sh, total, nthreads, True, counters)
-    with parallel(num_threads=nthreads):
-        tid = threadid()
-        wsp = ws + tid * per_thread
-        fp_mode = cc_flush_denormals()
-        item = take(&sh, tid)
-        while item >= 0:
-            run_global(L, probs, item, x, w, packed, bias, out, wsp)
-            item = take(&sh, tid)
-        cc_restore_fp_mode(fp_mode)

@@ -9,7 +9,7 @@ counter of the items taken from it, on a cache line of its own: every item is ta
 once, and computed whole by the thread that takes it, so the result does not depend on which
 thread that is.
 """
-from ._band cimport split_start
+from ._sizes cimport split_start
 
 cdef extern from *:
     """

@@ -1,0 +1,80 @@
+# cython: language_level=3
+"""Output copies of the implicit GEMM (inline, compiled into _igemm): a C block of the
+workspace to its place in the output, as rows of channels, transposed (channel mode), every
+`stride`-th element (a stride phase of a transposed convolution) or depth to space.
+"""
+from cython cimport floating
+
+from ._gemm cimport Layer
+from ._transpose cimport cc_scatter2_isa_f32, transpose
+
+
+cdef inline void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u,
+                     Py_ssize_t cs_t, floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R,
+                     Py_ssize_t Wp, Py_ssize_t o0, Py_ssize_t os_u,
+                     Py_ssize_t os_t) noexcept nogil:
+    """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] for m < M, u < R,
+    t < Wp: a C block to its place in the output (rows of channels, or transposed by
+    variant isa's tiles)."""
+    cdef Py_ssize_t m, u, t
+    cdef floating *om
+    cdef const floating *cm
+    if cs_m == 1 and os_t == 1:
+        # Channel mode's block, pixels x channels, into channel rows: a transpose per row,
+        # or one for the band when its rows follow each other in both.
+        if os_u == Wp and cs_u == Wp * cs_t:
+            Wp *= R
+            R = 1
+        for u in range(R):
+            transpose(isa, Wp, M, c + u * cs_u, cs_t, o + o0 + u * os_u, os_m)
+        return
+    for m in range(M):
+        for u in range(R):
+            om = o + m * os_m + o0 + u * os_u
+            cm = c + m * cs_m + u * cs_u
+            if os_t == 1 and cs_t == 1:
+                for t in range(Wp):
+                    om[t] = cm[t]
+            elif floating is float and os_t == 2 and cs_t == 1:
+                # A stride-2 phase of a transposed convolution (U-Net's 2x2/s2: a quarter of
+                # its time element by element; vectors under a mask on AVX-512).
+                cc_scatter2_isa_f32(isa, Wp, cm, om)
+            else:
+                for t in range(Wp):
+                    om[t * os_t] = cm[t * cs_t]
+
+
+cdef inline void copy_d2s(const Layer *L, const floating *c, Py_ssize_t cpitch, Py_ssize_t cs_u,
+                   floating *out_ng, Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t i0,
+                   Py_ssize_t R) noexcept nogil:
+    """A pixel-mode C block (rows row0..row1 of a group, R band rows from grid row i0) into
+    the output, depth to space: row m = (co*fy + a)*fx + b, pixel (i, j) lands at output
+    channel co, (i*fy + a, j*fx + b). A transposed convolution whose kernel is its stride
+    (U-Net's 2x2/s2) is one 1x1 GEMM of fy*fx rows per output channel, then this. With fx 2,
+    rows b = 0 and 1 are interleaved into whole output rows (each line written once, not
+    half by each of two stride phases)."""
+    cdef Py_ssize_t Wv = L.W_out, Wr = L.W_out * L.fx
+    cdef Py_ssize_t HWr = L.H_out * L.fy * Wr, P = L.fy * L.fx
+    cdef Py_ssize_t m = row0, co, a, b, u, t, step
+    cdef const floating *x
+    cdef const floating *y
+    cdef floating *d
+    while m < row1:
+        co = m // P
+        a = (m % P) // L.fx
+        b = m % L.fx
+        step = 2 if (L.fx == 2 and b == 0 and m + 1 < row1) else 1
+        for u in range(R):
+            x = c + (m - row0) * cpitch + u * cs_u
+            d = out_ng + co * HWr + ((i0 + u) * L.fy + a) * Wr + b
+            if step == 2:
+                y = x + cpitch
+                for t in range(Wv):
+                    d[2 * t] = x[t]
+                    d[2 * t + 1] = y[t]
+            else:
+                # fx > 2 row by row: masked AVX-512 vectors here (cc_scatter2's, any stride)
+                # or the fx rows interleaved ran 4x4/s4 and 3x3/s3 layers 0.98-1.01x the time.
+                for t in range(Wv):
+                    d[t * L.fx] = x[t]
+        m += step
