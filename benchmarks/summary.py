@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 
 try:
-    from cconv import _bench, _layers
+    from cconv import _bench
+    from cconv.bench import layers as _layers
 except ImportError:  # run as a script from a source checkout: cconv sits next to benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from cconv import _bench, _layers
+    from cconv import _bench
+    from cconv.bench import layers as _layers
 
 
 def records_from(data):

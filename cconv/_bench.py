@@ -39,7 +39,8 @@ import numpy as np
 
 import cconv
 
-from . import _config, _layers, _planner, _threads
+from . import _config, _planner, _threads
+from .bench import layers as _layers
 
 CCONV = ("cconv-functional", "cconv-module")
 PEERS = ("torch", "onnxruntime", "numpy")

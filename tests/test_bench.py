@@ -14,7 +14,8 @@ import pytest
 from conftest import run_python
 
 import cconv
-from cconv import _bench, _layers, _params, _planner
+from cconv import _bench, _params, _planner
+from cconv.bench import layers as _layers
 
 REPO = Path(__file__).resolve().parents[1]         # this checkout (benchmarks/ is here)
 
