@@ -14,8 +14,9 @@ import pytest
 from conftest import run_python
 
 import cconv
-from cconv import _bench, _params, _planner
-from cconv.bench import layers as _layers
+from cconv import _params, _planner
+from cconv.bench import harness, layers, peers, report
+from cconv.bench.peers import numpy_peer
 
 REPO = Path(__file__).resolve().parents[1]         # this checkout (benchmarks/ is here)
 
@@ -51,24 +52,24 @@ def _direct_conv2d(x, w, b, stride, padding, dilation, groups):
 # Small geometries that break im2col bookkeeping: non-square kernels, asymmetric stride,
 # padding and dilation, groups, prime sizes.
 SMALL = [
-    _layers.Layer("small.a", "test", 2, 3, 7, 5, 4, (3, 2), (2, 1), (1, 0), (1, 2), 1),
-    _layers.Layer("small.g", "test", 1, 6, 9, 11, 4, (3, 3), (1, 2), (2, 1), (2, 1), 2),
-    _layers.Layer("small.dw", "test", 1, 5, 8, 7, 5, (3, 3), (2, 2), (1, 1), (1, 1), 5),
-    _layers.Layer("small.1x1", "test", 3, 4, 5, 5, 7, (1, 1)),
+    layers.Layer("small.a", "test", 2, 3, 7, 5, 4, (3, 2), (2, 1), (1, 0), (1, 2), 1),
+    layers.Layer("small.g", "test", 1, 6, 9, 11, 4, (3, 3), (1, 2), (2, 1), (2, 1), 2),
+    layers.Layer("small.dw", "test", 1, 5, 8, 7, 5, (3, 3), (2, 2), (1, 1), (1, 1), 5),
+    layers.Layer("small.1x1", "test", 3, 4, 5, 5, 7, (1, 1)),
 ]
 SMALL_T = [
-    _layers.Layer("small.t", "test", 2, 4, 5, 6, 3, (4, 3), (2, 3), (1, 0), (1, 2), 1,
+    layers.Layer("small.t", "test", 2, 4, 5, 6, 3, (4, 3), (2, 3), (1, 0), (1, 2), 1,
                   True, (1, 2)),
-    _layers.Layer("small.tg", "test", 1, 6, 4, 4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 2,
+    layers.Layer("small.tg", "test", 1, 6, 4, 4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 2,
                   True, (1, 0)),
 ]
 
 
 @pytest.mark.parametrize("layer", SMALL, ids=lambda layer: layer.name)
 def test_numpy_im2col_matches_direct_and_cconv(layer):
-    x, w, b = _bench.make_arrays(layer, np.float64)
+    x, w, b = harness.make_arrays(layer, np.float64)
     kw = layer.conv_kwargs()
-    got = _bench.numpy_conv2d(x, w, b, **kw)
+    got = numpy_peer.conv2d(x, w, b, **kw)
     assert got.shape == layer.output_shape
     want = _direct_conv2d(x, w, b, layer.stride, layer.padding, layer.dilation, layer.groups)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
@@ -78,10 +79,10 @@ def test_numpy_im2col_matches_direct_and_cconv(layer):
 @pytest.mark.parametrize("name", ["mnist.conv1", "resnext50.s2.3x3g32", "tinycam96.stem",
                                   "mobilenetv2.dw56s2"])
 def test_numpy_im2col_matches_cconv_on_real_layers(name):
-    layer = _layers.by_name(name)
-    x, w, b = _bench.make_arrays(layer, np.float32)
-    got = _bench.numpy_conv2d(x, w, b, **layer.conv_kwargs())
-    ok, diff = _bench.check(got, cconv.conv2d(x, w, b, **layer.conv_kwargs()).astype(float))
+    layer = layers.by_name(name)
+    x, w, b = harness.make_arrays(layer, np.float32)
+    got = numpy_peer.conv2d(x, w, b, **layer.conv_kwargs())
+    ok, diff = harness.check(got, cconv.conv2d(x, w, b, **layer.conv_kwargs()).astype(float))
     assert ok, diff
 
 
@@ -90,9 +91,9 @@ def test_numpy_conv_transpose_is_the_adjoint_of_conv2d(layer):
     """<conv2d(y, w), x> == <y, conv_transpose2d(x, w)>, with the transposed layer's output
     shape as conv2d's input (output_padding makes that shape unambiguous)."""
     rng = np.random.default_rng(1)
-    x, w, _ = _bench.make_arrays(layer, np.float64)
+    x, w, _ = harness.make_arrays(layer, np.float64)
     y = rng.standard_normal(layer.output_shape)
-    t = _bench.numpy_conv_transpose2d(x, w, None, **layer.conv_kwargs())
+    t = numpy_peer.conv_transpose2d(x, w, None, **layer.conv_kwargs())
     assert t.shape == layer.output_shape
     c = _direct_conv2d(y, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
     assert c.shape == x.shape
@@ -103,12 +104,12 @@ def test_numpy_conv_transpose_is_the_adjoint_of_conv2d(layer):
         np.testing.assert_allclose(t, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("layer", _layers.LAYERS, ids=lambda layer: layer.name)
+@pytest.mark.parametrize("layer", layers.LAYERS, ids=lambda layer: layer.name)
 def test_every_layer_has_a_valid_geometry(layer):
     assert min(layer.output_shape) >= 1
-    x, w, b = _bench.make_arrays(layer, np.float32)
+    x, w, b = harness.make_arrays(layer, np.float32)
     if layer.transposed:
-        out = _bench.numpy_conv_transpose2d(x, w, b, **layer.conv_kwargs())
+        out = numpy_peer.conv_transpose2d(x, w, b, **layer.conv_kwargs())
         if hasattr(cconv, "conv_transpose2d"):
             assert cconv.conv_transpose2d(x, w, b, **layer.conv_kwargs()).shape == out.shape
     else:
@@ -124,27 +125,27 @@ def test_every_layer_has_a_valid_geometry(layer):
 
 
 def test_layer_selection():
-    assert len(_layers.LAYERS) >= 30
-    quick = _layers.select("quick")
-    assert [layer.name for layer in quick] == [n for n in (lay.name for lay in _layers.LAYERS)
-                                               if n in _layers.QUICK]
+    assert len(layers.LAYERS) >= 30
+    quick = layers.select("quick")
+    assert [layer.name for layer in quick] == [n for n in (lay.name for lay in layers.LAYERS)
+                                               if n in layers.QUICK]
     kinds = {layer.kind for layer in quick}
     assert {"dense", "1x1", "strided", "depthwise", "grouped", "dilated",
             "transposed"} <= kinds
     assert any(layer.N > 1 for layer in quick)
-    assert {layer.name for layer in _layers.select("mnist")} == {"mnist.conv1",
+    assert {layer.name for layer in layers.select("mnist")} == {"mnist.conv1",
                                                                  "mnist.conv2.b32"}
-    assert len(_layers.select("all")) == len(_layers.LAYERS)
+    assert len(layers.select("all")) == len(layers.LAYERS)
     with pytest.raises(ValueError, match="matches no layer"):
-        _layers.select("no-such-layer")
+        layers.select("no-such-layer")
 
 
 def test_check_catches_a_wrong_output():
     ref = np.ones((1, 2, 3, 3))
-    assert _bench.check(ref.astype(np.float32), ref)[0]
-    ok, diff = _bench.check(ref + 0.1, ref)
+    assert harness.check(ref.astype(np.float32), ref)[0]
+    ok, diff = harness.check(ref + 0.1, ref)
     assert not ok and diff == pytest.approx(0.1)
-    assert not _bench.check(np.ones((1, 2, 3, 4)), ref)[0]
+    assert not harness.check(np.ones((1, 2, 3, 4)), ref)[0]
 
 
 def test_a_timed_batch_follows_untimed_calls(monkeypatch):
@@ -157,9 +158,9 @@ def test_a_timed_batch_follows_untimed_calls(monkeypatch):
         calls.append(clock[0])
         clock[0] += 0.002 if len(calls) > 1 else 0.1     # the first call is slow
 
-    monkeypatch.setattr(_bench.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(_bench.time, "sleep", lambda s: None)
-    assert _bench._time_batch(call, 4) == pytest.approx(0.002)
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(harness.time, "sleep", lambda s: None)
+    assert harness.time_batch(call, 4) == pytest.approx(0.002)
     assert len(calls) == 4 + 1
 
 
@@ -168,16 +169,16 @@ def test_format_table_ratios_and_geomeans():
            "workspace_bytes": 2048, "others_cpus": 0.0,
            "times": {"cconv-module": 0.01, "cconv-functional": 0.02, "numpy": 0.04},
            "checks": {}, "notes": {"torch": "torch is not installed"}}
-    assert _bench.ratio(rec, "numpy", "cconv-module") == pytest.approx(4)
-    text = _bench.format_table([rec, dict(rec, layer="y", threads=2)], ["numpy", "torch"])
+    assert report.ratio(rec, "numpy", "cconv-module") == pytest.approx(4)
+    text = report.format_table([rec, dict(rec, layer="y", threads=2)], ["numpy", "torch"])
     assert "200.0" in text and "4.00" in text and "2.00" in text
     assert "torch is not installed" in text
-    assert _bench.geomeans([rec], ["numpy"])[1]["numpy:m"] == pytest.approx(4)
+    assert report.geomeans([rec], ["numpy"])[1]["numpy:m"] == pytest.approx(4)
 
 
 def test_cli_writes_valid_json(tmp_path):
     out = tmp_path / "out.json"
-    env = {k: v for k, v in os.environ.items() if k not in _bench.SLOW_BLAS_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in peers.SLOW_BLAS_ENV}
     proc = run_python(
         ["-m", "cconv", "bench", "--layers", "mnist", "--threads", "1",
          "--peers", "numpy", "--json", str(out), "--rounds", "2", "--target-ms", "2"],
@@ -228,14 +229,14 @@ def test_summary_reads_pytest_benchmark_json(tmp_path, capsys):
 
 def test_format_table_matmul_share():
     """%mm: the module's GFLOP/s as a percentage of the matmul timed with it."""
-    mm_flops = 2 * _bench.MATMUL_N ** 3
+    mm_flops = 2 * peers.MATMUL_N ** 3
     rec = {"layer": "x", "threads": 1, "flops": mm_flops, "algorithm": "igemm",
            "plan_threads": 1, "workspace_bytes": 0, "others_cpus": 0.0,
            "times": {"cconv-module": 0.4, "cconv-functional": 0.4, "matmul": 0.3},
            "checks": {}, "notes": {}}
-    head, _, row = _bench.format_table([rec], []).splitlines()[:3]
+    head, _, row = report.format_table([rec], []).splitlines()[:3]
     assert head.split()[5] == "%mm" and row.split()[4] == "75"   # ("module ms" is 2 words)
-    assert "%mm" not in _bench.format_table([dict(rec, times={"cconv-module": 0.4})], [])
+    assert "%mm" not in report.format_table([dict(rec, times={"cconv-module": 0.4})], [])
 
 
 def test_format_table_thread_speedup():
@@ -243,11 +244,11 @@ def test_format_table_thread_speedup():
     same rounds; '-' in one-thread rows."""
     rec = {"layer": "x", "threads": 2, "flops": 1e9, "algorithm": "igemm", "plan_threads": 2,
            "workspace_bytes": 0, "others_cpus": 0.0,
-           "times": {"cconv-module": 0.5, _bench.SERIAL: 0.9}, "checks": {}, "notes": {}}
+           "times": {"cconv-module": 0.5, peers.SERIAL: 0.9}, "checks": {}, "notes": {}}
     one = dict(rec, threads=1, times={"cconv-module": 0.9})
-    head, _, row2, row1 = _bench.format_table([rec, one], []).splitlines()[:4]
+    head, _, row2, row1 = report.format_table([rec, one], []).splitlines()[:4]
     assert head.split()[5] == "vs1T" and row2.split()[4] == "1.80" and row1.split()[4] == "-"
-    assert "vs1T" not in _bench.format_table([one], [])
+    assert "vs1T" not in report.format_table([one], [])
 
 
 def test_format_table_matmul_speedup():
@@ -255,20 +256,20 @@ def test_format_table_matmul_speedup():
     same rounds, next to vs1T; '-' in one-thread rows."""
     rec = {"layer": "x", "threads": 2, "flops": 1e9, "algorithm": "igemm", "plan_threads": 2,
            "workspace_bytes": 0, "others_cpus": 0.0,
-           "times": {"cconv-module": 0.5, _bench.SERIAL: 0.9, "matmul": 0.4,
-                     _bench.CEILING_SERIAL: 0.7}, "checks": {}, "notes": {}}
+           "times": {"cconv-module": 0.5, peers.SERIAL: 0.9, "matmul": 0.4,
+                     peers.CEILING_SERIAL: 0.7}, "checks": {}, "notes": {}}
     one = dict(rec, threads=1, times={"cconv-module": 0.9, "matmul": 0.7})
-    head, _, row2, row1 = _bench.format_table([rec, one], []).splitlines()[:4]
+    head, _, row2, row1 = report.format_table([rec, one], []).splitlines()[:4]
     assert head.split()[5:8] == ["%mm", "vs1T", "mm1T"]
     assert row2.split()[5:7] == ["1.80", "1.75"] and row1.split()[5:7] == ["-", "-"]
-    assert "mm1T" not in _bench.format_table([one], [])
+    assert "mm1T" not in report.format_table([one], [])
 
 
 def test_serial_matmul_uses_one_blas_thread(monkeypatch):
     """The mm1T contender limits numpy's BLAS to one thread during its call only."""
     tpc = pytest.importorskip("threadpoolctl")
-    layer = _layers.by_name("mnist.conv1")
-    x, w, b = _bench.make_arrays(layer, np.float32)
+    layer = layers.by_name("mnist.conv1")
+    x, w, b = harness.make_arrays(layer, np.float32)
     seen = []
     real = np.matmul
 
@@ -276,7 +277,7 @@ def test_serial_matmul_uses_one_blas_thread(monkeypatch):
         seen.append([i["num_threads"] for i in tpc.threadpool_info()
                      if i["user_api"] == "blas"])
         return real(a, c)
-    c = _bench.make_contender(_bench.CEILING_SERIAL, layer, x, w, b, 2)
+    c = peers.make_contender(peers.CEILING_SERIAL, layer, x, w, b, 2)
     before = [i["num_threads"] for i in tpc.threadpool_info() if i["user_api"] == "blas"]
     monkeypatch.setattr(np, "matmul", spy)
     c.call()
