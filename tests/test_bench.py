@@ -1,7 +1,7 @@
 """The benchmark instruments themselves: layers, the numpy im2col peer, the CLI, the tables.
 
-Fast (no timing thresholds, a few seconds), and independent of the peers: torch is only used
-where installed.
+Fast (no timing thresholds, a few seconds), and independent of the peers: the reference is
+cconv.testing's, and no test needs torch or onnxruntime.
 """
 import json
 import os
@@ -14,40 +14,11 @@ import pytest
 from conftest import run_python
 
 import cconv
-from cconv import _params, _planner
+from cconv import _params, _planner, testing
 from cconv.bench import harness, layers, peers, report
 from cconv.bench.peers import numpy_peer
 
 REPO = Path(__file__).resolve().parents[1]         # this checkout (benchmarks/ is here)
-
-try:
-    import torch
-except ImportError:
-    torch = None
-
-
-def _direct_conv2d(x, w, b, stride, padding, dilation, groups):
-    """Slow, obviously correct float64 convolution (a sum over taps), PyTorch's semantics."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    N, C, H, W = x.shape
-    M, Cg, KH, KW = w.shape
-    Ho = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
-    Wo = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    out = np.zeros((N, M, Ho, Wo))
-    Mg = M // groups
-    for m in range(M):
-        g = m // Mg
-        for c in range(Cg):
-            for kh in range(KH):
-                for kw in range(KW):
-                    patch = xp[:, g * Cg + c, kh * dh:kh * dh + (Ho - 1) * sh + 1:sh,
-                               kw * dw:kw * dw + (Wo - 1) * sw + 1:sw]
-                    out[:, m] += w[m, c, kh, kw] * patch
-        if b is not None:
-            out[:, m] += b[m]
-    return out
-
 
 # Small geometries that break im2col bookkeeping: non-square kernels, asymmetric stride,
 # padding and dilation, groups, prime sizes.
@@ -59,19 +30,19 @@ SMALL = [
 ]
 SMALL_T = [
     layers.Layer("small.t", "test", 2, 4, 5, 6, 3, (4, 3), (2, 3), (1, 0), (1, 2), 1,
-                  True, (1, 2)),
+                 True, (1, 2)),
     layers.Layer("small.tg", "test", 1, 6, 4, 4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 2,
-                  True, (1, 0)),
+                 True, (1, 0)),
 ]
 
 
 @pytest.mark.parametrize("layer", SMALL, ids=lambda layer: layer.name)
-def test_numpy_im2col_matches_direct_and_cconv(layer):
+def test_numpy_im2col_matches_the_reference_and_cconv(layer):
     x, w, b = harness.make_arrays(layer, np.float64)
     kw = layer.conv_kwargs()
     got = numpy_peer.conv2d(x, w, b, **kw)
     assert got.shape == layer.output_shape
-    want = _direct_conv2d(x, w, b, layer.stride, layer.padding, layer.dilation, layer.groups)
+    want = testing.conv2d_ref(x, w, b, **kw)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cconv.conv2d(x, w, b, **kw), want, rtol=1e-10, atol=1e-10)
 
@@ -95,13 +66,12 @@ def test_numpy_conv_transpose_is_the_adjoint_of_conv2d(layer):
     y = rng.standard_normal(layer.output_shape)
     t = numpy_peer.conv_transpose2d(x, w, None, **layer.conv_kwargs())
     assert t.shape == layer.output_shape
-    c = _direct_conv2d(y, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+    c = testing.conv2d_ref(y, w, None, layer.stride, layer.padding, layer.dilation,
+                           layer.groups)
     assert c.shape == x.shape
     np.testing.assert_allclose(np.vdot(c, x), np.vdot(y, t), rtol=1e-10)
-    if torch is not None:
-        want = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
-                                                    **layer.conv_kwargs()).numpy()
-        np.testing.assert_allclose(t, want, rtol=1e-10, atol=1e-10)
+    want = testing.conv_transpose2d_ref(x, w, None, **layer.conv_kwargs())
+    np.testing.assert_allclose(t, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("layer", layers.LAYERS, ids=lambda layer: layer.name)
@@ -146,6 +116,35 @@ def test_check_catches_a_wrong_output():
     ok, diff = harness.check(ref + 0.1, ref)
     assert not ok and diff == pytest.approx(0.1)
     assert not harness.check(np.ones((1, 2, 3, 4)), ref)[0]
+
+
+@pytest.mark.parametrize("name", ["resnext50.s2.3x3g32", "dcgan.convT4x4s2"])
+def test_the_bench_checks_against_cconv_testing(name):
+    """The bench's reference is the project's one float64 reference, in either direction."""
+    layer = layers.by_name(name)
+    x, w, b = harness.make_arrays(layer, np.float32)
+    ref = (testing.conv_transpose2d_ref if layer.transposed else testing.conv2d_ref)(
+        x, w, b, **layer.conv_kwargs())
+    got = harness.reference(layer, x, w, b)
+    assert got.dtype == np.float64 and np.array_equal(got, ref)
+
+
+def test_bench_layer_does_not_time_a_wrong_contender(monkeypatch):
+    """A contender that disagrees with the reference is noted as WRONG and not timed; the
+    others are checked and timed as usual."""
+    real = harness.make_contender
+
+    def make(name, *args):
+        c = real(name, *args)
+        if name != "numpy":
+            return c
+        return peers.Contender(name, lambda: c.call() + 0.1)
+    monkeypatch.setattr(harness, "make_contender", make)
+    rec = harness.bench_layer(layers.by_name("mnist.conv1"), 1, ["cconv-module", "numpy"],
+                              rounds=1, target_s=0.001)
+    assert rec["checks"]["cconv-module"]["ok"] and not rec["checks"]["numpy"]["ok"]
+    assert rec["notes"]["numpy"].startswith("WRONG") and "numpy" not in rec["times"]
+    assert rec["times"]["cconv-module"] > 0
 
 
 def test_a_timed_batch_follows_untimed_calls(monkeypatch):

@@ -1,10 +1,11 @@
 """Check, warm up and time the contenders on one layer, in interleaved rounds.
 
-Each contender's output is first checked against the float64 reference; one that disagrees
-is reported with its max abs diff and not timed. Then every contender is warmed up and its
-batch size calibrated so that one batch of calls takes about target_s; R interleaved rounds
-follow (A, B, C, B, C, A, C, A, B, ...: the starting contender rotates), and each
-contender's time is the median over rounds of the per-call time.
+Each contender's output is first checked against the float64 reference (cconv.testing,
+numpy only, so the check needs no peer); one that disagrees is reported with its max abs
+diff and not timed. Then every contender is warmed up and its batch size calibrated so that
+one batch of calls takes about target_s; R interleaved rounds follow (A, B, C, B, C, A, C,
+A, B, ...: the starting contender rotates), and each contender's time is the median over
+rounds of the per-call time.
 """
 import gc
 import math
@@ -16,9 +17,8 @@ import numpy as np
 
 import cconv
 
-from .. import _planner, _threads
+from .. import _planner, _threads, testing
 from .peers import CEILING, CONTENDERS, MATMULS, UnavailableError, make_contender, optional
-from .peers.numpy_peer import conv as numpy_conv
 
 # Loose on purpose: it catches a wrong benchmark (transposed weights, wrong padding), not an
 # ulp. Relative to max(1, max |reference|).
@@ -100,17 +100,10 @@ def plan_info(layer, dtype=np.float32):
 
 
 def reference(layer, x, w, b):
-    """The layer's output in float64: torch's when installed, else the numpy im2col's."""
-    x64, w64, b64 = (None if a is None else a.astype(np.float64) for a in (x, w, b))
-    torch = optional("torch")
-    if torch is not None:
-        F = torch.nn.functional
-        fn = F.conv_transpose2d if layer.transposed else F.conv2d
-        with torch.no_grad():
-            return fn(torch.from_numpy(x64), torch.from_numpy(w64),
-                      None if b64 is None else torch.from_numpy(b64),
-                      **layer.conv_kwargs()).numpy()
-    return numpy_conv(layer, x64, w64, b64)
+    """The layer's output in float64, from cconv.testing: the project's one reference, which
+    no contender's code computes."""
+    ref = testing.conv_transpose2d_ref if layer.transposed else testing.conv2d_ref
+    return ref(x, w, b, **layer.conv_kwargs())
 
 
 def check(out, ref):
