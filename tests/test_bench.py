@@ -175,6 +175,21 @@ def test_format_table_ratios_and_geomeans():
     assert report.geomeans([rec], ["numpy"])[1]["numpy:m"] == pytest.approx(4)
 
 
+def test_import_cconv_does_not_load_the_bench():
+    """The bench is imported only by its command: neither `import cconv` nor `python -m
+    cconv`'s module loads it, and its layers load without the harness or the peers."""
+    code = """if True:
+        import sys
+        import cconv, cconv.__main__
+        assert not any(m.startswith("cconv.bench") for m in sys.modules), sorted(sys.modules)
+        from cconv.bench import layers
+        loaded = sorted(m for m in sys.modules if m.startswith("cconv.bench"))
+        assert loaded == ["cconv.bench", "cconv.bench.layers"], loaded
+    """
+    proc = run_python(["-c", code], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_cli_writes_valid_json(tmp_path):
     out = tmp_path / "out.json"
     env = {k: v for k, v in os.environ.items() if k not in peers.SLOW_BLAS_ENV}
