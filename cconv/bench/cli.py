@@ -144,7 +144,7 @@ def main(argv=None):
     target_s = (args.target_ms or (15 if args.quick else 30)) / 1e3
     dtype = np.dtype(args.dtype)
     peers = args.peers
-    # The matmul ceiling (the %mm column) takes 1 s a row: not in the quick run.
+    # The matmul ceiling (the %mm column) is the slowest contender of a row: not in the quick run.
     ceiling = "numpy" in peers and not args.quick
     contenders = (list(CCONV) + peers + (list(MATMULS) if ceiling else [])
                   + ([SERIAL] if not args.quick else []))

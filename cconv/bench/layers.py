@@ -182,8 +182,7 @@ LAYERS = (
            transposed=True, op=1),
 )
 
-# One layer of each kind, small enough that `python -m cconv bench --quick` takes < 1 minute
-# (a third of it the pauses before 2-thread batches: harness.SETTLE_S).
+# One layer of each kind, small enough that `cconv bench --quick` takes under a minute.
 QUICK = (
     "founding.3x3",           # dense 3x3
     "resnet50.s1.1x1-64-64",  # 1x1 read in place
