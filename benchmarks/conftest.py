@@ -9,7 +9,7 @@ import os
 import pytest
 import shapes
 
-from cconv import _bench
+from cconv.bench import peers, report
 
 
 def pytest_addoption(parser):
@@ -18,8 +18,8 @@ def pytest_addoption(parser):
                     help="layers: quick, all (default) or comma-separated names or substrings")
     group.addoption("--bench-threads", default="1,2",
                     help="comma-separated thread counts (default 1,2)")
-    group.addoption("--bench-contenders", default=",".join(_bench.CONTENDERS),
-                    help=f"comma-separated among {','.join(_bench.CONTENDERS)} (default all)")
+    group.addoption("--bench-contenders", default=",".join(peers.CONTENDERS),
+                    help=f"comma-separated among {','.join(peers.CONTENDERS)} (default all)")
 
 
 def pytest_generate_tests(metafunc):
@@ -32,18 +32,18 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("threads", threads, ids=[f"t{t}" for t in threads])
     if "contender" in metafunc.fixturenames:
         names = [c.strip() for c in config.getoption("--bench-contenders").split(",")]
-        bad = [c for c in names if c not in _bench.CONTENDERS]
+        bad = [c for c in names if c not in peers.CONTENDERS]
         if bad:
             raise pytest.UsageError(f"--bench-contenders: unknown {bad}; expected some of "
-                                    f"{', '.join(_bench.CONTENDERS)}")
+                                    f"{', '.join(peers.CONTENDERS)}")
         metafunc.parametrize("contender", names)
 
 
 def pytest_report_header(config):
-    info = _bench.machine_info()
+    info = report.machine_info()
     lines = [f"cconv {info['cconv']}: {info['cpu']}, {info['cpus_usable']} usable CPUs; "
              f"torch {info['torch']}, onnxruntime {info['onnxruntime']}, numpy {info['numpy']}"]
-    slow = {k: os.environ[k] for k in _bench.SLOW_BLAS_ENV if k in os.environ}
+    slow = {k: os.environ[k] for k in peers.SLOW_BLAS_ENV if k in os.environ}
     if slow:
         lines.append(f"WARNING: {slow} slows the numpy peer's matmul; run with "
                      f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE")

@@ -14,14 +14,16 @@ import sys
 from pathlib import Path
 
 try:
-    from cconv import _bench, _layers
+    from cconv.bench import layers, report
+    from cconv.bench.peers import PEERS
 except ImportError:  # run as a script from a source checkout: cconv sits next to benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from cconv import _bench, _layers
+    from cconv.bench import layers, report
+    from cconv.bench.peers import PEERS
 
 
 def records_from(data):
-    """_bench records (one per layer and thread count) from pytest-benchmark's JSON."""
+    """Bench records (one per layer and thread count) from pytest-benchmark's JSON."""
     records = {}
     for bench in data.get("benchmarks", []):
         info = bench.get("extra_info", {})
@@ -34,7 +36,7 @@ def records_from(data):
             "workspace_bytes": info.get("workspace_bytes"), "others_cpus": None,
             "times": {}, "checks": {}, "notes": {}})
         rec["times"][info["contender"]] = bench["stats"]["median"]
-    order = {layer.name: i for i, layer in enumerate(_layers.LAYERS)}
+    order = {layer.name: i for i, layer in enumerate(layers.LAYERS)}
     return sorted(records.values(), key=lambda r: (order.get(r["layer"], len(order)),
                                                    r["layer"], r["threads"]))
 
@@ -53,12 +55,12 @@ def main(argv=None):
         return 1
     present = {c for r in records for c in r["times"]}
     peers = ([p.strip() for p in args.peers.split(",") if p.strip()] if args.peers
-             else [p for p in _bench.PEERS if p in present])
+             else [p for p in PEERS if p in present])
     machine = data.get("machine_info", {})
     print(f"{args.json}: {data.get('datetime', '?')}, "
           f"{machine.get('cpu', {}).get('brand_raw', machine.get('processor', '?'))}, "
           f"medians of pytest-benchmark rounds (not interleaved)\n")
-    print(_bench.format_table(records, peers))
+    print(report.format_table(records, peers))
     return 0
 
 

@@ -12,29 +12,29 @@ import numpy as np
 import pytest
 import shapes
 
-from cconv import _bench
+from cconv.bench import harness, peers
 
 
 @functools.lru_cache(maxsize=4)
 def _arrays_and_reference(name):
     layer = shapes.by_name(name)
-    x, w, b = _bench.make_arrays(layer, np.float32)
-    return x, w, b, _bench.reference(layer, x, w, b)
+    x, w, b = harness.make_arrays(layer, np.float32)
+    return x, w, b, harness.reference(layer, x, w, b)
 
 
 def test_conv2d(benchmark, layer, threads, contender):
     x, w, b, ref = _arrays_and_reference(layer.name)
-    with _bench.ThreadSettings(threads):
+    with harness.ThreadSettings(threads):
         try:
-            c = _bench.make_contender(contender, layer, x, w, b, threads)
-        except _bench.UnavailableError as exc:
+            c = peers.make_contender(contender, layer, x, w, b, threads)
+        except peers.UnavailableError as exc:
             pytest.skip(str(exc))
-        ok, diff = _bench.check(c.to_numpy(c.call()), ref)
+        ok, diff = harness.check(c.to_numpy(c.call()), ref)
         assert ok, (f"{contender} on {layer.name}: max abs diff {diff:.3g} from the reference "
-                    f"(tolerance {_bench.TOLERANCE:g} x max(1, max|ref|))")
+                    f"(tolerance {harness.TOLERANCE:g} x max(1, max|ref|))")
         for _ in range(2):
             c.call()
-        plan = _bench.plan_info(layer, np.float32)
+        plan = harness.plan_info(layer, np.float32)
         benchmark.group = f"{layer.name} ({layer.describe()}) t={threads}"
         benchmark.extra_info.update(layer=layer.name, network=layer.network,
                                     kind=layer.kind, threads=threads, contender=contender,

@@ -1,7 +1,7 @@
 """The benchmark instruments themselves: layers, the numpy im2col peer, the CLI, the tables.
 
-Fast (no timing thresholds, a few seconds), and independent of the peers: torch is only used
-where installed.
+Fast (no timing thresholds, a few seconds), and independent of the peers: the reference is
+cconv.testing's, and no test needs torch or onnxruntime.
 """
 import json
 import os
@@ -14,62 +14,35 @@ import pytest
 from conftest import run_python
 
 import cconv
-from cconv import _bench, _layers, _params, _planner
+from cconv import _params, _planner, testing
+from cconv.bench import harness, layers, peers, report
+from cconv.bench.peers import numpy_peer
 
 REPO = Path(__file__).resolve().parents[1]         # this checkout (benchmarks/ is here)
-
-try:
-    import torch
-except ImportError:
-    torch = None
-
-
-def _direct_conv2d(x, w, b, stride, padding, dilation, groups):
-    """Slow, obviously correct float64 convolution (a sum over taps), PyTorch's semantics."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    N, C, H, W = x.shape
-    M, Cg, KH, KW = w.shape
-    Ho = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
-    Wo = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    out = np.zeros((N, M, Ho, Wo))
-    Mg = M // groups
-    for m in range(M):
-        g = m // Mg
-        for c in range(Cg):
-            for kh in range(KH):
-                for kw in range(KW):
-                    patch = xp[:, g * Cg + c, kh * dh:kh * dh + (Ho - 1) * sh + 1:sh,
-                               kw * dw:kw * dw + (Wo - 1) * sw + 1:sw]
-                    out[:, m] += w[m, c, kh, kw] * patch
-        if b is not None:
-            out[:, m] += b[m]
-    return out
-
 
 # Small geometries that break im2col bookkeeping: non-square kernels, asymmetric stride,
 # padding and dilation, groups, prime sizes.
 SMALL = [
-    _layers.Layer("small.a", "test", 2, 3, 7, 5, 4, (3, 2), (2, 1), (1, 0), (1, 2), 1),
-    _layers.Layer("small.g", "test", 1, 6, 9, 11, 4, (3, 3), (1, 2), (2, 1), (2, 1), 2),
-    _layers.Layer("small.dw", "test", 1, 5, 8, 7, 5, (3, 3), (2, 2), (1, 1), (1, 1), 5),
-    _layers.Layer("small.1x1", "test", 3, 4, 5, 5, 7, (1, 1)),
+    layers.Layer("small.a", "test", 2, 3, 7, 5, 4, (3, 2), (2, 1), (1, 0), (1, 2), 1),
+    layers.Layer("small.g", "test", 1, 6, 9, 11, 4, (3, 3), (1, 2), (2, 1), (2, 1), 2),
+    layers.Layer("small.dw", "test", 1, 5, 8, 7, 5, (3, 3), (2, 2), (1, 1), (1, 1), 5),
+    layers.Layer("small.1x1", "test", 3, 4, 5, 5, 7, (1, 1)),
 ]
 SMALL_T = [
-    _layers.Layer("small.t", "test", 2, 4, 5, 6, 3, (4, 3), (2, 3), (1, 0), (1, 2), 1,
-                  True, (1, 2)),
-    _layers.Layer("small.tg", "test", 1, 6, 4, 4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 2,
-                  True, (1, 0)),
+    layers.Layer("small.t", "test", 2, 4, 5, 6, 3, (4, 3), (2, 3), (1, 0), (1, 2), 1,
+                 True, (1, 2)),
+    layers.Layer("small.tg", "test", 1, 6, 4, 4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 2,
+                 True, (1, 0)),
 ]
 
 
 @pytest.mark.parametrize("layer", SMALL, ids=lambda layer: layer.name)
-def test_numpy_im2col_matches_direct_and_cconv(layer):
-    x, w, b = _bench.make_arrays(layer, np.float64)
+def test_numpy_im2col_matches_the_reference_and_cconv(layer):
+    x, w, b = harness.make_arrays(layer, np.float64)
     kw = layer.conv_kwargs()
-    got = _bench.numpy_conv2d(x, w, b, **kw)
+    got = numpy_peer.conv2d(x, w, b, **kw)
     assert got.shape == layer.output_shape
-    want = _direct_conv2d(x, w, b, layer.stride, layer.padding, layer.dilation, layer.groups)
+    want = testing.conv2d_ref(x, w, b, **kw)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cconv.conv2d(x, w, b, **kw), want, rtol=1e-10, atol=1e-10)
 
@@ -77,10 +50,10 @@ def test_numpy_im2col_matches_direct_and_cconv(layer):
 @pytest.mark.parametrize("name", ["mnist.conv1", "resnext50.s2.3x3g32", "tinycam96.stem",
                                   "mobilenetv2.dw56s2"])
 def test_numpy_im2col_matches_cconv_on_real_layers(name):
-    layer = _layers.by_name(name)
-    x, w, b = _bench.make_arrays(layer, np.float32)
-    got = _bench.numpy_conv2d(x, w, b, **layer.conv_kwargs())
-    ok, diff = _bench.check(got, cconv.conv2d(x, w, b, **layer.conv_kwargs()).astype(float))
+    layer = layers.by_name(name)
+    x, w, b = harness.make_arrays(layer, np.float32)
+    got = numpy_peer.conv2d(x, w, b, **layer.conv_kwargs())
+    ok, diff = harness.check(got, cconv.conv2d(x, w, b, **layer.conv_kwargs()).astype(float))
     assert ok, diff
 
 
@@ -89,25 +62,24 @@ def test_numpy_conv_transpose_is_the_adjoint_of_conv2d(layer):
     """<conv2d(y, w), x> == <y, conv_transpose2d(x, w)>, with the transposed layer's output
     shape as conv2d's input (output_padding makes that shape unambiguous)."""
     rng = np.random.default_rng(1)
-    x, w, _ = _bench.make_arrays(layer, np.float64)
+    x, w, _ = harness.make_arrays(layer, np.float64)
     y = rng.standard_normal(layer.output_shape)
-    t = _bench.numpy_conv_transpose2d(x, w, None, **layer.conv_kwargs())
+    t = numpy_peer.conv_transpose2d(x, w, None, **layer.conv_kwargs())
     assert t.shape == layer.output_shape
-    c = _direct_conv2d(y, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+    c = testing.conv2d_ref(y, w, None, layer.stride, layer.padding, layer.dilation,
+                           layer.groups)
     assert c.shape == x.shape
     np.testing.assert_allclose(np.vdot(c, x), np.vdot(y, t), rtol=1e-10)
-    if torch is not None:
-        want = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
-                                                    **layer.conv_kwargs()).numpy()
-        np.testing.assert_allclose(t, want, rtol=1e-10, atol=1e-10)
+    want = testing.conv_transpose2d_ref(x, w, None, **layer.conv_kwargs())
+    np.testing.assert_allclose(t, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("layer", _layers.LAYERS, ids=lambda layer: layer.name)
+@pytest.mark.parametrize("layer", layers.LAYERS, ids=lambda layer: layer.name)
 def test_every_layer_has_a_valid_geometry(layer):
     assert min(layer.output_shape) >= 1
-    x, w, b = _bench.make_arrays(layer, np.float32)
+    x, w, b = harness.make_arrays(layer, np.float32)
     if layer.transposed:
-        out = _bench.numpy_conv_transpose2d(x, w, b, **layer.conv_kwargs())
+        out = numpy_peer.conv_transpose2d(x, w, b, **layer.conv_kwargs())
         if hasattr(cconv, "conv_transpose2d"):
             assert cconv.conv_transpose2d(x, w, b, **layer.conv_kwargs()).shape == out.shape
     else:
@@ -123,27 +95,56 @@ def test_every_layer_has_a_valid_geometry(layer):
 
 
 def test_layer_selection():
-    assert len(_layers.LAYERS) >= 30
-    quick = _layers.select("quick")
-    assert [layer.name for layer in quick] == [n for n in (lay.name for lay in _layers.LAYERS)
-                                               if n in _layers.QUICK]
+    assert len(layers.LAYERS) >= 30
+    quick = layers.select("quick")
+    assert [layer.name for layer in quick] == [n for n in (lay.name for lay in layers.LAYERS)
+                                               if n in layers.QUICK]
     kinds = {layer.kind for layer in quick}
     assert {"dense", "1x1", "strided", "depthwise", "grouped", "dilated",
             "transposed"} <= kinds
     assert any(layer.N > 1 for layer in quick)
-    assert {layer.name for layer in _layers.select("mnist")} == {"mnist.conv1",
+    assert {layer.name for layer in layers.select("mnist")} == {"mnist.conv1",
                                                                  "mnist.conv2.b32"}
-    assert len(_layers.select("all")) == len(_layers.LAYERS)
+    assert len(layers.select("all")) == len(layers.LAYERS)
     with pytest.raises(ValueError, match="matches no layer"):
-        _layers.select("no-such-layer")
+        layers.select("no-such-layer")
 
 
 def test_check_catches_a_wrong_output():
     ref = np.ones((1, 2, 3, 3))
-    assert _bench.check(ref.astype(np.float32), ref)[0]
-    ok, diff = _bench.check(ref + 0.1, ref)
+    assert harness.check(ref.astype(np.float32), ref)[0]
+    ok, diff = harness.check(ref + 0.1, ref)
     assert not ok and diff == pytest.approx(0.1)
-    assert not _bench.check(np.ones((1, 2, 3, 4)), ref)[0]
+    assert not harness.check(np.ones((1, 2, 3, 4)), ref)[0]
+
+
+@pytest.mark.parametrize("name", ["resnext50.s2.3x3g32", "dcgan.convT4x4s2"])
+def test_the_bench_checks_against_cconv_testing(name):
+    """The bench's reference is the project's one float64 reference, in either direction."""
+    layer = layers.by_name(name)
+    x, w, b = harness.make_arrays(layer, np.float32)
+    ref = (testing.conv_transpose2d_ref if layer.transposed else testing.conv2d_ref)(
+        x, w, b, **layer.conv_kwargs())
+    got = harness.reference(layer, x, w, b)
+    assert got.dtype == np.float64 and np.array_equal(got, ref)
+
+
+def test_bench_layer_does_not_time_a_wrong_contender(monkeypatch):
+    """A contender that disagrees with the reference is noted as WRONG and not timed; the
+    others are checked and timed as usual."""
+    real = harness.make_contender
+
+    def make(name, *args):
+        c = real(name, *args)
+        if name != "numpy":
+            return c
+        return peers.Contender(name, lambda: c.call() + 0.1)
+    monkeypatch.setattr(harness, "make_contender", make)
+    rec = harness.bench_layer(layers.by_name("mnist.conv1"), 1, ["cconv-module", "numpy"],
+                              rounds=1, target_s=0.001)
+    assert rec["checks"]["cconv-module"]["ok"] and not rec["checks"]["numpy"]["ok"]
+    assert rec["notes"]["numpy"].startswith("WRONG") and "numpy" not in rec["times"]
+    assert rec["times"]["cconv-module"] > 0
 
 
 def test_a_timed_batch_follows_untimed_calls(monkeypatch):
@@ -156,9 +157,9 @@ def test_a_timed_batch_follows_untimed_calls(monkeypatch):
         calls.append(clock[0])
         clock[0] += 0.002 if len(calls) > 1 else 0.1     # the first call is slow
 
-    monkeypatch.setattr(_bench.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(_bench.time, "sleep", lambda s: None)
-    assert _bench._time_batch(call, 4) == pytest.approx(0.002)
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(harness.time, "sleep", lambda s: None)
+    assert harness.time_batch(call, 4) == pytest.approx(0.002)
     assert len(calls) == 4 + 1
 
 
@@ -167,16 +168,31 @@ def test_format_table_ratios_and_geomeans():
            "workspace_bytes": 2048, "others_cpus": 0.0,
            "times": {"cconv-module": 0.01, "cconv-functional": 0.02, "numpy": 0.04},
            "checks": {}, "notes": {"torch": "torch is not installed"}}
-    assert _bench.ratio(rec, "numpy", "cconv-module") == pytest.approx(4)
-    text = _bench.format_table([rec, dict(rec, layer="y", threads=2)], ["numpy", "torch"])
+    assert report.ratio(rec, "numpy", "cconv-module") == pytest.approx(4)
+    text = report.format_table([rec, dict(rec, layer="y", threads=2)], ["numpy", "torch"])
     assert "200.0" in text and "4.00" in text and "2.00" in text
     assert "torch is not installed" in text
-    assert _bench.geomeans([rec], ["numpy"])[1]["numpy:m"] == pytest.approx(4)
+    assert report.geomeans([rec], ["numpy"])[1]["numpy:m"] == pytest.approx(4)
+
+
+def test_import_cconv_does_not_load_the_bench():
+    """The bench is imported only by its command: neither `import cconv` nor `python -m
+    cconv`'s module loads it, and its layers load without the harness or the peers."""
+    code = """if True:
+        import sys
+        import cconv, cconv.__main__
+        assert not any(m.startswith("cconv.bench") for m in sys.modules), sorted(sys.modules)
+        from cconv.bench import layers
+        loaded = sorted(m for m in sys.modules if m.startswith("cconv.bench"))
+        assert loaded == ["cconv.bench", "cconv.bench.layers"], loaded
+    """
+    proc = run_python(["-c", code], timeout=60)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_cli_writes_valid_json(tmp_path):
     out = tmp_path / "out.json"
-    env = {k: v for k, v in os.environ.items() if k not in _bench.SLOW_BLAS_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in peers.SLOW_BLAS_ENV}
     proc = run_python(
         ["-m", "cconv", "bench", "--layers", "mnist", "--threads", "1",
          "--peers", "numpy", "--json", str(out), "--rounds", "2", "--target-ms", "2"],
@@ -227,14 +243,14 @@ def test_summary_reads_pytest_benchmark_json(tmp_path, capsys):
 
 def test_format_table_matmul_share():
     """%mm: the module's GFLOP/s as a percentage of the matmul timed with it."""
-    mm_flops = 2 * _bench.MATMUL_N ** 3
+    mm_flops = 2 * peers.MATMUL_N ** 3
     rec = {"layer": "x", "threads": 1, "flops": mm_flops, "algorithm": "igemm",
            "plan_threads": 1, "workspace_bytes": 0, "others_cpus": 0.0,
            "times": {"cconv-module": 0.4, "cconv-functional": 0.4, "matmul": 0.3},
            "checks": {}, "notes": {}}
-    head, _, row = _bench.format_table([rec], []).splitlines()[:3]
+    head, _, row = report.format_table([rec], []).splitlines()[:3]
     assert head.split()[5] == "%mm" and row.split()[4] == "75"   # ("module ms" is 2 words)
-    assert "%mm" not in _bench.format_table([dict(rec, times={"cconv-module": 0.4})], [])
+    assert "%mm" not in report.format_table([dict(rec, times={"cconv-module": 0.4})], [])
 
 
 def test_format_table_thread_speedup():
@@ -242,11 +258,11 @@ def test_format_table_thread_speedup():
     same rounds; '-' in one-thread rows."""
     rec = {"layer": "x", "threads": 2, "flops": 1e9, "algorithm": "igemm", "plan_threads": 2,
            "workspace_bytes": 0, "others_cpus": 0.0,
-           "times": {"cconv-module": 0.5, _bench.SERIAL: 0.9}, "checks": {}, "notes": {}}
+           "times": {"cconv-module": 0.5, peers.SERIAL: 0.9}, "checks": {}, "notes": {}}
     one = dict(rec, threads=1, times={"cconv-module": 0.9})
-    head, _, row2, row1 = _bench.format_table([rec, one], []).splitlines()[:4]
+    head, _, row2, row1 = report.format_table([rec, one], []).splitlines()[:4]
     assert head.split()[5] == "vs1T" and row2.split()[4] == "1.80" and row1.split()[4] == "-"
-    assert "vs1T" not in _bench.format_table([one], [])
+    assert "vs1T" not in report.format_table([one], [])
 
 
 def test_format_table_matmul_speedup():
@@ -254,20 +270,20 @@ def test_format_table_matmul_speedup():
     same rounds, next to vs1T; '-' in one-thread rows."""
     rec = {"layer": "x", "threads": 2, "flops": 1e9, "algorithm": "igemm", "plan_threads": 2,
            "workspace_bytes": 0, "others_cpus": 0.0,
-           "times": {"cconv-module": 0.5, _bench.SERIAL: 0.9, "matmul": 0.4,
-                     _bench.CEILING_SERIAL: 0.7}, "checks": {}, "notes": {}}
+           "times": {"cconv-module": 0.5, peers.SERIAL: 0.9, "matmul": 0.4,
+                     peers.CEILING_SERIAL: 0.7}, "checks": {}, "notes": {}}
     one = dict(rec, threads=1, times={"cconv-module": 0.9, "matmul": 0.7})
-    head, _, row2, row1 = _bench.format_table([rec, one], []).splitlines()[:4]
+    head, _, row2, row1 = report.format_table([rec, one], []).splitlines()[:4]
     assert head.split()[5:8] == ["%mm", "vs1T", "mm1T"]
     assert row2.split()[5:7] == ["1.80", "1.75"] and row1.split()[5:7] == ["-", "-"]
-    assert "mm1T" not in _bench.format_table([one], [])
+    assert "mm1T" not in report.format_table([one], [])
 
 
 def test_serial_matmul_uses_one_blas_thread(monkeypatch):
     """The mm1T contender limits numpy's BLAS to one thread during its call only."""
     tpc = pytest.importorskip("threadpoolctl")
-    layer = _layers.by_name("mnist.conv1")
-    x, w, b = _bench.make_arrays(layer, np.float32)
+    layer = layers.by_name("mnist.conv1")
+    x, w, b = harness.make_arrays(layer, np.float32)
     seen = []
     real = np.matmul
 
@@ -275,7 +291,7 @@ def test_serial_matmul_uses_one_blas_thread(monkeypatch):
         seen.append([i["num_threads"] for i in tpc.threadpool_info()
                      if i["user_api"] == "blas"])
         return real(a, c)
-    c = _bench.make_contender(_bench.CEILING_SERIAL, layer, x, w, b, 2)
+    c = peers.make_contender(peers.CEILING_SERIAL, layer, x, w, b, 2)
     before = [i["num_threads"] for i in tpc.threadpool_info() if i["user_api"] == "blas"]
     monkeypatch.setattr(np, "matmul", spy)
     c.call()

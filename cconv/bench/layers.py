@@ -182,8 +182,7 @@ LAYERS = (
            transposed=True, op=1),
 )
 
-# One layer of each kind, small enough that `python -m cconv bench --quick` takes < 1 minute
-# (a third of it the pauses before 2-thread batches: _bench.SETTLE_S).
+# One layer of each kind, small enough that `cconv bench --quick` takes under a minute.
 QUICK = (
     "founding.3x3",           # dense 3x3
     "resnet50.s1.1x1-64-64",  # 1x1 read in place
@@ -198,7 +197,7 @@ QUICK = (
 
 _BY_NAME = {layer.name: layer for layer in LAYERS}
 if len(_BY_NAME) != len(LAYERS):
-    raise RuntimeError("cconv._layers: duplicate layer names")
+    raise RuntimeError("cconv.bench.layers: duplicate layer names")
 
 
 def by_name(name):
