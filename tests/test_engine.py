@@ -5,7 +5,8 @@ import pytest
 from conftest import check_conv2d, check_conv_transpose2d, random_arrays
 
 import cconv
-from cconv import _engine, _isa, _layers, _params, _planner
+from cconv import _engine, _isa, _params, _planner
+from cconv.bench import layers as _layers
 
 GEOMETRIES = [
     # (N, C_in, H, W, C_out, kernel, conv kwargs)
