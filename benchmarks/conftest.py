@@ -1,4 +1,4 @@
-"""pytest-benchmark suite: `python -m pytest benchmarks --benchmark-only` (see README.md).
+"""pytest-benchmark suite: `pytest benchmarks --benchmark-only` (see README.md).
 
 Parametrized over layers x threads x contenders, chosen with --bench-layers (quick, all or
 names/substrings; default all), --bench-threads (default 1,2) and --bench-contenders

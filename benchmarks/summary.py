@@ -1,6 +1,6 @@
-"""Ratio table from a pytest-benchmark JSON file, as `python -m cconv bench` prints it.
+"""Ratio table from a pytest-benchmark JSON file, as `cconv bench` prints it.
 
-    python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
+    pytest benchmarks --benchmark-only --benchmark-json=bench.json
     python benchmarks/summary.py bench.json [--peers torch,onnxruntime,numpy]
 
 One row per layer and thread count: cconv-module's median ms and GFLOP/s, the algorithm,
