@@ -61,8 +61,8 @@ def _has_openmp():
 def _flags():
     # -fno-tree-loop-distribute-patterns: GCC turns the short zero-fill and copy loops
     # around the kernels (a band row's padding, a few elements) into memset/memcpy calls
-    # that cost more than the loops; without them MobileNet's small depthwise layers and the
-    # tiny first layers ran 8-12% faster (clang ignores the flag with a warning).
+    # that cost more than the loops on small layers (docs/decisions.md; clang ignores the
+    # flag with a warning).
     compile_args = ["-std=c11", "-ffp-contract=fast", "-Wno-unused-function",
                     "-Wno-unreachable-code", "-fno-tree-loop-distribute-patterns"]
     link_args = []

@@ -26,8 +26,9 @@
                   build per instruction set, chosen at import (_isa)
 
 Where each decision is made: the thread count in _threads (kernels get a plain int); the
-instruction set in _isa; the algorithm, tiling and workspace in _planner, whose measured
-constants are explained in docs/decisions.md; whether a functional call packs its weights
+instruction set in _isa; the algorithm, tiling and workspace in _planner. A comment that
+says "(decisions: NAME)" points to the entry of docs/decisions.md whose title starts with
+NAME, where its figures, date, machine and rejected alternatives are; whether a functional call packs its weights
 first in _planner.pack_first. Results are bitwise identical for any thread count: the
 reduction blocking never depends on it, and each output element is summed by one thread.
 """

@@ -19,7 +19,8 @@ The rules, in order (`algorithm=` forces one, for tests and benchmarks):
 A plan is plain data: it depends only on the geometry, the dtype, the instruction-set
 variant and the threads available, and is cached. The reduction blocking (input channels
 per K block) never depends on the thread count, so results are bitwise identical for any
-thread count. Each measured constant names its entry of docs/decisions.md.
+thread count. Each measured constant names its entry of docs/decisions.md ("decisions:
+NAME": the entry whose title starts with NAME).
 """
 import enum
 import sys
@@ -62,7 +63,7 @@ KC_MAX = {_igemm.MODE_PIXELS: 256, _igemm.MODE_CHANNELS: 128}
 WS_BUDGET = 512 * 1024
 # The cost model's constants, in units of one tile-k step (_tile_cost): filling the band
 # buffer, copying a C block out (transposed in channel mode; element by element where the
-# pixels land `stride` apart), and the fixed cost of a work item (decisions: cost model).
+# pixels land `stride` apart), and the fixed cost of a work item (decisions: Tile cost model).
 FILL_CYCLES = 0.5
 COPY_CYCLES = {_igemm.MODE_PIXELS: 0.5, _igemm.MODE_CHANNELS: 1.0}
 COPY_STRIDED_CYCLES = 1.5
@@ -254,7 +255,7 @@ def _igemm_cost(lowering, pitches, in_place, mode, mr, nr, cpb, rows, ppb, threa
                 + ITEM_CYCLES)
         worst = max(worst, cost)
         items += p.N * p.groups * nmb * _cdiv(hp, R)
-    # No term for a straggler (decisions: the straggler term).
+    # No term for a straggler (decisions: No straggler term).
     return _cdiv(items, threads) * worst, items
 
 
@@ -285,7 +286,7 @@ def _plan_igemm(lowering, dtype, isa, threads, algorithm, prepacked):
     # Stride phases of a transposed convolution interleave in the output: two threads on two
     # phases of one channel block and band would write alternate elements of the same cache
     # lines. Items run in phase order, so at least `threads` items per phase keep the threads
-    # on different blocks or bands of one phase (decisions: interleaved phases).
+    # on different blocks or bands of one phase (decisions: Interleaved stride phases).
     interleaved = threads > 1 and len(lowering.problems) > 1
     best = None
     smallest = None

@@ -13,10 +13,9 @@ thread (os.register_at_fork), whatever it asks for. Processes started with 'spaw
 import operator
 import os
 
-# Below this many floating-point operations a call runs on one thread: a layer of 2 MFLOP
-# takes ~20 us on one core, and starting and joining a team costs a few us plus the cold
-# caches of the second core (python -m cconv bench: mnist.conv1, 0.1 MFLOP, is slower on two
-# threads than on one).
+# Below this many floating-point operations a call runs on one thread: starting and joining
+# a team, and the second core's cold caches, cost more than it saves (decisions:
+# MIN_FLOPS_PARALLEL).
 MIN_FLOPS_PARALLEL = 2_000_000
 # The most threads one call starts: oversubscribing the CPUs gains nothing, and each OpenMP
 # thread needs a stack.

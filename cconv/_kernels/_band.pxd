@@ -212,8 +212,8 @@ cdef inline void fill_band(const Band *b, const floating *x, Py_ssize_t channels
                     for t in range(lo):
                         d[t] = 0
                     # A contiguous row: libc's memcpy (vectors as wide as the CPU has; this
-                    # file is compiled for the baseline), 5% faster on the depthwise layers
-                    # than the loop. Else constant strides, which the compiler vectorises.
+                    # file is compiled for the baseline; decisions: fill_band). Else constant
+                    # strides, which the compiler vectorises.
                     if sw == 1:
                         if hi > lo:
                             memcpy(d + lo, row + lo + col0, (hi - lo) * sizeof(floating))

@@ -2,10 +2,10 @@
 """The memory of a kernel call: its arrays, taken through the buffer protocol itself, and its
 workspace.
 
-A typed memoryview argument builds a memoryview object on every call (~0.2 us each); a
-kernel run takes five arrays, which made a quarter of a small module call. A run needs only
-each array's data pointer, after checking what it holds, so it takes the Py_buffers directly,
-into an array it releases at the end:
+A typed memoryview argument builds a memoryview object on every call, a sizeable part of a
+small module call for a kernel run's five arrays (decisions: Kernels take Py_buffers). A run
+needs only each array's data pointer, after checking what it holds, so it takes the
+Py_buffers directly, into an array it releases at the end:
 
     cdef Py_buffer views[4]
     cdef int held = 0

@@ -268,7 +268,8 @@ cdef void run_block(const Layer *L, Py_ssize_t item, const floating *x, const fl
                       ob + oy * L.W_out * VL, L.W_out)
         # All lanes in one transpose, which keeps a line of each lane's output row open. When
         # those rows are a multiple of 4 KiB apart (32x32 float32) they all share one L1 set,
-        # more lines than it holds (2x slower): then four lanes at a time.
+        # more lines than it holds: then four lanes at a time (decisions: depthwise_cl
+        # output).
         oc = out + (n * L.C_out + c0 * L.m + j) * HWo + i0 * L.W_out
         step = 4 if (L.m * HWo * sizeof(floating)) % 4096 == 0 else VL
         lane = 0

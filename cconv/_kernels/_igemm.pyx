@@ -46,21 +46,22 @@ result is bitwise identical for every thread count (_driver.pxd). Parts: _gemm.p
 micro-kernel call, packed layout), _pack.pxd (weight packing), _scatter.pxd (output copies).
 """
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_RawFree, PyMem_RawMalloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy
 
-from ._band cimport Band, band_init, fill_band, phase_room, tap_offset
+from ._band cimport Band, fill_band, phase_room
 from ._buffers cimport elements, release, take_call, workspace
 from ._conv cimport Conv, conv_of
 from ._driver cimport item_fn, line_up, run_items
-from ._gemm cimport (CHANNELS, PIXELS, Layer, Problem, cc_gemm_nr, cc_isa_mr_max, k_times,
-                     packed_offset, panel_start, ukernel)
-from ._pack cimport pack_all, pack_panels, pack_unit, pack_units
+from ._gemm cimport (CHANNELS, PIXELS, Call, Layer, Problem, alloc_tables, cc_gemm_nr,
+                     cc_isa_mr_max, free_tables, k_times, layer_of, packed_offset,
+                     panel_start, read_problem, setup, ukernel)
+from ._pack cimport pack_all, pack_f32, pack_f64, pack_panels, pack_units
 from ._scatter cimport copy_block, copy_d2s
 from ._shares cimport SHARE_PAD
-from ._sizes cimport add_sat, cdiv, mul_sat, round_line, split_start
+from ._sizes cimport add_sat, cdiv, split_start
 
 
 cdef extern from "Python.h":
@@ -75,124 +76,11 @@ MODE_CHANNELS = CHANNELS
 cdef Py_ssize_t PANEL_OUTER_BYTES = 128 * 1024
 
 
-cdef Py_ssize_t setup(Layer *L, Problem *probs, Py_ssize_t nprob, Py_ssize_t itemsize,
-                      Py_ssize_t *phases) noexcept nogil:
-    """Derive every problem's geometry and the per-thread workspace; return the work items.
-    Assumes: probs hold their taps, grid and output placement (Problems.read); phases has
-    room for every problem's KH + KW phases and is kept while the problems are used. koff
-    tables are left NULL (alloc_tables fills them)."""
-    cdef Py_ssize_t p, total = 0, band_max = 0, c_max = 0, pix
-    cdef Problem *pr
-    L.npanels = cdiv(L.Mg, L.mr) if L.mode == PIXELS else cdiv(L.Mg, L.nr)
-    L.rows_p = L.Mg if L.mode == PIXELS else L.npanels * L.nr
-    L.nmb = cdiv(L.npanels, L.ppb)
-    L.kmax = 1
-    L.packed_size = 0
-    for p in range(nprob):
-        pr = &probs[p]
-        pr.koff = NULL
-        pr.wk_contig = False
-        pr.T = pr.KH * pr.KW
-        pr.K = L.Cg * pr.T
-        pr.a_offset = L.packed_size
-        L.packed_size = add_sat(L.packed_size, mul_sat(mul_sat(L.groups, L.rows_p), pr.K))
-        pr.nkb = cdiv(L.Cg, L.cpb)
-        pr.nbands = cdiv(pr.Hp, L.rows)
-        pr.items = L.N * L.groups * L.nmb * pr.nbands
-        pr.in_place_b = (pr.T == 1 and pr.sh == 1 and pr.sw == 1 and pr.offh[0] == 0
-                         and pr.offw[0] == 0 and pr.Hp == L.H and pr.Wp == L.W)
-        band_init(&pr.band, L.H, L.W, pr.sh, pr.sw, pr.offh, pr.KH, pr.offw, pr.KW, pr.Wp,
-                  L.rows, L.nr, phases)
-        phases += pr.KH + pr.KW
-        if pr.in_place_b:
-            pr.band.Wsub = L.W
-        pr.in_place_c = (L.mode == PIXELS and L.fy == 1 and L.fx == 1
-                         and pr.band.Wsub == L.W_out
-                         and pr.oy0 == 0 and pr.ox0 == 0 and pr.oys == 1 and pr.oxs == 1
-                         and pr.Wp == L.W_out)
-        L.kmax = max(L.kmax, min(L.cpb, L.Cg) * pr.T)
-        # Sizes saturate (mul_sat): too large for the platform reads as too large.
-        if pr.in_place_b:
-            # Only the last, partial tile of a 1x1 band is copied (pixel mode).
-            band_max = max(band_max, min(L.cpb, L.Cg) * L.nr if L.mode == PIXELS else 0)
-        else:
-            band_max = max(band_max, mul_sat(min(L.cpb, L.Cg), pr.band.chan_stride))
-        if L.mode == PIXELS:
-            if not pr.in_place_c:
-                c_max = max(c_max, mul_sat(min(L.ppb * L.mr, L.Mg),
-                                           mul_sat(L.rows, pr.band.Wsub)))
-        else:
-            pix = mul_sat(L.rows, pr.Wp)
-            c_max = max(c_max, mul_sat(min(L.ppb, L.npanels) * L.nr, pix))
-        total += pr.items
-    # Each part of a thread's buffer starts on a cache line (so do the threads' buffers).
-    L.ws_band = round_line(band_max, itemsize)
-    L.ws_c = round_line(c_max, itemsize)
-    L.ws = add_sat(L.ws_band, L.ws_c)
-    # Raw weights: pixel mode reads them in place (lda = their row stride); channel mode
-    # packs one NR panel at a time.
-    L.ws_pack = 0 if L.mode == PIXELS else mul_sat(L.kmax, L.nr)
-    return total
-
-
-
-cdef int alloc_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
-    """Offset tables: each problem's koff and wkoff, and ktab (three rows: k times the two
-    weight panel widths and NR; see k_times). Returns -1 when out of memory. About 40 bytes
-    per reduction step (input channel x tap), so a huge kernel fails here cleanly."""
-    cdef Py_ssize_t p, c, th, tw, k, i, width
-    cdef Py_ssize_t table = mul_sat(L.kmax, sizeof(Py_ssize_t))
-    cdef Problem *pr
-    if table > PY_SSIZE_T_MAX // 4:
-        return -1
-    L.wlo = L.Mg // L.npanels if L.mode == PIXELS else L.nr
-    L.ktab = <Py_ssize_t *> PyMem_RawMalloc(3 * table)
-    if L.ktab == NULL:
-        return -1
-    for i in range(3):
-        width = L.wlo + i if i < 2 else L.nr
-        for k in range(L.kmax):
-            L.ktab[i * L.kmax + k] = k * width
-    for p in range(nprob):
-        pr = &probs[p]
-        pr.koff = <Py_ssize_t *> PyMem_RawMalloc(table)
-        pr.wkoff = <Py_ssize_t *> PyMem_RawMalloc(table)
-        if pr.koff == NULL or pr.wkoff == NULL:
-            return -1
-        k = 0
-        for c in range(min(L.cpb, L.Cg)):
-            for th in range(pr.KH):
-                for tw in range(pr.KW):
-                    if pr.in_place_b:
-                        pr.koff[k] = c * L.H * L.W
-                    else:
-                        pr.koff[k] = c * pr.band.chan_stride + tap_offset(
-                            &pr.band, pr.offh[th], pr.offw[tw])
-                    pr.wkoff[k] = c * L.sc + pr.wtap[th * pr.KW + tw]
-                    k += 1
-        pr.wk_contig = True
-        for i in range(k):
-            if pr.wkoff[i] != i:
-                pr.wk_contig = False
-    return 0
-
-
-
-cdef void free_tables(Layer *L, Problem *probs, Py_ssize_t nprob) noexcept nogil:
-    cdef Py_ssize_t p
-    PyMem_RawFree(L.ktab)
-    for p in range(nprob):
-        PyMem_RawFree(probs[p].koff)
-        PyMem_RawFree(probs[p].wkoff)
-
-
-
 cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr) noexcept nogil:
     """First pixel of tile jt of a band: tiles of NR pixels, after a first one of `lead`."""
     if lead == 0:
         return jt * nr
     return 0 if jt == 0 else lead + (jt - 1) * nr
-
 
 
 cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py_ssize_t pan,
@@ -229,7 +117,6 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     else:
         ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff, cp, ldc,
                 jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
-
 
 
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -286,9 +173,9 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
             for kk in range(kcb):
                 for t in range(L.nr):
                     bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if j0 + t < flat else 0
-        # Loop order: when the band's B block is small (a 7x7 layer), weight panel outer, so
-        # each panel is read once and the few tiles come from cache; else tile outer, so a
-        # tile (read from the input in place, prefetched) serves every panel from L1.
+        # Weight panel outer when the band's B block is small (a 7x7 layer): each panel is
+        # read once, the few tiles come from cache; else tile outer, a tile serving every
+        # panel from L1 (decisions: PANEL_OUTER_BYTES).
         if kcb * flat * sizeof(floating) <= PANEL_OUTER_BYTES:
             for pan in range(pan0, pan1):
                 for jt in range(ntiles):
@@ -299,17 +186,14 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 for pan in range(pan0, pan1):
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
                                src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
-    # A band with padding columns goes through the C block, copied out here (ResNet-50's
-    # stem: 13% of its time). Tiles within one image row written in place instead, only
-    # those across the padding columns through a tile of their own, ran 1.03-1.08x slower on
-    # the six stems and padded layers measured: writing the output costs about as much from
-    # the tiles as from this copy.
+    # A band with padding columns goes through the C block, copied out here: writing the
+    # output costs about as much from the tiles (decisions: Pixel mode writes a padded band
+    # through a C block).
     if L.fy * L.fx > 1:
         copy_d2s(L, cbuf, cpitch, bd.Wsub, out_ng, row0, row1, i0, R)
     elif not pr.in_place_c:
         copy_block(L.isa, cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R,
                    pr.Wp, (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
-
 
 
 cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -350,11 +234,8 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
             fill_band(bd, x_ng + c0 * HW, c1 - c0, i0, R, bbuf)
             src = bbuf
         # Weight panel outer: it stays in L1 while the band's pixel tiles stream past. Raw
-        # weights: a panel is packed right before its tiles. Measured against that
-        # (functional, 1 thread, 7x7 and 14x14 layers): all the block's panels packed at once
-        # per K block, 0.98-1.08x the time (slower on 4 of 5); the next panel's raw rows
-        # prefetched a few per tile, 1.09-1.11x on ResNet-50's stage-4 1x1 layers, no gain
-        # on the others.
+        # weights: a panel is packed right before its tiles (decisions: Channel mode packs a
+        # raw panel right before its tiles).
         for cpn in range(cp0, cp1):
             if packed:
                 b_k = w + packed_offset(L, pr, gi, c0, c1, cpn * L.nr)
@@ -374,9 +255,6 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                 for pp in range(npp):
                     t0 = split_start(pp, seg, npp)
                     r = split_start(pp + 1, seg, npp) - t0
-                    # (Prefetching the next tile's band pixels, 16 to 256 elements ahead
-                    # in each K row, on six 3x3 layers and the stem: no consistent gain,
-                    # 0.85-1.03x the time in one run, 0.99-1.08x when repeated.)
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
                             k_times(L, L.nr),
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
@@ -386,7 +264,6 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
         copy_block(L.isa, cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr,
                    out_ng + co * HWo, HWo, min(L.nr, L.Mg - co), R, pr.Wp,
                    (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
-
 
 
 cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,
@@ -403,7 +280,6 @@ cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const flo
         channels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws)
 
 
-
 cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t item,
                             const floating *x, const floating *w, bint packed,
                             const floating *bias, floating *out, floating *ws) noexcept nogil:
@@ -413,18 +289,6 @@ cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t ite
         item -= probs[p].items
         p += 1
     run_item(L, &probs[p], item, x, w, packed, bias, out, ws)
-
-
-cdef struct Call:
-    const Layer *L
-    const Problem *probs
-    Py_ssize_t nprob
-    const void *x
-    const void *w                    # packed (packed true) or raw weights
-    bint packed
-    const void *bias
-    void *out
-    void *pk                         # where pack units go (packing first)
 
 
 cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
@@ -437,33 +301,6 @@ cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
     run_global(c.L, c.probs, item, <const double *> c.x, <const double *> c.w, c.packed,
                <const double *> c.bias, <double *> c.out, <double *> ws)
-
-
-cdef void pack_f32(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
-    cdef const Call *c = <const Call *> ctx
-    pack_unit(c.L, c.probs, c.nprob, <const float *> c.w, <float *> c.pk, unit)
-
-
-cdef void pack_f64(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
-    cdef const Call *c = <const Call *> ctx
-    pack_unit(c.L, c.probs, c.nprob, <const double *> c.w, <double *> c.pk, unit)
-
-
-cdef Layer layer_of(const Conv *g, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t cpb,
-                    Py_ssize_t rows, Py_ssize_t ppb, Py_ssize_t fy, Py_ssize_t fx) except *:
-    cdef Layer L
-    if fy < 1 or fx < 1 or (mode != PIXELS and fy * fx > 1):
-        raise ValueError(f"IGemm: depth to space ({fy}, {fx}) needs factors >= 1 and pixel "
-                         f"mode")
-    L.N, L.C_in, L.H, L.W = g.N, g.C_in, g.H, g.W
-    L.C_out, L.H_out, L.W_out = g.C_out, g.H_out, g.W_out
-    L.groups, L.Cg, L.Mg = g.groups, g.Cg, g.Mg
-    L.mode, L.isa = mode, isa
-    L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
-    L.cpb, L.rows, L.ppb = cpb, rows, ppb
-    L.fy, L.fx = fy, fx
-    L.ktab = NULL
-    return L
 
 
 def tile(int isa, Py_ssize_t itemsize):
@@ -483,8 +320,7 @@ cdef class Problems:
     cdef Py_ssize_t fy, fx, sg, sm, sc
 
     def __cinit__(self, lowering):
-        cdef Py_ssize_t p, th, tw, n = 0, at = 0
-        cdef Problem *pr
+        cdef Py_ssize_t p, n = 0, at = 0
         self.conv = conv_of(lowering.params)
         problems = lowering.problems
         self.nprob = len(problems)
@@ -498,25 +334,8 @@ cdef class Problems:
             raise MemoryError()
         self.nphases = 0
         for p, spec in enumerate(problems):
-            pr = &self.probs[p]
-            pr.KH, pr.KW = len(spec.offh), len(spec.offw)
-            pr.sh, pr.sw, pr.Hp, pr.Wp = spec.sh, spec.sw, spec.Hp, spec.Wp
-            pr.oy0, pr.oys, pr.ox0, pr.oxs = spec.oy0, spec.oys, spec.ox0, spec.oxs
-            pr.koff = pr.wkoff = NULL
-            pr.offh = &self.taps[at]
-            pr.offw = pr.offh + pr.KH
-            pr.wtap = pr.offw + pr.KW
-            for th in range(pr.KH):
-                self.taps[at + th] = spec.offh[th]
-            for tw in range(pr.KW):
-                self.taps[at + pr.KH + tw] = spec.offw[tw]
-            # Tap (kh, kw) of a channel pair lies at kh*KW + kw in the weight.
-            for th in range(pr.KH):
-                for tw in range(pr.KW):
-                    self.taps[at + pr.KH + pr.KW + th * pr.KW + tw] = (
-                        spec.kh[th] * self.conv.KW + spec.kw[tw])
-            at += pr.KH + pr.KW + pr.KH * pr.KW
-            self.nphases += pr.KH + pr.KW
+            at = read_problem(spec, self.conv.KW, &self.probs[p], self.taps, at)
+            self.nphases += self.probs[p].KH + self.probs[p].KW
 
     def __dealloc__(self):
         PyMem_Free(self.probs)

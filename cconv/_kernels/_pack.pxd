@@ -10,7 +10,7 @@ each channel pair's taps are transposed once and every problem copies the rows o
 """
 from cython cimport floating
 
-from ._gemm cimport Layer, Problem, packed_offset, panel_start
+from ._gemm cimport Call, Layer, Problem, packed_offset, panel_start
 from ._sizes cimport line_aligned, split_start
 from ._transpose cimport transpose
 
@@ -27,10 +27,9 @@ cdef enum:
     PACK_GROUP = 16
 
 
-
 cdef inline void pack_by_channel(const Layer *L, const Problem *probs, Py_ssize_t nprob,
-                          const floating *wm, Py_ssize_t valid, Py_ssize_t r, Py_ssize_t nc,
-                          floating **dst) noexcept nogil:
+                                 const floating *wm, Py_ssize_t valid, Py_ssize_t r, Py_ssize_t nc,
+                                 floating **dst) noexcept nogil:
     """One weight panel, for nc input channels and nprob problems at once: rows wm + i*sm
     (i < valid; zero up to r), and dst[p][(c*T + t)*r + i] = A[row i, channel c, tap t] of
     problem p (its taps' wtap).
@@ -38,8 +37,8 @@ cdef inline void pack_by_channel(const Layer *L, const Problem *probs, Py_ssize_
     Each channel's columns (within its kh*kw taps) are transposed once, in vector tiles, into
     a tile of rows of r lanes, and each problem copies the rows of its taps. The stride phases
     of a transposed convolution each take some taps of every channel pair: packed together,
-    the weight is read once for all of them, not element by element per phase (DCGAN's
-    4x4/s2: ~1 ns an element that way).
+    the weight is read once for all of them, not element by element per phase (decisions:
+    transposed convolutions with stride phases pack first).
     Assumes: r <= 32; the problems' wtap lie within one channel pair's taps."""
     cdef floating buf[TILE_COLS * 32 + 16]
     cdef floating *tile = line_aligned(buf)
@@ -72,8 +71,8 @@ cdef inline void pack_by_channel(const Layer *L, const Problem *probs, Py_ssize_
 
 
 cdef inline void pack_panels(const Layer *L, const Problem *pr, const floating *w, Py_ssize_t gi,
-                      Py_ssize_t pan0, Py_ssize_t pan1, Py_ssize_t c0, Py_ssize_t c1,
-                      floating *dst) noexcept nogil:
+                             Py_ssize_t pan0, Py_ssize_t pan1, Py_ssize_t c0, Py_ssize_t c1,
+                             floating *dst) noexcept nogil:
     """Pack weight panels pan0..pan1 of group gi, for the K block of input channels c0..c1.
 
     A[g, m, (c, t)] = w[g*sg + m*sm + c*sc + wtap[t]] (t: the problem's taps; wkoff holds
@@ -109,8 +108,8 @@ cdef inline Py_ssize_t pack_units(const Layer *L, const Problem *probs) noexcept
     return L.groups * probs[0].nkb * L.npanels
 
 
-cdef inline void pack_unit(const Layer *L, const Problem *probs, Py_ssize_t nprob, const floating *w,
-                    floating *dst, Py_ssize_t unit) noexcept nogil:
+cdef inline void pack_unit(const Layer *L, const Problem *probs, Py_ssize_t nprob,
+                           const floating *w, floating *dst, Py_ssize_t unit) noexcept nogil:
     """Pack one (group, K block, panel) of every problem of the raw weights w into dst (laid
     out as pack_all's). A lone problem whose K blocks are contiguous in the weight (conv2d's)
     is transposed block by block; others (the phases of a transposed convolution, up to
@@ -139,10 +138,20 @@ cdef inline void pack_unit(const Layer *L, const Problem *probs, Py_ssize_t npro
         p0 += np
 
 
-cdef inline void pack_all(const Layer *L, const Problem *probs, Py_ssize_t nprob, const floating *w,
-                   floating *dst) noexcept nogil:
+cdef inline void pack_all(const Layer *L, const Problem *probs, Py_ssize_t nprob,
+                          const floating *w, floating *dst) noexcept nogil:
     """Pack the raw weights w into dst (L.packed_size elements): every problem, group, K
     block and panel, in the order the items read them."""
     cdef Py_ssize_t unit
     for unit in range(pack_units(L, probs)):
         pack_unit(L, probs, nprob, w, dst, unit)
+
+
+cdef inline void pack_f32(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    pack_unit(c.L, c.probs, c.nprob, <const float *> c.w, <float *> c.pk, unit)
+
+
+cdef inline void pack_f64(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    pack_unit(c.L, c.probs, c.nprob, <const double *> c.w, <double *> c.pk, unit)

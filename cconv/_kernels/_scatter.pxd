@@ -10,9 +10,9 @@ from ._transpose cimport cc_scatter2_isa_f32, transpose
 
 
 cdef inline void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssize_t cs_u,
-                     Py_ssize_t cs_t, floating *o, Py_ssize_t os_m, Py_ssize_t M, Py_ssize_t R,
-                     Py_ssize_t Wp, Py_ssize_t o0, Py_ssize_t os_u,
-                     Py_ssize_t os_t) noexcept nogil:
+                            Py_ssize_t cs_t, floating *o, Py_ssize_t os_m, Py_ssize_t M,
+                            Py_ssize_t R, Py_ssize_t Wp, Py_ssize_t o0, Py_ssize_t os_u,
+                            Py_ssize_t os_t) noexcept nogil:
     """o[m*os_m + o0 + u*os_u + t*os_t] = c[m*cs_m + u*cs_u + t*cs_t] for m < M, u < R,
     t < Wp: a C block to its place in the output (rows of channels, or transposed by
     variant isa's tiles)."""
@@ -36,8 +36,8 @@ cdef inline void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssiz
                 for t in range(Wp):
                     om[t] = cm[t]
             elif floating is float and os_t == 2 and cs_t == 1:
-                # A stride-2 phase of a transposed convolution (U-Net's 2x2/s2: a quarter of
-                # its time element by element; vectors under a mask on AVX-512).
+                # A stride-2 phase of a transposed convolution: vectors under a mask on
+                # AVX-512 (decisions: scatter2).
                 cc_scatter2_isa_f32(isa, Wp, cm, om)
             else:
                 for t in range(Wp):
@@ -45,8 +45,8 @@ cdef inline void copy_block(int isa, const floating *c, Py_ssize_t cs_m, Py_ssiz
 
 
 cdef inline void copy_d2s(const Layer *L, const floating *c, Py_ssize_t cpitch, Py_ssize_t cs_u,
-                   floating *out_ng, Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t i0,
-                   Py_ssize_t R) noexcept nogil:
+                          floating *out_ng, Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t i0,
+                          Py_ssize_t R) noexcept nogil:
     """A pixel-mode C block (rows row0..row1 of a group, R band rows from grid row i0) into
     the output, depth to space: row m = (co*fy + a)*fx + b, pixel (i, j) lands at output
     channel co, (i*fy + a, j*fx + b). A transposed convolution whose kernel is its stride
@@ -73,8 +73,8 @@ cdef inline void copy_d2s(const Layer *L, const floating *c, Py_ssize_t cpitch, 
                     d[2 * t] = x[t]
                     d[2 * t + 1] = y[t]
             else:
-                # fx > 2 row by row: masked AVX-512 vectors here (cc_scatter2's, any stride)
-                # or the fx rows interleaved ran 4x4/s4 and 3x3/s3 layers 0.98-1.01x the time.
+                # fx > 2 row by row: masked vectors or interleaved rows gained nothing
+                # (decisions: Depth to space).
                 for t in range(Wv):
                     d[t * L.fx] = x[t]
         m += step

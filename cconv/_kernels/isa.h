@@ -157,9 +157,10 @@ static inline int cc_isa_mr_max(int isa) { CC_ISA_PICK(isa, CC_MRMAX_OF) }
 
 /*
  * Subnormal numbers are flushed to zero inside the kernels (and only there: the previous mode
- * is restored when a call returns). Without this, a layer fed subnormals runs about 150 times
- * slower on x86 (each such operation takes a microcode assist); results differ only where
- * values fall below 1.2e-38 (float32) or 2.2e-308 (float64). armv7 NEON always flushes.
+ * is restored when a call returns): on x86 each operation on a subnormal takes a microcode
+ * assist, which makes a layer fed them crawl (decisions: Subnormals flushed); results differ
+ * only where values fall below 1.2e-38 (float32) or 2.2e-308 (float64). armv7 NEON always
+ * flushes.
  */
 #if defined(CC_ARCH_X86) && defined(__SSE__)
 #include <xmmintrin.h>

@@ -5,9 +5,9 @@
  *
  * Packing a functional call's weights into channel-mode panels is this transpose (rows: the
  * panel's output channels, cols: a K block's contiguous (input channel, tap) entries), and it
- * runs once per call over the whole weight. Element by element it cost ~1 ns per element
- * (a strided store or a strided load each); in 4 x 4 (float) or 2 x 2 (double) tiles of
- * 16-byte vectors, ~0.2 ns. The edges that do not fill a tile go element by element.
+ * runs once per call over the whole weight: in 4 x 4 (float) or 2 x 2 (double) tiles of
+ * 16-byte vectors, not element by element (a strided store or load each; decisions:
+ * Transposes in 4x4 vector tiles). The edges that do not fill a tile go element by element.
  *
  * Plain 16-byte vectors with shuffles: SSE2 on x86-64, NEON on ARM, lowered to scalar code
  * where neither exists, so it needs no per-variant build.
@@ -149,8 +149,8 @@ static void cc_transpose_f64(Py_ssize_t rows, Py_ssize_t cols, const double *res
 
 /* The AVX-512 variant's float transpose, 16 rows at a time: each 16 x 4 tile is gathered
    into four registers by 16-byte broadcasts (load ports, not the shuffle port), transposed
-   within their 128-bit lanes, and stored as four whole rows of 16. ~1.4x the 4 x 4 tiles'
-   speed (16 x 196 from L1: 0.10 against 0.14 ns an element). */
+   within their 128-bit lanes, and stored as four whole rows of 16 (decisions: AVX-512
+   transposes). */
 __attribute__((target("avx512f")))
 static void cc_transpose16_f32_avx512(Py_ssize_t rows, Py_ssize_t cols,
                                       const float *restrict src, Py_ssize_t lds,
@@ -166,20 +166,19 @@ static void cc_transpose16_f32_avx512(Py_ssize_t rows, Py_ssize_t cols,
         }
         CC_TR_EDGE(i, i + 16, cols4, cols)
     }
-    /* Clean upper register halves before any legacy-SSE code runs (GCC tail-called the
-       4 x 4 version without it, and every SSE instruction after paid for the dirty state:
-       MobileNetV2's dw14 ran 1.14x slower). */
+    /* Clean upper register halves before any legacy-SSE code runs: GCC tail-called the
+       4 x 4 version without it, and every SSE instruction after paid for the dirty state
+       (decisions: vzeroupper on every AVX-512 exit). */
     _mm256_zeroupper();
     if (rows > rows16)
         cc_transpose_f32(rows - rows16, cols, src + rows16 * lds, lds, dst + rows16, ldd);
 }
 #endif
 
-/* cc_transpose_f32 with variant isa's widest tiles (AVX-512 on x86-64)
-   where their stores are whole cache lines: dst and its rows 64-byte aligned (a weight panel
-   of a functional call: ResNet-50's stage-4 3x3 1.24 -> 1.10x the module's time). A store
-   across two lines costs about two: into 7x7 or 14x14 output planes the wide tiles ran
-   MobileNetV2's dw14 1.16x slower than the 4 x 4 ones. */
+/* cc_transpose_f32 with variant isa's widest tiles (AVX-512 on x86-64) where their stores
+   are whole cache lines: dst and its rows 64-byte aligned (a weight panel of a functional
+   call). A store across two lines costs about two, so unaligned destinations (7x7 or 14x14
+   output planes) keep the 4 x 4 tiles (decisions: AVX-512 transposes). */
 static inline void cc_transpose_isa_f32(int isa, Py_ssize_t rows, Py_ssize_t cols,
                                         const float *src, Py_ssize_t lds, float *dst,
                                         Py_ssize_t ldd)
