@@ -11,9 +11,9 @@
     _planner      ordered rules and a cost model choose the Algorithm and its tiling (band
                   rows, K blocks, panels per block) and threads: a pure-data Plan
             |
-    _engine       binds the plan to its compiled kernel (cached) and runs it:
-                    prepare_weight(plan, params, w)   packed once (a module's weights)
-                    execute(plan, params, x, w, b, out)
+    _engine       binds the plan to its compiled kernel, once (bind -> Bound), and runs it:
+                    prepare_weight(bound, w)          packed once (a module's weights)
+                    execute(bound, x, w, b, out)
             |
     _kernels      Cython drivers, one algorithm per file, each implementing one interface:
                     Kernel.pack(w, dst)                raw weights -> what run() reads
@@ -26,25 +26,35 @@
                   build per instruction set, chosen at import (_isa)
 
 Where each decision is made: the thread count in _threads (kernels get a plain int); the
-instruction set in _isa; the algorithm, tiling and workspace in _planner. A comment that
-says "(decisions: NAME)" points to the entry of docs/decisions.md whose title starts with
-NAME, where its figures, date, machine and rejected alternatives are; whether a functional call packs its weights
-first in _planner.pack_first. Results are bitwise identical for any thread count: the
-reduction blocking never depends on it, and each output element is summed by one thread.
+instruction set in _isa; the algorithm, tiling and workspace in _planner; whether a
+functional call packs its weights first in _planner.pack_first. A comment that says
+"(decisions: NAME)" points to the entry of docs/decisions.md whose title starts with NAME:
+its figures, date, machine and rejected alternatives. Results are bitwise identical for any
+thread count: the reduction blocking never depends on it, and each output element is summed
+by one thread.
 """
 import numpy as np
 
 from . import _cache, _lowering
 from ._kernels import _depthwise, _igemm, _runtime
 
-__all__ = ["kernel", "prepare_weight", "execute", "aligned_empty"]
+__all__ = ["Bound", "bind", "prepare_weight", "execute", "aligned_empty"]
 
 CACHE_LINE = 64
 
-_KERNELS = _cache.Cache()
+
+class Bound:
+    """A plan bound to its compiled kernel (None when every output is its bias): what a
+    functional call or a module keeps from one preparation and runs on every call."""
+    __slots__ = ("plan", "kernel", "weight_key")
+
+    def __init__(self, plan, params):
+        self.plan = plan
+        self.kernel = _kernel(plan, params) if plan.layout else None
+        self.weight_key = plan.weight_key
 
 
-def _bind(plan, params):
+def _kernel(plan, params):
     """The compiled kernel that runs plan on params."""
     itemsize = plan.dtype.itemsize
     if plan.algorithm.depthwise:
@@ -55,15 +65,10 @@ def _bind(plan, params):
                         plan.rows, plan.ppb)
 
 
-def kernel(plan, params):
-    """The prepared kernel of plan (None when every output is its bias), cached."""
-    if not plan.layout:
-        return None
-    key = (plan, params)
-    bound = _KERNELS.get(key)
-    if bound is None:
-        bound = _KERNELS.put(key, _bind(plan, params))
-    return bound
+@_cache.memo
+def bind(plan, params):
+    """plan's Bound for params, prepared once."""
+    return Bound(plan, params)
 
 
 def aligned_empty(n, dtype):
@@ -75,27 +80,26 @@ def aligned_empty(n, dtype):
     return raw[skip:skip + n]
 
 
-def prepare_weight(plan, params, weight):
-    """The weights as the plan's kernel reads them, packed once (a module's weights)."""
-    bound = kernel(plan, params)
-    if bound is None:
-        return np.empty(0, dtype=plan.dtype)
-    packed = aligned_empty(bound.packed_size, plan.dtype)
-    bound.pack(weight.reshape(-1), packed)
+def prepare_weight(bound, weight):
+    """The weights as bound's kernel reads them, packed once (a module's weights)."""
+    if bound.kernel is None:
+        return np.empty(0, dtype=bound.plan.dtype)
+    packed = aligned_empty(bound.kernel.packed_size, bound.plan.dtype)
+    bound.kernel.pack(weight.reshape(-1), packed)
     return packed
 
 
-def execute(plan, params, x, weight, bias, out, packed=True, pack_first=False):
-    """Run the plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
+def execute(bound, x, weight, bias, out, packed=True, pack_first=False):
+    """Run bound's plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
     weight: prepare_weight()'s result, or (packed false) the weight array itself, which the
     kernel reads in place or packs as it goes, or, with pack_first (a plan made with
     prepacked=True), packs whole into a buffer of the call first and then runs as with
     prepare_weight()'s result, bitwise alike."""
     if out.size == 0:
         return out
+    plan = bound.plan
     if plan.bias_fill:
         out[...] = 0 if bias is None else bias[:, None, None]
-    bound = kernel(plan, params)
-    if bound is not None:
-        bound.run(x, weight, packed, bias, out, plan.threads, pack_first)
+    if bound.kernel is not None:
+        bound.kernel.run(x, weight, packed, bias, out, plan.threads, pack_first)
     return out

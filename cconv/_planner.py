@@ -25,7 +25,6 @@ NAME": the entry whose title starts with NAME).
 import enum
 import sys
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -108,20 +107,10 @@ class Plan:
     layout: tuple = ()   # the weight taps (kh list, kw list) of each problem
     d2s: tuple = ()      # igemm: (fy, fx), the GEMM of a kernel-sized stride
 
-    # Computed once per instance (cached_property writes the instance's __dict__, which a
-    # frozen dataclass allows): every call of a module or an engine lookup asks for them.
-    @cached_property
+    @property
     def weight_key(self):
         """Identifies the packed-weight layout this plan reads (modules cache by it)."""
         return (self.algorithm, self.dtype.str, self.cpb, self.width, self.layout, self.d2s)
-
-    @cached_property
-    def _hash(self):
-        return hash((self.algorithm, self.mode, self.isa, self.dtype, self.threads, self.rows,
-                     self.cpb, self.ppb, self.layout, self.d2s))
-
-    def __hash__(self):
-        return self._hash
 
     @property
     def workspace_bytes(self):

@@ -67,15 +67,15 @@ def _arrays(fn, input, weight, bias):
 
 
 # Prepared calls: (fn, shapes, the user's geometry arguments, dtype, algorithm, variant,
-# threads) -> (ConvParams, pack_first, plan), for arguments that can key a cache
+# threads) -> (ConvParams, pack_first, bound plan), for arguments that can key a cache
 # (_params.plain): a repeated call skips the checks it already passed and the planner, in one
 # lookup. Only results are kept: a bad argument is refused again on every call.
 _PREPARED = _cache.Cache()
 
 
 def _prepared(key, dtype, algorithm, geometry):
-    """(params, pack_first, plan) of a call: geometry(*key), whether to pack the weights
-    first, and the plan (None when the output is empty: nothing runs)."""
+    """(params, pack_first, bound) of a call: geometry(*key), whether to pack the weights
+    first, and the plan bound to its kernel (None when the output is empty: nothing runs)."""
     call_key = None
     if (algorithm is None or type(algorithm) is str) and _params.plain(key[3:]):
         call_key = (key, dtype, algorithm, _isa.current(), _threads.get_num_threads())
@@ -91,26 +91,26 @@ def _prepared(key, dtype, algorithm, geometry):
         # Weights used many times are packed first, as a module's, in the kernel; others
         # are read raw.
         pack_first = _planner.pack_first(params)
-        call = (params, pack_first, _planner.plan(params, dtype, algorithm,
-                                                  prepacked=pack_first))
+        plan = _planner.plan(params, dtype, algorithm, prepacked=pack_first)
+        call = (params, pack_first, _engine.bind(plan, params))
     if call_key is not None:
         _PREPARED.put(call_key, call)
     return call
 
 
 def _run(fn, call, x4, w, b, dtype, unbatched, out):
-    params, pack_first, plan = call
+    params, pack_first, bound = call
     shape = params.output_shape[1:] if unbatched else params.output_shape
     result = np.empty(shape, dtype=dtype) if out is None else _params.check_out(
         fn, out, shape, dtype, x4, w, b)
-    if plan is None:
+    if bound is None:
         return result
     # A misaligned out= (np.frombuffer at an odd offset) is filled from an aligned result.
     target = result if result.flags.aligned else np.empty(shape, dtype=dtype)
-    _engine.execute(plan, params, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
-                     None if b is None else _params.contiguous(b, dtype),
-                     target.reshape(params.output_shape) if unbatched else target,
-                     packed=False, pack_first=pack_first)
+    _engine.execute(bound, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
+                    None if b is None else _params.contiguous(b, dtype),
+                    target.reshape(params.output_shape) if unbatched else target,
+                    packed=False, pack_first=pack_first)
     if target is not result:
         result[...] = target
     return result

@@ -238,7 +238,7 @@ class _ConvNd:
 
     def _run(self, x, unbatched, key, params_of):
         """Convolve x (4-D, C-contiguous, module dtype). key identifies the call's geometry
-        (with the variant and thread count, it keys the cached params and plan);
+        (with the variant and thread count, it keys the cached params and bound plan);
         params_of() computes the ConvParams on a miss."""
         cache_key = (key, _isa.current(), _threads.get_num_threads())
         call = self._plans.get(cache_key)
@@ -246,18 +246,19 @@ class _ConvNd:
             params = params_of()
             # Allocate before planning: an impossible output fails at once.
             out = np.empty(params.output_shape, dtype=self.dtype)
-            call = self._plans.put(cache_key, (params, _planner.plan(params, self.dtype)
-                                                   if out.size else None))
+            bound = (_engine.bind(_planner.plan(params, self.dtype), params) if out.size
+                     else None)
+            call = self._plans.put(cache_key, (params, bound))
         else:
             out = np.empty(call[0].output_shape, dtype=self.dtype)
-        params, plan = call
-        if plan is not None:
+        bound = call[1]
+        if bound is not None:
             snap = self._snapshot  # once: a concurrent load_state_dict swaps it whole
-            packed = snap.packed.get(plan.weight_key)
+            packed = snap.packed.get(bound.weight_key)
             if packed is None:
-                packed = snap.packed.put(plan.weight_key,
-                                         _engine.prepare_weight(plan, params, snap.weight))
-            _engine.execute(plan, params, x, packed, snap.bias, out)
+                packed = snap.packed.put(bound.weight_key,
+                                         _engine.prepare_weight(bound, snap.weight))
+            _engine.execute(bound, x, packed, snap.bias, out)
         return out[0] if unbatched else out
 
     # ---- repr -----------------------------------------------------------------------------

@@ -161,8 +161,8 @@ def test_repeated_functional_calls_run_the_plan_of_their_own_setting(monkeypatch
     algorithm that does not fit is refused however often the shapes were planned."""
     ran = []
     execute = _engine.execute
-    monkeypatch.setattr(_engine, "execute", lambda plan, *args, **kwargs: (
-        ran.append(plan), execute(plan, *args, **kwargs))[1])
+    monkeypatch.setattr(_engine, "execute", lambda bound, *args, **kwargs: (
+        ran.append(bound.plan), execute(bound, *args, **kwargs))[1])
     x, w, b = random_arrays(6, (1, 16, 24, 24), (16, 16, 3, 3), True, np.float64)
     for _ in range(2):
         for threads in (1, 2):
@@ -210,9 +210,9 @@ def test_functional_packs_first_from_the_threshold(transposed, algorithm, dtype,
             (check_conv_transpose2d if transposed else check_conv2d)(y, x, w, b, **kw)
             # The module's path: the same plan, with the weights packed beforehand.
             plan = _planner.plan(params, dtype, algorithm)
-            packed = _engine.prepare_weight(plan, params, w)
+            packed = _engine.prepare_weight(_engine.bind(plan, params), w)
             expected = np.empty(params.output_shape, dtype)
-            _engine.execute(plan, params, x, packed, b, expected)
+            _engine.execute(_engine.bind(plan, params), x, packed, b, expected)
             np.testing.assert_array_equal(y, expected)
 
 
@@ -233,9 +233,10 @@ def test_wide_kernels_pack_alike_raw_and_first(kw, algorithm, dtype, isa):
         check_conv_transpose2d(raw, x, w, b, **kw)
         plan = _planner.plan(params, dtype, algorithm)
         first = np.empty(params.output_shape, dtype)
-        _engine.execute(plan, params, x, w, b, first, packed=False, pack_first=True)
+        bound = _engine.bind(plan, params)
+        _engine.execute(bound, x, w, b, first, packed=False, pack_first=True)
         module = np.empty(params.output_shape, dtype)
-        _engine.execute(plan, params, x, _engine.prepare_weight(plan, params, w), b, module)
+        _engine.execute(bound, x, _engine.prepare_weight(bound, w), b, module)
     np.testing.assert_array_equal(raw, module)
     np.testing.assert_array_equal(first, module)
 
@@ -328,10 +329,10 @@ def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
     groups = 4 if depthwise else 1
     x, w, b = random_arrays(7, (1, 4, 6, 6), (4, 4 // groups, 3, 3), True, np.float32)
     params = _params.conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, groups)
-    plan = _planner.plan(params, np.float32, algorithm)
-    packed = _engine.prepare_weight(plan, params, w)
+    bound = _engine.bind(_planner.plan(params, np.float32, algorithm), params)
+    packed = _engine.prepare_weight(bound, w)
     out = np.zeros(params.output_shape, np.float32)
-    _engine.execute(plan, params, x, packed, b, out)
+    _engine.execute(bound, x, packed, b, out)
     check_conv2d(out, x, w, b, padding=1, groups=groups)
     bad = {
         "x": [x[:, :3], x.astype(np.float64), np.asfortranarray(x), x.astype(np.int32)],
@@ -344,9 +345,9 @@ def test_kernels_refuse_arrays_they_were_not_prepared_for(algorithm):
             args = dict(x=x, bias=b, out=out.copy())
             args[name] = value
             with pytest.raises((TypeError, ValueError, BufferError)):
-                _engine.execute(plan, params, args["x"], packed, args["bias"], args["out"])
+                _engine.execute(bound, args["x"], packed, args["bias"], args["out"])
     with pytest.raises((TypeError, ValueError)):
-        _engine.execute(plan, params, x, packed[:-1], b, out)
+        _engine.execute(bound, x, packed[:-1], b, out)
     if not depthwise:
         with pytest.raises(ValueError, match="pack_first"):
-            _engine.kernel(plan, params).run(x, packed, True, b, out, 1, True)
+            bound.kernel.run(x, packed, True, b, out, 1, True)

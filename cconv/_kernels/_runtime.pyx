@@ -10,12 +10,9 @@ cdef extern from "isa.h" nogil:
 cdef extern from *:
     """
     #ifdef _OPENMP
-    #include <omp.h>
     #define CC_OPENMP 1
-    static int cc_omp_max_threads(void) { return omp_get_max_threads(); }
     #else
     #define CC_OPENMP 0
-    static int cc_omp_max_threads(void) { return 1; }
     #endif
     #ifndef CC_BUILD_FLAGS
     #define CC_BUILD_FLAGS "unknown"
@@ -31,7 +28,6 @@ cdef extern from *:
     int CC_OPENMP
     const char *CC_COMPILER
     const char *CC_BUILD_FLAGS
-    int cc_omp_max_threads()
 
 
 def isa_names():
@@ -49,13 +45,8 @@ compiler = CC_COMPILER.decode()
 build_flags = CC_BUILD_FLAGS.decode()
 
 
-def omp_max_threads():
-    """OpenMP's own default team size (1 without OpenMP)."""
-    return cc_omp_max_threads()
-
-
 def line_offset(const unsigned char[::1] buf):
     """Bytes from the start of buf (non-empty) to the next 64-byte boundary: what
-    numpy's .ctypes.data would tell, in a tenth of the time (a functional call aligns its
+    numpy's .ctypes.data would tell, for less than it costs (a functional call aligns its
     packed weights with it)."""
     return (-<Py_ssize_t> &buf[0]) & 63
