@@ -72,11 +72,6 @@ def run_python(args, *, env=None, **kwargs):
                               capture_output=True, text=True, **kwargs)
 
 
-HAS_TRANSPOSED = hasattr(cconv, "conv_transpose2d") and hasattr(cconv, "ConvTranspose2d")
-requires_transposed = pytest.mark.skipif(not HAS_TRANSPOSED,
-                                         reason="cconv has no conv_transpose2d yet")
-
-
 def _asan_loaded():
     """Whether AddressSanitizer's runtime is in this process (tools/sanitize.sh asan)."""
     try:
@@ -91,8 +86,8 @@ ASAN = _asan_loaded()
 
 
 def operation(name):
-    """cconv's conv2d or conv_transpose2d by name (None while it does not exist)."""
-    return getattr(cconv, name, None)
+    """cconv's conv2d or conv_transpose2d by name."""
+    return getattr(cconv, name)
 
 
 def tolerance_factor(algorithm, dtype):

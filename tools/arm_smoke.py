@@ -369,8 +369,7 @@ def test_large_padding_small_output(dtype):
                  dilation=(p, p))
 
 
-# ---- conv_transpose2d, when this version has it ---------------------------------------------
-@pytest.mark.skipif(not hasattr(cconv, "conv_transpose2d"), reason="no conv_transpose2d yet")
+# ---- conv_transpose2d ----------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("isa", ISAS)
 def test_conv_transpose2d_adjoint(isa, dtype):
@@ -391,7 +390,6 @@ def test_conv_transpose2d_adjoint(isa, dtype):
     assert abs(lhs - rhs) <= 1e3 * np.finfo(dtype).eps * (np.abs(y).sum() + 1)
 
 
-@pytest.mark.skipif(not hasattr(cconv, "conv_transpose2d"), reason="no conv_transpose2d yet")
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("isa", ISAS)
 def test_kernel_sized_stride_adjoint(isa, dtype):

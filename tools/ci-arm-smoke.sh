@@ -9,7 +9,7 @@
 # Measured on a 2-core x86-64 Debian bookworm machine: 90 s from nothing (23 s apt-get of the
 # host tools, 9 s a venv with Cython, 21 s the arm64 sysroot, 24 s the cross build, 11 s the
 # tests), 16 s warm (cache kept, kernels unchanged; about 40 s when they changed and are
-# rebuilt). The cache takes about 310 MB. See tools/README-arm.md.
+# rebuilt). The cache takes about 310 MB. See README.md, "Checking ARM without a board".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
