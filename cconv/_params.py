@@ -226,6 +226,17 @@ def check_bias(fn, bias, weight, channels):
                          f"{list(bias.shape)} instead")
 
 
+def check_nonempty(fn, x_shape):
+    """An input (4-D shape) with no pixels is refused unless its batch or its channels are
+    empty, as PyTorch refuses it (an empty batch gives an empty result; no channels give the
+    bias)."""
+    N, C, H, W = x_shape
+    if N and C and not (H and W):
+        raise ValueError(f"{fn}(): only zero batch or zero channel inputs are supported, but "
+                         f"got input of size {list(x_shape)} (expected height and width of "
+                         f"at least 1)")
+
+
 def check_sizes(fn, *shapes, itemsize=8):
     """Every shape's element count must stay far from overflow (the kernels index elements
     with Py_ssize_t; on 32-bit that allows arrays of 2**27 elements: 512 MiB of float32)."""
@@ -264,6 +275,7 @@ def conv2d_params(fn, x_shape, w_shape, stride, padding, dilation, groups):
         raise ValueError(f"{fn}(): calculated padded input size per channel: ({Hp} x {Wp}). "
                          f"Kernel size: ({eh} x {ew}). Kernel size can't be greater than "
                          f"actual input size")
+    check_nonempty(fn, x_shape)
     if max(Hp, Wp, eh, ew) > SIZE_LIMIT:
         raise ValueError(f"{fn}(): padded input ({Hp} x {Wp}) or dilated kernel ({eh} x {ew}) "
                          f"is too large (at most {SIZE_LIMIT})")
@@ -300,6 +312,7 @@ def conv_transpose2d_params(fn, x_shape, w_shape, stride, padding, output_paddin
             raise ValueError(f"{fn}(): output padding must be smaller than either stride or "
                              f"dilation, but got output_padding_{axis}: {output_padding[i]} "
                              f"stride_{axis}: {stride[i]} dilation_{axis}: {dilation[i]}")
+    check_nonempty(fn, x_shape)
     ph, pw = padding
     sizes = []
     for size, s, p, d, k, op in ((H, stride[0], ph, dilation[0], KH, output_padding[0]),
@@ -308,7 +321,8 @@ def conv_transpose2d_params(fn, x_shape, w_shape, stride, padding, output_paddin
             raise ValueError(f"{fn}(): input size {size} x stride {s}, dilated kernel "
                              f"{d} x {k} or padding {p} is too large (at most {SIZE_LIMIT})")
         sizes.append((size - 1) * s - 2 * p + d * (k - 1) + op + 1)
-    if H < 1 or W < 1 or min(sizes) < 1:
+    # An empty batch may have an empty output (PyTorch gives one), never a negative size.
+    if min(sizes) < (1 if N else 0):
         raise ValueError(f"{fn}(): given input size per channel: ({H} x {W}). Calculated "
                          f"output size per channel: ({sizes[0]} x {sizes[1]}). Output size "
                          f"is too small")
@@ -486,7 +500,9 @@ def floating_array(fn, name, value):
 
 def check_padding_mode_limits(fn, mode, pads, x_shape):
     """PyTorch's limits of the padding modes, on the unpadded input (4-D shape): 'reflect'
-    needs padding smaller than the input, 'circular' at most its size."""
+    needs padding smaller than the input, 'circular' at most its size; an input with no
+    pixels is refused first, as conv2d refuses it."""
+    check_nonempty(fn, x_shape)
     pt, pb, pl, pr = pads
     H, W = x_shape[2], x_shape[3]
     for size, before, after, dim in ((H, pt, pb, 2), (W, pl, pr, 3)):
