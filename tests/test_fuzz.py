@@ -510,10 +510,12 @@ def conv_call(draw, transposed):
         else:   # input-huge: a valid, zero-stride input of enormous extent
             dims = list(np.shape(as_array(kw["input"]))) or [0]
             axis = draw(st.integers(0, len(dims) - 1))
-            # (numpy's own limit: no dimension nor element count beyond intp, 2**31 on 32-bit)
+            # (numpy's own limit: no dimension nor byte count beyond intp, 2**31 on 32-bit,
+            # even for a zero-stride view)
             dims[axis] = draw(st.sampled_from([d for d in (2**20, 2**31, 2**32 + 1, 2**40)
                                                if d < INTP.max]))
-            if np.prod([float(d) for d in dims]) < min(2.0**62, INTP.max) and 0 not in dims:
+            nbytes = np.prod([float(d) for d in dims]) * dtype.itemsize
+            if nbytes < min(2.0**62, INTP.max) and 0 not in dims:
                 kw["input"] = np.broadcast_to(dtype.type(0.5), dims)
             bad_name = None
         if bad is not None:
