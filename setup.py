@@ -101,8 +101,7 @@ def _extensions():
             include_dirs=["cconv/_kernels"],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
-            define_macros=[("CC_BUILD_FLAGS", f'"{build_flags}"'),
-                           ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            define_macros=[("CC_BUILD_FLAGS", f'"{build_flags}"')],
         )
         for name in KERNELS
     ]

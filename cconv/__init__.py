@@ -6,10 +6,51 @@
 """
 __version__ = "0.1.0"
 
-from ._config import show_config
-from ._threads import get_num_threads, set_num_threads
-from .functional import conv2d, conv_transpose2d
-from .modules import Conv2d, ConvTranspose2d
+
+def _not_built(error):
+    """The ImportError to raise when `error` comes from compiled kernels that are not there
+    (a source checkout not built, or built for another Python), else None: a kernel that is
+    there but fails to load (say, libgomp missing) keeps its own message."""
+    import importlib.machinery
+    import os
+    import sys
+
+    kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
+    try:
+        files = os.listdir(kernels)
+    except OSError:
+        return None
+    names = sorted(f[:-4] for f in files if f.endswith(".pyx"))
+    built = {f[:-len(s)] for f in files for s in importlib.machinery.EXTENSION_SUFFIXES
+             if f.endswith(s)}
+    missing = [name for name in names if name not in built]
+    if not missing:
+        return None
+    version = ".".join(map(str, sys.version_info[:2]))
+    return ImportError(
+        f"cconv's compiled core is not built: no {', '.join(missing)} for this Python "
+        f"({version}) in {kernels}.\n"
+        f"Build it from cconv's source directory:\n"
+        f"    pip install .                          install it (the kernels are compiled)\n"
+        f"    python setup.py build_ext --inplace    or compile them in place, to run from "
+        f"the checkout\n"
+        f"If cconv is installed, Python is importing this unbuilt source checkout instead (it "
+        f"is in the current directory or on PYTHONPATH): run Python from another directory.\n"
+        f"({type(error).__name__}: {error})")
+
+
+try:
+    from ._config import show_config
+    from ._threads import get_num_threads, set_num_threads
+    from .functional import conv2d, conv_transpose2d
+    from .modules import Conv2d, ConvTranspose2d
+except ImportError as _error:
+    _exc = _not_built(_error)
+    if _exc is None:
+        raise
+    raise _exc from None
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads",
            "get_num_threads", "show_config", "__version__"]
+
+del _not_built

@@ -15,7 +15,7 @@ from . import _cache, _engine, _isa, _params, _planner, _threads
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_MODES = _params.PADDING_MODES
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -46,18 +46,6 @@ def _readonly(arr):
     return arr
 
 
-def _as_rng(fn, rng):
-    """A numpy Generator from rng: None, a Generator, or a non-negative int seed."""
-    if rng is None or isinstance(rng, np.random.Generator):
-        return np.random.default_rng(rng)
-    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
-        raise TypeError(f"{fn}: rng must be None, an int seed or a numpy Generator, got "
-                        f"{type(rng).__name__} {rng!r}")
-    if rng < 0:
-        raise ValueError(f"{fn}: rng must be a non-negative seed, got rng={rng}")
-    return np.random.default_rng(rng)
-
-
 class _ConvNd:
     """What Conv2d and ConvTranspose2d share: weights, state_dict, repr, padding modes."""
 
@@ -67,23 +55,13 @@ class _ConvNd:
     def _init_common(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                      groups, bias, padding_mode, dtype, output_padding=0):
         fn = type(self).__name__
-        self.in_channels = _params.positive_int(fn, "in_channels", in_channels)
-        self.out_channels = _params.positive_int(fn, "out_channels", out_channels)
-        self.groups = _params.positive_int(fn, "groups", groups)
-        if self.in_channels % self.groups:
-            raise ValueError(f"{fn}: in_channels must be divisible by groups, got "
-                             f"in_channels={in_channels}, groups={groups}")
-        if self.out_channels % self.groups:
-            raise ValueError(f"{fn}: out_channels must be divisible by groups, got "
-                             f"out_channels={out_channels}, groups={groups}")
+        self.in_channels, self.out_channels, self.groups = _params.module_channels(
+            fn, in_channels, out_channels, groups)
         self.kernel_size = _params.int_pair(fn, "kernel_size", kernel_size, 1)
         self.stride = _params.int_pair(fn, "stride", stride, 1)
         self.dilation = _params.int_pair(fn, "dilation", dilation, 1)
         self.output_padding = _params.int_pair(fn, "output_padding", output_padding, 0)
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"{fn}: padding_mode must be one of {PADDING_MODES}, but got "
-                             f"padding_mode={padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.padding_mode = _params.module_padding_mode(fn, padding_mode)
         if isinstance(padding, str):
             # Checks the string (and 'same' with strides) exactly as a call would.
             self._pads = _params.conv_padding(fn, padding, self.kernel_size, self.dilation,
@@ -92,26 +70,9 @@ class _ConvNd:
         else:
             self.padding = _params.int_pair(fn, "padding", padding, 0)
             self._pads = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
-        given = dtype
-        try:
-            # None: the default, float32 (as torch's default dtype).
-            dtype = np.dtype(np.float32 if dtype is None else dtype)
-        except TypeError:
-            dtype = None
-        # (A dtype compares equal to None, as np.dtype(None) is float64: test `is None`.)
-        if dtype is None or dtype not in _params.DTYPES:
-            raise TypeError(f"{fn}: dtype must be float32 or float64, got dtype={given!r}")
-        self.dtype = dtype
-        if not isinstance(bias, (bool, int, np.bool_)):
-            raise TypeError(f"{fn}: bias must be True or False, got {type(bias).__name__}")
-        self._has_bias = bool(bias)
-        weights = 1
-        for size in self._weight_shape():
-            weights *= size
-        if weights > _params.SIZE_LIMIT:
-            raise ValueError(f"{fn}: a weight of shape {self._weight_shape()} is too large "
-                             f"(kernel_size={self.kernel_size}); at most {_params.SIZE_LIMIT} "
-                             f"elements")
+        self.dtype = _params.module_dtype(fn, dtype)
+        self._has_bias = _params.bias_flag(fn, bias)
+        _params.check_weight_elements(fn, self._weight_shape(), self.kernel_size)
         self._plans = _cache.Cache(PLANS_MAX)
 
     # ---- weights --------------------------------------------------------------------------
@@ -128,7 +89,7 @@ class _ConvNd:
     def reset_parameters(self, rng=None):
         """PyTorch's initialisation: weight and bias uniform in +-1/sqrt(fan_in), where
         fan_in = weight.shape[1] * kh * kw. rng: a seed or numpy Generator."""
-        rng = _as_rng(type(self).__name__, rng)
+        rng = _params.as_rng(type(self).__name__, rng)
         fan_in = self._fan_in()
         bound = 1.0 / np.sqrt(fan_in) if fan_in else 0.0
         weight = rng.uniform(-bound, bound, self._weight_shape()).astype(self.dtype)
@@ -138,11 +99,8 @@ class _ConvNd:
         self._snapshot = _Snapshot(_readonly(weight), None if bias is None else _readonly(bias))
 
     def _checked(self, name, value, shape):
-        fn = type(self).__name__
-        arr = _params.as_float_array(f"{fn}.{name}", name, value)
-        if tuple(arr.shape) != shape:
-            raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(arr.shape)}")
-        return _readonly(np.array(arr, dtype=self.dtype, order="C", copy=True))
+        return _readonly(_params.module_array(type(self).__name__, name, value, shape,
+                                              self.dtype))
 
     @property
     def weight(self):
@@ -178,17 +136,9 @@ class _ConvNd:
         (a torch module's state_dict() as it is), or anything numpy can read. Values are
         cast to the module's dtype; shapes must match. With strict, missing and unexpected
         keys are errors. Returns (missing_keys, unexpected_keys), as torch does."""
-        fn = type(self).__name__
         expected = ["weight"] + (["bias"] if self._has_bias else [])
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
-            raise TypeError(f"{fn}.load_state_dict: state_dict must be a mapping of names to "
-                            f"arrays, got {type(state_dict).__name__}")
-        keys = list(state_dict.keys())
-        missing = [k for k in expected if k not in state_dict]
-        unexpected = [k for k in keys if k not in expected]
-        if strict and (missing or unexpected):
-            raise ValueError(f"Error(s) in loading state_dict for {fn}: missing keys "
-                             f"{missing}, unexpected keys {unexpected}")
+        missing, unexpected = _params.state_dict_keys(type(self).__name__, state_dict, expected,
+                                                      strict)
         current = self._snapshot
         weight, bias = current.weight, current.bias
         if "weight" in state_dict:
@@ -206,12 +156,7 @@ class _ConvNd:
                 and input.flags.c_contiguous and input.flags.aligned):
             return input, False
         fn = type(self).__name__
-        x = input if isinstance(input, np.ndarray) else _params.as_float_array(fn, "input",
-                                                                              input)
-        if x.dtype.kind != "f":
-            raise TypeError(f"{fn}: input must be a floating-point array, got dtype "
-                            f"{x.dtype}")
-        x4, unbatched = _params.batched(fn, x)
+        x4, unbatched = _params.batched(fn, _params.floating_array(fn, "input", input))
         return _params.contiguous(x4, self.dtype), unbatched
 
     def _pad_input(self, x):
@@ -219,18 +164,9 @@ class _ConvNd:
         input, the padding left to the convolution). An empty batch has an empty result
         whatever the mode: no copy (numpy cannot even describe one of 2**32 x 2**32 pixels),
         its padding left to the convolution, as zeros."""
-        fn = type(self).__name__
+        _params.check_padding_mode_limits(type(self).__name__, self.padding_mode, self._pads,
+                                          x.shape)
         pt, pb, pl, pr = self._pads
-        H, W = x.shape[2], x.shape[3]
-        for size, before, after, dim in ((H, pt, pb, 2), (W, pl, pr, 3)):
-            if self.padding_mode == "reflect" and max(before, after) >= size:
-                raise ValueError(f"{fn}: padding_mode='reflect' needs padding smaller than "
-                                 f"the input, got padding ({before}, {after}) at dimension "
-                                 f"{dim} of input {list(x.shape)}")
-            if self.padding_mode == "circular" and max(before, after) > size:
-                raise ValueError(f"{fn}: padding_mode='circular' needs padding at most the "
-                                 f"input size, got padding ({before}, {after}) at dimension "
-                                 f"{dim} of input {list(x.shape)}")
         if x.shape[0] == 0:
             return x, self._pads
         return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)),
@@ -338,12 +274,7 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
                  dtype=np.float32, *, rng=None):
-        if padding_mode != "zeros":
-            raise ValueError(f'Only "zeros" padding mode is supported for ConvTranspose2d, '
-                             f"got padding_mode={padding_mode!r}")
-        if isinstance(padding, str):
-            raise TypeError(f"ConvTranspose2d: padding must be an int or a pair of ints, got "
-                            f"{padding!r}")
+        _params.transposed_module_arguments(type(self).__name__, padding_mode, padding)
         self._init_common(in_channels, out_channels, kernel_size, stride, padding, dilation,
                           groups, bias, padding_mode, dtype, output_padding)
         self.reset_parameters(rng)
@@ -352,26 +283,9 @@ class ConvTranspose2d(_ConvNd):
         """output_padding, or the one that makes the output `output_size` (as torch)."""
         if output_size is None:
             return self.output_padding
-        fn = type(self).__name__
-        if (isinstance(output_size, (str, bytes)) or not hasattr(output_size, "__len__")
-                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                           for v in output_size)):
-            raise TypeError(f"{fn}: output_size must be a sequence of ints, got "
-                            f"{output_size!r}")
-        size = [int(v) for v in output_size]
-        leading = ndim - 2
-        if len(size) == leading + 2:
-            size = size[leading:]
-        if len(size) != 2:
-            raise ValueError(f"{fn}: for {ndim}D input, output_size must have 2 or "
-                             f"{leading + 2} elements (got {len(size)})")
-        lo = [(spatial[d] - 1) * self.stride[d] - 2 * self.padding[d]
-              + self.dilation[d] * (self.kernel_size[d] - 1) + 1 for d in range(2)]
-        hi = [lo[d] + self.stride[d] - 1 for d in range(2)]
-        if any(not lo[d] <= size[d] <= hi[d] for d in range(2)):
-            raise ValueError(f"{fn}: requested an output size of {size}, but valid sizes "
-                             f"range from {lo} to {hi} (for an input of {list(spatial)})")
-        return (size[0] - lo[0], size[1] - lo[1])
+        return _params.output_padding_for(type(self).__name__, output_size, ndim, spatial,
+                                          self.stride, self.padding, self.dilation,
+                                          self.kernel_size)
 
     def forward(self, input, output_size=None):
         """Transposed convolution of input (N, C_in, H, W) or (C_in, H, W). output_size

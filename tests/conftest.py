@@ -57,24 +57,25 @@ APPLIES = {
 CCONV_HOME = str(Path(cconv.__file__).resolve().parents[1])
 
 
-def run_python(args, *, env=None, **kwargs):
+def run_python(args, *, env=None, cwd=None, **kwargs):
     """subprocess.run([python, *args]) importing the cconv under test: run from a scratch
     directory (python -c / -m put the working directory first on sys.path) with that cconv's
     home first on PYTHONPATH. `env` defaults to os.environ; output is captured as text.
-    Skips where no child Python can start: under qemu user-mode emulation without
-    binfmt_misc (tools/test-arm.sh) sys.executable is an ARM binary the host cannot exec."""
+    With `cwd`, run there with PYTHONPATH unset instead: the cconv in that directory is
+    imported (as from a source checkout). Skips where no child Python can start: under qemu
+    user-mode emulation without binfmt_misc (tools/test-arm.sh) sys.executable is an ARM
+    binary the host cannot exec."""
     if os.environ.get("CCONV_TEST_NO_CHILD_PYTHON") == "1":
         pytest.skip("no child Python can start here (CCONV_TEST_NO_CHILD_PYTHON=1)")
     env = dict(os.environ if env is None else env)
+    if cwd is not None:
+        env.pop("PYTHONPATH", None)
+        return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, **kwargs)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [CCONV_HOME, env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as scratch:
         return subprocess.run([sys.executable, *args], cwd=scratch, env=env,
                               capture_output=True, text=True, **kwargs)
-
-
-HAS_TRANSPOSED = hasattr(cconv, "conv_transpose2d") and hasattr(cconv, "ConvTranspose2d")
-requires_transposed = pytest.mark.skipif(not HAS_TRANSPOSED,
-                                         reason="cconv has no conv_transpose2d yet")
 
 
 def _asan_loaded():
@@ -91,8 +92,8 @@ ASAN = _asan_loaded()
 
 
 def operation(name):
-    """cconv's conv2d or conv_transpose2d by name (None while it does not exist)."""
-    return getattr(cconv, name, None)
+    """cconv's conv2d or conv_transpose2d by name."""
+    return getattr(cconv, name)
 
 
 def tolerance_factor(algorithm, dtype):

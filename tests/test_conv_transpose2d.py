@@ -1,13 +1,11 @@
 """conv_transpose2d and ConvTranspose2d: the scatter-add reference and torch over a seeded
-sweep, torch's module (output_size included), repr and init, and bad inputs. Skipped while
-cconv has no conv_transpose2d."""
+sweep, torch's module (output_size included), repr and init, and bad inputs."""
 import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from conftest import (
-    HAS_TRANSPOSED,
     applicable_algorithms,
     assert_within,
     case_id,
@@ -22,8 +20,6 @@ from conftest import (
 
 import cconv
 from cconv.testing import conv_transpose2d_abs, conv_transpose2d_output_size, conv_transpose2d_ref
-
-pytestmark = pytest.mark.skipif(not HAS_TRANSPOSED, reason="cconv has no conv_transpose2d yet")
 
 MAC_BUDGET = 3_000_000
 CHANNELS = (1, 2, 3, 5, 6, 7, 8, 12, 13, 16, 17, 24, 25, 33)

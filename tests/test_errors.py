@@ -348,6 +348,121 @@ def test_conv2d_module_rejects_bad_input(x, exc, match):
         small_module()(x)
 
 
+# ---- inputs with no pixels ------------------------------------------------------------------
+
+# PyTorch computes an input whose height or width is 0 only when its batch or its channels are
+# empty too; otherwise "Only zero batch or zero channel inputs are supported" (torch 2.13, both
+# operations), unless the kernel check comes first (conv2d without padding).
+# name: (operation, input shape, weight shape, kwargs, output shape or regex of the ValueError)
+EMPTY_IMAGE = r"only zero batch or zero channel inputs are supported.*input of size "
+ZERO_SIZE_CASES = {
+    "conv2d-height-0": ("conv2d", (1, 2, 0, 5), (3, 2, 1, 1), dict(padding=1),
+                        EMPTY_IMAGE + r"\[1, 2, 0, 5\].*height and width"),
+    "conv2d-width-0": ("conv2d", (2, 2, 5, 0), (3, 2, 3, 3), dict(padding=2),
+                       EMPTY_IMAGE + r"\[2, 2, 5, 0\]"),
+    "conv2d-both-0": ("conv2d", (1, 2, 0, 0), (4, 1, 1, 1), dict(padding=1, groups=2),
+                      EMPTY_IMAGE + r"\[1, 2, 0, 0\]"),
+    "conv2d-unbatched-height-0": ("conv2d", (2, 0, 5), (3, 2, 1, 1), dict(padding=(1, 0)),
+                                  EMPTY_IMAGE + r"\[1, 2, 0, 5\]"),
+    "conv2d-height-0-unpadded": ("conv2d", (1, 2, 0, 5), (3, 2, 1, 1), {},
+                                 r"\(0 x 5\).*Kernel size"),
+    "conv2d-batch-0-height-0": ("conv2d", (0, 2, 0, 5), (3, 2, 1, 1), dict(padding=1),
+                                (0, 3, 2, 7)),
+    "conv2d-batch-0": ("conv2d", (0, 2, 4, 5), (3, 2, 3, 3), {}, (0, 3, 2, 3)),
+    "conv_transpose2d-height-0": ("conv_transpose2d", (1, 2, 0, 5), (2, 3, 3, 3), {},
+                                  EMPTY_IMAGE + r"\[1, 2, 0, 5\]"),
+    "conv_transpose2d-width-0": ("conv_transpose2d", (3, 2, 4, 0), (2, 3, 1, 1), {},
+                                 EMPTY_IMAGE + r"\[3, 2, 4, 0\]"),
+    "conv_transpose2d-unbatched-height-0": ("conv_transpose2d", (2, 0, 5), (2, 3, 2, 2),
+                                            dict(stride=2), EMPTY_IMAGE + r"\[1, 2, 0, 5\]"),
+    "conv_transpose2d-batch-0-height-0": ("conv_transpose2d", (0, 2, 0, 5), (2, 3, 3, 3), {},
+                                          (0, 3, 2, 7)),
+    "conv_transpose2d-batch-0-empty-output": ("conv_transpose2d", (0, 2, 0, 5), (2, 3, 1, 1),
+                                              {}, (0, 3, 0, 5)),
+    "conv_transpose2d-batch-0-negative-output": ("conv_transpose2d", (0, 2, 0, 5),
+                                                 (2, 3, 1, 1), dict(padding=1),
+                                                 r"\(-2 x 3\).*too small"),
+    "conv_transpose2d-batch-0": ("conv_transpose2d", (0, 2, 4, 5), (2, 3, 3, 3), {},
+                                 (0, 3, 6, 7)),
+}
+
+
+def zero_size_call(case, module=False):
+    """The case's call (functional, or through the equivalent module), and its expectation."""
+    op, x_shape, w_shape, kwargs, expected = ZERO_SIZE_CASES[case]
+    x = np.ones(x_shape, F32)
+    if not module:
+        return functools.partial(getattr(cconv, op), x, np.ones(w_shape, F32), **kwargs), expected
+    g = kwargs.get("groups", 1)
+    channels = (w_shape[0], w_shape[1] * g) if op == "conv_transpose2d" else (
+        w_shape[1] * g, w_shape[0])
+    cls = cconv.ConvTranspose2d if op == "conv_transpose2d" else cconv.Conv2d
+    return functools.partial(cls(*channels, w_shape[2:], **kwargs, rng=0), x), expected
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["functional", "module"])
+@pytest.mark.parametrize("case", ZERO_SIZE_CASES)
+def test_inputs_with_no_pixels(case, module):
+    call, expected = zero_size_call(case, module)
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=expected):
+            call()
+    else:
+        y = call()
+        assert y.shape == expected and y.dtype == F32
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["functional", "module"])
+@pytest.mark.parametrize("case", ZERO_SIZE_CASES)
+def test_inputs_with_no_pixels_as_torch(case, module, torch):
+    """torch refuses (RuntimeError) exactly what cconv refuses, and gives the same shapes."""
+    op, x_shape, w_shape, kwargs, expected = ZERO_SIZE_CASES[case]
+    x = torch.ones(x_shape)
+    if module:
+        g = kwargs.get("groups", 1)
+        if op == "conv_transpose2d":
+            t = torch.nn.ConvTranspose2d(w_shape[0], w_shape[1] * g, w_shape[2:], **kwargs)
+        else:
+            t = torch.nn.Conv2d(w_shape[1] * g, w_shape[0], w_shape[2:], **kwargs)
+        call = functools.partial(t, x)
+    else:
+        call = functools.partial(getattr(torch.nn.functional, op), x, torch.ones(w_shape),
+                                 **kwargs)
+    if isinstance(expected, str):
+        with pytest.raises(RuntimeError):
+            call()
+    else:
+        with torch.no_grad():
+            assert tuple(call().shape) == expected
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("x_shape", [(1, 2, 0, 5), (2, 2, 5, 0), (2, 0, 5)], ids=str)
+def test_padding_modes_refuse_inputs_with_no_pixels(mode, x_shape):
+    """Before any padding: replicate would otherwise pad an empty axis (numpy refuses), and
+    torch refuses in every mode."""
+    m = cconv.Conv2d(2, 3, 1, padding=1, padding_mode=mode, rng=0)
+    with pytest.raises(ValueError, match=EMPTY_IMAGE):
+        m(np.ones(x_shape, F32))
+
+
+@pytest.mark.parametrize(("op", "x_shape", "w_shape", "kwargs", "y_shape"), [
+    ("conv2d", (2, 0, 4, 5), (3, 0, 1, 1), {}, (2, 3, 4, 5)),
+    ("conv2d", (1, 0, 0, 5), (3, 0, 1, 3), dict(padding=1), (1, 3, 2, 5)),
+    ("conv2d", (0, 2, 3), (4, 0, 2, 2), dict(groups=2), (4, 1, 2)),
+    ("conv_transpose2d", (1, 0, 3, 4), (0, 3, 2, 2), dict(stride=2), (1, 3, 6, 8)),
+], ids=["conv2d", "conv2d-height-0", "conv2d-unbatched-groups", "conv_transpose2d"])
+def test_no_input_channels_give_the_bias(op, x_shape, w_shape, kwargs, y_shape):
+    """An empty sum: every output is the bias, C_out channels of it. (torch 2.13 gives a
+    conv2d of C_out = 0 channels here, and refuses the conv_transpose2d's weight.)"""
+    x = np.ones(x_shape, F32)
+    b = np.arange(1, y_shape[-3] + 1, dtype=F32)
+    y = getattr(cconv, op)(x, np.ones(w_shape, F32), b, **kwargs)
+    assert y.shape == y_shape
+    np.testing.assert_array_equal(y, np.broadcast_to(b[:, None, None], y.shape))
+    assert not getattr(cconv, op)(x, np.ones(w_shape, F32), **kwargs).any()
+
+
 # ---- threads ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("n", "exc", "match"), [

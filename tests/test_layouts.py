@@ -13,7 +13,6 @@ from conftest import (
     operation,
     random_arrays,
     reference_bound,
-    requires_transposed,
 )
 
 import cconv
@@ -77,7 +76,7 @@ GEOMETRIES = {
                    dict(stride=2, padding=1, output_padding=1, groups=2)),
 }
 GEOMETRY_ALGORITHMS = [
-    pytest.param(g, a, id=f"{g}-{a}", marks=requires_transposed if op != "conv2d" else ())
+    pytest.param(g, a, id=f"{g}-{a}")
     for g, (op, x, w, kw) in GEOMETRIES.items()
     for a in applicable_algorithms(x[1], kw.get("groups", 1), op == "conv_transpose2d")]
 

@@ -2,7 +2,6 @@
 agreement with the reference, linearity in the input, and adjointness with
 conv_transpose2d."""
 import numpy as np
-import pytest
 from conftest import (
     DTYPES,
     applicable_algorithms,
@@ -89,7 +88,6 @@ def test_linear_in_the_input(problem, dtype, a, seed):
     assert_within(lhs, rhs, bound, "linearity")
 
 
-@pytest.mark.skipif(not hasattr(cconv, "conv_transpose2d"), reason="no conv_transpose2d yet")
 @SETTINGS
 @given(problem=conv2d_problems(padding_strings=False, min_batch=1),
        seed=st.integers(0, 2**32 - 1))

@@ -13,12 +13,10 @@ import numpy as np
 import pytest
 from conftest import (
     ASAN,
-    HAS_TRANSPOSED,
     applicable_algorithms,
     check,
     operation,
     random_arrays,
-    requires_transposed,
     run_python,
 )
 
@@ -47,7 +45,7 @@ SPLIT_PROBLEMS = {
 }
 PLANNERS = {"conv2d": "plan_for_conv2d", "conv_transpose2d": "plan_for_conv_transpose2d"}
 PROBLEM_ALGORITHMS = [
-    pytest.param(k, a, id=f"{k}-{a}", marks=requires_transposed if op != "conv2d" else ())
+    pytest.param(k, a, id=f"{k}-{a}")
     for k, (op, x, _, kw) in SPLIT_PROBLEMS.items()
     for a in applicable_algorithms(x[1], kw.get("groups", 1), op == "conv_transpose2d")]
 
@@ -104,7 +102,7 @@ def test_concurrent_python_threads():
             x, _, _ = random_arrays(100 + i, (2, 8, 16, 16), (1, 1, 1, 1), False, np.float32)
             tasks.append((conv, (x,), {}))
             continue
-        if i % 8 == 5 and HAS_TRANSPOSED:
+        if i % 8 == 5:
             x, w, b = random_arrays(100 + i, (2, 8, 9, 11), (8, 3, 4, 4), True, np.float64, 6)
             tasks.append((cconv.conv_transpose2d, (x, w, b), dict(stride=2, padding=1,
                                                                  groups=2)))
@@ -345,11 +343,10 @@ def _mixed_calls(modules, arrays):
     for algorithm in applicable_algorithms(x.shape[1], 1):
         cconv.conv2d(x, w, b, stride=2, algorithm=algorithm)
     calls = 4 + len(applicable_algorithms(x.shape[1], 1))
-    if HAS_TRANSPOSED:
-        cconv.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
-        convt(x)
-        convt(x[0], output_size=(26, 26))
-        calls += 3
+    cconv.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
+    convt(x)
+    convt(x[0], output_size=(26, 26))
+    calls += 3
     conv(x)
     conv(x[:1, :, :7])              # another input size: another cached plan
     reflect(x)
@@ -372,8 +369,9 @@ def _mixed_calls(modules, arrays):
         lambda: conv.load_state_dict({"weight": w}),
         lambda: cconv.Conv2d(6, 6, 0),
         lambda: cconv.Conv2d(2**40, 2**40, 1),              # weights that cannot exist
-    ] + ([lambda: cconv.conv_transpose2d(x, w, stride=2, output_padding=2),
-          lambda: convt(x, output_size=(99, 99))] if HAS_TRANSPOSED else [])
+        lambda: cconv.conv_transpose2d(x, w, stride=2, output_padding=2),
+        lambda: convt(x, output_size=(99, 99)),
+    ]
     for call in failing:
         try:
             call()
@@ -392,7 +390,7 @@ def test_no_memory_growth():
     x, w, b = random_arrays(1, (2, 6, 12, 12), (6, 6, 3, 3), True, np.float32)
     xd, wd, _ = random_arrays(2, (2, 4, 12, 12), (8, 1, 3, 3), False, np.float32)
     modules = (cconv.Conv2d(6, 6, 3, padding=1, rng=0),
-               cconv.ConvTranspose2d(6, 6, 3, stride=2, rng=0) if HAS_TRANSPOSED else None,
+               cconv.ConvTranspose2d(6, 6, 3, stride=2, rng=0),
                cconv.Conv2d(6, 4, 3, padding=2, padding_mode="reflect", rng=0))
     arrays = (x, w, b, xd, wd)
     for _ in range(100):
@@ -420,8 +418,7 @@ def _swap_states(cls, transposed):
     return module, states
 
 
-@pytest.mark.parametrize("cls", [pytest.param("Conv2d"),
-                                 pytest.param("ConvTranspose2d", marks=requires_transposed)])
+@pytest.mark.parametrize("cls", ["Conv2d", "ConvTranspose2d"])
 def test_weight_swaps_during_calls_are_atomic(cls):
     """Eight Python threads call one module (two input sizes, so plans and packed weights are
     made while the weights change) while another thread moves its weights between three

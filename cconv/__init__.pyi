@@ -1,0 +1,20 @@
+from typing import Protocol, SupportsIndex
+
+from .functional import conv2d as conv2d
+from .functional import conv_transpose2d as conv_transpose2d
+from .modules import Conv2d as Conv2d
+from .modules import ConvTranspose2d as ConvTranspose2d
+
+__version__: str
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads",
+           "get_num_threads", "show_config", "__version__"]
+
+class _Writer(Protocol):
+    def write(self, s: str, /) -> object: ...
+
+# cconv._threads
+def get_num_threads() -> int: ...
+def set_num_threads(n: SupportsIndex | None) -> None: ...
+
+# cconv._config
+def show_config(file: _Writer | None = None) -> None: ...
