@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["pair", "conv2d_padding", "conv2d_output_size", "pad_input", "conv2d_ref",
            "conv2d_module_ref", "conv_transpose2d_output_size", "conv_transpose2d_ref",
-           "absolute", "conv2d_abs", "conv_transpose2d_abs"]
+           "absolute", "conv2d_abs", "conv_transpose2d_abs", "unfold"]
 
 # numpy's names for PyTorch's padding modes.
 NUMPY_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
@@ -172,3 +172,34 @@ def absolute(ref):
 
 conv2d_abs = absolute(conv2d_ref)
 conv_transpose2d_abs = absolute(conv_transpose2d_ref)
+
+
+def _reads(count, kernel, stride, pad, dilation, size):
+    """Along one axis: for each (output o, tap k) that reads the image (0 <= index < size), its
+    place o*kernel + k in the unfolded input and the index it reads (Python ints: no
+    overflow, whatever the stride, padding and dilation)."""
+    place, index = [], []
+    for o in range(count):
+        for k in range(kernel):
+            i = o * stride - pad + k * dilation
+            if 0 <= i < size:
+                place.append(o * kernel + k)
+                index.append(i)
+    return np.array(place, np.intp), np.array(index, np.intp)
+
+
+def unfold(x, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
+    """x (N, C, H, W) as every output pixel's receptive field side by side, zeros where a tap
+    reads padding: conv2d_ref(unfold(x, ...), w, b, stride=kernel) is the conv2d of x, and
+    huge paddings, strides and dilations cost nothing (conv2d_ref pads explicitly).
+    stride, dilation: pairs; padding: (top, bottom, left, right)."""
+    x = np.asarray(x, np.float64)
+    (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, padding
+    KH, KW = kernel
+    Ho = (x.shape[2] + pt + pb - dh * (KH - 1) - 1) // sh + 1
+    Wo = (x.shape[3] + pl + pr - dw * (KW - 1) - 1) // sw + 1
+    (rp, ri), (cp, ci) = (_reads(Ho, KH, sh, pt, dh, x.shape[2]),
+                          _reads(Wo, KW, sw, pl, dw, x.shape[3]))
+    out = np.zeros(x.shape[:2] + (Ho * KH, Wo * KW))
+    out[:, :, rp[:, None], cp[None, :]] = x[:, :, ri[:, None], ci[None, :]]
+    return out

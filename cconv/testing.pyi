@@ -6,7 +6,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["pair", "conv2d_padding", "conv2d_output_size", "pad_input", "conv2d_ref",
            "conv2d_module_ref", "conv_transpose2d_output_size", "conv_transpose2d_ref",
-           "absolute", "conv2d_abs", "conv_transpose2d_abs"]
+           "absolute", "conv2d_abs", "conv_transpose2d_abs", "unfold"]
 
 _Size = int | Sequence[int]
 _Mode = Literal["zeros", "reflect", "replicate", "circular"]
@@ -64,4 +64,11 @@ def conv2d_abs(
 ) -> _F64: ...
 def conv_transpose2d_abs(
     x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *args: Any, **kwargs: Any
+) -> _F64: ...
+def unfold(
+    x: ArrayLike,
+    kernel: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    dilation: tuple[int, int] = (1, 1),
 ) -> _F64: ...

@@ -43,6 +43,7 @@ from cconv.testing import (
     conv_transpose2d_abs,
     conv_transpose2d_ref,
     pad_input,
+    unfold,
 )
 
 EXAMPLES = int(os.environ.get("CCONV_FUZZ_EXAMPLES", "0") or 0)
@@ -294,19 +295,6 @@ def conv_transpose2d_geometry(x_shape, w_shape, b_shape, stride, padding, output
 # Python ints, which cannot overflow), into a problem of the output's size whose kernel-sized
 # stride reads them as they are; the float64 sums are cconv.testing's.
 
-def _reads(count, kernel, stride, pad, dilation, size):
-    """conv2d along one axis: for each (output o, tap k) that reads the image (0 <= index <
-    size), its place o*kernel + k in the unfolded input and the index it reads."""
-    place, index = [], []
-    for o in range(count):
-        for k in range(kernel):
-            i = o * stride - pad + k * dilation
-            if 0 <= i < size:
-                place.append(o * kernel + k)
-                index.append(i)
-    return np.array(place, np.intp), np.array(index, np.intp)
-
-
 def _lands(count, kernel, stride, pad, dilation, size):
     """conv_transpose2d along one axis: the input positions whose taps land on the output (0 <=
     place < size), and for each landing (position, tap k) its place p*kernel + k among those
@@ -330,12 +318,8 @@ def reference_conv2d(x, w, b, stride, pads, dilation, groups, out_shape):
     cconv.testing.conv2d_ref with stride = the kernel."""
     if 0 in out_shape:
         return np.zeros(out_shape), np.zeros(out_shape)
-    x = np.asarray(x, np.float64)
     KH, KW = w.shape[2:]
-    (rp, ri), (cp, ci) = (_reads(out_shape[2], KH, stride[0], pads[0], dilation[0], x.shape[2]),
-                          _reads(out_shape[3], KW, stride[1], pads[2], dilation[1], x.shape[3]))
-    unfolded = np.zeros(x.shape[:2] + (out_shape[2] * KH, out_shape[3] * KW))
-    unfolded[:, :, rp[:, None], cp[None, :]] = x[:, :, ri[:, None], ci[None, :]]
+    unfolded = unfold(x, (KH, KW), tuple(stride), tuple(pads), tuple(dilation))
     kw = dict(stride=(KH, KW), groups=groups)
     return conv2d_ref(unfolded, w, b, **kw), conv2d_abs(unfolded, w, b, **kw)
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import cconv
-from cconv import _isa, _params, _planner
+from cconv import _isa, _lowering, _params, _planner
 from cconv._kernels import _igemm
-from cconv.testing import conv2d_abs, conv2d_ref
+from cconv.testing import conv2d_abs, conv2d_ref, unfold
 
 ISAS = _isa.SUPPORTED
 DTYPES = (np.float32, np.float64)
@@ -28,36 +28,6 @@ BITS = 64 if sys.maxsize > 2**32 else 32
 
 
 # ---- reference ----------------------------------------------------------------------------
-def _reads(count, kernel, stride, pad, dilation, size):
-    """Along one axis: for each (output o, tap k) that reads the image (0 <= index < size), its
-    place o*kernel + k in the unfolded input and the index it reads (Python ints: no
-    overflow, whatever the stride, padding and dilation)."""
-    place, index = [], []
-    for o in range(count):
-        for k in range(kernel):
-            i = o * stride - pad + k * dilation
-            if 0 <= i < size:
-                place.append(o * kernel + k)
-                index.append(i)
-    return np.array(place, np.intp), np.array(index, np.intp)
-
-
-def unfold(x, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
-    """x (N, C, H, W) as every output pixel's receptive field side by side, zeros where a tap
-    reads padding: conv2d_ref(unfold(x, ...), w, b, stride=kernel) is the conv2d of x, and
-    huge paddings, strides and dilations cost nothing (cconv.testing pads explicitly)."""
-    x = np.asarray(x, np.float64)
-    (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, padding
-    KH, KW = kernel
-    Ho = (x.shape[2] + pt + pb - dh * (KH - 1) - 1) // sh + 1
-    Wo = (x.shape[3] + pl + pr - dw * (KW - 1) - 1) // sw + 1
-    (rp, ri), (cp, ci) = (_reads(Ho, KH, sh, pt, dh, x.shape[2]),
-                          _reads(Wo, KW, sw, pl, dw, x.shape[3]))
-    out = np.zeros(x.shape[:2] + (Ho * KH, Wo * KW))
-    out[:, :, rp[:, None], cp[None, :]] = x[:, :, ri[:, None], ci[None, :]]
-    return out
-
-
 def assert_close(y, x, w, b, **geometry):
     """y equals the float64 reference within the rounding bound of a K-term dot product:
     |y - ref| <= 2 K eps (|x| * |w| + |b|), computed with the same geometry."""
@@ -340,11 +310,10 @@ def test_workspace_sizes_saturate_not_wrap(algorithm):
     s, d, k = 2**21, 2**20 + 1, 34
     x_shape, w_shape = (1, 1, (k - 1) * d + 1, 2**26), (1, 1, k, 1)
     params = _params.conv2d_geometry("conv2d", x_shape, w_shape, (s, 1), 0, (d, 1), 1)
-    tables = _planner.igemm_tables(params)
-    mode = _planner._MODES[algorithm]
+    problems = _igemm.Problems(_lowering.gemm(params))
+    mode = _planner.MODES[_planner.Algorithm(algorithm)]
     for isa in ISAS:
-        ws, ws_raw, _ = _igemm.workspace_elems(_planner._shape(params), tables.problems,
-                                               tables.taps, mode, isa_id(isa), 4, 256, 1, 1)
+        ws, ws_raw, _, _, _ = problems.sizes(mode, isa_id(isa), 4, 256, 1, 1)
         assert ws >= 2**20 and ws_raw >= ws
     if BITS == 32:
         with pytest.raises(MemoryError):
