@@ -3,6 +3,8 @@
     conv2d, conv_transpose2d      as torch.nn.functional
     Conv2d, ConvTranspose2d       as torch.nn (numpy weights; load a torch state_dict)
     set_num_threads, get_num_threads, show_config
+    load                          a torch.save state_dict, .npz or .safetensors file as numpy
+                                  arrays, without torch
 """
 __version__ = "0.1.0"
 
@@ -40,6 +42,7 @@ def _not_built(error):
 
 
 try:
+    from ._checkpoint import load
     from ._config import show_config
     from ._threads import get_num_threads, set_num_threads
     from .functional import conv2d, conv_transpose2d
@@ -51,6 +54,6 @@ except ImportError as _error:
     raise _exc from None
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads",
-           "get_num_threads", "show_config", "__version__"]
+           "get_num_threads", "show_config", "load", "__version__"]
 
 del _not_built

@@ -1,4 +1,8 @@
-from typing import Protocol, SupportsIndex
+from collections import OrderedDict
+from os import PathLike
+from typing import Any, Protocol, SupportsIndex
+
+from numpy.typing import NDArray
 
 from .functional import conv2d as conv2d
 from .functional import conv_transpose2d as conv_transpose2d
@@ -7,7 +11,7 @@ from .modules import ConvTranspose2d as ConvTranspose2d
 
 __version__: str
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads",
-           "get_num_threads", "show_config", "__version__"]
+           "get_num_threads", "show_config", "load", "__version__"]
 
 class _Writer(Protocol):
     def write(self, s: str, /) -> object: ...
@@ -18,3 +22,7 @@ def set_num_threads(n: SupportsIndex | None) -> None: ...
 
 # cconv._config
 def show_config(file: _Writer | None = None) -> None: ...
+
+# cconv._checkpoint
+def load(path: str | bytes | PathLike[str] | PathLike[bytes]) -> OrderedDict[str, NDArray[Any]]:
+    ...
