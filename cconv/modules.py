@@ -11,11 +11,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _cache, _engine, _isa, _params, _planner, _threads
+from . import _cache, _engine, _isa, _module_params, _params, _planner, _threads
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
-PADDING_MODES = _params.PADDING_MODES
+PADDING_MODES = _module_params.PADDING_MODES
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -55,13 +55,13 @@ class _ConvNd:
     def _init_common(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                      groups, bias, padding_mode, dtype, output_padding=0):
         fn = type(self).__name__
-        self.in_channels, self.out_channels, self.groups = _params.module_channels(
+        self.in_channels, self.out_channels, self.groups = _module_params.module_channels(
             fn, in_channels, out_channels, groups)
         self.kernel_size = _params.int_pair(fn, "kernel_size", kernel_size, 1)
         self.stride = _params.int_pair(fn, "stride", stride, 1)
         self.dilation = _params.int_pair(fn, "dilation", dilation, 1)
         self.output_padding = _params.int_pair(fn, "output_padding", output_padding, 0)
-        self.padding_mode = _params.module_padding_mode(fn, padding_mode)
+        self.padding_mode = _module_params.module_padding_mode(fn, padding_mode)
         if isinstance(padding, str):
             # Checks the string (and 'same' with strides) exactly as a call would.
             self._pads = _params.conv_padding(fn, padding, self.kernel_size, self.dilation,
@@ -70,9 +70,9 @@ class _ConvNd:
         else:
             self.padding = _params.int_pair(fn, "padding", padding, 0)
             self._pads = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
-        self.dtype = _params.module_dtype(fn, dtype)
-        self._has_bias = _params.bias_flag(fn, bias)
-        _params.check_weight_elements(fn, self._weight_shape(), self.kernel_size)
+        self.dtype = _module_params.module_dtype(fn, dtype)
+        self._has_bias = _module_params.bias_flag(fn, bias)
+        _module_params.check_weight_elements(fn, self._weight_shape(), self.kernel_size)
         self._plans = _cache.Cache(PLANS_MAX)
 
     # ---- weights --------------------------------------------------------------------------
@@ -89,7 +89,7 @@ class _ConvNd:
     def reset_parameters(self, rng=None):
         """PyTorch's initialisation: weight and bias uniform in +-1/sqrt(fan_in), where
         fan_in = weight.shape[1] * kh * kw. rng: a seed or numpy Generator."""
-        rng = _params.as_rng(type(self).__name__, rng)
+        rng = _module_params.as_rng(type(self).__name__, rng)
         fan_in = self._fan_in()
         bound = 1.0 / np.sqrt(fan_in) if fan_in else 0.0
         weight = rng.uniform(-bound, bound, self._weight_shape()).astype(self.dtype)
@@ -99,8 +99,8 @@ class _ConvNd:
         self._snapshot = _Snapshot(_readonly(weight), None if bias is None else _readonly(bias))
 
     def _checked(self, name, value, shape):
-        return _readonly(_params.module_array(type(self).__name__, name, value, shape,
-                                              self.dtype))
+        return _readonly(_module_params.module_array(type(self).__name__, name, value, shape,
+                                                     self.dtype))
 
     @property
     def weight(self):
@@ -137,8 +137,8 @@ class _ConvNd:
         cast to the module's dtype; shapes must match. With strict, missing and unexpected
         keys are errors. Returns (missing_keys, unexpected_keys), as torch does."""
         expected = ["weight"] + (["bias"] if self._has_bias else [])
-        missing, unexpected = _params.state_dict_keys(type(self).__name__, state_dict, expected,
-                                                      strict)
+        missing, unexpected = _module_params.state_dict_keys(type(self).__name__, state_dict,
+                                                             expected, strict)
         current = self._snapshot
         weight, bias = current.weight, current.bias
         if "weight" in state_dict:
@@ -156,7 +156,7 @@ class _ConvNd:
                 and input.flags.c_contiguous and input.flags.aligned):
             return input, False
         fn = type(self).__name__
-        x4, unbatched = _params.batched(fn, _params.floating_array(fn, "input", input))
+        x4, unbatched = _params.batched(fn, _module_params.floating_array(fn, "input", input))
         return _params.contiguous(x4, self.dtype), unbatched
 
     def _pad_input(self, x):
@@ -164,8 +164,8 @@ class _ConvNd:
         input, the padding left to the convolution). An empty batch has an empty result
         whatever the mode: no copy (numpy cannot even describe one of 2**32 x 2**32 pixels),
         its padding left to the convolution, as zeros."""
-        _params.check_padding_mode_limits(type(self).__name__, self.padding_mode, self._pads,
-                                          x.shape)
+        _module_params.check_padding_mode_limits(type(self).__name__, self.padding_mode,
+                                                 self._pads, x.shape)
         pt, pb, pl, pr = self._pads
         if x.shape[0] == 0:
             return x, self._pads
@@ -274,7 +274,7 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
                  dtype=np.float32, *, rng=None):
-        _params.transposed_module_arguments(type(self).__name__, padding_mode, padding)
+        _module_params.transposed_module_arguments(type(self).__name__, padding_mode, padding)
         self._init_common(in_channels, out_channels, kernel_size, stride, padding, dilation,
                           groups, bias, padding_mode, dtype, output_padding)
         self.reset_parameters(rng)
@@ -283,9 +283,9 @@ class ConvTranspose2d(_ConvNd):
         """output_padding, or the one that makes the output `output_size` (as torch)."""
         if output_size is None:
             return self.output_padding
-        return _params.output_padding_for(type(self).__name__, output_size, ndim, spatial,
-                                          self.stride, self.padding, self.dilation,
-                                          self.kernel_size)
+        return _module_params.output_padding_for(type(self).__name__, output_size, ndim,
+                                                 spatial, self.stride, self.padding,
+                                                 self.dilation, self.kernel_size)
 
     def forward(self, input, output_size=None):
         """Transposed convolution of input (N, C_in, H, W) or (C_in, H, W). output_size
