@@ -11,10 +11,14 @@ whose call() runs one convolution of a layer.
     ncnn               a one-layer .param/.bin network (Convolution, ConvolutionDepthWise,
                        Deconvolution, DeconvolutionDepthWise), opt.num_threads=n, float32;
                        one image per extraction, so a batch runs as a loop
+    tflite             a one-op TFLite model (CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV; a
+                       PAD or SLICE op where the padding is neither SAME nor VALID) in
+                       ai-edge-litert's Interpreter, XNNPACK delegate, num_threads=n; times
+                       invoke() on NHWC input set beforehand; no grouped or dilated transposed
 
 A peer that is not installed raises UnavailableError, and the bench notes it and goes on.
 """
-from . import cconv_peer, ncnn_peer, numpy_peer, onnxruntime_peer, torch_peer
+from . import cconv_peer, ncnn_peer, numpy_peer, onnxruntime_peer, tflite_peer, torch_peer
 from .base import Contender, UnavailableError, optional
 from .numpy_peer import MATMUL_N, SLOW_BLAS_ENV
 
@@ -23,7 +27,7 @@ __all__ = ["CCONV", "PEERS", "CONTENDERS", "CEILING", "SERIAL", "CEILING_SERIAL"
            "optional", "available_peers", "make_contender", "MODULES"]
 
 CCONV = ("cconv-functional", "cconv-module")
-PEERS = ("torch", "onnxruntime", "numpy", "ncnn")
+PEERS = ("torch", "onnxruntime", "numpy", "ncnn", "tflite")
 CONTENDERS = CCONV + PEERS
 # The ceiling, numpy's matmul (numpy_peer.MATMUL_N square, BLAS threads as the row's), timed
 # in every row's rounds with the contenders when the numpy peer is on: the %mm column is
@@ -40,9 +44,10 @@ CEILING_SERIAL = "matmul@1"
 MATMULS = (CEILING, CEILING_SERIAL)         # not convolutions: not checked, not plotted
 ONE_THREAD = (SERIAL, CEILING_SERIAL)       # only in rows with more threads
 SHORT = {"cconv-functional": "f", "cconv-module": "m", "torch": "torch",
-         "onnxruntime": "ort", "numpy": "numpy", "ncnn": "ncnn"}
+         "onnxruntime": "ort", "numpy": "numpy", "ncnn": "ncnn", "tflite": "tfl"}
 # The module each peer needs, for available_peers().
-MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "numpy": "numpy", "ncnn": "ncnn"}
+MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "numpy": "numpy", "ncnn": "ncnn",
+           "tflite": "ai_edge_litert.interpreter"}
 
 
 def available_peers(peers=PEERS):
@@ -65,6 +70,8 @@ def make_contender(name, layer, x, w, b, threads):
         return numpy_peer.contender(layer, x, w, b)
     if name == "ncnn":
         return ncnn_peer.contender(layer, x, w, b, threads)
+    if name == "tflite":
+        return tflite_peer.contender(layer, x, w, b, threads)
     if name == SERIAL:
         return cconv_peer.serial_module(name, layer, x, w, b, threads)
     if name in MATMULS:
