@@ -2,7 +2,8 @@
 
 Parametrized over layers x threads x contenders, chosen with --bench-layers (quick, all or
 names/substrings; default all), --bench-threads (default 1,2) and --bench-contenders
-(default all five). Peers that are not installed are skipped.
+(default all: cconv's two paths, torch, onnxruntime, numpy, ncnn, tflite). Peers that are
+not installed are skipped.
 """
 import os
 
@@ -42,7 +43,8 @@ def pytest_generate_tests(metafunc):
 def pytest_report_header(config):
     info = report.machine_info()
     lines = [f"cconv {info['cconv']}: {info['cpu']}, {info['cpus_usable']} usable CPUs; "
-             f"torch {info['torch']}, onnxruntime {info['onnxruntime']}, numpy {info['numpy']}"]
+             f"torch {info['torch']}, onnxruntime {info['onnxruntime']}, numpy {info['numpy']}, "
+             f"ncnn {info['ncnn']}, ai-edge-litert {info['tflite']}"]
     slow = {k: os.environ[k] for k in peers.SLOW_BLAS_ENV if k in os.environ}
     if slow:
         lines.append(f"WARNING: {slow} slows the numpy peer's matmul; run with "

@@ -297,3 +297,85 @@ def test_serial_matmul_uses_one_blas_thread(monkeypatch):
     c.call()
     assert seen == [[1] * len(before)]
     assert [i["num_threads"] for i in tpc.threadpool_info() if i["user_api"] == "blas"] == before
+
+
+# ---- ncnn and TFLite (skipped when their wheels are not installed) --------------------------
+# Geometries for the two runtimes' own layer kinds and padding rules: dense, depthwise (and a
+# channel multiplier), grouped, strided, dilated, padding that TFLite's SAME cannot express
+# (a PAD op) and padding it can, batches, transposed ones with and without a crop.
+PEER_LAYERS = SMALL + [
+    layers.Layer("small.same", "test", 1, 5, 9, 9, 6, (3, 3), (1, 1), (1, 1)),
+    layers.Layer("small.s2p1", "test", 1, 4, 10, 10, 6, (3, 3), (2, 2), (1, 1)),
+    layers.Layer("small.pad20", "test", 2, 3, 6, 7, 4, (3, 3), (1, 1), (2, 0)),
+    layers.Layer("small.dil", "test", 1, 4, 11, 9, 3, (3, 3), (1, 1), (2, 2), (2, 2)),
+    layers.Layer("small.dwx2", "test", 1, 4, 8, 7, 8, (3, 3), (1, 1), (1, 1), (1, 1), 4),
+    layers.Layer("small.t4s2", "test", 2, 5, 4, 5, 3, (4, 4), (2, 2), (1, 1), (1, 1), 1,
+                 True),
+    layers.Layer("small.t2s2", "test", 1, 6, 4, 3, 4, (2, 2), (2, 2), (0, 0), (1, 1), 1,
+                 True),
+    layers.Layer("small.t3op", "test", 1, 4, 5, 5, 3, (3, 3), (2, 2), (1, 1), (1, 1), 1,
+                 True, (1, 1)),
+    layers.Layer("small.t-nodil", "test", 2, 4, 5, 6, 3, (4, 3), (2, 3), (1, 0), (1, 1), 1,
+                 True, (1, 2)),
+]
+# Transposed geometries that TRANSPOSE_CONV cannot express: ncnn runs them.
+NOT_TFLITE = [SMALL_T[0], SMALL_T[1],
+              layers.Layer("small.tdw", "test", 1, 4, 4, 5, 4, (3, 3), (2, 2), (1, 1), (1, 1),
+                           4, True, (1, 1)),
+              layers.Layer("small.td", "test", 1, 3, 4, 5, 2, (3, 2), (1, 2), (1, 0), (2, 1),
+                           1, True)]
+PEER_MODULES = {"ncnn": "ncnn", "tflite": "ai_edge_litert.interpreter"}
+
+
+def _peer_output(name, layer, x, w, b, threads=1):
+    pytest.importorskip(PEER_MODULES[name])
+    c = peers.make_contender(name, layer, x, w, b, threads)
+    return c.to_numpy(c.call())
+
+
+@pytest.mark.parametrize("name", ["ncnn", "tflite"])
+@pytest.mark.parametrize("layer", PEER_LAYERS + NOT_TFLITE, ids=lambda layer: layer.name)
+def test_runtime_peers_match_the_reference(name, layer):
+    """Each runtime's output equals cconv.testing's float64 reference within float32
+    rounding (far inside the bench's TOLERANCE), with and without a bias."""
+    if name == "tflite" and layer in NOT_TFLITE:
+        pytest.skip("not supported by TFLite (test_tflite_refuses_what_it_cannot_express)")
+    x, w, b = harness.make_arrays(layer, np.float32)
+    for bias in (b, None):
+        got = _peer_output(name, layer, x, w, bias)
+        want = harness.reference(layer, x, w, bias)
+        assert got.shape == layer.output_shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", NOT_TFLITE, ids=lambda layer: layer.name)
+def test_tflite_refuses_what_it_cannot_express(layer):
+    x, w, b = harness.make_arrays(layer, np.float32)
+    with pytest.raises(peers.UnavailableError, match="not supported by this peer"):
+        _peer_output("tflite", layer, x, w, b)
+
+
+@pytest.mark.parametrize("name", ["ncnn", "tflite"])
+def test_runtime_peers_refuse_float64(name):
+    layer = SMALL[0]
+    x, w, b = harness.make_arrays(layer, np.float64)
+    with pytest.raises(peers.UnavailableError, match="float32 only"):
+        _peer_output(name, layer, x, w, b)
+
+
+@pytest.mark.parametrize("name", ["ncnn", "tflite"])
+def test_runtime_peers_go_through_the_bench(name):
+    """bench_layer checks the peer against the reference and times it at 2 threads; a layer it
+    cannot express becomes a note, not a failure."""
+    pytest.importorskip(PEER_MODULES[name])
+    rec = harness.bench_layer(layers.by_name("mnist.conv1"), 2, ["cconv-module", name],
+                              rounds=1, target_s=0.001)
+    assert rec["checks"][name]["ok"] and rec["times"][name] > 0
+    rec = harness.bench_layer(NOT_TFLITE[0], 1, ["cconv-module", name], rounds=1,
+                              target_s=0.001)
+    if name == "tflite":
+        assert "not supported" in rec["notes"][name] and name not in rec["times"]
+        assert "tfl:m" in report.format_table([rec], [name])
+    else:
+        assert rec["checks"][name]["ok"]
+    assert set(peers.SHORT) >= set(peers.PEERS) and name in peers.PEERS

@@ -70,7 +70,7 @@ def _parse_threads(text):
 
 def _parse_peers(text):
     peers = [p.strip() for p in text.split(",") if p.strip() and p.strip() != "none"]
-    aliases = {"ort": "onnxruntime", "np": "numpy"}
+    aliases = {"ort": "onnxruntime", "np": "numpy", "tfl": "tflite"}
     peers = [aliases.get(p, p) for p in peers]
     bad = [p for p in peers if p not in PEERS]
     if bad:
@@ -82,8 +82,9 @@ def _parse_peers(text):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m cconv bench",
-        description="Time cconv (functional and module) against torch, onnxruntime and a "
-                    "naive numpy im2col on named layers of real networks, in interleaved "
+        description="Time cconv (functional and module) against torch, onnxruntime, a "
+                    "naive numpy im2col, ncnn and TFLite on named layers of real networks, in "
+                    "interleaved "
                     "rounds; print ratios (peer time / cconv time: above 1, cconv is "
                     "faster) and their geomeans.")
     parser.add_argument("--layers", default=None,
@@ -92,8 +93,8 @@ def build_parser():
     parser.add_argument("--threads", type=_parse_threads, default=[1, 2],
                         help="comma-separated thread counts (default 1,2)")
     parser.add_argument("--peers", type=_parse_peers, default=list(PEERS),
-                        help="comma-separated peers among torch,onnxruntime,numpy, or none "
-                             "(default: all; those not installed are skipped with a note)")
+                        help=f"comma-separated peers among {','.join(PEERS)}, or none "
+                             f"(default: all; those not installed are skipped with a note)")
     parser.add_argument("--quick", action="store_true",
                         help="the quick layer set (unless --layers), 4 rounds of 15 ms, no "
                              "matmul ceiling: under a minute")

@@ -40,7 +40,7 @@ WARM_S = 0.005
 
 class ThreadSettings:
     """Context: cconv, torch and numpy's BLAS (via threadpoolctl) use n threads; restored on
-    exit. onnxruntime gets n per session (make_contender)."""
+    exit. onnxruntime, ncnn and TFLite get n when made (make_contender)."""
 
     def __init__(self, n):
         self.n = n

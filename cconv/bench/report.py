@@ -86,7 +86,10 @@ def format_header(info, records, *, elapsed, dtype, threads, rounds, target_s, p
               f"run: {dtype.name}, threads {','.join(map(str, threads))}, {rounds} "
               f"interleaved rounds of ~{target_s * 1e3:g} ms per contender; peers "
               f"{','.join(peers) or 'none'} (torch {info['torch']}, onnxruntime "
-              f"{info['onnxruntime']}, numpy {info['numpy']})")
+              f"{info['onnxruntime']}, numpy {info['numpy']}"
+              + "".join(f", {name} {info.get(key)}" for key, name in
+                        (("ncnn", "ncnn"), ("tflite", "ai-edge-litert")) if key in peers)
+              + ")")
     loads = [r["others_cpus"] for r in records if r["others_cpus"] is not None]
     if loads:
         header += (f"\nother processes used {statistics.mean(loads):.2f} CPUs on average "
@@ -270,9 +273,11 @@ def machine_info():
             "cpus": os.cpu_count(), "cpus_usable": usable,
             "platform": platform.platform(), "cconv": cconv.__version__,
             "cconv_config": _config.config(), "numpy": np.__version__}
-    for name in ("torch", "onnxruntime", "threadpoolctl"):
+    for key, name in (("torch", "torch"), ("onnxruntime", "onnxruntime"),
+                      ("threadpoolctl", "threadpoolctl"), ("ncnn", "ncnn"),
+                      ("tflite", "ai_edge_litert")):
         mod = optional(name)
-        info[name] = None if mod is None else getattr(mod, "__version__", "?")
+        info[key] = None if mod is None else getattr(mod, "__version__", "?")
     info["slow_blas_env"] = {k: os.environ[k] for k in SLOW_BLAS_ENV if k in os.environ}
     info["slow_blas_env_unset"] = os.environ.get("CCONV_BENCH_UNSET", "")
     return info

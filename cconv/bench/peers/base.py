@@ -1,4 +1,5 @@
 """What every contender is: one callable convolution, and how to say it cannot run."""
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,12 +23,13 @@ _imported = {}
 
 
 def optional(name):
-    """The module `name`, or None when it is not installed (looked up once)."""
+    """The module `name` (a dotted name gives the submodule), or None when it is not
+    installed (looked up once)."""
     if name not in _imported:
         try:
             if name == "onnxruntime":
                 import onnx  # noqa: F401  (needed to build the model)
-            _imported[name] = __import__(name)
+            _imported[name] = importlib.import_module(name)
         except Exception:  # not installed, or broken: the peer is skipped with a note
             _imported[name] = None
     return _imported[name]
