@@ -1,7 +1,8 @@
 # cython: language_level=3
 """The parallel driver every algorithm runs its work items through (inline, compiled into
-each): one parallel region per call, each thread with its own slice of the workspace and
-subnormals flushed, items taken from the shares of _shares.pxd.
+each): one parallel region per pass over a call's items (a functional call that packs its
+weights first makes two), each thread with its own slice of the workspace and subnormals
+flushed, items taken from the shares of _shares.pxd.
 
     item_fn(ctx, item, ws)       computes work item `item` whole into the output, with `ws`
                                  (per_thread bytes, on a cache line) as its scratch memory
