@@ -52,13 +52,13 @@ def transforms(points, m, r=3):
     AT[m - 1, n - 1] = 1
     G[n - 1, r - 1] = 1
     # B^T from the identity the algorithm must satisfy for every d and g:
-    #   sum_j AT[i, j] G[j, k] BT[j, l] = [l == i + k]
+    #   sum_j AT[i, j] G[j, k] BT[j, q] = [q == i + k]
     rows, rhs = [], []
-    for i, k, l in itertools.product(range(m), range(r), range(n)):
+    for i, k, q in itertools.product(range(m), range(r), range(n)):
         row = np.zeros((n, n))
-        row[:, l] = AT[i, :] * G[:, k]
+        row[:, q] = AT[i, :] * G[:, k]
         rows.append(row.ravel())
-        rhs.append(1.0 if l == i + k else 0.0)
+        rhs.append(1.0 if q == i + k else 0.0)
     BT = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0].reshape(n, n)
     residual = np.abs(np.array(rows) @ BT.ravel() - np.array(rhs)).max()
     assert residual < 1e-9, f"points {points}: no exact B^T (residual {residual})"
