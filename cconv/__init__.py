@@ -2,6 +2,7 @@
 
     conv2d, conv_transpose2d      as torch.nn.functional
     Conv2d, ConvTranspose2d       as torch.nn (numpy weights; load a torch state_dict)
+    nn                            torch.nn's inference subset: Module, containers, layers
     set_num_threads, get_num_threads, show_config
     load                          a torch.save state_dict, .npz or .safetensors file as numpy
                                   arrays, without torch
@@ -42,6 +43,8 @@ def _not_built(error):
 
 
 try:
+    # nn before modules: cconv.modules subclasses nn.Module, and nn re-exports its classes.
+    from . import nn
     from ._checkpoint import load
     from ._config import show_config
     from ._threads import get_num_threads, set_num_threads
@@ -53,7 +56,7 @@ except ImportError as _error:
         raise
     raise _exc from None
 
-__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "set_num_threads",
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "set_num_threads",
            "get_num_threads", "show_config", "load", "__version__"]
 
 del _not_built

@@ -1,6 +1,6 @@
-"""The modules' own arguments (Conv2d, ConvTranspose2d): constructor arguments, weights, a
-state_dict, the input, the padding modes' limits and output_size. Checked here in PyTorch's
-words, as _params.py checks a call's.
+"""The modules' own arguments (Conv2d, ConvTranspose2d): constructor arguments, weights, the
+input, the padding modes' limits and output_size. Checked here in PyTorch's words, as
+_params.py checks a call's.
 """
 import numpy as np
 
@@ -87,21 +87,6 @@ def module_array(fn, name, value, shape, dtype):
     if tuple(arr.shape) != shape:
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(arr.shape)}")
     return np.array(arr, dtype=dtype, order="C", copy=True)
-
-
-def state_dict_keys(fn, state_dict, expected, strict):
-    """(missing, unexpected) keys of a state_dict against the `expected` names; with strict,
-    either is an error (torch's words)."""
-    if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
-        raise TypeError(f"{fn}.load_state_dict: state_dict must be a mapping of names to "
-                        f"arrays, got {type(state_dict).__name__}")
-    keys = list(state_dict.keys())
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in keys if k not in expected]
-    if strict and (missing or unexpected):
-        raise ValueError(f"Error(s) in loading state_dict for {fn}: missing keys "
-                         f"{missing}, unexpected keys {unexpected}")
-    return missing, unexpected
 
 
 def floating_array(fn, name, value):

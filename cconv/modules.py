@@ -6,20 +6,20 @@ assignment; a call reads the snapshot once at its start. So new weights always t
 packed weights are never stale, and a call running while another thread loads new weights
 computes entirely with the old or entirely with the new ones, never a mixture. The arrays
 `.weight` and `.bias` are read-only: change them by assignment, not in place.
-"""
-from collections import namedtuple
 
+Both are cconv.nn.Module subclasses (state_dict, load_state_dict, repr, children of a model);
+a call goes straight to forward, with no Module machinery in between.
+"""
 import numpy as np
 
 from . import _cache, _engine, _isa, _module_params, _params, _planner, _threads
+from .nn.module import IncompatibleKeys as IncompatibleKeys  # load_state_dict's, once here
+from .nn.module import Module
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
 PADDING_MODES = _module_params.PADDING_MODES
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-
 
 # Packed forms a module keeps of its weights, each as big as the weights: one per layout its
 # calls needed (the algorithm and blocking the input size chose, the taps a tiny input
@@ -46,7 +46,7 @@ def _readonly(arr):
     return arr
 
 
-class _ConvNd:
+class _ConvNd(Module):
     """What Conv2d and ConvTranspose2d share: weights, state_dict, repr, padding modes."""
 
     _fn = "Conv2d"
@@ -123,31 +123,19 @@ class _ConvNd:
         self._has_bias = bias is not None
         self._snapshot = _Snapshot(current.weight, bias)
 
-    def state_dict(self):
-        """{'weight': ..., 'bias': ...} as numpy copies (no 'bias' when bias=False)."""
+    # Module's state_dict, load_state_dict and named_parameters see the snapshot's arrays
+    # (bias None when there is none: not in the state_dict, as torch's bias=False).
+    def _own_parameters(self):
         snap = self._snapshot
-        state = {"weight": snap.weight.copy()}
-        if snap.bias is not None:
-            state["bias"] = snap.bias.copy()
-        return state
+        return [("weight", snap.weight), ("bias", snap.bias), *self._parameters.items()]
 
-    def load_state_dict(self, state_dict, strict=True):
-        """Load 'weight' (and 'bias') from a mapping of arrays: numpy arrays, torch tensors
-        (a torch module's state_dict() as it is), or anything numpy can read. Values are
-        cast to the module's dtype; shapes must match. With strict, missing and unexpected
-        keys are errors. Returns (missing_keys, unexpected_keys), as torch does."""
-        expected = ["weight"] + (["bias"] if self._has_bias else [])
-        missing, unexpected = _module_params.state_dict_keys(type(self).__name__, state_dict,
-                                                             expected, strict)
+    def _set_own_state(self, arrays):
+        """Loaded arrays (checked, cast, read-only) become one new snapshot."""
+        arrays = dict(arrays)
         current = self._snapshot
-        weight, bias = current.weight, current.bias
-        if "weight" in state_dict:
-            weight = self._checked("weight", _to_numpy(state_dict["weight"]),
-                                   self._weight_shape())
-        if self._has_bias and "bias" in state_dict:
-            bias = self._checked("bias", _to_numpy(state_dict["bias"]), (self.out_channels,))
-        self._snapshot = _Snapshot(weight, bias)
-        return IncompatibleKeys(missing, unexpected)
+        self._snapshot = _Snapshot(arrays.pop("weight", current.weight),
+                                   arrays.pop("bias", current.bias))
+        super()._set_own_state(arrays)
 
     # ---- calls ----------------------------------------------------------------------------
     def _input(self, input):
@@ -215,17 +203,6 @@ class _ConvNd:
             s += f", padding_mode={self.padding_mode}"
         return s
 
-    def __repr__(self):
-        return f"{type(self).__name__}({self.extra_repr()})"
-
-
-def _to_numpy(value):
-    """A torch tensor (which may require grad) or any array-like, as a numpy array."""
-    detach = getattr(value, "detach", None)
-    if callable(detach) and hasattr(value, "numpy"):
-        value = detach().cpu().numpy()
-    return value
-
 
 class Conv2d(_ConvNd):
     """2-D convolution layer with PyTorch's semantics (torch.nn.Conv2d).
@@ -240,6 +217,7 @@ class Conv2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=np.float32, *,
                  rng=None):
+        super().__init__()
         self._init_common(in_channels, out_channels, kernel_size, stride, padding, dilation,
                           groups, bias, padding_mode, dtype)
         self.reset_parameters(rng)
@@ -255,6 +233,7 @@ class Conv2d(_ConvNd):
             type(self).__name__, x.shape, self._weight_shape(), self.stride, pads,
             self.dilation, self.groups))
 
+    # Straight to forward, not through Module.__call__: no Python frame added to a call.
     __call__ = forward
 
 
@@ -274,6 +253,7 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
                  dtype=np.float32, *, rng=None):
+        super().__init__()
         _module_params.transposed_module_arguments(type(self).__name__, padding_mode, padding)
         self._init_common(in_channels, out_channels, kernel_size, stride, padding, dilation,
                           groups, bias, padding_mode, dtype, output_padding)
@@ -297,4 +277,4 @@ class ConvTranspose2d(_ConvNd):
                              type(self).__name__, x.shape, self._weight_shape(), self.stride,
                              self.padding, output_padding, self.dilation, self.groups))
 
-    __call__ = forward
+    __call__ = forward  # straight to forward, as Conv2d

@@ -1,8 +1,11 @@
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, NamedTuple, SupportsIndex
+from collections.abc import Sequence
+from typing import Any, Literal, SupportsIndex
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from .nn.module import IncompatibleKeys as IncompatibleKeys
+from .nn.module import Module
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
@@ -13,11 +16,7 @@ _Rng = int | np.integer[Any] | np.random.Generator | None
 
 PADDING_MODES: tuple[str, ...]
 
-class IncompatibleKeys(NamedTuple):
-    missing_keys: list[str]
-    unexpected_keys: list[str]
-
-class _ConvNd:
+class _ConvNd(Module):
     in_channels: int
     out_channels: int
     kernel_size: tuple[int, int]
@@ -38,10 +37,6 @@ class _ConvNd:
     @bias.setter
     def bias(self, value: ArrayLike | None) -> None: ...
     def reset_parameters(self, rng: _Rng = None) -> None: ...
-    def state_dict(self) -> dict[str, NDArray[_Float]]: ...
-    def load_state_dict(
-        self, state_dict: Mapping[str, Any], strict: bool = True
-    ) -> IncompatibleKeys: ...
     def extra_repr(self) -> str: ...
 
 class Conv2d(_ConvNd):

@@ -13,12 +13,14 @@ import cconv
 from cconv import _planner
 
 PACKAGE = Path(cconv.__file__).parent
-STUBS = sorted(p.stem for p in PACKAGE.glob("*.pyi"))
+# "modules", "nn/__init__", ...: every stub of the package, subpackages' too.
+STUBS = sorted(p.relative_to(PACKAGE).with_suffix("").as_posix() for p in PACKAGE.rglob("*.pyi"))
 ANY_DEFAULT = object()      # the stub's `= ...`: some default, not spelt out
 
 
 def module_of(stub):
-    return importlib.import_module("cconv" if stub == "__init__" else f"cconv.{stub}")
+    name = ".".join(["cconv", *stub.split("/")])
+    return importlib.import_module(name.removesuffix(".__init__"))
 
 
 def parse(stub):
@@ -73,17 +75,18 @@ def definitions(body):
 
 
 def stub_exports(stub):
-    """The names a stub gives its module: definitions and `from x import y as y`."""
+    """The names a stub gives its module: definitions and `from .x import y as y`."""
     tree = parse(stub)
     names = {n for n in definitions(tree.body) if not n.startswith("_") or n == "__version__"}
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
             names |= {a.asname for a in node.names if a.asname == a.name}
     return names
 
 
 def test_every_public_module_has_a_stub():
-    assert {"__init__", "functional", "modules", "testing"} <= set(STUBS)
+    assert {"__init__", "functional", "modules", "testing", "nn/__init__", "nn/module",
+            "nn/containers", "nn/views"} <= set(STUBS)
     assert (PACKAGE / "py.typed").is_file()
 
 
@@ -149,9 +152,13 @@ def test_algorithm_literal_is_the_planners_list():
 
 @pytest.mark.parametrize("stub", STUBS)
 def test_public_class_members_are_in_the_stub(stub):
-    """A method or property a class gains at run time needs its stub too."""
-    module, classes = module_of(stub), {n.name: n for n in parse(stub).body
-                                        if isinstance(n, ast.ClassDef)}
+    """A method or property a class gains at run time needs its stub too (an inherited one
+    is found in its base class's stub, whichever stub that is)."""
+    module = module_of(stub)
+    own = [n for n in parse(stub).body if isinstance(n, ast.ClassDef)]
+    classes = {n.name: n for other in STUBS for n in parse(other).body
+               if isinstance(n, ast.ClassDef)}
+    classes.update((n.name, n) for n in own)
 
     def members(node):
         names = set(definitions(node.body))
@@ -160,7 +167,8 @@ def test_public_class_members_are_in_the_stub(stub):
                 names |= members(classes[base.id])
         return names
 
-    for name, node in classes.items():
+    for node in own:
+        name = node.name
         if name.startswith("_") or not inspect.isclass(getattr(module, name, None)):
             continue
         cls = getattr(module, name)

@@ -1,0 +1,16 @@
+"""torch.nn's inference subset, under torch's names: Module and the containers hold a model
+whose state_dict keys are torch's, so a trained model loads from its checkpoint.
+
+    Module                             as torch.nn.Module: children, parameters, buffers,
+                                       state_dict / load_state_dict, eval(), repr
+    Sequential, ModuleList, ModuleDict as torch.nn's containers
+    Conv2d, ConvTranspose2d            cconv's layers (the same classes as cconv.Conv2d)
+    Identity, Flatten, Dropout         as torch.nn's in eval mode (Dropout is the identity)
+"""
+from ..modules import Conv2d, ConvTranspose2d
+from .containers import ModuleDict, ModuleList, Sequential
+from .module import Module
+from .views import Dropout, Flatten, Identity
+
+__all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
+           "Identity", "Flatten", "Dropout"]

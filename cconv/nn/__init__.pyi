@@ -1,0 +1,12 @@
+from ..modules import Conv2d as Conv2d
+from ..modules import ConvTranspose2d as ConvTranspose2d
+from .containers import ModuleDict as ModuleDict
+from .containers import ModuleList as ModuleList
+from .containers import Sequential as Sequential
+from .module import Module as Module
+from .views import Dropout as Dropout
+from .views import Flatten as Flatten
+from .views import Identity as Identity
+
+__all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
+           "Identity", "Flatten", "Dropout"]
