@@ -75,6 +75,23 @@ class _ConvNd(Module):
         _module_params.check_weight_elements(fn, self._weight_shape(), self.kernel_size)
         self._plans = _cache.Cache(PLANS_MAX)
 
+    # ---- pickling (copy.deepcopy, multiprocessing, Dask workers) ------------------------
+    def __getstate__(self):
+        """The module without its caches (compiled kernels, packed weights): a copy rebuilds
+        them on its first call."""
+        state = self.__dict__.copy()
+        snap = state.pop("_snapshot")
+        state["_plans"] = None
+        state["_weights"] = (snap.weight, snap.bias)
+        return state
+
+    def __setstate__(self, state):
+        weight, bias = state.pop("_weights")
+        state["_plans"] = _cache.Cache(PLANS_MAX)
+        state["_snapshot"] = _Snapshot(_readonly(weight),
+                                       None if bias is None else _readonly(bias))
+        self.__dict__.update(state)
+
     # ---- weights --------------------------------------------------------------------------
     def _weight_shape(self):
         kh, kw = self.kernel_size

@@ -287,3 +287,23 @@ def test_packed_weights_stay_bounded():
         layouts |= set(conv._snapshot.packed)
         assert 1 <= len(conv._snapshot.packed) <= modules.PACKED_LAYOUTS_MAX
     assert len(layouts) > modules.PACKED_LAYOUTS_MAX    # the bound was reached
+
+
+@pytest.mark.parametrize("copy_of", ["pickle", "deepcopy"])
+def test_a_called_module_pickles_and_copies(copy_of):
+    """A module that has run (its caches hold compiled kernels and packed weights) pickles
+    and deep-copies, as workers of multiprocessing or Dask need: the copy computes the same
+    bits, its weights stay read-only, and new weights loaded into it leave the original as
+    it was."""
+    import copy
+    import pickle
+    model = cconv.nn.Sequential(cconv.Conv2d(3, 4, 3, padding=1, rng=0),
+                                cconv.ConvTranspose2d(4, 2, 2, stride=2, rng=1))
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y = model(x)
+    twin = pickle.loads(pickle.dumps(model)) if copy_of == "pickle" else copy.deepcopy(model)
+    np.testing.assert_array_equal(twin(x), y)
+    assert not twin[0].weight.flags.writeable
+    twin[0].weight = np.zeros_like(twin[0].weight)
+    np.testing.assert_array_equal(model(x), y)
+    assert not np.array_equal(twin(x), y)
