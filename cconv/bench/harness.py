@@ -291,9 +291,11 @@ def _interleaved(live, settle, rounds, target_s, record, say, worst=None):
 # bench that started it is still its parent, so that it exits by itself (within a fraction of
 # a second) even if the bench dies without running its cleanup (SIGKILL, a crash). It says
 # "ready" and closes its stdout (the file descriptor: sys.stdout.close() leaves it open) as
-# it starts to spin, so that no timing starts before every busy CPU is held.
+# it starts to spin, so that no timing starts before every busy CPU is held. It ignores
+# Ctrl-C, which the terminal sends to the whole process group: the bench kills it then.
 BUSY_CODE = """if True:
-    import os, sys
+    import os, signal, sys
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = int(sys.argv[1])
     os.write(1, b"ready")
     os.close(1)
@@ -315,11 +317,13 @@ class BusyProcesses:
     def __enter__(self):
         try:
             for _ in range(self.cpus):
-                # Its own session: Ctrl-C reaches the bench only, which kills it in stop().
+                # In the bench's session, not a new one: where the kernel shares CPU time
+                # between sessions first (Linux autogroup), a busy process in its own
+                # session would weigh as much as all the bench's threads together.
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-c", BUSY_CODE, str(os.getpid())],
                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL, start_new_session=True))
+                    stderr=subprocess.DEVNULL))
             for proc in self.procs:
                 ready = proc.stdout.read()
                 proc.stdout.close()
