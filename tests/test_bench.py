@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -379,3 +380,137 @@ def test_runtime_peers_go_through_the_bench(name):
     else:
         assert rec["checks"][name]["ok"]
     assert set(peers.SHORT) >= set(peers.PEERS) and name in peers.PEERS
+
+
+# ---- --busy ---------------------------------------------------------------------------------
+def test_busy_options_parse():
+    from cconv.bench import cli
+    args = cli.build_parser().parse_args(["--busy", "--busy-cpus", "2", "--threads", "1,2"])
+    assert args.busy and args.busy_cpus == 2 and args.threads == [1, 2]
+    args = cli.build_parser().parse_args([])
+    assert not args.busy and args.busy_cpus is None
+    for argv in (["--busy-cpus", "1"], ["--busy", "--busy-cpus", "0"],
+                 ["--busy", "--threads", "1"], ["--busy", "--plot", "x.png"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2, argv
+
+
+def _alive(pid):
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_busy_processes_are_killed_on_exit_and_on_error():
+    with harness.BusyProcesses(2) as busy:
+        assert len(busy.procs) == 2 and all(p.poll() is None for p in busy.procs)
+    assert all(p.returncode is not None for p in busy.procs)
+    with pytest.raises(KeyboardInterrupt):
+        with harness.BusyProcesses(1) as busy:
+            raise KeyboardInterrupt
+    assert busy.procs[0].returncode is not None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_a_busy_process_does_not_outlive_a_killed_bench():
+    """A bench that dies without its cleanup (os._exit here, SIGKILL in life) leaves no busy
+    process behind: each one exits by itself once its parent is gone."""
+    code = """if True:
+        import os
+        from cconv.bench import harness
+        busy = harness.BusyProcesses(1).__enter__()
+        print(busy.procs[0].pid, flush=True)
+        os._exit(0)
+    """
+    proc = run_python(["-c", code], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _recording_popen(monkeypatch):
+    """Popen in the harness, recording every process it starts."""
+    started = []
+    real = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+    monkeypatch.setattr(harness.subprocess, "Popen", popen)
+    return started
+
+
+def test_bench_busy_times_cconv_and_kills_its_busy_process(monkeypatch):
+    started = _recording_popen(monkeypatch)
+    rec = harness.bench_busy(layers.by_name("mnist.conv1"), 2, busy_cpus=1, rounds=2,
+                             target_s=0.001)
+    assert len(started) == 1 and started[0].returncode is not None
+    assert rec["checks"]["cconv-module"]["ok"]
+    assert rec["quiet_1t"] > 0 and rec["busy"] > 0 and rec["busy_worst"] >= min(
+        rec["samples"]["busy"])
+    assert len(rec["samples"]["busy"]) == len(rec["samples"]["busy_worst"]) == 2
+    assert rec["threads"] == 2 and rec["busy_cpus"] == 1
+
+
+def test_bench_busy_kills_its_busy_process_when_the_call_fails(monkeypatch):
+    started = _recording_popen(monkeypatch)
+    real = harness.make_contender
+
+    def make(name, *args):
+        c = real(name, *args)
+
+        def call():
+            if started:                     # fails once the busy process runs
+                raise RuntimeError("boom")
+            return c.call()
+        return peers.Contender(name, call)
+    monkeypatch.setattr(harness, "make_contender", make)
+    with pytest.raises(RuntimeError, match="boom"):
+        harness.bench_busy(layers.by_name("mnist.conv1"), 2, rounds=1, target_s=0.001)
+    assert len(started) == 1 and started[0].returncode is not None
+
+
+def _busy_record(layer, quiet, busy, worst, **extra):
+    return dict({"layer": layer, "threads": 2, "busy_cpus": 1, "quiet_1t": quiet,
+                 "busy": busy, "busy_worst": worst, "algorithm": "igemm", "plan_threads": 2,
+                 "quiet_others_cpus": 0.01, "others_cpus": 1.0, "checks": {}, "notes": {}},
+                **extra)
+
+
+def test_format_busy_ratios_and_summary():
+    records = [_busy_record("a", 0.002, 0.0018, 0.004),
+               _busy_record("b", 0.001, 0.0015, 0.0091),
+               _busy_record("c", None, None, None,
+                            notes={"cconv-module": "WRONG: max abs diff 1"})]
+    assert report.busy_ratios(records[1]) == (pytest.approx(1.5), pytest.approx(9.1))
+    assert report.busy_ratios(records[2]) == (None, None)
+    over, timed = report.busy_over(records)
+    assert [r["layer"] for r in over] == ["b"] and timed == 2
+    text = report.format_busy(records)
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.split() and line.split()[0] in ("a", "b", "c")}
+    assert rows["a"][3:7] == ["2.000", "1.800", "0.90", "2.00"]
+    assert rows["b"][3:7] == ["1.000", "1.500", "1.50!", "9.10"]
+    assert rows["c"][3:7] == ["-", "-", "-", "-"]
+    assert "1 of 2 rows above 1.2x the quiet 1-thread time (busy/1T): b (t=2)" in text
+    assert "WRONG: max abs diff 1 -- c (t=2)" in text
+    assert "0 of 2 rows above 2x" in report.format_busy(records, limit=2)
+
+
+def test_cli_busy_writes_valid_json(tmp_path):
+    out = tmp_path / "busy.json"
+    proc = run_python(["-m", "cconv", "bench", "--layers", "mnist.conv1", "--busy",
+                       "--threads", "1,2", "--rounds", "1", "--target-ms", "1", "--json",
+                       str(out), "--no-progress"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "busy/1T" in proc.stdout and "rows above 1.2x" in proc.stdout
+    data = json.loads(out.read_text())
+    assert [(r["layer"], r["threads"]) for r in data["busy"]] == [("mnist.conv1", 2)]
+    assert data["meta"]["busy_cpus"] == 1 and data["meta"]["peers"] == []

@@ -113,6 +113,16 @@ def build_parser():
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each row, wait up to SECONDS until other processes use "
                              "under a quarter of a CPU (default 0: no wait)")
+    parser.add_argument("--busy", action="store_true",
+                        help="instead of the ratio tables: per layer and thread count N above "
+                             "1, time cconv-module quietly on 1 thread, then on N threads "
+                             "while busy processes (python -c 'while True: pass', unpinned) "
+                             "hold CPUs; report the N-thread median and worst call against "
+                             "the quiet 1-thread median. cconv only: --peers is ignored, "
+                             "peers are not part of this measurement")
+    parser.add_argument("--busy-cpus", type=int, default=None, metavar="K",
+                        help="with --busy: how many busy processes, one per CPU held "
+                             "(default 1)")
     parser.add_argument("--no-overhead", action="store_true",
                         help="skip the per-call overhead row")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
@@ -125,7 +135,18 @@ def build_parser():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.busy_cpus is not None and not args.busy:
+        parser.error("--busy-cpus needs --busy")
+    if args.busy_cpus is not None and args.busy_cpus < 1:
+        parser.error(f"--busy-cpus {args.busy_cpus}: expected an int >= 1")
+    if args.busy and (args.plot or args.update_readme):
+        parser.error("--plot and --update-readme draw the ratio tables, which --busy does "
+                     "not measure")
+    if args.busy and max(args.threads) < 2:
+        parser.error("--busy times calls on more than one thread: give --threads with a "
+                     "count above 1, e.g. 1,2")
     if args.list:
         for layer in layers.LAYERS:
             quick = "quick" if layer.name in layers.QUICK else ""
@@ -144,7 +165,7 @@ def main(argv=None):
     rounds = args.rounds or (4 if args.quick else 7)
     target_s = (args.target_ms or (15 if args.quick else 30)) / 1e3
     dtype = np.dtype(args.dtype)
-    peers = args.peers
+    peers = [] if args.busy else args.peers   # --busy times cconv alone
     # The matmul ceiling (the %mm column) is the slowest contender of a row: not in the quick run.
     ceiling = "numpy" in peers and not args.quick
     contenders = (list(CCONV) + peers + (list(MATMULS) if ceiling else [])
@@ -159,6 +180,9 @@ def main(argv=None):
               "row, so the numpy column at fewer threads is not a like-for-like peer (pip "
               "install threadpoolctl, or \".[bench]\")", file=sys.stderr)
     progress = Progress(enabled=not args.no_progress)
+    if args.busy:
+        return _main_busy(args, argv, chosen, spec, info, progress, rounds=rounds,
+                          target_s=target_s, dtype=dtype)
     steps = [(layer, t) for layer in chosen for t in args.threads]
     if not args.no_overhead:
         steps += [(OVERHEAD_LAYER, t) for t in args.threads]
@@ -203,6 +227,48 @@ def main(argv=None):
         cmd = "python -m cconv bench " + " ".join(argv)
         report.update_readme(args.update_readme, f"`{cmd.strip()}`\n\n```\n{text}\n```")
         print(f"table written to {args.update_readme}")
+    if wrong:
+        print(f"\nerror: outputs disagree with the reference: {', '.join(wrong)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _main_busy(args, argv, chosen, spec, info, progress, *, rounds, target_s, dtype):
+    """--busy: one row per layer and thread count above 1 (harness.bench_busy), the busy
+    table, the JSON; exit status 1 where cconv's output disagreed with the reference."""
+    cpus = args.busy_cpus or 1
+    steps = [(layer, t) for layer in chosen for t in args.threads if t > 1]
+    t_start = time.perf_counter()
+    records = []
+    try:
+        for i, (layer, t) in enumerate(steps, 1):
+            progress.step(f"[{i}/{len(steps)}] {layer.name} ({layer.describe()}), quiet on 1 "
+                          f"thread, then {t} threads with {cpus} CPU{'s' if cpus > 1 else ''} "
+                          f"held")
+            if args.wait_quiet > 0:
+                harness.wait_quiet(args.wait_quiet, progress.update)
+            records.append(harness.bench_busy(layer, t, busy_cpus=cpus, dtype=dtype,
+                                              rounds=rounds, target_s=target_s,
+                                              progress=progress))
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - t_start
+    # No records for the header's load line: in the busy timing the load is ours on purpose;
+    # the table's quiet and others columns show it.
+    header = report.format_header(info, [], elapsed=elapsed, dtype=dtype,
+                                  threads=args.threads, rounds=rounds, target_s=target_s,
+                                  peers=[])
+    print(header + f"\nbusy: {cpus} busy process{'es' if cpus > 1 else ''} of "
+          f"{info['cpus_usable']} usable CPUs\n\n" + report.format_busy(records))
+    if args.json:
+        data = {"meta": dict(info, argv=argv, layers=spec, threads=args.threads, peers=[],
+                             rounds=rounds, target_ms=target_s * 1e3, dtype=dtype.name,
+                             elapsed_s=elapsed, tolerance=harness.TOLERANCE, busy_cpus=cpus,
+                             busy_limit=report.BUSY_LIMIT),
+                "busy": records}
+        report.write_json(args.json, data)
+    wrong = [r["layer"] for r in records for c in r["checks"].values() if not c["ok"]]
     if wrong:
         print(f"\nerror: outputs disagree with the reference: {', '.join(wrong)}",
               file=sys.stderr)

@@ -6,11 +6,16 @@ diff and not timed. Then every contender is warmed up and its batch size calibra
 one batch of calls takes about target_s; R interleaved rounds follow (A, B, C, B, C, A, C,
 A, B, ...: the starting contender rotates), and each contender's time is the median over
 rounds of the per-call time.
+
+bench_busy() times cconv-module alone, quietly on 1 thread and then on N threads while
+BusyProcesses spin on the machine's CPUs (the --busy option).
 """
 import gc
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -152,18 +157,27 @@ def wait_quiet(max_s, say=None, threshold=0.25, probe_s=0.5):
             say(f"waiting for other processes to go quiet ({others:.2f} CPUs busy)")
 
 
-def time_batch(call, k, settle_s=0.0, warm_s=WARM_S):
+def time_batch(call, k, settle_s=0.0, warm_s=WARM_S, per_call=None):
     """Seconds per call over k calls, after a pause of settle_s (see SETTLE_S) and warm_s of
-    untimed calls (at least one; see WARM_S)."""
+    untimed calls (at least one; see WARM_S). With a list `per_call`, each timed call's own
+    seconds are appended to it too."""
     time.sleep(settle_s)
     warm_until = time.perf_counter() + warm_s
     call()
     while time.perf_counter() < warm_until:
         call()
     t0 = time.perf_counter()
+    if per_call is None:
+        for _ in range(k):
+            call()
+        return (time.perf_counter() - t0) / k
+    last = t0
     for _ in range(k):
         call()
-    return (time.perf_counter() - t0) / k
+        now = time.perf_counter()
+        per_call.append(now - last)
+        last = now
+    return (last - t0) / k
 
 
 def calibrate(call, target_s, settle_s=0.0):
@@ -234,9 +248,10 @@ def _checked(layer, contenders, threads, arrays, ref, record, say):
     return live
 
 
-def _interleaved(live, settle, rounds, target_s, record, say):
+def _interleaved(live, settle, rounds, target_s, record, say, worst=None):
     """Calibrate each contender, then time `rounds` interleaved rounds with the garbage
-    collector off: ({name: [seconds per call, one per round]}, {name: calls per batch})."""
+    collector off: ({name: [seconds per call, one per round]}, {name: calls per batch}).
+    With a dict `worst`, worst[name] gets each round's slowest single call."""
     names = list(live)
     gc.collect()
     gc_was_enabled = gc.isenabled()
@@ -258,11 +273,120 @@ def _interleaved(live, settle, rounds, target_s, record, say):
             say(f"round {r + 1}/{rounds}")
             start = r % len(names) if names else 0
             for name in names[start:] + names[:start]:
+                calls = None if worst is None else []
                 samples[name].append(time_batch(live[name].call, batch[name], pause(),
-                                                min(WARM_S, target_s / 6)))
+                                                min(WARM_S, target_s / 6), calls))
+                if calls:
+                    worst.setdefault(name, []).append(max(calls))
                 previous = name
         record["others_cpus"] = _others_cpus(snap, _cpu_snapshot())
     finally:
         if gc_was_enabled:
             gc.enable()
     return samples, batch
+
+
+# ---- --busy: the call while other processes hold CPUs ---------------------------------------
+# The busy process: spins in pure Python, and checks every few million iterations that the
+# bench that started it is still its parent, so that it exits by itself (within a fraction of
+# a second) even if the bench dies without running its cleanup (SIGKILL, a crash). It says
+# "ready" and closes its stdout (the file descriptor: sys.stdout.close() leaves it open) as
+# it starts to spin, so that no timing starts before every busy CPU is held. It ignores
+# Ctrl-C, which the terminal sends to the whole process group: the bench kills it then.
+BUSY_CODE = """if True:
+    import os, signal, sys
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = int(sys.argv[1])
+    os.write(1, b"ready")
+    os.close(1)
+    while os.getppid() == parent:
+        for _ in range(2_000_000):
+            pass
+"""
+
+
+class BusyProcesses:
+    """Context: `cpus` child processes that each keep one CPU busy, unpinned (the scheduler
+    places them, as another program on a board would be), from entry until exit, whatever
+    ends the block (an error, Ctrl-C)."""
+
+    def __init__(self, cpus):
+        self.cpus = cpus
+        self.procs = []
+
+    def __enter__(self):
+        try:
+            for _ in range(self.cpus):
+                # In the bench's session, not a new one: where the kernel shares CPU time
+                # between sessions first (Linux autogroup), a busy process in its own
+                # session would weigh as much as all the bench's threads together.
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-c", BUSY_CODE, str(os.getpid())],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL))
+            for proc in self.procs:
+                ready = proc.stdout.read()
+                proc.stdout.close()
+                if ready != b"ready":
+                    raise RuntimeError(f"a busy process did not start (exit code "
+                                       f"{proc.poll()})")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def stop(self):
+        """Kill every busy process and reap it."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            proc.wait()
+            if proc.stdout and not proc.stdout.closed:
+                proc.stdout.close()
+
+
+def bench_busy(layer, threads, *, busy_cpus=1, dtype=np.float32, rounds=7, target_s=0.03,
+               progress=None):
+    """cconv-module on one layer: checked, then timed quietly on 1 thread, then on `threads`
+    threads while `busy_cpus` BusyProcesses run (started after the quiet timing, killed
+    before this returns), each with bench_layer's calibrated batches and rounds. Returns the
+    record (a dict; see report.format_busy)."""
+    name = "cconv-module"
+    x, w, b = make_arrays(layer, dtype)
+    record = {"layer": layer.name, "network": layer.network, "shape": layer.describe(),
+              "kind": layer.kind, "threads": threads, "busy_cpus": busy_cpus,
+              "flops": layer.flops, "dtype": np.dtype(dtype).name, "quiet_1t": None,
+              "busy": None, "busy_worst": None, "samples": {}, "calls_per_round": {},
+              "quiet_others_cpus": None, "others_cpus": None, "checks": {}, "notes": {}}
+    say = progress.update if progress else (lambda text: None)
+    with ThreadSettings(1):
+        say("reference")
+        live = _checked(layer, [name], 1, (x, w, b), reference(layer, x, w, b), record, say)
+        if not live:
+            return record
+        quiet = {}
+        samples, batch = _interleaved(live, False, rounds, target_s, quiet,
+                                      lambda text: say(f"quiet, 1 thread: {text}"))
+    record["quiet_others_cpus"] = quiet["others_cpus"]
+    record["samples"]["quiet_1t"] = samples[name]
+    record["calls_per_round"]["quiet_1t"] = batch[name]
+    record["quiet_1t"] = statistics.median(samples[name])
+    with ThreadSettings(threads):
+        record.update(plan_info(layer, dtype))
+        say(f"starting {busy_cpus} busy process{'es' if busy_cpus > 1 else ''}")
+        worst = {}
+        with BusyProcesses(busy_cpus):
+            samples, batch = _interleaved(live, threads > 1, rounds, target_s, record,
+                                          lambda text: say(f"busy, {threads} threads: {text}"),
+                                          worst)
+    record["samples"]["busy"] = samples[name]
+    record["samples"]["busy_worst"] = worst[name]
+    record["calls_per_round"]["busy"] = batch[name]
+    record["busy"] = statistics.median(samples[name])
+    record["busy_worst"] = max(worst[name])
+    return record

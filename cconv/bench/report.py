@@ -1,5 +1,5 @@
 """What a run reports: the ratio table with geomeans, the per-call overhead table, the plot,
-the machine it ran on, the JSON file and the README's table.
+the machine it ran on, the JSON file and the README's table; with --busy, the busy table.
 
 A ratio is peer time / cconv time: above 1, cconv is that many times faster than the peer.
 Ratios are computed from one run only: the machine may be shared and noisy, so compare
@@ -33,6 +33,9 @@ from .peers import (
     optional,
 )
 
+# Issue 18's target for --busy: with CPUs held by other processes, a multi-threaded call's
+# median no slower than this many times the quiet 1-thread median.
+BUSY_LIMIT = 1.2
 README_START = "<!-- bench-table:start -->"
 README_END = "<!-- bench-table:end -->"
 
@@ -202,6 +205,70 @@ def format_overhead(records):
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths)))
                      for row in [head] + rows)
+
+
+def busy_ratios(record):
+    """(busy median / quiet 1-thread median, worst busy call / quiet 1-thread median) of a
+    --busy record, or (None, None) where it was not timed."""
+    quiet = record.get("quiet_1t")
+    if not quiet or record.get("busy") is None:
+        return None, None
+    return record["busy"] / quiet, record["busy_worst"] / quiet
+
+
+def busy_over(records, limit=BUSY_LIMIT):
+    """The timed --busy records whose median ratio exceeds `limit`, and how many were timed."""
+    timed = [r for r in records if busy_ratios(r)[0] is not None]
+    return [r for r in timed if busy_ratios(r)[0] > limit], len(timed)
+
+
+def format_busy(records, limit=BUSY_LIMIT):
+    """The --busy table: per layer and thread count, cconv-module's quiet 1-thread median and
+    its median and worst call on `thr` threads with busy processes running; then the count
+    of rows above `limit`, the legend and the notes."""
+    head = ["layer", "thr", "held", "1T quiet ms", "busy ms", "busy/1T", "worst/1T",
+            "algorithm", "used", "quiet", "others"]
+
+    def opt(value, fmt, scale=1):
+        return "-" if value is None else format(value * scale, fmt)
+    rows = []
+    for r in records:
+        med, worst = busy_ratios(r)
+        rows.append([r["layer"], str(r["threads"]), str(r["busy_cpus"]),
+                     opt(r.get("quiet_1t"), ".3f", 1e3), opt(r.get("busy"), ".3f", 1e3),
+                     opt(med, ".2f") + ("!" if med is not None and med > limit else " "),
+                     opt(worst, ".2f"), r.get("algorithm") or "-",
+                     str(r.get("plan_threads", "-")), opt(r.get("quiet_others_cpus"), ".2f"),
+                     opt(r.get("others_cpus"), ".2f")])
+    widths = [max(len(x[i]) for x in [head] + rows) for i in range(len(head))]
+
+    def fmt(row):
+        return "  ".join(c.ljust(w) if i == 0 or head[i] == "algorithm" else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    rule = "-" * len(fmt(head))
+    over, timed = busy_over(records, limit)
+    summary = (f"{len(over)} of {timed} rows above {limit:g}x the quiet 1-thread time "
+               f"(busy/1T)" + (": " + ", ".join(f"{r['layer']} (t={r['threads']})"
+                                               for r in over) if over else ""))
+    lines = [fmt(head), rule] + [fmt(r) for r in rows] + [rule, summary, ""]
+    lines.append("cconv-module only (no peers). held: busy processes (python -c 'while True: "
+                 "pass', unpinned) running while")
+    lines.append("the thr-thread call was timed; 1T quiet ms: median per call on 1 thread "
+                 "with none running, timed just before;")
+    lines.append(f"busy ms: median per call on thr threads with them; busy/1T: busy ms / 1T "
+                 f"quiet ms (! above {limit:g}); worst/1T: the")
+    lines.append("slowest single busy call / 1T quiet ms; used: threads cconv's plan uses; "
+                 "quiet, others: CPUs' worth of")
+    lines.append("time other processes took during the quiet and the busy timing (the "
+                 "latter includes the busy processes).")
+    notes = {}
+    for r in records:
+        for name, note in r["notes"].items():
+            notes.setdefault(f"{name}: {note}", []).append(f"{r['layer']} (t={r['threads']})")
+    if notes:
+        lines += ["", "notes:"] + [f"  {note} -- {', '.join(where)}"
+                                   for note, where in notes.items()]
+    return "\n".join(lines)
 
 
 def plot(records, path, contenders):
