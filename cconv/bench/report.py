@@ -180,18 +180,7 @@ def format_table(records, peers):
                      "rounds: what the machine gives a compute-bound BLAS.")
     lines.append("<peer>:f / <peer>:m = peer time / cconv time, for cconv-functional / "
                  "cconv-module: above 1, cconv is faster.")
-    notes = {}
-    for r in records:
-        for name, note in r["notes"].items():
-            notes.setdefault(f"{name}: {note}", []).append(f"{r['layer']} (t={r['threads']})")
-    if notes:
-        lines.append("")
-        lines.append("notes:")
-        for note, where in notes.items():
-            shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4
-                                             else "")
-            lines.append(f"  {note} -- {shown}")
-    return "\n".join(lines)
+    return "\n".join(lines + note_lines(records))
 
 
 def format_overhead(records):
@@ -220,6 +209,21 @@ def busy_over(records, limit=BUSY_LIMIT):
     """The timed --busy records whose median ratio exceeds `limit`, and how many were timed."""
     timed = [r for r in records if busy_ratios(r)[0] is not None]
     return [r for r in timed if busy_ratios(r)[0] > limit], len(timed)
+
+
+def note_lines(records, shown=4):
+    """The notes of the records' contenders, each with the rows it concerns (at most
+    `shown` of them named)."""
+    notes = {}
+    for r in records:
+        for name, note in r["notes"].items():
+            notes.setdefault(f"{name}: {note}", []).append(f"{r['layer']} (t={r['threads']})")
+    lines = ["", "notes:"] if notes else []
+    for note, where in notes.items():
+        more = len(where) - shown if shown is not None and len(where) > shown else 0
+        lines.append(f"  {note} -- {', '.join(where[:len(where) - more])}"
+                     + (f" and {more} more" if more else ""))
+    return lines
 
 
 def format_busy(records, limit=BUSY_LIMIT):
@@ -261,13 +265,7 @@ def format_busy(records, limit=BUSY_LIMIT):
                  "quiet, others: CPUs' worth of")
     lines.append("time other processes took during the quiet and the busy timing (the "
                  "latter includes the busy processes).")
-    notes = {}
-    for r in records:
-        for name, note in r["notes"].items():
-            notes.setdefault(f"{name}: {note}", []).append(f"{r['layer']} (t={r['threads']})")
-    if notes:
-        lines += ["", "notes:"] + [f"  {note} -- {', '.join(where)}"
-                                   for note, where in notes.items()]
+    lines += note_lines(records, shown=None)
     return "\n".join(lines)
 
 
