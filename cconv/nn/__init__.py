@@ -10,6 +10,7 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
 from ..modules import Conv2d, ConvTranspose2d
 from .containers import ModuleDict, ModuleList, Sequential
 from .module import Module
+from . import functional
 from .views import Dropout, Flatten, Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",

@@ -3,6 +3,7 @@ from ..modules import ConvTranspose2d as ConvTranspose2d
 from .containers import ModuleDict as ModuleDict
 from .containers import ModuleList as ModuleList
 from .containers import Sequential as Sequential
+from . import functional as functional
 from .module import Module as Module
 from .views import Dropout as Dropout
 from .views import Flatten as Flatten
