@@ -8,10 +8,10 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     Identity, Flatten, Dropout         as torch.nn's in eval mode (Dropout is the identity)
 """
 from ..modules import Conv2d, ConvTranspose2d
+from . import functional
 from .containers import ModuleDict, ModuleList, Sequential
 from .module import Module
-from . import functional
 from .views import Dropout, Flatten, Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
-           "Identity", "Flatten", "Dropout"]
+           "Identity", "Flatten", "Dropout", "functional"]
