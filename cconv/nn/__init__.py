@@ -6,12 +6,28 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     Sequential, ModuleList, ModuleDict as torch.nn's containers
     Conv2d, ConvTranspose2d            cconv's layers (the same classes as cconv.Conv2d)
     Identity, Flatten, Dropout         as torch.nn's in eval mode (Dropout is the identity)
+    ReLU, ReLU6, LeakyReLU, Sigmoid,   the activations, compiled (Softmax: numpy)
+    Tanh, SiLU, Hardswish, Hardsigmoid,
+    GELU, Softmax
 """
 from ..modules import Conv2d, ConvTranspose2d
 from . import functional
+from .activation import (
+    GELU,
+    Hardsigmoid,
+    Hardswish,
+    LeakyReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
 from .containers import ModuleDict, ModuleList, Sequential
 from .module import Module
 from .views import Dropout, Flatten, Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
-           "Identity", "Flatten", "Dropout", "functional"]
+           "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
+           "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "functional"]

@@ -1,6 +1,16 @@
 from ..modules import Conv2d as Conv2d
 from ..modules import ConvTranspose2d as ConvTranspose2d
 from . import functional as functional
+from .activation import GELU as GELU
+from .activation import Hardsigmoid as Hardsigmoid
+from .activation import Hardswish as Hardswish
+from .activation import LeakyReLU as LeakyReLU
+from .activation import ReLU as ReLU
+from .activation import ReLU6 as ReLU6
+from .activation import Sigmoid as Sigmoid
+from .activation import SiLU as SiLU
+from .activation import Softmax as Softmax
+from .activation import Tanh as Tanh
 from .containers import ModuleDict as ModuleDict
 from .containers import ModuleList as ModuleList
 from .containers import Sequential as Sequential
@@ -10,4 +20,5 @@ from .views import Flatten as Flatten
 from .views import Identity as Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
-           "Identity", "Flatten", "Dropout", "functional"]
+           "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
+           "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "functional"]

@@ -3,5 +3,18 @@ float64). Each operation lives with its layer (activation.py, pooling.py, layers
 module gathers their functional forms, as torch.nn.functional does. The convolutions are
 cconv.conv2d and cconv.conv_transpose2d, re-exported here."""
 from ..functional import conv2d, conv_transpose2d
+from .activation import (
+    gelu,
+    hardsigmoid,
+    hardswish,
+    leaky_relu,
+    relu,
+    relu6,
+    sigmoid,
+    silu,
+    softmax,
+    tanh,
+)
 
-__all__ = ["conv2d", "conv_transpose2d"]
+__all__ = ["conv2d", "conv_transpose2d", "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu",
+           "hardswish", "hardsigmoid", "gelu", "softmax"]
