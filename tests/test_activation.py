@@ -224,11 +224,14 @@ def test_not_inplace_leaves_the_input():
     np.testing.assert_array_equal(x, before)
 
 
-@pytest.mark.parametrize("name", ELEMENTWISE + ["gelu_tanh"])
+@pytest.mark.parametrize("name", ELEMENTWISE + ["gelu_tanh", "softmax_1", "softmax_last"])
 def test_one_thread_equals_two_bitwise(name):
     # Large enough that even relu runs on two threads, with a short last chunk.
     x = sample((2_100_003,), np.float32, seed=2)
-    call = (lambda a: F.gelu(a, "tanh")) if name == "gelu_tanh" else getattr(F, name)
+    calls = {"gelu_tanh": lambda a: F.gelu(a, "tanh"),
+             "softmax_1": lambda a: F.softmax(a[:2_100_000].reshape(3, 7000, 100), 1),
+             "softmax_last": lambda a: F.softmax(a[:2_100_000].reshape(21000, 100), -1)}
+    call = calls.get(name) or getattr(F, name)
     try:
         cconv.set_num_threads(1)
         one = call(x)
@@ -259,7 +262,7 @@ def test_strided_and_read_only_inputs():
 
 
 def test_softmax():
-    x = sample((3, 4, 5), np.float64)
+    x = sample((3, 4, 5), np.float64)[:, :, ::-1]
     x[np.isnan(x) | np.isinf(x)] = 1.0
     for dim in range(-3, 3):
         y = F.softmax(x, dim)

@@ -6,7 +6,7 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     Sequential, ModuleList, ModuleDict as torch.nn's containers
     Conv2d, ConvTranspose2d            cconv's layers (the same classes as cconv.Conv2d)
     Identity, Flatten, Dropout         as torch.nn's in eval mode (Dropout is the identity)
-    ReLU, ReLU6, LeakyReLU, Sigmoid,   the activations, compiled (Softmax: numpy)
+    ReLU, ReLU6, LeakyReLU, Sigmoid,   the activations, compiled
     Tanh, SiLU, Hardswish, Hardsigmoid,
     GELU, Softmax
 """

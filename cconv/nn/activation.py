@@ -6,8 +6,10 @@ The element-wise ones validate here and run compiled (cconv._kernels._elementwis
 array's data as one flat vector. With inplace=True the result is written into the input when
 it can hold it (a writeable, C-contiguous, aligned ndarray of float32 or float64 in native
 byte order) and the input is returned; any other input gets a new array, as with
-inplace=False. Softmax is numpy: the maximum along `dim` is subtracted before exp.
+inplace=False. Softmax runs compiled too (cconv._kernels._softmax), the maximum along `dim`
+subtracted before exp.
 """
+import math
 import numbers
 import operator
 import warnings
@@ -16,6 +18,7 @@ import numpy as np
 
 from .. import _params, _threads
 from .._kernels import _elementwise
+from .._kernels import _softmax as _softmax_kernel
 from .module import Module
 
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "SiLU", "Hardswish",
@@ -26,7 +29,7 @@ _OPS = _elementwise.OPS
 # Rough floating-point operations per element, what _threads.threads_for weighs: a libm
 # call (exp, tanh, erf) counts as about twenty.
 _FLOPS = {"relu": 1, "relu6": 2, "leaky_relu": 2, "hardswish": 4, "hardsigmoid": 3,
-          "sigmoid": 20, "tanh": 20, "silu": 22, "gelu": 24, "gelu_tanh": 28}
+          "sigmoid": 20, "tanh": 20, "silu": 22, "gelu": 24, "gelu_tanh": 28, "softmax": 24}
 _GELU_APPROXIMATIONS = ("none", "tanh")
 
 
@@ -147,15 +150,16 @@ def _softmax(input, dim, dtype, stacklevel):
     if not -ndim <= dim < ndim:
         raise IndexError(f"Dimension out of range (expected to be in range of "
                          f"[{-ndim}, {ndim - 1}], but got {dim})")
-    if x.size == 0:
-        return np.empty(x.shape, x.dtype.newbyteorder("="))
-    shape = x.shape
-    x = x.reshape(-1) if x.ndim == 0 else x
-    # inf - inf and NaN give NaN, as torch: no warning for them.
-    with np.errstate(invalid="ignore", over="ignore"):
-        e = np.exp(x - x.max(axis=dim, keepdims=True))
-        e /= e.sum(axis=dim, keepdims=True)
-    return e.reshape(shape)
+    dim %= ndim
+    x = _params.contiguous(x, x.dtype.newbyteorder("="))
+    out = np.empty(x.shape, x.dtype)
+    shape = x.shape or (1,)
+    outer, inner = math.prod(shape[:dim]), math.prod(shape[dim + 1:])
+    n = x.size
+    nthreads = _threads.threads_for(outer * inner, n * _FLOPS["softmax"],
+                                    _threads.get_num_threads())
+    _softmax_kernel.softmax(x.reshape(-1), out.reshape(-1), outer, shape[dim], inner, nthreads)
+    return out
 
 
 def softmax(input, dim=None, dtype=None):
