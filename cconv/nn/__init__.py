@@ -6,12 +6,19 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     Sequential, ModuleList, ModuleDict as torch.nn's containers
     Conv2d, ConvTranspose2d            cconv's layers (the same classes as cconv.Conv2d)
     Identity, Flatten, Dropout         as torch.nn's in eval mode (Dropout is the identity)
+    BatchNorm2d, Linear                as torch.nn's, in numpy (normalization.py, linear.py)
+    Upsample, PixelShuffle,            as torch.nn's, numpy copies (resample.py)
+    ChannelShuffle
 """
 from ..modules import Conv2d, ConvTranspose2d
 from . import functional
 from .containers import ModuleDict, ModuleList, Sequential
+from .linear import Linear
 from .module import Module
+from .normalization import BatchNorm2d
+from .resample import ChannelShuffle, PixelShuffle, Upsample
 from .views import Dropout, Flatten, Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
-           "Identity", "Flatten", "Dropout", "functional"]
+           "Identity", "Flatten", "Dropout", "BatchNorm2d", "Linear", "Upsample",
+           "PixelShuffle", "ChannelShuffle", "functional"]
