@@ -354,3 +354,46 @@ def test_layers_in_a_model_load_torchs_state_dict():
     x = rand((2, 3, 4, 4), np.float32)
     np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-4, atol=1e-5)
+
+
+# ---- layouts and bad arguments --------------------------------------------------------------
+
+
+def layouts(x):
+    """x as a Fortran-ordered, a read-only, a negatively strided and a byte-swapped array."""
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    flipped = x[..., ::-1].copy()[..., ::-1]
+    return [np.asfortranarray(x), readonly, flipped, x.astype(x.dtype.newbyteorder())]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_any_layout_gives_the_same_result(dtype):
+    x = rand((2, 4, 5, 6), dtype)
+    g = np.random.default_rng(2)
+    mean, var = g.standard_normal(4).astype(dtype), (g.random(4) + 0.5).astype(dtype)
+    calls = [lambda a: F.batch_norm(a, mean, var), lambda a: nn.BatchNorm2d(4, dtype=dtype)(a),
+             lambda a: nn.Linear(6, 3, dtype=dtype, rng=0)(a),
+             lambda a: F.interpolate(a, scale_factor=1.5),
+             lambda a: F.interpolate(a, size=(7, 3), mode="bilinear"),
+             lambda a: F.pixel_shuffle(a, 2), lambda a: F.channel_shuffle(a, 2)]
+    for call in calls:
+        expected = call(x)
+        for a in layouts(x):
+            got = call(a)
+            assert got.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_bad_argument_types_are_named():
+    x = np.zeros((1, 4, 2, 2), np.float32)
+    with pytest.raises(TypeError, match="upscale_factor must be an int, got float 1.5"):
+        F.pixel_shuffle(x, 1.5)
+    with pytest.raises(TypeError, match="groups must be an int, got str"):
+        F.channel_shuffle(x, "2")
+    with pytest.raises(TypeError, match="size must be an int, got float 2.5"):
+        F.interpolate(x, size=2.5)
+    with pytest.raises(TypeError, match="scale_factor must be a number"):
+        F.interpolate(x, scale_factor="2")
+    with pytest.raises(TypeError, match="must be an array"):
+        F.linear(None, np.zeros((2, 2), np.float32))

@@ -38,7 +38,9 @@ def linear(input, weight, bias=None):
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got shape "
                          f"{b.shape}")
-    out = np.matmul(x, w.T)
+    # C-ordered and native, so BLAS takes the same path (and gives the same bits) for any
+    # layout of the input.
+    out = np.matmul(np.ascontiguousarray(x, dtype=dtype), w.T)
     if b is not None:
         out += b
     return out.astype(dtype, copy=False)

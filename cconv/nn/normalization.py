@@ -60,9 +60,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             # Nothing to normalise and no statistics to learn: torch leaves the running ones.
             return x.astype(dtype, copy=True)
         axes = (0, *range(2, x.ndim))
-        # Accumulated in float64, as torch accumulates the statistics of a float32 batch.
-        mean = x.mean(axis=axes, dtype=np.float64)
-        var = x.var(axis=axes, dtype=np.float64)
+        # Accumulated in float64, as torch accumulates the statistics of a float32 batch; from
+        # a C-ordered copy, so the summation order (and the bits) are those of any layout.
+        c_order = np.ascontiguousarray(x, dtype=dtype)
+        mean = c_order.mean(axis=axes, dtype=np.float64)
+        var = c_order.var(axis=axes, dtype=np.float64)
         invstd = (1.0 / np.sqrt(var + eps)).astype(dtype)
         mean = mean.astype(dtype)
         for name, stat in (("running_mean", mean), ("running_var", var * count /

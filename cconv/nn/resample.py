@@ -11,6 +11,7 @@ input's dtype; both use 1 / scale_factor when a scale factor is given (torch's d
 recompute_scale_factor=None), else input size / output size.
 """
 import math
+import numbers
 import operator
 
 import numpy as np
@@ -105,6 +106,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         scales = [None] * dim
     elif scale_factor is not None:
         scales = _spatial(scale_factor, dim, in_spatial, "scale_factor")
+        if not all(isinstance(s, numbers.Real) for s in scales):
+            raise TypeError(f"interpolate: scale_factor must be a number or a sequence of "
+                            f"numbers, got {scale_factor!r}")
+        scales = [float(s) for s in scales]
         output_size = None
     else:
         raise ValueError("either size or scale_factor should be defined")
@@ -130,19 +135,18 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             f"modes: {' | '.join(_TORCH_MODES)} (got {mode})")
     if output_size is None:
         # torch's C++ truncates in_size * scale_factor (a double) to an integer.
-        output_size = [int(n * float(s)) for n, s in zip(in_spatial, scales)]
+        output_size = [int(n * s) for n, s in zip(in_spatial, scales)]
     else:
-        output_size = [operator.index(n) for n in output_size]
+        output_size = [_int(fn, "size", n) for n in output_size]
     (h, w), (oh, ow) = in_spatial, output_size
     if min(h, w, oh, ow) <= 0:
         raise ValueError(f"Input and output sizes should be greater than 0, but got input "
                          f"(H: {h}, W: {w}) output (H: {oh}, W: {ow})")
-    scales = [None if s is None else float(s) for s in scales]
+    dtype = x.dtype.newbyteorder("=")
     if mode == "nearest":
         rows = _nearest_index(h, oh, scales[0])
         cols = _nearest_index(w, ow, scales[1])
-        return x[:, :, rows[:, None], cols]
-    dtype = x.dtype.newbyteorder("=")
+        return x[:, :, rows[:, None], cols].astype(dtype, copy=False)
     r0, r1, a0, a1 = _linear_weights(h, oh, scales[0], align_corners, dtype)
     c0, c1, b0, b1 = _linear_weights(w, ow, scales[1], align_corners, dtype)
     # Along W first, then H, as torch's kernel nests the two.
@@ -152,8 +156,16 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     return (top * a0[:, None] + bottom * a1[:, None]).astype(dtype, copy=False)
 
 
+def _int(fn, name, value):
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} "
+                        f"{value!r}") from None
+
+
 def _positive(fn, name, value, message):
-    value = operator.index(value)
+    value = _int(fn, name, value)
     if value <= 0:
         raise ValueError(message.format(value))
     return value
@@ -176,7 +188,8 @@ def pixel_shuffle(input, upscale_factor):
     nb = len(batch)
     y = x.reshape(*batch, c // (r * r), r, r, h, w)
     y = y.transpose(*range(nb), nb, nb + 3, nb + 1, nb + 4, nb + 2)
-    return np.ascontiguousarray(y).reshape(*batch, c // (r * r), h * r, w * r)
+    y = np.ascontiguousarray(y, dtype=x.dtype.newbyteorder("="))
+    return y.reshape(*batch, c // (r * r), h * r, w * r)
 
 
 def channel_shuffle(input, groups):
@@ -194,7 +207,7 @@ def channel_shuffle(input, groups):
         raise ValueError(f"Number of channels must be divisible by groups. Got {c} channels "
                          f"and {g} groups.")
     y = x.reshape(n, g, c // g, *rest).swapaxes(1, 2)
-    return np.ascontiguousarray(y).reshape(x.shape)
+    return np.ascontiguousarray(y, dtype=x.dtype.newbyteorder("=")).reshape(x.shape)
 
 
 class Upsample(Module):
