@@ -397,3 +397,7 @@ def test_bad_argument_types_are_named():
         F.interpolate(x, scale_factor="2")
     with pytest.raises(TypeError, match="must be an array"):
         F.linear(None, np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="scale_factor must be finite, got inf"):
+        F.interpolate(x, scale_factor=float("inf"))
+    with pytest.raises(MemoryError, match="more than this platform can address"):
+        F.interpolate(x, size=(2**40, 2**40))

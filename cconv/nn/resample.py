@@ -110,6 +110,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             raise TypeError(f"interpolate: scale_factor must be a number or a sequence of "
                             f"numbers, got {scale_factor!r}")
         scales = [float(s) for s in scales]
+        if not all(math.isfinite(s) for s in scales):
+            raise ValueError(f"interpolate: scale_factor must be finite, got {scale_factor!r}")
         output_size = None
     else:
         raise ValueError("either size or scale_factor should be defined")
@@ -142,6 +144,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if min(h, w, oh, ow) <= 0:
         raise ValueError(f"Input and output sizes should be greater than 0, but got input "
                          f"(H: {h}, W: {w}) output (H: {oh}, W: {ow})")
+    _params.check_sizes(fn, (*x.shape[:2], oh, ow), itemsize=x.itemsize)
     dtype = x.dtype.newbyteorder("=")
     if mode == "nearest":
         rows = _nearest_index(h, oh, scales[0])
