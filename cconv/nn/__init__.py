@@ -9,6 +9,9 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     ReLU, ReLU6, LeakyReLU, Sigmoid,   the activations, compiled
     Tanh, SiLU, Hardswish, Hardsigmoid,
     GELU, Softmax
+    BatchNorm2d, Linear                as torch.nn's, in numpy (normalization.py, linear.py)
+    Upsample, PixelShuffle,            as torch.nn's, numpy copies (resample.py)
+    ChannelShuffle
 """
 from ..modules import Conv2d, ConvTranspose2d
 from . import functional
@@ -25,9 +28,13 @@ from .activation import (
     Tanh,
 )
 from .containers import ModuleDict, ModuleList, Sequential
+from .linear import Linear
 from .module import Module
+from .normalization import BatchNorm2d
+from .resample import ChannelShuffle, PixelShuffle, Upsample
 from .views import Dropout, Flatten, Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
            "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
-           "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "functional"]
+           "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "BatchNorm2d",
+           "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "functional"]

@@ -10,6 +10,12 @@ from .activation import sigmoid as sigmoid
 from .activation import silu as silu
 from .activation import softmax as softmax
 from .activation import tanh as tanh
+from .linear import linear as linear
+from .normalization import batch_norm as batch_norm
+from .resample import channel_shuffle as channel_shuffle
+from .resample import interpolate as interpolate
+from .resample import pixel_shuffle as pixel_shuffle
 
 __all__ = ["conv2d", "conv_transpose2d", "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu",
-           "hardswish", "hardsigmoid", "gelu", "softmax"]
+           "hardswish", "hardsigmoid", "gelu", "softmax", "batch_norm", "linear", "interpolate",
+           "pixel_shuffle", "channel_shuffle"]

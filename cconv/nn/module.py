@@ -19,8 +19,9 @@ any attribute read of any layer, on the hot path too; nor is `self.__dict__` tou
 would do the same to a lesser degree. `_parameters`, `_buffers` and `_modules` keep the names
 in registration order; only Module's methods and the containers write them.
 
-Inference only: `training` is the flag train() and eval() set, for code that reads it; no
-cconv layer computes differently in training mode (Dropout is always the identity).
+Inference only: `training` is the flag train() and eval() set, for code that reads it; the one
+cconv layer that computes differently in training mode is BatchNorm2d, which then normalises
+with the batch's statistics as torch's does (Dropout is always the identity).
 """
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
@@ -376,8 +377,8 @@ class Module:
 
     # ---- mode -----------------------------------------------------------------------------
     def train(self, mode=True):
-        """Set `training` on this module and all below it; returns self. Only a flag: cconv
-        computes inference whatever it is."""
+        """Set `training` on this module and all below it; returns self. A flag that only
+        BatchNorm2d reads (batch statistics in training mode, as torch)."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         self.training = mode
