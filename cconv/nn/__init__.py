@@ -6,12 +6,16 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     Sequential, ModuleList, ModuleDict as torch.nn's containers
     Conv2d, ConvTranspose2d            cconv's layers (the same classes as cconv.Conv2d)
     Identity, Flatten, Dropout         as torch.nn's in eval mode (Dropout is the identity)
+    MaxPool2d, AvgPool2d,              as torch.nn's pooling layers, compiled
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d
 """
 from ..modules import Conv2d, ConvTranspose2d
 from . import functional
 from .containers import ModuleDict, ModuleList, Sequential
 from .module import Module
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .views import Dropout, Flatten, Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
-           "Identity", "Flatten", "Dropout", "functional"]
+           "Identity", "Flatten", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+           "AdaptiveMaxPool2d", "functional"]
