@@ -340,6 +340,18 @@ def test_bad_dtype_is_refused(name, dtype):
         CALLS[name](np.zeros((1, 2, 8, 8), dtype))
 
 
+def test_impossible_sizes_fail_before_touching_memory():
+    x = data((1, 2, 5, 5))
+    with pytest.raises(ValueError, match="too large"):
+        F.adaptive_max_pool2d(x, (2**60, 1))
+    with pytest.raises(ValueError, match="too large"):
+        F.max_pool2d(x, 2**62)
+    with pytest.raises((ValueError, MemoryError)):
+        F.adaptive_avg_pool2d(x, (2**57, 1))
+    with pytest.raises(ValueError, match="Output size is too small"):
+        F.max_pool2d(x, 2**40, dilation=2**20)
+
+
 def test_bad_argument_types_are_refused():
     x = data((1, 2, 5, 5))
     with pytest.raises(TypeError, match="kernel_size"):

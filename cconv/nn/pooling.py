@@ -120,14 +120,18 @@ def _adaptive_size(fn, output_size, shape):
     if min(sizes) < 0:
         raise ValueError(f"{fn}: elements of output_size must be greater than or equal to 0 "
                          f"but received {{{sizes[0]}, {sizes[1]}}}")
-    if max(sizes) > _params.SIZE_LIMIT:
-        raise ValueError(f"{fn}(): output_size={output_size!r} is too large (at most "
+    # The kernel forms i*H for each output row i < H_out (start_index), likewise columns.
+    if max(o * i for o, i in zip(sizes, shape[2:])) > _params.SIZE_LIMIT:
+        raise ValueError(f"{fn}(): output_size={output_size!r} is too large for an input of "
+                         f"{shape[2]}x{shape[3]} (output size times input size at most "
                          f"{_params.SIZE_LIMIT})")
     return tuple(sizes)
 
 
 def _check_adaptive_input(fn, shape, unbatched, every_dim):
-    """torch's check: the spatial dimensions (max pooling: every non-batch one) non-empty."""
+    """torch's check: the spatial dimensions (max pooling: every non-batch one) non-empty.
+    (torch's adaptive_avg_pool2d to (1, 1) skips it and returns NaN, the mean of nothing;
+    cconv refuses that input whatever the output size.)"""
     dims = range(1, 4) if every_dim else range(2, 4)
     for d in dims:
         if shape[d] == 0:
