@@ -35,18 +35,20 @@ cdef struct Pool:
 
 
 cdef inline Py_ssize_t start_index(Py_ssize_t i, Py_ssize_t out, Py_ssize_t size) noexcept nogil:
-    """floor(i*size/out) without forming i*size when it could overflow (torch's formula)."""
+    """floor(i*size/out), as torch computes it.
+    Assumes: out*size fits in Py_ssize_t (cconv.nn.pooling checks it)."""
     return (i // out) * size + ((i % out) * size) // out
 
 
 cdef inline Py_ssize_t end_index(Py_ssize_t i, Py_ssize_t out, Py_ssize_t size) noexcept nogil:
-    """ceil((i + 1)*size/out)."""
+    """ceil((i + 1)*size/out), as torch computes it (i < out)."""
     return 1 + ((i + 1) * size - 1) // out
 
 
 cdef void max_plane(const Pool *P, const floating *x, floating *out,
                     int64_t *idx) noexcept nogil:
-    """One plane of max pooling; idx: NULL, or where each maximum's index goes."""
+    """One plane of max pooling; idx: NULL, or where each maximum's index goes.
+    Assumes: dh, dw >= 1 (the loops step by them)."""
     cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1, best
     cdef floating v, m
     for oh in range(P.Ho):
@@ -164,6 +166,7 @@ MODE_ADAPTIVE_MAX = ADAPTIVE_MAX
 
 cdef inline void run_plane(int mode, const Pool *P, const floating *x, floating *out,
                            int64_t *idx) noexcept nogil:
+    """One plane of pooling `mode` (idx: max modes only, NULL for none)."""
     if mode == MAX:
         max_plane(P, x, out, idx)
     elif mode == AVG:
