@@ -156,6 +156,8 @@ def _run(mode, x, out_hw, unbatched, window=(1, 1), stride=(1, 1), padding=(0, 0
     planes = N * C
     if planes and Ho and Wo:
         xc = _params.contiguous(x, dtype).reshape(planes, H, W)
+        # Each element read counts as one operation against the convolutions' threshold
+        # (_threads.MIN_FLOPS_PARALLEL); no threshold of pooling's own has been measured.
         nthreads = _threads.threads_for(planes, planes * Ho * Wo * reads,
                                         _threads.get_num_threads())
         _pool.pool2d(mode, xc, out, indices, return_indices, window[0], window[1], stride[0],
