@@ -19,7 +19,7 @@ import textwrap
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_runtime", "_igemm", "_depthwise", "_elementwise", "_softmax"]
+KERNELS = ["_runtime", "_igemm", "_depthwise", "_elementwise", "_softmax", "_pool"]
 
 
 def _flag(name):

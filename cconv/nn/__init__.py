@@ -12,6 +12,8 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     BatchNorm2d, Linear                as torch.nn's, in numpy (normalization.py, linear.py)
     Upsample, PixelShuffle,            as torch.nn's, numpy copies (resample.py)
     ChannelShuffle
+    MaxPool2d, AvgPool2d,              as torch.nn's pooling layers, compiled
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d
 """
 from ..modules import Conv2d, ConvTranspose2d
 from . import functional
@@ -31,10 +33,12 @@ from .containers import ModuleDict, ModuleList, Sequential
 from .linear import Linear
 from .module import Module
 from .normalization import BatchNorm2d
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .resample import ChannelShuffle, PixelShuffle, Upsample
 from .views import Dropout, Flatten, Identity
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
            "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
            "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "BatchNorm2d",
-           "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "functional"]
+           "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "MaxPool2d", "AvgPool2d",
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "functional"]

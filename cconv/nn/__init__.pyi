@@ -17,6 +17,10 @@ from .containers import Sequential as Sequential
 from .linear import Linear as Linear
 from .module import Module as Module
 from .normalization import BatchNorm2d as BatchNorm2d
+from .pooling import AdaptiveAvgPool2d as AdaptiveAvgPool2d
+from .pooling import AdaptiveMaxPool2d as AdaptiveMaxPool2d
+from .pooling import AvgPool2d as AvgPool2d
+from .pooling import MaxPool2d as MaxPool2d
 from .resample import ChannelShuffle as ChannelShuffle
 from .resample import PixelShuffle as PixelShuffle
 from .resample import Upsample as Upsample
@@ -27,4 +31,5 @@ from .views import Identity as Identity
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
            "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
            "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "BatchNorm2d",
-           "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "functional"]
+           "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "MaxPool2d", "AvgPool2d",
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "functional"]

@@ -17,8 +17,10 @@ from .activation import (
 )
 from .linear import linear
 from .normalization import batch_norm
+from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from .resample import channel_shuffle, interpolate, pixel_shuffle
 
 __all__ = ["conv2d", "conv_transpose2d", "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu",
            "hardswish", "hardsigmoid", "gelu", "softmax", "batch_norm", "linear", "interpolate",
-           "pixel_shuffle", "channel_shuffle"]
+           "pixel_shuffle", "channel_shuffle", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "adaptive_max_pool2d"]

@@ -12,10 +12,15 @@ from .activation import softmax as softmax
 from .activation import tanh as tanh
 from .linear import linear as linear
 from .normalization import batch_norm as batch_norm
+from .pooling import adaptive_avg_pool2d as adaptive_avg_pool2d
+from .pooling import adaptive_max_pool2d as adaptive_max_pool2d
+from .pooling import avg_pool2d as avg_pool2d
+from .pooling import max_pool2d as max_pool2d
 from .resample import channel_shuffle as channel_shuffle
 from .resample import interpolate as interpolate
 from .resample import pixel_shuffle as pixel_shuffle
 
 __all__ = ["conv2d", "conv_transpose2d", "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu",
            "hardswish", "hardsigmoid", "gelu", "softmax", "batch_norm", "linear", "interpolate",
-           "pixel_shuffle", "channel_shuffle"]
+           "pixel_shuffle", "channel_shuffle", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "adaptive_max_pool2d"]

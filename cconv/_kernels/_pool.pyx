@@ -1,0 +1,212 @@
+# cython: language_level=3
+"""2-D pooling over planes: max, average, adaptive average and adaptive max, as torch's CPU
+kernels compute them.
+
+    max:  out[p, oh, ow] = max over kh < KH, kw < KW of x[p, oh*sh - ph + kh*dh,
+                                                         ow*sw - pw + kw*dw]
+          over the taps inside the image only (padding never wins; a window of padding only
+          gives -inf); NaN wins and stays, as torch's `val > max || isnan(val)`.
+    avg:  out[p, oh, ow] = sum of x over the window clipped to the image / divisor, where the
+          divisor is divisor_override, else the window clipped to the padded image
+          (count_include_pad) or to the image.
+    adaptive: the window of output row i is input rows floor(i*H/Ho) .. ceil((i+1)*H/Ho) - 1
+          (likewise columns); the average is sum / kh / kw, as torch divides.
+
+Layouts: x (P, H, W) and out (P, Ho, Wo), C-contiguous, P = N*C planes; indices (when asked
+for) (P, Ho, Wo) int64, the flat index h*W + w of each maximum in its plane. The Python side
+(cconv.nn.pooling) checks every argument and computes the output sizes; these functions have
+no failure paths.
+
+Work is split over planes with prange(schedule='static'); each output element is computed by
+one thread, its window read in a fixed order (rows, then columns), so results are bitwise
+identical for any thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY, isnan
+from libc.stdint cimport int64_t
+
+
+cdef struct Pool:
+    Py_ssize_t H, W, Ho, Wo
+    Py_ssize_t KH, KW, sh, sw, ph, pw, dh, dw
+    bint count_include_pad
+    Py_ssize_t divisor               # divisor_override, or 0 for none
+
+
+cdef inline Py_ssize_t start_index(Py_ssize_t i, Py_ssize_t out, Py_ssize_t size) noexcept nogil:
+    """floor(i*size/out), as torch computes it.
+    Assumes: out*size fits in Py_ssize_t (cconv.nn.pooling checks it)."""
+    return (i // out) * size + ((i % out) * size) // out
+
+
+cdef inline Py_ssize_t end_index(Py_ssize_t i, Py_ssize_t out, Py_ssize_t size) noexcept nogil:
+    """ceil((i + 1)*size/out), as torch computes it (i < out)."""
+    return 1 + ((i + 1) * size - 1) // out
+
+
+cdef void max_plane(const Pool *P, const floating *x, floating *out,
+                    int64_t *idx) noexcept nogil:
+    """One plane of max pooling; idx: NULL, or where each maximum's index goes.
+    Assumes: dh, dw >= 1 (the loops step by them)."""
+    cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1, best
+    cdef floating v, m
+    for oh in range(P.Ho):
+        h0 = oh * P.sh - P.ph
+        h1 = min(h0 + (P.KH - 1) * P.dh + 1, P.H)
+        while h0 < 0:
+            h0 += P.dh
+        for ow in range(P.Wo):
+            w0 = ow * P.sw - P.pw
+            w1 = min(w0 + (P.KW - 1) * P.dw + 1, P.W)
+            while w0 < 0:
+                w0 += P.dw
+            m = -INFINITY
+            best = h0 * P.W + w0
+            h = h0
+            while h < h1:
+                w = w0
+                while w < w1:
+                    v = x[h * P.W + w]
+                    if v > m or isnan(v):
+                        m = v
+                        best = h * P.W + w
+                    w += P.dw
+                h += P.dh
+            out[oh * P.Wo + ow] = m
+            if idx != NULL:
+                idx[oh * P.Wo + ow] = best
+
+
+cdef void avg_plane(const Pool *P, const floating *x, floating *out) noexcept nogil:
+    """One plane of average pooling."""
+    cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1, hc0, hc1, wc0, wc1, size, divisor
+    cdef floating s
+    for oh in range(P.Ho):
+        h0 = oh * P.sh - P.ph
+        h1 = min(h0 + P.KH, P.H + P.ph)
+        hc0 = max(h0, 0)
+        hc1 = min(h1, P.H)
+        for ow in range(P.Wo):
+            w0 = ow * P.sw - P.pw
+            w1 = min(w0 + P.KW, P.W + P.pw)
+            wc0 = max(w0, 0)
+            wc1 = min(w1, P.W)
+            # The window beyond the padded image (ceil_mode's last one) never counts.
+            size = (h1 - h0) * (w1 - w0)
+            if hc0 >= hc1 or wc0 >= wc1:
+                out[oh * P.Wo + ow] = 0
+                continue
+            s = 0
+            for h in range(hc0, hc1):
+                for w in range(wc0, wc1):
+                    s = s + x[h * P.W + w]
+            if P.divisor != 0:
+                divisor = P.divisor
+            elif P.count_include_pad:
+                divisor = size
+            else:
+                divisor = (hc1 - hc0) * (wc1 - wc0)
+            out[oh * P.Wo + ow] = s / divisor
+
+
+cdef void adaptive_avg_plane(const Pool *P, const floating *x, floating *out) noexcept nogil:
+    """One plane of adaptive average pooling."""
+    cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1
+    cdef floating s
+    for oh in range(P.Ho):
+        h0 = start_index(oh, P.Ho, P.H)
+        h1 = end_index(oh, P.Ho, P.H)
+        for ow in range(P.Wo):
+            w0 = start_index(ow, P.Wo, P.W)
+            w1 = end_index(ow, P.Wo, P.W)
+            s = 0
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    s = s + x[h * P.W + w]
+            out[oh * P.Wo + ow] = s / (h1 - h0) / (w1 - w0)
+
+
+cdef void adaptive_max_plane(const Pool *P, const floating *x, floating *out,
+                             int64_t *idx) noexcept nogil:
+    """One plane of adaptive max pooling; idx: NULL, or where each maximum's index goes."""
+    cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1, best
+    cdef floating v, m
+    for oh in range(P.Ho):
+        h0 = start_index(oh, P.Ho, P.H)
+        h1 = end_index(oh, P.Ho, P.H)
+        for ow in range(P.Wo):
+            w0 = start_index(ow, P.Wo, P.W)
+            w1 = end_index(ow, P.Wo, P.W)
+            m = -INFINITY
+            best = h0 * P.W + w0
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    v = x[h * P.W + w]
+                    if v > m or isnan(v):
+                        m = v
+                        best = h * P.W + w
+            out[oh * P.Wo + ow] = m
+            if idx != NULL:
+                idx[oh * P.Wo + ow] = best
+
+
+cdef enum:
+    MAX = 0
+    AVG = 1
+    ADAPTIVE_AVG = 2
+    ADAPTIVE_MAX = 3
+
+
+MODE_MAX = MAX
+MODE_AVG = AVG
+MODE_ADAPTIVE_AVG = ADAPTIVE_AVG
+MODE_ADAPTIVE_MAX = ADAPTIVE_MAX
+
+
+cdef inline void run_plane(int mode, const Pool *P, const floating *x, floating *out,
+                           int64_t *idx) noexcept nogil:
+    """One plane of pooling `mode` (idx: max modes only, NULL for none)."""
+    if mode == MAX:
+        max_plane(P, x, out, idx)
+    elif mode == AVG:
+        avg_plane(P, x, out)
+    elif mode == ADAPTIVE_AVG:
+        adaptive_avg_plane(P, x, out)
+    else:
+        adaptive_max_plane(P, x, out, idx)
+
+
+def pool2d(int mode, const floating[:, :, ::1] x, floating[:, :, ::1] out,
+           int64_t[:, :, ::1] indices, bint with_indices, Py_ssize_t KH, Py_ssize_t KW,
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+           Py_ssize_t dw, bint count_include_pad, Py_ssize_t divisor, int nthreads):
+    """out (and indices, when with_indices) <- pooling `mode` of x, plane by plane.
+
+    Assumes: arguments checked by cconv.nn.pooling (windows as torch's rules make them,
+    strides and dilations >= 1, out and indices of the output's shape, P, Ho, Wo >= 1);
+    indices of shape (0, 0, 0) when not with_indices; nthreads >= 1.
+    """
+    cdef Pool P
+    cdef Py_ssize_t p, nplanes = x.shape[0]
+    cdef Py_ssize_t in_plane = x.shape[1] * x.shape[2]
+    cdef Py_ssize_t out_plane = out.shape[1] * out.shape[2]
+    cdef const floating *xb = &x[0, 0, 0]
+    cdef floating *ob = &out[0, 0, 0]
+    cdef int64_t *ib = NULL
+    P.H, P.W, P.Ho, P.Wo = x.shape[1], x.shape[2], out.shape[1], out.shape[2]
+    P.KH, P.KW, P.sh, P.sw, P.ph, P.pw, P.dh, P.dw = KH, KW, sh, sw, ph, pw, dh, dw
+    P.count_include_pad = count_include_pad
+    P.divisor = divisor
+    if with_indices:
+        ib = &indices[0, 0, 0]
+    if nthreads == 1:
+        # No parallel region for one thread: it would cost more than a small input.
+        with nogil:
+            for p in range(nplanes):
+                run_plane(mode, &P, xb + p * in_plane, ob + p * out_plane,
+                          ib + p * out_plane if ib != NULL else NULL)
+        return
+    for p in prange(nplanes, nogil=True, schedule="static", num_threads=nthreads):
+        run_plane(mode, &P, xb + p * in_plane, ob + p * out_plane,
+                  ib + p * out_plane if ib != NULL else NULL)
