@@ -45,7 +45,6 @@ def _not_built(error):
 try:
     # nn before modules: cconv.modules subclasses nn.Module, and nn re-exports its classes.
     from . import nn
-    from ._checkpoint import load
     from ._config import show_config
     from ._threads import get_num_threads, set_num_threads
     from .functional import conv2d, conv_transpose2d
@@ -58,5 +57,14 @@ except ImportError as _error:
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "set_num_threads",
            "get_num_threads", "show_config", "load", "__version__"]
+
+
+def load(path):
+    """The tensors of a torch.save state_dict, .npz or .safetensors file: an OrderedDict
+    name -> numpy array (C-contiguous, native byte order, owning its memory), read without
+    torch and without running any code from the file (cconv._checkpoint)."""
+    # zipfile, json and the unpickler load on first use, not with `import cconv`.
+    from ._checkpoint import load as read
+    return read(path)
 
 del _not_built

@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 import cconv
 from cconv import nn
@@ -609,3 +610,29 @@ def test_conv_weights_load_through_the_parent_and_take_effect():
     assert not np.array_equal(model(x), before)
     assert [n for n, _ in model.named_parameters()] == list(state)
     assert model.conv.weight is next(iter(model.parameters()))
+
+
+def test_import_cconv_loads_the_computing_layers_on_first_use():
+    """`import cconv` loads the convolutions and cconv.nn's Module, not the layers that
+    compute, their functional forms or the checkpoint reader (zipfile, json, pickle): they
+    load when first used, by attribute or by `from cconv.nn import ...`."""
+    code = """if True:
+        import sys
+        import cconv
+        lazy = ["cconv.nn.activation", "cconv.nn.pooling", "cconv.nn.normalization",
+                "cconv.nn.linear", "cconv.nn.resample", "cconv.nn.functional",
+                "cconv._checkpoint"]
+        assert not [m for m in lazy if m in sys.modules], sorted(sys.modules)
+        from cconv.nn import MaxPool2d, ReLU
+        assert ReLU.__module__ == "cconv.nn.activation" and "cconv.nn.pooling" in sys.modules
+        assert cconv.nn.functional.relu is not None and cconv.nn.BatchNorm2d is not None
+        assert "cconv._checkpoint" not in sys.modules
+        try:
+            cconv.nn.NoSuchLayer
+        except AttributeError as exc:
+            assert "NoSuchLayer" in str(exc)
+        else:
+            raise AssertionError("no AttributeError")
+    """
+    proc = run_python(["-c", code], timeout=60)
+    assert proc.returncode == 0, proc.stderr

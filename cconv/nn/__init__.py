@@ -15,30 +15,41 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     MaxPool2d, AvgPool2d,              as torch.nn's pooling layers, compiled
     AdaptiveAvgPool2d, AdaptiveMaxPool2d
 """
+import importlib
+
 from ..modules import Conv2d, ConvTranspose2d
-from . import functional
-from .activation import (
-    GELU,
-    Hardsigmoid,
-    Hardswish,
-    LeakyReLU,
-    ReLU,
-    ReLU6,
-    Sigmoid,
-    SiLU,
-    Softmax,
-    Tanh,
-)
 from .containers import ModuleDict, ModuleList, Sequential
-from .linear import Linear
 from .module import Module
-from .normalization import BatchNorm2d
-from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
-from .resample import ChannelShuffle, PixelShuffle, Upsample
 from .views import Dropout, Flatten, Identity
+
+# The layers that compute, and the functional forms, load on first use (PEP 562): `import
+# cconv` stays as quick as the convolutions need, on a board too.
+_LAZY = {
+    **dict.fromkeys(["ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "SiLU", "Hardswish",
+                     "Hardsigmoid", "GELU", "Softmax"], "activation"),
+    "BatchNorm2d": "normalization",
+    "Linear": "linear",
+    **dict.fromkeys(["Upsample", "PixelShuffle", "ChannelShuffle"], "resample"),
+    **dict.fromkeys(["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"],
+                    "pooling"),
+}
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTranspose2d",
            "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
            "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "BatchNorm2d",
            "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "MaxPool2d", "AvgPool2d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "functional"]
+
+
+def __getattr__(name):
+    if name == "functional":
+        return importlib.import_module(".functional", __name__)
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
