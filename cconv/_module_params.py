@@ -82,7 +82,7 @@ def as_rng(fn, rng):
 
 
 def module_array(fn, name, value, shape, dtype):
-    """A new weight or bias `value`: a C-_params.contiguous copy in dtype, of exactly `shape`."""
+    """A new weight or bias `value`: a C-contiguous copy in dtype, of exactly `shape`."""
     arr = _params.as_float_array(f"{fn}.{name}", name, value)
     if tuple(arr.shape) != shape:
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(arr.shape)}")

@@ -31,7 +31,7 @@ PEERS = ("torch", "onnxruntime", "numpy", "ncnn", "tflite")
 CONTENDERS = CCONV + PEERS
 # The ceiling, numpy's matmul (numpy_peer.MATMUL_N square, BLAS threads as the row's), timed
 # in every row's rounds with the contenders when the numpy peer is on: the %mm column is
-# cconv-module's GFLOP/s as a share of its GFLOP/s.
+# cconv-module's speed as a share of the ceiling's.
 CEILING = "matmul"
 # cconv-module on one thread, timed in the same rounds as the others in every row with more
 # threads (not in the quick run): the vs1T column, measured as the ratios are because two
