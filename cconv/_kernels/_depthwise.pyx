@@ -373,10 +373,7 @@ cdef class Depthwise:
         if self.toff == NULL or self.wtap == NULL:
             raise MemoryError()
         self.phases = phase_room(2 * (KH + KW))
-        offsets(lowering, self.phases + KH + KW)
-        setup(&self.L, self.phases + KH + KW, KH, self.phases + 2 * KH + KW, KW,
-              lowering.params.stride[0], lowering.params.stride[1], rows, itemsize,
-              cc_dwconv_lanes(isa, itemsize), self.toff, self.phases)
+        setup_lowering(&self.L, lowering, rows, itemsize, self.phases, self.toff)
         for th in range(KH):
             for tw in range(KW):
                 self.wtap[th * KW + tw] = lowering.kh[th] * g.KW + lowering.kw[tw]
@@ -453,13 +450,19 @@ cdef class Depthwise:
             release(v, held)
 
 
-cdef int offsets(lowering, Py_ssize_t *dst) except -1:
-    """dst <- the lowering's offh, then its offw."""
-    cdef Py_ssize_t i, KH = len(lowering.offh)
+cdef int setup_lowering(Layer *L, lowering, Py_ssize_t rows, Py_ssize_t itemsize,
+                        Py_ssize_t *room, Py_ssize_t *toff) except -1:
+    """setup() of L (mode and isa set) for a cconv._lowering.DepthwiseLowering. room:
+    2*(KH + KW) entries, kept while L is used: the band's phase lists, then the taps'
+    offsets offh and offw."""
+    cdef Py_ssize_t i, KH = len(lowering.offh), KW = len(lowering.offw)
+    cdef Py_ssize_t *offh = room + KH + KW
     for i in range(KH):
-        dst[i] = lowering.offh[i]
-    for i in range(len(lowering.offw)):
-        dst[KH + i] = lowering.offw[i]
+        offh[i] = lowering.offh[i]
+    for i in range(KW):
+        offh[KH + i] = lowering.offw[i]
+    setup(L, offh, KH, offh + KH, KW, lowering.params.stride[0], lowering.params.stride[1],
+          rows, itemsize, cc_dwconv_lanes(L.isa, itemsize), toff, room)
     return 0
 
 
@@ -482,13 +485,9 @@ def sizes(lowering, int mode, int isa, Py_ssize_t itemsize, Py_ssize_t rows):
     (PY_SSIZE_T_MAX where a size would overflow)."""
     cdef Conv g = conv_of(lowering.params)
     cdef Layer L = layer_of(&g, mode, isa)
-    cdef Py_ssize_t KH = len(lowering.offh), KW = len(lowering.offw)
-    cdef Py_ssize_t *room = phase_room(2 * (KH + KW))
+    cdef Py_ssize_t *room = phase_room(2 * (len(lowering.offh) + len(lowering.offw)))
     try:
-        offsets(lowering, room + KH + KW)
-        setup(&L, room + KH + KW, KH, room + 2 * KH + KW, KW, lowering.params.stride[0],
-              lowering.params.stride[1], rows, itemsize, cc_dwconv_lanes(isa, itemsize), NULL,
-              room)
+        setup_lowering(&L, lowering, rows, itemsize, room, NULL)
     finally:
         free(room)
     return L.ws, L.items
