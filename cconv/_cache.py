@@ -32,14 +32,17 @@ class Cache(dict):
         return value
 
 
+_MISSING = object()     # a result may be None (depth_to_space of most convolutions)
+
+
 def memo(fn):
     """fn(*args) computed once per argument tuple, in a Cache of its own."""
     cache = Cache()
 
     @functools.wraps(fn)
     def cached(*args):
-        value = cache.get(args)
-        if value is None:
+        value = cache.get(args, _MISSING)
+        if value is _MISSING:
             value = cache.put(args, fn(*args))
         return value
 
