@@ -19,7 +19,8 @@ import textwrap
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_runtime", "_igemm", "_depthwise", "_elementwise", "_softmax", "_pool"]
+KERNELS = ["_runtime", "_igemm", "_depthwise", "_elementwise", "_softmax", "_pool",
+           "_winograd"]
 
 
 def _flag(name):

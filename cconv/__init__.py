@@ -4,6 +4,7 @@
     Conv2d, ConvTranspose2d       as torch.nn (numpy weights; load a torch state_dict)
     nn                            torch.nn's inference subset: Module, containers, layers
     set_num_threads, get_num_threads, show_config
+    set_winograd, get_winograd    allow or forbid the Winograd algorithm (CCONV_WINOGRAD=0)
     load                          a torch.save state_dict, .npz or .safetensors file as numpy
                                   arrays, without torch
 """
@@ -46,6 +47,7 @@ try:
     # nn before modules: cconv.modules subclasses nn.Module, and nn re-exports its classes.
     from . import nn
     from ._config import show_config
+    from ._planner import get_winograd, set_winograd
     from ._threads import get_num_threads, set_num_threads
     from .functional import conv2d, conv_transpose2d
     from .modules import Conv2d, ConvTranspose2d
@@ -56,7 +58,8 @@ except ImportError as _error:
     raise _exc from None
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "set_num_threads",
-           "get_num_threads", "show_config", "load", "__version__"]
+           "get_num_threads", "set_winograd", "get_winograd", "show_config", "load",
+           "__version__"]
 
 
 def load(path):

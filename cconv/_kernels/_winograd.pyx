@@ -1,0 +1,480 @@
+# cython: language_level=3
+"""Winograd F(4x4, 3x3) convolution: conv2d with a 3x3 kernel, stride 1, dilation 1.
+
+Each 4x4 block of output (a tile) is computed from the 6x6 block of input under it (input
+tiles overlap by 2), in three steps (Lavin and Gray's formulation):
+
+    V[p, c, t] = (B^T d[c, t] B)[p]               input transform, d: tile t of channel c
+    M[p, m, t] = sum_c U[p, m, c] * V[p, c, t]    36 GEMMs, one per position p < 36
+    Y[m, t]    = A^T M[:, m, t] A + bias[m]       output transform, clipped at the edges
+
+with U[p, m, c] = (G g[m, c] G^T)[p] the weights, transformed once (pack(); in float64, then
+rounded once). The points 0, +-1, +-2 and infinity; F(6x6, 3x3), with larger constants,
+rounds too far for float32 (decisions: Winograd). A GEMM step does 36 multiply-adds for 16
+outputs, where the implicit GEMM does 9 per output: 4x fewer, for the price of the two
+transforms.
+
+Layouts: x and out NCHW, C-contiguous; input outside the image is zero (any padding, read
+in place, no padded copy). Packed weights, per group, K block (whole input channels c0..c1)
+and position, in the implicit GEMM's pixel-mode panels (MR rows of output channels, split
+evenly):
+
+    [group][K block][p][panel][k][row]
+
+Tiling (block sizes fixed per layer, never per thread: bitwise identical for any thread
+count):
+
+    for each work item (image n, group, chunk of tc tiles, block of panels)    <- threads
+      for each K block (cpb input channels)
+        input transform of the chunk's tiles -> V[p][k][t] (tiles along the lanes)
+        for each position p, panel, NR tiles: gemm_ukernel: M[p] (+)= U[p] panel * V[p]
+      output transform of M -> the chunk's output tiles of the block's channels
+
+Memory: V is 36 * cpb * tc and M is 36 * rows * tc elements per thread, whatever the
+image size. The planner picks it (cconv._planner, rule 3a).
+"""
+
+from cython cimport floating
+from libc.stdlib cimport free, malloc
+
+from ._buffers cimport elements, release, take_call, workspace
+from ._conv cimport Conv, conv_of
+from ._driver cimport item_fn, line_up, run_items
+from ._gemm cimport cc_gemm_nr, cc_isa_mr_max, ukernel
+from ._shares cimport SHARE_PAD
+from ._sizes cimport add_sat, cdiv, mul_sat, round_line, split_start
+
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+
+cdef extern from "winograd_dispatch.h" nogil:
+    ctypedef void (*cc_wi_f32_fn)(const float *, Py_ssize_t, Py_ssize_t, float *, float *,
+               Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_wi_f64_fn)(const double *, Py_ssize_t, Py_ssize_t, double *, double *,
+               Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_wo_f32_fn)(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *,
+               float *) noexcept nogil
+    ctypedef void (*cc_wo_f64_fn)(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *,
+               double *) noexcept nogil
+    cc_wi_f32_fn cc_winograd_input_f32(int isa)
+    cc_wi_f64_fn cc_winograd_input_f64(int isa)
+    cc_wo_f32_fn cc_winograd_output_f32(int isa)
+    cc_wo_f64_fn cc_winograd_output_f64(int isa)
+    ctypedef void (*cc_ws_f32_fn)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, float *,
+                                  Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_ws_f64_fn)(Py_ssize_t, Py_ssize_t, const double *, Py_ssize_t, double *,
+                                  Py_ssize_t) noexcept nogil
+    cc_ws_f32_fn cc_winograd_sum_f32(int isa)
+    cc_ws_f64_fn cc_winograd_sum_f64(int isa)
+
+
+cdef enum:
+    TILE = 4                         # output rows and columns of a tile (m of F(m, 3))
+    SPAN = 6                         # input rows and columns of a tile (m + 2)
+    POS = 36                         # positions of a transformed tile (SPAN * SPAN)
+    # Input channels a GEMM tile sums before its sum joins the running one: blocked
+    # summation, whose rounding the output transform amplifies far less than a sum of
+    # thousands of products in one accumulator (decisions: Winograd).
+    SUB = 16
+
+# Output tile size m of F(m x m, 3 x 3).
+M_TILE = TILE
+
+# G of F(4, 3) (6 x 3, row-major), for the weight transform U = G g G^T.
+cdef double G[18]
+_G = (1.0 / 4, 0.0, 0.0,
+      -1.0 / 6, -1.0 / 6, -1.0 / 6,
+      -1.0 / 6, 1.0 / 6, -1.0 / 6,
+      1.0 / 24, 1.0 / 12, 1.0 / 6,
+      1.0 / 24, -1.0 / 12, 1.0 / 6,
+      0.0, 0.0, 1.0)
+for _i in range(18):
+    G[_i] = _G[_i]
+
+
+cdef struct Layer:
+    Py_ssize_t N, C_in, H, W, C_out, H_out, W_out
+    Py_ssize_t groups, Cg, Mg
+    Py_ssize_t pt, pl                # padding at the top and the left
+    int isa
+    Py_ssize_t mr, nr                # the micro-kernel's most rows and its columns
+    Py_ssize_t cpb, nkb, kmax        # input channels per K block (at most), blocks, most
+    Py_ssize_t th, tw, tiles         # the tile grid of one image
+    Py_ssize_t tc, nchunks           # tiles per chunk (a multiple of NR), chunks per image
+    Py_ssize_t npanels, ppb, nmb     # weight panels per group, per block; blocks
+    Py_ssize_t wlo                   # the narrower panel width (panels split Mg evenly)
+    Py_ssize_t rows_max              # most output channels of a block
+    Py_ssize_t items                 # N * groups * nchunks * nmb
+    Py_ssize_t packed_size
+    Py_ssize_t ws_d, ws_tmp, ws_v, ws_m, ws   # per-thread buffers and their total
+    Py_ssize_t *ktab                 # k * wlo, k * (wlo + 1), k * tc, each for k < kmax
+
+
+cdef struct Call:
+    const Layer *L
+    const void *x
+    const void *w                    # packed weights (the call's own when given raw)
+    const void *raw                  # raw weights (packing first)
+    const void *bias
+    void *out
+
+
+cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t pl, int isa,
+         Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
+         Py_ssize_t ppb) noexcept nogil:
+    """The layer's geometry and per-thread workspace for one tiling (sizes saturate)."""
+    L.N, L.C_in, L.H, L.W = g.N, g.C_in, g.H, g.W
+    L.C_out, L.H_out, L.W_out = g.C_out, g.H_out, g.W_out
+    L.groups, L.Cg, L.Mg = g.groups, g.Cg, g.Mg
+    L.pt, L.pl, L.isa = pt, pl, isa
+    L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+    L.nkb = cdiv(L.Cg, cpb)
+    L.cpb = cdiv(L.Cg, L.nkb)
+    L.kmax = L.cpb
+    L.th, L.tw = cdiv(L.H_out, TILE), cdiv(L.W_out, TILE)
+    L.tiles = mul_sat(L.th, L.tw)
+    L.tc = cdiv(tc, L.nr) * L.nr
+    L.nchunks = cdiv(L.tiles, L.tc)
+    L.npanels = cdiv(L.Mg, L.mr)
+    L.ppb = min(ppb, L.npanels)
+    L.nmb = cdiv(L.npanels, L.ppb)
+    L.wlo = L.Mg // L.npanels
+    L.rows_max = min(mul_sat(L.ppb, L.wlo + 1), L.Mg)
+    L.items = mul_sat(mul_sat(L.N, L.groups), mul_sat(L.nchunks, L.nmb))
+    L.packed_size = mul_sat(mul_sat(POS, L.groups), mul_sat(L.Mg, L.Cg))
+    # Each buffer starts on a cache line: gathered tiles (later the output tiles), the
+    # transforms' scratch, V and M.
+    L.ws_d = round_line(POS * L.tc, itemsize)
+    L.ws_tmp = round_line(POS * L.tc, itemsize)
+    L.ws_v = round_line(mul_sat(POS * L.tc, L.kmax), itemsize)
+    L.ws_m = round_line(mul_sat(POS * L.tc, L.rows_max), itemsize)
+    L.ws = add_sat(add_sat(L.ws_d, L.ws_tmp), add_sat(L.ws_v, L.ws_m))
+    L.ktab = NULL
+
+
+cdef inline Py_ssize_t block_offset(const Layer *L, Py_ssize_t gi, Py_ssize_t c0,
+                 Py_ssize_t c1, Py_ssize_t p, Py_ssize_t r0) noexcept nogil:
+    """Where the packed panel starting at row r0 of position p lies, for group gi and the K
+    block of input channels c0..c1."""
+    return (gi * POS * L.Mg * L.Cg + c0 * POS * L.Mg + p * L.Mg * (c1 - c0)
+            + r0 * (c1 - c0))
+
+
+cdef void pack_channel(const Layer *L, const floating *w, floating *dst,
+                       Py_ssize_t unit) noexcept nogil:
+    """Transform and pack the weights of output channel `unit` (a group's row): U = G g G^T
+    of each of its input channels, in float64, rounded once into its panels' rows."""
+    cdef Py_ssize_t gi = unit // L.Mg
+    cdef Py_ssize_t m = unit % L.Mg
+    cdef Py_ssize_t pan = 0
+    cdef Py_ssize_t r0, r, kb, c0, c1, c, p, a, b, i, j
+    cdef const floating *g
+    cdef double tmp[SPAN][3]
+    cdef double u
+    # The panel holding row m: panels split Mg evenly (split_start).
+    while split_start(pan + 1, L.Mg, L.npanels) <= m:
+        pan += 1
+    r0 = split_start(pan, L.Mg, L.npanels)
+    r = split_start(pan + 1, L.Mg, L.npanels) - r0
+    for kb in range(L.nkb):
+        c0 = split_start(kb, L.Cg, L.nkb)
+        c1 = split_start(kb + 1, L.Cg, L.nkb)
+        for c in range(c0, c1):
+            g = w + ((gi * L.Mg + m) * L.Cg + c) * 9
+            for a in range(SPAN):
+                for j in range(3):
+                    tmp[a][j] = G[3 * a] * g[j] + G[3 * a + 1] * g[3 + j] + G[3 * a + 2] * g[6 + j]
+            for a in range(SPAN):
+                for b in range(SPAN):
+                    u = tmp[a][0] * G[3 * b] + tmp[a][1] * G[3 * b + 1] + tmp[a][2] * G[3 * b + 2]
+                    p = a * SPAN + b
+                    i = block_offset(L, gi, c0, c1, p, r0) + (c - c0) * r + (m - r0)
+                    dst[i] = <floating> u
+
+
+cdef inline void gather(const Layer *L, const floating *xc, Py_ssize_t t0, Py_ssize_t count,
+                        floating *d) noexcept nogil:
+    """d[e*tc + t] = input element e (row*8 + column) of tile t0 + t of channel xc, zero
+    outside the image; tiles past count are zero."""
+    cdef Py_ssize_t t, tt, y0, x0, i, j, y, xx
+    cdef const floating *row
+    cdef floating *dt
+    for t in range(count, L.tc):
+        for i in range(POS):
+            d[i * L.tc + t] = 0
+    for t in range(count):
+        tt = t0 + t
+        y0 = (tt // L.tw) * TILE - L.pt
+        x0 = (tt % L.tw) * TILE - L.pl
+        dt = d + t
+        for i in range(SPAN):
+            y = y0 + i
+            if y < 0 or y >= L.H:
+                for j in range(SPAN):
+                    dt[(i * SPAN + j) * L.tc] = 0
+                continue
+            row = xc + y * L.W
+            if x0 >= 0 and x0 + SPAN <= L.W:
+                for j in range(SPAN):
+                    dt[(i * SPAN + j) * L.tc] = row[x0 + j]
+            else:
+                for j in range(SPAN):
+                    xx = x0 + j
+                    dt[(i * SPAN + j) * L.tc] = row[xx] if 0 <= xx < L.W else 0
+
+
+cdef inline void input_transform(int isa, const floating *d, Py_ssize_t ld, floating *tmp,
+              floating *v, Py_ssize_t vs) noexcept nogil:
+    """v[p*vs + t] = (B^T d B)[p] for the ld tiles of d (the one place the dtype picks a
+    symbol)."""
+    if floating is float:
+        cc_winograd_input_f32(isa)(d, ld, ld, tmp, v, vs)
+    else:
+        cc_winograd_input_f64(isa)(d, ld, ld, tmp, v, vs)
+
+
+cdef inline void output_transform(int isa, const floating *m, Py_ssize_t ms, Py_ssize_t ld,
+               Py_ssize_t n, floating *tmp, floating *y) noexcept nogil:
+    if floating is float:
+        cc_winograd_output_f32(isa)(m, ms, ld, n, tmp, y)
+    else:
+        cc_winograd_output_f64(isa)(m, ms, ld, n, tmp, y)
+
+
+cdef inline void sum_block(int isa, Py_ssize_t rows, Py_ssize_t cols, const floating *a,
+                           Py_ssize_t lda, floating *b, Py_ssize_t ldb) noexcept nogil:
+    if floating is float:
+        cc_winograd_sum_f32(isa)(rows, cols, a, lda, b, ldb)
+    else:
+        cc_winograd_sum_f64(isa)(rows, cols, a, lda, b, ldb)
+
+
+cdef inline void gemm_tile(const Layer *L, Py_ssize_t r, Py_ssize_t kcb, const floating *a,
+                           const floating *b, floating *c, Py_ssize_t ldc, bint kb_first,
+                           floating *t1, floating *t2) noexcept nogil:
+    """c[r x NR] (kb_first: =, else +=) the product of a K block: A panel a (kcb x r, k-major)
+    times B = b (kcb rows of tc). Sums of SUB channels are added up per K block, and the
+    K block's sum joins c. t1, t2: r x NR scratch tiles."""
+    cdef const Py_ssize_t *aoff = L.ktab + (r - L.wlo) * L.kmax
+    cdef const Py_ssize_t *boff = L.ktab + 2 * L.kmax
+    cdef floating *acc = c if kb_first else t2
+    cdef Py_ssize_t lda = ldc if kb_first else L.nr
+    cdef Py_ssize_t s, ks, sb
+    for sb in range(cdiv(kcb, SUB)):
+        s = sb * SUB
+        ks = min(SUB, kcb - s)
+        if s == 0:
+            ukernel(L.isa, r, ks, a, aoff, 1, b, boff, acc, lda, L.nr, NULL, NULL, 0, 0)
+        else:
+            ukernel(L.isa, r, ks, a + s * r, aoff, 1, b + s * L.tc, boff, t1, L.nr, L.nr,
+                    NULL, NULL, 0, 0)
+            sum_block(L.isa, r, L.nr, t1, L.nr, acc, lda)
+    if not kb_first:
+        sum_block(L.isa, r, L.nr, t2, L.nr, c, ldc)
+
+
+cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
+                   const floating *bias, floating *out, floating *ws) noexcept nogil:
+    """Work item `item`: (image, group, chunk, block of panels), whole (module docstring)."""
+    cdef Py_ssize_t mb = item % L.nmb
+    cdef Py_ssize_t chunk = (item // L.nmb) % L.nchunks
+    cdef Py_ssize_t gi = (item // (L.nmb * L.nchunks)) % L.groups
+    cdef Py_ssize_t n = item // (L.nmb * L.nchunks * L.groups)
+    cdef Py_ssize_t tc = L.tc
+    cdef Py_ssize_t t0 = chunk * tc
+    cdef Py_ssize_t count = min(tc, L.tiles - t0)
+    cdef Py_ssize_t ncols = cdiv(count, L.nr)
+    cdef Py_ssize_t pan0 = mb * L.ppb
+    cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
+    cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
+    cdef Py_ssize_t rows = split_start(pan1, L.Mg, L.npanels) - row0
+    cdef Py_ssize_t HW = L.H * L.W, HWo = L.H_out * L.W_out
+    cdef const floating *x_ng = x + (n * L.C_in + gi * L.Cg) * HW
+    cdef floating *out_ng = out + (n * L.C_out + gi * L.Mg) * HWo
+    cdef floating *d = ws
+    cdef floating *tmp = ws + L.ws_d
+    cdef floating *V = tmp + L.ws_tmp
+    cdef floating *M = V + L.ws_v
+    cdef const floating *a
+    cdef floating *yt
+    cdef floating t1[12 * 32 + 16]         # MR x NR <= 12 x 32
+    cdef floating t2[12 * 32 + 16]
+    cdef floating bm
+    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m, t, tt, oy0, ox0, i, j, ny, nx
+    for kb in range(L.nkb):
+        c0 = split_start(kb, L.Cg, L.nkb)
+        c1 = split_start(kb + 1, L.Cg, L.nkb)
+        kcb = c1 - c0
+        for c in range(c0, c1):
+            gather(L, x_ng + c * HW, t0, count, d)
+            input_transform(L.isa, d, tc, tmp, V + (c - c0) * tc, kcb * tc)
+        for p in range(POS):
+            for pan in range(pan0, pan1):
+                r0 = split_start(pan, L.Mg, L.npanels)
+                r = split_start(pan + 1, L.Mg, L.npanels) - r0
+                a = w + block_offset(L, gi, c0, c1, p, r0)
+                aoff = L.ktab + (r - L.wlo) * L.kmax
+                for jt in range(ncols):
+                    ukernel(L.isa, r, kcb, a, aoff, 1, V + p * kcb * tc + jt * L.nr,
+         L.ktab + 2 * L.kmax, M + (p * rows + r0 - row0) * tc + jt * L.nr,
+         tc, L.nr, NULL, NULL, kb > 0, 0)
+    # The output tiles of each channel, their bias added after the transform, clipped at the
+    # image's bottom and right edges.
+    yt = d
+    for m in range(rows):
+        output_transform(L.isa, M + m * tc, rows * tc, tc, count, tmp, yt)
+        bm = bias[gi * L.Mg + row0 + m] if bias != NULL else 0
+        for t in range(count):
+            tt = t0 + t
+            oy0 = (tt // L.tw) * TILE
+            ox0 = (tt % L.tw) * TILE
+            ny = min(TILE, L.H_out - oy0)
+            nx = min(TILE, L.W_out - ox0)
+            for i in range(ny):
+                for j in range(nx):
+                    out_ng[(row0 + m) * HWo + (oy0 + i) * L.W_out + ox0 + j] = (
+                        yt[(i * TILE + j) * tc + t] + bm)
+
+
+cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    run_item(c.L, item, <const float *> c.x, <const float *> c.w, <const float *> c.bias,
+             <float *> c.out, <float *> ws)
+
+
+cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    run_item(c.L, item, <const double *> c.x, <const double *> c.w, <const double *> c.bias,
+             <double *> c.out, <double *> ws)
+
+
+cdef void pack_f32(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    pack_channel(c.L, <const float *> c.raw, <float *> c.w, unit)
+
+
+cdef void pack_f64(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
+    cdef const Call *c = <const Call *> ctx
+    pack_channel(c.L, <const double *> c.raw, <double *> c.w, unit)
+
+
+cdef Layer layer_of(params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
+                    Py_ssize_t ppb) except *:
+    cdef Conv g = conv_of(params)
+    cdef Layer L
+    layer_init(&L, &g, params.padding[0], params.padding[2], isa, itemsize, cpb, tc, ppb)
+    return L
+
+
+def sizes(params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
+          Py_ssize_t ppb):
+    """What Winograd with this tiling would need: (per-thread workspace in elements, work
+    items). params: a conv2d's ConvParams with a 3x3 kernel, stride 1, dilation 1."""
+    cdef Layer L = layer_of(params, isa, itemsize, cpb, tc, ppb)
+    return L.ws, L.items
+
+
+def tile(int isa, Py_ssize_t itemsize):
+    """(MR, NR) of the GEMM micro-kernel the positions' products run on."""
+    return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+
+
+cdef class Winograd:
+    """One 3x3 stride-1 convolution with one tiling (input channels per K block cpb, tiles
+    per chunk tc, panels per block ppb), prepared once and run many times. The kernel
+    interface of cconv._engine: pack(), run(), packed_size, workspace_elems(_raw)."""
+    cdef Layer L
+    cdef Py_ssize_t itemsize
+    cdef readonly Py_ssize_t workspace_elems, workspace_elems_raw, packed_size
+
+    def __cinit__(self, params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
+                  Py_ssize_t ppb):
+        cdef Py_ssize_t i, k
+        self.L = layer_of(params, isa, itemsize, cpb, tc, ppb)
+        self.itemsize = itemsize
+        self.workspace_elems = self.workspace_elems_raw = self.L.ws
+        self.packed_size = self.L.packed_size
+        if self.L.ws > PY_SSIZE_T_MAX // 64 or self.L.packed_size > PY_SSIZE_T_MAX // 64:
+            raise MemoryError("Winograd: the workspace of this geometry exceeds what this "
+           "platform can address")
+        self.L.ktab = <Py_ssize_t *> malloc(3 * self.L.kmax * sizeof(Py_ssize_t))
+        if self.L.ktab == NULL:
+            raise MemoryError()
+        for i in range(3):
+            for k in range(self.L.kmax):
+                self.L.ktab[i * self.L.kmax + k] = k * (self.L.wlo + i if i < 2 else self.L.tc)
+
+    def __dealloc__(self):
+        free(self.L.ktab)
+
+    cdef void check(self, Py_ssize_t w_size, Py_ssize_t itemsize, bint packed) except *:
+        """The weights (packed or raw) and the dtype match what was prepared."""
+        cdef Layer *L = &self.L
+        if L.nr != cc_gemm_nr(L.isa, itemsize):
+            raise TypeError("Winograd: the arrays' dtype is not the one it was prepared for")
+        if packed and w_size < L.packed_size:
+            raise ValueError(f"packed weights have {w_size} elements, expected "
+          f"{L.packed_size}")
+        if not packed and w_size < L.C_out * L.Cg * 9:
+            raise ValueError(f"weights have {w_size} elements, expected {L.C_out * L.Cg * 9}")
+
+    def pack(self, const floating[::1] w, floating[::1] dst):
+        """Transform the raw weights w (C-contiguous, flattened) into dst for run(...,
+        packed=True): U = G g G^T of every channel pair, in the GEMM's panels."""
+        cdef Py_ssize_t unit
+        self.check(w.shape[0], sizeof(floating), False)
+        if dst.shape[0] < self.L.packed_size:
+            raise ValueError(f"dst has {dst.shape[0]} elements, expected "
+          f"{self.L.packed_size}")
+        with nogil:
+            for unit in range(self.L.groups * self.L.Mg):
+                pack_channel(&self.L, &w[0], &dst[0], unit)
+
+    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False):
+        """Compute out from x (module docstring) on nthreads threads.
+
+        x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous numpy arrays of the
+        prepared dtype; w: pack()'s result (packed true) or the raw weights (packed false:
+        they are transformed first, by every thread, into a buffer of this call, whatever
+        pack_first says: the GEMMs read nothing else); bias (C_out,) or None. The workspace
+        (nthreads * workspace_elems) is allocated here. Every element of out is written
+        exactly once."""
+        cdef Layer *L = &self.L
+        cdef Py_buffer v[4]        # x, w, out, bias
+        cdef int held = 0
+        cdef void *ws = NULL
+        cdef void *pk = NULL
+        cdef Py_ssize_t *counters = NULL
+        cdef Py_ssize_t units = L.groups * L.Mg
+        cdef Call call
+        cdef item_fn item = item_f32 if self.itemsize == sizeof(float) else item_f64
+        cdef item_fn pack = pack_f32 if self.itemsize == sizeof(float) else pack_f64
+        if pack_first and packed:
+            raise ValueError("Winograd.run: pack_first needs the raw weights (packed false)")
+        try:
+            take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
+                      L.C_out, L.H_out, L.W_out, "Winograd.run")
+            self.check(elements(&v[1]), self.itemsize, packed)
+            if L.items == 0:
+                return
+            call.L, call.x, call.out = L, v[0].buf, v[2].buf
+            call.w = call.raw = v[1].buf
+            call.bias = v[3].buf if bias is not None else NULL
+            counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
+            if not packed:
+                pk = workspace(1, L.packed_size, self.itemsize)
+                call.w = line_up(pk)
+                with nogil:
+                    run_items(pack, &call, units, NULL, 0, False, False,
+           nthreads if units >= 2 else 1, counters)
+            ws = workspace(nthreads, L.ws, self.itemsize)
+            with nogil:
+                run_items(item, &call, L.items, ws, L.ws * self.itemsize, False, False,
+       nthreads, counters)
+        finally:
+            free(ws)
+            free(pk)
+            free(counters)
+            release(v, held)
