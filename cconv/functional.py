@@ -67,9 +67,10 @@ def _arrays(fn, input, weight, bias):
 
 
 # Prepared calls: (fn, shapes, the user's geometry arguments, dtype, algorithm, variant,
-# threads, whether Winograd may run) -> (ConvParams, pack_first, bound plan), for arguments that can key a cache
-# (_params.plain): a repeated call skips the checks it already passed and the planner, in one
-# lookup. Only results are kept: a bad argument is refused again on every call.
+# threads, whether Winograd may run) -> (ConvParams, pack_first, bound plan), for arguments
+# that can key a cache (_params.plain): a repeated call skips the checks it already passed
+# and the planner, in one lookup. Only results are kept: a bad argument is refused again on
+# every call.
 _PREPARED = _cache.Cache()
 
 

@@ -51,13 +51,13 @@ cdef extern from "Python.h":
 
 cdef extern from "winograd_dispatch.h" nogil:
     ctypedef void (*cc_wi_f32_fn)(const float *, Py_ssize_t, Py_ssize_t, float *, float *,
-               Py_ssize_t) noexcept nogil
+                                  Py_ssize_t) noexcept nogil
     ctypedef void (*cc_wi_f64_fn)(const double *, Py_ssize_t, Py_ssize_t, double *, double *,
-               Py_ssize_t) noexcept nogil
+                                  Py_ssize_t) noexcept nogil
     ctypedef void (*cc_wo_f32_fn)(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *,
-               float *) noexcept nogil
+                                  float *) noexcept nogil
     ctypedef void (*cc_wo_f64_fn)(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *,
-               double *) noexcept nogil
+                                  double *) noexcept nogil
     cc_wi_f32_fn cc_winograd_input_f32(int isa)
     cc_wi_f64_fn cc_winograd_input_f64(int isa)
     cc_wo_f32_fn cc_winograd_output_f32(int isa)
@@ -122,8 +122,8 @@ cdef struct Call:
 
 
 cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t pl, int isa,
-         Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
-         Py_ssize_t ppb) noexcept nogil:
+                            Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
+                            Py_ssize_t ppb) noexcept nogil:
     """The layer's geometry and per-thread workspace for one tiling (sizes saturate)."""
     L.N, L.C_in, L.H, L.W = g.N, g.C_in, g.H, g.W
     L.C_out, L.H_out, L.W_out = g.C_out, g.H_out, g.W_out
@@ -155,7 +155,7 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
 
 
 cdef inline Py_ssize_t block_offset(const Layer *L, Py_ssize_t gi, Py_ssize_t c0,
-                 Py_ssize_t c1, Py_ssize_t p, Py_ssize_t r0) noexcept nogil:
+                                    Py_ssize_t c1, Py_ssize_t p, Py_ssize_t r0) noexcept nogil:
     """Where the packed panel starting at row r0 of position p lies, for group gi and the K
     block of input channels c0..c1."""
     return (gi * POS * L.Mg * L.Cg + c0 * POS * L.Mg + p * L.Mg * (c1 - c0)
@@ -226,7 +226,7 @@ cdef inline void gather(const Layer *L, const floating *xc, Py_ssize_t t0, Py_ss
 
 
 cdef inline void input_transform(int isa, const floating *d, Py_ssize_t ld, floating *tmp,
-              floating *v, Py_ssize_t vs) noexcept nogil:
+                                 floating *v, Py_ssize_t vs) noexcept nogil:
     """v[p*vs + t] = (B^T d B)[p] for the ld tiles of d (the one place the dtype picks a
     symbol)."""
     if floating is float:
@@ -236,7 +236,7 @@ cdef inline void input_transform(int isa, const floating *d, Py_ssize_t ld, floa
 
 
 cdef inline void output_transform(int isa, const floating *m, Py_ssize_t ms, Py_ssize_t ld,
-               Py_ssize_t n, floating *tmp, floating *y) noexcept nogil:
+                                  Py_ssize_t n, floating *tmp, floating *y) noexcept nogil:
     if floating is float:
         cc_winograd_output_f32(isa)(m, ms, ld, n, tmp, y)
     else:
@@ -315,11 +315,10 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
                 r0 = split_start(pan, L.Mg, L.npanels)
                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
                 a = w + block_offset(L, gi, c0, c1, p, r0)
-                aoff = L.ktab + (r - L.wlo) * L.kmax
                 for jt in range(ncols):
-                    ukernel(L.isa, r, kcb, a, aoff, 1, V + p * kcb * tc + jt * L.nr,
-         L.ktab + 2 * L.kmax, M + (p * rows + r0 - row0) * tc + jt * L.nr,
-         tc, L.nr, NULL, NULL, kb > 0, 0)
+                    gemm_tile(L, r, kcb, a, V + p * kcb * tc + jt * L.nr,
+                              M + (p * rows + r0 - row0) * tc + jt * L.nr, tc, kb == 0,
+                              t1, t2)
     # The output tiles of each channel, their bias added after the transform, clipped at the
     # image's bottom and right edges.
     yt = d
@@ -398,7 +397,7 @@ cdef class Winograd:
         self.packed_size = self.L.packed_size
         if self.L.ws > PY_SSIZE_T_MAX // 64 or self.L.packed_size > PY_SSIZE_T_MAX // 64:
             raise MemoryError("Winograd: the workspace of this geometry exceeds what this "
-           "platform can address")
+                              "platform can address")
         self.L.ktab = <Py_ssize_t *> malloc(3 * self.L.kmax * sizeof(Py_ssize_t))
         if self.L.ktab == NULL:
             raise MemoryError()
@@ -416,7 +415,7 @@ cdef class Winograd:
             raise TypeError("Winograd: the arrays' dtype is not the one it was prepared for")
         if packed and w_size < L.packed_size:
             raise ValueError(f"packed weights have {w_size} elements, expected "
-          f"{L.packed_size}")
+                             f"{L.packed_size}")
         if not packed and w_size < L.C_out * L.Cg * 9:
             raise ValueError(f"weights have {w_size} elements, expected {L.C_out * L.Cg * 9}")
 
@@ -427,7 +426,7 @@ cdef class Winograd:
         self.check(w.shape[0], sizeof(floating), False)
         if dst.shape[0] < self.L.packed_size:
             raise ValueError(f"dst has {dst.shape[0]} elements, expected "
-          f"{self.L.packed_size}")
+                             f"{self.L.packed_size}")
         with nogil:
             for unit in range(self.L.groups * self.L.Mg):
                 pack_channel(&self.L, &w[0], &dst[0], unit)
@@ -468,11 +467,11 @@ cdef class Winograd:
                 call.w = line_up(pk)
                 with nogil:
                     run_items(pack, &call, units, NULL, 0, False, False,
-           nthreads if units >= 2 else 1, counters)
+                              nthreads if units >= 2 else 1, counters)
             ws = workspace(nthreads, L.ws, self.itemsize)
             with nogil:
                 run_items(item, &call, L.items, ws, L.ws * self.itemsize, False, False,
-       nthreads, counters)
+                          nthreads, counters)
         finally:
             free(ws)
             free(pk)
