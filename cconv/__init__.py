@@ -69,6 +69,10 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
 def load(path):
     """The tensors of a torch.save state_dict, .npz or .safetensors file: an OrderedDict
     name -> numpy array (C-contiguous, native byte order, owning its memory), read without

@@ -430,6 +430,7 @@ def test_builders_are_deterministic_and_in_eval_mode():
     assert {v.dtype for k, v in d.state_dict().items() if "num_batches" not in k} == \
         {np.dtype(np.float64)}
     assert d(images((3, 32, 32), 1, np.float64)).dtype == np.float64
+    assert d(np.zeros((0, 3, 32, 32))).shape == (0, 3)      # an empty batch, as torch
 
 
 def test_wrong_inputs_get_the_layers_errors():
@@ -446,10 +447,10 @@ def test_import_cconv_does_not_load_the_models():
     code = """if True:
         import sys
         import cconv
-        assert "cconv.models" not in sys.modules
+        assert "cconv.models" not in sys.modules and "models" in dir(cconv)
         assert cconv.models.resnet18 is not None and "cconv.models.unet" in sys.modules
         from cconv.models import unet
-        assert "models" in cconv.__all__ and "models" in dir(cconv)
+        assert "models" in cconv.__all__ and unet is cconv.models.unet
     """
     r = run_python(["-c", code], timeout=60)
     assert r.returncode == 0, r.stderr

@@ -9,6 +9,8 @@ checkpoint loads as it is:
 
 A block adds its input to its output when it keeps both the size and the width.
 """
+import math
+
 import numpy as np
 
 from .._module_params import as_rng
@@ -114,7 +116,8 @@ class MobileNetV2(Module):
 
     def forward(self, x):
         x = adaptive_avg_pool2d(self.features(x), (1, 1))
-        return self.classifier(x.reshape(x.shape[0], -1))
+        # torch.flatten(x, 1), as in ResNet.
+        return self.classifier(x.reshape(x.shape[0], math.prod(x.shape[1:])))
 
 
 def mobilenet_v2(num_classes=1000, width_mult=1.0, *, dtype=np.float32, rng=0):

@@ -6,6 +6,8 @@ convolution), under torchvision's attribute names, so a torchvision checkpoint l
 
 A block calls its one `relu` twice, after the first convolutions and after the residual sum.
 """
+import math
+
 import numpy as np
 
 from .._module_params import as_rng
@@ -124,8 +126,8 @@ class ResNet(Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x)
-        # torch.flatten(x, 1): a view of the (N, C, 1, 1) result.
-        return self.fc(x.reshape(x.shape[0], -1))
+        # torch.flatten(x, 1): a view of the (N, C, 1, 1) result (-1 cannot size N = 0).
+        return self.fc(x.reshape(x.shape[0], math.prod(x.shape[1:])))
 
 
 def resnet18(num_classes=1000, *, dtype=np.float32, rng=0):
