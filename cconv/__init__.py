@@ -3,6 +3,8 @@
     conv2d, conv_transpose2d      as torch.nn.functional
     Conv2d, ConvTranspose2d       as torch.nn (numpy weights; load a torch state_dict)
     nn                            torch.nn's inference subset: Module, containers, layers
+    models                        ResNet-18/50, MobileNetV2 (torchvision's keys), a U-Net;
+                                  loaded on first use
     set_num_threads, get_num_threads, show_config
     load                          a torch.save state_dict, .npz or .safetensors file as numpy
                                   arrays, without torch
@@ -55,8 +57,20 @@ except ImportError as _error:
         raise
     raise _exc from None
 
-__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "set_num_threads",
-           "get_num_threads", "show_config", "load", "__version__"]
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "models",
+           "set_num_threads", "get_num_threads", "show_config", "load", "__version__"]
+
+
+def __getattr__(name):
+    # cconv.models loads on first use (PEP 562): `import cconv` stays light.
+    if name == "models":
+        import importlib
+        return importlib.import_module(".models", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def load(path):

@@ -90,7 +90,7 @@ class _ConvNd(Module):
         state["_plans"] = _cache.Cache(PLANS_MAX)
         state["_snapshot"] = _Snapshot(_readonly(weight),
                                        None if bias is None else _readonly(bias))
-        self.__dict__.update(state)
+        super().__setstate__(state)
 
     # ---- weights --------------------------------------------------------------------------
     def _weight_shape(self):
