@@ -1,12 +1,13 @@
-"""cconv.models against torch: each network written again here in plain torch.nn, with
-torchvision's module names (torchvision itself is not a dependency), carries random weights
+"""cconv.models against torch: each network, written again in plain torch.nn with
+torchvision's module names (cconv.bench.torch_models; torchvision itself is not a
+dependency), carries random weights
 and random batch-norm statistics; cconv's model loads its state_dict strictly and gives
 torch's outputs (float32 within rounding, float64 to ~1e-10), has its keys in its order, its
 repr and its load errors. A torch.save file runs in a Python where torch cannot be imported,
 and a pickled model computes the same bits. The torch parts skip without torch."""
 import functools
+import importlib
 import pickle
-import types
 
 import numpy as np
 import pytest
@@ -15,205 +16,11 @@ from test_nn import numpy_shapes
 
 from cconv import models
 
-# ---- the references, in torch.nn with torchvision's (and milesial/Pytorch-UNet's) names --
 
-
-@functools.cache
-def reference_classes(torch):
-    """The torch reference networks, built on first use so the torch-free tests run without
-    torch."""
-    nn = torch.nn
-
-    def conv(cin, cout, k, stride=1, groups=1):
-        return nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False)
-
-    class BasicBlock(nn.Module):
-        expansion = 1
-
-        def __init__(self, inplanes, planes, stride=1, downsample=None):
-            super().__init__()
-            self.conv1 = conv(inplanes, planes, 3, stride)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.relu = nn.ReLU(inplace=True)
-            self.conv2 = conv(planes, planes, 3)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.downsample = downsample
-            self.stride = stride
-
-        def forward(self, x):
-            y = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
-            return self.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-    class Bottleneck(nn.Module):
-        expansion = 4
-
-        def __init__(self, inplanes, planes, stride=1, downsample=None):
-            super().__init__()
-            self.conv1 = conv(inplanes, planes, 1)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = conv(planes, planes, 3, stride)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.conv3 = conv(planes, planes * 4, 1)
-            self.bn3 = nn.BatchNorm2d(planes * 4)
-            self.relu = nn.ReLU(inplace=True)
-            self.downsample = downsample
-            self.stride = stride
-
-        def forward(self, x):
-            y = self.relu(self.bn1(self.conv1(x)))
-            y = self.bn3(self.conv3(self.relu(self.bn2(self.conv2(y)))))
-            return self.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-    class ResNet(nn.Module):
-        def __init__(self, block, layers, num_classes=1000):
-            super().__init__()
-            self.conv1 = conv(3, 64, 7, 2)
-            self.bn1 = nn.BatchNorm2d(64)
-            self.relu = nn.ReLU(inplace=True)
-            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-            inplanes, stages = 64, []
-            for planes, blocks, stride in zip((64, 128, 256, 512), layers, (1, 2, 2, 2)):
-                width = planes * block.expansion
-                down = None
-                if stride != 1 or inplanes != width:
-                    down = nn.Sequential(conv(inplanes, width, 1, stride), nn.BatchNorm2d(width))
-                stage = [block(inplanes, planes, stride, down)]
-                stage += [block(width, planes) for _ in range(1, blocks)]
-                stages.append(nn.Sequential(*stage))
-                inplanes = width
-            self.layer1, self.layer2, self.layer3, self.layer4 = stages
-            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(512 * block.expansion, num_classes)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    class Conv2dNormActivation(nn.Sequential):
-        def __init__(self, cin, cout, k=3, stride=1, groups=1):
-            super().__init__(conv(cin, cout, k, stride, groups), nn.BatchNorm2d(cout),
-                             nn.ReLU6(inplace=True))
-
-    class InvertedResidual(nn.Module):
-        def __init__(self, inp, oup, stride, t):
-            super().__init__()
-            hidden = int(round(inp * t))
-            self.use_res_connect = stride == 1 and inp == oup
-            layers = [Conv2dNormActivation(inp, hidden, 1)] if t != 1 else []
-            layers += [Conv2dNormActivation(hidden, hidden, 3, stride, hidden),
-                       conv(hidden, oup, 1), nn.BatchNorm2d(oup)]
-            self.conv = nn.Sequential(*layers)
-
-        def forward(self, x):
-            return x + self.conv(x) if self.use_res_connect else self.conv(x)
-
-    class MobileNetV2(nn.Module):
-        def __init__(self, num_classes=1000, width_mult=1.0):
-            super().__init__()
-            divisible = models.mobilenetv2.make_divisible
-            cin = divisible(32 * width_mult)
-            last = divisible(1280 * max(1.0, width_mult))
-            layers = [Conv2dNormActivation(3, cin, 3, 2)]
-            for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                               (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
-                for i in range(n):
-                    layers.append(InvertedResidual(cin, divisible(c * width_mult),
-                                                   s if i == 0 else 1, t))
-                    cin = divisible(c * width_mult)
-            layers.append(Conv2dNormActivation(cin, last, 1))
-            self.features = nn.Sequential(*layers)
-            self.classifier = nn.Sequential(nn.Dropout(p=0.2), nn.Linear(last, num_classes))
-
-        def forward(self, x):
-            x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
-            return self.classifier(torch.flatten(x, 1))
-
-    class DoubleConv(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.double_conv = nn.Sequential(
-                conv(cin, cout, 3), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                conv(cout, cout, 3), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-        def forward(self, x):
-            return self.double_conv(x)
-
-    class Down(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(cin, cout))
-
-        def forward(self, x):
-            return self.maxpool_conv(x)
-
-    class Up(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.up = nn.ConvTranspose2d(cin, cin // 2, kernel_size=2, stride=2)
-            self.conv = DoubleConv(cin, cout)
-
-        def forward(self, x, skip):
-            x = self.up(x)
-            dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
-            x = nn.functional.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
-            return self.conv(torch.cat([skip, x], dim=1))
-
-    class OutConv(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.conv = nn.Conv2d(cin, cout, kernel_size=1)
-
-        def forward(self, x):
-            return self.conv(x)
-
-    class UNet(nn.Module):
-        def __init__(self, in_channels=3, out_channels=1, base=32, depth=4):
-            super().__init__()
-            w = [base * 2**k for k in range(depth + 1)]
-            self.depth = depth
-            self.inc = DoubleConv(in_channels, w[0])
-            for i in range(1, depth + 1):
-                setattr(self, f"down{i}", Down(w[i - 1], w[i]))
-            for i in range(1, depth + 1):
-                setattr(self, f"up{i}", Up(w[depth - i + 1], w[depth - i]))
-            self.outc = OutConv(w[0], out_channels)
-
-        def forward(self, x):
-            skips = [self.inc(x)]
-            for i in range(1, self.depth + 1):
-                skips.append(getattr(self, f"down{i}")(skips[-1]))
-            x = skips.pop()
-            for i in range(1, self.depth + 1):
-                x = getattr(self, f"up{i}")(x, skips.pop())
-            return self.outc(x)
-
-    return types.SimpleNamespace(
-        resnet18=lambda **kw: ResNet(BasicBlock, [2, 2, 2, 2], **kw),
-        resnet50=lambda **kw: ResNet(Bottleneck, [3, 4, 6, 3], **kw),
-        mobilenet_v2=MobileNetV2, unet=UNet)
-
-
-def randomised(torch, model, seed, calibration):
-    """`model` with random weights (He-scaled, so activations keep their size through the
-    depth and the output depends on the image) and random batch-norm weights and biases; the
-    running statistics are those of one batch (model.train() with a cumulative average), so
-    they are far from 0 and 1 yet keep each layer's output near unit scale. In eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.2)
-                m.momentum = None
-        model.train()
-        model(calibration)
-    return model.eval()
+def torch_models():
+    """The torch references (cconv.bench.torch_models), imported on first use so that the
+    torch-free tests run without torch."""
+    return importlib.import_module("cconv.bench.torch_models")
 
 
 # (builder, its arguments, input shape (C, H, W)): small inputs keep the suite quick.
@@ -241,11 +48,11 @@ def reference(torch, case, double=False):
     """(torch model, its state_dict as numpy arrays) of a CASES entry, randomised."""
     kwargs, shape = CASES[case]
     torch.manual_seed(0)
-    model = getattr(reference_classes(torch), builder(case))(**kwargs)
+    model = getattr(torch_models(), builder(case))(**kwargs)
     if double:
         model = model.double()
     calibration = torch.randn((4, *shape), dtype=torch.float64 if double else torch.float32)
-    randomised(torch, model, 1, calibration)
+    torch_models().randomised(model, 1, calibration)
     return model, {k: v.numpy() for k, v in model.state_dict().items()}
 
 
@@ -322,7 +129,7 @@ def test_a_224_image_through_mobilenet_v2(torch):
 def test_keys_shapes_and_repr_are_the_references(torch, case):
     kwargs, _ = CASES[case]
     torch.manual_seed(0)
-    ref = getattr(reference_classes(torch), builder(case))(**kwargs)
+    ref = getattr(torch_models(), builder(case))(**kwargs)
     model = getattr(models, builder(case))(**kwargs)
     want = ref.state_dict()
     got = model.state_dict()
@@ -358,7 +165,7 @@ def test_torchvision_keys_by_name():
 def test_load_errors_are_torchs(torch):
     """Missing, unexpected and misshapen keys: torch's message, word for word (cconv raises
     ValueError where torch raises RuntimeError), and nothing loaded."""
-    ref = reference_classes(torch).resnet18(num_classes=10)
+    ref = torch_models().resnet18(num_classes=10)
     model = models.resnet18(num_classes=10)
     state = ref.state_dict()
     del state["layer3.1.bn2.running_var"]

@@ -1,8 +1,8 @@
 """`cconv bench --networks`: whole models end to end, per image, against torch and onnxruntime.
 
 Each network of cconv.models is built in torch too (cconv.bench.torch_models: the same
-architecture, torchvision's names) with random weights and random BatchNorm statistics;
-cconv's model loads the torch state_dict. Contenders, all on the same input and checked
+architecture, torchvision's names) with random weights and BatchNorm statistics
+(torch_models.randomised); cconv's model loads the torch state_dict. Contenders, all on the same input and checked
 against torch's output before they are timed:
     cconv-fused   cconv.nn.fuse(model): BatchNorm and activations in the conv epilogues
     cconv         the model as loaded
@@ -45,10 +45,15 @@ def select(spec):
     return names
 
 
-def _models(name, seed=0):
-    """(torch model, cconv model) of network `name` with the same random weights."""
+def _models(name, size, seed=0):
+    """(torch model, cconv model) of network `name` with the same random weights (batch-norm
+    statistics from a batch of random images of `size`)."""
+    torch = optional("torch")
     from . import torch_models
-    ref = torch_models.randomised(getattr(torch_models, name)(), seed)
+    torch.manual_seed(seed)
+    ref = getattr(torch_models, name)()
+    channels = NETWORKS[name][0]
+    torch_models.randomised(ref, seed, torch.randn(2, channels, size, size))
     model = getattr(cconv.models, name)()
     model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
     return ref.eval(), model.eval()
@@ -77,7 +82,7 @@ def _contenders(name, batch, threads, x):
     torch = optional("torch")
     if torch is None:
         raise UnavailableError("torch is not installed (it builds the networks' weights)")
-    ref, model = _models(name)
+    ref, model = _models(name, x.shape[-1])
     fused = cconv.nn.fuse(model, x[:1])
     xt = torch.from_numpy(x)
 
