@@ -42,7 +42,7 @@ def _channels(name, value):
     except (TypeError, ValueError):
         raise TypeError(f"Epilogue: {name} must be None or a 1-D array of numbers (one per "
                         f"output channel), got {type(value).__name__}") from None
-    if np.asarray(value).dtype.kind not in "biuf" or arr.ndim != 1:
+    if np.asarray(value).dtype.kind not in "iuf" or arr.ndim != 1:
         raise ValueError(f"Epilogue: {name} must be a 1-D array of real numbers (one per "
                          f"output channel), got shape {arr.shape} of "
                          f"{np.asarray(value).dtype}")
@@ -189,7 +189,8 @@ def check_residual(fn, residual, shape, dtype, out=None):
     if tuple(residual.shape) != tuple(shape):
         raise ValueError(f"{fn}(): residual has shape {tuple(residual.shape)}, expected the "
                          f"output's {tuple(shape)}")
-    if residual.dtype != dtype:
+    dtype = np.dtype(dtype)
+    if residual.dtype.newbyteorder("=") != dtype.newbyteorder("="):
         raise TypeError(f"{fn}(): residual has dtype {residual.dtype}, expected the output's "
                         f"{np.dtype(dtype)}")
     if out is not None and np.may_share_memory(residual, out):
