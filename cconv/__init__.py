@@ -1,6 +1,7 @@
 """cconv: PyTorch-exact 2-D convolutions on the CPU, with numpy and nothing else.
 
     conv2d, conv_transpose2d      as torch.nn.functional
+    Epilogue                      scale, shift, residual and activation fused into the output
     Conv2d, ConvTranspose2d       as torch.nn (numpy weights; load a torch state_dict)
     nn                            torch.nn's inference subset: Module, containers, layers
     models                        ResNet-18/50, MobileNetV2 (torchvision's keys), a U-Net;
@@ -48,6 +49,7 @@ try:
     # nn before modules: cconv.modules subclasses nn.Module, and nn re-exports its classes.
     from . import nn
     from ._config import show_config
+    from ._epilogue import Epilogue
     from ._threads import get_num_threads, set_num_threads
     from .functional import conv2d, conv_transpose2d
     from .modules import Conv2d, ConvTranspose2d
@@ -57,8 +59,9 @@ except ImportError as _error:
         raise
     raise _exc from None
 
-__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "models",
-           "set_num_threads", "get_num_threads", "show_config", "load", "__version__"]
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "Epilogue", "nn",
+           "models", "set_num_threads", "get_num_threads", "show_config", "load",
+           "__version__"]
 
 
 def __getattr__(name):
