@@ -14,7 +14,7 @@ import pytest
 from conftest import run_python
 from test_nn import numpy_shapes
 
-from cconv import models
+from cconv import models, nn
 
 
 def torch_models():
@@ -82,11 +82,25 @@ def relative_error(y, ref):
 # ---- outputs ------------------------------------------------------------------------------
 
 
+def assert_fused(fused):
+    """Every BatchNorm2d of a cconv.models network was folded into a convolution, and every
+    activation layer is fused or stands only where a residual sum comes before it."""
+    kinds = [type(m).__name__ for m in fused.modules()]
+    assert "BatchNorm2d" not in kinds
+    assert "ReLU6" not in kinds
+    assert any(getattr(m, "epilogue", None) is not None and m.epilogue.activation
+               for m in fused.modules())
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["as-loaded", "fused"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_outputs_match_torch(torch, case):
+def test_outputs_match_torch(torch, case, fused):
     ref, state = reference(torch, case)
     model = cconv_model(case, state)
     shape = CASES[case][1]
+    if fused:
+        model = nn.fuse(model, images(shape, 1, seed=5))
+        assert_fused(model)
     for batch in (1, 4):
         x = images(shape, batch)
         with torch.no_grad():
@@ -100,11 +114,16 @@ def test_outputs_match_torch(torch, case):
         assert error < TOLERANCE.get(case, 1e-4), (case, batch, error)
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["as-loaded", "fused"])
 @pytest.mark.parametrize("case", ["resnet18", "unet"])
-def test_float64_matches_torch_tightly(torch, case):
+def test_float64_matches_torch_tightly(torch, case, fused):
     # (Not mobilenet_v2: torch's float64 depthwise convolution takes seconds.)
     ref, state = reference(torch, case, double=True)
     model = cconv_model(case, state, np.float64)
+    if fused:
+        # No example: fuse makes its own 224 x 224 one.
+        model = nn.fuse(model)
+        assert_fused(model)
     x = images(CASES[case][1], 2, np.float64)
     with torch.no_grad():
         want = ref(torch.from_numpy(x)).numpy()

@@ -2,8 +2,8 @@
 
 Each network of cconv.models is built in torch too (cconv.bench.torch_models: the same
 architecture, torchvision's names) with random weights and BatchNorm statistics
-(torch_models.randomised); cconv's model loads the torch state_dict. Contenders, all on the same input and checked
-against torch's output before they are timed:
+(torch_models.randomised); cconv's model loads the torch state_dict. Contenders, all on the
+same input and checked against torch's output before they are timed:
     cconv-fused   cconv.nn.fuse(model): BatchNorm and activations in the conv epilogues
     cconv         the model as loaded
     torch         torch eager under torch.inference_mode()

@@ -15,7 +15,7 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     MaxPool2d, AvgPool2d,              as torch.nn's pooling layers, compiled
     AdaptiveAvgPool2d, AdaptiveMaxPool2d
     fuse                               a model with BatchNorm and activations folded into
-                                       its convolutions (fuse.py)
+                                       its convolutions (fusion.py)
 """
 import importlib
 
@@ -30,7 +30,7 @@ _LAZY = {
     **dict.fromkeys(["ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "SiLU", "Hardswish",
                      "Hardsigmoid", "GELU", "Softmax"], "activation"),
     "BatchNorm2d": "normalization",
-    "fuse": "fuse",
+    "fuse": "fusion",
     "Linear": "linear",
     **dict.fromkeys(["Upsample", "PixelShuffle", "ChannelShuffle"], "resample"),
     **dict.fromkeys(["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"],

@@ -14,7 +14,7 @@ from .activation import Tanh as Tanh
 from .containers import ModuleDict as ModuleDict
 from .containers import ModuleList as ModuleList
 from .containers import Sequential as Sequential
-from .fuse import fuse as fuse
+from .fusion import fuse as fuse
 from .linear import Linear as Linear
 from .module import Module as Module
 from .normalization import BatchNorm2d as BatchNorm2d
