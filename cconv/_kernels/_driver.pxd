@@ -12,6 +12,7 @@ process holds its core) is not waited for, as an OpenMP region's end would wait.
 Every item is computed by exactly one thread in a fixed order, so the result does not depend
 on which thread took it: bitwise identical for any thread count.
 """
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._runtime cimport pool_run
@@ -37,6 +38,7 @@ cdef struct Pass:
     char *base                   # the workspace, on a cache line
     Py_ssize_t per_thread
     bint zero_ws
+    bint flush                   # subnormals flushed (the convolutions), or IEEE as torch
     Shares shares
 
 
@@ -44,15 +46,18 @@ cdef inline void run_share(void *arg, int tid) noexcept nogil:
     """One thread's part of a pass: its workspace slice, then items until none is left."""
     cdef Pass *p = <Pass *> arg
     cdef char *wsp = p.base + tid * p.per_thread
-    cdef unsigned long fp_mode = cc_flush_denormals()
+    cdef unsigned long fp_mode = 0
     cdef Py_ssize_t item
+    if p.flush:
+        fp_mode = cc_flush_denormals()
     if p.zero_ws:
         memset(wsp, 0, p.per_thread)
     item = take(&p.shares, tid)
     while item >= 0:
         p.fn(p.ctx, item, wsp)
         item = take(&p.shares, tid)
-    cc_restore_fp_mode(fp_mode)
+    if p.flush:
+        cc_restore_fp_mode(fp_mode)
 
 
 cdef inline void run_items(item_fn fn, const void *ctx, Py_ssize_t total, void *ws,
@@ -77,5 +82,27 @@ cdef inline void run_items(item_fn fn, const void *ctx, Py_ssize_t total, void *
         cc_restore_fp_mode(fp_mode)
         return
     p.fn, p.ctx, p.base, p.per_thread, p.zero_ws = fn, ctx, base, per_thread, zero_ws
+    p.flush = True
     shares_init(&p.shares, total, nthreads, dealt, counters)
     pool_run(run_share, &p, nthreads)
+
+
+cdef inline void run_plain(item_fn fn, const void *ctx, Py_ssize_t total,
+                           int nthreads) noexcept nogil:
+    """Items 0 .. total - 1 on nthreads threads, in contiguous shares, without workspace and
+    with the caller's floating-point mode (subnormals kept, as torch's element-wise and
+    pooling kernels keep them): the passes of the layers between convolutions."""
+    cdef Pass p
+    cdef Py_ssize_t item
+    cdef Py_ssize_t *counters = NULL
+    if nthreads > 1:
+        counters = <Py_ssize_t *> malloc(nthreads * SHARE_PAD * sizeof(Py_ssize_t))
+    if counters == NULL:
+        # One thread, or no memory for the shares' counters: the caller computes them all.
+        for item in range(total):
+            fn(ctx, item, NULL)
+        return
+    p.fn, p.ctx, p.base, p.per_thread, p.zero_ws, p.flush = fn, ctx, NULL, 0, False, False
+    shares_init(&p.shares, total, nthreads, False, counters)
+    pool_run(run_share, &p, nthreads)
+    free(counters)
