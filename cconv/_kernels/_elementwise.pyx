@@ -10,7 +10,8 @@ iteration. cconv.nn.activation validates and picks the thread count and the inst
 variant; every constant is converted to the element type first, so float32 is computed in
 float32 as torch does.
 
-Work items are chunks of CHUNK elements at fixed offsets, dealt statically to the threads:
+Work items are chunks of CHUNK elements at fixed offsets (rows, for the epilogue), taken in
+contiguous shares by the threads of the pool (_driver.run_plain):
 
     x: | chunk 0 | chunk 1 | chunk 2 | ... | chunk k (short) |
          thread 0  thread 0  thread 1        thread t
@@ -20,9 +21,9 @@ do not move, and the vector code has no lane that depends on its neighbours), so
 bitwise identical for any number of threads.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 
 from ._buffers cimport release, take
+from ._driver cimport run_plain
 from ._epilogue cimport act_run, cc_epilogue, ep_row, ep_take
 
 cdef extern from "epilogue.h":
@@ -52,19 +53,29 @@ OPS = {"relu": CC_ACT_RELU, "relu6": CC_ACT_RELU6, "clamp": CC_ACT_CLAMP,
 CHUNK_ELEMENTS = CHUNK
 
 
-cdef void run(int isa, int op, const floating *x, floating *y, Py_ssize_t n, floating p0,
-              floating p1, int nthreads) noexcept nogil:
-    """y = op(x) over n elements, chunk by chunk, on nthreads threads.
-    Assumes: n >= 1; nthreads >= 1."""
-    cdef Py_ssize_t chunks = (n + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t c, start
-    if nthreads == 1 or chunks == 1:
-        # No parallel region for one thread: it would cost more than a small array.
-        act_run(isa, x, y, n, op, p0, p1)
-        return
-    for c in prange(chunks, num_threads=nthreads, schedule="static"):
-        start = c * CHUNK
-        act_run(isa, x + start, y + start, min(<Py_ssize_t>CHUNK, n - start), op, p0, p1)
+cdef struct Chunks:
+    int isa, op
+    const void *x
+    void *y
+    Py_ssize_t n
+    double p0, p1
+
+
+cdef void chunk_f32(const void *ctx, Py_ssize_t c, char *ws) noexcept nogil:
+    """Work item c of a float32 call: elements c*CHUNK .. (c + 1)*CHUNK - 1 (fewer at the
+    end)."""
+    cdef const Chunks *k = <const Chunks *> ctx
+    cdef Py_ssize_t start = c * CHUNK
+    act_run(k.isa, <const float *> k.x + start, <float *> k.y + start,
+            min(<Py_ssize_t>CHUNK, k.n - start), k.op, <float> k.p0, <float> k.p1)
+
+
+cdef void chunk_f64(const void *ctx, Py_ssize_t c, char *ws) noexcept nogil:
+    """Work item c of a float64 call (as chunk_f32)."""
+    cdef const Chunks *k = <const Chunks *> ctx
+    cdef Py_ssize_t start = c * CHUNK
+    act_run(k.isa, <const double *> k.x + start, <double *> k.y + start,
+            min(<Py_ssize_t>CHUNK, k.n - start), k.op, k.p0, k.p1)
 
 
 def apply(int op, const floating[::1] x, floating[::1] out, double p0, double p1,
@@ -75,22 +86,35 @@ def apply(int op, const floating[::1] x, floating[::1] out, double p0, double p1
     cdef Py_ssize_t n = x.shape[0]
     if n == 0:
         return
-    cdef const floating *xp = &x[0]
-    cdef floating *yp = &out[0]
+    cdef Chunks call
+    call.isa, call.op, call.x, call.y, call.n = isa, op, &x[0], &out[0], n
+    call.p0, call.p1 = p0, p1
     with nogil:
-        run(isa, op, xp, yp, n, <floating>p0, <floating>p1, nthreads)
+        if floating is float:
+            run_plain(chunk_f32, &call, (n + CHUNK - 1) // CHUNK, nthreads)
+        else:
+            run_plain(chunk_f64, &call, (n + CHUNK - 1) // CHUNK, nthreads)
 
 
-cdef void rows(int isa, const cc_epilogue *ep, floating *out, Py_ssize_t C, Py_ssize_t HW,
-               Py_ssize_t nrows, int nthreads) noexcept nogil:
-    """The epilogue over nrows rows of HW elements, row r of channel r % C, in place."""
-    cdef Py_ssize_t r
-    if nthreads == 1:
-        for r in range(nrows):
-            ep_row(isa, ep, out, r % C, out + r * HW, out + r * HW, HW)
-        return
-    for r in prange(nrows, num_threads=nthreads, schedule="static"):
-        ep_row(isa, ep, out, r % C, out + r * HW, out + r * HW, HW)
+cdef struct Rows:
+    int isa
+    const cc_epilogue *ep
+    void *out
+    Py_ssize_t C, HW
+
+
+cdef void row_f32(const void *ctx, Py_ssize_t r, char *ws) noexcept nogil:
+    """Work item r of a float32 epilogue: row r (of HW elements, channel r % C), in place."""
+    cdef const Rows *k = <const Rows *> ctx
+    cdef float *out = <float *> k.out
+    ep_row(k.isa, k.ep, out, r % k.C, out + r * k.HW, out + r * k.HW, k.HW)
+
+
+cdef void row_f64(const void *ctx, Py_ssize_t r, char *ws) noexcept nogil:
+    """Work item r of a float64 epilogue (as row_f32)."""
+    cdef const Rows *k = <const Rows *> ctx
+    cdef double *out = <double *> k.out
+    ep_row(k.isa, k.ep, out, r % k.C, out + r * k.HW, out + r * k.HW, k.HW)
 
 
 def epilogue(out, args, int isa, int nthreads):
@@ -100,6 +124,7 @@ def epilogue(out, args, int isa, int nthreads):
     cdef Py_buffer v[4]
     cdef int held = 0
     cdef cc_epilogue ep
+    cdef Rows call
     cdef Py_ssize_t itemsize = out.dtype.itemsize
     cdef Py_ssize_t N = out.shape[0], C = out.shape[1], HW = out.shape[2] * out.shape[3]
     try:
@@ -107,10 +132,8 @@ def epilogue(out, args, int isa, int nthreads):
         ep_take(args, &ep, v, &held, itemsize, C, N * C * HW)
         if N * C * HW == 0:
             return
+        call.isa, call.ep, call.out, call.C, call.HW = isa, &ep, v[0].buf, C, HW
         with nogil:
-            if itemsize == 4:
-                rows(isa, &ep, <float *> v[0].buf, C, HW, N * C, nthreads)
-            else:
-                rows(isa, &ep, <double *> v[0].buf, C, HW, N * C, nthreads)
+            run_plain(row_f32 if itemsize == 4 else row_f64, &call, N * C, nthreads)
     finally:
         release(v, held)
