@@ -67,6 +67,10 @@ def _flags():
     compile_args = ["-std=c11", "-ffp-contract=fast", "-Wno-unused-function",
                     "-Wno-unreachable-code", "-fno-tree-loop-distribute-patterns"]
     link_args = []
+    if os.name == "posix":
+        # The thread pool (pool.h).
+        compile_args.append("-pthread")
+        link_args.append("-pthread")
     if _flag("CCONV_DEBUG"):
         compile_args += ["-O1", "-g"]
     else:

@@ -1,8 +1,11 @@
 """cconv: PyTorch-exact 2-D convolutions on the CPU, with numpy and nothing else.
 
     conv2d, conv_transpose2d      as torch.nn.functional
+    Epilogue                      scale, shift, residual and activation fused into the output
     Conv2d, ConvTranspose2d       as torch.nn (numpy weights; load a torch state_dict)
     nn                            torch.nn's inference subset: Module, containers, layers
+    models                        ResNet-18/50, MobileNetV2 (torchvision's keys), a U-Net;
+                                  loaded on first use
     set_num_threads, get_num_threads, show_config
     set_winograd, get_winograd    allow or forbid the Winograd algorithm (CCONV_WINOGRAD=0)
     load                          a torch.save state_dict, .npz or .safetensors file as numpy
@@ -47,6 +50,7 @@ try:
     # nn before modules: cconv.modules subclasses nn.Module, and nn re-exports its classes.
     from . import nn
     from ._config import show_config
+    from ._epilogue import Epilogue
     from ._planner import get_winograd, set_winograd
     from ._threads import get_num_threads, set_num_threads
     from .functional import conv2d, conv_transpose2d
@@ -57,9 +61,22 @@ except ImportError as _error:
         raise
     raise _exc from None
 
-__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "set_num_threads",
-           "get_num_threads", "set_winograd", "get_winograd", "show_config", "load",
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "Epilogue", "nn",
+           "models", "set_num_threads", "get_num_threads", "set_winograd",
+           "get_winograd", "show_config", "load",
            "__version__"]
+
+
+def __getattr__(name):
+    # cconv.models loads on first use (PEP 562): `import cconv` stays light.
+    if name == "models":
+        import importlib
+        return importlib.import_module(".models", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def load(path):

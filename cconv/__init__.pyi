@@ -4,16 +4,18 @@ from typing import Any, Protocol, SupportsIndex
 
 from numpy.typing import NDArray
 
+from . import models as models
 from . import nn as nn
+from ._epilogue import Epilogue as Epilogue
 from .functional import conv2d as conv2d
 from .functional import conv_transpose2d as conv_transpose2d
 from .modules import Conv2d as Conv2d
 from .modules import ConvTranspose2d as ConvTranspose2d
 
 __version__: str
-__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "nn", "set_num_threads",
-           "get_num_threads", "set_winograd", "get_winograd", "show_config", "load",
-           "__version__"]
+__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "Epilogue", "nn",
+           "models", "set_num_threads", "get_num_threads", "set_winograd", "get_winograd",
+           "show_config", "load", "__version__"]
 
 class _Writer(Protocol):
     def write(self, s: str, /) -> object: ...

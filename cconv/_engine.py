@@ -13,11 +13,11 @@
             |
     _engine       binds the plan to its compiled kernel, once (bind -> Bound), and runs it:
                     prepare_weight(bound, w)          packed once (a module's weights)
-                    execute(bound, x, w, b, out)
+                    execute(bound, x, w, b, out, epilogue=None, residual=None)
             |
     _kernels      Cython drivers, one algorithm per file, each implementing one interface:
                     Kernel.pack(w, dst)                raw weights -> what run() reads
-                    Kernel.run(x, w, packed, bias, out, threads, pack_first)
+                    Kernel.run(x, w, packed, bias, out, threads, pack_first, epilogue)
                     Kernel.packed_size, workspace_elems, workspace_elems_raw
                   _igemm.pyx (implicit GEMM, pixels or channels in the SIMD lanes) and
                   _depthwise.pyx (depthwise, columns or channels in the lanes), both over
@@ -25,7 +25,9 @@
                   its 36 GEMMs on the same tiles), all through the parallel driver
                   (_driver.pxd), calling
                   register-tiled C micro-kernels (gemm_ukernel.h, dwconv_ukernel.h), one
-                  build per instruction set, chosen at import (_isa)
+                  build per instruction set, chosen at import (_isa); a fused epilogue
+                  (_epilogue: scale, shift, residual, activation) is applied as each output
+                  row is finished, by epilogue.h's vector code
 
 Where each decision is made: the thread count in _threads (kernels get a plain int); the
 instruction set in _isa; the algorithm, tiling and workspace in _planner; whether a
@@ -37,8 +39,8 @@ by one thread.
 """
 import numpy as np
 
-from . import _cache, _lowering
-from ._kernels import _depthwise, _igemm, _runtime, _winograd
+from . import _cache, _epilogue, _lowering
+from ._kernels import _depthwise, _elementwise, _igemm, _runtime, _winograd
 
 __all__ = ["Bound", "bind", "prepare_weight", "execute", "aligned_empty"]
 
@@ -93,17 +95,25 @@ def prepare_weight(bound, weight):
     return packed
 
 
-def execute(bound, x, weight, bias, out, packed=True, pack_first=False):
+def execute(bound, x, weight, bias, out, packed=True, pack_first=False, epilogue=None,
+            residual=None):
     """Run bound's plan: x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous.
     weight: prepare_weight()'s result, or (packed false) the weight array itself, which the
     kernel reads in place or packs as it goes, or, with pack_first (a plan made with
     prepacked=True), packs whole into a buffer of the call first and then runs as with
-    prepare_weight()'s result, bitwise alike."""
+    prepare_weight()'s result, bitwise alike. epilogue (a checked cconv.Epilogue or None)
+    and residual (an array of out's shape and dtype, C-contiguous, not sharing memory with
+    out, or None) are fused into the writing of out (_epilogue)."""
     if out.size == 0:
         return out
     plan = bound.plan
+    args = _epilogue.kernel_args(epilogue, residual, plan.dtype)
     if plan.bias_fill:
         out[...] = 0 if bias is None else bias[:, None, None]
+        if args is not None:
+            # Outputs no tap reaches are their bias: their epilogue here, compiled; the
+            # kernel then writes the others whole, epilogue included.
+            _elementwise.epilogue(out, args, plan.isa, plan.threads)
     if bound.kernel is not None:
-        bound.kernel.run(x, weight, packed, bias, out, plan.threads, pack_first)
+        bound.kernel.run(x, weight, packed, bias, out, plan.threads, pack_first, args)
     return out

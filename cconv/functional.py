@@ -5,16 +5,19 @@ arrays or anything numpy can read (lists, read-only or memory-mapped arrays, any
 byte order, torch CPU tensors); float32 and float64 are computed natively, in the input's
 dtype. `out=` receives the result when given. `algorithm=` forces one of
 cconv._planner.ALGORITHMS (for tests and benchmarks); by default the planner chooses.
+`epilogue=` (a cconv.Epilogue) and `residual=` (an array of the output's shape and dtype)
+are fused into the writing of the output: act(conv * scale + shift + residual), in one pass
+(cconv._epilogue).
 """
 import numpy as np
 
-from . import _cache, _engine, _isa, _params, _planner, _threads
+from . import _cache, _engine, _epilogue, _isa, _params, _planner, _threads
 
 __all__ = ["conv2d", "conv_transpose2d"]
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
-           algorithm=None):
+           algorithm=None, epilogue=None, residual=None):
     """2-D convolution (cross-correlation) of input (N, C_in, H, W) or (C_in, H, W) with
     weight (C_out, C_in/groups, kH, kW), as torch.nn.functional.conv2d.
 
@@ -23,6 +26,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     groups: splits the channels into groups convolved separately (groups == C_in:
     depthwise). Returns (N, C_out, H_out, W_out), or (C_out, H_out, W_out) for an unbatched
     input, with H_out = (H + pad_top + pad_bottom - dilation*(kH-1) - 1) // stride + 1.
+    epilogue, residual: fused into the output as it is written (module docstring); a
+    residual that is out itself is read before out is written (an in-place add).
     """
     fn = "conv2d"
     x, w, b, dtype = _arrays(fn, input, weight, bias)
@@ -30,17 +35,19 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     _params.check_bias(fn, b, w, w.shape[0])
     call = _prepared((fn, x4.shape, w.shape, stride, padding, dilation, groups), dtype,
                      algorithm, _params.conv2d_geometry)
-    return _run(fn, call, x4, w, b, dtype, unbatched, out)
+    return _run(fn, call, x4, w, b, dtype, unbatched, out, epilogue, residual)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1, *, out=None, algorithm=None):
+                     groups=1, dilation=1, *, out=None, algorithm=None, epilogue=None,
+                     residual=None):
     """2-D transposed convolution (the adjoint of conv2d; "deconvolution") of input
     (N, C_in, H, W) or (C_in, H, W) with weight (C_in, C_out/groups, kH, kW), as
     torch.nn.functional.conv_transpose2d.
 
     Output size: (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1, where
     output_padding (< stride or < dilation) adds rows/columns at the bottom/right.
+    epilogue, residual: as conv2d's.
     """
     fn = "conv_transpose2d"
     x, w, b, dtype = _arrays(fn, input, weight, bias)
@@ -48,7 +55,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     call = _prepared((fn, x4.shape, w.shape, stride, padding, output_padding, groups, dilation),
                      dtype, algorithm, _params.conv_transpose2d_geometry)
     _params.check_bias(fn, b, w, call[0].C_out)
-    return _run(fn, call, x4, w, b, dtype, unbatched, out)
+    return _run(fn, call, x4, w, b, dtype, unbatched, out, epilogue, residual)
 
 
 def _arrays(fn, input, weight, bias):
@@ -100,9 +107,11 @@ def _prepared(key, dtype, algorithm, geometry):
     return call
 
 
-def _run(fn, call, x4, w, b, dtype, unbatched, out):
+def _run(fn, call, x4, w, b, dtype, unbatched, out, epilogue=None, residual=None):
     params, pack_first, bound = call
     shape = params.output_shape[1:] if unbatched else params.output_shape
+    epilogue = _epilogue.check_epilogue(fn, epilogue, params.C_out)
+    residual = _epilogue.check_residual(fn, residual, shape, dtype, out)
     result = np.empty(shape, dtype=dtype) if out is None else _params.check_out(
         fn, out, shape, dtype, x4, w, b)
     if bound is None:
@@ -112,7 +121,7 @@ def _run(fn, call, x4, w, b, dtype, unbatched, out):
     _engine.execute(bound, _params.contiguous(x4, dtype), _params.contiguous(w, dtype),
                     None if b is None else _params.contiguous(b, dtype),
                     target.reshape(params.output_shape) if unbatched else target,
-                    packed=False, pack_first=pack_first)
+                    packed=False, pack_first=pack_first, epilogue=epilogue, residual=residual)
     if target is not result:
         result[...] = target
     return result

@@ -4,6 +4,8 @@ from typing import Literal, SupportsIndex
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._epilogue import Epilogue
+
 __all__ = ["conv2d", "conv_transpose2d"]
 
 # An int (or anything operator.index takes), or a sequence of one or two of them.
@@ -22,6 +24,8 @@ def conv2d(
     *,
     out: NDArray[_Float] | None = None,
     algorithm: _Algorithm | None = None,
+    epilogue: Epilogue | None = None,
+    residual: NDArray[_Float] | None = None,
 ) -> NDArray[_Float]: ...
 def conv_transpose2d(
     input: ArrayLike,
@@ -35,4 +39,6 @@ def conv_transpose2d(
     *,
     out: NDArray[_Float] | None = None,
     algorithm: _Algorithm | None = None,
+    epilogue: Epilogue | None = None,
+    residual: NDArray[_Float] | None = None,
 ) -> NDArray[_Float]: ...

@@ -9,10 +9,14 @@ computes entirely with the old or entirely with the new ones, never a mixture. T
 
 Both are cconv.nn.Module subclasses (state_dict, load_state_dict, repr, children of a model);
 a call goes straight to forward, with no Module machinery in between.
+
+`.epilogue` (a cconv.Epilogue, or None) is fused into every call's output, and forward's
+`residual=` added before its activation (cconv._epilogue); it is pickled and shown in the
+repr, not part of the state_dict (torch has no such parameters).
 """
 import numpy as np
 
-from . import _cache, _engine, _isa, _module_params, _params, _planner, _threads
+from . import _cache, _engine, _epilogue, _isa, _module_params, _params, _planner, _threads
 from .nn.module import IncompatibleKeys as IncompatibleKeys  # load_state_dict's, once here
 from .nn.module import Module
 
@@ -51,6 +55,7 @@ class _ConvNd(Module):
 
     _fn = "Conv2d"
     transposed = False
+    _epilogue = None
 
     def _init_common(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                      groups, bias, padding_mode, dtype, output_padding=0):
@@ -75,6 +80,16 @@ class _ConvNd(Module):
         _module_params.check_weight_elements(fn, self._weight_shape(), self.kernel_size)
         self._plans = _cache.Cache(PLANS_MAX)
 
+    @property
+    def epilogue(self):
+        """The cconv.Epilogue fused into each call's output, or None."""
+        return self._epilogue
+
+    @epilogue.setter
+    def epilogue(self, value):
+        self._epilogue = _epilogue.check_epilogue(type(self).__name__, value,
+                                                  self.out_channels)
+
     # ---- pickling (copy.deepcopy, multiprocessing, Dask workers) ------------------------
     def __getstate__(self):
         """The module without its caches (compiled kernels, packed weights): a copy rebuilds
@@ -90,7 +105,7 @@ class _ConvNd(Module):
         state["_plans"] = _cache.Cache(PLANS_MAX)
         state["_snapshot"] = _Snapshot(_readonly(weight),
                                        None if bias is None else _readonly(bias))
-        self.__dict__.update(state)
+        super().__setstate__(state)
 
     # ---- weights --------------------------------------------------------------------------
     def _weight_shape(self):
@@ -177,12 +192,12 @@ class _ConvNd(Module):
         return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)),
                       mode=_NUMPY_PAD_MODE[self.padding_mode]), (0, 0, 0, 0)
 
-    def _run(self, x, unbatched, key, params_of):
+    def _run(self, x, unbatched, key, params_of, residual=None):
         """Convolve x (4-D, C-contiguous, module dtype). key identifies the call's geometry
         (with the variant, thread count and Winograd switch, it keys the cached params and
-        bound plan);
-        params_of() computes the ConvParams on a miss."""
-        cache_key = (key, _isa.current(), _threads.get_num_threads(), _planner.get_winograd())
+        bound plan); params_of() computes the ConvParams on a miss. residual: forward's."""
+        cache_key = (key, _isa.current(), _threads.get_num_threads(),
+                     _planner.get_winograd())
         call = self._plans.get(cache_key)
         if call is None:
             params = params_of()
@@ -194,13 +209,19 @@ class _ConvNd(Module):
         else:
             out = np.empty(call[0].output_shape, dtype=self.dtype)
         bound = call[1]
+        epilogue = self._epilogue
+        if residual is not None:
+            residual = _epilogue.check_residual(type(self).__name__, residual,
+                                                out.shape[1:] if unbatched else out.shape,
+                                                self.dtype)
         if bound is not None:
             snap = self._snapshot  # once: a concurrent load_state_dict swaps it whole
             packed = snap.packed.get(bound.weight_key)
             if packed is None:
                 packed = snap.packed.put(bound.weight_key,
                                          _engine.prepare_weight(bound, snap.weight))
-            _engine.execute(bound, x, packed, snap.bias, out)
+            _engine.execute(bound, x, packed, snap.bias, out, epilogue=epilogue,
+                            residual=residual)
         return out[0] if unbatched else out
 
     # ---- repr -----------------------------------------------------------------------------
@@ -219,6 +240,8 @@ class _ConvNd(Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
+        if self._epilogue is not None:
+            s += f", epilogue={self._epilogue!r}"
         return s
 
 
@@ -240,16 +263,17 @@ class Conv2d(_ConvNd):
                           groups, bias, padding_mode, dtype)
         self.reset_parameters(rng)
 
-    def forward(self, input):
+    def forward(self, input, residual=None):
         """Convolve input (N, C_in, H, W) or (C_in, H, W); the result has the module's
-        dtype (a floating input of another dtype is cast to it)."""
+        dtype (a floating input of another dtype is cast to it). residual: an array of the
+        output's shape and dtype added before the epilogue's activation."""
         x, unbatched = self._input(input)
         pads = self._pads
         if self.padding_mode != "zeros":
             x, pads = self._pad_input(x)
         return self._run(x, unbatched, x.shape, lambda: _params.conv2d_params(
             type(self).__name__, x.shape, self._weight_shape(), self.stride, pads,
-            self.dilation, self.groups))
+            self.dilation, self.groups), residual)
 
     # Straight to forward, not through Module.__call__: no Python frame added to a call.
     __call__ = forward
@@ -285,14 +309,16 @@ class ConvTranspose2d(_ConvNd):
                                                  spatial, self.stride, self.padding,
                                                  self.dilation, self.kernel_size)
 
-    def forward(self, input, output_size=None):
+    def forward(self, input, output_size=None, residual=None):
         """Transposed convolution of input (N, C_in, H, W) or (C_in, H, W). output_size
-        (2 numbers, or the whole output shape) picks output_padding as torch does."""
+        (2 numbers, or the whole output shape) picks output_padding as torch does.
+        residual: as Conv2d.forward's."""
         x, unbatched = self._input(input)
         output_padding = self._output_padding(x.ndim - unbatched, x.shape[2:], output_size)
         return self._run(x, unbatched, (x.shape, output_padding),
                          lambda: _params.conv_transpose2d_params(
                              type(self).__name__, x.shape, self._weight_shape(), self.stride,
-                             self.padding, output_padding, self.dilation, self.groups))
+                             self.padding, output_padding, self.dilation, self.groups),
+                         residual)
 
     __call__ = forward  # straight to forward, as Conv2d

@@ -4,6 +4,7 @@ from typing import Any, Literal, SupportsIndex
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from ._epilogue import Epilogue
 from .nn.module import IncompatibleKeys as IncompatibleKeys
 from .nn.module import Module
 
@@ -36,6 +37,10 @@ class _ConvNd(Module):
     def bias(self) -> NDArray[_Float] | None: ...
     @bias.setter
     def bias(self, value: ArrayLike | None) -> None: ...
+    @property
+    def epilogue(self) -> Epilogue | None: ...
+    @epilogue.setter
+    def epilogue(self, value: Epilogue | None) -> None: ...
     def reset_parameters(self, rng: _Rng = None) -> None: ...
     def extra_repr(self) -> str: ...
 
@@ -55,8 +60,12 @@ class Conv2d(_ConvNd):
         *,
         rng: _Rng = None,
     ) -> None: ...
-    def forward(self, input: ArrayLike) -> NDArray[_Float]: ...
-    def __call__(self, input: ArrayLike) -> NDArray[_Float]: ...
+    def forward(
+        self, input: ArrayLike, residual: NDArray[_Float] | None = None
+    ) -> NDArray[_Float]: ...
+    def __call__(
+        self, input: ArrayLike, residual: NDArray[_Float] | None = None
+    ) -> NDArray[_Float]: ...
 
 class ConvTranspose2d(_ConvNd):
     def __init__(
@@ -76,8 +85,14 @@ class ConvTranspose2d(_ConvNd):
         rng: _Rng = None,
     ) -> None: ...
     def forward(
-        self, input: ArrayLike, output_size: Sequence[SupportsIndex] | None = None
+        self,
+        input: ArrayLike,
+        output_size: Sequence[SupportsIndex] | None = None,
+        residual: NDArray[_Float] | None = None,
     ) -> NDArray[_Float]: ...
     def __call__(
-        self, input: ArrayLike, output_size: Sequence[SupportsIndex] | None = None
+        self,
+        input: ArrayLike,
+        output_size: Sequence[SupportsIndex] | None = None,
+        residual: NDArray[_Float] | None = None,
     ) -> NDArray[_Float]: ...

@@ -313,3 +313,103 @@ def test_errors():
         F.softmax(np.zeros(3), 1.5)
     with pytest.raises(TypeError, match="dtype must be float32, float64 or None"):
         F.softmax(np.zeros(3), 0, dtype=np.int32)
+
+
+# ---- accuracy of the vector code (activation.h) against a higher-precision reference ------
+ULPS = 5
+
+
+def wide_sample(dtype, n=3000, seed=0):
+    """Magnitudes from the least subnormal to the largest finite, both signs, with the
+    specials (+-0, +-inf, NaN, the extremes) and a dense band where the functions bend."""
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(seed)
+    lo, hi = np.log10(info.smallest_subnormal), np.log10(info.max)
+    mags = 10.0 ** rng.uniform(lo, hi, n)
+    dense = rng.uniform(-30, 30, n)
+    special = [np.nan, 0.0, -0.0, np.inf, -np.inf, info.max, -info.max,
+               info.smallest_subnormal, -info.smallest_subnormal, info.tiny, -info.tiny]
+    x = np.concatenate([mags * rng.choice([-1, 1], n), dense, special])
+    return x.astype(dtype)
+
+
+def _exp_saturating(arg, dtype, exp):
+    """exp(arg) as torch's formula meets it: inf where the dtype's exp overflows."""
+    big = float(np.log(np.finfo(dtype).max))
+    return [np.inf if a > big else exp(a) for a in arg]
+
+
+def reference(name, x, dtype, exp, erfc, tanh):
+    """name(x), each element computed in the reference's precision from the arguments the
+    vector code forms in dtype (gelu's x/sqrt(2) and gelu_tanh's inner sum are rounded to
+    dtype in torch's formula too)."""
+    xs = [float(v) for v in x]
+    if name == "sigmoid":
+        return [1 / (1 + e) for e in _exp_saturating([-v for v in xs], dtype, exp)]
+    if name == "silu":
+        return [v / (1 + e) for v, e in zip(xs, _exp_saturating([-v for v in xs], dtype, exp))]
+    if name == "tanh":
+        return [tanh(v) for v in xs]
+    if name == "gelu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = x * dtype(0.70710678118654752440)
+        return [v * 0.5 * erfc(-float(zz)) for v, zz in zip(xs, z)]
+    with np.errstate(over="ignore", invalid="ignore"):      # gelu_tanh
+        arg = (x + dtype(0.044715) * (x * x * x)) * dtype(-1.5957691216057307)
+    return [v / (1 + e) for v, e in zip(xs, _exp_saturating([float(a) for a in arg], dtype,
+                                                             exp))]
+
+
+def assert_ulps(got, want, dtype):
+    """got within ULPS units in the last place of want (want in a wider precision), within
+    the least normal number where want is below it, NaN and infinities where want has
+    them."""
+    want64 = np.array([float(w) if w == w else np.nan for w in want])
+    nan = np.isnan(want64)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    inf = np.isinf(want64)
+    np.testing.assert_array_equal(got[inf], want64[inf])
+    ok = ~(nan | inf)
+    err = np.abs(got[ok].astype(np.float64) - want64[ok])
+    with np.errstate(over="ignore"):
+        ulp = np.spacing(np.abs(want64[ok]).astype(dtype)).astype(np.float64)
+    bound = np.where(np.abs(want64[ok]) < np.finfo(dtype).tiny, np.finfo(dtype).tiny,
+                     ULPS * ulp)
+    bad = np.flatnonzero(err > bound)
+    assert bad.size == 0, (f"{bad.size} beyond {ULPS} ulps, e.g. x={got[ok][bad[0]]!r} "
+                           f"error {err[bad[0]] / ulp[bad[0]]:.3g} ulps")
+
+
+TRANSCENDENTAL = {"sigmoid": F.sigmoid, "silu": F.silu, "tanh": F.tanh, "gelu": F.gelu,
+                  "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
+
+
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_float32_within_a_few_ulps(name):
+    """float32 against the same formula in float64 (numpy's exp and tanh, math.erfc)."""
+    import math
+    x = wide_sample(np.float32)
+    with np.errstate(all="ignore"):
+        want = reference(name, x, np.float32, math.exp, math.erfc, math.tanh)
+    assert_ulps(TRANSCENDENTAL[name](x), want, np.float32)
+
+
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_float64_within_a_few_ulps(name):
+    """float64 against the same formula in 40-digit arithmetic (mpmath)."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 40
+    x = wide_sample(np.float64, n=300)
+
+    def exp(a):
+        return mp.exp(a) if not abs(a) >= 1e6 else (mp.inf if a > 0 else mp.mpf(0))
+
+    def tanh(a):
+        return mp.tanh(a) if not abs(a) >= 1e3 else mp.sign(a)
+
+    def erfc(a):
+        return mp.erfc(a) if not abs(a) >= 1e6 else (mp.mpf(0) if a > 0 else mp.mpf(2))
+
+    with np.errstate(all="ignore"):
+        want = reference(name, x, np.float64, exp, erfc, tanh)
+    assert_ulps(TRANSCENDENTAL[name](x), want, np.float64)

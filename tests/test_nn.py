@@ -621,7 +621,7 @@ def test_import_cconv_loads_the_computing_layers_on_first_use():
         import cconv
         lazy = ["cconv.nn.activation", "cconv.nn.pooling", "cconv.nn.normalization",
                 "cconv.nn.linear", "cconv.nn.resample", "cconv.nn.functional",
-                "cconv._checkpoint"]
+                "cconv._checkpoint", "cconv.models"]
         assert not [m for m in lazy if m in sys.modules], sorted(sys.modules)
         from cconv.nn import MaxPool2d, ReLU
         assert ReLU.__module__ == "cconv.nn.activation" and "cconv.nn.pooling" in sys.modules

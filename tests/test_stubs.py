@@ -87,7 +87,8 @@ def stub_exports(stub):
 def test_every_public_module_has_a_stub():
     assert {"__init__", "functional", "modules", "testing", "nn/__init__", "nn/module",
             "nn/containers", "nn/views", "nn/normalization", "nn/linear",
-            "nn/resample"} <= set(STUBS)
+            "nn/resample", "models/__init__", "models/resnet", "models/mobilenetv2",
+            "models/unet"} <= set(STUBS)
     assert (PACKAGE / "py.typed").is_file()
 
 

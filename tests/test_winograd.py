@@ -149,3 +149,24 @@ def test_switch_environment_variable():
     env["CCONV_WINOGRAD"] = "1"
     proc = run_python(["-c", code], env=env)
     assert proc.stdout.strip() == "True", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("act", ["relu", "silu"])
+def test_epilogue_equals_unfused_steps(act, dtype):
+    """Bias, scale/shift, residual and the activation, fused into the output transform:
+    equal to the unfused steps on the plain result, to the bit; partial tiles, groups."""
+    x, w, b = data(6, (2, 12, 13, 10), (15, 4, 3, 3), True, dtype)
+    rng = np.random.default_rng(7)
+    scale = rng.standard_normal(15).astype(dtype)
+    shift = rng.standard_normal(15).astype(dtype)
+    kw = dict(padding=1, groups=3, algorithm="winograd")
+    plain = cconv.conv2d(x, w, b, **kw)
+    residual = rng.standard_normal(plain.shape).astype(dtype)
+    ep = cconv.Epilogue(scale=scale, shift=shift, activation=act)
+    got = cconv.conv2d(x, w, b, **kw, epilogue=ep, residual=residual)
+    y = plain * scale[:, None, None] + shift[:, None, None] + residual
+    want = np.maximum(y, 0) if act == "relu" else cconv.nn.functional.silu(y)
+    np.testing.assert_array_equal(got, want)
+    cconv.set_num_threads(2)
+    np.testing.assert_array_equal(cconv.conv2d(x, w, b, **kw, epilogue=ep, residual=residual),
+                                  got)

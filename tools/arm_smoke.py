@@ -9,8 +9,10 @@ dtypes: the implicit GEMM with output-channel counts below, at and above the til
 output widths around the tile width, 1x1 read in place (and its partial last panel), reductions
 around the K block, strided / dilated / asymmetric / 'same' padding, groups; the depthwise
 kernel with multipliers 1 and 2; 1 thread vs 2 threads bitwise; the module against the
-functional call; and sizes near Py_ssize_t's limits (31 bits on armv7), which must either
-compute the right result or raise ValueError / MemoryError, never crash.
+functional call; the fused epilogue on every kernel path against the same steps taken one at
+a time, and the vector activations against float64; and sizes near Py_ssize_t's limits (31
+bits on armv7), which must either compute the right result or raise ValueError /
+MemoryError, never crash.
 """
 import sys
 
@@ -192,6 +194,68 @@ def test_one_thread_equals_two_bitwise(isa, dtype, x_shape, w_shape, kw):
     assert np.array_equal(results[1], results[2])
     assert_close(results[1], x, w, b, padding=pads4(kw.get("padding", 0)),
                  groups=kw.get("groups", 1))
+
+
+# ---- the fused epilogue and the vector activations ----------------------------------------
+EPILOGUE_PATHS = [
+    (False, (2, 6, 9, 11), (10, 6, 3, 3), dict(padding=1), "igemm"),
+    (False, (2, 6, 9, 11), (10, 6, 3, 3), dict(padding=1), "igemm_cl"),
+    (False, (2, 6, 8, 40), (6, 1, 3, 3), dict(padding=1, groups=6), "depthwise"),
+    (False, (1, 9, 7, 7), (9, 1, 3, 3), dict(padding=1, groups=9), "depthwise_cl"),
+    (True, (1, 5, 6, 7), (5, 4, 3, 3), dict(stride=2, padding=1), "igemm"),
+    (True, (1, 4, 5, 6), (4, 3, 2, 2), dict(stride=2), "igemm"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("act", ["relu", "gelu", "silu"])
+@pytest.mark.parametrize("case", EPILOGUE_PATHS, ids=lambda c: f"{c[4]}-t{int(c[0])}")
+def test_epilogue_equals_unfused(isa, dtype, act, case):
+    transposed, x_shape, w_shape, kw, algorithm = case
+    fn = cconv.conv_transpose2d if transposed else cconv.conv2d
+    C = w_shape[1] if transposed else w_shape[0]
+    x, w, b = data(x_shape, dtype, 20), data(w_shape, dtype, 21), data((C,), dtype, 22)
+    scale, shift = np.linspace(0.5, 2, C), np.linspace(-1, 1, C)
+    with _isa.forced(isa):
+        plain = fn(x, w, b, algorithm=algorithm, **kw)
+        r = data(plain.shape, dtype, 23)
+        y = fn(x, w, b, algorithm=algorithm, residual=r,
+               epilogue=cconv.Epilogue(scale, shift, act), **kw)
+        z = plain * scale.astype(dtype)[:, None, None] + shift.astype(dtype)[:, None, None] + r
+        want = getattr(cconv.nn.functional, act)(z)
+    tiny = np.finfo(dtype).tiny
+    normal = np.abs(want) >= 64 * tiny
+    assert np.array_equal(y[normal], want[normal])
+    assert np.all(np.abs(y - want) <= 64 * tiny)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_vector_activations_against_float64(isa, dtype):
+    """sigmoid, tanh and gelu of this variant's activation.h against numpy's float64 (gelu:
+    the vector code's float64 erfc on the baseline variant; tests/test_activation.py checks
+    it against mpmath), with the specials."""
+    x = np.concatenate([np.linspace(-40, 40, 801), [0.0, -0.0, np.inf, -np.inf, np.nan,
+                                                    1e-30, -1e-30, 1e30, -1e30]]).astype(dtype)
+    f = cconv.nn.functional
+    with _isa.forced(isa):
+        sig, tanh, gelu = f.sigmoid(x), f.tanh(x), f.gelu(x)
+    with _isa.forced(ISAS[0]):
+        gelu64 = f.gelu(x.astype(np.float64))
+    x64 = x.astype(np.float64)
+    eps = np.finfo(dtype).eps
+    with np.errstate(over="ignore"):
+        sig64 = 1 / (1 + np.exp(-x64))
+    # gelu's x/sqrt(2) is rounded to dtype (torch's formula): an error that grows as x*x.
+    cond = np.minimum(1 + x64 * x64, 1e6)
+    for got, want, k in ((sig, sig64, 1), (tanh, np.tanh(x64), 1), (gelu, gelu64, cond)):
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        inf = np.isinf(want)
+        assert np.array_equal(got[inf], want[inf])
+        ok = np.isfinite(want)
+        bound = 8 * eps * (k * np.ones_like(x64))[ok] * np.abs(want[ok]) + np.finfo(dtype).tiny
+        assert np.all(np.abs(got[ok] - want[ok]) <= bound)
 
 
 # ---- the module ---------------------------------------------------------------------------

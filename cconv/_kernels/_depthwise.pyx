@@ -32,7 +32,10 @@ Two orientations (the planner picks one by the image's size, see _planner):
                                    input channel. Best on small images (MobileNet's 14x14 and
                                    7x7), where rows are a vector or two wide.
 Each output element is computed by one thread in a fixed order: bitwise identical results for
-any thread count.
+any thread count. A fused epilogue (_epilogue.pxd) is applied to each output row as it is
+finished: after the micro-kernel writes it (columns in lanes) or copies it from the flat
+band, and after the transpose back into the output channels (channels in lanes: the
+residual is laid out as the output).
 """
 from cython cimport floating
 from libc.stdlib cimport free, malloc
@@ -43,6 +46,7 @@ from ._band cimport (Band, band_init, col_phase, fill_band, phase_columns, phase
 from ._buffers cimport elements, release, take_call, workspace
 from ._conv cimport Conv, conv_of
 from ._driver cimport item_fn, line_up, run_items
+from ._epilogue cimport cc_epilogue, ep_row, ep_take
 from ._shares cimport SHARE_PAD
 from ._sizes cimport add_sat, cdiv, mul_sat, round_line
 from ._transpose cimport cc_copy_pixels, transpose, transpose_grid
@@ -238,7 +242,7 @@ cdef void fill_block(const Layer *L, const floating *xc, Py_ssize_t valid, Py_ss
 
 cdef void run_block(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
                     const floating *bias, floating *out, const Py_ssize_t *toff,
-                    floating *ws) noexcept nogil:
+                    floating *ws, const cc_epilogue *ep) noexcept nogil:
     """Channel mode's work item `item`: one band of output rows of one image and VL input
     channels, all m outputs each. Lanes past the last channel hold zeros or an earlier
     block's values: computed and dropped.
@@ -277,11 +281,15 @@ cdef void run_block(const Layer *L, Py_ssize_t item, const floating *x, const fl
             transpose(L.isa, R * L.W_out, min(step, valid - lane), ob + lane, VL,
                       oc + lane * L.m * HWo, L.m * HWo)
             lane += step
+        if ep != NULL:
+            for lane in range(valid):
+                ep_row(L.isa, ep, out, (c0 + lane) * L.m + j, oc + lane * L.m * HWo,
+                       oc + lane * L.m * HWo, R * L.W_out)
 
 
 cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
                    const floating *bias, floating *out, const Py_ssize_t *toff,
-                   floating *ws) noexcept nogil:
+                   floating *ws, const cc_epilogue *ep) noexcept nogil:
     """Work item `item`: one band of output rows of one (image, input channel), all m outputs.
     Assumes: ws holds L.ws elements owned by this thread."""
     cdef const Band *bd = &L.band
@@ -303,21 +311,27 @@ cdef void run_band(const Layer *L, Py_ssize_t item, const floating *x, const flo
         if L.flat:
             dw_run(L.isa, L.taps, ws, toff, w + co * L.taps, bj, tmp, flat)
             for u in range(R):
+                if ep != NULL:
+                    ep_row(L.isa, ep, out, co, tmp + u * Wsub, o + u * W_out, W_out)
+                    continue
                 for t in range(W_out):
                     o[u * W_out + t] = tmp[u * Wsub + t]
         else:
             for u in range(R):
                 dw_run(L.isa, L.taps, ws + u * bd.Wsub, toff, w + co * L.taps, bj,
                        o + u * L.W_out, L.W_out)
+                if ep != NULL:
+                    ep_row(L.isa, ep, out, co, o + u * W_out, o + u * W_out, W_out)
 
 
 cdef inline void run_item(const Layer *L, Py_ssize_t item, const floating *x,
                           const floating *w, const floating *bias, floating *out,
-                          const Py_ssize_t *toff, floating *ws) noexcept nogil:
+                          const Py_ssize_t *toff, floating *ws,
+                          const cc_epilogue *ep) noexcept nogil:
     if L.mode == CHANNELS:
-        run_block(L, item, x, w, bias, out, toff, ws)
+        run_block(L, item, x, w, bias, out, toff, ws, ep)
     else:
-        run_band(L, item, x, w, bias, out, toff, ws)
+        run_band(L, item, x, w, bias, out, toff, ws, ep)
 
 
 cdef struct Call:
@@ -327,18 +341,19 @@ cdef struct Call:
     const void *w
     const void *bias
     void *out
+    const cc_epilogue *ep            # the fused epilogue, or NULL
 
 
 cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
     run_item(c.L, item, <const float *> c.x, <const float *> c.w, <const float *> c.bias,
-             <float *> c.out, c.toff, <float *> ws)
+             <float *> c.out, c.toff, <float *> ws, c.ep)
 
 
 cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
     run_item(c.L, item, <const double *> c.x, <const double *> c.w, <const double *> c.bias,
-             <double *> c.out, c.toff, <double *> ws)
+             <double *> c.out, c.toff, <double *> ws, c.ep)
 
 
 cdef void pack_taps(const Layer *L, const Py_ssize_t *wtap, Py_ssize_t KHW,
@@ -400,31 +415,36 @@ cdef class Depthwise:
         with nogil:
             pack_taps(&self.L, self.wtap, self.KHW, &w[0], &dst[0])
 
-    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False):
+    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False,
+            epilogue=None):
         """Compute out from x (module docstring) on nthreads threads. x, out as prepared,
         C-contiguous numpy arrays of the prepared dtype; w: pack()'s result (packed true) or
         the raw weights (C_out, 1, KH, KW), read in place when every tap is kept, else packed
         first (whatever pack_first says: they are small); bias (C_out,) or None. The
-        workspace (nthreads * workspace_elems) is allocated here."""
+        workspace (nthreads * workspace_elems) is allocated here. epilogue: None, or
+        cconv._epilogue's arguments (_epilogue.pxd), fused into each output row."""
         cdef Layer *L = &self.L
         cdef Py_ssize_t total = L.items
-        cdef Py_buffer v[4]        # x, w, out, bias
+        cdef Py_buffer v[7]        # x, w, out, bias, then the epilogue's arrays
         cdef int held = 0
         cdef void *ws = NULL
         cdef void *pk = NULL
         cdef Py_ssize_t *counters = NULL
         cdef Call call
+        cdef cc_epilogue ep
         cdef item_fn item = item_f32 if self.itemsize == sizeof(float) else item_f64
         try:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
                       L.C_out, L.H_out, L.W_out, "Depthwise.run")
             if elements(&v[1]) != (self.packed_size if packed else L.C_out * self.KHW):
                 raise ValueError("Depthwise.run: w does not match the prepared geometry")
+            ep_take(epilogue, &ep, v, &held, self.itemsize, L.C_out, elements(&v[2]))
             if total == 0:
                 return
             call.L, call.toff, call.x, call.out = L, self.toff, v[0].buf, v[2].buf
             call.w = v[1].buf
             call.bias = v[3].buf if bias is not None else NULL
+            call.ep = &ep if epilogue is not None else NULL
             if not packed and L.taps != self.KHW:
                 pk = workspace(1, self.packed_size, self.itemsize)
                 call.w = line_up(pk)

@@ -16,6 +16,7 @@ from cython cimport floating
 
 from ._band cimport Band, band_init, tap_offset
 from ._conv cimport Conv
+from ._epilogue cimport cc_epilogue
 from ._sizes cimport add_sat, cdiv, mul_sat, round_line, split_start
 
 
@@ -90,6 +91,7 @@ cdef struct Call:
     const void *bias
     void *out
     void *pk                         # where pack units go (packing first)
+    const cc_epilogue *ep            # the fused epilogue, or NULL
 
 
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,

@@ -55,6 +55,7 @@ from ._band cimport Band, fill_band, phase_room
 from ._buffers cimport elements, release, take_call, workspace
 from ._conv cimport Conv, conv_of
 from ._driver cimport item_fn, line_up, run_items
+from ._epilogue cimport cc_epilogue, ep_row, ep_take
 from ._gemm cimport (CHANNELS, PIXELS, Call, Layer, Problem, alloc_tables, cc_gemm_nr,
                      cc_isa_mr_max, free_tables, k_times, layer_of, packed_offset,
                      panel_start, read_problem, setup, ukernel)
@@ -88,9 +89,13 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
                             Py_ssize_t kb, Py_ssize_t kcb, bint packed,
                             const floating *a_k, const floating *src, const floating *bbuf,
                             const floating *bias_g, floating *out_ng, Py_ssize_t i0,
-                            floating *cbuf, Py_ssize_t cpitch, bint prefetch) noexcept nogil:
+                            floating *cbuf, Py_ssize_t cpitch, bint prefetch,
+                            const cc_epilogue *ep, const floating *out,
+                            Py_ssize_t gi) noexcept nogil:
     """Pixel mode: the tile of weight panel `pan` and pixel tile `jt` for one K block.
-    prefetch: fetch the next tiles of an input read in place (the first panel of a tile)."""
+    prefetch: fetch the next tiles of an input read in place (the first panel of a tile).
+    ep: the epilogue (or NULL), applied here to a tile written in place in the output, on
+    its last K block, while the tile is in L1; out: the output's first element."""
     cdef Py_ssize_t HWo = L.H_out * L.W_out
     cdef Py_ssize_t j0 = tile_start(jt, lead, L.nr)
     cdef Py_ssize_t jn = min(tile_start(jt + 1, lead, L.nr), flat) - j0
@@ -100,7 +105,7 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     cdef const Py_ssize_t *boff = pr.koff
     cdef Py_ssize_t pf = 2 * L.nr if (prefetch and pr.in_place_b) else 0
     cdef floating *cp
-    cdef Py_ssize_t ldc
+    cdef Py_ssize_t ldc, i
     if pr.in_place_b and j0 + L.nr > flat:
         bp = bbuf            # the last tile, copied (pixels_item)
         boff = k_times(L, L.nr)
@@ -117,12 +122,15 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     else:
         ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff, cp, ldc,
                 jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
+    if ep != NULL and pr.in_place_c and kb == pr.nkb - 1:
+        for i in range(r):
+            ep_row(L.isa, ep, out, gi * L.Mg + r0 + i, cp + i * ldc, cp + i * ldc, jn)
 
 
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
                       Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
-                      bint packed, const floating *bias, floating *out,
-                      floating *ws) noexcept nogil:
+                      bint packed, const floating *bias, floating *out, floating *ws,
+                      const cc_epilogue *ep) noexcept nogil:
     """Pixel mode: C[channels x band pixels] for one work item. See the module docstring.
     w: the packed weights, or (packed false) the raw ones, read in place."""
     cdef const Band *bd = &pr.band
@@ -180,26 +188,29 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
             for pan in range(pan0, pan1):
                 for jt in range(ntiles):
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
-                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, False)
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, False, ep, out,
+                               gi)
         else:
             for jt in range(ntiles):
                 for pan in range(pan0, pan1):
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
-                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0, ep,
+                               out, gi)
     # A band with padding columns goes through the C block, copied out here: writing the
     # output costs about as much from the tiles (decisions: Pixel mode writes a padded band
     # through a C block).
     if L.fy * L.fx > 1:
-        copy_d2s(L, cbuf, cpitch, bd.Wsub, out_ng, row0, row1, i0, R)
+        copy_d2s(L, cbuf, cpitch, bd.Wsub, out_ng, row0, row1, i0, R, ep, out, gi * L.Mg)
     elif not pr.in_place_c:
         copy_block(L.isa, cbuf, cpitch, bd.Wsub, 1, out_ng + row0 * HWo, HWo, row1 - row0, R,
-                   pr.Wp, (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
+                   pr.Wp, (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+                   ep, out, gi * L.Mg + row0)
 
 
 cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
                         Py_ssize_t mb, Py_ssize_t band, const floating *x, const floating *w,
-                        bint packed, const floating *bias, floating *out,
-                        floating *ws) noexcept nogil:
+                        bint packed, const floating *bias, floating *out, floating *ws,
+                        const cc_epilogue *ep) noexcept nogil:
     """Channel mode: C[band pixels x channels], tiles of MR pixels x NR channels. A tile's
     pixels are consecutive in the band: within one row, or anywhere when rows have no
     padding columns between them (then a 7x7 band is 49 pixels in tiles of 10, not 7s)."""
@@ -263,44 +274,46 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
         co = cpn * L.nr
         copy_block(L.isa, cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr,
                    out_ng + co * HWo, HWo, min(L.nr, L.Mg - co), R, pr.Wp,
-                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs)
+                   (pr.oy0 + i0 * pr.oys) * L.W_out + pr.ox0, pr.oys * L.W_out, pr.oxs,
+                   ep, out, gi * L.Mg + co)
 
 
 cdef void run_item(const Layer *L, const Problem *pr, Py_ssize_t item, const floating *x,
                    const floating *w, bint packed, const floating *bias, floating *out,
-                   floating *ws) noexcept nogil:
+                   floating *ws, const cc_epilogue *ep) noexcept nogil:
     """Work item `item` of problem pr: decode (n, group, channel block, band) and run it."""
     cdef Py_ssize_t band = item % pr.nbands
     cdef Py_ssize_t mb = (item // pr.nbands) % L.nmb
     cdef Py_ssize_t gi = (item // (pr.nbands * L.nmb)) % L.groups
     cdef Py_ssize_t n = item // (pr.nbands * L.nmb * L.groups)
     if L.mode == PIXELS:
-        pixels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws)
+        pixels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws, ep)
     else:
-        channels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws)
+        channels_item(L, pr, n, gi, mb, band, x, w, packed, bias, out, ws, ep)
 
 
 cdef inline void run_global(const Layer *L, const Problem *probs, Py_ssize_t item,
                             const floating *x, const floating *w, bint packed,
-                            const floating *bias, floating *out, floating *ws) noexcept nogil:
+                            const floating *bias, floating *out, floating *ws,
+                            const cc_epilogue *ep) noexcept nogil:
     """Work item `item` of the whole call: find its problem, then run it."""
     cdef Py_ssize_t p = 0
     while item >= probs[p].items:
         item -= probs[p].items
         p += 1
-    run_item(L, &probs[p], item, x, w, packed, bias, out, ws)
+    run_item(L, &probs[p], item, x, w, packed, bias, out, ws, ep)
 
 
 cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
     run_global(c.L, c.probs, item, <const float *> c.x, <const float *> c.w, c.packed,
-               <const float *> c.bias, <float *> c.out, <float *> ws)
+               <const float *> c.bias, <float *> c.out, <float *> ws, c.ep)
 
 
 cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
     run_global(c.L, c.probs, item, <const double *> c.x, <const double *> c.w, c.packed,
-               <const double *> c.bias, <double *> c.out, <double *> ws)
+               <const double *> c.bias, <double *> c.out, <double *> ws, c.ep)
 
 
 def tile(int isa, Py_ssize_t itemsize):
@@ -433,7 +446,8 @@ cdef class IGemm:
         with nogil:
             pack_all(&self.L, self.probs, self.nprob, &w[0], &dst[0])
 
-    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False):
+    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False,
+            epilogue=None):
         """Compute out from x (module docstring) on nthreads threads.
 
         x (N, C_in, H, W) and out (N, C_out, H_out, W_out) of the convolution, C-contiguous
@@ -442,15 +456,18 @@ cdef class IGemm:
         uses into its workspace, or, with pack_first, they are all packed first into a buffer
         of this call, and the call runs as with pack()'s result); bias (C_out,) or None. The
         workspace (nthreads * workspace_elems, or workspace_elems_raw for raw weights not
-        packed first) is allocated here. Every element of out is written exactly once."""
+        packed first) is allocated here. Every element of out is written exactly once.
+        epilogue: None, or cconv._epilogue's arguments (_epilogue.pxd), fused into the
+        writing of each output element."""
         cdef Layer *L = &self.L
         cdef Py_ssize_t per_thread, units
-        cdef Py_buffer v[4]        # x, w, out, bias
+        cdef Py_buffer v[7]        # x, w, out, bias, then the epilogue's arrays
         cdef int held = 0
         cdef void *ws = NULL
         cdef void *pk = NULL
         cdef Py_ssize_t *counters = NULL
         cdef Call call
+        cdef cc_epilogue ep
         cdef item_fn item = item_f32 if self.itemsize == sizeof(float) else item_f64
         cdef item_fn pack = pack_f32 if self.itemsize == sizeof(float) else pack_f64
         if pack_first and packed:
@@ -463,11 +480,14 @@ cdef class IGemm:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
                       L.C_out, L.H_out, L.W_out, "IGemm.run")
             self.check(elements(&v[1]), self.itemsize, packed)
+            ep_take(epilogue, &ep, v, &held, self.itemsize, L.C_out // (L.fy * L.fx),
+                    elements(&v[2]))
             if self.total == 0:
                 return
             call.L, call.probs, call.nprob = L, self.probs, self.nprob
             call.x, call.w, call.packed, call.out = v[0].buf, v[1].buf, packed, v[2].buf
             call.bias = v[3].buf if bias is not None else NULL
+            call.ep = &ep if epilogue is not None else NULL
             counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
             if pack_first:
                 pk = workspace(1, L.packed_size, self.itemsize)

@@ -17,14 +17,15 @@ for) (P, Ho, Wo) int64, the flat index h*W + w of each maximum in its plane. The
 (cconv.nn.pooling) checks every argument and computes the output sizes; these functions have
 no failure paths.
 
-Work is split over planes with prange(schedule='static'); each output element is computed by
-one thread, its window read in a fixed order (rows, then columns), so results are bitwise
-identical for any thread count.
+Work is split over planes, taken by the threads of the pool (_driver.run_plain); each output
+element is computed by one thread, its window read in a fixed order (rows, then columns), so
+results are bitwise identical for any thread count.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.math cimport INFINITY, isnan
 from libc.stdint cimport int64_t
+
+from ._driver cimport run_plain
 
 
 cdef struct Pool:
@@ -177,6 +178,31 @@ cdef inline void run_plane(int mode, const Pool *P, const floating *x, floating 
         adaptive_max_plane(P, x, out, idx)
 
 
+cdef struct Planes:
+    int mode
+    const Pool *P
+    const void *x
+    void *out
+    int64_t *idx                     # NULL: no indices
+    Py_ssize_t in_plane, out_plane
+
+
+cdef void plane_f32(const void *ctx, Py_ssize_t p, char *ws) noexcept nogil:
+    """Work item p of a float32 call: plane p."""
+    cdef const Planes *c = <const Planes *> ctx
+    run_plane(c.mode, c.P, <const float *> c.x + p * c.in_plane,
+              <float *> c.out + p * c.out_plane,
+              c.idx + p * c.out_plane if c.idx != NULL else NULL)
+
+
+cdef void plane_f64(const void *ctx, Py_ssize_t p, char *ws) noexcept nogil:
+    """Work item p of a float64 call: plane p."""
+    cdef const Planes *c = <const Planes *> ctx
+    run_plane(c.mode, c.P, <const double *> c.x + p * c.in_plane,
+              <double *> c.out + p * c.out_plane,
+              c.idx + p * c.out_plane if c.idx != NULL else NULL)
+
+
 def pool2d(int mode, const floating[:, :, ::1] x, floating[:, :, ::1] out,
            int64_t[:, :, ::1] indices, bint with_indices, Py_ssize_t KH, Py_ssize_t KW,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
@@ -188,7 +214,7 @@ def pool2d(int mode, const floating[:, :, ::1] x, floating[:, :, ::1] out,
     indices of shape (0, 0, 0) when not with_indices; nthreads >= 1.
     """
     cdef Pool P
-    cdef Py_ssize_t p, nplanes = x.shape[0]
+    cdef Py_ssize_t nplanes = x.shape[0]
     cdef Py_ssize_t in_plane = x.shape[1] * x.shape[2]
     cdef Py_ssize_t out_plane = out.shape[1] * out.shape[2]
     cdef const floating *xb = &x[0, 0, 0]
@@ -200,13 +226,11 @@ def pool2d(int mode, const floating[:, :, ::1] x, floating[:, :, ::1] out,
     P.divisor = divisor
     if with_indices:
         ib = &indices[0, 0, 0]
-    if nthreads == 1:
-        # No parallel region for one thread: it would cost more than a small input.
-        with nogil:
-            for p in range(nplanes):
-                run_plane(mode, &P, xb + p * in_plane, ob + p * out_plane,
-                          ib + p * out_plane if ib != NULL else NULL)
-        return
-    for p in prange(nplanes, nogil=True, schedule="static", num_threads=nthreads):
-        run_plane(mode, &P, xb + p * in_plane, ob + p * out_plane,
-                  ib + p * out_plane if ib != NULL else NULL)
+    cdef Planes call
+    call.mode, call.P, call.x, call.out, call.idx = mode, &P, xb, ob, ib
+    call.in_plane, call.out_plane = in_plane, out_plane
+    with nogil:
+        if floating is float:
+            run_plain(plane_f32, &call, nplanes, nthreads)
+        else:
+            run_plain(plane_f64, &call, nplanes, nthreads)

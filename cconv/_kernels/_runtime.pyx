@@ -1,11 +1,29 @@
 # cython: language_level=3
 """What this build can run: its instruction-set variants (isa.h), whether OpenMP was compiled
-in, and how it was compiled. Read once at import by cconv._isa and cconv.show_config()."""
+in, and how it was compiled. Read once at import by cconv._isa and cconv.show_config().
+Also home to the process's one thread pool (pool.h), compiled here only."""
 
 cdef extern from "isa.h" nogil:
     int CC_NUM_ISAS
     int cc_isa_supported(int isa)
     const char *cc_isa_name(int isa)
+
+cdef extern from "pool.h" nogil:
+    void cc_pool_run(body_fn body, void *arg, int nthreads)
+    int cc_pool_hold(int held)
+
+
+cdef void pool_run(body_fn body, void *arg, int nthreads) noexcept nogil:
+    """body(arg, tid) on the caller (tid 0) and the pool's workers 1 .. nthreads - 1; returns
+    when every body that started has returned (pool.h)."""
+    cc_pool_run(body, arg, nthreads)
+
+
+def pool_hold(bint held):
+    """Tests: while held, the pool's workers start no call, as if the scheduler never ran
+    them (another process holds their cores). Returns the previous setting."""
+    return bool(cc_pool_hold(held))
+
 
 cdef extern from *:
     """

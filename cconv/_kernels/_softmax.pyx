@@ -8,9 +8,9 @@ dimension, it, and those after (inner = 1 for the last dimension). y may not be 
 row makes the whole row NaN, as does +inf (inf - inf), as torch's. cconv.nn.activation
 validates and picks the thread count.
 
-A work item is a row (o, i): the `dim` elements x[o, :, i], `inner` apart. Rows are dealt
-statically to the threads in order, so neighbouring rows of one thread share cache lines
-when inner > 1:
+A work item is a row (o, i): the `dim` elements x[o, :, i], `inner` apart. Rows are taken in
+contiguous shares by the threads of the pool (_driver.run_plain), so neighbouring rows of one
+thread share cache lines when inner > 1:
 
     x[o]: k = 0  | i=0 i=1 i=2 ... |
           k = 1  | i=0 i=1 i=2 ... |      row (o, 1) = the column i = 1
@@ -20,8 +20,9 @@ Each row is reduced by one thread in a fixed order: bitwise identical results fo
 thread count.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.math cimport exp, expf
+
+from ._driver cimport run_plain
 
 
 cdef inline floating exp_(floating v) noexcept nogil:
@@ -54,21 +55,24 @@ cdef void softmax_row(const floating *x, floating *y, Py_ssize_t dim,
         y[k * stride] = y[k * stride] * total
 
 
-cdef void run(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t dim,
-              Py_ssize_t inner, int nthreads) noexcept nogil:
-    """Every row of the (outer, dim, inner) array on nthreads threads.
-    Assumes: outer, dim, inner >= 1; nthreads >= 1."""
-    cdef Py_ssize_t rows = outer * inner
-    cdef Py_ssize_t r, base
-    if nthreads == 1:
-        # No parallel region for one thread: it would cost more than a small array.
-        for r in range(rows):
-            base = (r // inner) * dim * inner + r % inner
-            softmax_row(x + base, y + base, dim, inner)
-        return
-    for r in prange(rows, num_threads=nthreads, schedule="static"):
-        base = (r // inner) * dim * inner + r % inner
-        softmax_row(x + base, y + base, dim, inner)
+cdef struct Rows:
+    const void *x
+    void *y
+    Py_ssize_t dim, inner
+
+
+cdef void row_f32(const void *ctx, Py_ssize_t r, char *ws) noexcept nogil:
+    """Work item r of a float32 call: row (r // inner, r % inner)."""
+    cdef const Rows *c = <const Rows *> ctx
+    cdef Py_ssize_t base = (r // c.inner) * c.dim * c.inner + r % c.inner
+    softmax_row(<const float *> c.x + base, <float *> c.y + base, c.dim, c.inner)
+
+
+cdef void row_f64(const void *ctx, Py_ssize_t r, char *ws) noexcept nogil:
+    """Work item r of a float64 call: row (r // inner, r % inner)."""
+    cdef const Rows *c = <const Rows *> ctx
+    cdef Py_ssize_t base = (r // c.inner) * c.dim * c.inner + r % c.inner
+    softmax_row(<const double *> c.x + base, <double *> c.y + base, c.dim, c.inner)
 
 
 def softmax(const floating[::1] x, floating[::1] out, Py_ssize_t outer, Py_ssize_t dim,
@@ -78,7 +82,10 @@ def softmax(const floating[::1] x, floating[::1] out, Py_ssize_t outer, Py_ssize
     x; nthreads >= 1."""
     if x.shape[0] == 0:
         return
-    cdef const floating *xp = &x[0]
-    cdef floating *yp = &out[0]
+    cdef Rows call
+    call.x, call.y, call.dim, call.inner = &x[0], &out[0], dim, inner
     with nogil:
-        run(xp, yp, outer, dim, inner, nthreads)
+        if floating is float:
+            run_plain(row_f32, &call, outer * inner, nthreads)
+        else:
+            run_plain(row_f64, &call, outer * inner, nthreads)

@@ -40,6 +40,7 @@ from libc.stdlib cimport free, malloc
 from ._buffers cimport elements, release, take_call, workspace
 from ._conv cimport Conv, conv_of
 from ._driver cimport item_fn, line_up, run_items
+from ._epilogue cimport cc_epilogue, ep_row, ep_take
 from ._gemm cimport cc_gemm_nr, cc_isa_mr_max, ukernel
 from ._shares cimport SHARE_PAD
 from ._sizes cimport add_sat, cdiv, mul_sat, round_line, split_start
@@ -119,6 +120,7 @@ cdef struct Call:
     const void *raw                  # raw weights (packing first)
     const void *bias
     void *out
+    const cc_epilogue *ep            # or NULL
 
 
 cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t pl, int isa,
@@ -276,7 +278,8 @@ cdef inline void gemm_tile(const Layer *L, Py_ssize_t r, Py_ssize_t kcb, const f
 
 
 cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
-                   const floating *bias, floating *out, floating *ws) noexcept nogil:
+                   const floating *bias, floating *out, floating *ws,
+                   const cc_epilogue *ep) noexcept nogil:
     """Work item `item`: (image, group, chunk, block of panels), whole (module docstring)."""
     cdef Py_ssize_t mb = item % L.nmb
     cdef Py_ssize_t chunk = (item // L.nmb) % L.nchunks
@@ -299,6 +302,7 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef floating *M = V + L.ws_v
     cdef const floating *a
     cdef floating *yt
+    cdef floating *yo
     cdef floating t1[12 * 32 + 16]         # MR x NR <= 12 x 32
     cdef floating t2[12 * 32 + 16]
     cdef floating bm
@@ -320,7 +324,7 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
                               M + (p * rows + r0 - row0) * tc + jt * L.nr, tc, kb == 0,
                               t1, t2)
     # The output tiles of each channel, their bias added after the transform, clipped at the
-    # image's bottom and right edges.
+    # image's bottom and right edges; the epilogue on each tile row once it is written.
     yt = d
     for m in range(rows):
         output_transform(L.isa, M + m * tc, rows * tc, tc, count, tmp, yt)
@@ -335,18 +339,21 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
                 for j in range(nx):
                     out_ng[(row0 + m) * HWo + (oy0 + i) * L.W_out + ox0 + j] = (
                         yt[(i * TILE + j) * tc + t] + bm)
+                if ep != NULL:
+                    yo = out_ng + (row0 + m) * HWo + (oy0 + i) * L.W_out + ox0
+                    ep_row(L.isa, ep, out, gi * L.Mg + row0 + m, yo, yo, nx)
 
 
 cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
     run_item(c.L, item, <const float *> c.x, <const float *> c.w, <const float *> c.bias,
-             <float *> c.out, <float *> ws)
+             <float *> c.out, <float *> ws, c.ep)
 
 
 cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
     run_item(c.L, item, <const double *> c.x, <const double *> c.w, <const double *> c.bias,
-             <double *> c.out, <double *> ws)
+             <double *> c.out, <double *> ws, c.ep)
 
 
 cdef void pack_f32(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
@@ -431,7 +438,8 @@ cdef class Winograd:
             for unit in range(self.L.groups * self.L.Mg):
                 pack_channel(&self.L, &w[0], &dst[0], unit)
 
-    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False):
+    def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False,
+            epilogue=None):
         """Compute out from x (module docstring) on nthreads threads.
 
         x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous numpy arrays of the
@@ -439,9 +447,11 @@ cdef class Winograd:
         they are transformed first, by every thread, into a buffer of this call, whatever
         pack_first says: the GEMMs read nothing else); bias (C_out,) or None. The workspace
         (nthreads * workspace_elems) is allocated here. Every element of out is written
-        exactly once."""
+        exactly once. epilogue: None, or cconv._epilogue's arguments (_epilogue.pxd), fused
+        into the writing of each output element."""
         cdef Layer *L = &self.L
-        cdef Py_buffer v[4]        # x, w, out, bias
+        cdef Py_buffer v[7]        # x, w, out, bias, then the epilogue's arrays
+        cdef cc_epilogue ep
         cdef int held = 0
         cdef void *ws = NULL
         cdef void *pk = NULL
@@ -456,11 +466,13 @@ cdef class Winograd:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
                       L.C_out, L.H_out, L.W_out, "Winograd.run")
             self.check(elements(&v[1]), self.itemsize, packed)
+            ep_take(epilogue, &ep, v, &held, self.itemsize, L.C_out, elements(&v[2]))
             if L.items == 0:
                 return
             call.L, call.x, call.out = L, v[0].buf, v[2].buf
             call.w = call.raw = v[1].buf
             call.bias = v[3].buf if bias is not None else NULL
+            call.ep = &ep if epilogue is not None else NULL
             counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
             if not packed:
                 pk = workspace(1, L.packed_size, self.itemsize)

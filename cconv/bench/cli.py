@@ -123,6 +123,13 @@ def build_parser():
     parser.add_argument("--busy-cpus", type=int, default=None, metavar="K",
                         help="with --busy: how many busy processes, one per CPU held "
                              "(default 1)")
+    parser.add_argument("--networks", nargs="?", const="all", default=None, metavar="NAMES",
+                        help="instead of layers: whole networks of cconv.models ('all', the "
+                             "default, or comma-separated names among "
+                             "resnet18,resnet50,mobilenet_v2,unet), ms per image of cconv "
+                             "fused and unfused, torch eager and onnxruntime")
+    parser.add_argument("--batch", type=_parse_threads, default=[1, 8], metavar="B",
+                        help="with --networks: comma-separated batch sizes (default 1,8)")
     parser.add_argument("--no-overhead", action="store_true",
                         help="skip the per-call overhead row")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
@@ -144,6 +151,8 @@ def main(argv=None):
     if args.busy and (args.plot or args.update_readme):
         parser.error("--plot and --update-readme draw the ratio tables, which --busy does "
                      "not measure")
+    if args.networks is not None and (args.busy or args.plot or args.layers):
+        parser.error("--networks times whole networks: not with --busy, --plot or --layers")
     if args.busy and max(args.threads) < 2:
         parser.error("--busy times calls on more than one thread: give --threads with a "
                      "count above 1, e.g. 1,2")
@@ -180,6 +189,8 @@ def main(argv=None):
               "row, so the numpy column at fewer threads is not a like-for-like peer (pip "
               "install threadpoolctl, or \".[bench]\")", file=sys.stderr)
     progress = Progress(enabled=not args.no_progress)
+    if args.networks is not None:
+        return _main_networks(args, argv, info, progress, rounds=rounds, target_s=target_s)
     if args.busy:
         return _main_busy(args, argv, chosen, spec, info, progress, rounds=rounds,
                           target_s=target_s, dtype=dtype)
@@ -272,6 +283,50 @@ def _main_busy(args, argv, chosen, spec, info, progress, *, rounds, target_s, dt
     if wrong:
         print(f"\nerror: outputs disagree with the reference: {', '.join(wrong)}",
               file=sys.stderr)
+        return 1
+    return 0
+
+
+def _main_networks(args, argv, info, progress, *, rounds, target_s):
+    """--networks: one row per network, batch and thread count (networks.bench_network);
+    exit status 1 where a contender's output disagreed with torch's."""
+    from . import networks
+    try:
+        chosen = networks.select(args.networks)
+    except ValueError as exc:
+        print(f"python -m cconv bench: {exc}", file=sys.stderr)
+        return 2
+    steps = [(n, b, t) for n in chosen for b in args.batch for t in args.threads]
+    t_start = time.perf_counter()
+    records = []
+    try:
+        for i, (name, batch, t) in enumerate(steps, 1):
+            progress.step(f"[{i}/{len(steps)}] {name}, batch {batch}, {t} "
+                          f"thread{'s' if t > 1 else ''}")
+            if args.wait_quiet > 0:
+                harness.wait_quiet(args.wait_quiet, progress.update)
+            records.append(networks.bench_network(name, batch, t, rounds=rounds,
+                                                  target_s=target_s, progress=progress))
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - t_start
+    header = report.format_header(info, [], elapsed=elapsed, dtype=np.dtype(np.float32),
+                                  threads=args.threads, rounds=rounds, target_s=target_s,
+                                  peers=["torch", "onnxruntime"])
+    text = header + "\n\n" + networks.format_table(records)
+    print(text)
+    if args.json:
+        report.write_json(args.json, {"meta": dict(info, argv=argv, elapsed_s=elapsed),
+                                      "networks": records})
+    if args.update_readme:
+        cmd = "python -m cconv bench " + " ".join(argv)
+        report.update_readme(args.update_readme, f"`{cmd.strip()}`\n\n```\n{text}\n```",
+                             section="networks")
+        print(f"table written to {args.update_readme}")
+    wrong = [f"{r['network']}:{n}" for r in records for n, c in r["checks"].items()
+             if not c["ok"]]
+    if wrong:
+        print(f"\nerror: outputs disagree with torch's: {', '.join(wrong)}", file=sys.stderr)
         return 1
     return 0
 

@@ -348,14 +348,17 @@ def machine_info():
     return info
 
 
-def update_readme(path, text):
-    """Replace what lies between README_START and README_END in `path` with `text`."""
+def update_readme(path, text, section="table"):
+    """Replace what lies between the markers `<!-- bench-SECTION:start -->` and `...:end -->`
+    in `path` with `text` (section "table": the layer table, "networks": --networks')."""
+    start, end = (README_START, README_END) if section == "table" else (
+        f"<!-- bench-{section}:start -->", f"<!-- bench-{section}:end -->")
     with open(path) as f:
         content = f.read()
-    i, j = content.find(README_START), content.find(README_END)
+    i, j = content.find(start), content.find(end)
     if i < 0 or j < i:
-        raise ValueError(f"{path}: no {README_START} ... {README_END} section to replace")
-    content = content[:i + len(README_START)] + "\n" + text.rstrip() + "\n" + content[j:]
+        raise ValueError(f"{path}: no {start} ... {end} section to replace")
+    content = content[:i + len(start)] + "\n" + text.rstrip() + "\n" + content[j:]
     with open(path, "w") as f:
         f.write(content)
 

@@ -14,6 +14,8 @@ whose state_dict keys are torch's, so a trained model loads from its checkpoint.
     ChannelShuffle
     MaxPool2d, AvgPool2d,              as torch.nn's pooling layers, compiled
     AdaptiveAvgPool2d, AdaptiveMaxPool2d
+    fuse                               a model with BatchNorm and activations folded into
+                                       its convolutions (fusion.py)
 """
 import importlib
 
@@ -28,6 +30,7 @@ _LAZY = {
     **dict.fromkeys(["ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "SiLU", "Hardswish",
                      "Hardsigmoid", "GELU", "Softmax"], "activation"),
     "BatchNorm2d": "normalization",
+    "fuse": "fusion",
     "Linear": "linear",
     **dict.fromkeys(["Upsample", "PixelShuffle", "ChannelShuffle"], "resample"),
     **dict.fromkeys(["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"],
@@ -38,7 +41,7 @@ __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTr
            "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
            "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "BatchNorm2d",
            "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "MaxPool2d", "AvgPool2d",
-           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "functional"]
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "functional", "fuse"]
 
 
 def __getattr__(name):

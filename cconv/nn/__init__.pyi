@@ -14,6 +14,7 @@ from .activation import Tanh as Tanh
 from .containers import ModuleDict as ModuleDict
 from .containers import ModuleList as ModuleList
 from .containers import Sequential as Sequential
+from .fusion import fuse as fuse
 from .linear import Linear as Linear
 from .module import Module as Module
 from .normalization import BatchNorm2d as BatchNorm2d
@@ -32,4 +33,4 @@ __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Conv2d", "ConvTr
            "Identity", "Flatten", "Dropout", "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh",
            "SiLU", "Hardswish", "Hardsigmoid", "GELU", "Softmax", "BatchNorm2d",
            "Linear", "Upsample", "PixelShuffle", "ChannelShuffle", "MaxPool2d", "AvgPool2d",
-           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "functional"]
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "functional", "fuse"]

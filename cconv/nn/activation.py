@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .. import _params, _threads
+from .. import _isa, _params, _threads
 from .._kernels import _elementwise
 from .._kernels import _softmax as _softmax_kernel
 from .module import Module
@@ -26,8 +26,8 @@ __all__ = ["ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "SiLU", "Hardswish",
            "silu", "hardswish", "hardsigmoid", "gelu", "softmax"]
 
 _OPS = _elementwise.OPS
-# Rough floating-point operations per element, what _threads.threads_for weighs: a libm
-# call (exp, tanh, erf) counts as about twenty.
+# Rough floating-point operations per element, what _threads.threads_for weighs: an exp,
+# tanh or erf (a vector polynomial) counts as about twenty.
 _FLOPS = {"relu": 1, "relu6": 2, "leaky_relu": 2, "hardswish": 4, "hardsigmoid": 3,
           "sigmoid": 20, "tanh": 20, "silu": 22, "gelu": 24, "gelu_tanh": 28, "softmax": 24}
 _GELU_APPROXIMATIONS = ("none", "tanh")
@@ -39,7 +39,7 @@ def _writes_in_place(x):
             and x.dtype.isnative)
 
 
-def _elementwise_op(fn, op, input, inplace=False, slope=0.0):
+def _elementwise_op(fn, op, input, inplace=False, p0=0.0, p1=0.0):
     """op (an entry of _elementwise.OPS) applied to each element of input, in place if
     inplace and the input can hold the result."""
     x = _params.as_float_array(fn, "input", input)
@@ -51,7 +51,8 @@ def _elementwise_op(fn, op, input, inplace=False, slope=0.0):
     n = x.size
     chunks = -(-n // _elementwise.CHUNK_ELEMENTS)
     nthreads = _threads.threads_for(chunks, n * _FLOPS[op], _threads.get_num_threads())
-    _elementwise.apply(_OPS[op], x.reshape(-1), out.reshape(-1), slope, nthreads)
+    _elementwise.apply(_OPS[op], x.reshape(-1), out.reshape(-1), p0, p1, _isa.current(),
+                       nthreads)
     return out
 
 

@@ -123,6 +123,17 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    # ---- pickling (copy.deepcopy, multiprocessing, Dask workers) ---------------------------
+    def __setstate__(self, state):
+        """Restore a pickled or deep-copied module. numpy gives back writeable arrays, so the
+        registered ones are made read-only again: a layer may keep what it derived from
+        them only while nobody can write into them."""
+        self.__dict__.update(state)
+        for registry in (self._parameters, self._buffers):
+            for arr in registry.values():
+                if arr is not None:
+                    arr.flags.writeable = False
+
     # ---- registration ---------------------------------------------------------------------
     def _forget_array(self, name):
         """Unregister `name` as a parameter or buffer (its attribute stays)."""
