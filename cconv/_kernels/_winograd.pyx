@@ -36,6 +36,7 @@ image size. The planner picks it (cconv._planner, rule 3a).
 
 from cython cimport floating
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 from ._buffers cimport elements, release, take_call, workspace
 from ._conv cimport Conv, conv_of
@@ -51,16 +52,10 @@ cdef extern from "Python.h":
 
 
 cdef extern from "winograd_dispatch.h" nogil:
-    ctypedef void (*cc_wi_f32_fn)(const float *, Py_ssize_t, Py_ssize_t, float *, float *,
-                                  Py_ssize_t) noexcept nogil
-    ctypedef void (*cc_wi_f64_fn)(const double *, Py_ssize_t, Py_ssize_t, double *, double *,
-                                  Py_ssize_t) noexcept nogil
     ctypedef void (*cc_wo_f32_fn)(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *,
                                   float *) noexcept nogil
     ctypedef void (*cc_wo_f64_fn)(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *,
                                   double *) noexcept nogil
-    cc_wi_f32_fn cc_winograd_input_f32(int isa)
-    cc_wi_f64_fn cc_winograd_input_f64(int isa)
     cc_wo_f32_fn cc_winograd_output_f32(int isa)
     cc_wo_f64_fn cc_winograd_output_f64(int isa)
     ctypedef void (*cc_ws_f32_fn)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, float *,
@@ -69,6 +64,24 @@ cdef extern from "winograd_dispatch.h" nogil:
                                   Py_ssize_t) noexcept nogil
     cc_ws_f32_fn cc_winograd_sum_f32(int isa)
     cc_ws_f64_fn cc_winograd_sum_f64(int isa)
+    ctypedef void (*cc_wc_f32_fn)(const float *, Py_ssize_t, float *, Py_ssize_t,
+                                  Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_wc_f64_fn)(const double *, Py_ssize_t, double *, Py_ssize_t,
+                                  Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_wr_f32_fn)(const float *, const float *, float *, Py_ssize_t,
+                                  Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_wr_f64_fn)(const double *, const double *, double *, Py_ssize_t,
+                                  Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_wp_f32_fn)(const float *, Py_ssize_t, float *, Py_ssize_t,
+                                  float) noexcept nogil
+    ctypedef void (*cc_wp_f64_fn)(const double *, Py_ssize_t, double *, Py_ssize_t,
+                                  double) noexcept nogil
+    cc_wc_f32_fn cc_winograd_col_f32(int isa)
+    cc_wc_f64_fn cc_winograd_col_f64(int isa)
+    cc_wr_f32_fn cc_winograd_row_f32(int isa)
+    cc_wr_f64_fn cc_winograd_row_f64(int isa)
+    cc_wp_f32_fn cc_winograd_put_f32(int isa)
+    cc_wp_f64_fn cc_winograd_put_f64(int isa)
 
 
 cdef enum:
@@ -109,6 +122,7 @@ cdef struct Layer:
     Py_ssize_t rows_max              # most output channels of a block
     Py_ssize_t items                 # N * groups * nchunks * nmb
     Py_ssize_t packed_size
+    Py_ssize_t lw                    # an input line's length in the scratch (4 tc + 2, more)
     Py_ssize_t ws_d, ws_tmp, ws_v, ws_m, ws   # per-thread buffers and their total
     Py_ssize_t *ktab                 # k * wlo, k * (wlo + 1), k * tc, each for k < kmax
 
@@ -146,9 +160,11 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
     L.rows_max = min(mul_sat(L.ppb, L.wlo + 1), L.Mg)
     L.items = mul_sat(mul_sat(L.N, L.groups), mul_sat(L.nchunks, L.nmb))
     L.packed_size = mul_sat(mul_sat(POS, L.groups), mul_sat(L.Mg, L.Cg))
-    # Each buffer starts on a cache line: gathered tiles (later the output tiles), the
-    # transforms' scratch, V and M.
-    L.ws_d = round_line(POS * L.tc, itemsize)
+    # Each buffer starts on a cache line: the input stage's lines (6 input lines, their
+    # column transform, the rows' 4 + 2 elements per tile: 6 (2 lw + 4 tc + 2 tc)), later
+    # the output tiles and a row (20 tc); the output transform's scratch; V and M.
+    L.lw = round_line(4 * L.tc + 2, itemsize)
+    L.ws_d = round_line(mul_sat(6, 2 * L.lw + 6 * L.tc), itemsize)
     L.ws_tmp = round_line(POS * L.tc, itemsize)
     L.ws_v = round_line(mul_sat(POS * L.tc, L.kmax), itemsize)
     L.ws_m = round_line(mul_sat(POS * L.tc, L.rows_max), itemsize)
@@ -196,45 +212,112 @@ cdef void pack_channel(const Layer *L, const floating *w, floating *dst,
                     dst[i] = <floating> u
 
 
-cdef inline void gather(const Layer *L, const floating *xc, Py_ssize_t t0, Py_ssize_t count,
-                        floating *d) noexcept nogil:
-    """d[e*tc + t] = input element e (row*8 + column) of tile t0 + t of channel xc, zero
-    outside the image; tiles past count are zero."""
-    cdef Py_ssize_t t, tt, y0, x0, i, j, y, xx
-    cdef const floating *row
-    cdef floating *dt
-    for t in range(count, L.tc):
-        for i in range(POS):
-            d[i * L.tc + t] = 0
-    for t in range(count):
-        tt = t0 + t
-        y0 = (tt // L.tw) * TILE - L.pt
-        x0 = (tt % L.tw) * TILE - L.pl
-        dt = d + t
-        for i in range(SPAN):
-            y = y0 + i
-            if y < 0 or y >= L.H:
-                for j in range(SPAN):
-                    dt[(i * SPAN + j) * L.tc] = 0
-                continue
-            row = xc + y * L.W
-            if x0 >= 0 and x0 + SPAN <= L.W:
-                for j in range(SPAN):
-                    dt[(i * SPAN + j) * L.tc] = row[x0 + j]
-            else:
-                for j in range(SPAN):
-                    xx = x0 + j
-                    dt[(i * SPAN + j) * L.tc] = row[xx] if 0 <= xx < L.W else 0
-
-
-cdef inline void input_transform(int isa, const floating *d, Py_ssize_t ld, floating *tmp,
-                                 floating *v, Py_ssize_t vs) noexcept nogil:
-    """v[p*vs + t] = (B^T d B)[p] for the ld tiles of d (the one place the dtype picks a
-    symbol)."""
+cdef inline void col_transform(int isa, const floating *x, Py_ssize_t xs, floating *y,
+                               Py_ssize_t ys, Py_ssize_t n) noexcept nogil:
+    """y[k*ys + t] = (B^T x)[k] down the columns x[i*xs + t], t < n (the one place the dtype
+    picks a symbol)."""
     if floating is float:
-        cc_winograd_input_f32(isa)(d, ld, ld, tmp, v, vs)
+        cc_winograd_col_f32(isa)(x, xs, y, ys, n)
     else:
-        cc_winograd_input_f64(isa)(d, ld, ld, tmp, v, vs)
+        cc_winograd_col_f64(isa)(x, xs, y, ys, n)
+
+
+cdef inline void row_transform(int isa, const floating *q, const floating *e, floating *v,
+                               Py_ssize_t vs, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        cc_winograd_row_f32(isa)(q, e, v, vs, n)
+    else:
+        cc_winograd_row_f64(isa)(q, e, v, vs, n)
+
+
+cdef inline void put_row(int isa, const floating *y, Py_ssize_t ys, floating *o, Py_ssize_t n,
+                         floating b) noexcept nogil:
+    if floating is float:
+        cc_winograd_put_f32(isa)(y, ys, o, n, b)
+    else:
+        cc_winograd_put_f64(isa)(y, ys, o, n, b)
+
+
+cdef inline Py_ssize_t segment(const Layer *L, Py_ssize_t t, Py_ssize_t left) noexcept nogil:
+    """How many tiles from tile t on lie in its tile row, at most left."""
+    return min(L.tw - t % L.tw, left)
+
+
+cdef void input_tiles(const Layer *L, const floating *xc, Py_ssize_t t0, Py_ssize_t count,
+                      floating *s, floating *v, Py_ssize_t vs) noexcept nogil:
+    """v[p*vs + t] = (B^T d B)[p], t < tc, for the tiles d of channel xc from tile t0 on
+    (count of them; s's per-tile elements past count are zero). Each tile row's 6 input
+    lines are copied whole (zero outside the image) and transformed down their columns, so
+    only the row step reads tiles' elements apart. s: the scratch (ws_d)."""
+    cdef Py_ssize_t lw = L.lw, tc = L.tc
+    cdef floating *lines = s
+    cdef floating *cols = s + 6 * lw
+    cdef floating *q = cols + 6 * lw             # 6 rows of 4 tc: elements 0..3 of each tile
+    cdef floating *e = q + 24 * tc               # 6 rows of 2 tc: elements 4, 5
+    cdef Py_ssize_t off = 0
+    cdef Py_ssize_t t, seg, ty, x0, n, i, k, u, y, lo, hi
+    cdef floating *line
+    cdef floating *ck
+    while off < count:
+        t = t0 + off
+        seg = segment(L, t, count - off)
+        ty = t // L.tw
+        x0 = (t % L.tw) * TILE - L.pl
+        n = TILE * seg + 2
+        for i in range(SPAN):
+            y = ty * TILE - L.pt + i
+            line = lines + i * lw
+            if y < 0 or y >= L.H:
+                memset(line, 0, n * sizeof(floating))
+                continue
+            lo = min(max(-x0, 0), n)
+            hi = max(min(L.W - x0, n), lo)
+            memset(line, 0, lo * sizeof(floating))
+            memcpy(line + lo, xc + y * L.W + x0 + lo, (hi - lo) * sizeof(floating))
+            memset(line + hi, 0, (n - hi) * sizeof(floating))
+        col_transform(L.isa, lines, lw, cols, lw, n)
+        for k in range(SPAN):
+            ck = cols + k * lw
+            memcpy(q + k * 4 * tc + 4 * off, ck, 4 * seg * sizeof(floating))
+            for u in range(seg):
+                e[k * 2 * tc + 2 * (off + u)] = ck[4 * u + 4]
+                e[k * 2 * tc + 2 * (off + u) + 1] = ck[4 * u + 5]
+        off += seg
+    for k in range(SPAN):
+        row_transform(L.isa, q + k * 4 * tc, e + k * 2 * tc, v + k * SPAN * vs, vs, tc)
+
+
+cdef void output_tiles(const Layer *L, const floating *mm, Py_ssize_t ms, Py_ssize_t t0,
+                       Py_ssize_t count, floating bm, const cc_epilogue *ep,
+                       const floating *out, floating *yc, Py_ssize_t ch, floating *s,
+                       floating *tmp) noexcept nogil:
+    """One output channel's tiles from tile t0 on (count of them): A^T M A of mm[p*ms + t],
+    the bias bm added, written row by row into the channel yc, clipped at the image's bottom
+    and right edges; the epilogue (or NULL) on each row piece once written. s: the scratch
+    (ws_d), tmp: the transform's (ws_tmp)."""
+    cdef Py_ssize_t tc = L.tc
+    cdef floating *yt = s                        # 16 rows of tc: element e of each tile
+    cdef floating *ob = s + 16 * tc              # one output row of the segment
+    cdef Py_ssize_t off = 0
+    cdef Py_ssize_t t, seg, oy0, ox0, nx, i
+    cdef floating *dst
+    output_transform(L.isa, mm, ms, tc, count, tmp, yt)
+    while off < count:
+        t = t0 + off
+        seg = segment(L, t, count - off)
+        oy0 = (t // L.tw) * TILE
+        ox0 = (t % L.tw) * TILE
+        nx = min(TILE * seg, L.W_out - ox0)
+        for i in range(min(TILE, L.H_out - oy0)):
+            dst = yc + (oy0 + i) * L.W_out + ox0
+            if nx == TILE * seg:
+                put_row(L.isa, yt + i * TILE * tc + off, tc, dst, seg, bm)
+            else:
+                put_row(L.isa, yt + i * TILE * tc + off, tc, ob, seg, bm)
+                memcpy(dst, ob, nx * sizeof(floating))
+            if ep != NULL:
+                ep_row(L.isa, ep, out, ch, dst, dst, nx)
+        off += seg
 
 
 cdef inline void output_transform(int isa, const floating *m, Py_ssize_t ms, Py_ssize_t ld,
@@ -301,19 +384,16 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef floating *V = tmp + L.ws_tmp
     cdef floating *M = V + L.ws_v
     cdef const floating *a
-    cdef floating *yt
-    cdef floating *yo
     cdef floating t1[12 * 32 + 16]         # MR x NR <= 12 x 32
     cdef floating t2[12 * 32 + 16]
     cdef floating bm
-    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m, t, tt, oy0, ox0, i, j, ny, nx
+    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
         c1 = split_start(kb + 1, L.Cg, L.nkb)
         kcb = c1 - c0
         for c in range(c0, c1):
-            gather(L, x_ng + c * HW, t0, count, d)
-            input_transform(L.isa, d, tc, tmp, V + (c - c0) * tc, kcb * tc)
+            input_tiles(L, x_ng + c * HW, t0, count, d, V + (c - c0) * tc, kcb * tc)
         for p in range(POS):
             for pan in range(pan0, pan1):
                 r0 = split_start(pan, L.Mg, L.npanels)
@@ -323,25 +403,10 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
                     gemm_tile(L, r, kcb, a, V + p * kcb * tc + jt * L.nr,
                               M + (p * rows + r0 - row0) * tc + jt * L.nr, tc, kb == 0,
                               t1, t2)
-    # The output tiles of each channel, their bias added after the transform, clipped at the
-    # image's bottom and right edges; the epilogue on each tile row once it is written.
-    yt = d
     for m in range(rows):
-        output_transform(L.isa, M + m * tc, rows * tc, tc, count, tmp, yt)
         bm = bias[gi * L.Mg + row0 + m] if bias != NULL else 0
-        for t in range(count):
-            tt = t0 + t
-            oy0 = (tt // L.tw) * TILE
-            ox0 = (tt % L.tw) * TILE
-            ny = min(TILE, L.H_out - oy0)
-            nx = min(TILE, L.W_out - ox0)
-            for i in range(ny):
-                for j in range(nx):
-                    out_ng[(row0 + m) * HWo + (oy0 + i) * L.W_out + ox0 + j] = (
-                        yt[(i * TILE + j) * tc + t] + bm)
-                if ep != NULL:
-                    yo = out_ng + (row0 + m) * HWo + (oy0 + i) * L.W_out + ox0
-                    ep_row(L.isa, ep, out, gi * L.Mg + row0 + m, yo, yo, nx)
+        output_tiles(L, M + m * tc, rows * tc, t0, count, bm, ep, out,
+                     out_ng + (row0 + m) * HWo, gi * L.Mg + row0 + m, d, tmp)
 
 
 cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:

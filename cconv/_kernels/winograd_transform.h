@@ -7,15 +7,23 @@
  * Interpolation points 0, +-1, +-2 and infinity (cconv/_kernels/_winograd.pyx has the
  * matrices; tools/winograd_error.py derives them):
  *
- *   winograd_input_<isa>_<dt>    V = B^T d B     d: a 6x6 input tile, V: 36 positions
  *   winograd_output_<isa>_<dt>   Y = A^T M A     M: 36 positions, Y: a 4x4 output tile
  *   winograd_sum_<isa>_<dt>      b += a, a block of rows
+ *   winograd_col_<isa>_<dt>      B^T down the columns of 6 input lines (the tile rows'
+ *                                first step, on whole lines: contiguous, no gather)
+ *   winograd_row_<isa>_<dt>      B^T along the rows, tile t's 4 + 2 elements at q[4t..]
+ *                                and e[2t..], deinterleaved into the tiles-in-lanes layout
+ *   winograd_put_<isa>_<dt>      a 4x4 tile row's elements interleaved into an output row,
+ *                                the bias added
  */
-#define CC_WI CC_CAT(CC_CAT3(winograd_input_, CC_NAME, _), CC_DT)
 #define CC_WO CC_CAT(CC_CAT3(winograd_output_, CC_NAME, _), CC_DT)
 #define CC_WS CC_CAT(CC_CAT3(winograd_sum_, CC_NAME, _), CC_DT)
 #define CC_WB CC_CAT(CC_CAT3(winograd_bt8_, CC_NAME, _), CC_DT)
 #define CC_WA CC_CAT(CC_CAT3(winograd_at8_, CC_NAME, _), CC_DT)
+#define CC_WC CC_CAT(CC_CAT3(winograd_col_, CC_NAME, _), CC_DT)
+#define CC_WR CC_CAT(CC_CAT3(winograd_row_, CC_NAME, _), CC_DT)
+#define CC_WP CC_CAT(CC_CAT3(winograd_put_, CC_NAME, _), CC_DT)
+#define CC_WM CC_CAT(CC_CAT3(cc_winograd_mask_, CC_NAME, _), CC_DT)
 
 /* y[k] = sum_i B^T[k][i] x[i] for 6 elements x[i*xs + t], y[k*ys + t], t < n. */
 CC_TARGET static inline void CC_WB(const CC_T *restrict x, Py_ssize_t xs, CC_T *restrict y,
@@ -47,18 +55,6 @@ CC_TARGET static inline void CC_WA(const CC_T *restrict x, Py_ssize_t xs, CC_T *
     }
 }
 
-/* v[p*vs + t] = (B^T d B)[p] of the tiles d[e*ld + t] (e = row*6 + column), t < n.
-   tmp: 36*ld elements. */
-CC_TARGET static void CC_WI(const CC_T *restrict d, Py_ssize_t ld, Py_ssize_t n,
-                            CC_T *restrict tmp, CC_T *restrict v, Py_ssize_t vs)
-{
-    /* Columns first (tmp[k][j] = sum_i B^T[k][i] d[i][j]), then the rows of tmp. */
-    for (Py_ssize_t j = 0; j < 6; j++)
-        CC_WB(d + j * ld, 6 * ld, tmp + j * ld, 6 * ld, n);
-    for (Py_ssize_t k = 0; k < 6; k++)
-        CC_WB(tmp + k * 6 * ld, ld, v + k * 6 * vs, vs, n);
-}
-
 /* y[e*ld + t] = (A^T M A)[e] (e = row*4 + column) of m[p*ms + t], t < n. tmp: 24*ld. */
 CC_TARGET static void CC_WO(const CC_T *restrict m, Py_ssize_t ms, Py_ssize_t ld, Py_ssize_t n,
                             CC_T *restrict tmp, CC_T *restrict y)
@@ -79,7 +75,79 @@ CC_TARGET static void CC_WS(Py_ssize_t rows, Py_ssize_t cols, const CC_T *restri
             b[i * ldb + j] += a[i * lda + j];
 }
 
-#undef CC_WI
+/* B^T down the columns: y[k*ys + t] = sum_i B^T[k][i] x[i*xs + t], t < n. */
+CC_TARGET static void CC_WC(const CC_T *restrict x, Py_ssize_t xs, CC_T *restrict y,
+                            Py_ssize_t ys, Py_ssize_t n)
+{
+    CC_WB(x, xs, y, ys, n);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* Lane indices for __builtin_shuffle: an integer vector of the dtype's width. */
+typedef CC_CAT(cc_winograd_int_, CC_DT) CC_WM __attribute__((vector_size(CC_VBYTES)));
+#define CC_W_SHUFFLE 1
+#endif
+
+/* B^T along the rows: v[k*vs + t] = sum_j B^T[k][j] x_j(t), t < n, where tile t's elements
+   are x_0..x_3 = q[4t..4t+3] and x_4, x_5 = e[2t], e[2t+1]; the same arithmetic as CC_WB. */
+CC_TARGET static void CC_WR(const CC_T *restrict q, const CC_T *restrict e, CC_T *restrict v,
+                            Py_ssize_t vs, Py_ssize_t n)
+{
+    Py_ssize_t t = 0;
+#ifdef CC_W_SHUFFLE
+    CC_WM ev, od;
+    for (int i = 0; i < CC_VL; i++) {
+        ev[i] = 2 * i;
+        od[i] = 2 * i + 1;
+    }
+    for (; t + CC_VL <= n; t += CC_VL) {
+        /* Two rounds of even/odd splits take the 4 elements of CC_VL tiles to 4 vectors. */
+        const CC_T *qt = q + 4 * t;
+        const CC_V a0 = *(const CC_VU *)qt, a1 = *(const CC_VU *)(qt + CC_VL);
+        const CC_V a2 = *(const CC_VU *)(qt + 2 * CC_VL), a3 = *(const CC_VU *)(qt + 3 * CC_VL);
+        const CC_V e0 = __builtin_shuffle(a0, a1, ev), o0 = __builtin_shuffle(a0, a1, od);
+        const CC_V e1 = __builtin_shuffle(a2, a3, ev), o1 = __builtin_shuffle(a2, a3, od);
+        const CC_V x0 = __builtin_shuffle(e0, e1, ev), x2 = __builtin_shuffle(e0, e1, od);
+        const CC_V x1 = __builtin_shuffle(o0, o1, ev), x3 = __builtin_shuffle(o0, o1, od);
+        const CC_V b0 = *(const CC_VU *)(e + 2 * t), b1 = *(const CC_VU *)(e + 2 * t + CC_VL);
+        const CC_V x4 = __builtin_shuffle(b0, b1, ev), x5 = __builtin_shuffle(b0, b1, od);
+        *(CC_VU *)(v + t) = (CC_T)4 * x0 - (CC_T)5 * x2 + x4;
+        *(CC_VU *)(v + vs + t) = (x3 + x4) - (CC_T)4 * (x1 + x2);
+        *(CC_VU *)(v + 2 * vs + t) = (x4 - x3) + (CC_T)4 * (x1 - x2);
+        *(CC_VU *)(v + 3 * vs + t) = (x4 - x2) + (CC_T)2 * (x3 - x1);
+        *(CC_VU *)(v + 4 * vs + t) = (x4 - x2) - (CC_T)2 * (x3 - x1);
+        *(CC_VU *)(v + 5 * vs + t) = (CC_T)4 * x1 - (CC_T)5 * x3 + x5;
+    }
+#endif
+    for (; t < n; t++) {
+        const CC_T x0 = q[4 * t], x1 = q[4 * t + 1], x2 = q[4 * t + 2], x3 = q[4 * t + 3];
+        const CC_T x4 = e[2 * t], x5 = e[2 * t + 1];
+        v[t] = (CC_T)4 * x0 - (CC_T)5 * x2 + x4;
+        v[vs + t] = (x3 + x4) - (CC_T)4 * (x1 + x2);
+        v[2 * vs + t] = (x4 - x3) + (CC_T)4 * (x1 - x2);
+        v[3 * vs + t] = (x4 - x2) + (CC_T)2 * (x3 - x1);
+        v[4 * vs + t] = (x4 - x2) - (CC_T)2 * (x3 - x1);
+        v[5 * vs + t] = (CC_T)4 * x1 - (CC_T)5 * x3 + x5;
+    }
+}
+
+/* o[4t + j] = y[j*ys + t] + b, j < 4, t < n: one output row of n tiles. */
+CC_TARGET static void CC_WP(const CC_T *restrict y, Py_ssize_t ys, CC_T *restrict o,
+                            Py_ssize_t n, CC_T b)
+{
+    for (Py_ssize_t t = 0; t < n; t++) {
+        o[4 * t] = y[t] + b;
+        o[4 * t + 1] = y[ys + t] + b;
+        o[4 * t + 2] = y[2 * ys + t] + b;
+        o[4 * t + 3] = y[3 * ys + t] + b;
+    }
+}
+
+#undef CC_W_SHUFFLE
+#undef CC_WC
+#undef CC_WR
+#undef CC_WP
+#undef CC_WM
 #undef CC_WS
 #undef CC_WO
 #undef CC_WB
