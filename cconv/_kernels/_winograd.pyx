@@ -27,7 +27,7 @@ count):
     for each work item (image n, group, chunk of tc tiles, block of panels)    <- threads
       for each K block (cpb input channels)
         input transform of the chunk's tiles -> V[p][k][t] (tiles along the lanes)
-        for each position p, panel, NR tiles: gemm_ukernel: M[p] (+)= U[p] panel * V[p]
+        for each position p, panel, NR tiles: winograd_gemm: M[p] (+)= U[p] panel * V[p]
       output transform of M -> the chunk's output tiles of the block's channels
 
 Memory: V is 36 * cpb * tc and M is 36 * rows * tc elements per thread, whatever the
@@ -35,14 +35,14 @@ image size. The planner picks it (cconv._planner, rule 3a).
 """
 
 from cython cimport floating
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._buffers cimport elements, release, take_call, workspace
 from ._conv cimport Conv, conv_of
 from ._driver cimport item_fn, line_up, run_items
 from ._epilogue cimport cc_epilogue, ep_row, ep_take
-from ._gemm cimport cc_gemm_nr, cc_isa_mr_max, ukernel
+from ._gemm cimport cc_gemm_nr, cc_isa_mr_max
 from ._shares cimport SHARE_PAD
 from ._sizes cimport add_sat, cdiv, mul_sat, round_line, split_start
 
@@ -58,12 +58,6 @@ cdef extern from "winograd_dispatch.h" nogil:
                                   double *) noexcept nogil
     cc_wo_f32_fn cc_winograd_output_f32(int isa)
     cc_wo_f64_fn cc_winograd_output_f64(int isa)
-    ctypedef void (*cc_ws_f32_fn)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, float *,
-                                  Py_ssize_t) noexcept nogil
-    ctypedef void (*cc_ws_f64_fn)(Py_ssize_t, Py_ssize_t, const double *, Py_ssize_t, double *,
-                                  Py_ssize_t) noexcept nogil
-    cc_ws_f32_fn cc_winograd_sum_f32(int isa)
-    cc_ws_f64_fn cc_winograd_sum_f64(int isa)
     ctypedef void (*cc_wc_f32_fn)(const float *, Py_ssize_t, float *, Py_ssize_t,
                                   Py_ssize_t) noexcept nogil
     ctypedef void (*cc_wc_f64_fn)(const double *, Py_ssize_t, double *, Py_ssize_t,
@@ -76,6 +70,14 @@ cdef extern from "winograd_dispatch.h" nogil:
                                   float) noexcept nogil
     ctypedef void (*cc_wp_f64_fn)(const double *, Py_ssize_t, double *, Py_ssize_t,
                                   double) noexcept nogil
+    ctypedef void (*cc_wg_f32_fn)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t,
+                                  const float *, Py_ssize_t, float *, Py_ssize_t,
+                                  int) noexcept nogil
+    ctypedef void (*cc_wg_f64_fn)(Py_ssize_t, Py_ssize_t, const double *, Py_ssize_t,
+                                  const double *, Py_ssize_t, double *, Py_ssize_t,
+                                  int) noexcept nogil
+    cc_wg_f32_fn cc_winograd_gemm_f32(int isa)
+    cc_wg_f64_fn cc_winograd_gemm_f64(int isa)
     cc_wc_f32_fn cc_winograd_col_f32(int isa)
     cc_wc_f64_fn cc_winograd_col_f64(int isa)
     cc_wr_f32_fn cc_winograd_row_f32(int isa)
@@ -88,10 +90,6 @@ cdef enum:
     TILE = 4                         # output rows and columns of a tile (m of F(m, 3))
     SPAN = 6                         # input rows and columns of a tile (m + 2)
     POS = 36                         # positions of a transformed tile (SPAN * SPAN)
-    # Input channels a GEMM tile sums before its sum joins the running one: blocked
-    # summation, whose rounding the output transform amplifies far less than a sum of
-    # thousands of products in one accumulator (decisions: Winograd).
-    SUB = 16
 
 # Output tile size m of F(m x m, 3 x 3).
 M_TILE = TILE
@@ -124,7 +122,6 @@ cdef struct Layer:
     Py_ssize_t packed_size
     Py_ssize_t lw                    # an input line's length in the scratch (4 tc + 2, more)
     Py_ssize_t ws_d, ws_tmp, ws_v, ws_m, ws   # per-thread buffers and their total
-    Py_ssize_t *ktab                 # k * wlo, k * (wlo + 1), k * tc, each for k < kmax
 
 
 cdef struct Call:
@@ -169,7 +166,6 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
     L.ws_v = round_line(mul_sat(POS * L.tc, L.kmax), itemsize)
     L.ws_m = round_line(mul_sat(POS * L.tc, L.rows_max), itemsize)
     L.ws = add_sat(add_sat(L.ws_d, L.ws_tmp), add_sat(L.ws_v, L.ws_m))
-    L.ktab = NULL
 
 
 cdef inline Py_ssize_t block_offset(const Layer *L, Py_ssize_t gi, Py_ssize_t c0,
@@ -328,36 +324,16 @@ cdef inline void output_transform(int isa, const floating *m, Py_ssize_t ms, Py_
         cc_winograd_output_f64(isa)(m, ms, ld, n, tmp, y)
 
 
-cdef inline void sum_block(int isa, Py_ssize_t rows, Py_ssize_t cols, const floating *a,
-                           Py_ssize_t lda, floating *b, Py_ssize_t ldb) noexcept nogil:
+cdef inline void gemm_tile(int isa, Py_ssize_t r, Py_ssize_t kcb, const floating *a,
+                           const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
+                           bint first) noexcept nogil:
+    """c[r x NR] (first: =, else +=) the product of a K block: A panel a (kcb x r, k-major)
+    times B = b (kcb rows of ldb), its sums blocked by 16 input channels (module
+    docstring)."""
     if floating is float:
-        cc_winograd_sum_f32(isa)(rows, cols, a, lda, b, ldb)
+        cc_winograd_gemm_f32(isa)(r, kcb, a, r, b, ldb, c, ldc, first)
     else:
-        cc_winograd_sum_f64(isa)(rows, cols, a, lda, b, ldb)
-
-
-cdef inline void gemm_tile(const Layer *L, Py_ssize_t r, Py_ssize_t kcb, const floating *a,
-                           const floating *b, floating *c, Py_ssize_t ldc, bint kb_first,
-                           floating *t1, floating *t2) noexcept nogil:
-    """c[r x NR] (kb_first: =, else +=) the product of a K block: A panel a (kcb x r, k-major)
-    times B = b (kcb rows of tc). Sums of SUB channels are added up per K block, and the
-    K block's sum joins c. t1, t2: r x NR scratch tiles."""
-    cdef const Py_ssize_t *aoff = L.ktab + (r - L.wlo) * L.kmax
-    cdef const Py_ssize_t *boff = L.ktab + 2 * L.kmax
-    cdef floating *acc = c if kb_first else t2
-    cdef Py_ssize_t lda = ldc if kb_first else L.nr
-    cdef Py_ssize_t s, ks, sb
-    for sb in range(cdiv(kcb, SUB)):
-        s = sb * SUB
-        ks = min(SUB, kcb - s)
-        if s == 0:
-            ukernel(L.isa, r, ks, a, aoff, 1, b, boff, acc, lda, L.nr, NULL, NULL, 0, 0)
-        else:
-            ukernel(L.isa, r, ks, a + s * r, aoff, 1, b + s * L.tc, boff, t1, L.nr, L.nr,
-                    NULL, NULL, 0, 0)
-            sum_block(L.isa, r, L.nr, t1, L.nr, acc, lda)
-    if not kb_first:
-        sum_block(L.isa, r, L.nr, t2, L.nr, c, ldc)
+        cc_winograd_gemm_f64(isa)(r, kcb, a, r, b, ldb, c, ldc, first)
 
 
 cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
@@ -384,8 +360,6 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef floating *V = tmp + L.ws_tmp
     cdef floating *M = V + L.ws_v
     cdef const floating *a
-    cdef floating t1[12 * 32 + 16]         # MR x NR <= 12 x 32
-    cdef floating t2[12 * 32 + 16]
     cdef floating bm
     cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m
     for kb in range(L.nkb):
@@ -400,9 +374,8 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
                 a = w + block_offset(L, gi, c0, c1, p, r0)
                 for jt in range(ncols):
-                    gemm_tile(L, r, kcb, a, V + p * kcb * tc + jt * L.nr,
-                              M + (p * rows + r0 - row0) * tc + jt * L.nr, tc, kb == 0,
-                              t1, t2)
+                    gemm_tile(L.isa, r, kcb, a, V + p * kcb * tc + jt * L.nr, tc,
+                              M + (p * rows + r0 - row0) * tc + jt * L.nr, tc, kb == 0)
     for m in range(rows):
         bm = bias[gi * L.Mg + row0 + m] if bias != NULL else 0
         output_tiles(L, M + m * tc, rows * tc, t0, count, bm, ep, out,
@@ -462,7 +435,6 @@ cdef class Winograd:
 
     def __cinit__(self, params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
                   Py_ssize_t ppb):
-        cdef Py_ssize_t i, k
         self.L = layer_of(params, isa, itemsize, cpb, tc, ppb)
         self.itemsize = itemsize
         self.workspace_elems = self.workspace_elems_raw = self.L.ws
@@ -470,15 +442,6 @@ cdef class Winograd:
         if self.L.ws > PY_SSIZE_T_MAX // 64 or self.L.packed_size > PY_SSIZE_T_MAX // 64:
             raise MemoryError("Winograd: the workspace of this geometry exceeds what this "
                               "platform can address")
-        self.L.ktab = <Py_ssize_t *> malloc(3 * self.L.kmax * sizeof(Py_ssize_t))
-        if self.L.ktab == NULL:
-            raise MemoryError()
-        for i in range(3):
-            for k in range(self.L.kmax):
-                self.L.ktab[i * self.L.kmax + k] = k * (self.L.wlo + i if i < 2 else self.L.tc)
-
-    def __dealloc__(self):
-        free(self.L.ktab)
 
     cdef void check(self, Py_ssize_t w_size, Py_ssize_t itemsize, bint packed) except *:
         """The weights (packed or raw) and the dtype match what was prepared."""

@@ -8,16 +8,17 @@
  * matrices; tools/winograd_error.py derives them):
  *
  *   winograd_output_<isa>_<dt>   Y = A^T M A     M: 36 positions, Y: a 4x4 output tile
- *   winograd_sum_<isa>_<dt>      b += a, a block of rows
  *   winograd_col_<isa>_<dt>      B^T down the columns of 6 input lines (the tile rows'
  *                                first step, on whole lines: contiguous, no gather)
  *   winograd_row_<isa>_<dt>      B^T along the rows, tile t's 4 + 2 elements at q[4t..]
  *                                and e[2t..], deinterleaved into the tiles-in-lanes layout
  *   winograd_put_<isa>_<dt>      a 4x4 tile row's elements interleaved into an output row,
  *                                the bias added
+ *   winograd_gemm_<isa>_<dt>     one position's GEMM tile, r x NR (NR = 2 vectors of
+ *                                tiles), its sum blocked by CC_WSUB input channels in
+ *                                registers
  */
 #define CC_WO CC_CAT(CC_CAT3(winograd_output_, CC_NAME, _), CC_DT)
-#define CC_WS CC_CAT(CC_CAT3(winograd_sum_, CC_NAME, _), CC_DT)
 #define CC_WB CC_CAT(CC_CAT3(winograd_bt8_, CC_NAME, _), CC_DT)
 #define CC_WA CC_CAT(CC_CAT3(winograd_at8_, CC_NAME, _), CC_DT)
 #define CC_WC CC_CAT(CC_CAT3(winograd_col_, CC_NAME, _), CC_DT)
@@ -63,16 +64,6 @@ CC_TARGET static void CC_WO(const CC_T *restrict m, Py_ssize_t ms, Py_ssize_t ld
         CC_WA(m + j * ms, 6 * ms, tmp + j * ld, 6 * ld, n);
     for (Py_ssize_t k = 0; k < 4; k++)
         CC_WA(tmp + k * 6 * ld, ld, y + k * 4 * ld, ld, n);
-}
-
-/* b[i*ldb + j] += a[i*lda + j], i < rows, j < cols: a block's partial products summed into
-   the running sum (blocked summation keeps the GEMM's rounding small). */
-CC_TARGET static void CC_WS(Py_ssize_t rows, Py_ssize_t cols, const CC_T *restrict a,
-                            Py_ssize_t lda, CC_T *restrict b, Py_ssize_t ldb)
-{
-    for (Py_ssize_t i = 0; i < rows; i++)
-        for (Py_ssize_t j = 0; j < cols; j++)
-            b[i * ldb + j] += a[i * lda + j];
 }
 
 /* B^T down the columns: y[k*ys + t] = sum_i B^T[k][i] x[i*xs + t], t < n. */
@@ -143,12 +134,104 @@ CC_TARGET static void CC_WP(const CC_T *restrict y, Py_ssize_t ys, CC_T *restric
     }
 }
 
+/* The blocked GEMM tile: rows of CC_WROWS at most (a block's sums and the running sums
+   both stay in registers: 4 vectors a row), each row count its own unrolled copy. */
+/* Input channels a block sums before its sum joins the running one: blocked summation,
+   whose rounding the output transform amplifies far less than one long sum's. */
+#define CC_WSUB 16
+#define CC_WROWS (CC_MRMAX / 2)
+#define CC_WGR CC_CAT(CC_CAT3(winograd_gemm_rows_, CC_NAME, _), CC_DT)
+#define CC_WGK CC_CAT(CC_CAT3(winograd_gemm_, CC_NAME, _), CC_DT)
+
+/* c[i*ldc + j] (first: =, else +=) sum over k < kc of a[k*as + i] * b[k*ldb + j], i < R,
+   j < 2 CC_VL: the products summed CC_WSUB k at a time from zero, those sums added in
+   order, and their total added to c once. */
+CC_TARGET static inline __attribute__((always_inline)) void CC_WGR(
+    const int R, Py_ssize_t kc, const CC_T *restrict a, Py_ssize_t as, const CC_T *restrict b,
+    Py_ssize_t ldb, CC_T *restrict c, Py_ssize_t ldc, int first)
+{
+    const CC_V zero = {0};
+    CC_V r0[CC_WROWS], r1[CC_WROWS], s0[CC_WROWS], s1[CC_WROWS];
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++)
+        r0[i] = r1[i] = zero;
+    for (Py_ssize_t k0 = 0; k0 < kc; k0 += CC_WSUB) {
+        const Py_ssize_t k1 = k0 + CC_WSUB < kc ? k0 + CC_WSUB : kc;
+#pragma GCC unroll 16
+        for (int i = 0; i < R; i++)
+            s0[i] = s1[i] = zero;
+        for (Py_ssize_t k = k0; k < k1; k++) {
+            const CC_T *ak = a + k * as;
+            const CC_V b0 = *(const CC_VU *)(b + k * ldb);
+            const CC_V b1 = *(const CC_VU *)(b + k * ldb + CC_VL);
+#pragma GCC unroll 16
+            for (int i = 0; i < R; i++) {
+                const CC_T ai = ak[i];
+                s0[i] += b0 * ai;
+                s1[i] += b1 * ai;
+            }
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < R; i++) {
+            if (k0 == 0) {
+                r0[i] = s0[i];
+                r1[i] = s1[i];
+            } else {
+                r0[i] += s0[i];
+                r1[i] += s1[i];
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+        CC_T *ci = c + i * ldc;
+        if (first) {
+            *(CC_VU *)ci = r0[i];
+            *(CC_VU *)(ci + CC_VL) = r1[i];
+        } else {
+            *(CC_VU *)ci = *(const CC_VU *)ci + r0[i];
+            *(CC_VU *)(ci + CC_VL) = *(const CC_VU *)(ci + CC_VL) + r1[i];
+        }
+    }
+}
+
+/* CC_WGR for r rows (any count, CC_WROWS at a time). Assumes: kc >= 1. */
+CC_TARGET static void CC_WGK(Py_ssize_t r, Py_ssize_t kc, const CC_T *restrict a,
+                             Py_ssize_t as, const CC_T *restrict b, Py_ssize_t ldb,
+                             CC_T *restrict c, Py_ssize_t ldc, int first)
+{
+    for (Py_ssize_t i0 = 0; i0 < r; i0 += CC_WROWS) {
+        const Py_ssize_t n = r - i0 < CC_WROWS ? r - i0 : CC_WROWS;
+        const CC_T *ai = a + i0;
+        CC_T *ci = c + i0 * ldc;
+        switch (n) {
+#if CC_WROWS >= 6
+        case 6: CC_WGR(6, kc, ai, as, b, ldb, ci, ldc, first); break;
+#endif
+#if CC_WROWS >= 5
+        case 5: CC_WGR(5, kc, ai, as, b, ldb, ci, ldc, first); break;
+#endif
+#if CC_WROWS >= 4
+        case 4: CC_WGR(4, kc, ai, as, b, ldb, ci, ldc, first); break;
+#endif
+#if CC_WROWS >= 3
+        case 3: CC_WGR(3, kc, ai, as, b, ldb, ci, ldc, first); break;
+#endif
+        case 2: CC_WGR(2, kc, ai, as, b, ldb, ci, ldc, first); break;
+        default: CC_WGR(1, kc, ai, as, b, ldb, ci, ldc, first); break;
+        }
+    }
+}
+
+#undef CC_WSUB
+#undef CC_WROWS
+#undef CC_WGR
+#undef CC_WGK
 #undef CC_W_SHUFFLE
 #undef CC_WC
 #undef CC_WR
 #undef CC_WP
 #undef CC_WM
-#undef CC_WS
 #undef CC_WO
 #undef CC_WB
 #undef CC_WA
