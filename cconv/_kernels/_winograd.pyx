@@ -70,10 +70,10 @@ cdef extern from "winograd_dispatch.h" nogil:
                                   float) noexcept nogil
     ctypedef void (*cc_wp_f64_fn)(const double *, Py_ssize_t, double *, Py_ssize_t,
                                   double) noexcept nogil
-    ctypedef void (*cc_wg_f32_fn)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t,
+    ctypedef void (*cc_wg_f32_fn)(Py_ssize_t, int, Py_ssize_t, const float *, Py_ssize_t,
                                   const float *, Py_ssize_t, float *, Py_ssize_t,
                                   int) noexcept nogil
-    ctypedef void (*cc_wg_f64_fn)(Py_ssize_t, Py_ssize_t, const double *, Py_ssize_t,
+    ctypedef void (*cc_wg_f64_fn)(Py_ssize_t, int, Py_ssize_t, const double *, Py_ssize_t,
                                   const double *, Py_ssize_t, double *, Py_ssize_t,
                                   int) noexcept nogil
     cc_wg_f32_fn cc_winograd_gemm_f32(int isa)
@@ -324,16 +324,16 @@ cdef inline void output_transform(int isa, const floating *m, Py_ssize_t ms, Py_
         cc_winograd_output_f64(isa)(m, ms, ld, n, tmp, y)
 
 
-cdef inline void gemm_tile(int isa, Py_ssize_t r, Py_ssize_t kcb, const floating *a,
+cdef inline void gemm_tile(int isa, Py_ssize_t r, int nv, Py_ssize_t kcb, const floating *a,
                            const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
                            bint first) noexcept nogil:
-    """c[r x NR] (first: =, else +=) the product of a K block: A panel a (kcb x r, k-major)
+    """c[r x nv vectors] (first: =, else +=) the product of a K block: A panel a (kcb x r, k-major)
     times B = b (kcb rows of ldb), its sums blocked by 16 input channels (module
     docstring)."""
     if floating is float:
-        cc_winograd_gemm_f32(isa)(r, kcb, a, r, b, ldb, c, ldc, first)
+        cc_winograd_gemm_f32(isa)(r, nv, kcb, a, r, b, ldb, c, ldc, first)
     else:
-        cc_winograd_gemm_f64(isa)(r, kcb, a, r, b, ldb, c, ldc, first)
+        cc_winograd_gemm_f64(isa)(r, nv, kcb, a, r, b, ldb, c, ldc, first)
 
 
 cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
@@ -362,6 +362,7 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef const floating *a
     cdef floating bm
     cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m
+    cdef int nv
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
         c1 = split_start(kb + 1, L.Cg, L.nkb)
@@ -374,7 +375,9 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
                 a = w + block_offset(L, gi, c0, c1, p, r0)
                 for jt in range(ncols):
-                    gemm_tile(L.isa, r, kcb, a, V + p * kcb * tc + jt * L.nr, tc,
+                    # A last tile half empty or more takes one vector of columns.
+                    nv = 1 if 2 * (count - jt * L.nr) <= L.nr else 2
+                    gemm_tile(L.isa, r, nv, kcb, a, V + p * kcb * tc + jt * L.nr, tc,
                               M + (p * rows + r0 - row0) * tc + jt * L.nr, tc, kb == 0)
     for m in range(rows):
         bm = bias[gi * L.Mg + row0 + m] if bias != NULL else 0

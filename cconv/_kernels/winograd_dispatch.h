@@ -27,9 +27,9 @@ typedef void (*cc_wr_f64_fn)(const double *, const double *, double *, Py_ssize_
 typedef void (*cc_wp_f32_fn)(const float *, Py_ssize_t, float *, Py_ssize_t, float);
 typedef void (*cc_wp_f64_fn)(const double *, Py_ssize_t, double *, Py_ssize_t, double);
 
-typedef void (*cc_wg_f32_fn)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, const float *,
-                             Py_ssize_t, float *, Py_ssize_t, int);
-typedef void (*cc_wg_f64_fn)(Py_ssize_t, Py_ssize_t, const double *, Py_ssize_t,
+typedef void (*cc_wg_f32_fn)(Py_ssize_t, int, Py_ssize_t, const float *, Py_ssize_t,
+                             const float *, Py_ssize_t, float *, Py_ssize_t, int);
+typedef void (*cc_wg_f64_fn)(Py_ssize_t, int, Py_ssize_t, const double *, Py_ssize_t,
                              const double *, Py_ssize_t, double *, Py_ssize_t, int);
 
 #define CC_WG_NAME(kind, id, dt) CC_CAT(CC_CAT3(kind, CC_NAME_##id, _), dt)

@@ -144,10 +144,10 @@ CC_TARGET static void CC_WP(const CC_T *restrict y, Py_ssize_t ys, CC_T *restric
 #define CC_WGK CC_CAT(CC_CAT3(winograd_gemm_, CC_NAME, _), CC_DT)
 
 /* c[i*ldc + j] (first: =, else +=) sum over k < kc of a[k*as + i] * b[k*ldb + j], i < R,
-   j < 2 CC_VL: the products summed CC_WSUB k at a time from zero, those sums added in
-   order, and their total added to c once. */
+   j < NV CC_VL (NV = 1 or 2 vectors): the products summed CC_WSUB k at a time from zero,
+   those sums added in order, and their total added to c once. */
 CC_TARGET static inline __attribute__((always_inline)) void CC_WGR(
-    const int R, Py_ssize_t kc, const CC_T *restrict a, Py_ssize_t as, const CC_T *restrict b,
+    const int R, const int NV, Py_ssize_t kc, const CC_T *restrict a, Py_ssize_t as, const CC_T *restrict b,
     Py_ssize_t ldb, CC_T *restrict c, Py_ssize_t ldc, int first)
 {
     const CC_V zero = {0};
@@ -163,12 +163,15 @@ CC_TARGET static inline __attribute__((always_inline)) void CC_WGR(
         for (Py_ssize_t k = k0; k < k1; k++) {
             const CC_T *ak = a + k * as;
             const CC_V b0 = *(const CC_VU *)(b + k * ldb);
-            const CC_V b1 = *(const CC_VU *)(b + k * ldb + CC_VL);
+            CC_V b1 = zero;
+            if (NV == 2)
+                b1 = *(const CC_VU *)(b + k * ldb + CC_VL);
 #pragma GCC unroll 16
             for (int i = 0; i < R; i++) {
                 const CC_T ai = ak[i];
                 s0[i] += b0 * ai;
-                s1[i] += b1 * ai;
+                if (NV == 2)
+                    s1[i] += b1 * ai;
             }
         }
 #pragma GCC unroll 16
@@ -187,16 +190,26 @@ CC_TARGET static inline __attribute__((always_inline)) void CC_WGR(
         CC_T *ci = c + i * ldc;
         if (first) {
             *(CC_VU *)ci = r0[i];
-            *(CC_VU *)(ci + CC_VL) = r1[i];
+            if (NV == 2)
+                *(CC_VU *)(ci + CC_VL) = r1[i];
         } else {
             *(CC_VU *)ci = *(const CC_VU *)ci + r0[i];
-            *(CC_VU *)(ci + CC_VL) = *(const CC_VU *)(ci + CC_VL) + r1[i];
+            if (NV == 2)
+                *(CC_VU *)(ci + CC_VL) = *(const CC_VU *)(ci + CC_VL) + r1[i];
         }
     }
 }
 
-/* CC_WGR for r rows (any count, CC_WROWS at a time). Assumes: kc >= 1. */
-CC_TARGET static void CC_WGK(Py_ssize_t r, Py_ssize_t kc, const CC_T *restrict a,
+/* CC_WGR for r rows (any count, CC_WROWS at a time) and nv vectors of columns (1: a last,
+   narrow tile). Assumes: kc >= 1. */
+#define CC_WGCASE(n)                                                                         \
+    case n:                                                                                  \
+        if (nv == 2)                                                                         \
+            CC_WGR(n, 2, kc, ai, as, b, ldb, ci, ldc, first);                                \
+        else                                                                                 \
+            CC_WGR(n, 1, kc, ai, as, b, ldb, ci, ldc, first);                                \
+        break;
+CC_TARGET static void CC_WGK(Py_ssize_t r, int nv, Py_ssize_t kc, const CC_T *restrict a,
                              Py_ssize_t as, const CC_T *restrict b, Py_ssize_t ldb,
                              CC_T *restrict c, Py_ssize_t ldc, int first)
 {
@@ -206,19 +219,19 @@ CC_TARGET static void CC_WGK(Py_ssize_t r, Py_ssize_t kc, const CC_T *restrict a
         CC_T *ci = c + i0 * ldc;
         switch (n) {
 #if CC_WROWS >= 6
-        case 6: CC_WGR(6, kc, ai, as, b, ldb, ci, ldc, first); break;
+        CC_WGCASE(6)
 #endif
 #if CC_WROWS >= 5
-        case 5: CC_WGR(5, kc, ai, as, b, ldb, ci, ldc, first); break;
+        CC_WGCASE(5)
 #endif
 #if CC_WROWS >= 4
-        case 4: CC_WGR(4, kc, ai, as, b, ldb, ci, ldc, first); break;
+        CC_WGCASE(4)
 #endif
 #if CC_WROWS >= 3
-        case 3: CC_WGR(3, kc, ai, as, b, ldb, ci, ldc, first); break;
+        CC_WGCASE(3)
 #endif
-        case 2: CC_WGR(2, kc, ai, as, b, ldb, ci, ldc, first); break;
-        default: CC_WGR(1, kc, ai, as, b, ldb, ci, ldc, first); break;
+        CC_WGCASE(2)
+        default: CC_WGCASE(1)
         }
     }
 }
@@ -227,6 +240,7 @@ CC_TARGET static void CC_WGK(Py_ssize_t r, Py_ssize_t kc, const CC_T *restrict a
 #undef CC_WROWS
 #undef CC_WGR
 #undef CC_WGK
+#undef CC_WGCASE
 #undef CC_W_SHUFFLE
 #undef CC_WC
 #undef CC_WR
