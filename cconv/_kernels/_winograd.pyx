@@ -16,8 +16,8 @@ transforms.
 
 Layouts: x and out NCHW, C-contiguous; input outside the image is zero (any padding, read
 in place, no padded copy). Packed weights, per group, K block (whole input channels c0..c1)
-and position, in the implicit GEMM's pixel-mode panels (MR rows of output channels, split
-evenly):
+and position, in panels of gemm_rows() rows of output channels (half the implicit GEMM's
+MR; the panels split the channels evenly):
 
     [group][K block][p][panel][k][row]
 
@@ -142,7 +142,7 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
     L.C_out, L.H_out, L.W_out = g.C_out, g.H_out, g.W_out
     L.groups, L.Cg, L.Mg = g.groups, g.Cg, g.Mg
     L.pt, L.pl, L.isa = pt, pl, isa
-    L.mr, L.nr = cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+    L.mr, L.nr = gemm_rows(isa), cc_gemm_nr(isa, itemsize)
     L.nkb = cdiv(L.Cg, cpb)
     L.cpb = cdiv(L.Cg, L.nkb)
     L.kmax = L.cpb
@@ -159,13 +159,20 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
     L.packed_size = mul_sat(mul_sat(POS, L.groups), mul_sat(L.Mg, L.Cg))
     # Each buffer starts on a cache line: the input stage's lines (6 input lines, their
     # column transform, the rows' 4 + 2 elements per tile: 6 (2 lw + 4 tc + 2 tc)), later
-    # the output tiles and a row (20 tc); the output transform's scratch; V and M.
-    L.lw = round_line(4 * L.tc + 2, itemsize)
+    # the output tiles and a row (20 tc); the output transform's scratch; V and M. A line
+    # holds a chunk's tile-row pieces one after another, 4 + 2 elements apiece.
+    L.lw = round_line(6 * L.tc + 2, itemsize)
     L.ws_d = round_line(mul_sat(6, 2 * L.lw + 6 * L.tc), itemsize)
     L.ws_tmp = round_line(POS * L.tc, itemsize)
     L.ws_v = round_line(mul_sat(POS * L.tc, L.kmax), itemsize)
     L.ws_m = round_line(mul_sat(POS * L.tc, L.rows_max), itemsize)
     L.ws = add_sat(add_sat(L.ws_d, L.ws_tmp), add_sat(L.ws_v, L.ws_m))
+
+
+cdef inline Py_ssize_t gemm_rows(int isa) noexcept nogil:
+    """Rows of a weight panel: winograd_gemm's most (half the micro-kernel's: its block sums
+    and running sums both stay in registers)."""
+    return max(cc_isa_mr_max(isa) // 2, 1)
 
 
 cdef inline Py_ssize_t block_offset(const Layer *L, Py_ssize_t gi, Py_ssize_t c0,
@@ -242,15 +249,17 @@ cdef inline Py_ssize_t segment(const Layer *L, Py_ssize_t t, Py_ssize_t left) no
 cdef void input_tiles(const Layer *L, const floating *xc, Py_ssize_t t0, Py_ssize_t count,
                       floating *s, floating *v, Py_ssize_t vs) noexcept nogil:
     """v[p*vs + t] = (B^T d B)[p], t < tc, for the tiles d of channel xc from tile t0 on
-    (count of them; s's per-tile elements past count are zero). Each tile row's 6 input
-    lines are copied whole (zero outside the image) and transformed down their columns, so
-    only the row step reads tiles' elements apart. s: the scratch (ws_d)."""
+    (count of them; s's per-tile elements past count are zero). Each tile row's piece of
+    its 6 input lines is copied whole (zero outside the image), the pieces one after another,
+    and all transformed down their columns at once, so only the row step reads tiles'
+    elements apart. s: the scratch (ws_d)."""
     cdef Py_ssize_t lw = L.lw, tc = L.tc
     cdef floating *lines = s
     cdef floating *cols = s + 6 * lw
     cdef floating *q = cols + 6 * lw             # 6 rows of 4 tc: elements 0..3 of each tile
     cdef floating *e = q + 24 * tc               # 6 rows of 2 tc: elements 4, 5
     cdef Py_ssize_t off = 0
+    cdef Py_ssize_t at = 0                       # where the piece starts in the lines
     cdef Py_ssize_t t, seg, ty, x0, n, i, k, u, y, lo, hi
     cdef floating *line
     cdef floating *ck
@@ -262,7 +271,7 @@ cdef void input_tiles(const Layer *L, const floating *xc, Py_ssize_t t0, Py_ssiz
         n = TILE * seg + 2
         for i in range(SPAN):
             y = ty * TILE - L.pt + i
-            line = lines + i * lw
+            line = lines + i * lw + at
             if y < 0 or y >= L.H:
                 memset(line, 0, n * sizeof(floating))
                 continue
@@ -271,14 +280,24 @@ cdef void input_tiles(const Layer *L, const floating *xc, Py_ssize_t t0, Py_ssiz
             memset(line, 0, lo * sizeof(floating))
             memcpy(line + lo, xc + y * L.W + x0 + lo, (hi - lo) * sizeof(floating))
             memset(line + hi, 0, (n - hi) * sizeof(floating))
-        col_transform(L.isa, lines, lw, cols, lw, n)
+        off += seg
+        at += n
+    col_transform(L.isa, lines, lw, cols, lw, at)
+    if count < tc:
         for k in range(SPAN):
-            ck = cols + k * lw
+            memset(q + k * 4 * tc + 4 * count, 0, 4 * (tc - count) * sizeof(floating))
+            memset(e + k * 2 * tc + 2 * count, 0, 2 * (tc - count) * sizeof(floating))
+    off = at = 0
+    while off < count:
+        seg = segment(L, t0 + off, count - off)
+        for k in range(SPAN):
+            ck = cols + k * lw + at
             memcpy(q + k * 4 * tc + 4 * off, ck, 4 * seg * sizeof(floating))
             for u in range(seg):
                 e[k * 2 * tc + 2 * (off + u)] = ck[4 * u + 4]
                 e[k * 2 * tc + 2 * (off + u) + 1] = ck[4 * u + 5]
         off += seg
+        at += TILE * seg + 2
     for k in range(SPAN):
         row_transform(L.isa, q + k * 4 * tc, e + k * 2 * tc, v + k * SPAN * vs, vs, tc)
 
@@ -424,8 +443,8 @@ def sizes(params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
 
 
 def tile(int isa, Py_ssize_t itemsize):
-    """(MR, NR) of the GEMM micro-kernel the positions' products run on."""
-    return cc_isa_mr_max(isa), cc_gemm_nr(isa, itemsize)
+    """(rows of a weight panel, NR) of the GEMM tile the positions' products run on."""
+    return gemm_rows(isa), cc_gemm_nr(isa, itemsize)
 
 
 cdef class Winograd:
