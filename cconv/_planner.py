@@ -14,9 +14,13 @@ The rules, in order (`algorithm=` forces one, for tests and benchmarks):
      output channels (igemm_cl) along the lanes, with the band height and channel blocks
      that the cost model (_igemm_cost) finds cheapest within the workspace budget.
   3a. winograd: a conv2d with a 3x3 kernel, stride 1, dilation 1 (F(4x4, 3x3), the kernel
-     _winograd.pyx), only when forced: no layer measured both faster than rule 3 and within
-     float32's error bound (decisions: Winograd). CCONV_WINOGRAD=0 in the environment at
-     import, or set_winograd(False), turns it off: then it is refused even when forced.
+     _winograd.pyx; its error within float32's bound, decisions: Winograd), by default
+     for float32 with WINOGRAD_MIN_CHANNELS input and output channels per group and
+     WINOGRAD_MIN_PIXELS output pixels or more, where it was measured faster than rule 3
+     (decisions: Winograd by default), for modules and functional calls alike (the same
+     bits either way); forced elsewhere.
+     CCONV_WINOGRAD=0 in the environment at import, or set_winograd(False), turns it off:
+     then it is refused even when forced.
   4. A transposed convolution whose kernel is its stride (U-Net's 2x2/s2), where rule 3
      chose igemm: one 1x1 GEMM copied depth to space (_lowering.depth_to_space), not phases.
 
@@ -92,10 +96,17 @@ DEPTHWISE_FLOP_COST = 8
 # The widest output rows depthwise_cl runs on by default, by dtype and vector width
 # (decisions: DW_CHANNELS_MAX_WIDTH).
 DW_CHANNELS_MAX_WIDTH = {"float32-64-byte-vectors": 56, "float32": 28, "float64": 14}
-# Winograd: input channels per K block (whole blocks of the GEMM's SUB-channel sums) and
+# Winograd: most input channels per K block (whole blocks of the GEMM's 16-channel sums) and
 # most tiles per chunk, in NR-wide columns (decisions: Winograd).
 WINOGRAD_KC = 256
-WINOGRAD_TILE_COLUMNS = 2
+WINOGRAD_TILE_COLUMNS = 1
+# The most workspace a thread's V (transformed input) and M (products) may take: what keeps
+# them in L2, and the 1 MiB a thread every algorithm keeps to (decisions: Winograd).
+WINOGRAD_WORKSPACE_BYTES = 1 << 20
+# Winograd by default (rule 3a): float32 layers with at least this many input and output
+# channels per group and output pixels (decisions: Winograd by default).
+WINOGRAD_MIN_CHANNELS = 64
+WINOGRAD_MIN_PIXELS = 14 * 14
 # Whether Winograd may run: CCONV_WINOGRAD=0 at import turns it off; set_winograd() sets it.
 _winograd_on = os.environ.get("CCONV_WINOGRAD", "").strip() != "0"
 # A functional call packs its weights first, as a module does once, when each is used at
@@ -205,6 +216,8 @@ def _plan(params, dtype, algorithm, isa, threads, prepacked, winograd_on):
         threads = 1
     if algorithm is not None and algorithm.winograd:
         return _plan_winograd(params, dtype, isa, threads)
+    if algorithm is None and winograd_on and _winograd_default(params, dtype):
+        return _plan_winograd(params, dtype, isa, threads)
     if depthwise:
         chosen = _plan_depthwise(params, dtype, isa, threads, algorithm)
         if chosen is not None:
@@ -214,6 +227,14 @@ def _plan(params, dtype, algorithm, isa, threads, prepacked, winograd_on):
     if d2s is not None and chosen.algorithm == Algorithm.IGEMM:
         return _plan_igemm(d2s, dtype, isa, threads, Algorithm.IGEMM, prepacked)
     return chosen
+
+
+def _winograd_default(params, dtype):
+    """Rule 3a's default: where Winograd was measured faster than rule 3 (decisions:
+    Winograd by default)."""
+    p = params
+    return (winograd_applies(p) and dtype == np.float32 and p.Cg >= WINOGRAD_MIN_CHANNELS
+            and p.Mg >= WINOGRAD_MIN_CHANNELS and p.H_out * p.W_out >= WINOGRAD_MIN_PIXELS)
 
 
 def _work(params, depthwise):
@@ -366,27 +387,54 @@ def _plan_igemm(lowering, dtype, isa, threads, algorithm, prepacked):
 
 
 def _plan_winograd(params, dtype, isa, threads):
-    """The Winograd plan: K blocks of WINOGRAD_KC input channels at most, chunks of up to
-    WINOGRAD_TILE_COLUMNS * NR tiles (fewer for a small image), and the output channels
-    split into as many blocks as it takes to give every thread an item."""
+    """The Winograd plan: chunks of WINOGRAD_TILE_COLUMNS * NR tiles or fewer (one vector's
+    worth for a small image), the most output channels per block and input channels per K
+    block (whole 16-channel sums, up to WINOGRAD_KC) whose V and M fit
+    WINOGRAD_WORKSPACE_BYTES a thread: the widest chunk that takes every input channel in one
+    K block, else the widest chunk with fewer; the output channels split into more blocks
+    where their rows do not fit, then to give every thread an item. The K blocks do not
+    depend on the thread count (the same bits for any)."""
     p = params
     if p.Cg == 0:
         return _bias_only(Algorithm.WINOGRAD, isa, dtype)
     mr, nr = _winograd.tile(isa, dtype.itemsize)
     m = _winograd.M_TILE
     tiles = _cdiv(p.H_out, m) * _cdiv(p.W_out, m)
-    tc = min(_cdiv(tiles, nr), WINOGRAD_TILE_COLUMNS) * nr
     npanels = _cdiv(p.Mg, mr)
-    outer = p.N * p.groups * _cdiv(tiles, tc)
-    nmb = min(npanels, _cdiv(threads, outer))
-    ppb = _cdiv(npanels, nmb)
-    ws, items = _winograd.sizes(p, isa, dtype.itemsize, WINOGRAD_KC, tc, ppb)
+    kc_top = min(WINOGRAD_KC, _cdiv(p.Cg, 16) * 16)
+    top = nr // 2 if tiles <= nr // 2 else min(_cdiv(tiles, nr), WINOGRAD_TILE_COLUMNS) * nr
+    widths = [top] + [w for w in (nr * 2 ** i for i in range(8)) if w < top][::-1]
+    choice = None
+    for tc in widths:
+        nmb = 1
+        while True:
+            ppb = _cdiv(npanels, nmb)
+            kc = next((k for k in range(kc_top, 0, -16) if _winograd_ws(p, isa, dtype, k, tc, ppb)
+                       <= WINOGRAD_WORKSPACE_BYTES), None)
+            if kc is not None or ppb == 1:
+                break
+            nmb += 1
+        kc = kc or 16
+        if choice is None:
+            choice = (tc, kc, ppb)
+        if kc == kc_top:
+            choice = (tc, kc, ppb)
+            break
+    tc, kc, ppb = choice
+    ppb = min(ppb, _cdiv(npanels, min(npanels, _cdiv(threads, p.N * p.groups
+                                                         * _cdiv(tiles, tc)))))
+    ws, items = _winograd.sizes(p, isa, dtype.itemsize, kc, tc, ppb)
     if not _fits(ws, dtype) or ws > sys.maxsize // 64:
         raise _too_big(p, dtype, ws)
     return Plan(Algorithm.WINOGRAD, 0, isa, dtype,
                 _threads.threads_for(items, p.flops, threads), ws, workspace_elems_raw=ws,
-                rows=tc, cpb=WINOGRAD_KC, ppb=ppb, width=mr,
+                rows=tc, cpb=kc, ppb=ppb, width=mr,
                 layout=((tuple(range(3)), tuple(range(3))),))
+
+
+def _winograd_ws(params, isa, dtype, kc, tc, ppb):
+    """Bytes of workspace a thread of this Winograd tiling needs."""
+    return _winograd.sizes(params, isa, dtype.itemsize, kc, tc, ppb)[0] * dtype.itemsize
 
 
 def _dw_channels_max_width(isa, dtype):

@@ -105,11 +105,12 @@ def operation(name):
 
 def tolerance_factor(algorithm, dtype):
     """The table's factor; algorithm None (the planner's choice) gets the largest factor
-    of any algorithm the planner chooses by itself for that dtype (not winograd, which runs
-    only when forced)."""
+    of any algorithm the planner chooses by itself for that dtype (winograd for float32
+    only: _planner.WINOGRAD_MIN_CHANNELS)."""
     dtype = np.dtype(dtype)
     if algorithm is None:
-        return max(f for (a, dt), f in TOLERANCE.items() if dt == dtype and a != "winograd")
+        return max(f for (a, dt), f in TOLERANCE.items()
+                   if dt == dtype and (a != "winograd" or dtype == np.float32))
     return TOLERANCE[algorithm, dtype]
 
 

@@ -114,7 +114,7 @@ cdef struct Layer:
     Py_ssize_t mr, nr                # the micro-kernel's most rows and its columns
     Py_ssize_t cpb, nkb, kmax        # input channels per K block (at most), blocks, most
     Py_ssize_t th, tw, tiles         # the tile grid of one image
-    Py_ssize_t tc, nchunks           # tiles per chunk (a multiple of NR), chunks per image
+    Py_ssize_t tc, nchunks           # tiles per chunk (a multiple of NR / 2), chunks per image
     Py_ssize_t npanels, ppb, nmb     # weight panels per group, per block; blocks
     Py_ssize_t wlo                   # the narrower panel width (panels split Mg evenly)
     Py_ssize_t rows_max              # most output channels of a block
@@ -148,7 +148,7 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
     L.kmax = L.cpb
     L.th, L.tw = cdiv(L.H_out, TILE), cdiv(L.W_out, TILE)
     L.tiles = mul_sat(L.th, L.tw)
-    L.tc = cdiv(tc, L.nr) * L.nr
+    L.tc = cdiv(tc, L.nr // 2) * (L.nr // 2)
     L.nchunks = cdiv(L.tiles, L.tc)
     L.npanels = cdiv(L.Mg, L.mr)
     L.ppb = min(ppb, L.npanels)
@@ -183,36 +183,42 @@ cdef inline Py_ssize_t block_offset(const Layer *L, Py_ssize_t gi, Py_ssize_t c0
             + r0 * (c1 - c0))
 
 
-cdef void pack_channel(const Layer *L, const floating *w, floating *dst,
-                       Py_ssize_t unit) noexcept nogil:
-    """Transform and pack the weights of output channel `unit` (a group's row): U = G g G^T
-    of each of its input channels, in float64, rounded once into its panels' rows."""
-    cdef Py_ssize_t gi = unit // L.Mg
-    cdef Py_ssize_t m = unit % L.Mg
-    cdef Py_ssize_t pan = 0
-    cdef Py_ssize_t r0, r, kb, c0, c1, c, p, a, b, i, j
+cdef void pack_panel(const Layer *L, const floating *w, floating *dst,
+                     Py_ssize_t unit) noexcept nogil:
+    """Transform and pack the weights of panel `unit` (group unit // npanels): U = G g G^T
+    of each (output, input) channel pair, in float64, rounded once; 16 input channels'
+    worth at a time, then each position's run of them written in one go (a pair's 36
+    positions lie far apart, in the same cache set)."""
+    cdef Py_ssize_t gi = unit // L.npanels
+    cdef Py_ssize_t pan = unit % L.npanels
+    cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels)
+    cdef Py_ssize_t r = split_start(pan + 1, L.Mg, L.npanels) - r0
+    cdef Py_ssize_t kb, c0, c1, cb, nb, cc, i, p, q, a, b, j, base
     cdef const floating *g
     cdef double tmp[SPAN][3]
-    cdef double u
-    # The panel holding row m: panels split Mg evenly (split_start).
-    while split_start(pan + 1, L.Mg, L.npanels) <= m:
-        pan += 1
-    r0 = split_start(pan, L.Mg, L.npanels)
-    r = split_start(pan + 1, L.Mg, L.npanels) - r0
+    cdef floating ub[16 * 12 * POS]    # 16 channels x r <= 12 rows x 36 positions
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
         c1 = split_start(kb + 1, L.Cg, L.nkb)
-        for c in range(c0, c1):
-            g = w + ((gi * L.Mg + m) * L.Cg + c) * 9
-            for a in range(SPAN):
-                for j in range(3):
-                    tmp[a][j] = G[3 * a] * g[j] + G[3 * a + 1] * g[3 + j] + G[3 * a + 2] * g[6 + j]
-            for a in range(SPAN):
-                for b in range(SPAN):
-                    u = tmp[a][0] * G[3 * b] + tmp[a][1] * G[3 * b + 1] + tmp[a][2] * G[3 * b + 2]
-                    p = a * SPAN + b
-                    i = block_offset(L, gi, c0, c1, p, r0) + (c - c0) * r + (m - r0)
-                    dst[i] = <floating> u
+        for cb in range(c0, c1, 16):
+            nb = min(16, c1 - cb)
+            for cc in range(nb):
+                for i in range(r):
+                    g = w + ((gi * L.Mg + r0 + i) * L.Cg + cb + cc) * 9
+                    for a in range(SPAN):
+                        for j in range(3):
+                            tmp[a][j] = (G[3 * a] * g[j] + G[3 * a + 1] * g[3 + j]
+                                         + G[3 * a + 2] * g[6 + j])
+                    q = (cc * r + i) * POS
+                    for a in range(SPAN):
+                        for b in range(SPAN):
+                            ub[q + a * SPAN + b] = <floating> (
+                                tmp[a][0] * G[3 * b] + tmp[a][1] * G[3 * b + 1]
+                                + tmp[a][2] * G[3 * b + 2])
+            for p in range(POS):
+                base = block_offset(L, gi, c0, c1, p, r0) + (cb - c0) * r
+                for q in range(nb * r):
+                    dst[base + q] = ub[q * POS + p]
 
 
 cdef inline void col_transform(int isa, const floating *x, Py_ssize_t xs, floating *y,
@@ -418,12 +424,12 @@ cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
 
 cdef void pack_f32(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
-    pack_channel(c.L, <const float *> c.raw, <float *> c.w, unit)
+    pack_panel(c.L, <const float *> c.raw, <float *> c.w, unit)
 
 
 cdef void pack_f64(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
-    pack_channel(c.L, <const double *> c.raw, <double *> c.w, unit)
+    pack_panel(c.L, <const double *> c.raw, <double *> c.w, unit)
 
 
 cdef Layer layer_of(params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
@@ -485,8 +491,8 @@ cdef class Winograd:
             raise ValueError(f"dst has {dst.shape[0]} elements, expected "
                              f"{self.L.packed_size}")
         with nogil:
-            for unit in range(self.L.groups * self.L.Mg):
-                pack_channel(&self.L, &w[0], &dst[0], unit)
+            for unit in range(self.L.groups * self.L.npanels):
+                pack_panel(&self.L, &w[0], &dst[0], unit)
 
     def run(self, x, w, bint packed, bias, out, int nthreads, bint pack_first=False,
             epilogue=None):
@@ -506,7 +512,7 @@ cdef class Winograd:
         cdef void *ws = NULL
         cdef void *pk = NULL
         cdef Py_ssize_t *counters = NULL
-        cdef Py_ssize_t units = L.groups * L.Mg
+        cdef Py_ssize_t units = L.groups * L.npanels
         cdef Call call
         cdef item_fn item = item_f32 if self.itemsize == sizeof(float) else item_f64
         cdef item_fn pack = pack_f32 if self.itemsize == sizeof(float) else pack_f64
