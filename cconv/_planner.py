@@ -16,9 +16,10 @@ The rules, in order (`algorithm=` forces one, for tests and benchmarks):
   3a. winograd: a conv2d with a 3x3 kernel, stride 1, dilation 1 (F(4x4, 3x3), the kernel
      _winograd.pyx; its error within float32's bound, decisions: Winograd), by default
      for float32 with WINOGRAD_MIN_CHANNELS input and output channels per group and
-     WINOGRAD_MIN_PIXELS output pixels or more, where it was measured faster than rule 3
-     (decisions: Winograd by default), for modules and functional calls alike (the same
-     bits either way); forced elsewhere.
+     WINOGRAD_MIN_PIXELS output pixels over the batch or more, where it was measured faster
+     than rule 3 in modules and functional calls alike (these transform the weights on each
+     call; both paths give the same bits) (decisions: Winograd by default); forced
+     elsewhere.
      CCONV_WINOGRAD=0 in the environment at import, or set_winograd(False), turns it off:
      then it is refused even when forced.
   4. A transposed convolution whose kernel is its stride (U-Net's 2x2/s2), where rule 3
@@ -104,9 +105,10 @@ WINOGRAD_TILE_COLUMNS = 1
 # them in L2, and the 1 MiB a thread every algorithm keeps to (decisions: Winograd).
 WINOGRAD_WORKSPACE_BYTES = 1 << 20
 # Winograd by default (rule 3a): float32 layers with at least this many input and output
-# channels per group and output pixels (decisions: Winograd by default).
+# channels per group, and output pixels over the batch (where a functional call's weight
+# transform costs less than Winograd saves) (decisions: Winograd by default).
 WINOGRAD_MIN_CHANNELS = 64
-WINOGRAD_MIN_PIXELS = 14 * 14
+WINOGRAD_MIN_PIXELS = 24 * 24
 # Whether Winograd may run: CCONV_WINOGRAD=0 at import turns it off; set_winograd() sets it.
 _winograd_on = os.environ.get("CCONV_WINOGRAD", "").strip() != "0"
 # A functional call packs its weights first, as a module does once, when each is used at
@@ -234,7 +236,8 @@ def _winograd_default(params, dtype):
     Winograd by default)."""
     p = params
     return (winograd_applies(p) and dtype == np.float32 and p.Cg >= WINOGRAD_MIN_CHANNELS
-            and p.Mg >= WINOGRAD_MIN_CHANNELS and p.H_out * p.W_out >= WINOGRAD_MIN_PIXELS)
+            and p.Mg >= WINOGRAD_MIN_CHANNELS
+            and p.N * p.H_out * p.W_out >= WINOGRAD_MIN_PIXELS)
 
 
 def _work(params, depthwise):

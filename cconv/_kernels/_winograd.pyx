@@ -77,6 +77,12 @@ cdef extern from "winograd_dispatch.h" nogil:
                                   const double *, Py_ssize_t, double *, Py_ssize_t,
                                   int) noexcept nogil
     cc_wg_f32_fn cc_winograd_gemm_f32(int isa)
+    ctypedef void (*cc_ww_f32_fn)(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *,
+                                  Py_ssize_t) noexcept nogil
+    ctypedef void (*cc_ww_f64_fn)(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                                  double *, Py_ssize_t) noexcept nogil
+    cc_ww_f32_fn cc_winograd_weights_f32(int isa)
+    cc_ww_f64_fn cc_winograd_weights_f64(int isa)
     cc_wg_f64_fn cc_winograd_gemm_f64(int isa)
     cc_wc_f32_fn cc_winograd_col_f32(int isa)
     cc_wc_f64_fn cc_winograd_col_f64(int isa)
@@ -93,17 +99,6 @@ cdef enum:
 
 # Output tile size m of F(m x m, 3 x 3).
 M_TILE = TILE
-
-# G of F(4, 3) (6 x 3, row-major), for the weight transform U = G g G^T.
-cdef double G[18]
-_G = (1.0 / 4, 0.0, 0.0,
-      -1.0 / 6, -1.0 / 6, -1.0 / 6,
-      -1.0 / 6, 1.0 / 6, -1.0 / 6,
-      1.0 / 24, 1.0 / 12, 1.0 / 6,
-      1.0 / 24, -1.0 / 12, 1.0 / 6,
-      0.0, 0.0, 1.0)
-for _i in range(18):
-    G[_i] = _G[_i]
 
 
 cdef struct Layer:
@@ -186,39 +181,30 @@ cdef inline Py_ssize_t block_offset(const Layer *L, Py_ssize_t gi, Py_ssize_t c0
 cdef void pack_panel(const Layer *L, const floating *w, floating *dst,
                      Py_ssize_t unit) noexcept nogil:
     """Transform and pack the weights of panel `unit` (group unit // npanels): U = G g G^T
-    of each (output, input) channel pair, in float64, rounded once; 16 input channels'
-    worth at a time, then each position's run of them written in one go (a pair's 36
-    positions lie far apart, in the same cache set)."""
+    of each (output, input) channel pair, in float64, rounded once; 16 input channels at a
+    time, each position's run of them written in one go (a pair's 36 positions lie far
+    apart, in the same cache set)."""
     cdef Py_ssize_t gi = unit // L.npanels
     cdef Py_ssize_t pan = unit % L.npanels
     cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels)
     cdef Py_ssize_t r = split_start(pan + 1, L.Mg, L.npanels) - r0
-    cdef Py_ssize_t kb, c0, c1, cb, nb, cc, i, p, q, a, b, j, base
-    cdef const floating *g
-    cdef double tmp[SPAN][3]
-    cdef floating ub[16 * 12 * POS]    # 16 channels x r <= 12 rows x 36 positions
+    cdef Py_ssize_t kb, c0, c1, cb
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
         c1 = split_start(kb + 1, L.Cg, L.nkb)
         for cb in range(c0, c1, 16):
-            nb = min(16, c1 - cb)
-            for cc in range(nb):
-                for i in range(r):
-                    g = w + ((gi * L.Mg + r0 + i) * L.Cg + cb + cc) * 9
-                    for a in range(SPAN):
-                        for j in range(3):
-                            tmp[a][j] = (G[3 * a] * g[j] + G[3 * a + 1] * g[3 + j]
-                                         + G[3 * a + 2] * g[6 + j])
-                    q = (cc * r + i) * POS
-                    for a in range(SPAN):
-                        for b in range(SPAN):
-                            ub[q + a * SPAN + b] = <floating> (
-                                tmp[a][0] * G[3 * b] + tmp[a][1] * G[3 * b + 1]
-                                + tmp[a][2] * G[3 * b + 2])
-            for p in range(POS):
-                base = block_offset(L, gi, c0, c1, p, r0) + (cb - c0) * r
-                for q in range(nb * r):
-                    dst[base + q] = ub[q * POS + p]
+            weights_transform(L.isa, w + ((gi * L.Mg + r0) * L.Cg + cb) * 9, L.Cg * 9, r,
+                              min(16, c1 - cb),
+                              dst + block_offset(L, gi, c0, c1, 0, r0) + (cb - c0) * r,
+                              L.Mg * (c1 - c0))
+
+
+cdef inline void weights_transform(int isa, const floating *w, Py_ssize_t ws, Py_ssize_t r,
+                                   Py_ssize_t nb, floating *dst, Py_ssize_t ps) noexcept nogil:
+    if floating is float:
+        cc_winograd_weights_f32(isa)(w, ws, r, nb, dst, ps)
+    else:
+        cc_winograd_weights_f64(isa)(w, ws, r, nb, dst, ps)
 
 
 cdef inline void col_transform(int isa, const floating *x, Py_ssize_t xs, floating *y,

@@ -14,6 +14,8 @@
  *                                and e[2t..], deinterleaved into the tiles-in-lanes layout
  *   winograd_put_<isa>_<dt>      a 4x4 tile row's elements interleaved into an output row,
  *                                the bias added
+ *   winograd_weights_<isa>_<dt>  U = G g G^T of a panel's rows x up to 16 input channels,
+ *                                in double, the filters along the lanes
  *   winograd_gemm_<isa>_<dt>     one position's GEMM tile, r x NR (NR = 2 vectors of
  *                                tiles), its sum blocked by CC_WSUB input channels in
  *                                registers
@@ -25,6 +27,7 @@
 #define CC_WR CC_CAT(CC_CAT3(winograd_row_, CC_NAME, _), CC_DT)
 #define CC_WP CC_CAT(CC_CAT3(winograd_put_, CC_NAME, _), CC_DT)
 #define CC_WM CC_CAT(CC_CAT3(cc_winograd_mask_, CC_NAME, _), CC_DT)
+#define CC_WW CC_CAT(CC_CAT3(winograd_weights_, CC_NAME, _), CC_DT)
 
 /* y[k] = sum_i B^T[k][i] x[i] for 6 elements x[i*xs + t], y[k*ys + t], t < n. */
 CC_TARGET static inline void CC_WB(const CC_T *restrict x, Py_ssize_t xs, CC_T *restrict y,
@@ -131,6 +134,43 @@ CC_TARGET static void CC_WP(const CC_T *restrict y, Py_ssize_t ys, CC_T *restric
         o[4 * t + 1] = y[ys + t] + b;
         o[4 * t + 2] = y[2 * ys + t] + b;
         o[4 * t + 3] = y[3 * ys + t] + b;
+    }
+}
+
+/* dst[p*ps + q] = (G g_q G^T)[p], p < 36, q = c*r + i < nb*r, for the filters g_q =
+   w[i*ws + 9c ..] (r rows of nb <= 16 input channels, r <= 12): in double, each product and
+   sum rounded as written (no contraction: the same bits as the scalar code it replaced), then
+   once into the dtype. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
+CC_TARGET static void CC_WW(const CC_T *restrict w, Py_ssize_t ws, Py_ssize_t r, Py_ssize_t nb,
+                            CC_T *restrict dst, Py_ssize_t ps)
+{
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    static const double G[6][3] = {{1.0 / 4, 0.0, 0.0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0.0, 0.0, 1.0}};
+    double gt[9][16 * 12], ta[3][16 * 12];
+    const Py_ssize_t n = nb * r;
+    for (Py_ssize_t c = 0; c < nb; c++)
+        for (Py_ssize_t i = 0; i < r; i++)
+            for (int e = 0; e < 9; e++)
+                gt[e][c * r + i] = (double)w[i * ws + 9 * c + e];
+    for (int a = 0; a < 6; a++) {
+        for (int j = 0; j < 3; j++)
+            for (Py_ssize_t q = 0; q < n; q++)
+                ta[j][q] = G[a][0] * gt[j][q] + G[a][1] * gt[3 + j][q] + G[a][2] * gt[6 + j][q];
+        for (int b = 0; b < 6; b++) {
+            CC_T *d = dst + (6 * a + b) * ps;
+            for (Py_ssize_t q = 0; q < n; q++)
+                d[q] = (CC_T)(ta[0][q] * G[b][0] + ta[1][q] * G[b][1] + ta[2][q] * G[b][2]);
+        }
     }
 }
 
@@ -246,6 +286,7 @@ CC_TARGET static void CC_WGK(Py_ssize_t r, int nv, Py_ssize_t kc, const CC_T *re
 #undef CC_WR
 #undef CC_WP
 #undef CC_WM
+#undef CC_WW
 #undef CC_WO
 #undef CC_WB
 #undef CC_WA
