@@ -98,11 +98,12 @@ DEPTHWISE_FLOP_COST = 8
 # (decisions: DW_CHANNELS_MAX_WIDTH).
 DW_CHANNELS_MAX_WIDTH = {"float32-64-byte-vectors": 56, "float32": 28, "float64": 14}
 # Winograd: most input channels per K block (whole blocks of the GEMM's 16-channel sums) and
-# most tiles per chunk, in NR-wide columns (decisions: Winograd).
+# most tiles per chunk, in NR-wide columns (decisions: Winograd by default).
 WINOGRAD_KC = 256
 WINOGRAD_TILE_COLUMNS = 1
 # The most workspace a thread's V (transformed input) and M (products) may take: what keeps
-# them in L2, and the 1 MiB a thread every algorithm keeps to (decisions: Winograd).
+# them in L2, and the 1 MiB a thread every algorithm keeps to (decisions: Winograd by
+# default).
 WINOGRAD_WORKSPACE_BYTES = 1 << 20
 # Winograd by default (rule 3a): float32 layers with at least this many input and output
 # channels per group, and output pixels over the batch (where a functional call's weight

@@ -1,6 +1,6 @@
 """Winograd F(4x4, 3x3) (algorithm='winograd'): its error bound against the float64
 reference, its geometry (partial tiles, padding, groups, batches), thread counts, the module
-path, and the switch that turns it off."""
+path, the fused epilogue, the planner's default rule, and the switch that turns it off."""
 import os
 
 import numpy as np
@@ -170,3 +170,29 @@ def test_epilogue_equals_unfused_steps(act, dtype):
     cconv.set_num_threads(2)
     np.testing.assert_array_equal(cconv.conv2d(x, w, b, **kw, epilogue=ep, residual=residual),
                                   got)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "kwargs", "chosen"), [
+    ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), True),
+    ((1, 256, 24, 24), (128, 256, 3, 3), dict(padding=1), True),
+    ((4, 128, 12, 12), (128, 128, 3, 3), dict(padding=1), True),      # pixels over the batch
+    ((1, 128, 64, 64), (256, 64, 3, 3), dict(padding=1, groups=2), True),
+    ((1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), False),     # too few pixels
+    ((1, 32, 56, 56), (64, 32, 3, 3), dict(padding=1), False),        # too few channels
+    ((1, 64, 56, 56), (32, 64, 3, 3), dict(padding=1), False),
+    ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, stride=2), False),
+    ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), False),
+    ((1, 64, 56, 56), (64, 64, 5, 5), dict(padding=2), False),
+])
+def test_default_rule(x_shape, w_shape, kwargs, chosen):
+    """Rule 3a: Winograd by default on float32 3x3 stride-1 layers with 64+ channels in and
+    out per group and 24x24+ output pixels over the batch; never for float64 or when off."""
+    plan = _planner.plan_for_conv2d(x_shape, w_shape, **kwargs)
+    assert (plan.algorithm.value == "winograd") == chosen
+    assert _planner.plan_for_conv2d(x_shape, w_shape, **kwargs,
+                                    dtype=np.float64).algorithm.value != "winograd"
+    cconv.set_winograd(False)
+    try:
+        assert _planner.plan_for_conv2d(x_shape, w_shape, **kwargs).algorithm.value != "winograd"
+    finally:
+        cconv.set_winograd(True)
