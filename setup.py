@@ -67,7 +67,7 @@ def _flags():
                     "-Wno-unreachable-code", "-fno-tree-loop-distribute-patterns"]
     link_args = []
     if os.name == "posix":
-        # The thread pool (pool.h).
+        # The thread pool (threadpool.h).
         compile_args.append("-pthread")
         link_args.append("-pthread")
     if _flag("CCONV_DEBUG"):

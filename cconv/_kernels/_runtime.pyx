@@ -1,21 +1,21 @@
 # cython: language_level=3
 """What this build can run: its instruction-set variants (isa.h), whether OpenMP was compiled
 in, and how it was compiled. Read once at import by cconv._isa and cconv.show_config().
-Also home to the process's one thread pool (pool.h), compiled here only."""
+Also home to the process's one thread pool (threadpool.h), compiled here only."""
 
 cdef extern from "isa.h" nogil:
     int CC_NUM_ISAS
     int cc_isa_supported(int isa)
     const char *cc_isa_name(int isa)
 
-cdef extern from "pool.h" nogil:
+cdef extern from "threadpool.h" nogil:
     void cc_pool_run(body_fn body, void *arg, int nthreads)
     int cc_pool_hold(int held)
 
 
 cdef void pool_run(body_fn body, void *arg, int nthreads) noexcept nogil:
     """body(arg, tid) on the caller (tid 0) and the pool's workers 1 .. nthreads - 1; returns
-    when every body that started has returned (pool.h)."""
+    when every body that started has returned (threadpool.h)."""
     cc_pool_run(body, arg, nthreads)
 
 
