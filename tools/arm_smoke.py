@@ -94,9 +94,9 @@ def test_unfold_is_the_padded_geometry():
 
 
 # ---- the build ----------------------------------------------------------------------------
-def test_build_reports_openmp_and_variants():
+def test_build_reports_thread_pool_and_variants():
     cfg = cconv._config.config()
-    assert cfg["openmp"], "this build lost OpenMP"
+    assert cfg["thread_pool"], "this build lost its thread pool"
     assert cfg["isa"] in cfg["isa_supported"]
     assert set(cfg["isa_supported"]) <= set(cfg["isa_compiled"])
     assert cfg["isa_compiled"][0] in cfg["isa_supported"], "the baseline must always run"
