@@ -78,7 +78,8 @@ def _onnx_session(ref, example, threads):
 
 
 def contenders(name, threads, x):
-    """({name: Contender} of CONTENDERS on input x, torch's output for x)."""
+    """({name: Contender} of CONTENDERS on input x, or the UnavailableError of one that
+    cannot run; torch's output for x)."""
     torch = optional("torch")
     if torch is None:
         raise UnavailableError("torch is not installed (it builds the networks' weights)")
@@ -92,8 +93,13 @@ def contenders(name, threads, x):
     live = {"cconv-fused": Contender("cconv-fused", lambda: fused(x)),
             "cconv": Contender("cconv", lambda: model(x)),
             "torch": Contender("torch", torch_call, lambda t: t.numpy())}
-    session = _onnx_session(ref, x, threads)
-    live["onnxruntime"] = Contender("onnxruntime", lambda: session.run(None, {"x": x})[0])
+    try:
+        session = _onnx_session(ref, x, threads)
+    except UnavailableError as exc:
+        live["onnxruntime"] = exc        # noted by the caller; the others still run
+    else:
+        live["onnxruntime"] = Contender("onnxruntime",
+                                        lambda: session.run(None, {"x": x})[0])
     return live, torch_call().numpy()
 
 
@@ -126,6 +132,9 @@ def bench_network(name, batch, threads, *, rounds=5, target_s=0.03, progress=Non
             return record
         live = {}
         for cname, c in candidates.items():
+            if isinstance(c, UnavailableError):
+                record["notes"][cname] = str(c)
+                continue
             say(f"checking {cname}")
             ok, diff = check(c.to_numpy(c.call()), want)
             record["checks"][cname] = {"ok": ok, "max_abs_diff": diff}
