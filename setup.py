@@ -4,17 +4,11 @@ Environment switches (all optional):
   CCONV_DEBUG=1        Cython bounds/wraparound/initialisation checks on, -O1 -g
   CCONV_SANITIZE=...   e.g. "address,undefined": build with those sanitizers (tools/sanitize.sh)
   CCONV_NATIVE=1       add -march=native (a build for this machine only)
-  CCONV_NO_OPENMP=1    build without OpenMP even if the compiler has it
 
 One default build runs on every CPU of its architecture: the wider instruction sets are
 compiled through `target` attributes in the micro-kernel headers and chosen at import.
 """
 import os
-import subprocess
-import sys
-import sysconfig
-import tempfile
-import textwrap
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -27,38 +21,6 @@ def _flag(name):
     return os.environ.get(name, "").strip() not in ("", "0")
 
 
-def _compiler():
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    return cc.split()
-
-
-def _has_openmp():
-    """Whether the compiler builds and runs an OpenMP program (probed, not assumed)."""
-    if _flag("CCONV_NO_OPENMP"):
-        return False
-    src = textwrap.dedent("""
-        #include <omp.h>
-        int main(void) {
-            int n = 0;
-            #pragma omp parallel num_threads(2) reduction(+:n)
-            n += 1;
-            return n == 2 ? 0 : 1;
-        }
-    """)
-    with tempfile.TemporaryDirectory() as tmp:
-        c_file = os.path.join(tmp, "probe.c")
-        exe = os.path.join(tmp, "probe")
-        with open(c_file, "w") as f:
-            f.write(src)
-        try:
-            subprocess.run(_compiler() + ["-fopenmp", c_file, "-o", exe], check=True,
-                           capture_output=True, timeout=120)
-            subprocess.run([exe], check=True, capture_output=True, timeout=60)
-        except (OSError, subprocess.SubprocessError):
-            return False
-    return True
-
-
 def _flags():
     # -fno-tree-loop-distribute-patterns: GCC turns the short zero-fill and copy loops
     # around the kernels (a band row's padding, a few elements) into memset/memcpy calls
@@ -68,7 +30,7 @@ def _flags():
                     "-Wno-unreachable-code", "-fno-tree-loop-distribute-patterns"]
     link_args = []
     if os.name == "posix":
-        # The thread pool (pool.h).
+        # The thread pool (threadpool.h): cconv's threads are its own, no OpenMP runtime.
         compile_args.append("-pthread")
         link_args.append("-pthread")
     if _flag("CCONV_DEBUG"):
@@ -83,15 +45,6 @@ def _flags():
         compile_args += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g",
                          "-fno-sanitize-recover=all"]
         link_args += [f"-fsanitize={sanitize}"]
-    openmp = _has_openmp()
-    if openmp:
-        compile_args.append("-fopenmp")
-        link_args.append("-fopenmp")
-    else:
-        bar = "!" * 78
-        print(f"\n{bar}\ncconv: the C compiler has no working OpenMP; building a SERIAL "
-              f"cconv.\nIt will use one thread. Install libgomp (gcc) or libomp (clang) "
-              f"and rebuild for threads.\n{bar}\n", file=sys.stderr)
     return compile_args, link_args
 
 

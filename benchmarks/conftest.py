@@ -3,7 +3,8 @@
 Parametrized over layers x threads x contenders, chosen with --bench-layers (quick, all or
 names/substrings; default all), --bench-threads (default 1,2) and --bench-contenders
 (default all: cconv's two paths, torch, onnxruntime, numpy, ncnn, tflite). Peers that are
-not installed are skipped.
+not installed are skipped. test_networks.py: whole networks (--bench-networks, default all)
+x threads x (cconv fused and unfused, torch, onnxruntime), at batch 1.
 """
 import os
 
@@ -19,6 +20,8 @@ def pytest_addoption(parser):
                     help="layers: quick, all (default) or comma-separated names or substrings")
     group.addoption("--bench-threads", default="1,2",
                     help="comma-separated thread counts (default 1,2)")
+    group.addoption("--bench-networks", default="all",
+                    help="networks of test_networks.py: all (default) or comma-separated names")
     group.addoption("--bench-contenders", default=",".join(peers.CONTENDERS),
                     help=f"comma-separated among {','.join(peers.CONTENDERS)} (default all)")
 
@@ -31,6 +34,13 @@ def pytest_generate_tests(metafunc):
     if "threads" in metafunc.fixturenames:
         threads = [int(t) for t in config.getoption("--bench-threads").split(",")]
         metafunc.parametrize("threads", threads, ids=[f"t{t}" for t in threads])
+    if "network" in metafunc.fixturenames:
+        from cconv.bench import networks
+        names = networks.select(config.getoption("--bench-networks"))
+        metafunc.parametrize("network", names)
+    if "net_contender" in metafunc.fixturenames:
+        from cconv.bench import networks
+        metafunc.parametrize("net_contender", networks.CONTENDERS)
     if "contender" in metafunc.fixturenames:
         names = [c.strip() for c in config.getoption("--bench-contenders").split(",")]
         bad = [c for c in names if c not in peers.CONTENDERS]

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 def _not_built(error):
     """The ImportError to raise when `error` comes from compiled kernels that are not there
     (a source checkout not built, or built for another Python), else None: a kernel that is
-    there but fails to load (say, libgomp missing) keeps its own message."""
+    there but fails to load (say, a shared library missing) keeps its own message."""
     import importlib.machinery
     import os
     import sys

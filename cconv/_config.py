@@ -20,7 +20,7 @@ def config():
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "machine": platform.machine(),
-        "openmp": _runtime.openmp,
+        "thread_pool": _runtime.thread_pool,
         "winograd": _planner.get_winograd(),
         "threads": threads,
         "isa": _isa.current_name(),
@@ -32,12 +32,12 @@ def config():
 
 
 def show_config(file=None):
-    """Print version, OpenMP on/off, threads, compiler and flags, and the instruction set
-    in use (with those the CPU supports and those compiled in)."""
+    """Print version, whether the thread pool is built in, threads, compiler and flags, and
+    the instruction set in use (with those the CPU supports and those compiled in)."""
     c = config()
     lines = [
         f"cconv {c['version']} (Python {c['python']}, numpy {c['numpy']}, {c['machine']})",
-        f"  openmp:         {'on' if c['openmp'] else 'OFF (serial build: one thread)'}",
+        f"  thread pool:    {'on' if c['thread_pool'] else 'OFF (no pthreads: one thread)'}",
         f"  threads:        {c['threads']}",
         f"  winograd:       {'on' if c['winograd'] else 'off (CCONV_WINOGRAD=0 or set_winograd)'}",
         f"  isa in use:     {c['isa']}   (supported: {', '.join(c['isa_supported'])}; "

@@ -4,11 +4,14 @@ The count is `set_num_threads(n)` if called, else `OMP_NUM_THREADS`, else the CP
 may run on. A call then uses `threads_for(work_items, flops)` of them: one for small problems
 (a parallel region costs more than it saves), never more than there are work items.
 
-Fork safety: GNU libgomp hangs in a forked child whose parent had started its thread pool, as
-soon as the child asks for more than one thread. Any library sharing the process's libgomp
-(another extension, numpy's BLAS) may have started it, so every forked child is held to one
-thread (os.register_at_fork), whatever it asks for. Processes started with 'spawn' or
-'forkserver' are not affected.
+The threads themselves are cconv's own pool's (cconv/_kernels/threadpool.h), not an OpenMP
+runtime's: a call returns once its work items are done, never waiting for a worker that the
+scheduler has not run (decisions: Thread pool).
+
+Fork safety: a forked child has none of its parent's threads, and a lock another thread held
+at the fork stays held in it, so every forked child is held to one thread
+(os.register_at_fork), whatever it asks for. Processes started with 'spawn' or 'forkserver'
+are not affected.
 """
 import operator
 import os
@@ -17,7 +20,7 @@ import os
 # a team, and the second core's cold caches, cost more than it saves (decisions:
 # MIN_FLOPS_PARALLEL).
 MIN_FLOPS_PARALLEL = 2_000_000
-# The most threads one call starts: oversubscribing the CPUs gains nothing, and each OpenMP
+# The most threads one call starts: oversubscribing the CPUs gains nothing, and each pool
 # thread needs a stack.
 MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 
@@ -85,7 +88,7 @@ def set_num_threads(n):
 def threads_for(work_items, flops, available):
     """Threads for one call with `work_items` independent items and `flops` operations, when
     `available` (get_num_threads()) may be used: never more than MAX_THREADS (an absurd
-    request such as set_num_threads(10**6) would make libgomp fail to start the team)."""
+    request such as set_num_threads(10**6) would only start threads that find no work)."""
     if flops < MIN_FLOPS_PARALLEL or work_items < 2:
         return 1
     return min(available, work_items, MAX_THREADS)

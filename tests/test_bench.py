@@ -514,3 +514,54 @@ def test_cli_busy_writes_valid_json(tmp_path):
     data = json.loads(out.read_text())
     assert [(r["layer"], r["threads"]) for r in data["busy"]] == [("mnist.conv1", 2)]
     assert data["meta"]["busy_cpus"] == 1 and data["meta"]["peers"] == []
+
+
+# ---- --networks --------------------------------------------------------------------------
+def test_networks_selection_and_options():
+    from cconv.bench import cli, networks
+    assert networks.select("all") == list(networks.NETWORKS)
+    assert networks.select("unet,resnet18") == ["unet", "resnet18"]
+    with pytest.raises(ValueError, match="--networks 'vgg'"):
+        networks.select("vgg")
+    args = cli.build_parser().parse_args(["--networks", "--batch", "1,4"])
+    assert args.networks == "all" and args.batch == [1, 4]
+    assert cli.main(["--networks", "vgg", "--no-progress"]) == 2
+    with pytest.raises(SystemExit):
+        cli.main(["--networks", "--busy"])
+
+
+def test_networks_check_refuses_a_wrong_output():
+    from cconv.bench import networks
+    want = np.linspace(-3, 3, 10)
+    assert networks.check(want + 1e-4, want)[0]
+    assert not networks.check(want + 1e-2, want)[0]
+
+
+def test_networks_table_ratios_and_notes():
+    from cconv.bench import networks
+    records = [{"network": "resnet18", "batch": 1, "threads": 2,
+                "times": {"cconv-fused": 0.010, "cconv": 0.012, "torch": 0.020,
+                          "onnxruntime": 0.015},
+                "checks": {}, "notes": {}},
+               {"network": "unet", "batch": 8, "threads": 1, "times": {"cconv-fused": 0.1},
+                "checks": {}, "notes": {"onnxruntime": "onnxruntime (with onnx) is not "
+                                                      "installed"}}]
+    text = networks.format_table(records)
+    row = next(line for line in text.splitlines() if line.startswith("resnet18"))
+    assert row.split()[-3:] == ["2.00", "1.50", "1.20"]
+    assert "10.00" in row and "20.00" in row
+    assert "unet b8 t1: onnxruntime: onnxruntime (with onnx) is not installed" in text
+
+
+def test_bench_network_checks_then_times_every_contender(torch):
+    """One small network end to end through the bench (few, short rounds): every contender
+    agrees with torch and gets a time per image."""
+    from cconv.bench import networks
+    rec = networks.bench_network("mobilenet_v2", 1, 1, rounds=1, target_s=0.001)
+    timed = set(networks.CONTENDERS) - {"onnxruntime"}
+    if peers.optional("onnxruntime") is not None:
+        timed.add("onnxruntime")
+    else:
+        assert "not installed" in rec["notes"]["onnxruntime"]
+    assert set(rec["times"]) == timed, rec["notes"]
+    assert all(c["ok"] for c in rec["checks"].values()), rec["checks"]

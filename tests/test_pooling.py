@@ -159,6 +159,19 @@ def test_max_nan_and_inf_as_torch(torch, dtype):
         np.testing.assert_array_equal(idx, ref_idx)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_max_values_bit_for_bit_as_torch(torch, dtype):
+    """Without indices, max pooling visits a window in torch's order too: of +0 and -0 (equal)
+    the first seen stays, and a NaN wins, to the bit."""
+    rng = np.random.default_rng(3)
+    x = rng.choice(np.array([0.0, -0.0, 1.0, -1.0, np.nan], dtype), size=(2, 3, 23, 29),
+                   p=[0.35, 0.35, 0.1, 0.15, 0.05])
+    for args in [(3, 2, 1), (2,), (3, 1, 1, 2), ((2, 3), (1, 2), (1, 0)), (5, 3, 2, 1, True)]:
+        ref = torch_call(torch, "max_pool2d", x, *args)
+        y = F.max_pool2d(x, *args)
+        assert y.tobytes() == ref.tobytes(), args
+
+
 def test_max_nan_wins_and_padding_never_does():
     x = -np.ones((1, 1, 3, 3), np.float32)
     x[0, 0, 1, 1] = np.nan

@@ -8,8 +8,7 @@ and linked by `<TRIPLET>-gcc` exactly as `pip install .` on the board would do i
 
   * the extensions, their sources, macros and flags come from setup.py itself, run with
     setuptools.setup() and cythonize() replaced by recorders, so this tool never drifts from
-    setup.py (its OpenMP probe runs with this machine's compiler: OpenMP is on when that
-    compiler has it; the cross compiler's libgomp is checked by linking);
+    setup.py;
   * the base flags (CFLAGS, CCSHARED, LDSHARED, EXT_SUFFIX) come from the target Python's
     _sysconfigdata in the sysroot, as setuptools would read them on the board;
   * --arch-flags are added to every compile and link (e.g. armv7's Debian armhf baseline).

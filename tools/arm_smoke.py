@@ -10,7 +10,8 @@ output widths around the tile width, 1x1 read in place (and its partial last pan
 around the K block, strided / dilated / asymmetric / 'same' padding, groups; the depthwise
 kernel with multipliers 1 and 2; 1 thread vs 2 threads bitwise; the module against the
 functional call; the fused epilogue on every kernel path against the same steps taken one at
-a time, and the vector activations against float64; and sizes near Py_ssize_t's limits (31
+a time, and the vector activations against float64; pooling and softmax against numpy, and a
+small fused model against the unfused one; and sizes near Py_ssize_t's limits (31
 bits on armv7), which must either compute the right result or raise ValueError /
 MemoryError, never crash.
 """
@@ -94,9 +95,9 @@ def test_unfold_is_the_padded_geometry():
 
 
 # ---- the build ----------------------------------------------------------------------------
-def test_build_reports_openmp_and_variants():
+def test_build_reports_thread_pool_and_variants():
     cfg = cconv._config.config()
-    assert cfg["openmp"], "this build lost OpenMP"
+    assert cfg["thread_pool"], "this build lost its thread pool"
     assert cfg["isa"] in cfg["isa_supported"]
     assert set(cfg["isa_supported"]) <= set(cfg["isa_compiled"])
     assert cfg["isa_compiled"][0] in cfg["isa_supported"], "the baseline must always run"
@@ -256,6 +257,57 @@ def test_vector_activations_against_float64(isa, dtype):
         ok = np.isfinite(want)
         bound = 8 * eps * (k * np.ones_like(x64))[ok] * np.abs(want[ok]) + np.finfo(dtype).tiny
         assert np.all(np.abs(got[ok] - want[ok]) <= bound)
+
+
+# ---- the layers between convolutions, and fuse ---------------------------------------------
+def _windows(x, k, s, p, fill):
+    """(N, C, Ho, Wo, k*k) windows of x padded with `fill` (a numpy reference for pooling)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    v = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return v.reshape(*v.shape[:4], k * k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_pooling_and_softmax_against_numpy(dtype):
+    x = data((2, 3, 11, 13), dtype, 30)
+    nn = cconv.nn
+    for k, st, pad in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
+        want = _windows(x, k, st, pad, -np.inf).max(axis=-1)
+        assert np.array_equal(nn.MaxPool2d(k, st, pad)(x), want)
+        win = _windows(x.astype(np.float64), k, st, pad, 0.0)
+        want = win.sum(axis=-1) / (k * k)           # count_include_pad, torch's default
+        np.testing.assert_allclose(nn.AvgPool2d(k, st, pad)(x), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(nn.AdaptiveAvgPool2d(1)(x)[..., 0, 0],
+                               x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(nn.Softmax(dim=1)(x), e / e.sum(axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_fused_model_equals_unfused(isa):
+    """A MobileNetV2-like block with random batch-norm statistics, fused and not."""
+    nn = cconv.nn
+
+    def bn(c, seed):
+        b = nn.BatchNorm2d(c)
+        rng = np.random.default_rng(seed)
+        b.load_state_dict({"weight": rng.uniform(0.5, 1.5, c).astype(np.float32),
+                           "bias": rng.uniform(-1, 1, c).astype(np.float32),
+                           "running_mean": rng.uniform(-1, 1, c).astype(np.float32),
+                           "running_var": rng.uniform(0.5, 2, c).astype(np.float32),
+                           "num_batches_tracked": np.array(1, np.int64)})
+        return b
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False, rng=1), bn(16, 2), nn.ReLU6(),
+                          nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False, rng=3), bn(16, 4),
+                          nn.SiLU(), nn.Conv2d(16, 8, 1, bias=False, rng=5), bn(8, 6),
+                          nn.MaxPool2d(2)).eval()
+    x = data((2, 3, 17, 19), np.float32, 31)
+    with _isa.forced(isa):
+        fused = nn.fuse(model)
+        assert [type(m).__name__ for m in fused].count("BatchNorm2d") == 0
+        y, want = fused(x), model(x)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
 # ---- the module ---------------------------------------------------------------------------

@@ -219,7 +219,7 @@ export CCONV_TEST_NO_CHILD_PYTHON=1
 export QEMU_CPU=$CPU
 [ -n "$CPU" ] || unset QEMU_CPU
 cd "$RUN"
-step "test: $(run_py "${TARGET_PY[@]}" -c 'import cconv, numpy, platform; c = cconv._config.config(); print("%s, numpy %s, isa %s of %s, openmp %s" % (platform.machine(), numpy.__version__, c["isa"], c["isa_supported"], c["openmp"]))')${CPU:+ (qemu -cpu $CPU)}"
+step "test: $(run_py "${TARGET_PY[@]}" -c 'import cconv, numpy, platform; c = cconv._config.config(); print("%s, numpy %s, isa %s of %s, thread pool %s" % (platform.machine(), numpy.__version__, c["isa"], c["isa_supported"], c["thread_pool"]))')${CPU:+ (qemu -cpu $CPU)}"
 t0=$SECONDS
 run_py "${TARGET_PY[@]}" -m pytest -q -p no:cacheprovider "${TESTS[@]}" "${PYTEST_ARGS[@]}"
 step "test: pytest ${TESTS[*]} took $((SECONDS - t0)) s"

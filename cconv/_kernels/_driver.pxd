@@ -1,8 +1,8 @@
 # cython: language_level=3
 """The parallel driver every algorithm runs its work items through (inline, compiled into
-each): one run of the thread pool (_runtime.pool_run, pool.h) per pass over a call's items
-(a functional call that packs its weights first makes two), each thread with its own slice
-of the workspace and subnormals flushed, items taken from the shares of _shares.pxd. The
+each): one run of the thread pool (_runtime.pool_run, threadpool.h) per pass over a call's
+items (a functional call that packs its weights first makes two), each thread with its own
+slice of the workspace and subnormals flushed, items taken from the shares of _shares.pxd. The
 pass ends when its items are done: a worker the scheduler has not run by then (another
 process holds its core) is not waited for, as an OpenMP region's end would wait.
 

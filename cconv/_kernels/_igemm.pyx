@@ -75,6 +75,8 @@ MODE_CHANNELS = CHANNELS
 # Pixel mode takes the weight panels in the outer loop when a K block of the band's pixels
 # is at most this big (it stays in L2 while each panel is read once); else the tiles.
 cdef Py_ssize_t PANEL_OUTER_BYTES = 128 * 1024
+# The fewest pixels of a row pixel mode applies the epilogue to at once (decisions: EP_SPAN).
+cdef Py_ssize_t EP_SPAN = 256
 
 
 cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr) noexcept nogil:
@@ -89,13 +91,10 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
                             Py_ssize_t kb, Py_ssize_t kcb, bint packed,
                             const floating *a_k, const floating *src, const floating *bbuf,
                             const floating *bias_g, floating *out_ng, Py_ssize_t i0,
-                            floating *cbuf, Py_ssize_t cpitch, bint prefetch,
-                            const cc_epilogue *ep, const floating *out,
-                            Py_ssize_t gi) noexcept nogil:
+                            floating *cbuf, Py_ssize_t cpitch,
+                            bint prefetch) noexcept nogil:
     """Pixel mode: the tile of weight panel `pan` and pixel tile `jt` for one K block.
-    prefetch: fetch the next tiles of an input read in place (the first panel of a tile).
-    ep: the epilogue (or NULL), applied here to a tile written in place in the output, on
-    its last K block, while the tile is in L1; out: the output's first element."""
+    prefetch: fetch the next tiles of an input read in place (the first panel of a tile)."""
     cdef Py_ssize_t HWo = L.H_out * L.W_out
     cdef Py_ssize_t j0 = tile_start(jt, lead, L.nr)
     cdef Py_ssize_t jn = min(tile_start(jt + 1, lead, L.nr), flat) - j0
@@ -105,7 +104,7 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     cdef const Py_ssize_t *boff = pr.koff
     cdef Py_ssize_t pf = 2 * L.nr if (prefetch and pr.in_place_b) else 0
     cdef floating *cp
-    cdef Py_ssize_t ldc, i
+    cdef Py_ssize_t ldc
     if pr.in_place_b and j0 + L.nr > flat:
         bp = bbuf            # the last tile, copied (pixels_item)
         boff = k_times(L, L.nr)
@@ -122,9 +121,20 @@ cdef inline void pixel_tile(const Layer *L, const Problem *pr, Py_ssize_t jt, Py
     else:
         ukernel(L.isa, r, kcb, a_k + (r0 - row0) * L.sm, pr.wkoff, L.sm, bp, boff, cp, ldc,
                 jn, (bias_g + r0) if bias_g != NULL else NULL, NULL, kb > 0, pf)
-    if ep != NULL and pr.in_place_c and kb == pr.nkb - 1:
-        for i in range(r):
-            ep_row(L.isa, ep, out, gi * L.Mg + r0 + i, cp + i * ldc, cp + i * ldc, jn)
+
+
+cdef inline void pixel_epilogue(const Layer *L, const cc_epilogue *ep, const floating *out,
+                                floating *out_ng, Py_ssize_t gi, Py_ssize_t i0,
+                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t j0,
+                                Py_ssize_t j1) noexcept nogil:
+    """The epilogue over pixels j0 .. j1 - 1 of the band at output row i0, channels r0 .. r1
+    - 1 of group gi, in place (an output written in place by the tiles)."""
+    cdef Py_ssize_t HWo = L.H_out * L.W_out
+    cdef floating *p
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        p = out_ng + r * HWo + i0 * L.W_out + j0
+        ep_row(L.isa, ep, out, gi * L.Mg + r, p, p, j1 - j0)
 
 
 cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_t gi,
@@ -150,8 +160,9 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
     cdef const floating *a_k
-    cdef Py_ssize_t kb, c0, c1, kcb, j0, pan, t, kk, lead, jt, ntiles
+    cdef Py_ssize_t kb, c0, c1, kcb, j0, pan, t, kk, lead, jt, ntiles, done, end
     cdef Py_ssize_t vbytes = L.nr // 2 * sizeof(floating)    # one vector
+    cdef bint fuse
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -184,18 +195,28 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
         # Weight panel outer when the band's B block is small (a 7x7 layer): each panel is
         # read once, the few tiles come from cache; else tile outer, a tile serving every
         # panel from L1 (decisions: PANEL_OUTER_BYTES).
+        # The epilogue of an output written in place: on the last K block, over spans of
+        # EP_SPAN pixels or more of every row the tiles just finished, while they are in
+        # cache (one call per row and tile cost more than the epilogue itself).
+        fuse = ep != NULL and pr.in_place_c and kb == pr.nkb - 1
         if kcb * flat * sizeof(floating) <= PANEL_OUTER_BYTES:
             for pan in range(pan0, pan1):
                 for jt in range(ntiles):
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
-                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, False, ep, out,
-                               gi)
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, False)
+                if fuse:
+                    pixel_epilogue(L, ep, out, out_ng, gi, i0, panel_start(L, pan),
+                                   panel_start(L, pan + 1), 0, flat)
         else:
+            done = 0
             for jt in range(ntiles):
                 for pan in range(pan0, pan1):
                     pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
-                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0, ep,
-                               out, gi)
+                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
+                end = min(tile_start(jt + 1, lead, L.nr), flat)
+                if fuse and (end - done >= EP_SPAN or jt == ntiles - 1):
+                    pixel_epilogue(L, ep, out, out_ng, gi, i0, row0, row1, done, end)
+                    done = end
     # A band with padding columns goes through the C block, copied out here: writing the
     # output costs about as much from the tiles (decisions: Pixel mode writes a padded band
     # through a C block).

@@ -46,6 +46,83 @@ cdef inline Py_ssize_t end_index(Py_ssize_t i, Py_ssize_t out, Py_ssize_t size) 
     return 1 + ((i + 1) * size - 1) // out
 
 
+cdef extern from "pooling.h" nogil:
+    void cc_max_row_f32(const float *xr, float *o, Py_ssize_t n, Py_ssize_t sw)
+    void cc_max_row_f64(const double *xr, double *o, Py_ssize_t n, Py_ssize_t sw)
+
+
+cdef inline void max_row(const floating *xr, floating *o, Py_ssize_t n,
+                         Py_ssize_t sw) noexcept nogil:
+    if floating is float:
+        cc_max_row_f32(xr, o, n, sw)
+    else:
+        cc_max_row_f64(xr, o, n, sw)
+
+
+cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noexcept nogil:
+    """One plane of max pooling without indices: the columns whose windows lie inside the
+    image's columns by max_row (window rows, then columns, as torch visits them), the
+    others by max_plane.
+    Assumes: dh, dw >= 1."""
+    cdef Py_ssize_t oh, h, h0, h1, kw, off
+    # Interior output columns: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W.
+    cdef Py_ssize_t a = cdiv_up(P.pw, P.sw)
+    cdef Py_ssize_t b = P.W - 1 - (P.KW - 1) * P.dw + P.pw
+    b = min(P.Wo, b // P.sw + 1) if b >= 0 else 0
+    if b <= a:
+        max_plane(P, x, out, NULL)
+        return
+    cdef floating *o
+    for oh in range(P.Ho):
+        h0 = oh * P.sh - P.ph
+        h1 = min(h0 + (P.KH - 1) * P.dh + 1, P.H)
+        while h0 < 0:
+            h0 += P.dh
+        o = out + oh * P.Wo
+        for ow in range(a, b):
+            o[ow] = -INFINITY
+        h = h0
+        while h < h1:
+            for kw in range(P.KW):
+                off = a * P.sw - P.pw + kw * P.dw
+                max_row(x + h * P.W + off, o + a, b - a, P.sw)
+            h += P.dh
+    max_columns(P, x, out, 0, a)
+    max_columns(P, x, out, b, P.Wo)
+
+
+cdef inline Py_ssize_t cdiv_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef void max_columns(const Pool *P, const floating *x, floating *out, Py_ssize_t ow0,
+                      Py_ssize_t ow1) noexcept nogil:
+    """Output columns ow0 .. ow1 - 1 of every row of a max-pooled plane, one by one."""
+    cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1
+    cdef floating v, m
+    for oh in range(P.Ho):
+        h0 = oh * P.sh - P.ph
+        h1 = min(h0 + (P.KH - 1) * P.dh + 1, P.H)
+        while h0 < 0:
+            h0 += P.dh
+        for ow in range(ow0, ow1):
+            w0 = ow * P.sw - P.pw
+            w1 = min(w0 + (P.KW - 1) * P.dw + 1, P.W)
+            while w0 < 0:
+                w0 += P.dw
+            m = -INFINITY
+            h = h0
+            while h < h1:
+                w = w0
+                while w < w1:
+                    v = x[h * P.W + w]
+                    if v > m or isnan(v):
+                        m = v
+                    w += P.dw
+                h += P.dh
+            out[oh * P.Wo + ow] = m
+
+
 cdef void max_plane(const Pool *P, const floating *x, floating *out,
                     int64_t *idx) noexcept nogil:
     """One plane of max pooling; idx: NULL, or where each maximum's index goes.
@@ -169,7 +246,10 @@ cdef inline void run_plane(int mode, const Pool *P, const floating *x, floating 
                            int64_t *idx) noexcept nogil:
     """One plane of pooling `mode` (idx: max modes only, NULL for none)."""
     if mode == MAX:
-        max_plane(P, x, out, idx)
+        if idx == NULL:
+            max_plane_values(P, x, out)
+        else:
+            max_plane(P, x, out, idx)
     elif mode == AVG:
         avg_plane(P, x, out)
     elif mode == ADAPTIVE_AVG:

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""The process's one thread pool (pool.h), which every driver's parallel pass runs through."""
+"""The process's one thread pool (threadpool.h), which every driver's parallel pass runs
+through."""
 
 ctypedef void (*body_fn)(void *arg, int tid) noexcept nogil
 

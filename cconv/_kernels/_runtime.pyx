@@ -1,21 +1,21 @@
 # cython: language_level=3
-"""What this build can run: its instruction-set variants (isa.h), whether OpenMP was compiled
-in, and how it was compiled. Read once at import by cconv._isa and cconv.show_config().
-Also home to the process's one thread pool (pool.h), compiled here only."""
+"""What this build can run: its instruction-set variants (isa.h), whether it has its thread
+pool, and how it was compiled. Read once at import by cconv._isa and cconv.show_config().
+Also home to the process's one thread pool (threadpool.h), compiled here only."""
 
 cdef extern from "isa.h" nogil:
     int CC_NUM_ISAS
     int cc_isa_supported(int isa)
     const char *cc_isa_name(int isa)
 
-cdef extern from "pool.h" nogil:
+cdef extern from "threadpool.h" nogil:
     void cc_pool_run(body_fn body, void *arg, int nthreads)
     int cc_pool_hold(int held)
 
 
 cdef void pool_run(body_fn body, void *arg, int nthreads) noexcept nogil:
     """body(arg, tid) on the caller (tid 0) and the pool's workers 1 .. nthreads - 1; returns
-    when every body that started has returned (pool.h)."""
+    when every body that started has returned (threadpool.h)."""
     cc_pool_run(body, arg, nthreads)
 
 
@@ -27,10 +27,10 @@ def pool_hold(bint held):
 
 cdef extern from *:
     """
-    #ifdef _OPENMP
-    #define CC_OPENMP 1
+    #ifdef _WIN32
+    #define CC_THREAD_POOL 0
     #else
-    #define CC_OPENMP 0
+    #define CC_THREAD_POOL 1
     #endif
     #ifndef CC_BUILD_FLAGS
     #define CC_BUILD_FLAGS "unknown"
@@ -43,7 +43,7 @@ cdef extern from *:
     #define CC_COMPILER "unknown"
     #endif
     """
-    int CC_OPENMP
+    int CC_THREAD_POOL
     const char *CC_COMPILER
     const char *CC_BUILD_FLAGS
 
@@ -58,7 +58,7 @@ def isa_supported():
     return tuple(bool(cc_isa_supported(i)) for i in range(CC_NUM_ISAS))
 
 
-openmp = bool(CC_OPENMP)
+thread_pool = bool(CC_THREAD_POOL)
 compiler = CC_COMPILER.decode()
 build_flags = CC_BUILD_FLAGS.decode()
 

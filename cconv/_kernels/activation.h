@@ -228,6 +228,40 @@ CC_FN inline CC_V CC_AF(cc_relu6)(CC_V x)
             dst[i + u] = buf[u];                                                             \
     }
 
+/* CC_ACT_LOOP with x = src * scale + shift + res, each step where its operand is given;
+   the scalar tail rounds each step as the vector lanes do. */
+#define CC_EP_LOOP(EXPR)                                                                     \
+    for (; i + CC_VL <= n; i += CC_VL) {                                                     \
+        CC_V x = CC_LOADU(src + i);                                                          \
+        if (scale)                                                                           \
+            x = x * sv;                                                                      \
+        if (shift)                                                                           \
+            x = x + tv;                                                                      \
+        if (res)                                                                             \
+            x = x + CC_LOADU(res + i);                                                       \
+        CC_STOREU(dst + i, (EXPR));                                                          \
+    }                                                                                        \
+    if (i < n) {                                                                             \
+        CC_T tail[CC_VL];                                                                    \
+        for (Py_ssize_t u = 0; u < CC_VL; u++) {                                             \
+            CC_T v = (CC_T)0;                                                                \
+            if (i + u < n) {                                                                 \
+                v = src[i + u];                                                              \
+                if (scale)                                                                   \
+                    v = v * s;                                                               \
+                if (shift)                                                                   \
+                    v = v + t;                                                               \
+                if (res)                                                                     \
+                    v = v + res[i + u];                                                      \
+            }                                                                                \
+            tail[u] = v;                                                                     \
+        }                                                                                    \
+        const CC_V x = CC_LOADU(tail);                                                       \
+        CC_STOREU(tail, (EXPR));                                                             \
+        for (Py_ssize_t u = 0; i + u < n; u++)                                               \
+            dst[i + u] = tail[u];                                                            \
+    }
+
 __attribute__((noinline)) CC_FN void CC_AF(cc_act)(const CC_T *src, CC_T *dst, Py_ssize_t n,
                                                     int act, CC_T p0, CC_T p1)
 {
@@ -291,9 +325,32 @@ __attribute__((noinline)) CC_FN void CC_AF(cc_ep_row)(const cc_epilogue *ep, Py_
     const CC_V zero = {0};
     const CC_T s = scale ? scale[ch] : (CC_T)1, t = shift ? shift[ch] : (CC_T)0;
     const CC_V sv = zero + s, tv = zero + t;
-    /* The affine part a chunk at a time into a buffer in L1, then the activation from it. */
+    Py_ssize_t i = 0;
+    /* The piecewise-linear activations in the same pass as the affine part: they cost less
+       than a second pass over the row would. */
+    switch (ep->act) {
+    case CC_ACT_NONE:
+        CC_EP_LOOP(x)
+        return;
+    case CC_ACT_RELU:
+        CC_EP_LOOP(CC_AF(cc_sel)(x < 0, zero, x))
+        return;
+    case CC_ACT_RELU6:
+        CC_EP_LOOP(CC_AF(cc_relu6)(x))
+        return;
+    case CC_ACT_CLAMP:
+        CC_EP_LOOP(CC_AF(cc_sel)(x > p1, CC_B(p1), CC_AF(cc_sel)(x < p0, CC_B(p0), x)))
+        return;
+    case CC_ACT_LEAKY_RELU:
+        CC_EP_LOOP(CC_AF(cc_sel)(x > 0, x, x * p0))
+        return;
+    default:
+        break;
+    }
+    /* The others: the affine part a chunk at a time into a buffer in L1, then the
+       activation from it. */
     CC_T buf[256] __attribute__((aligned(64)));
-    for (Py_ssize_t i = 0; i < n; i += 256) {
+    for (; i < n; i += 256) {
         const Py_ssize_t m = n - i < 256 ? n - i : 256;
         Py_ssize_t j = 0;
         for (; j + CC_VL <= m; j += CC_VL) {
@@ -321,6 +378,7 @@ __attribute__((noinline)) CC_FN void CC_AF(cc_ep_row)(const cc_epilogue *ep, Py_
 }
 
 #undef CC_ACT_LOOP
+#undef CC_EP_LOOP
 #undef CC_AF
 #undef CC_IV
 #undef CC_FN

@@ -77,8 +77,9 @@ def _onnx_session(ref, example, threads):
     return ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
 
 
-def _contenders(name, batch, threads, x):
-    """({name: Contender}, torch's output), the peers that cannot run noted in notes."""
+def contenders(name, threads, x):
+    """({name: Contender} of CONTENDERS on input x, or the UnavailableError of one that
+    cannot run; torch's output for x)."""
     torch = optional("torch")
     if torch is None:
         raise UnavailableError("torch is not installed (it builds the networks' weights)")
@@ -92,33 +93,50 @@ def _contenders(name, batch, threads, x):
     live = {"cconv-fused": Contender("cconv-fused", lambda: fused(x)),
             "cconv": Contender("cconv", lambda: model(x)),
             "torch": Contender("torch", torch_call, lambda t: t.numpy())}
-    session = _onnx_session(ref, x, threads)
-    live["onnxruntime"] = Contender("onnxruntime", lambda: session.run(None, {"x": x})[0])
+    try:
+        session = _onnx_session(ref, x, threads)
+    except UnavailableError as exc:
+        live["onnxruntime"] = exc        # noted by the caller; the others still run
+    else:
+        live["onnxruntime"] = Contender("onnxruntime",
+                                        lambda: session.run(None, {"x": x})[0])
     return live, torch_call().numpy()
+
+
+def example(name, batch):
+    """A batch of random images of network `name`'s input size."""
+    channels, size = NETWORKS[name]
+    return np.random.default_rng(1).standard_normal((batch, channels, size, size)).astype(
+        np.float32)
+
+
+def check(out, want):
+    """(within TOLERANCE of torch's output want, max abs diff)."""
+    diff = float(np.max(np.abs(np.asarray(out) - want)))
+    return diff <= TOLERANCE * max(1.0, float(np.max(np.abs(want)))), diff
 
 
 def bench_network(name, batch, threads, *, rounds=5, target_s=0.03, progress=None):
     """Check and time the contenders on network `name` at `batch` images, `threads` threads:
     the record (a dict: seconds per image per contender, checks, notes)."""
-    channels, size = NETWORKS[name]
-    x = np.random.default_rng(1).standard_normal((batch, channels, size, size)).astype(
-        np.float32)
+    x = example(name, batch)
     record = {"network": name, "batch": batch, "threads": threads, "times": {},
               "checks": {}, "notes": {}, "others_cpus": None}
     say = progress.update if progress else (lambda text: None)
     with harness.ThreadSettings(threads):
         say("building")
         try:
-            candidates, want = _contenders(name, batch, threads, x)
+            candidates, want = contenders(name, threads, x)
         except UnavailableError as exc:
             record["notes"]["all"] = str(exc)
             return record
-        scale = max(1.0, float(np.max(np.abs(want))))
         live = {}
         for cname, c in candidates.items():
+            if isinstance(c, UnavailableError):
+                record["notes"][cname] = str(c)
+                continue
             say(f"checking {cname}")
-            diff = float(np.max(np.abs(c.to_numpy(c.call()) - want)))
-            ok = diff <= TOLERANCE * scale
+            ok, diff = check(c.to_numpy(c.call()), want)
             record["checks"][cname] = {"ok": ok, "max_abs_diff": diff}
             if ok:
                 live[cname] = c

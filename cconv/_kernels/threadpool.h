@@ -9,8 +9,8 @@
  * once), then sleep on a condition variable. One pool per process: compiled only into
  * _runtime, which the drivers call through a function pointer.
  */
-#ifndef CC_POOL_H
-#define CC_POOL_H
+#ifndef CC_THREADPOOL_H
+#define CC_THREADPOOL_H
 
 #include <Python.h>
 
