@@ -13,7 +13,8 @@ import os
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_runtime", "_igemm", "_depthwise", "_elementwise", "_softmax", "_pool"]
+KERNELS = ["_runtime", "_igemm", "_depthwise", "_elementwise", "_softmax", "_pool",
+           "_winograd"]
 
 
 def _flag(name):

@@ -7,6 +7,7 @@
     models                        ResNet-18/50, MobileNetV2 (torchvision's keys), a U-Net;
                                   loaded on first use
     set_num_threads, get_num_threads, show_config
+    set_winograd, get_winograd    allow or forbid the Winograd algorithm (CCONV_WINOGRAD=0)
     load                          a torch.save state_dict, .npz or .safetensors file as numpy
                                   arrays, without torch
 """
@@ -50,6 +51,7 @@ try:
     from . import nn
     from ._config import show_config
     from ._epilogue import Epilogue
+    from ._planner import get_winograd, set_winograd
     from ._threads import get_num_threads, set_num_threads
     from .functional import conv2d, conv_transpose2d
     from .modules import Conv2d, ConvTranspose2d
@@ -60,7 +62,8 @@ except ImportError as _error:
     raise _exc from None
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "Epilogue", "nn",
-           "models", "set_num_threads", "get_num_threads", "show_config", "load",
+           "models", "set_num_threads", "get_num_threads", "set_winograd",
+           "get_winograd", "show_config", "load",
            "__version__"]
 
 

@@ -14,8 +14,8 @@ from .modules import ConvTranspose2d as ConvTranspose2d
 
 __version__: str
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "Epilogue", "nn",
-           "models",
-           "set_num_threads", "get_num_threads", "show_config", "load", "__version__"]
+           "models", "set_num_threads", "get_num_threads", "set_winograd", "get_winograd",
+           "show_config", "load", "__version__"]
 
 class _Writer(Protocol):
     def write(self, s: str, /) -> object: ...
@@ -23,6 +23,10 @@ class _Writer(Protocol):
 # cconv._threads
 def get_num_threads() -> int: ...
 def set_num_threads(n: SupportsIndex | None) -> None: ...
+
+# cconv._planner
+def set_winograd(enabled: bool) -> None: ...
+def get_winograd() -> bool: ...
 
 # cconv._config
 def show_config(file: _Writer | None = None) -> None: ...

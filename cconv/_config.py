@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from . import _isa, _threads
+from . import _isa, _planner, _threads
 from ._kernels import _runtime
 
 
@@ -21,6 +21,7 @@ def config():
         "numpy": np.__version__,
         "machine": platform.machine(),
         "thread_pool": _runtime.thread_pool,
+        "winograd": _planner.get_winograd(),
         "threads": threads,
         "isa": _isa.current_name(),
         "isa_supported": list(_isa.SUPPORTED),
@@ -38,6 +39,7 @@ def show_config(file=None):
         f"cconv {c['version']} (Python {c['python']}, numpy {c['numpy']}, {c['machine']})",
         f"  thread pool:    {'on' if c['thread_pool'] else 'OFF (no pthreads: one thread)'}",
         f"  threads:        {c['threads']}",
+        f"  winograd:       {'on' if c['winograd'] else 'off (CCONV_WINOGRAD=0 or set_winograd)'}",
         f"  isa in use:     {c['isa']}   (supported: {', '.join(c['isa_supported'])}; "
         f"compiled: {', '.join(c['isa_compiled'])})",
         f"  compiler:       {c['compiler']}",

@@ -21,7 +21,9 @@
                     Kernel.packed_size, workspace_elems, workspace_elems_raw
                   _igemm.pyx (implicit GEMM, pixels or channels in the SIMD lanes) and
                   _depthwise.pyx (depthwise, columns or channels in the lanes), both over
-                  the band buffer (_band.pxd) and the parallel driver (_driver.pxd), calling
+                  the band buffer (_band.pxd), and _winograd.pyx (3x3 stride 1: F(4x4, 3x3),
+                  its 36 GEMMs on the same tiles), all through the parallel driver
+                  (_driver.pxd), calling
                   register-tiled C micro-kernels (gemm_ukernel.h, dwconv_ukernel.h), one
                   build per instruction set, chosen at import (_isa); a fused epilogue
                   (_epilogue: scale, shift, residual, activation) is applied as each output
@@ -38,7 +40,7 @@ by one thread.
 import numpy as np
 
 from . import _cache, _epilogue, _lowering
-from ._kernels import _depthwise, _elementwise, _igemm, _runtime
+from ._kernels import _depthwise, _elementwise, _igemm, _runtime, _winograd
 
 __all__ = ["Bound", "bind", "prepare_weight", "execute", "aligned_empty"]
 
@@ -59,6 +61,8 @@ class Bound:
 def _kernel(plan, params):
     """The compiled kernel that runs plan on params."""
     itemsize = plan.dtype.itemsize
+    if plan.algorithm.winograd:
+        return _winograd.Winograd(params, plan.isa, itemsize, plan.cpb, plan.rows, plan.ppb)
     if plan.algorithm.depthwise:
         return _depthwise.Depthwise(_lowering.depthwise(params), plan.mode, plan.isa, itemsize,
                                     plan.rows)

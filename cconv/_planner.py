@@ -13,6 +13,15 @@ The rules, in order (`algorithm=` forces one, for tests and benchmarks):
      phases of a transposed convolution): the implicit GEMM with the pixels (igemm) or the
      output channels (igemm_cl) along the lanes, with the band height and channel blocks
      that the cost model (_igemm_cost) finds cheapest within the workspace budget.
+  3a. winograd: a conv2d with a 3x3 kernel, stride 1, dilation 1 (F(4x4, 3x3), the kernel
+     _winograd.pyx; its error within float32's bound, decisions: Winograd), by default
+     for float32 with WINOGRAD_MIN_CHANNELS input and output channels per group and
+     WINOGRAD_MIN_PIXELS output pixels over the batch or more, where it was measured faster
+     than rule 3 in modules and functional calls alike (these transform the weights on each
+     call; both paths give the same bits) (decisions: Winograd by default); forced
+     elsewhere.
+     CCONV_WINOGRAD=0 in the environment at import, or set_winograd(False), turns it off:
+     then it is refused even when forced.
   4. A transposed convolution whose kernel is its stride (U-Net's 2x2/s2), where rule 3
      chose igemm: one 1x1 GEMM copied depth to space (_lowering.depth_to_space), not phases.
 
@@ -23,13 +32,14 @@ thread count. Each measured constant names its entry of docs/decisions.md ("deci
 NAME": the entry whose title starts with NAME).
 """
 import enum
+import os
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _cache, _isa, _lowering, _params, _threads
-from ._kernels import _depthwise, _igemm
+from ._kernels import _depthwise, _igemm, _winograd
 
 
 class Algorithm(str, enum.Enum):
@@ -38,6 +48,7 @@ class Algorithm(str, enum.Enum):
     IGEMM_CL = "igemm_cl"
     DEPTHWISE = "depthwise"
     DEPTHWISE_CL = "depthwise_cl"
+    WINOGRAD = "winograd"
 
     def __str__(self):
         return self.value
@@ -48,12 +59,16 @@ class Algorithm(str, enum.Enum):
     def depthwise(self):
         return self in (Algorithm.DEPTHWISE, Algorithm.DEPTHWISE_CL)
 
+    @property
+    def winograd(self):
+        return self is Algorithm.WINOGRAD
+
 
 ALGORITHMS = tuple(a.value for a in Algorithm)
 # Each algorithm's kernel orientation (the kernel module's mode constant).
 MODES = {Algorithm.IGEMM: _igemm.MODE_PIXELS, Algorithm.IGEMM_CL: _igemm.MODE_CHANNELS,
          Algorithm.DEPTHWISE: _depthwise.MODE_ROWS,
-         Algorithm.DEPTHWISE_CL: _depthwise.MODE_CHANNELS}
+         Algorithm.DEPTHWISE_CL: _depthwise.MODE_CHANNELS, Algorithm.WINOGRAD: 0}
 
 # Most reduction rows per K block (whole input channels: KC_MAX[mode] // taps of them), so
 # that a tile's operands stay in L1 while the other operand streams past (decisions: KC_MAX).
@@ -82,6 +97,21 @@ DEPTHWISE_FLOP_COST = 8
 # The widest output rows depthwise_cl runs on by default, by dtype and vector width
 # (decisions: DW_CHANNELS_MAX_WIDTH).
 DW_CHANNELS_MAX_WIDTH = {"float32-64-byte-vectors": 56, "float32": 28, "float64": 14}
+# Winograd: most input channels per K block (whole blocks of the GEMM's 16-channel sums) and
+# most tiles per chunk, in NR-wide columns (decisions: Winograd by default).
+WINOGRAD_KC = 256
+WINOGRAD_TILE_COLUMNS = 1
+# The most workspace a thread's V (transformed input) and M (products) may take: what keeps
+# them in L2, and the 1 MiB a thread every algorithm keeps to (decisions: Winograd by
+# default).
+WINOGRAD_WORKSPACE_BYTES = 1 << 20
+# Winograd by default (rule 3a): float32 layers with at least this many input and output
+# channels per group, and output pixels over the batch (where a functional call's weight
+# transform costs less than Winograd saves) (decisions: Winograd by default).
+WINOGRAD_MIN_CHANNELS = 64
+WINOGRAD_MIN_PIXELS = 24 * 24
+# Whether Winograd may run: CCONV_WINOGRAD=0 at import turns it off; set_winograd() sets it.
+_winograd_on = os.environ.get("CCONV_WINOGRAD", "").strip() != "0"
 # A functional call packs its weights first, as a module does once, when each is used at
 # least this many times (decisions: PACK_FIRST_USES).
 PACK_FIRST_USES = 1024
@@ -124,11 +154,44 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
+def set_winograd(enabled):
+    """Allow (True) or forbid (False) the Winograd algorithm everywhere, as CCONV_WINOGRAD=0
+    does at import. Plans made before are not reused across a change (the flag is part of
+    every plan cache's key)."""
+    global _winograd_on
+    if isinstance(enabled, float) or enabled not in (True, False):
+        raise TypeError(f"set_winograd: expected True or False, got {enabled!r}")
+    _winograd_on = bool(enabled)
+
+
+def get_winograd():
+    """Whether the Winograd algorithm may run (set_winograd, CCONV_WINOGRAD)."""
+    return _winograd_on
+
+
+def winograd_applies(params):
+    """Whether params is a convolution Winograd F(4x4, 3x3) computes: conv2d, 3x3, stride 1,
+    dilation 1."""
+    p = params
+    return (not p.transposed and (p.KH, p.KW) == (3, 3) and p.stride == (1, 1)
+            and p.dilation == (1, 1))
+
+
 def check_algorithm(params, algorithm):
     """algorithm (a name) as an Algorithm that applies to params."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r}: expected None or one of {ALGORITHMS}")
     algorithm = Algorithm(algorithm)
+    if algorithm.winograd:
+        if not _winograd_on:
+            raise ValueError("algorithm='winograd' is turned off (CCONV_WINOGRAD=0 or "
+                             "cconv.set_winograd(False))")
+        if not winograd_applies(params):
+            what = "conv_transpose2d" if params.transposed else (
+                f"kernel {(params.KH, params.KW)}, stride {params.stride}, dilation "
+                f"{params.dilation}")
+            raise ValueError(f"algorithm='winograd' needs a conv2d with a 3x3 kernel, stride "
+                             f"1 and dilation 1, got {what}")
     if algorithm.depthwise and (params.Cg != 1 or params.transposed):
         raise ValueError(f"algorithm={algorithm.value!r} needs one input channel per group "
                          f"(groups == in_channels), got {params.C_in} input channels in "
@@ -143,16 +206,21 @@ def plan(params, dtype, algorithm=None, prepacked=True):
     if algorithm is not None:
         algorithm = check_algorithm(params, algorithm)
     return _plan(params, np.dtype(dtype), algorithm, _isa.current(), _threads.get_num_threads(),
-                 prepacked)
+                 prepacked, _winograd_on)
 
 
 @_cache.memo
-def _plan(params, dtype, algorithm, isa, threads, prepacked):
+def _plan(params, dtype, algorithm, isa, threads, prepacked, winograd_on):
+    # winograd_on keys the cache: no plan outlives a set_winograd() change.
     depthwise = (algorithm.depthwise if algorithm is not None
                  else params.Cg == 1 and not params.transposed)
     if _work(params, depthwise) < _threads.MIN_FLOPS_PARALLEL:
         # It will run on one thread (threads_for): plan its bands for one, not for a split.
         threads = 1
+    if algorithm is not None and algorithm.winograd:
+        return _plan_winograd(params, dtype, isa, threads)
+    if algorithm is None and winograd_on and _winograd_default(params, dtype):
+        return _plan_winograd(params, dtype, isa, threads)
     if depthwise:
         chosen = _plan_depthwise(params, dtype, isa, threads, algorithm)
         if chosen is not None:
@@ -162,6 +230,15 @@ def _plan(params, dtype, algorithm, isa, threads, prepacked):
     if d2s is not None and chosen.algorithm == Algorithm.IGEMM:
         return _plan_igemm(d2s, dtype, isa, threads, Algorithm.IGEMM, prepacked)
     return chosen
+
+
+def _winograd_default(params, dtype):
+    """Rule 3a's default: where Winograd was measured faster than rule 3 (decisions:
+    Winograd by default)."""
+    p = params
+    return (winograd_applies(p) and dtype == np.float32 and p.Cg >= WINOGRAD_MIN_CHANNELS
+            and p.Mg >= WINOGRAD_MIN_CHANNELS
+            and p.N * p.H_out * p.W_out >= WINOGRAD_MIN_PIXELS)
 
 
 def _work(params, depthwise):
@@ -311,6 +388,57 @@ def _plan_igemm(lowering, dtype, isa, threads, algorithm, prepacked):
                 ws_packed, workspace_elems_raw=ws_raw, rows=rows, cpb=cpb, ppb=ppb, width=width,
                 bias_fill=lowering.bias_fill, layout=lowering.taps_of_problem,
                 d2s=lowering.d2s if lowering.d2s != (1, 1) else ())
+
+
+def _plan_winograd(params, dtype, isa, threads):
+    """The Winograd plan: chunks of WINOGRAD_TILE_COLUMNS * NR tiles or fewer (one vector's
+    worth for a small image), the most output channels per block and input channels per K
+    block (whole 16-channel sums, up to WINOGRAD_KC) whose V and M fit
+    WINOGRAD_WORKSPACE_BYTES a thread: the widest chunk that takes every input channel in one
+    K block, else the widest chunk with fewer; the output channels split into more blocks
+    where their rows do not fit, then to give every thread an item. The K blocks do not
+    depend on the thread count (the same bits for any)."""
+    p = params
+    if p.Cg == 0:
+        return _bias_only(Algorithm.WINOGRAD, isa, dtype)
+    mr, nr = _winograd.tile(isa, dtype.itemsize)
+    m = _winograd.M_TILE
+    tiles = _cdiv(p.H_out, m) * _cdiv(p.W_out, m)
+    npanels = _cdiv(p.Mg, mr)
+    kc_top = min(WINOGRAD_KC, _cdiv(p.Cg, 16) * 16)
+    top = nr // 2 if tiles <= nr // 2 else min(_cdiv(tiles, nr), WINOGRAD_TILE_COLUMNS) * nr
+    widths = [top] + [w for w in (nr * 2 ** i for i in range(8)) if w < top][::-1]
+    choice = None
+    for tc in widths:
+        nmb = 1
+        while True:
+            ppb = _cdiv(npanels, nmb)
+            kc = next((k for k in range(kc_top, 0, -16) if _winograd_ws(p, isa, dtype, k, tc, ppb)
+                       <= WINOGRAD_WORKSPACE_BYTES), None)
+            if kc is not None or ppb == 1:
+                break
+            nmb += 1
+        kc = kc or 16
+        if choice is None:
+            choice = (tc, kc, ppb)
+        if kc == kc_top:
+            choice = (tc, kc, ppb)
+            break
+    tc, kc, ppb = choice
+    ppb = min(ppb, _cdiv(npanels, min(npanels, _cdiv(threads, p.N * p.groups
+                                                         * _cdiv(tiles, tc)))))
+    ws, items = _winograd.sizes(p, isa, dtype.itemsize, kc, tc, ppb)
+    if not _fits(ws, dtype) or ws > sys.maxsize // 64:
+        raise _too_big(p, dtype, ws)
+    return Plan(Algorithm.WINOGRAD, 0, isa, dtype,
+                _threads.threads_for(items, p.flops, threads), ws, workspace_elems_raw=ws,
+                rows=tc, cpb=kc, ppb=ppb, width=mr,
+                layout=((tuple(range(3)), tuple(range(3))),))
+
+
+def _winograd_ws(params, isa, dtype, kc, tc, ppb):
+    """Bytes of workspace a thread of this Winograd tiling needs."""
+    return _winograd.sizes(params, isa, dtype.itemsize, kc, tc, ppb)[0] * dtype.itemsize
 
 
 def _dw_channels_max_width(isa, dtype):

@@ -74,9 +74,10 @@ def _arrays(fn, input, weight, bias):
 
 
 # Prepared calls: (fn, shapes, the user's geometry arguments, dtype, algorithm, variant,
-# threads) -> (ConvParams, pack_first, bound plan), for arguments that can key a cache
-# (_params.plain): a repeated call skips the checks it already passed and the planner, in one
-# lookup. Only results are kept: a bad argument is refused again on every call.
+# threads, whether Winograd may run) -> (ConvParams, pack_first, bound plan), for arguments
+# that can key a cache (_params.plain): a repeated call skips the checks it already passed
+# and the planner, in one lookup. Only results are kept: a bad argument is refused again on
+# every call.
 _PREPARED = _cache.Cache()
 
 
@@ -85,7 +86,8 @@ def _prepared(key, dtype, algorithm, geometry):
     first, and the plan bound to its kernel (None when the output is empty: nothing runs)."""
     call_key = None
     if (algorithm is None or type(algorithm) is str) and _params.plain(key[3:]):
-        call_key = (key, dtype, algorithm, _isa.current(), _threads.get_num_threads())
+        call_key = (key, dtype, algorithm, _isa.current(), _threads.get_num_threads(),
+                    _planner.get_winograd())
         call = _PREPARED.get(call_key)
         if call is not None:
             return call

@@ -10,7 +10,7 @@ __all__ = ["conv2d", "conv_transpose2d"]
 
 # An int (or anything operator.index takes), or a sequence of one or two of them.
 _Size = SupportsIndex | Sequence[SupportsIndex]
-_Algorithm = Literal["igemm", "igemm_cl", "depthwise", "depthwise_cl"]
+_Algorithm = Literal["igemm", "igemm_cl", "depthwise", "depthwise_cl", "winograd"]
 _Float = np.float32 | np.float64
 
 def conv2d(

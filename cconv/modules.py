@@ -194,9 +194,10 @@ class _ConvNd(Module):
 
     def _run(self, x, unbatched, key, params_of, residual=None):
         """Convolve x (4-D, C-contiguous, module dtype). key identifies the call's geometry
-        (with the variant and thread count, it keys the cached params and bound plan);
-        params_of() computes the ConvParams on a miss. residual: forward's."""
-        cache_key = (key, _isa.current(), _threads.get_num_threads())
+        (with the variant, thread count and Winograd switch, it keys the cached params and
+        bound plan); params_of() computes the ConvParams on a miss. residual: forward's."""
+        cache_key = (key, _isa.current(), _threads.get_num_threads(),
+                     _planner.get_winograd())
         call = self._plans.get(cache_key)
         if call is None:
             params = params_of()

@@ -37,6 +37,9 @@ PATHS = [
     ("transposed_stride3", True, (1, 3, 5, 4), (3, 4, 2, 3), {"stride": 3}, "igemm"),
     ("depth_to_space", True, (2, 6, 5, 7), (6, 3, 2, 2), {"stride": 2}, "igemm"),
     ("depth_to_space_3", True, (1, 4, 4, 5), (4, 2, 3, 3), {"stride": 3}, "igemm"),
+    ("winograd", False, (2, 5, 9, 13), (7, 5, 3, 3), {"padding": 1}, "winograd"),
+    ("winograd_groups", False, (1, 6, 11, 6), (9, 2, 3, 3), {"groups": 3, "padding": (2, 0)},
+     "winograd"),
 ]
 
 

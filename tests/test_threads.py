@@ -49,7 +49,9 @@ PLANNERS = {"conv2d": "plan_for_conv2d", "conv_transpose2d": "plan_for_conv_tran
 PROBLEM_ALGORITHMS = [
     pytest.param(k, a, id=f"{k}-{a}")
     for k, (op, x, _, kw) in SPLIT_PROBLEMS.items()
-    for a in applicable_algorithms(x[1], kw.get("groups", 1), op == "conv_transpose2d")]
+    for a in applicable_algorithms(x[1], kw.get("groups", 1), op == "conv_transpose2d")] + [
+    # Winograd needs 3x3 stride 1, which APPLIES cannot see.
+    pytest.param(k, "winograd", id=f"{k}-winograd") for k in ("3x3", "many-channels-few-pixels")]
 
 
 def test_every_algorithm_is_exercised():

@@ -499,3 +499,18 @@ def test_kernel_sized_stride_adjoint(isa, dtype):
     lhs = np.vdot(y.astype(np.float64), r.astype(np.float64))
     rhs = np.vdot(x.astype(np.float64), xt.astype(np.float64))
     assert abs(lhs - rhs) <= 1e3 * np.finfo(dtype).eps * (np.abs(y).sum() + 1)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_winograd(isa, dtype):
+    """Winograd F(4x4, 3x3): partial tiles, asymmetric 'same'-style padding, groups; its
+    error is checked with the direct method's per-element bound times 16 (the transforms)."""
+    x = data((2, 6, 11, 13), dtype, 5)
+    w = data((8, 3, 3, 3), dtype, 6)
+    b = data((8,), dtype, 7)
+    with _isa.forced(isa):
+        y = cconv.conv2d(x, w, b, padding=(1, 2), groups=2, algorithm="winograd")
+        direct = cconv.conv2d(x, w, b, padding=(1, 2), groups=2, algorithm="igemm")
+    tol = 16 * 2 * 28 * np.finfo(dtype).eps * np.abs(direct).max()
+    assert np.abs(y.astype(np.float64) - direct).max() <= tol

@@ -4,7 +4,7 @@ Issue 18 asks for Winograd on 3x3 stride-1 layers where it is faster *and* accur
 max |y - ref| <= 1e-5 * max |ref|). Its error grows with the tile m (the transforms' constants
 grow) and with the interpolation points; this measures it before any kernel is written:
 
-    python tools/winograd_error.py [--channels 64,256,1024,2048] [--size 12]
+    python tools/winograd_error.py [--channels 64,256,1024,2048] [--size 12] [--block 16]
 
 For each m in (2, 4, 6) and each point set, the transforms come from the Toom-Cook
 construction (A^T and G from the points, B^T solved exactly in float64 and checked), and the
@@ -65,8 +65,10 @@ def transforms(points, m, r=3):
     return AT, G, np.round(BT, 12)
 
 
-def winograd(x, w, AT, G, BT, dtype):
-    """conv2d(x, w, padding=1) by F(m, 3) in `dtype`: x (C, H, W), w (K, C, 3, 3)."""
+def winograd(x, w, AT, G, BT, dtype, block=0):
+    """conv2d(x, w, padding=1) by F(m, 3) in `dtype`: x (C, H, W), w (K, C, 3, 3). block: sum
+    the GEMM's products `block` input channels at a time, then the blocks' sums one after the
+    other, as the kernel does (0: one matmul)."""
     m, n = AT.shape
     C, H, W = x.shape
     th, tw = -(-H // m), -(-W // m)
@@ -77,7 +79,13 @@ def winograd(x, w, AT, G, BT, dtype):
     tiles = np.lib.stride_tricks.sliding_window_view(xp, (n, n), axis=(1, 2))[:, ::m, ::m]
     V = np.einsum("ij,cyxjk,lk->ilcyx", BT, tiles, BT).astype(dtype)      # (n, n, C, th, tw)
     U = np.einsum("ij,ocjk,lk->iloc", G, w.astype(dtype), G).astype(dtype)  # (n, n, K, C)
-    M = np.matmul(U, V.reshape(n, n, C, th * tw)).astype(dtype)           # (n, n, K, tiles)
+    V = V.reshape(n, n, C, th * tw)
+    if block:
+        M = np.matmul(U[..., :block], V[:, :, :block]).astype(dtype)
+        for c in range(block, C, block):
+            M += np.matmul(U[..., c:c + block], V[:, :, c:c + block]).astype(dtype)
+    else:
+        M = np.matmul(U, V).astype(dtype)                                 # (n, n, K, tiles)
     Y = np.einsum("ij,jlot,kl->oikt", AT, M, AT).astype(dtype)            # (K, m, m, tiles)
     Y = Y.reshape(-1, m, m, th, tw).transpose(0, 3, 1, 4, 2).reshape(-1, th * m, tw * m)
     return Y[:, :H, :W]
@@ -88,6 +96,8 @@ def main():
     parser.add_argument("--channels", default="64,256,1024,2048")
     parser.add_argument("--size", type=int, default=12, help="image height and width")
     parser.add_argument("--out-channels", type=int, default=16)
+    parser.add_argument("--block", type=int, default=0,
+                        help="input channels per partial sum (the kernel's SUB; 0: one sum)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"{'C_in':>5s} {'dtype':8s} {'direct':>9s} " + " ".join(
@@ -104,7 +114,8 @@ def main():
             cells = [np.abs(direct - ref).max() / scale]
             for m, sets in POINTS.items():
                 for pts in sets:
-                    y = winograd(x.astype(dtype), w, *transforms(pts, m), dtype)
+                    y = winograd(x.astype(dtype), w, *transforms(pts, m), dtype,
+                                 args.block)
                     cells.append(np.abs(y - ref).max() / scale)
             print(f"{C:5d} {np.dtype(dtype).name:8s} " + " ".join(f"{c:9.2e}" if i == 0
                                                                   else f"{c:16.2e}"
