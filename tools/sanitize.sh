@@ -67,7 +67,7 @@ case "$MODE" in
 esac
 
 SECONDS=0
-if ! "$PYTHON" setup.py build_ext --inplace -q >build.log 2>&1; then
+if ! "$PYTHON" setup.py build_ext --inplace -q -j "$(nproc 2>/dev/null || echo 2)" >build.log 2>&1; then
     tail -40 build.log >&2
     echo "sanitize.sh: build failed" >&2
     exit 1
