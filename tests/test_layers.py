@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+import cconv
 from cconv import nn
 from cconv.nn import functional as F  # noqa: N812 (torch's spelling)
 
@@ -188,6 +189,25 @@ def test_linear_matches_torch(dtype, bias, shape):
     close(ours(x), theirs(torch.from_numpy(x)), dtype)
     w, b = theirs.weight.detach().numpy(), None if not bias else theirs.bias.detach().numpy()
     close(F.linear(x, w, b), TF.linear(torch.from_numpy(x), theirs.weight, theirs.bias), dtype)
+
+
+def test_linear_runs_on_cconvs_threads_and_follows_new_weights():
+    """Linear is cconv's 1x1 GEMM: bitwise the same for any thread count, equal to the
+    functional form, and a replaced weight or bias takes effect at the next call."""
+    m = nn.Linear(96, 300, rng=2)
+    x = rand((8, 96), np.float32)
+    outs = []
+    for threads in (1, 2, 3):
+        cconv.set_num_threads(threads)
+        outs.append(m(x))
+    cconv.set_num_threads(None)
+    assert all(np.array_equal(outs[0], o) for o in outs)
+    assert np.array_equal(F.linear(x, m.weight, m.bias), outs[0])
+    np.testing.assert_allclose(outs[0], x @ m.weight.T + m.bias, rtol=1e-5, atol=1e-5)
+    m.weight = np.zeros((300, 96), np.float32)
+    assert np.array_equal(m(x), np.broadcast_to(m.bias, (8, 300)))
+    m.bias = None
+    assert not m(x).any()
 
 
 def test_linear_init_is_torchs_bound():

@@ -1,13 +1,17 @@
 """Linear and linear, as torch's: y = x @ weight.T + bias on (..., in_features).
 
-In numpy, not compiled: a linear layer is one matrix product, which numpy hands to its BLAS
-(already multithreaded and tiled for the machine); a cconv kernel would add nothing.
+On cconv's own GEMM, as a 1x1 convolution of the rows (1, in_features, rows, 1): its threads
+are cconv's (set_num_threads), where numpy's BLAS started threads of its own that kept
+spinning on the other cores after the product and slowed every convolution after it
+(decisions: Linear on cconv's GEMM).
 """
 import math
 
 import numpy as np
 
 from .. import _module_params, _params
+from ..functional import conv2d
+from ..modules import Conv2d
 from .module import Module
 
 __all__ = ["Linear", "linear"]
@@ -38,12 +42,21 @@ def linear(input, weight, bias=None):
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got shape "
                          f"{b.shape}")
-    # C-ordered and native, so BLAS takes the same path (and gives the same bits) for any
-    # layout of the input.
-    out = np.matmul(np.ascontiguousarray(x, dtype=dtype), w.T)
-    if b is not None:
-        out += b
-    return out.astype(dtype, copy=False)
+    return _rows_through(x.astype(dtype, copy=False), b, w.shape[0],
+                         lambda image: conv2d(image, w.reshape(*w.shape, 1, 1), b))
+
+
+def _rows_through(x, bias, out_features, conv):
+    """x (..., in_features) as the image (1, in_features, rows, 1), through conv (a 1x1
+    convolution to out_features channels), back as (..., out_features)."""
+    rows = math.prod(x.shape[:-1])
+    if rows == 0 or x.shape[-1] == 0 or out_features == 0:
+        # Nothing to sum: torch gives the bias (or zeros).
+        out = np.zeros((*x.shape[:-1], out_features), x.dtype)
+        return out if bias is None else out + bias
+    image = np.ascontiguousarray(x.reshape(rows, x.shape[-1]).T)[None, :, :, None]
+    y = conv(image)[0, :, :, 0]
+    return np.ascontiguousarray(y.T).reshape(*x.shape[:-1], out_features)
 
 
 class Linear(Module):
@@ -82,9 +95,30 @@ class Linear(Module):
         if self.bias is not None:
             self.bias = rng.uniform(-bound, bound, self.bias.shape).astype(self.dtype)
 
+    def _conv(self):
+        """The 1x1 Conv2d that computes this layer (its weights packed once), rebuilt when
+        weight or bias is replaced (they are read-only: replaced, never changed in place)."""
+        mirror = self.__dict__.get("_mirror")
+        if mirror is None or mirror[0] is not self.weight or mirror[1] is not self.bias:
+            conv = Conv2d(self.in_features, self.out_features, 1, bias=self.bias is not None,
+                          dtype=self.dtype)
+            conv.weight = self.weight.reshape(self.out_features, self.in_features, 1, 1)
+            if self.bias is not None:
+                conv.bias = self.bias
+            mirror = (self.weight, self.bias, conv)
+            object.__setattr__(self, "_mirror", mirror)
+        return mirror[2]
+
     def forward(self, input):
-        x = _module_params.floating_array(type(self).__name__, "input", input)
-        return linear(x.astype(self.dtype, copy=False), self.weight, self.bias)
+        fn = type(self).__name__
+        x = _module_params.floating_array(fn, "input", input)
+        if x.ndim == 0:
+            raise ValueError("linear: expected input with at least 1 dim (..., in_features), "
+                             "got a 0-dim array")
+        if x.shape[-1] != self.in_features:
+            raise ValueError(_mat_shapes(x, self.weight))
+        return _rows_through(x.astype(self.dtype, copy=False), self.bias, self.out_features,
+                             lambda image: self._conv()(image))
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
