@@ -62,7 +62,7 @@ cdef inline void max_row(const floating *xr, floating *o, Py_ssize_t n,
 cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noexcept nogil:
     """One plane of max pooling without indices: the columns whose windows lie inside the
     image's columns by max_row (window rows, then columns, as torch visits them), the
-    others by max_plane.
+    others by max_columns.
     Assumes: dh, dw >= 1."""
     cdef Py_ssize_t oh, h, h0, h1, kw, off
     # Interior output columns: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W.
@@ -70,7 +70,7 @@ cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noex
     cdef Py_ssize_t b = P.W - 1 - (P.KW - 1) * P.dw + P.pw
     b = min(P.Wo, b // P.sw + 1) if b >= 0 else 0
     if b <= a:
-        max_plane(P, x, out, NULL)
+        max_columns(P, x, out, NULL, 0, P.Wo)
         return
     cdef floating *o
     for oh in range(P.Ho):
@@ -87,45 +87,18 @@ cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noex
                 off = a * P.sw - P.pw + kw * P.dw
                 max_row(x + h * P.W + off, o + a, b - a, P.sw)
             h += P.dh
-    max_columns(P, x, out, 0, a)
-    max_columns(P, x, out, b, P.Wo)
+    max_columns(P, x, out, NULL, 0, a)
+    max_columns(P, x, out, NULL, b, P.Wo)
 
 
 cdef inline Py_ssize_t cdiv_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-cdef void max_columns(const Pool *P, const floating *x, floating *out, Py_ssize_t ow0,
-                      Py_ssize_t ow1) noexcept nogil:
-    """Output columns ow0 .. ow1 - 1 of every row of a max-pooled plane, one by one."""
-    cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1
-    cdef floating v, m
-    for oh in range(P.Ho):
-        h0 = oh * P.sh - P.ph
-        h1 = min(h0 + (P.KH - 1) * P.dh + 1, P.H)
-        while h0 < 0:
-            h0 += P.dh
-        for ow in range(ow0, ow1):
-            w0 = ow * P.sw - P.pw
-            w1 = min(w0 + (P.KW - 1) * P.dw + 1, P.W)
-            while w0 < 0:
-                w0 += P.dw
-            m = -INFINITY
-            h = h0
-            while h < h1:
-                w = w0
-                while w < w1:
-                    v = x[h * P.W + w]
-                    if v > m or isnan(v):
-                        m = v
-                    w += P.dw
-                h += P.dh
-            out[oh * P.Wo + ow] = m
-
-
-cdef void max_plane(const Pool *P, const floating *x, floating *out,
-                    int64_t *idx) noexcept nogil:
-    """One plane of max pooling; idx: NULL, or where each maximum's index goes.
+cdef void max_columns(const Pool *P, const floating *x, floating *out, int64_t *idx,
+                      Py_ssize_t ow0, Py_ssize_t ow1) noexcept nogil:
+    """Output columns ow0 .. ow1 - 1 of every row of a max-pooled plane, element by element;
+    idx: NULL, or where each maximum's index goes.
     Assumes: dh, dw >= 1 (the loops step by them)."""
     cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1, best
     cdef floating v, m
@@ -134,7 +107,7 @@ cdef void max_plane(const Pool *P, const floating *x, floating *out,
         h1 = min(h0 + (P.KH - 1) * P.dh + 1, P.H)
         while h0 < 0:
             h0 += P.dh
-        for ow in range(P.Wo):
+        for ow in range(ow0, ow1):
             w0 = ow * P.sw - P.pw
             w1 = min(w0 + (P.KW - 1) * P.dw + 1, P.W)
             while w0 < 0:
@@ -249,7 +222,7 @@ cdef inline void run_plane(int mode, const Pool *P, const floating *x, floating 
         if idx == NULL:
             max_plane_values(P, x, out)
         else:
-            max_plane(P, x, out, idx)
+            max_columns(P, x, out, idx, 0, P.Wo)
     elif mode == AVG:
         avg_plane(P, x, out)
     elif mode == ADAPTIVE_AVG:

@@ -18,7 +18,7 @@ import numpy as np
 import cconv
 
 from . import harness
-from .peers import UnavailableError, optional
+from .peers import UnavailableError, onnxruntime_peer, optional
 from .peers.base import Contender
 
 NETWORKS = {
@@ -68,13 +68,8 @@ def _onnx_session(ref, example, threads):
     with torch.inference_mode():
         torch.onnx.export(ref, (torch.from_numpy(example),), buf, input_names=["x"],
                           output_names=["y"], dynamo=False, opset_version=17)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    return ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(buf.getvalue(), onnxruntime_peer.session_options(ort, threads),
+                                providers=["CPUExecutionProvider"])
 
 
 def contenders(name, threads, x):

@@ -42,10 +42,16 @@ def make_model(layer, w, b):
 
 def make_session(ort, layer, w, b, threads):
     """An InferenceSession of make_model() on `threads` intra-op threads."""
+    return ort.InferenceSession(make_model(layer, w, b), session_options(ort, threads),
+                                providers=["CPUExecutionProvider"])
+
+
+def session_options(ort, threads):
+    """`threads` intra-op threads, sequential, every graph optimisation, quiet."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    return ort.InferenceSession(make_model(layer, w, b), so, providers=["CPUExecutionProvider"])
+    return so
