@@ -26,6 +26,7 @@ from libc.math cimport INFINITY, isnan
 from libc.stdint cimport int64_t
 
 from ._driver cimport run_plain
+from ._sizes cimport cdiv
 
 
 cdef struct Pool:
@@ -66,7 +67,7 @@ cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noex
     Assumes: dh, dw >= 1."""
     cdef Py_ssize_t oh, h, h0, h1, kw, off
     # Interior output columns: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W.
-    cdef Py_ssize_t a = cdiv_up(P.pw, P.sw)
+    cdef Py_ssize_t a = cdiv(P.pw, P.sw)
     cdef Py_ssize_t b = P.W - 1 - (P.KW - 1) * P.dw + P.pw
     b = min(P.Wo, b // P.sw + 1) if b >= 0 else 0
     if b <= a:
@@ -89,10 +90,6 @@ cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noex
             h += P.dh
     max_columns(P, x, out, NULL, 0, a)
     max_columns(P, x, out, NULL, b, P.Wo)
-
-
-cdef inline Py_ssize_t cdiv_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return (a + b - 1) // b
 
 
 cdef void max_columns(const Pool *P, const floating *x, floating *out, int64_t *idx,
