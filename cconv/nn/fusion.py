@@ -157,7 +157,8 @@ def _sites(model):
 
 
 def _traced(model, example, layer):
-    """Run model on example with every layer (layer(module) true) recorded: the calls."""
+    """Run model on example with every layer (layer(module) true) recorded: (the calls, the
+    model's output)."""
     calls = []
     swapped = []
     for parent in list(model.modules()):
@@ -166,19 +167,20 @@ def _traced(model, example, layer):
                 setattr(parent, name, _Recorder(child, calls))
                 swapped.append((parent, name, child))
     try:
-        model(example)
+        out = model(example)
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)
-    return calls
+    return calls, out
 
 
 def _traced_chains(model, example, taken):
-    """Chains found by running the example (modules in `taken` already fused)."""
+    """(Chains found by running the example (modules in `taken` already fused), the model's
+    output on it)."""
     def layer(m):
         return (_is_conv(m) or _activation_kind(m) is not None
                 or type(m).__name__ == "BatchNorm2d")
-    calls = _traced(model, example, layer)
+    calls, out = _traced(model, example, layer)
     count = {}
     for call in calls:
         count[id(call.module)] = count.get(id(call.module), 0) + 1
@@ -207,7 +209,7 @@ def _traced_chains(model, example, taken):
             chain.shared_act = count[id(nxt.module)] > 1
         if chain.bn is not None or chain.act is not None:
             chains.append(chain)
-    return chains
+    return chains, out
 
 
 _RETURNED = threading.local()
@@ -319,16 +321,14 @@ def fuse(model, example_input=None):
     """
     if not isinstance(model, Module):
         raise TypeError(f"fuse: model must be a cconv.nn.Module, got {type(model).__name__}")
-    fused = copy.deepcopy(model).eval()
-    chains = _sequential_chains(fused)
-    _apply(fused, chains)
+    fused, chains = _sequential_fused(model)
     if not _needs_trace(fused):
         return fused
     example = example_input if example_input is not None else _example(fused)
     if example is None:
         return fused
     try:
-        expected = fused(example)
+        traced, expected = _traced_chains(fused, example, {id(c.conv) for c in chains})
     except Exception as exc:  # noqa: BLE001 - any failure means the example does not fit
         if example_input is not None:
             raise
@@ -336,9 +336,6 @@ def fuse(model, example_input=None):
                       f"({type(exc).__name__}: {exc}); fused only Sequential chains, pass "
                       f"example_input= to fuse the rest", stacklevel=2)
         return fused
-    sequential_only = copy.deepcopy(fused)
-    taken = {id(c.conv) for c in chains}
-    traced = _traced_chains(fused, example, taken)
     if not traced:
         return fused
     _apply(fused, traced)
@@ -346,4 +343,12 @@ def fuse(model, example_input=None):
         return fused
     warnings.warn("fuse: the chains found by running the example changed the model's "
                   "result; fused only Sequential chains", stacklevel=2)
-    return sequential_only
+    return _sequential_fused(model)[0]
+
+
+def _sequential_fused(model):
+    """(A copy of model in eval mode with its Sequential chains fused, those chains)."""
+    fused = copy.deepcopy(model).eval()
+    chains = _sequential_chains(fused)
+    _apply(fused, chains)
+    return fused, chains
