@@ -77,6 +77,10 @@ MODE_CHANNELS = CHANNELS
 cdef Py_ssize_t PANEL_OUTER_BYTES = 128 * 1024
 # The fewest pixels of a row pixel mode applies the epilogue to at once (decisions: EP_SPAN).
 cdef Py_ssize_t EP_SPAN = 256
+# Tile outer: the panels run over a chunk of pixel tiles whose K block is at most this big,
+# so that each output row is written in runs, not one tile per row at a time (decisions:
+# CHUNK_BYTES).
+cdef Py_ssize_t CHUNK_BYTES = 64 * 1024
 
 
 cdef inline Py_ssize_t tile_start(Py_ssize_t jt, Py_ssize_t lead, Py_ssize_t nr) noexcept nogil:
@@ -160,7 +164,7 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
     cdef floating *cbuf = ws + L.ws_band
     cdef const floating *src
     cdef const floating *a_k
-    cdef Py_ssize_t kb, c0, c1, kcb, j0, pan, t, kk, lead, jt, ntiles, done, end
+    cdef Py_ssize_t kb, c0, c1, kcb, j0, pan, t, kk, lead, jt, ntiles, done, end, jc, jn, chunk
     cdef Py_ssize_t vbytes = L.nr // 2 * sizeof(floating)    # one vector
     cdef bint fuse
     for kb in range(pr.nkb):
@@ -193,8 +197,8 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                 for t in range(L.nr):
                     bbuf[kk * L.nr + t] = src[kk * HW + j0 + t] if j0 + t < flat else 0
         # Weight panel outer when the band's B block is small (a 7x7 layer): each panel is
-        # read once, the few tiles come from cache; else tile outer, a tile serving every
-        # panel from L1 (decisions: PANEL_OUTER_BYTES).
+        # read once, the few tiles come from cache; else chunks of tiles outer, a chunk
+        # serving every panel from cache (decisions: PANEL_OUTER_BYTES, CHUNK_BYTES).
         # The epilogue of an output written in place: on the last K block, over spans of
         # EP_SPAN pixels or more of every row the tiles just finished, while they are in
         # cache (one call per row and tile cost more than the epilogue itself).
@@ -209,14 +213,19 @@ cdef void pixels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssize_
                                    panel_start(L, pan + 1), 0, flat)
         else:
             done = 0
-            for jt in range(ntiles):
+            chunk = max(1, CHUNK_BYTES // (kcb * L.nr * <Py_ssize_t> sizeof(floating)))
+            jc = 0
+            while jc < ntiles:
+                jn = min(jc + chunk, ntiles)
                 for pan in range(pan0, pan1):
-                    pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
-                               src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
-                end = min(tile_start(jt + 1, lead, L.nr), flat)
-                if fuse and (end - done >= EP_SPAN or jt == ntiles - 1):
+                    for jt in range(jc, jn):
+                        pixel_tile(L, pr, jt, pan, row0, lead, flat, kb, kcb, packed, a_k,
+                                   src, bbuf, bias_g, out_ng, i0, cbuf, cpitch, pan == pan0)
+                end = min(tile_start(jn, lead, L.nr), flat)
+                if fuse and (end - done >= EP_SPAN or jn == ntiles):
                     pixel_epilogue(L, ep, out, out_ng, gi, i0, row0, row1, done, end)
                     done = end
+                jc = jn
     # A band with padding columns goes through the C block, copied out here: writing the
     # output costs about as much from the tiles (decisions: Pixel mode writes a padded band
     # through a C block).
