@@ -102,6 +102,47 @@ def test_shared_relu_in_a_custom_forward():
     assert np.min(fused(x.copy())) >= 0
 
 
+class DeclaredBlock(Block):
+    """Block declaring its residual sum, as cconv.models' ResNet blocks do."""
+
+    _residual_sum = ("conv2", "bn2", "relu")
+    residual_fused = False
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        if self.residual_fused:
+            return self.conv2(out, residual=x)
+        out = self.bn2(self.conv2(out))
+        out += x
+        return self.relu(out)
+
+
+def test_declared_residual_sum_joins_the_epilogue():
+    model = DeclaredBlock(6).eval()
+    x = image(2, 6, 10, 10)
+    want = model(x.copy())
+    fused = nn.fuse(model, x)
+    assert fused.residual_fused and not model.residual_fused
+    assert fused.conv2.epilogue.activation == "relu"
+    assert fused.conv2.epilogue.scale is not None
+    # The same operations in the same order as cconv's unfused steps: the same bits.
+    np.testing.assert_array_equal(fused(x.copy()), want)
+
+
+@pytest.mark.parametrize("change", ["no batch norm", "act not fusable"])
+def test_declared_residual_sum_left_alone_when_it_cannot_fuse(change):
+    model = DeclaredBlock(6).eval()
+    if change == "no batch norm":
+        model.bn2 = nn.Dropout()
+    else:
+        model.relu = nn.Softmax(dim=1)
+    x = image(2, 6, 10, 10)
+    want = model(x.copy())
+    fused = nn.fuse(model, x)
+    assert not fused.residual_fused
+    assert_close(fused(x.copy()), want)
+
+
 def test_without_example_input_the_model_is_run_on_a_generated_one():
     model = nn.Sequential(Block(3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(3, 2)).eval()

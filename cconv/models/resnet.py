@@ -28,10 +28,29 @@ def _conv(in_channels, out_channels, kernel_size, stride, rng, dtype):
                   padding=kernel_size // 2, bias=False, dtype=dtype, rng=rng)
 
 
-class BasicBlock(Module):
+class _Block(Module):
+    """A residual block ending in relu(bn(conv(x)) + identity), the layers named by
+    `_residual_sum`. cconv.nn.fuse, once the batch norm is folded into the convolution, moves
+    the sum and the relu into its epilogue too and sets `residual_fused`."""
+
+    residual_fused = False
+
+    def _sum(self, x, identity):
+        conv_name, bn_name, relu_name = self._residual_sum
+        conv = getattr(self, conv_name)
+        if self.residual_fused:
+            return conv(x, residual=identity)
+        out = getattr(self, bn_name)(conv(x))
+        # The batch norm's result is a new array: adding in place touches nothing else.
+        out += identity
+        return getattr(self, relu_name)(out)
+
+
+class BasicBlock(_Block):
     """Two 3x3 convolutions and a residual sum (ResNet-18 and -34); the first strides."""
 
     expansion = 1
+    _residual_sum = ("conv2", "bn2", "relu")
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, *, dtype=np.float32,
                  rng=None):
@@ -48,17 +67,15 @@ class BasicBlock(Module):
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        # The batch norm's result is a new array: adding in place touches nothing else.
-        out += identity
-        return self.relu(out)
+        return self._sum(out, identity)
 
 
-class Bottleneck(Module):
+class Bottleneck(_Block):
     """1x1 down to `planes`, 3x3 (strided), 1x1 up to 4 * planes, and a residual sum
     (ResNet-50 and deeper)."""
 
     expansion = 4
+    _residual_sum = ("conv3", "bn3", "relu")
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, *, dtype=np.float32,
                  rng=None):
@@ -78,9 +95,7 @@ class Bottleneck(Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        out += identity
-        return self.relu(out)
+        return self._sum(out, identity)
 
 
 class ResNet(Module):

@@ -20,7 +20,12 @@ An activation layer called at several places (torchvision's shared `self.relu`) 
 place for its other calls: at the fused call it returns its input, which the convolution
 already activated, and it recognises that call by the array's identity.
 
-Residual adds written in numpy (`out += identity`) are not fused: fuse cannot see them.
+Residual sums written in numpy (`out += identity`) are not fused: fuse cannot see them. A
+module can declare one instead: a class attribute `_residual_sum = (conv, bn, act)` names
+the attributes of a forward computing act(bn(conv(x)) + identity), and the forward calls
+`conv(x, residual=identity)` alone once fuse sets the module's `residual_fused` (after bn is
+folded into conv and act is a fusable activation: the sum and act join conv's epilogue).
+cconv.models' ResNet blocks do so.
 """
 import copy
 import hashlib
@@ -279,6 +284,23 @@ def _apply(model, chains):
             setattr(parent, name, _AfterFused(act, convs))
 
 
+def _fuse_residual_sums(model):
+    """Fuse each declared residual sum (the module docstring) whose batch norm was folded."""
+    for module in model.modules():
+        names = getattr(type(module), "_residual_sum", None)
+        if names is None or module.residual_fused:
+            continue
+        conv, bn, act = (getattr(module, name) for name in names)
+        if isinstance(act, _AfterFused):
+            act = act.act
+        kind = _activation_kind(act)
+        ep = getattr(conv, "epilogue", None)
+        if (isinstance(bn, Identity) and isinstance(conv, (Conv2d, ConvTranspose2d))
+                and ep is not None and ep.activation is None and kind is not None):
+            conv.epilogue = _epilogue.Epilogue(scale=ep.scale, shift=ep.shift, **kind)
+            module.residual_fused = True
+
+
 def _example(model):
     """A (1, C, 224, 224) input for the first convolution's channels and dtype, or None."""
     for module in model.modules():
@@ -339,6 +361,7 @@ def fuse(model, example_input=None):
     if not traced:
         return fused
     _apply(fused, traced)
+    _fuse_residual_sums(fused)
     if _close(fused(example), expected):
         return fused
     warnings.warn("fuse: the chains found by running the example changed the model's "
