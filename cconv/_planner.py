@@ -15,7 +15,7 @@ The rules, in order (`algorithm=` forces one, for tests and benchmarks):
      that the cost model (_igemm_cost) finds cheapest within the workspace budget.
   3a. winograd: a conv2d with a 3x3 kernel, stride 1, dilation 1 (F(4x4, 3x3), the kernel
      _winograd.pyx; its error within float32's bound, decisions: Winograd), by default
-     for float32 with WINOGRAD_MIN_CHANNELS input and output channels per group and
+     (float32 and float64) with WINOGRAD_MIN_CHANNELS input and output channels per group and
      WINOGRAD_MIN_PIXELS output pixels over the batch or more, where it was measured faster
      than rule 3 in modules and functional calls alike (these transform the weights on each
      call; both paths give the same bits) (decisions: Winograd by default); forced
@@ -236,7 +236,7 @@ def _winograd_default(params, dtype):
     """Rule 3a's default: where Winograd was measured faster than rule 3 (decisions:
     Winograd by default)."""
     p = params
-    return (winograd_applies(p) and dtype == np.float32 and p.Cg >= WINOGRAD_MIN_CHANNELS
+    return (winograd_applies(p) and p.Cg >= WINOGRAD_MIN_CHANNELS
             and p.Mg >= WINOGRAD_MIN_CHANNELS
             and p.N * p.H_out * p.W_out >= WINOGRAD_MIN_PIXELS)
 

@@ -105,12 +105,11 @@ def operation(name):
 
 def tolerance_factor(algorithm, dtype):
     """The table's factor; algorithm None (the planner's choice) gets the largest factor
-    of any algorithm the planner chooses by itself for that dtype (winograd for float32
-    only: _planner.WINOGRAD_MIN_CHANNELS)."""
+    of any algorithm the planner chooses by itself for that dtype (winograd included:
+    _planner.WINOGRAD_MIN_CHANNELS)."""
     dtype = np.dtype(dtype)
     if algorithm is None:
-        return max(f for (a, dt), f in TOLERANCE.items()
-                   if dt == dtype and (a != "winograd" or dtype == np.float32))
+        return max(f for (a, dt), f in TOLERANCE.items() if dt == dtype)
     return TOLERANCE[algorithm, dtype]
 
 

@@ -185,12 +185,12 @@ def test_epilogue_equals_unfused_steps(act, dtype):
     ((1, 64, 56, 56), (64, 64, 5, 5), dict(padding=2), False),
 ])
 def test_default_rule(x_shape, w_shape, kwargs, chosen):
-    """Rule 3a: Winograd by default on float32 3x3 stride-1 layers with 64+ channels in and
-    out per group and 24x24+ output pixels over the batch; never for float64 or when off."""
-    plan = _planner.plan_for_conv2d(x_shape, w_shape, **kwargs)
-    assert (plan.algorithm.value == "winograd") == chosen
-    assert _planner.plan_for_conv2d(x_shape, w_shape, **kwargs,
-                                    dtype=np.float64).algorithm.value != "winograd"
+    """Rule 3a: Winograd by default on 3x3 stride-1 layers with 64+ channels in and out per
+    group and 24x24+ output pixels over the batch, float32 and float64 alike; never when
+    off."""
+    for dtype in (np.float32, np.float64):
+        plan = _planner.plan_for_conv2d(x_shape, w_shape, **kwargs, dtype=dtype)
+        assert (plan.algorithm.value == "winograd") == chosen
     cconv.set_winograd(False)
     try:
         assert _planner.plan_for_conv2d(x_shape, w_shape, **kwargs).algorithm.value != "winograd"
