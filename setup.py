@@ -8,6 +8,7 @@ Environment switches (all optional):
 One default build runs on every CPU of its architecture: the wider instruction sets are
 compiled through `target` attributes in the micro-kernel headers and chosen at import.
 """
+import glob
 import os
 
 from Cython.Build import cythonize
@@ -57,6 +58,8 @@ def _extensions():
             f"cconv._kernels.{name}",
             [f"cconv/_kernels/{name}.pyx"],
             include_dirs=["cconv/_kernels"],
+            # The C headers: an edit to one rebuilds the extensions that may include it.
+            depends=sorted(glob.glob("cconv/_kernels/*.h")),
             extra_compile_args=compile_args,
             extra_link_args=link_args,
             define_macros=[("CC_BUILD_FLAGS", f'"{build_flags}"')],
