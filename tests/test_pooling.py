@@ -172,6 +172,27 @@ def test_max_values_bit_for_bit_as_torch(torch, dtype):
         assert y.tobytes() == ref.tobytes(), args
 
 
+VECTOR_WIDTHS = [15, 16, 17, 31, 33, 34, 47, 64, 67, 101]
+
+
+@pytest.mark.parametrize("width", VECTOR_WIDTHS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_max_vector_rows_bit_for_bit_as_torch(torch, width, dtype, isa):
+    """The micro-kernel's paths on every variant (pooling.h): interiors below, at and above one
+    and two vectors of every lane count (2 to 16) and not multiples of them, strides 1, 2
+    (even lanes of two loads) and 3 (a load per lane), dilation, borders on either side; a
+    NaN (of either sign: the last one seen stays) and signed zeros to the bit."""
+    rng = np.random.default_rng(width)
+    x = rng.choice(np.array([0.0, -0.0, 1.0, -1.0, 2.0, np.nan, -np.nan], dtype),
+                   size=(2, 2, 7, width), p=[0.3, 0.3, 0.1, 0.1, 0.1, 0.05, 0.05])
+    x[1, 1] = data((7, width), dtype, seed=width)
+    for args in [(3, 2, 1), (2, 2), (3, 1, 1), (1, 1), (3, 3), (3, (1, 3), (0, 1)),
+                 ((2, 3), 2, (1, 1), 2), ((1, 5), (2, 2), (0, 2), (1, 3), True), (4, 2, 2)]:
+        ref = torch_call(torch, "max_pool2d", x, *args)
+        y = F.max_pool2d(x, *args)
+        assert y.tobytes() == ref.tobytes(), args
+
+
 def test_max_nan_wins_and_padding_never_does():
     x = -np.ones((1, 1, 3, 3), np.float32)
     x[0, 0, 1, 1] = np.nan
