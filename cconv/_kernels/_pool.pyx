@@ -17,6 +17,10 @@ for) (P, Ho, Wo) int64, the flat index h*W + w of each maximum in its plane. The
 (cconv.nn.pooling) checks every argument and computes the output sizes; these functions have
 no failure paths.
 
+Max pooling without indices runs an output row at a time through pooling.h's micro-kernel
+(maxpool_ukernel.h, output columns in the vector lanes, the variant given by `isa`); with
+indices, and the other modes, element by element here.
+
 Work is split over planes, taken by the threads of the pool (_driver.run_plain); each output
 element is computed by one thread, its window read in a fixed order (rows, then columns), so
 results are bitwise identical for any thread count.
@@ -29,11 +33,24 @@ from ._driver cimport run_plain
 from ._sizes cimport cdiv
 
 
+cdef extern from "pooling.h" nogil:
+    ctypedef struct cc_maxpool_geom:
+        Py_ssize_t W, Wo, KW, sw, pw, dw, a, b
+    ctypedef void (*cc_maxpool_f32_fn)(const cc_maxpool_geom *, const float *, Py_ssize_t,
+                                       Py_ssize_t, float *) noexcept nogil
+    ctypedef void (*cc_maxpool_f64_fn)(const cc_maxpool_geom *, const double *, Py_ssize_t,
+                                       Py_ssize_t, double *) noexcept nogil
+    cc_maxpool_f32_fn cc_maxpool_ukernel_f32(int isa)
+    cc_maxpool_f64_fn cc_maxpool_ukernel_f64(int isa)
+
+
 cdef struct Pool:
     Py_ssize_t H, W, Ho, Wo
     Py_ssize_t KH, KW, sh, sw, ph, pw, dh, dw
     bint count_include_pad
     Py_ssize_t divisor               # divisor_override, or 0 for none
+    int isa                          # the instruction-set variant of max_row
+    cc_maxpool_geom g                # max_row's columns
 
 
 cdef inline Py_ssize_t start_index(Py_ssize_t i, Py_ssize_t out, Py_ssize_t size) noexcept nogil:
@@ -47,49 +64,34 @@ cdef inline Py_ssize_t end_index(Py_ssize_t i, Py_ssize_t out, Py_ssize_t size) 
     return 1 + ((i + 1) * size - 1) // out
 
 
-cdef extern from "pooling.h" nogil:
-    void cc_max_row_f32(const float *xr, float *o, Py_ssize_t n, Py_ssize_t sw)
-    void cc_max_row_f64(const double *xr, double *o, Py_ssize_t n, Py_ssize_t sw)
-
-
-cdef inline void max_row(const floating *xr, floating *o, Py_ssize_t n,
-                         Py_ssize_t sw) noexcept nogil:
+cdef inline void max_row(int isa, const cc_maxpool_geom *g, const floating *x, Py_ssize_t rs,
+                         Py_ssize_t rows, floating *o) noexcept nogil:
+    """Output row o of max pooling without indices from the window rows x + r*rs, r < rows
+    (pooling.h), by variant isa's micro-kernel."""
     if floating is float:
-        cc_max_row_f32(xr, o, n, sw)
+        cc_maxpool_ukernel_f32(isa)(g, x, rs, rows, o)
     else:
-        cc_max_row_f64(xr, o, n, sw)
+        cc_maxpool_ukernel_f64(isa)(g, x, rs, rows, o)
 
 
 cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noexcept nogil:
-    """One plane of max pooling without indices: the columns whose windows lie inside the
-    image's columns by max_row (window rows, then columns, as torch visits them), the
-    others by max_columns.
-    Assumes: dh, dw >= 1."""
-    cdef Py_ssize_t oh, h, h0, h1, kw, off
-    # Interior output columns: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W.
-    cdef Py_ssize_t a = cdiv(P.pw, P.sw)
-    cdef Py_ssize_t b = P.W - 1 - (P.KW - 1) * P.dw + P.pw
-    b = min(P.Wo, b // P.sw + 1) if b >= 0 else 0
-    if b <= a:
-        max_columns(P, x, out, NULL, 0, P.Wo)
-        return
-    cdef floating *o
+    """One plane of max pooling without indices, an output row at a time by max_row (its
+    window's rows inside the image, then its columns, as torch visits them).
+    Assumes: dh >= 1."""
+    cdef Py_ssize_t oh, h, h0, h1, rows
     for oh in range(P.Ho):
         h0 = oh * P.sh - P.ph
         h1 = min(h0 + (P.KH - 1) * P.dh + 1, P.H)
         while h0 < 0:
             h0 += P.dh
-        o = out + oh * P.Wo
-        for ow in range(a, b):
-            o[ow] = -INFINITY
+        rows = 0
         h = h0
         while h < h1:
-            for kw in range(P.KW):
-                off = a * P.sw - P.pw + kw * P.dw
-                max_row(x + h * P.W + off, o + a, b - a, P.sw)
+            rows += 1
             h += P.dh
-    max_columns(P, x, out, NULL, 0, a)
-    max_columns(P, x, out, NULL, b, P.Wo)
+        if rows == 0:
+            h0 = 0                   # a window of padding only: x + h0*W stays in the plane
+        max_row(P.isa, &P.g, x + h0 * P.W, P.dh * P.W, rows, out + oh * P.Wo)
 
 
 cdef void max_columns(const Pool *P, const floating *x, floating *out, int64_t *idx,
@@ -256,8 +258,10 @@ cdef void plane_f64(const void *ctx, Py_ssize_t p, char *ws) noexcept nogil:
 def pool2d(int mode, const floating[:, :, ::1] x, floating[:, :, ::1] out,
            int64_t[:, :, ::1] indices, bint with_indices, Py_ssize_t KH, Py_ssize_t KW,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-           Py_ssize_t dw, bint count_include_pad, Py_ssize_t divisor, int nthreads):
-    """out (and indices, when with_indices) <- pooling `mode` of x, plane by plane.
+           Py_ssize_t dw, bint count_include_pad, Py_ssize_t divisor, int isa,
+           int nthreads):
+    """out (and indices, when with_indices) <- pooling `mode` of x, plane by plane (max
+    pooling without indices by instruction-set variant isa's micro-kernel).
 
     Assumes: arguments checked by cconv.nn.pooling (windows as torch's rules make them,
     strides and dilations >= 1, out and indices of the output's shape, P, Ho, Wo >= 1);
@@ -274,6 +278,15 @@ def pool2d(int mode, const floating[:, :, ::1] x, floating[:, :, ::1] out,
     P.KH, P.KW, P.sh, P.sw, P.ph, P.pw, P.dh, P.dw = KH, KW, sh, sw, ph, pw, dh, dw
     P.count_include_pad = count_include_pad
     P.divisor = divisor
+    P.isa = isa
+    # The output columns whose windows lie inside the image's columns: ow*sw - pw >= 0 and
+    # ow*sw - pw + (KW-1)*dw < W.
+    P.g.W, P.g.Wo, P.g.KW, P.g.sw, P.g.pw, P.g.dw = P.W, P.Wo, KW, sw, pw, dw
+    P.g.a = cdiv(pw, sw)
+    P.g.b = P.W - 1 - (KW - 1) * dw + pw
+    P.g.b = min(P.Wo, P.g.b // sw + 1) if P.g.b >= 0 else 0
+    if P.g.b <= P.g.a:
+        P.g.a = P.g.b = 0
     if with_indices:
         ib = &indices[0, 0, 0]
     cdef Planes call

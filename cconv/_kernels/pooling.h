@@ -1,39 +1,39 @@
-/* The inner loop of max pooling without indices, over output columns whose windows lie
- * inside the image's columns: o[j] = max(o[j], xr[j * sw]), j < n, NaN winning and staying
- * (torch's `val > max || isnan(val)`). Called once per window row and column offset in the
- * order torch visits a window (rows, then columns), so every output element sees its values
- * in torch's order; the column loop then has no branch and the compiler vectorises it (a
- * constant stride for the common strides 1 and 2).
+/*
+ * The max pooling micro-kernels of every instruction-set variant (isa.h), and
+ * cc_maxpool_ukernel_f32/_f64(isa): variant `isa`'s function (maxpool_ukernel.h: one output
+ * row of max pooling without indices, in torch's visiting order).
  */
 #ifndef CCONV_POOLING_H
 #define CCONV_POOLING_H
 
 #include <Python.h>
 
-#define CC_MAX_ROW(T, NAME)                                                                  \
-    static inline void NAME(const T *xr, T *o, Py_ssize_t n, Py_ssize_t sw)                \
-    {                                                                                        \
-        Py_ssize_t j;                                                                        \
-        if (sw == 1) {                                                                       \
-            for (j = 0; j < n; j++) {                                                        \
-                const T v = xr[j], m = o[j];                                                 \
-                o[j] = (v > m || v != v) ? v : m;                                            \
-            }                                                                                \
-        } else if (sw == 2) {                                                                \
-            for (j = 0; j < n; j++) {                                                        \
-                const T v = xr[2 * j], m = o[j];                                             \
-                o[j] = (v > m || v != v) ? v : m;                                            \
-            }                                                                                \
-        } else {                                                                             \
-            for (j = 0; j < n; j++) {                                                        \
-                const T v = xr[j * sw], m = o[j];                                            \
-                o[j] = (v > m || v != v) ? v : m;                                            \
-            }                                                                                \
-        }                                                                                    \
-    }
+/* A call's columns: the row's width W, the output's Wo, the window's KW columns at stride sw,
+   padding pw and dilation dw; a <= j < b are the output columns whose windows lie inside the
+   row (a == b: none). */
+typedef struct cc_maxpool_geom {
+    Py_ssize_t W, Wo, KW, sw, pw, dw, a, b;
+} cc_maxpool_geom;
 
-CC_MAX_ROW(float, cc_max_row_f32)
-CC_MAX_ROW(double, cc_max_row_f64)
+#define CC_BODY "maxpool_ukernel.h"
+#include "instantiate.h"
 
-#undef CC_MAX_ROW
+typedef void (*cc_maxpool_f32_fn)(const cc_maxpool_geom *, const float *, Py_ssize_t,
+                                  Py_ssize_t, float *);
+typedef void (*cc_maxpool_f64_fn)(const cc_maxpool_geom *, const double *, Py_ssize_t,
+                                  Py_ssize_t, double *);
+
+#define CC_MAXPOOL_F32_OF(id) CC_CAT(CC_CAT3(maxpool_ukernel_, CC_NAME_##id, _), f32)
+#define CC_MAXPOOL_F64_OF(id) CC_CAT(CC_CAT3(maxpool_ukernel_, CC_NAME_##id, _), f64)
+
+/* Variant isa's function. Assumes: 0 <= isa < CC_NUM_ISAS. */
+static inline cc_maxpool_f32_fn cc_maxpool_ukernel_f32(int isa)
+{
+    CC_ISA_PICK(isa, CC_MAXPOOL_F32_OF)
+}
+static inline cc_maxpool_f64_fn cc_maxpool_ukernel_f64(int isa)
+{
+    CC_ISA_PICK(isa, CC_MAXPOOL_F64_OF)
+}
+
 #endif /* CCONV_POOLING_H */

@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-from .. import _params, _threads
+from .. import _isa, _params, _threads
 from .._kernels import _pool
 from .module import Module, to_numpy
 
@@ -162,7 +162,7 @@ def _run(mode, x, out_hw, unbatched, window=(1, 1), stride=(1, 1), padding=(0, 0
                                         _threads.get_num_threads())
         _pool.pool2d(mode, xc, out, indices, return_indices, window[0], window[1], stride[0],
                      stride[1], padding[0], padding[1], dilation[0], dilation[1],
-                     count_include_pad, divisor, nthreads)
+                     count_include_pad, divisor, _isa.current(), nthreads)
     shape = (C, Ho, Wo) if unbatched else (N, C, Ho, Wo)
     out = out.reshape(shape)
     if return_indices:
