@@ -94,10 +94,9 @@ cdef void max_plane_values(const Pool *P, const floating *x, floating *out) noex
         max_row(P.isa, &P.g, x + h0 * P.W, P.dh * P.W, rows, out + oh * P.Wo)
 
 
-cdef void max_columns(const Pool *P, const floating *x, floating *out, int64_t *idx,
-                      Py_ssize_t ow0, Py_ssize_t ow1) noexcept nogil:
-    """Output columns ow0 .. ow1 - 1 of every row of a max-pooled plane, element by element;
-    idx: NULL, or where each maximum's index goes.
+cdef void max_indices(const Pool *P, const floating *x, floating *out,
+                      int64_t *idx) noexcept nogil:
+    """A max-pooled plane and the index of each maximum, element by element.
     Assumes: dh, dw >= 1 (the loops step by them)."""
     cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1, best
     cdef floating v, m
@@ -106,7 +105,7 @@ cdef void max_columns(const Pool *P, const floating *x, floating *out, int64_t *
         h1 = min(h0 + (P.KH - 1) * P.dh + 1, P.H)
         while h0 < 0:
             h0 += P.dh
-        for ow in range(ow0, ow1):
+        for ow in range(P.Wo):
             w0 = ow * P.sw - P.pw
             w1 = min(w0 + (P.KW - 1) * P.dw + 1, P.W)
             while w0 < 0:
@@ -124,8 +123,7 @@ cdef void max_columns(const Pool *P, const floating *x, floating *out, int64_t *
                     w += P.dw
                 h += P.dh
             out[oh * P.Wo + ow] = m
-            if idx != NULL:
-                idx[oh * P.Wo + ow] = best
+            idx[oh * P.Wo + ow] = best
 
 
 cdef void avg_plane(const Pool *P, const floating *x, floating *out) noexcept nogil:
@@ -221,7 +219,7 @@ cdef inline void run_plane(int mode, const Pool *P, const floating *x, floating 
         if idx == NULL:
             max_plane_values(P, x, out)
         else:
-            max_columns(P, x, out, idx, 0, P.Wo)
+            max_indices(P, x, out, idx)
     elif mode == AVG:
         avg_plane(P, x, out)
     elif mode == ADAPTIVE_AVG:
