@@ -85,9 +85,10 @@ ITEM_CYCLES = 400
 # Reading an operand's element from memory, where the operand passes CACHED_BYTES (in a
 # network each layer's weights come from memory, and its input from the caches of the cores
 # that wrote it): every item streams its block's weights and its band's input, so bands
-# multiply the weights' traffic and channel blocks the input's; a smaller operand is read
-# again from cache (decisions: STREAM_CYCLES).
+# multiply the weights' traffic and channel blocks the input's. Smaller weights are read
+# again from cache at CACHED_CYCLES an element (decisions: STREAM_CYCLES).
 STREAM_CYCLES = 1.0
+CACHED_CYCLES = 0.25
 CACHED_BYTES = 1 << 20
 # Pixel mode's tiles run slower than _tile_cost on a conv2d that reads a band buffer, whose
 # pixel vectors load across cache lines (decisions: PIXEL_BAND_FACTOR).
@@ -282,7 +283,7 @@ def _igemm_cost(lowering, pitches, in_place, mode, mr, nr, cpb, rows, ppb, threa
                 prepacked, itemsize):
     """Estimated cycles of one call: the slowest thread's items, each costing its tiles, its
     band fills, its output copy, (raw weights) its weight packing or scattered reads, and
-    the weights and input it streams (operands past CACHED_BYTES).
+    the weights (and an input past CACHED_BYTES) it streams.
     pitches, in_place: per problem, its band pitch and whether it reads the input in place
     (the kernel's Problems.sizes)."""
     p = lowering.params
@@ -324,14 +325,16 @@ def _igemm_cost(lowering, pitches, in_place, mode, mr, nr, cpb, rows, ppb, threa
             pack = 0
         strided = mode == _igemm.MODE_CHANNELS and p.transposed and p.stride[1] > 1
         copy_cycles = COPY_STRIDED_CYCLES if strided else COPY_CYCLES[mode]
-        streamed = 0
-        if p.groups * p.Mg * K * itemsize > CACHED_BYTES:
-            streamed += min(block * (nr if mode == _igemm.MODE_CHANNELS else mr), p.Mg) * K
+        # The weights of the item's channel block, from memory or from cache, and the input
+        # of its band where it is too big for a cache (decisions: STREAM_CYCLES).
+        weights = min(block * (nr if mode == _igemm.MODE_CHANNELS else mr), p.Mg) * K
+        big = p.groups * p.Mg * K * itemsize > CACHED_BYTES
+        streamed = (STREAM_CYCLES if big else CACHED_CYCLES) * weights
         if p.C_in * p.H * p.W * itemsize > CACHED_BYTES:
             band_rows = p.H if p.transposed else min(p.H, R * p.stride[0] + p.KH)
-            streamed += p.Cg * band_rows * p.W
+            streamed += STREAM_CYCLES * p.Cg * band_rows * p.W
         cost = (compute + FILL_CYCLES * fill + copy_cycles * copy
-                + PACK_CYCLES[contiguous] * pack + STREAM_CYCLES * streamed
+                + PACK_CYCLES[contiguous] * pack + streamed
                 + ITEM_CYCLES)
         worst = max(worst, cost)
         items += p.N * p.groups * nmb * _cdiv(hp, R)
