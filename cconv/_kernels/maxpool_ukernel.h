@@ -13,8 +13,8 @@
  * along the lanes, the window's taps looped inside so each vector's maximum stays in a
  * register and is stored once; two vectors at a time, so that their chains of comparisons
  * interleave. A tap's lanes are one unaligned load for stride 1, the even lanes of two
- * overlapping loads for stride 2, and otherwise gathered through a small buffer (faster than
- * inserting each lane, whose inserts form one chain); the last partial vector is
+ * overlapping loads for stride 2, and otherwise gathered lane by lane (CC_MP_GATHER); the
+ * last partial vector is
  * recomputed overlapping the one before it (the same values again). The border columns, and
  * interiors narrower than a vector, go element by element.
  * Assumes: x is column 0 of the window's first row inside the image; rows >= 0.
@@ -22,6 +22,7 @@
 #define CC_MP CC_CAT(CC_CAT3(maxpool_ukernel_, CC_NAME, _), CC_DT)
 #define CC_MP_ONE CC_CAT(CC_CAT3(cc_maxpool_one_, CC_NAME, _), CC_DT)
 #define CC_MP_IV CC_CAT(CC_CAT3(cc_mp_iv_, CC_NAME, _), CC_DT)
+#define CC_MP_GATHER CC_CAT(CC_CAT3(cc_maxpool_gather_, CC_NAME, _), CC_DT)
 #define CC_LOADU(p) (*(const CC_VU *)(p))
 #define CC_STOREU(p, v) (*(CC_VU *)(p) = (v))
 
@@ -49,14 +50,17 @@ typedef long long CC_MP_IV __attribute__((vector_size(CC_VBYTES)));
     __builtin_shuffle(CC_LOADU(p), CC_LOADU((p) + CC_VL - 1), (CC_MP_IV){CC_EVENS})
 #endif
 
-/* Lane l of p[l * sw], through a buffer: one vector load after the scalar ones. */
-#define CC_LOAD_STRIDED(p)                                                                   \
-    __extension__({                                                                          \
-        CC_T g_[CC_VL];                                                                      \
-        for (int l_ = 0; l_ < CC_VL; l_++)                                                   \
-            g_[l_] = (p)[l_ * sw];                                                           \
-        CC_LOADU(g_);                                                                        \
-    })
+/* Lane l of p[l * sw], lane by lane. Not through a stack buffer and one vector load, which
+   was faster: with AddressSanitizer's fake stack (detect_stack_use_after_return) GCC's
+   AVX-512 build of that read through a wild pointer, while the plain build was correct. */
+CC_TARGET static inline CC_V CC_MP_GATHER(const CC_T *p, Py_ssize_t sw)
+{
+    CC_V v = {0};
+    for (int l = 0; l < CC_VL; l++)
+        v[l] = p[l * sw];
+    return v;
+}
+#define CC_LOAD_STRIDED(p) CC_MP_GATHER(p, sw)
 
 /* m <- v where `v > m || isnan(v)`, lane by lane. */
 #define CC_MP_TAKE(m, v)                                                                     \
@@ -153,6 +157,7 @@ CC_TARGET static void CC_MP(const cc_maxpool_geom *g, const CC_T *x, Py_ssize_t 
 #undef CC_MP
 #undef CC_MP_ONE
 #undef CC_MP_IV
+#undef CC_MP_GATHER
 #undef CC_LOADU
 #undef CC_STOREU
 #undef CC_EVENS
