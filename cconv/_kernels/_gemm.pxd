@@ -94,6 +94,25 @@ cdef struct Call:
     const cc_epilogue *ep            # the fused epilogue, or NULL
 
 
+cdef inline void check_weights(str kernel, int isa, Py_ssize_t nr, Py_ssize_t itemsize,
+                               Py_ssize_t w_size, bint packed, Py_ssize_t packed_size,
+                               Py_ssize_t raw_size) except *:
+    """The weights (packed_size elements packed, raw_size raw) and the dtype match what
+    `kernel` (IGemm, Winograd: a register tile of nr lanes on isa) was prepared for."""
+    if nr != cc_gemm_nr(isa, itemsize):
+        raise TypeError(f"{kernel}: the arrays' dtype is not the one it was prepared for")
+    if packed and w_size < packed_size:
+        raise ValueError(f"packed weights have {w_size} elements, expected {packed_size}")
+    if not packed and w_size < raw_size:
+        raise ValueError(f"weights have {w_size} elements, expected {raw_size}")
+
+
+cdef inline void check_pack_dst(Py_ssize_t dst_size, Py_ssize_t packed_size) except *:
+    """pack()'s destination holds the packed weights."""
+    if dst_size < packed_size:
+        raise ValueError(f"dst has {dst_size} elements, expected {packed_size}")
+
+
 cdef inline void ukernel(int isa, Py_ssize_t mr, Py_ssize_t kc, const floating *a,
                          const Py_ssize_t *aoff, Py_ssize_t lda, const floating *b,
                          const Py_ssize_t *boff, floating *c, Py_ssize_t ldc, Py_ssize_t nr,

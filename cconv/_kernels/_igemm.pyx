@@ -57,8 +57,8 @@ from ._conv cimport Conv, conv_of
 from ._driver cimport item_fn, line_up, run_items
 from ._epilogue cimport cc_epilogue, ep_row, ep_take
 from ._gemm cimport (CHANNELS, PIXELS, Call, Layer, Problem, alloc_tables, cc_gemm_nr,
-                     cc_isa_mr_max, free_tables, k_times, layer_of, packed_offset,
-                     panel_start, read_problem, setup, ukernel)
+                     cc_isa_mr_max, check_pack_dst, check_weights, free_tables, k_times,
+                     layer_of, packed_offset, panel_start, read_problem, setup, ukernel)
 from ._pack cimport pack_all, pack_f32, pack_f64, pack_panels, pack_units
 from ._scatter cimport copy_block, copy_d2s
 from ._shares cimport SHARE_PAD
@@ -455,24 +455,12 @@ cdef class IGemm:
             PyMem_Free(self.probs)
         free(self.phases)
 
-    cdef void check(self, Py_ssize_t w_size, Py_ssize_t itemsize, bint packed) except *:
-        """The weights (packed or raw) and the dtype match what was prepared."""
-        cdef Layer *L = &self.L
-        if L.nr != cc_gemm_nr(L.isa, itemsize):
-            raise TypeError("IGemm: the arrays' dtype is not the one it was prepared for")
-        if packed and w_size < L.packed_size:
-            raise ValueError(f"packed weights have {w_size} elements, expected "
-                             f"{L.packed_size}")
-        if not packed and w_size < L.groups * L.sg:
-            raise ValueError(f"weights have {w_size} elements, expected {L.groups * L.sg}")
-
     def pack(self, const floating[::1] w, floating[::1] dst):
         """Pack the raw weights w (C-contiguous, flattened) for run(..., packed=True): every
         problem, group, K block and panel, in the order run reads them."""
-        self.check(w.shape[0], sizeof(floating), False)
-        if dst.shape[0] < self.L.packed_size:
-            raise ValueError(f"dst has {dst.shape[0]} elements, expected "
-                             f"{self.L.packed_size}")
+        check_weights("IGemm", self.L.isa, self.L.nr, sizeof(floating), w.shape[0], False,
+                      self.L.packed_size, self.L.groups * self.L.sg)
+        check_pack_dst(dst.shape[0], self.L.packed_size)
         with nogil:
             pack_all(&self.L, self.probs, self.nprob, &w[0], &dst[0])
 
@@ -509,7 +497,8 @@ cdef class IGemm:
         try:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
                       L.C_out, L.H_out, L.W_out, "IGemm.run")
-            self.check(elements(&v[1]), self.itemsize, packed)
+            check_weights("IGemm", L.isa, L.nr, self.itemsize, elements(&v[1]), packed,
+                          L.packed_size, L.groups * L.sg)
             ep_take(epilogue, &ep, v, &held, self.itemsize, L.C_out // (L.fy * L.fx),
                     elements(&v[2]))
             if self.total == 0:

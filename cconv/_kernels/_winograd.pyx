@@ -42,7 +42,7 @@ from ._buffers cimport elements, release, take_call, workspace
 from ._conv cimport Conv, conv_of
 from ._driver cimport item_fn, line_up, run_items
 from ._epilogue cimport cc_epilogue, ep_row, ep_take
-from ._gemm cimport cc_gemm_nr, cc_isa_mr_max
+from ._gemm cimport cc_gemm_nr, cc_isa_mr_max, check_pack_dst, check_weights
 from ._shares cimport SHARE_PAD
 from ._sizes cimport add_sat, cdiv, mul_sat, round_line, split_start
 
@@ -457,25 +457,13 @@ cdef class Winograd:
             raise MemoryError("Winograd: the workspace of this geometry exceeds what this "
                               "platform can address")
 
-    cdef void check(self, Py_ssize_t w_size, Py_ssize_t itemsize, bint packed) except *:
-        """The weights (packed or raw) and the dtype match what was prepared."""
-        cdef Layer *L = &self.L
-        if L.nr != cc_gemm_nr(L.isa, itemsize):
-            raise TypeError("Winograd: the arrays' dtype is not the one it was prepared for")
-        if packed and w_size < L.packed_size:
-            raise ValueError(f"packed weights have {w_size} elements, expected "
-                             f"{L.packed_size}")
-        if not packed and w_size < L.C_out * L.Cg * 9:
-            raise ValueError(f"weights have {w_size} elements, expected {L.C_out * L.Cg * 9}")
-
     def pack(self, const floating[::1] w, floating[::1] dst):
         """Transform the raw weights w (C-contiguous, flattened) into dst for run(...,
         packed=True): U = G g G^T of every channel pair, in the GEMM's panels."""
         cdef Py_ssize_t unit
-        self.check(w.shape[0], sizeof(floating), False)
-        if dst.shape[0] < self.L.packed_size:
-            raise ValueError(f"dst has {dst.shape[0]} elements, expected "
-                             f"{self.L.packed_size}")
+        check_weights("Winograd", self.L.isa, self.L.nr, sizeof(floating), w.shape[0], False,
+                      self.L.packed_size, self.L.C_out * self.L.Cg * 9)
+        check_pack_dst(dst.shape[0], self.L.packed_size)
         with nogil:
             for unit in range(self.L.groups * self.L.npanels):
                 pack_panel(&self.L, &w[0], &dst[0], unit)
@@ -507,7 +495,8 @@ cdef class Winograd:
         try:
             take_call(x, w, out, bias, v, &held, self.itemsize, L.N, L.C_in, L.H, L.W,
                       L.C_out, L.H_out, L.W_out, "Winograd.run")
-            self.check(elements(&v[1]), self.itemsize, packed)
+            check_weights("Winograd", L.isa, L.nr, self.itemsize, elements(&v[1]), packed,
+                          L.packed_size, L.C_out * L.Cg * 9)
             ep_take(epilogue, &ep, v, &held, self.itemsize, L.C_out, elements(&v[2]))
             if L.items == 0:
                 return

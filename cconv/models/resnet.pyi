@@ -24,6 +24,7 @@ class BasicBlock(Module):
     bn2: BatchNorm2d
     downsample: Sequential | None
     stride: int
+    residual_fused: bool
     def __init__(
         self,
         inplanes: int,
@@ -47,6 +48,7 @@ class Bottleneck(Module):
     relu: ReLU
     downsample: Sequential | None
     stride: int
+    residual_fused: bool
     def __init__(
         self,
         inplanes: int,
