@@ -17,10 +17,15 @@ from .module import Module
 __all__ = ["Linear", "linear"]
 
 
-def _mat_shapes(x, weight):
-    rows = math.prod(x.shape[:-1])
-    return (f"mat1 and mat2 shapes cannot be multiplied ({rows}x{x.shape[-1]} and "
-            f"{weight.shape[1]}x{weight.shape[0]})")
+def _check_input(x, in_features, weight):
+    """x (..., in_features) fits in_features, errors worded as torch's for weight."""
+    if x.ndim == 0:
+        raise ValueError("linear: expected input with at least 1 dim (..., in_features), got "
+                         "a 0-dim array")
+    if x.shape[-1] != in_features:
+        rows = math.prod(x.shape[:-1])
+        raise ValueError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{x.shape[-1]} "
+                         f"and {weight.shape[1]}x{weight.shape[0]})")
 
 
 def linear(input, weight, bias=None):
@@ -34,11 +39,7 @@ def linear(input, weight, bias=None):
     if w.ndim != 2:
         raise ValueError(f"linear: expected weight with 2 dims (out_features, in_features), "
                          f"got shape {w.shape}")
-    if x.ndim == 0:
-        raise ValueError("linear: expected input with at least 1 dim (..., in_features), got "
-                         "a 0-dim array")
-    if x.shape[-1] != w.shape[1]:
-        raise ValueError(_mat_shapes(x, w))
+    _check_input(x, w.shape[1], w)
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got shape "
                          f"{b.shape}")
@@ -112,11 +113,7 @@ class Linear(Module):
     def forward(self, input):
         fn = type(self).__name__
         x = _module_params.floating_array(fn, "input", input)
-        if x.ndim == 0:
-            raise ValueError("linear: expected input with at least 1 dim (..., in_features), "
-                             "got a 0-dim array")
-        if x.shape[-1] != self.in_features:
-            raise ValueError(_mat_shapes(x, self.weight))
+        _check_input(x, self.in_features, self.weight)
         return _rows_through(x.astype(self.dtype, copy=False), self.bias, self.out_features,
                              lambda image: self._conv()(image))
 
