@@ -6,6 +6,7 @@ import gc
 import io
 import multiprocessing
 import os
+import sys
 import textwrap
 import threading
 import time
@@ -490,6 +491,34 @@ def test_weight_swaps_during_calls_are_atomic(cls):
     assert not mixed, f"{len(mixed)} of {len(matches)} calls match no whole state"
     seen = {m[0] for m in matches}
     assert swaps[0] > 10 and len(seen) > 1, (swaps[0], seen)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or sys.platform != "linux",
+                    reason="needs Linux CPU affinity")
+def test_workers_on_the_callers_cpu_leave_the_call_to_it():
+    """With the process confined to one CPU, every worker that runs runs in place of its
+    caller: it must leave the call to the caller rather than compete with it (threadpool.h),
+    and the result is still the one-thread result, bit for bit."""
+    code = textwrap.dedent("""
+        import os, numpy as np, cconv
+        from cconv._kernels import _runtime
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((2, 64, 64, 64)).astype(np.float32)
+        w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+        cconv.set_num_threads(1)
+        one = cconv.conv2d(x, w, padding=1, algorithm="igemm")
+        cconv.set_num_threads(4)
+        before = _runtime.pool_left()
+        for _ in range(20):
+            many = cconv.conv2d(x, w, padding=1, algorithm="igemm")
+            assert np.array_equal(one, many)
+        print("left", _runtime.pool_left() - before)
+    """)
+    proc = run_python(["-c", code], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    left = int(proc.stdout.split("left")[-1])
+    assert left > 0, proc.stdout
 
 
 def test_a_call_does_not_wait_for_workers_that_never_start():

@@ -11,6 +11,7 @@ cdef extern from "isa.h" nogil:
 cdef extern from "threadpool.h" nogil:
     void cc_pool_run(body_fn body, void *arg, int nthreads)
     int cc_pool_hold(int held)
+    unsigned long cc_pool_left()
 
 
 cdef void pool_run(body_fn body, void *arg, int nthreads) noexcept nogil:
@@ -23,6 +24,12 @@ def pool_hold(bint held):
     """Tests: while held, the pool's workers start no call, as if the scheduler never ran
     them (another process holds their cores). Returns the previous setting."""
     return bool(cc_pool_hold(held))
+
+
+def pool_left():
+    """Tests: how many calls a pool worker has left to its caller because it found itself on
+    the caller's CPU (threadpool.h)."""
+    return cc_pool_left()
 
 
 cdef extern from *:

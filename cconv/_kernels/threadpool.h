@@ -22,8 +22,10 @@ static void cc_pool_run(void (*body)(void *, int), void *arg, int nthreads)
     body(arg, 0);
 }
 static int cc_pool_hold(int held) { (void)held; return 0; }
+static unsigned long cc_pool_left(void) { return 0; }
 #else
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #define CC_POOL_MAX 256
@@ -45,8 +47,10 @@ static struct {
     int sleepers;               /* workers waiting on `work` */
     int forked_init;
     int held;                   /* tests: workers start no call, as if never scheduled */
+    int caller_cpu;             /* the CPU the caller published the call from, or -1 */
+    unsigned long left;         /* tests: calls a worker left to the caller on its CPU */
 } cc_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-             PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0};
+             PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, -1, 0};
 
 static inline void cc_relax(void)
 {
@@ -69,6 +73,16 @@ static inline double cc_now(void)
 #define CC_POOL_SPIN_S 2e-4
 #define CC_CALLER_SPIN_S 5e-5
 
+/* The CPU the calling thread runs on, or -1 where unknown. */
+static inline int cc_cpu(void)
+{
+#if defined(__linux__) && defined(__GLIBC__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
 static unsigned long cc_pool_gen(void)
 {
     return __atomic_load_n(&cc_pool.gen, __ATOMIC_ACQUIRE);
@@ -78,6 +92,7 @@ static void *cc_pool_worker(void *p)
 {
     int tid = (int)(Py_ssize_t)p;
     unsigned long seen = 0;
+    int sleep_next = 0;
 #if defined(__linux__) && defined(__GLIBC__)
     pthread_setname_np(pthread_self(), "cconv-pool");
 #endif
@@ -85,7 +100,7 @@ static void *cc_pool_worker(void *p)
         /* Wait for a call newer than the last one seen: spin, then sleep. */
         double until = cc_now() + CC_POOL_SPIN_S;
         unsigned spins = 0;
-        while (cc_pool_gen() == seen) {
+        while (!sleep_next && cc_pool_gen() == seen) {
             cc_relax();
             if ((++spins & 255) == 0 && cc_now() > until)
                 break;
@@ -97,6 +112,16 @@ static void *cc_pool_worker(void *p)
             cc_pool.sleepers--;
         }
         seen = cc_pool.gen;
+        /* On the caller's CPU this worker runs in place of the caller, not beside it: the
+         * other cores are held by other threads. It leaves the call to the caller and
+         * sleeps until the next, for a worker spinning there would take the caller's time
+         * (decisions: Workers on the caller's CPU). */
+        sleep_next = cc_pool.open && cc_pool.caller_cpu >= 0 && cc_cpu() == cc_pool.caller_cpu;
+        if (sleep_next) {
+            cc_pool.left++;
+            pthread_mutex_unlock(&cc_pool.mu);
+            continue;
+        }
         if (!cc_pool.open || tid >= cc_pool.nthreads || cc_pool.held) {
             pthread_mutex_unlock(&cc_pool.mu);
             continue;
@@ -159,6 +184,15 @@ static int cc_pool_hold(int held)
     return old;
 }
 
+/* Tests: how many calls a worker has left to a caller running on its CPU. */
+static unsigned long cc_pool_left(void)
+{
+    pthread_mutex_lock(&cc_pool.mu);
+    unsigned long left = cc_pool.left;
+    pthread_mutex_unlock(&cc_pool.mu);
+    return left;
+}
+
 static void cc_pool_run(cc_body_fn body, void *arg, int nthreads)
 {
     /* While another thread's call has the workers, this one runs on its caller alone: the
@@ -173,6 +207,7 @@ static void cc_pool_run(cc_body_fn body, void *arg, int nthreads)
     cc_pool.body = body;
     cc_pool.arg = arg;
     cc_pool.nthreads = nthreads;
+    cc_pool.caller_cpu = cc_cpu();
     cc_pool.open = 1;
     cc_pool.active = 0;
     __atomic_store_n(&cc_pool.gen, cc_pool.gen + 1, __ATOMIC_RELEASE);
