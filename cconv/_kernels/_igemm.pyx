@@ -264,7 +264,7 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
     cdef const floating *src
     cdef const floating *bias_c
     cdef floating bias_pad[64]          # NR <= 32 lanes
-    cdef Py_ssize_t kb, c0, c1, kcb, u, pp, t0, r, cpn, co, lane
+    cdef Py_ssize_t kb, c0, c1, kcb, u, pp, t0, r, cpn, co, lane, pf
     for kb in range(pr.nkb):
         c0 = split_start(kb, L.Cg, pr.nkb)
         c1 = split_start(kb + 1, L.Cg, pr.nkb)
@@ -278,8 +278,17 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
         # weights: a panel is packed right before its tiles (decisions: Channel mode packs a
         # raw panel right before its tiles).
         for cpn in range(cp0, cp1):
+            pf = 0
             if packed:
                 b_k = w + packed_offset(L, pr, gi, c0, c1, cpn * L.nr)
+                # The tiles fetch the next panel while this one is in L1: weights come
+                # from memory in a network, and the first tile of a panel would otherwise
+                # wait for each line (decisions: Channel mode prefetches the next panel).
+                if cpn + 1 < cp1:
+                    pf = L.nr * kcb
+                elif kb + 1 < pr.nkb:
+                    pf = packed_offset(L, pr, gi, c1, split_start(kb + 2, L.Cg, pr.nkb),
+                                       cp0 * L.nr) - (b_k - w)
             else:
                 pack_panels(L, pr, w, gi, cpn, cpn + 1, c0, c1, pbuf)
                 b_k = pbuf
@@ -299,7 +308,7 @@ cdef void channels_item(const Layer *L, const Problem *pr, Py_ssize_t n, Py_ssiz
                     ukernel(L.isa, r, kcb, src + u * bd.Wsub + t0, pr.koff, 1, b_k,
                             k_times(L, L.nr),
                             cbuf + ((cpn - cp0) * pix + u * pr.Wp + t0) * L.nr, L.nr, L.nr,
-                            NULL, bias_c, kb > 0, 0)
+                            NULL, bias_c, kb > 0, pf)
     for cpn in range(cp0, cp1):
         co = cpn * L.nr
         copy_block(L.isa, cbuf + (cpn - cp0) * pix * L.nr, 1, pr.Wp * L.nr, L.nr,

@@ -12,8 +12,9 @@
  *   B  b[boff[k] + j]     two vector loads per k
  *   C  c[i * ldc + j]     j < nr (nr < NR only for a last, partial tile: through a stack tile)
  *
- * pf > 0 prefetches B's rows pf elements ahead (the next tiles of an input read in place,
- * which the hardware prefetcher cannot follow across hundreds of channel rows).
+ * pf > 0 prefetches B's rows pf elements ahead: the next tiles of an input read in place,
+ * which the hardware prefetcher cannot follow across hundreds of channel rows, or the next
+ * packed weight panel (channel mode).
  *
  * The offset tables let both operands be read where they lie: packed weights (aoff[k] = k*MR,
  * lda = 1, or boff[k] = k*NR), the weight array itself (one offset per input channel and tap,
