@@ -179,6 +179,10 @@ CC_TARGET static void CC_WW(const CC_T *restrict w, Py_ssize_t ws, Py_ssize_t r,
 /* Input channels a block sums before its sum joins the running one: blocked summation,
    whose rounding the output transform amplifies far less than one long sum's. */
 #define CC_WSUB 16
+/* How far ahead, in bytes, the GEMM prefetches the transformed weights: they stream past once
+   per chunk, from memory in a network, and the hardware prefetcher alone left the GEMM
+   waiting for them (decisions: Winograd prefetches its weights). */
+#define CC_WPF 2048
 #define CC_WROWS (CC_MRMAX / 2)
 #define CC_WGR CC_CAT(CC_CAT3(winograd_gemm_rows_, CC_NAME, _), CC_DT)
 #define CC_WGK CC_CAT(CC_CAT3(winograd_gemm_, CC_NAME, _), CC_DT)
@@ -202,6 +206,7 @@ CC_TARGET static inline __attribute__((always_inline)) void CC_WGR(
             s0[i] = s1[i] = zero;
         for (Py_ssize_t k = k0; k < k1; k++) {
             const CC_T *ak = a + k * as;
+            __builtin_prefetch((const char *)ak + CC_WPF);
             const CC_V b0 = *(const CC_VU *)(b + k * ldb);
             CC_V b1 = zero;
             if (NV == 2)
@@ -277,6 +282,7 @@ CC_TARGET static void CC_WGK(Py_ssize_t r, int nv, Py_ssize_t kc, const CC_T *re
 }
 
 #undef CC_WSUB
+#undef CC_WPF
 #undef CC_WROWS
 #undef CC_WGR
 #undef CC_WGK
