@@ -86,18 +86,39 @@ def test_bitwise_identical_for_any_thread_count(dtype):
         np.testing.assert_array_equal(y, results[0])
 
 
+def transformed_once(x, w, b, **kwargs):
+    """The module's path: the weights transformed once (prepare_weight), then the run."""
+    params = _params.conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
+    plan = _planner.plan(params, x.dtype, "winograd")
+    bound = _engine.bind(plan, params)
+    packed = _engine.prepare_weight(bound, w)
+    out = np.empty(params.output_shape, x.dtype)
+    _engine.execute(bound, x, packed, b, out)
+    return out
+
+
 def test_weights_transformed_once_equal_functional(dtype):
     """A module's path (weights transformed once by prepare_weight) equals a functional call
     (raw weights, transformed first in the call), bitwise."""
     x, w, b = data(5, (1, 16, 18, 18), (20, 16, 3, 3), True, dtype)
     with_switch = cconv.conv2d(x, w, b, padding=1, algorithm="winograd")
-    params = _params.conv2d_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
-    plan = _planner.plan(params, dtype, "winograd")
-    bound = _engine.bind(plan, params)
-    packed = _engine.prepare_weight(bound, w)
-    out = np.empty(params.output_shape, dtype)
-    _engine.execute(bound, x, packed, b, out)
-    np.testing.assert_array_equal(out, with_switch)
+    np.testing.assert_array_equal(transformed_once(x, w, b), with_switch)
+
+
+def test_functional_calls_reuse_the_transform_buffer_safely():
+    """A functional call keeps its transform buffer for the next (_winograd.KEEP_BYTES):
+    calls of other sizes and weights in between, a dirty kept buffer, a smaller and a bigger
+    layer all give the module path's bits."""
+    results = []
+    for seed, (x_shape, w_shape) in enumerate([((1, 32, 24, 24), (48, 32, 3, 3)),
+                                               ((1, 64, 26, 26), (64, 64, 3, 3)),
+                                               ((1, 16, 25, 25), (16, 16, 3, 3)),
+                                               ((1, 32, 24, 24), (48, 32, 3, 3))]):
+        x, w, b = data(40 + seed % 3, x_shape, w_shape, True, np.float32)
+        y = cconv.conv2d(x, w, b, padding=1, algorithm="winograd")
+        np.testing.assert_array_equal(y, transformed_once(x, w, b))
+        results.append(y)
+    np.testing.assert_array_equal(results[3], results[0])
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

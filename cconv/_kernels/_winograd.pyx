@@ -100,6 +100,43 @@ cdef enum:
 # Output tile size m of F(m x m, 3 x 3).
 M_TILE = TILE
 
+# A functional call's transformed weights are its largest buffer (4x the weights). The C
+# library maps a block over 32 MiB afresh on every call, whose page faults then cost more than
+# the transform, so the last such buffer up to KEEP_BYTES is kept for the next call (decisions:
+# Winograd keeps its last transform buffer). Taken and given back with the GIL held.
+cdef size_t KEEP_BYTES = 64 << 20
+cdef void *kept = NULL
+cdef size_t kept_bytes = 0
+
+
+cdef void *take_transform_buffer(Py_ssize_t elems, Py_ssize_t itemsize,
+                                 size_t *got) except NULL:
+    """A buffer of elems elements and a cache line of slack (as workspace()): the kept one
+    if it is big enough, else a new one. *got: its size in bytes, for give_transform_buffer."""
+    global kept, kept_bytes
+    cdef Py_ssize_t need = add_sat(mul_sat(elems, itemsize), 64)
+    cdef void *p
+    if kept != NULL and <Py_ssize_t> kept_bytes >= need:
+        p, got[0] = kept, kept_bytes
+        kept, kept_bytes = NULL, 0
+        return p
+    p = workspace(1, elems, itemsize)
+    got[0] = need
+    return p
+
+
+cdef void give_transform_buffer(void *p, size_t size) noexcept:
+    """Keep p (size bytes) for the next call when it is the biggest up to KEEP_BYTES seen
+    free, else free it."""
+    global kept, kept_bytes
+    if p == NULL:
+        return
+    if size <= KEEP_BYTES and size > kept_bytes:
+        free(kept)
+        kept, kept_bytes = p, size
+    else:
+        free(p)
+
 
 cdef struct Layer:
     Py_ssize_t N, C_in, H, W, C_out, H_out, W_out
@@ -485,6 +522,7 @@ cdef class Winograd:
         cdef int held = 0
         cdef void *ws = NULL
         cdef void *pk = NULL
+        cdef size_t pk_bytes = 0
         cdef Py_ssize_t *counters = NULL
         cdef Py_ssize_t units = L.groups * L.npanels
         cdef Call call
@@ -506,7 +544,7 @@ cdef class Winograd:
             call.ep = &ep if epilogue is not None else NULL
             counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
             if not packed:
-                pk = workspace(1, L.packed_size, self.itemsize)
+                pk = take_transform_buffer(L.packed_size, self.itemsize, &pk_bytes)
                 call.w = line_up(pk)
                 with nogil:
                     run_items(pack, &call, units, NULL, 0, False, False,
@@ -517,6 +555,6 @@ cdef class Winograd:
                           nthreads, counters)
         finally:
             free(ws)
-            free(pk)
+            give_transform_buffer(pk, pk_bytes)
             free(counters)
             release(v, held)
