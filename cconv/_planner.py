@@ -118,6 +118,11 @@ WINOGRAD_WORKSPACE_BYTES = 1 << 20
 # transform costs less than Winograd saves) (decisions: Winograd by default).
 WINOGRAD_MIN_CHANNELS = 64
 WINOGRAD_MIN_PIXELS = 24 * 24
+# ... and from 14x14 output pixels where both channel counts are this high: a module gains
+# there, and a functional call, which transforms the weights in its items, breaks even
+# (decisions: Winograd at 14x14 for wide layers).
+WINOGRAD_WIDE_CHANNELS = 256
+WINOGRAD_WIDE_MIN_PIXELS = 14 * 14
 # Whether Winograd may run: CCONV_WINOGRAD=0 at import turns it off; set_winograd() sets it.
 _winograd_on = os.environ.get("CCONV_WINOGRAD", "").strip() != "0"
 # A functional call packs its weights first, as a module does once, when each is used at
@@ -244,9 +249,10 @@ def _winograd_default(params, dtype):
     """Rule 3a's default: where Winograd was measured faster than rule 3 (decisions:
     Winograd by default)."""
     p = params
+    pixels = p.N * p.H_out * p.W_out
+    wide = min(p.Cg, p.Mg) >= WINOGRAD_WIDE_CHANNELS and pixels >= WINOGRAD_WIDE_MIN_PIXELS
     return (winograd_applies(p) and p.Cg >= WINOGRAD_MIN_CHANNELS
-            and p.Mg >= WINOGRAD_MIN_CHANNELS
-            and p.N * p.H_out * p.W_out >= WINOGRAD_MIN_PIXELS)
+            and p.Mg >= WINOGRAD_MIN_CHANNELS and (pixels >= WINOGRAD_MIN_PIXELS or wide))
 
 
 def _work(params, depthwise):
@@ -444,11 +450,11 @@ def _plan_winograd(params, dtype, isa, threads):
     tc, kc, ppb = choice
     ppb = min(ppb, _cdiv(npanels, min(npanels, _cdiv(threads, p.N * p.groups
                                                          * _cdiv(tiles, tc)))))
-    ws, items = _winograd.sizes(p, isa, dtype.itemsize, kc, tc, ppb)
-    if not _fits(ws, dtype) or ws > sys.maxsize // 64:
-        raise _too_big(p, dtype, ws)
+    ws, ws_raw, items = _winograd.sizes(p, isa, dtype.itemsize, kc, tc, ppb)
+    if not _fits(ws_raw, dtype) or ws_raw > sys.maxsize // 64:
+        raise _too_big(p, dtype, ws_raw)
     return Plan(Algorithm.WINOGRAD, 0, isa, dtype,
-                _threads.threads_for(items, p.flops, threads), ws, workspace_elems_raw=ws,
+                _threads.threads_for(items, p.flops, threads), ws, workspace_elems_raw=ws_raw,
                 rows=tc, cpb=kc, ppb=ppb, width=mr,
                 layout=((tuple(range(3)), tuple(range(3))),))
 

@@ -76,14 +76,17 @@ def test_torch_parity(torch, dtype):
     assert np.abs(y - expected).max() <= 2 * BOUND[np.dtype(dtype)] * np.abs(expected).max()
 
 
-def test_bitwise_identical_for_any_thread_count(dtype):
-    x, w, b = data(4, (2, 40, 23, 29), (70, 40, 3, 3), True, dtype)
+@pytest.mark.parametrize("x_shape", [(2, 40, 23, 29), (1, 40, 14, 15)],
+                         ids=["transformed-first", "transformed-in-items"])
+def test_bitwise_identical_for_any_thread_count(x_shape, dtype):
+    x, w, b = data(4, x_shape, (70, 40, 3, 3), True, dtype)
     results = []
     for n in (1, 2, 3):
         cconv.set_num_threads(n)
         results.append(cconv.conv2d(x, w, b, padding=1, algorithm="winograd"))
     for y in results[1:]:
         np.testing.assert_array_equal(y, results[0])
+    np.testing.assert_array_equal(transformed_once(x, w, b), results[0])
 
 
 def transformed_once(x, w, b, **kwargs):
@@ -113,12 +116,13 @@ def test_functional_calls_reuse_the_transform_buffer_safely():
     for seed, (x_shape, w_shape) in enumerate([((1, 32, 24, 24), (48, 32, 3, 3)),
                                                ((1, 64, 26, 26), (64, 64, 3, 3)),
                                                ((1, 16, 25, 25), (16, 16, 3, 3)),
+                                               ((1, 64, 14, 14), (64, 64, 3, 3)),
                                                ((1, 32, 24, 24), (48, 32, 3, 3))]):
-        x, w, b = data(40 + seed % 3, x_shape, w_shape, True, np.float32)
+        x, w, b = data(40 + seed % 4, x_shape, w_shape, True, np.float32)
         y = cconv.conv2d(x, w, b, padding=1, algorithm="winograd")
         np.testing.assert_array_equal(y, transformed_once(x, w, b))
         results.append(y)
-    np.testing.assert_array_equal(results[3], results[0])
+    np.testing.assert_array_equal(results[4], results[0])
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
@@ -198,7 +202,11 @@ def test_epilogue_equals_unfused_steps(act, dtype):
     ((1, 256, 24, 24), (128, 256, 3, 3), dict(padding=1), True),
     ((4, 128, 12, 12), (128, 128, 3, 3), dict(padding=1), True),      # pixels over the batch
     ((1, 128, 64, 64), (256, 64, 3, 3), dict(padding=1, groups=2), True),
-    ((1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), False),     # too few pixels
+    ((1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), True),      # wide enough
+    ((1, 512, 14, 14), (256, 512, 3, 3), dict(padding=1), True),
+    ((1, 128, 14, 14), (128, 128, 3, 3), dict(padding=1), False),     # too few pixels
+    ((1, 256, 14, 14), (128, 256, 3, 3), dict(padding=1), False),
+    ((1, 256, 13, 13), (256, 256, 3, 3), dict(padding=1), False),
     ((1, 32, 56, 56), (64, 32, 3, 3), dict(padding=1), False),        # too few channels
     ((1, 64, 56, 56), (32, 64, 3, 3), dict(padding=1), False),
     ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, stride=2), False),

@@ -27,8 +27,12 @@ count):
     for each work item (image n, group, chunk of tc tiles, block of panels)    <- threads
       for each K block (cpb input channels)
         input transform of the chunk's tiles -> V[p][k][t] (tiles along the lanes)
-        for each position p, panel, NR tiles: winograd_gemm: M[p] (+)= U[p] panel * V[p]
+        for each panel, position p, NR tiles: winograd_gemm: M[p] (+)= U[p] panel * V[p]
       output transform of M -> the chunk's output tiles of the block's channels
+
+Raw weights (a functional call) are transformed into U first, by all threads, or, where
+every panel serves one item (one image of one chunk), by the item itself, one panel and K
+block at a time, right before the panel's GEMMs (Layer.fused).
 
 Memory: V is 36 * cpb * tc and M is 36 * rows * tc elements per thread, whatever the
 image size. The planner picks it (cconv._planner, rule 3a).
@@ -154,6 +158,8 @@ cdef struct Layer:
     Py_ssize_t packed_size
     Py_ssize_t lw                    # an input line's length in the scratch (4 tc + 2, more)
     Py_ssize_t ws_d, ws_tmp, ws_v, ws_m, ws   # per-thread buffers and their total
+    bint fused                       # raw weights are transformed in the items (fused())
+    Py_ssize_t ws_u                  # then, per thread: one panel's U for one K block
 
 
 cdef struct Call:
@@ -161,6 +167,7 @@ cdef struct Call:
     const void *x
     const void *w                    # packed weights (the call's own when given raw)
     const void *raw                  # raw weights (packing first)
+    bint transform                   # w holds raw weights, each item transforms its own
     const void *bias
     void *out
     const cc_epilogue *ep            # or NULL
@@ -199,6 +206,12 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
     L.ws_v = round_line(mul_sat(POS * L.tc, L.kmax), itemsize)
     L.ws_m = round_line(mul_sat(POS * L.tc, L.rows_max), itemsize)
     L.ws = add_sat(add_sat(L.ws_d, L.ws_tmp), add_sat(L.ws_v, L.ws_m))
+    # Raw weights where every panel serves one item (one chunk of one image): each item
+    # transforms its panels itself, one K block at a time, instead of a pass first writing
+    # all of U (4x the weights) to memory for the GEMMs to read back (decisions: Winograd
+    # transforms raw weights in the items).
+    L.fused = L.N == 1 and L.nchunks == 1
+    L.ws_u = round_line(mul_sat(POS * L.mr, L.kmax), itemsize) if L.fused else 0
 
 
 cdef inline Py_ssize_t gemm_rows(int isa) noexcept nogil:
@@ -385,7 +398,7 @@ cdef inline void gemm_tile(int isa, Py_ssize_t r, int nv, Py_ssize_t kcb, const 
 
 
 cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
-                   const floating *bias, floating *out, floating *ws,
+                   bint raw, const floating *bias, floating *out, floating *ws,
                    const cc_epilogue *ep) noexcept nogil:
     """Work item `item`: (image, group, chunk, block of panels), whole (module docstring)."""
     cdef Py_ssize_t mb = item % L.nmb
@@ -407,9 +420,10 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef floating *tmp = ws + L.ws_d
     cdef floating *V = tmp + L.ws_tmp
     cdef floating *M = V + L.ws_v
+    cdef floating *U = M + L.ws_m              # raw weights: a panel's U for a K block
     cdef const floating *a
     cdef floating bm
-    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m
+    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m, cb
     cdef int nv
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
@@ -417,11 +431,18 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
         kcb = c1 - c0
         for c in range(c0, c1):
             input_tiles(L, x_ng + c * HW, t0, count, d, V + (c - c0) * tc, kcb * tc)
-        for p in range(POS):
-            for pan in range(pan0, pan1):
-                r0 = split_start(pan, L.Mg, L.npanels)
-                r = split_start(pan + 1, L.Mg, L.npanels) - r0
-                a = w + block_offset(L, gi, c0, c1, p, r0)
+        # Each (position, panel) GEMM has its own block of M: the two loop orders give the
+        # same bits. Raw weights: the panel outer, its U made for the K block first.
+        for pan in range(pan0, pan1):
+            r0 = split_start(pan, L.Mg, L.npanels)
+            r = split_start(pan + 1, L.Mg, L.npanels) - r0
+            if raw:
+                for cb in range(c0, c1, 16):
+                    weights_transform(L.isa, w + ((gi * L.Mg + r0) * L.Cg + cb) * 9,
+                                      L.Cg * 9, r, min(16, c1 - cb), U + (cb - c0) * r,
+                                      kcb * r)
+            for p in range(POS):
+                a = (U + p * kcb * r) if raw else (w + block_offset(L, gi, c0, c1, p, r0))
                 for jt in range(ncols):
                     # A last tile half empty or more takes one vector of columns.
                     nv = 1 if 2 * (count - jt * L.nr) <= L.nr else 2
@@ -435,14 +456,14 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
 
 cdef void item_f32(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
-    run_item(c.L, item, <const float *> c.x, <const float *> c.w, <const float *> c.bias,
-             <float *> c.out, <float *> ws, c.ep)
+    run_item(c.L, item, <const float *> c.x, <const float *> c.w, c.transform,
+             <const float *> c.bias, <float *> c.out, <float *> ws, c.ep)
 
 
 cdef void item_f64(const void *ctx, Py_ssize_t item, char *ws) noexcept nogil:
     cdef const Call *c = <const Call *> ctx
-    run_item(c.L, item, <const double *> c.x, <const double *> c.w, <const double *> c.bias,
-             <double *> c.out, <double *> ws, c.ep)
+    run_item(c.L, item, <const double *> c.x, <const double *> c.w, c.transform,
+             <const double *> c.bias, <double *> c.out, <double *> ws, c.ep)
 
 
 cdef void pack_f32(const void *ctx, Py_ssize_t unit, char *ws) noexcept nogil:
@@ -465,10 +486,11 @@ cdef Layer layer_of(params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssi
 
 def sizes(params, int isa, Py_ssize_t itemsize, Py_ssize_t cpb, Py_ssize_t tc,
           Py_ssize_t ppb):
-    """What Winograd with this tiling would need: (per-thread workspace in elements, work
-    items). params: a conv2d's ConvParams with a 3x3 kernel, stride 1, dilation 1."""
+    """What Winograd with this tiling would need: (per-thread workspace in elements with the
+    weights transformed first, the same with raw weights, work items). params: a conv2d's
+    ConvParams with a 3x3 kernel, stride 1, dilation 1."""
     cdef Layer L = layer_of(params, isa, itemsize, cpb, tc, ppb)
-    return L.ws, L.items
+    return L.ws, add_sat(L.ws, L.ws_u), L.items
 
 
 def tile(int isa, Py_ssize_t itemsize):
@@ -488,7 +510,8 @@ cdef class Winograd:
                   Py_ssize_t ppb):
         self.L = layer_of(params, isa, itemsize, cpb, tc, ppb)
         self.itemsize = itemsize
-        self.workspace_elems = self.workspace_elems_raw = self.L.ws
+        self.workspace_elems = self.L.ws
+        self.workspace_elems_raw = add_sat(self.L.ws, self.L.ws_u)
         self.packed_size = self.L.packed_size
         if self.L.ws > PY_SSIZE_T_MAX // 64 or self.L.packed_size > PY_SSIZE_T_MAX // 64:
             raise MemoryError("Winograd: the workspace of this geometry exceeds what this "
@@ -512,8 +535,9 @@ cdef class Winograd:
         x (N, C_in, H, W) and out (N, C_out, H_out, W_out), C-contiguous numpy arrays of the
         prepared dtype; w: pack()'s result (packed true) or the raw weights (packed false:
         they are transformed first, by every thread, into a buffer of this call, whatever
-        pack_first says: the GEMMs read nothing else); bias (C_out,) or None. The workspace
-        (nthreads * workspace_elems) is allocated here. Every element of out is written
+        pack_first says, or by each item for itself where every panel serves one item:
+        Layer.fused); bias (C_out,) or None. The workspace (nthreads * workspace_elems, or
+        workspace_elems_raw with raw weights) is allocated here. Every element of out is written
         exactly once. epilogue: None, or cconv._epilogue's arguments (_epilogue.pxd), fused
         into the writing of each output element."""
         cdef Layer *L = &self.L
@@ -525,6 +549,7 @@ cdef class Winograd:
         cdef size_t pk_bytes = 0
         cdef Py_ssize_t *counters = NULL
         cdef Py_ssize_t units = L.groups * L.npanels
+        cdef Py_ssize_t per_thread
         cdef Call call
         cdef item_fn item = item_f32 if self.itemsize == sizeof(float) else item_f64
         cdef item_fn pack = pack_f32 if self.itemsize == sizeof(float) else pack_f64
@@ -540,18 +565,25 @@ cdef class Winograd:
                 return
             call.L, call.x, call.out = L, v[0].buf, v[2].buf
             call.w = call.raw = v[1].buf
+            call.transform = False
             call.bias = v[3].buf if bias is not None else NULL
             call.ep = &ep if epilogue is not None else NULL
             counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
-            if not packed:
+            per_thread = L.ws
+            if packed:
+                pass
+            elif L.fused:
+                per_thread = self.workspace_elems_raw
+                call.transform = True
+            else:
                 pk = take_transform_buffer(L.packed_size, self.itemsize, &pk_bytes)
                 call.w = line_up(pk)
                 with nogil:
                     run_items(pack, &call, units, NULL, 0, False, False,
                               nthreads if units >= 2 else 1, counters)
-            ws = workspace(nthreads, L.ws, self.itemsize)
+            ws = workspace(nthreads, per_thread, self.itemsize)
             with nogil:
-                run_items(item, &call, L.items, ws, L.ws * self.itemsize, False, False,
+                run_items(item, &call, L.items, ws, per_thread * self.itemsize, False, False,
                           nthreads, counters)
         finally:
             free(ws)

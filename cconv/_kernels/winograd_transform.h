@@ -137,10 +137,25 @@ CC_TARGET static void CC_WP(const CC_T *restrict y, Py_ssize_t ys, CC_T *restric
     }
 }
 
+/* The six rows of G h for three values h0, h1, h2 (a column or a row of a filter), with G's
+   rows (1/4, 0, 0), -(1, 1, 1)/6, -(1, -1, 1)/6, (1/24, 1/12, 1/6), (1/24, -1/12, 1/6),
+   (0, 0, 1): the sums the rows share computed once. */
+#define CC_WG_ROWS(h0, h1, h2, r0, r1, r2, r3, r4, r5)                                        \
+    do {                                                                                     \
+        const double s_ = (h0) + (h2), u_ = (h0) * (1.0 / 24) + (h2) * (1.0 / 6);            \
+        const double v_ = (h1) * (1.0 / 12);                                                 \
+        r0 = (h0) * (1.0 / 4);                                                               \
+        r1 = (s_ + (h1)) * (-1.0 / 6);                                                       \
+        r2 = (s_ - (h1)) * (-1.0 / 6);                                                       \
+        r3 = u_ + v_;                                                                        \
+        r4 = u_ - v_;                                                                        \
+        r5 = (h2);                                                                           \
+    } while (0)
+
 /* dst[p*ps + q] = (G g_q G^T)[p], p < 36, q = c*r + i < nb*r, for the filters g_q =
    w[i*ws + 9c ..] (r rows of nb <= 16 input channels, r <= 12): in double, each product and
-   sum rounded as written (no contraction: the same bits as the scalar code it replaced), then
-   once into the dtype. */
+   sum rounded as written (no contraction: the same bits on every instruction set), then once
+   into the dtype. */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("fp-contract=off")))
 #endif
@@ -150,29 +165,30 @@ CC_TARGET static void CC_WW(const CC_T *restrict w, Py_ssize_t ws, Py_ssize_t r,
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #endif
-    static const double G[6][3] = {{1.0 / 4, 0.0, 0.0},
-                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                   {0.0, 0.0, 1.0}};
-    double gt[9][16 * 12], ta[3][16 * 12];
+    double gt[9][16 * 12], ta[6][3][16 * 12], y[6][16 * 12];
     const Py_ssize_t n = nb * r;
     for (Py_ssize_t c = 0; c < nb; c++)
         for (Py_ssize_t i = 0; i < r; i++)
             for (int e = 0; e < 9; e++)
                 gt[e][c * r + i] = (double)w[i * ws + 9 * c + e];
+    /* G g: the columns of each filter. */
+    for (int j = 0; j < 3; j++)
+        for (Py_ssize_t q = 0; q < n; q++)
+            CC_WG_ROWS(gt[j][q], gt[3 + j][q], gt[6 + j][q], ta[0][j][q], ta[1][j][q],
+                       ta[2][j][q], ta[3][j][q], ta[4][j][q], ta[5][j][q]);
+    /* (G g) G^T: the rows of G g, each position's run written in one go. */
     for (int a = 0; a < 6; a++) {
-        for (int j = 0; j < 3; j++)
-            for (Py_ssize_t q = 0; q < n; q++)
-                ta[j][q] = G[a][0] * gt[j][q] + G[a][1] * gt[3 + j][q] + G[a][2] * gt[6 + j][q];
+        for (Py_ssize_t q = 0; q < n; q++)
+            CC_WG_ROWS(ta[a][0][q], ta[a][1][q], ta[a][2][q], y[0][q], y[1][q], y[2][q],
+                       y[3][q], y[4][q], y[5][q]);
         for (int b = 0; b < 6; b++) {
             CC_T *d = dst + (6 * a + b) * ps;
             for (Py_ssize_t q = 0; q < n; q++)
-                d[q] = (CC_T)(ta[0][q] * G[b][0] + ta[1][q] * G[b][1] + ta[2][q] * G[b][2]);
+                d[q] = (CC_T)y[b][q];
         }
     }
 }
+#undef CC_WG_ROWS
 
 /* The blocked GEMM tile: rows of CC_WROWS at most (a block's sums and the running sums
    both stay in registers: 4 vectors a row), each row count its own unrolled copy. */
