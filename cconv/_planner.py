@@ -118,9 +118,9 @@ WINOGRAD_WORKSPACE_BYTES = 1 << 20
 # transform costs less than Winograd saves) (decisions: Winograd by default).
 WINOGRAD_MIN_CHANNELS = 64
 WINOGRAD_MIN_PIXELS = 24 * 24
-# ... and from 14x14 output pixels where both channel counts are this high: a module gains
-# there, and a functional call, which transforms the weights in its items, breaks even
-# (decisions: Winograd at 14x14 for wide layers).
+# ... and from 14x14 output pixels per image where both channel counts are this high: a
+# module gains there, and a functional call, which transforms the weights in its items,
+# breaks even (decisions: Winograd at 14x14 for wide layers).
 WINOGRAD_WIDE_CHANNELS = 256
 WINOGRAD_WIDE_MIN_PIXELS = 14 * 14
 # Whether Winograd may run: CCONV_WINOGRAD=0 at import turns it off; set_winograd() sets it.
@@ -249,10 +249,13 @@ def _winograd_default(params, dtype):
     """Rule 3a's default: where Winograd was measured faster than rule 3 (decisions:
     Winograd by default)."""
     p = params
-    pixels = p.N * p.H_out * p.W_out
-    wide = min(p.Cg, p.Mg) >= WINOGRAD_WIDE_CHANNELS and pixels >= WINOGRAD_WIDE_MIN_PIXELS
+    # The wide rule counts one image's pixels: a 7x7 image fills a quarter of a tile column
+    # whatever the batch.
+    wide = (min(p.Cg, p.Mg) >= WINOGRAD_WIDE_CHANNELS
+            and p.H_out * p.W_out >= WINOGRAD_WIDE_MIN_PIXELS)
     return (winograd_applies(p) and p.Cg >= WINOGRAD_MIN_CHANNELS
-            and p.Mg >= WINOGRAD_MIN_CHANNELS and (pixels >= WINOGRAD_MIN_PIXELS or wide))
+            and p.Mg >= WINOGRAD_MIN_CHANNELS
+            and (p.N * p.H_out * p.W_out >= WINOGRAD_MIN_PIXELS or wide))
 
 
 def _work(params, depthwise):

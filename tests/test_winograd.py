@@ -207,6 +207,7 @@ def test_epilogue_equals_unfused_steps(act, dtype):
     ((1, 128, 14, 14), (128, 128, 3, 3), dict(padding=1), False),     # too few pixels
     ((1, 256, 14, 14), (128, 256, 3, 3), dict(padding=1), False),
     ((1, 256, 13, 13), (256, 256, 3, 3), dict(padding=1), False),
+    ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), False),       # per image
     ((1, 32, 56, 56), (64, 32, 3, 3), dict(padding=1), False),        # too few channels
     ((1, 64, 56, 56), (32, 64, 3, 3), dict(padding=1), False),
     ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, stride=2), False),
