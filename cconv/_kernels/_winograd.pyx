@@ -397,6 +397,19 @@ cdef inline void gemm_tile(int isa, Py_ssize_t r, int nv, Py_ssize_t kcb, const 
         cc_winograd_gemm_f64(isa)(r, nv, kcb, a, r, b, ldb, c, ldc, first)
 
 
+cdef inline void panel_gemms(const Layer *L, Py_ssize_t r, Py_ssize_t kcb, const floating *a,
+                             const floating *v, floating *m, Py_ssize_t count,
+                             bint first) noexcept nogil:
+    """M (+)= U * V for one position and panel (a: its r rows of U) over the chunk's count
+    tiles, NR tile columns at a time."""
+    cdef Py_ssize_t jt
+    cdef int nv
+    for jt in range(cdiv(count, L.nr)):
+        # A last tile half empty or more takes one vector of columns.
+        nv = 1 if 2 * (count - jt * L.nr) <= L.nr else 2
+        gemm_tile(L.isa, r, nv, kcb, a, v + jt * L.nr, L.tc, m + jt * L.nr, L.tc, first)
+
+
 cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const floating *w,
                    bint raw, const floating *bias, floating *out, floating *ws,
                    const cc_epilogue *ep) noexcept nogil:
@@ -408,7 +421,6 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef Py_ssize_t tc = L.tc
     cdef Py_ssize_t t0 = chunk * tc
     cdef Py_ssize_t count = min(tc, L.tiles - t0)
-    cdef Py_ssize_t ncols = cdiv(count, L.nr)
     cdef Py_ssize_t pan0 = mb * L.ppb
     cdef Py_ssize_t pan1 = min(pan0 + L.ppb, L.npanels)
     cdef Py_ssize_t row0 = split_start(pan0, L.Mg, L.npanels)
@@ -421,10 +433,8 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef floating *V = tmp + L.ws_tmp
     cdef floating *M = V + L.ws_v
     cdef floating *U = M + L.ws_m              # raw weights: a panel's U for a K block
-    cdef const floating *a
     cdef floating bm
-    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, jt, m, cb
-    cdef int nv
+    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, m, cb
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
         c1 = split_start(kb + 1, L.Cg, L.nkb)
@@ -432,22 +442,27 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
         for c in range(c0, c1):
             input_tiles(L, x_ng + c * HW, t0, count, d, V + (c - c0) * tc, kcb * tc)
         # Each (position, panel) GEMM has its own block of M: the two loop orders give the
-        # same bits. Raw weights: the panel outer, its U made for the K block first.
-        for pan in range(pan0, pan1):
-            r0 = split_start(pan, L.Mg, L.npanels)
-            r = split_start(pan + 1, L.Mg, L.npanels) - r0
-            if raw:
+        # same bits. Packed weights: positions outer, U read in the order it is laid out;
+        # raw weights: panels outer, each panel's U made for the K block first.
+        if raw:
+            for pan in range(pan0, pan1):
+                r0 = split_start(pan, L.Mg, L.npanels)
+                r = split_start(pan + 1, L.Mg, L.npanels) - r0
                 for cb in range(c0, c1, 16):
                     weights_transform(L.isa, w + ((gi * L.Mg + r0) * L.Cg + cb) * 9,
                                       L.Cg * 9, r, min(16, c1 - cb), U + (cb - c0) * r,
                                       kcb * r)
+                for p in range(POS):
+                    panel_gemms(L, r, kcb, U + p * kcb * r, V + p * kcb * tc,
+                                M + (p * rows + r0 - row0) * tc, count, kb == 0)
+        else:
             for p in range(POS):
-                a = (U + p * kcb * r) if raw else (w + block_offset(L, gi, c0, c1, p, r0))
-                for jt in range(ncols):
-                    # A last tile half empty or more takes one vector of columns.
-                    nv = 1 if 2 * (count - jt * L.nr) <= L.nr else 2
-                    gemm_tile(L.isa, r, nv, kcb, a, V + p * kcb * tc + jt * L.nr, tc,
-                              M + (p * rows + r0 - row0) * tc + jt * L.nr, tc, kb == 0)
+                for pan in range(pan0, pan1):
+                    r0 = split_start(pan, L.Mg, L.npanels)
+                    r = split_start(pan + 1, L.Mg, L.npanels) - r0
+                    panel_gemms(L, r, kcb, w + block_offset(L, gi, c0, c1, p, r0),
+                                V + p * kcb * tc, M + (p * rows + r0 - row0) * tc, count,
+                                kb == 0)
     for m in range(rows):
         bm = bias[gi * L.Mg + row0 + m] if bias != NULL else 0
         output_tiles(L, M + m * tc, rows * tc, t0, count, bm, ep, out,
