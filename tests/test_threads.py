@@ -497,8 +497,9 @@ def test_weight_swaps_during_calls_are_atomic(cls):
                     reason="needs Linux CPU affinity")
 def test_workers_on_the_callers_cpu_leave_the_call_to_it():
     """With the process confined to one CPU, every worker that runs runs in place of its
-    caller: it must leave the call to the caller rather than compete with it (threadpool.h),
-    and the result is still the one-thread result, bit for bit."""
+    caller and has no other CPU to move to: it must leave the call to the caller rather than
+    compete with it (threadpool.h), and the result is still the one-thread result, bit for
+    bit."""
     code = textwrap.dedent("""
         import os, numpy as np, cconv
         from cconv._kernels import _runtime

@@ -11,7 +11,7 @@ cdef extern from "isa.h" nogil:
 cdef extern from "threadpool.h" nogil:
     void cc_pool_run(body_fn body, void *arg, int nthreads)
     int cc_pool_hold(int held)
-    unsigned long cc_pool_left()
+    unsigned long cc_pool_left(int moved)
 
 
 cdef void pool_run(body_fn body, void *arg, int nthreads) noexcept nogil:
@@ -26,10 +26,11 @@ def pool_hold(bint held):
     return bool(cc_pool_hold(held))
 
 
-def pool_left():
+def pool_left(bint moved=False):
     """Tests: how many calls a pool worker has left to its caller because it found itself on
-    the caller's CPU (threadpool.h)."""
-    return cc_pool_left()
+    the caller's CPU and could not move (threadpool.h); with moved, how many times one
+    moved to another CPU instead."""
+    return cc_pool_left(moved)
 
 
 cdef extern from *:

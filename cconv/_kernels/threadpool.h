@@ -22,7 +22,7 @@ static void cc_pool_run(void (*body)(void *, int), void *arg, int nthreads)
     body(arg, 0);
 }
 static int cc_pool_hold(int held) { (void)held; return 0; }
-static unsigned long cc_pool_left(void) { return 0; }
+static unsigned long cc_pool_left(int moved) { (void)moved; return 0; }
 #else
 #include <pthread.h>
 #include <sched.h>
@@ -49,8 +49,9 @@ static struct {
     int held;                   /* tests: workers start no call, as if never scheduled */
     int caller_cpu;             /* the CPU the caller published the call from, or -1 */
     unsigned long left;         /* tests: calls a worker left to the caller on its CPU */
+    unsigned long moved;        /* tests: workers moved off their caller's CPU */
 } cc_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-             PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, -1, 0};
+             PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0};
 
 static inline void cc_relax(void)
 {
@@ -83,6 +84,28 @@ static inline int cc_cpu(void)
 #endif
 }
 
+/* Move the calling thread off CPU `cpu` to another it may run on, leaving it free to run
+ * anywhere it could before: whether it moved. */
+static int cc_move_off(int cpu)
+{
+#if defined(__linux__) && defined(__GLIBC__) && defined(CPU_SETSIZE)
+    cpu_set_t allowed, others;
+    if (cpu < 0 || cpu >= CPU_SETSIZE ||
+        pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) != 0)
+        return 0;
+    others = allowed;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) == 0 ||
+        pthread_setaffinity_np(pthread_self(), sizeof others, &others) != 0)
+        return 0;
+    pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+    return cc_cpu() != cpu;
+#else
+    (void)cpu;
+    return 0;
+#endif
+}
+
 static unsigned long cc_pool_gen(void)
 {
     return __atomic_load_n(&cc_pool.gen, __ATOMIC_ACQUIRE);
@@ -112,11 +135,20 @@ static void *cc_pool_worker(void *p)
             cc_pool.sleepers--;
         }
         seen = cc_pool.gen;
-        /* On the caller's CPU this worker runs in place of the caller, not beside it: the
-         * other cores are held by other threads. It leaves the call to the caller and
-         * sleeps until the next, for a worker spinning there would take the caller's time
-         * (decisions: Workers on the caller's CPU). */
-        sleep_next = cc_pool.open && cc_pool.caller_cpu >= 0 && cc_cpu() == cc_pool.caller_cpu;
+        /* A worker woken on its caller's CPU (the scheduler's choice when no core looked
+         * free) would run in place of the caller, not beside it: it moves to another CPU
+         * it may use; where there is none, it leaves the call to the caller and sleeps
+         * until the next, for a worker spinning there takes the caller's time (decisions:
+         * Workers on the caller's CPU). */
+        sleep_next = 0;
+        if (cc_pool.open && cc_pool.caller_cpu >= 0 && cc_cpu() == cc_pool.caller_cpu) {
+            int caller_cpu = cc_pool.caller_cpu;
+            pthread_mutex_unlock(&cc_pool.mu);
+            int moved = cc_move_off(caller_cpu);
+            pthread_mutex_lock(&cc_pool.mu);
+            cc_pool.moved += moved;
+            sleep_next = !moved;
+        }
         if (sleep_next) {
             cc_pool.left++;
             pthread_mutex_unlock(&cc_pool.mu);
@@ -184,13 +216,14 @@ static int cc_pool_hold(int held)
     return old;
 }
 
-/* Tests: how many calls a worker has left to a caller running on its CPU. */
-static unsigned long cc_pool_left(void)
+/* Tests: how many calls a worker has left to a caller running on its CPU (moved false), or
+ * how many times a worker moved off its caller's CPU (moved true). */
+static unsigned long cc_pool_left(int moved)
 {
     pthread_mutex_lock(&cc_pool.mu);
-    unsigned long left = cc_pool.left;
+    unsigned long n = moved ? cc_pool.moved : cc_pool.left;
     pthread_mutex_unlock(&cc_pool.mu);
-    return left;
+    return n;
 }
 
 static void cc_pool_run(cc_body_fn body, void *arg, int nthreads)
