@@ -27,12 +27,12 @@ count):
     for each work item (image n, group, chunk of tc tiles, block of panels)    <- threads
       for each K block (cpb input channels)
         input transform of the chunk's tiles -> V[p][k][t] (tiles along the lanes)
-        for each panel, position p, NR tiles: winograd_gemm: M[p] (+)= U[p] panel * V[p]
+        for each position p, panel, NR tiles: winograd_gemm: M[p] (+)= U[p] panel * V[p]
       output transform of M -> the chunk's output tiles of the block's channels
 
 Raw weights (a functional call) are transformed into U first, by all threads, or, where
 every panel serves one item (one image of one chunk), by the item itself, one panel and K
-block at a time, right before the panel's GEMMs (Layer.fused).
+block at a time, right before the panel's GEMMs, panels then outer (Layer.fused).
 
 Memory: V is 36 * cpb * tc and M is 36 * rows * tc elements per thread, whatever the
 image size. The planner picks it (cconv._planner, rule 3a).
@@ -104,10 +104,10 @@ cdef enum:
 # Output tile size m of F(m x m, 3 x 3).
 M_TILE = TILE
 
-# A functional call's transformed weights are its largest buffer (4x the weights). The C
-# library maps a block over 32 MiB afresh on every call, whose page faults then cost more than
-# the transform, so the last such buffer up to KEEP_BYTES is kept for the next call (decisions:
-# Winograd keeps its last transform buffer). Taken and given back with the GIL held.
+# A functional call's transformed weights are its largest buffer, which the C library maps
+# afresh on every call when it is big, so the last one up to KEEP_BYTES is kept for the next
+# call (decisions: Winograd keeps its last transform buffer). Taken and given back with the
+# GIL held.
 cdef size_t KEEP_BYTES = 64 << 20
 cdef void *kept = NULL
 cdef size_t kept_bytes = 0
@@ -158,7 +158,7 @@ cdef struct Layer:
     Py_ssize_t packed_size
     Py_ssize_t lw                    # an input line's length in the scratch (4 tc + 2, more)
     Py_ssize_t ws_d, ws_tmp, ws_v, ws_m, ws   # per-thread buffers and their total
-    bint fused                       # raw weights are transformed in the items (fused())
+    bint fused                       # raw weights are transformed in the items
     Py_ssize_t ws_u                  # then, per thread: one panel's U for one K block
 
 
@@ -208,8 +208,8 @@ cdef inline void layer_init(Layer *L, const Conv *g, Py_ssize_t pt, Py_ssize_t p
     L.ws = add_sat(add_sat(L.ws_d, L.ws_tmp), add_sat(L.ws_v, L.ws_m))
     # Raw weights where every panel serves one item (one chunk of one image): each item
     # transforms its panels itself, one K block at a time, instead of a pass first writing
-    # all of U (4x the weights) to memory for the GEMMs to read back (decisions: Winograd
-    # transforms raw weights in the items).
+    # all of U to memory for the GEMMs to read back (decisions: Winograd at 14x14 for wide
+    # layers).
     L.fused = L.N == 1 and L.nchunks == 1
     L.ws_u = round_line(mul_sat(POS * L.mr, L.kmax), itemsize) if L.fused else 0
 
@@ -238,15 +238,23 @@ cdef void pack_panel(const Layer *L, const floating *w, floating *dst,
     cdef Py_ssize_t pan = unit % L.npanels
     cdef Py_ssize_t r0 = split_start(pan, L.Mg, L.npanels)
     cdef Py_ssize_t r = split_start(pan + 1, L.Mg, L.npanels) - r0
-    cdef Py_ssize_t kb, c0, c1, cb
+    cdef Py_ssize_t kb, c0, c1
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
         c1 = split_start(kb + 1, L.Cg, L.nkb)
-        for cb in range(c0, c1, 16):
-            weights_transform(L.isa, w + ((gi * L.Mg + r0) * L.Cg + cb) * 9, L.Cg * 9, r,
-                              min(16, c1 - cb),
-                              dst + block_offset(L, gi, c0, c1, 0, r0) + (cb - c0) * r,
-                              L.Mg * (c1 - c0))
+        panel_transform(L, w, gi, r0, r, c0, c1, dst + block_offset(L, gi, c0, c1, 0, r0),
+                        L.Mg * (c1 - c0))
+
+
+cdef inline void panel_transform(const Layer *L, const floating *w, Py_ssize_t gi,
+                                 Py_ssize_t r0, Py_ssize_t r, Py_ssize_t c0, Py_ssize_t c1,
+                                 floating *dst, Py_ssize_t ps) noexcept nogil:
+    """U of the panel of rows r0 .. r0 + r - 1 of group gi for input channels c0 .. c1 - 1:
+    position p's [k][row] at dst + p*ps, 16 input channels at a time."""
+    cdef Py_ssize_t cb
+    for cb in range(c0, c1, 16):
+        weights_transform(L.isa, w + ((gi * L.Mg + r0) * L.Cg + cb) * 9, L.Cg * 9, r,
+                          min(16, c1 - cb), dst + (cb - c0) * r, ps)
 
 
 cdef inline void weights_transform(int isa, const floating *w, Py_ssize_t ws, Py_ssize_t r,
@@ -434,7 +442,7 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
     cdef floating *M = V + L.ws_v
     cdef floating *U = M + L.ws_m              # raw weights: a panel's U for a K block
     cdef floating bm
-    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, m, cb
+    cdef Py_ssize_t kb, c0, c1, kcb, c, p, pan, r0, r, m
     for kb in range(L.nkb):
         c0 = split_start(kb, L.Cg, L.nkb)
         c1 = split_start(kb + 1, L.Cg, L.nkb)
@@ -448,10 +456,7 @@ cdef void run_item(const Layer *L, Py_ssize_t item, const floating *x, const flo
             for pan in range(pan0, pan1):
                 r0 = split_start(pan, L.Mg, L.npanels)
                 r = split_start(pan + 1, L.Mg, L.npanels) - r0
-                for cb in range(c0, c1, 16):
-                    weights_transform(L.isa, w + ((gi * L.Mg + r0) * L.Cg + cb) * 9,
-                                      L.Cg * 9, r, min(16, c1 - cb), U + (cb - c0) * r,
-                                      kcb * r)
+                panel_transform(L, w, gi, r0, r, c0, c1, U, kcb * r)
                 for p in range(POS):
                     panel_gemms(L, r, kcb, U + p * kcb * r, V + p * kcb * tc,
                                 M + (p * rows + r0 - row0) * tc, count, kb == 0)
@@ -585,12 +590,10 @@ cdef class Winograd:
             call.ep = &ep if epilogue is not None else NULL
             counters = <Py_ssize_t *> workspace(nthreads, SHARE_PAD, sizeof(Py_ssize_t))
             per_thread = L.ws
-            if packed:
-                pass
-            elif L.fused:
+            if not packed and L.fused:
                 per_thread = self.workspace_elems_raw
                 call.transform = True
-            else:
+            elif not packed:
                 pk = take_transform_buffer(L.packed_size, self.itemsize, &pk_bytes)
                 call.w = line_up(pk)
                 with nogil:
